@@ -1,0 +1,1 @@
+"""Sample data shipped with napari-fewcell (CC0, see README.md here)."""

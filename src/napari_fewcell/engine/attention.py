@@ -1,0 +1,105 @@
+"""Prompt attention, paper 000 Eq. 1–2: ``o_i = Σ_j softmax_j(x_i·p_j / τ) q_j``.
+
+Two ways to the same formula:
+
+* **exact** — every prompt pixel is a key. Computed with torch's
+  ``scaled_dot_product_attention`` in query chunks, so memory stays bounded
+  (the naive N×M score matrix of a 2048² image and a 64² prompt is 69 GB).
+* **prototypes** — the prompt pixels of each class are grouped by k-means
+  (scikit-learn) into at most ``k`` clusters; each cluster is one key at its
+  centroid with an additive ``log(size)`` bias, so a cluster of n identical
+  pixels weighs exactly as those n pixels do in the exact formula. With 64
+  clusters per class the score matrix shrinks ~32× and a 512² image takes
+  milliseconds instead of ~10 s on a 2-core CPU.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .errors import FewcellError
+
+
+@dataclasses.dataclass
+class PromptKeys:
+    """What an image attends to: keys (M, D), one-hot values (M, C), optional bias (M,)."""
+
+    keys: torch.Tensor
+    values: torch.Tensor
+    bias: torch.Tensor | None
+    classes: np.ndarray  # label value of each one-hot column, e.g. [0, 1]
+
+    def to(self, device) -> "PromptKeys":
+        return dataclasses.replace(
+            self,
+            keys=self.keys.to(device),
+            values=self.values.to(device),
+            bias=None if self.bias is None else self.bias.to(device),
+        )
+
+
+def naive_attention(x: torch.Tensor, p: torch.Tensor, q: torch.Tensor, tau: float) -> torch.Tensor:
+    """Reference implementation with the full N×M matrix (tests only). x (N,D), p (M,D), q (M,C)."""
+    return torch.softmax(x @ p.T / tau, dim=1) @ q
+
+
+def attend(x: torch.Tensor, prompt: PromptKeys, tau: float, chunk: int = 65536) -> torch.Tensor:
+    """Class probabilities (N, C) for embeddings x (N, D); queries processed ``chunk`` at a time."""
+    if tau <= 0 or not np.isfinite(tau):
+        raise FewcellError(f"The temperature τ must be a positive number, not {tau}.")
+    k = prompt.keys[None, None]  # (1, 1, M, D)
+    v = prompt.values[None, None].to(x.dtype)
+    mask = None if prompt.bias is None else prompt.bias.to(x.dtype)[None, None, None, :]
+    out = []
+    for start in range(0, x.shape[0], chunk):
+        qx = x[start : start + chunk][None, None]
+        o = F.scaled_dot_product_attention(qx, k, v, attn_mask=mask, scale=1.0 / tau)
+        out.append(o[0, 0])
+    return torch.cat(out) if len(out) > 1 else out[0]
+
+
+def one_hot_labels(labels: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
+    """One-hot (M, C) float matrix for flat labels and the label value of each column."""
+    classes, inverse = np.unique(labels, return_inverse=True)
+    q = F.one_hot(torch.from_numpy(inverse.astype(np.int64)), len(classes)).float()
+    return q, classes
+
+
+def exact_keys(emb: torch.Tensor, labels: np.ndarray) -> PromptKeys:
+    """Every prompt pixel is a key. emb (M, D), labels (M,)."""
+    q, classes = one_hot_labels(labels)
+    return PromptKeys(emb.float(), q, None, classes)
+
+
+def prototype_keys(emb: torch.Tensor, labels: np.ndarray, k: int = 64, seed: int = 0) -> PromptKeys:
+    """At most ``k`` k-means prototypes per class, weighted by log cluster size."""
+    from sklearn.cluster import KMeans
+
+    emb_np = emb.detach().float().cpu().numpy()
+    classes = np.unique(labels)
+    keys, values, bias = [], [], []
+    for ci, c in enumerate(classes):
+        pts = emb_np[labels == c]
+        n_clusters = min(k, len(np.unique(pts.round(4), axis=0)))
+        if n_clusters >= len(pts):
+            centres, counts = pts, np.ones(len(pts))
+        else:
+            km = KMeans(n_clusters=n_clusters, n_init=1, max_iter=50, random_state=seed).fit(pts)
+            centres = km.cluster_centers_
+            counts = np.bincount(km.labels_, minlength=n_clusters).astype(np.float64)
+            keep = counts > 0
+            centres, counts = centres[keep], counts[keep]
+        keys.append(centres)
+        bias.append(np.log(counts))
+        values.append(np.full(len(centres), ci))
+    values = np.concatenate(values)
+    q = F.one_hot(torch.from_numpy(values.astype(np.int64)), len(classes)).float()
+    return PromptKeys(
+        torch.from_numpy(np.concatenate(keys).astype(np.float32)),
+        q,
+        torch.from_numpy(np.concatenate(bias).astype(np.float32)),
+        classes,
+    )

@@ -1,0 +1,136 @@
+"""Per-pixel embedding network (a small U-Net) and its weights files.
+
+Weights files are plain ``torch.save`` dicts of tensors and primitives, loaded with
+``torch.load(weights_only=True)``::
+
+    {"format": "napari-fewcell/embed", "version": 1, "config": {...}, "card": {...},
+     "state_dict": {...}}
+"""
+from __future__ import annotations
+
+import dataclasses
+from importlib import resources
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .errors import FewcellError
+
+FORMAT = "napari-fewcell/embed"
+VERSION = 1
+DEFAULT_WEIGHTS = "fewcell_embed_v1.pt"
+
+
+@dataclasses.dataclass
+class NetConfig:
+    in_channels: int = 3
+    base: int = 16
+    depth: int = 3
+    embed_dim: int = 32
+    tau: float = 0.1  # temperature the network was trained with (default at inference)
+
+
+def _block(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, padding=1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(cout, cout, 3, padding=1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+    )
+
+
+class EmbedNet(nn.Module):
+    """U-Net giving an L2-normalised ``embed_dim`` vector for every pixel, at full resolution.
+
+    Input height and width must be multiples of ``2**depth`` (see :attr:`multiple`).
+    """
+
+    def __init__(self, config: NetConfig | None = None):
+        super().__init__()
+        self.config = config = config or NetConfig()
+        chans = [config.base * 2**i for i in range(config.depth + 1)]
+        self.down = nn.ModuleList()
+        cin = config.in_channels
+        for c in chans:
+            self.down.append(_block(cin, c))
+            cin = c
+        self.up = nn.ModuleList()
+        self.fuse = nn.ModuleList()
+        for c_hi, c_lo in zip(chans[::-1][:-1], chans[::-1][1:]):
+            self.up.append(nn.ConvTranspose2d(c_hi, c_lo, 2, stride=2))
+            self.fuse.append(_block(2 * c_lo, c_lo))
+        self.head = nn.Conv2d(chans[0], config.embed_dim, 1)
+
+    @property
+    def multiple(self) -> int:
+        return 2**self.config.depth
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skips = []
+        for i, block in enumerate(self.down):
+            if i:
+                x = F.max_pool2d(x, 2)
+            x = block(x)
+            skips.append(x)
+        for up, fuse, skip in zip(self.up, self.fuse, skips[-2::-1]):
+            x = fuse(torch.cat([up(x), skip], dim=1))
+        return F.normalize(self.head(x), dim=1)
+
+
+def save_weights(model: EmbedNet, path: str | Path, card: dict | None = None) -> None:
+    """Write a weights file atomically (temporary file + rename)."""
+    path = Path(path)
+    payload = {
+        "format": FORMAT,
+        "version": VERSION,
+        "config": dataclasses.asdict(model.config),
+        "card": card or {},
+        "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+    }
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(payload, tmp)
+    tmp.replace(path)
+
+
+def default_weights_path() -> Path:
+    return Path(str(resources.files("napari_fewcell") / "weights" / DEFAULT_WEIGHTS))
+
+
+def load_model(path: str | Path | None = None, device: torch.device | str = "cpu") -> EmbedNet:
+    """Load an :class:`EmbedNet` from a weights file (the shipped one by default).
+
+    A missing, corrupt or foreign file raises :class:`FewcellError` with one sentence.
+    """
+    path = Path(path) if path else default_weights_path()
+    if not path.is_file():
+        raise FewcellError(f"The weights file {path} does not exist; give the path of a napari-fewcell .pt file.")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 - any unpickling failure means "not our file"
+        raise FewcellError(
+            f"{path} is not a readable napari-fewcell weights file (corrupt, or saved by another tool); "
+            "use the shipped weights or one written by `fewcell pretrain`."
+        ) from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise FewcellError(
+            f"{path} is not a napari-fewcell embedding weights file; "
+            "use the shipped weights or one written by `fewcell pretrain`."
+        )
+    if payload.get("version") != VERSION:
+        raise FewcellError(
+            f"{path} was written by weights format version {payload.get('version')}, "
+            f"but this napari-fewcell reads version {VERSION}; retrain it with `fewcell pretrain`."
+        )
+    try:
+        model = EmbedNet(NetConfig(**payload["config"]))
+        model.load_state_dict(payload["state_dict"])
+    except Exception:  # noqa: BLE001
+        raise FewcellError(
+            f"{path} does not match the napari-fewcell network layout; retrain it with `fewcell pretrain`."
+        ) from None
+    model.card = payload.get("card", {})
+    return model.to(device).eval()

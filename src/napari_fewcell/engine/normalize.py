@@ -1,0 +1,64 @@
+"""Input checks and intensity normalisation to [0, 1] (paper 000, §4.1)."""
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import FewcellError
+
+#: percentiles used for the [0, 1] stretch; robust to a few hot pixels in uint16 data
+LOW_PCT, HIGH_PCT = 0.1, 99.9
+
+
+def as_image2d(image, name: str = "image") -> np.ndarray:
+    """Validate a 2D gray (H, W) or colour (H, W, 3|4) image; return it as (H, W, C) array.
+
+    Raises FewcellError with one sentence on anything else.
+    """
+    arr = np.asarray(image)
+    if arr.dtype == bool:
+        arr = arr.astype(np.uint8)
+    if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+        raise FewcellError(f"The {name} has pixel type {arr.dtype}; expected integer or float pixels.")
+    if arr.size == 0 or 0 in arr.shape:
+        raise FewcellError(f"The {name} is empty (shape {arr.shape}); open a non-empty image.")
+    if arr.ndim == 2:
+        arr = arr[..., None]
+    elif arr.ndim == 3 and arr.shape[-1] in (3, 4):
+        arr = arr[..., :3]
+    else:
+        raise FewcellError(
+            f"The {name} has shape {arr.shape} but a 2D image (gray H×W or RGB H×W×3) is expected; "
+            "stacks are not supported yet — segment the current plane instead."
+        )
+    if np.issubdtype(arr.dtype, np.floating) and not np.isfinite(arr).all():
+        raise FewcellError(
+            f"The {name} contains NaN or infinite pixels; replace them (e.g. with 0) before segmenting."
+        )
+    if min(arr.shape[:2]) < 8:
+        raise FewcellError(f"The {name} is only {arr.shape[0]}×{arr.shape[1]} pixels; it must be at least 8×8.")
+    return arr
+
+
+def intensity_range(arr: np.ndarray, max_samples: int = 1_000_000) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel (low, high) percentiles of an (H, W, C) image, from a strided subsample."""
+    h, w = arr.shape[:2]
+    step = max(1, int(np.sqrt(h * w / max_samples)))
+    sample = arr[::step, ::step].reshape(-1, arr.shape[-1]).astype(np.float32)
+    lo = np.percentile(sample, LOW_PCT, axis=0)
+    hi = np.percentile(sample, HIGH_PCT, axis=0)
+    # gray stored as RGB, or images whose channels differ: use one range for all channels so
+    # colour balance is kept
+    lo_all, hi_all = float(lo.min()), float(hi.max())
+    if hi_all <= lo_all:
+        hi_all = lo_all + 1.0
+    return np.full(arr.shape[-1], lo_all, np.float32), np.full(arr.shape[-1], hi_all, np.float32)
+
+
+def normalize(arr: np.ndarray, rng: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """Map an (H, W, C) region to float32 (3, H, W) in [0, 1] using a precomputed range."""
+    lo, hi = rng
+    out = (arr.astype(np.float32) - lo) / (hi - lo)
+    np.clip(out, 0.0, 1.0, out=out)
+    if out.shape[-1] == 1:
+        out = np.repeat(out, 3, axis=-1)
+    return np.ascontiguousarray(out.transpose(2, 0, 1))
