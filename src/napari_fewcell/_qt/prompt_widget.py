@@ -1,0 +1,339 @@
+"""Dock widget for prompt (one-shot) segmentation: pick layers, draw a box, paint, segment.
+
+Qt and napari glue only; all image work is done by :mod:`napari_fewcell.engine`.
+"""
+from __future__ import annotations
+
+import numpy as np
+from napari.layers import Image, Labels, Shapes
+from napari.qt.threading import thread_worker
+from napari.utils.notifications import show_error
+from qtpy.QtWidgets import (
+    QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
+    QProgressBar, QPushButton, QVBoxLayout, QWidget,
+)
+
+from ..engine import FewcellError, Progress, PromptParams, Segmenter
+
+BOX_LAYER = "fewcell prompt boxes"
+BOX_SIZE = 64
+SAME = "(same as target)"
+NONE = "(none)"
+RESULT_KEY = "fewcell_result"  # metadata flag of result layers (never auto-picked as prompt labels)
+
+
+def _data(layer):
+    return layer.data[0] if getattr(layer, "multiscale", False) else layer.data
+
+
+def _shape2d(layer) -> tuple[int, int]:
+    shape = _data(layer).shape
+    return tuple(shape[-3:-1] if getattr(layer, "rgb", False) else shape[-2:])
+
+
+def _plane(layer, point) -> tuple[np.ndarray, tuple[int, ...]]:
+    """The 2D plane of ``layer`` at the world ``point`` (viewer.dims.point) and its leading indices."""
+    data, lead = _data(layer), layer.ndim - 2
+    if lead <= 0:
+        return np.asarray(data), ()
+    pos = layer.world_to_data(point)
+    idx = tuple(int(np.clip(round(float(p)), 0, n - 1)) for p, n in zip(pos[:lead], data.shape[:lead]))
+    return np.asarray(data[idx]), idx
+
+
+def _to_world(layer, yx, point) -> np.ndarray:
+    """World (y, x) of the data (y, x) of ``layer``'s plane shown at ``point``."""
+    data = np.array(layer.world_to_data(point), float)
+    data[-2:] = yx
+    return np.asarray(layer.data_to_world(data), float)[-2:]
+
+
+def _from_world(layer, yx, point) -> np.ndarray:
+    """Full data coordinates in ``layer`` of the world (y, x) on the plane shown at ``point``."""
+    world = np.array(point, float)[-layer.ndim:]
+    world[-2:] = yx
+    return np.asarray(layer.world_to_data(world), float)
+
+
+@thread_worker(start_thread=False)
+def _segment_job(get_segmenter, job: dict):
+    """Prepare the prompt and segment; returns (labels, None) or (None, error sentence)."""
+    try:
+        seg = get_segmenter(job["key"])
+        yield Progress(0, 0, "preparing the prompt")
+        prompt = seg.prepare_prompt(job["prompt"], job["labels"], job["box"])
+        labels = yield from seg.segment_iter(job["target"], prompt)
+    except FewcellError as err:
+        return None, str(err)
+    return labels, None
+
+
+class PromptSegmentationWidget(QWidget):
+    """Segment an image from a small painted box of a prompt image."""
+
+    def __init__(self, napari_viewer):
+        super().__init__()
+        self.viewer = napari_viewer
+        self.worker = None
+        self._job: dict | None = None
+        self._cancel_requested = self._succeeded = self._busy = False
+        self._segmenters: dict[tuple, Segmenter] = {}
+
+        self.image_combo = QComboBox()
+        self.prompt_image_combo = QComboBox()
+        self.labels_combo = QComboBox()
+        self.shapes_combo = QComboBox()
+        self.add_box_button = QPushButton("Add prompt box")
+        self.tau_spin = QDoubleSpinBox()
+        self.tau_spin.setRange(0.0, 10.0)
+        self.tau_spin.setDecimals(3)
+        self.tau_spin.setSingleStep(0.01)
+        self.tau_spin.setSpecialValueText("default")  # shown at the minimum: τ of the weights
+        self.tau_spin.setToolTip("Attention temperature τ; 'default' uses the value the weights were trained with.")
+        self.attention_combo = QComboBox()
+        self.attention_combo.addItem("prototypes (fast)", "prototypes")
+        self.attention_combo.addItem("exact", "exact")
+        self.weights_edit = QLineEdit()
+        self.weights_edit.setPlaceholderText("shipped weights")
+        self.weights_button = QPushButton("…")
+        self.device_combo = QComboBox()
+        self.device_combo.addItems(["auto", "cpu", "cuda"])
+        self.segment_button = QPushButton("Segment")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+
+        form = QFormLayout()
+        form.addRow("Image to segment", self.image_combo)
+        form.addRow("Prompt image", self.prompt_image_combo)
+        form.addRow("Prompt labels", self.labels_combo)
+        form.addRow("Prompt boxes", self.shapes_combo)
+        form.addRow(self.add_box_button)
+        form.addRow("τ (temperature)", self.tau_spin)
+        form.addRow("Attention", self.attention_combo)
+        weights = QHBoxLayout()
+        weights.addWidget(self.weights_edit)
+        weights.addWidget(self.weights_button)
+        form.addRow("Weights", weights)
+        form.addRow("Device", self.device_combo)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.segment_button)
+        buttons.addWidget(self.cancel_button)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addLayout(buttons)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.status)
+        layout.addStretch(1)
+
+        self.add_box_button.clicked.connect(self._add_box)
+        self.weights_button.clicked.connect(self._choose_weights)
+        self.segment_button.clicked.connect(self._segment)
+        self.cancel_button.clicked.connect(self._cancel)
+        for name in ("inserted", "removed", "reordered"):
+            getattr(self.viewer.layers.events, name).connect(self._refresh)
+        for layer in self.viewer.layers:
+            layer.events.name.connect(self._refresh)
+        self._refresh()
+
+    # ----------------------------------------------------------------- layer choices
+    def _refresh(self, event=None):
+        if event is not None and getattr(event, "type", None) == "inserted":
+            event.value.events.name.connect(self._refresh)
+        layers = list(self.viewer.layers)
+        images = [lay.name for lay in layers if isinstance(lay, Image)]
+        labels = [lay.name for lay in layers if isinstance(lay, Labels) and not lay.metadata.get(RESULT_KEY)]
+        shapes = [lay.name for lay in layers if isinstance(lay, Shapes)]
+        self._fill(self.image_combo, images, None, images[:1])
+        self._fill(self.prompt_image_combo, images, SAME, [])
+        self._fill(self.labels_combo, labels, NONE, [n for n in labels if n.endswith("prompt labels")] + labels)
+        self._fill(self.shapes_combo, shapes, NONE, [n for n in shapes if n.startswith(BOX_LAYER)] + shapes)
+
+    @staticmethod
+    def _fill(combo: QComboBox, names: list[str], placeholder: str | None, prefer: list[str]):
+        """Refill ``combo``, keeping its choice if still there, else the first preferred name."""
+        current = combo.currentText()
+        combo.blockSignals(True)
+        combo.clear()
+        if placeholder:
+            combo.addItem(placeholder)
+        combo.addItems(names)
+        keep = current in names or (current == placeholder and not prefer)
+        combo.setCurrentText(current if keep else (prefer[0] if prefer else placeholder or ""))
+        combo.blockSignals(False)
+
+    def _layer(self, name: str, kind, what: str):
+        if not name or name in (NONE, SAME) or name not in self.viewer.layers:
+            raise FewcellError(f"Choose the {what} layer first.")
+        layer = self.viewer.layers[name]
+        if not isinstance(layer, kind):
+            raise FewcellError(f"The layer '{name}' is not a {kind.__name__} layer; choose the {what} layer again.")
+        return layer
+
+    def _target_and_prompt_images(self):
+        target = self._layer(self.image_combo.currentText(), Image, "image to segment")
+        name = self.prompt_image_combo.currentText()
+        return target, (target if name in ("", SAME) else self._layer(name, Image, "prompt image"))
+
+    # ----------------------------------------------------------------- prompt box
+    def _add_box(self):
+        try:
+            _, image = self._target_and_prompt_images()
+        except FewcellError as err:
+            return self._fail(str(err))
+        point = self.viewer.dims.point
+        H, W = _shape2d(image)
+        h, w = min(BOX_SIZE, H), min(BOX_SIZE, W)
+        cy, cx = _from_world(image, np.asarray(self.viewer.camera.center, float)[-2:], point)[-2:]
+        y0 = int(np.clip(round(cy - h / 2), 0, H - h))
+        x0 = int(np.clip(round(cx - w / 2), 0, W - w))
+        corners = [(y0, x0), (y0, x0 + w), (y0 + h, x0 + w), (y0 + h, x0)]
+        place = {"scale": image.scale[-2:], "translate": image.translate[-2:]}
+        labels = self._layer_or_none(self.labels_combo, Labels)
+        if labels is None:
+            labels = self.viewer.add_labels(np.zeros((H, W), np.uint8), name=f"{image.name} prompt labels", **place)
+        shapes = self._layer_or_none(self.shapes_combo, Shapes)
+        if shapes is None:
+            shapes = self.viewer.add_shapes(ndim=2, name=BOX_LAYER, **place)
+        rect = np.array([_from_world(shapes, _to_world(image, c, point), point) for c in corners])
+        shapes.add_rectangles(rect, edge_color="yellow", face_color="transparent", edge_width=2)
+        shapes.selected_data = {len(shapes.data) - 1}
+        self.labels_combo.setCurrentText(labels.name)
+        self.shapes_combo.setCurrentText(shapes.name)
+        self.viewer.layers.selection.active = labels
+        labels.mode = "paint"
+        labels.selected_label = 1
+        self.status.setText(
+            f"Box at Y={y0} X={x0} ({h}×{w}). Paint structures with label 1 (more classes with 2, 3, …) "
+            "inside the yellow box, keep some background, then press Segment."
+        )
+
+    def _layer_or_none(self, combo: QComboBox, kind):
+        name = combo.currentText()
+        layer = self.viewer.layers[name] if name in self.viewer.layers else None
+        return layer if isinstance(layer, kind) else None
+
+    def _box(self, shapes, image, point) -> tuple[int, int, int, int]:
+        """(y, x, h, w) in the prompt image's data of the selected (else last) shape."""
+        if len(shapes.data) == 0:
+            raise FewcellError(f"The layer '{shapes.name}' holds no box; press 'Add prompt box' or draw a rectangle.")
+        selected = sorted(shapes.selected_data)
+        verts = np.asarray(shapes.data[selected[-1] if selected else -1], float)
+        pts = np.array([_from_world(image, _to_world(shapes, v[-2:], point), point)[-2:] for v in verts])
+        (y0, x0), (y1, x1) = np.round(pts.min(0)), np.round(pts.max(0))
+        return int(y0), int(x0), int(y1 - y0), int(x1 - x0)
+
+    # ----------------------------------------------------------------- segmentation
+    def _params_key(self) -> tuple:
+        tau = self.tau_spin.value()
+        tau = None if tau <= self.tau_spin.minimum() else float(tau)
+        weights = self.weights_edit.text().strip() or None
+        return weights, self.device_combo.currentText(), tau, self.attention_combo.currentData()
+
+    def _get_segmenter(self, key: tuple) -> Segmenter:
+        if key not in self._segmenters:
+            weights, device, tau, attention = key
+            seg = Segmenter(PromptParams(tau=tau, attention=attention, weights=weights, device=device))
+            if len(self._segmenters) >= 4:
+                self._segmenters.clear()
+            self._segmenters[key] = seg
+        return self._segmenters[key]
+
+    def _collect(self) -> dict:
+        """Everything the worker needs, read from the layers on the GUI thread."""
+        target, prompt_image = self._target_and_prompt_images()
+        labels = self._layer(self.labels_combo.currentText(), Labels, "prompt labels")
+        shapes = self._layer(self.shapes_combo.currentText(), Shapes, "prompt boxes")
+        point = self.viewer.dims.point
+        plane, idx = _plane(target, point)
+        prompt, _ = _plane(prompt_image, point)
+        prompt_labels, _ = _plane(labels, point)
+        return {
+            "key": self._params_key(), "target": plane, "prompt": prompt, "labels": np.array(prompt_labels),
+            "box": self._box(shapes, prompt_image, point), "name": target.name, "idx": idx,
+            "scale": target.scale[-2:], "translate": target.translate[-2:],
+        }
+
+    def _segment(self):
+        if self._busy:
+            return
+        try:
+            self._job = self._collect()
+        except FewcellError as err:
+            return self._fail(str(err))
+        self._cancel_requested = self._succeeded = False
+        self._busy = True
+        self.segment_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self.progress.setRange(0, 0)
+        self.status.setText("Loading the model…")
+        worker = _segment_job(self._get_segmenter, self._job)
+        worker.yielded.connect(self._on_progress)
+        worker.returned.connect(self._on_returned)
+        worker.errored.connect(self._on_errored)
+        worker.finished.connect(self._on_finished)
+        self.worker = worker
+        worker.start()
+
+    def _cancel(self):
+        if self._busy and self.worker is not None:
+            self._cancel_requested = True
+            self.worker.quit()
+            self.cancel_button.setEnabled(False)
+            self.status.setText("Cancelling after the current tile…")
+
+    def _on_progress(self, p: Progress):
+        if self._cancel_requested:
+            return
+        if p.total <= 0:
+            self.progress.setRange(0, 0)
+            self.status.setText(f"{p.message.capitalize()}…")
+            return
+        self.progress.setRange(0, p.total)
+        self.progress.setValue(p.done)
+        self.status.setText(f"{p.message.capitalize()}: tile {p.done} of {p.total}")
+
+    def _on_returned(self, result):
+        labels, error = result
+        if self._cancel_requested:
+            return
+        if error:
+            return self._fail(error)
+        job = self._job
+        layer = self.viewer.add_labels(
+            labels, name=f"{job['name']} fewcell", scale=job["scale"], translate=job["translate"],
+            metadata={RESULT_KEY: True},
+        )
+        classes = [int(c) for c in np.unique(labels) if c]
+        text = f"Added '{layer.name}' with label values {classes or 'none (all background)'}."
+        if job["idx"]:
+            text += f" Only the plane at index {job['idx']} was done: segmented the current plane."
+        self.status.setText(text)
+        self._succeeded = True
+
+    def _on_errored(self, exc):
+        # not a FewcellError (those are returned): a bug; napari's notifications show the traceback
+        self.status.setText(f"Segmentation failed unexpectedly: {type(exc).__name__}: {exc}")
+
+    def _on_finished(self):
+        self._busy = False
+        self.segment_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+        self.progress.setRange(0, 1)
+        self.progress.setValue(int(self._succeeded))
+        self._job = None
+        if self._cancel_requested:
+            self.status.setText("Cancelled; nothing was added.")
+
+    def _fail(self, message: str):
+        self.status.setText(message)
+        show_error(message)
+
+    def _choose_weights(self):
+        path, _ = QFileDialog.getOpenFileName(self, "napari-fewcell weights", "", "Weights (*.pt);;All files (*)")
+        if path:
+            self.weights_edit.setText(path)

@@ -1,0 +1,123 @@
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tifffile
+
+from napari_fewcell.cli import main
+
+from .conftest import blobs, dice_mean
+
+
+def _args(sample, out, *extra):
+    p = sample["paths"]
+    y, x, h, w = sample["box"]
+    return [
+        "segment", str(p["image"]), "--prompt-image", str(p["image"]), "--prompt-labels", str(p["prompt_labels"]),
+        "--box", str(y), str(x), str(h), str(w), "--out", str(out), *extra,
+    ]
+
+
+def test_cli_end_to_end_on_sample_data(sample, tmp_path):
+    """The real console script, as other tools call it."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "napari_fewcell.cli", *_args(sample, tmp_path / "out", "--device", "cpu")],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "segmenting" in proc.stderr  # progress bar on stderr
+    out = tifffile.imread(tmp_path / "out" / "nuclei.tif")
+    assert out.dtype == np.uint8 and out.shape == sample["image"].shape
+    assert dice_mean(out, sample["truth"]) > 0.8
+
+
+def test_cli_box_sized_labels_and_several_images(tmp_path, capsys):
+    img, mask = blobs((140, 150), seed=7)
+    img2, _ = blobs((100, 120), seed=8)
+    tifffile.imwrite(tmp_path / "a.tif", img)
+    tifffile.imwrite(tmp_path / "b.tif", img2)
+    tifffile.imwrite(tmp_path / "box.tif", mask[30:94, 40:104])
+    code = main(["segment", str(tmp_path / "a.tif"), str(tmp_path / "b.tif"), "--prompt-image", str(tmp_path / "a.tif"),
+                 "--prompt-labels", str(tmp_path / "box.tif"), "--box", "30", "40", "64", "64",
+                 "--out", str(tmp_path / "o"), "--tau", "0.2", "--attention", "exact"])
+    assert code == 0
+    assert tifffile.imread(tmp_path / "o" / "a.tif").shape == (140, 150)
+    assert tifffile.imread(tmp_path / "o" / "b.tif").shape == (100, 120)
+
+
+def _bad(capsys, argv):
+    code = main(argv)
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert code == 2
+    assert err.startswith("fewcell: error: ") and "Traceback" not in err
+    return err
+
+
+@pytest.mark.parametrize(
+    "box, match",
+    [(("256", "416", "0", "64"), "empty"), (("500", "680", "64", "64"), "not inside")],
+)
+def test_cli_bad_boxes(sample, tmp_path, capsys, box, match):
+    argv = _args(sample, tmp_path / "o")
+    i = argv.index("--box")
+    argv[i + 1 : i + 5] = box
+    assert match in _bad(capsys, argv)
+
+
+def test_cli_single_class_box(sample, tmp_path, capsys):
+    argv = _args(sample, tmp_path / "o")
+    argv[argv.index("--box") + 1 : argv.index("--box") + 3] = ["0", "0"]  # a corner with no nuclei painted
+    assert "one class cannot be segmented" in _bad(capsys, argv)
+
+
+def test_cli_labels_of_another_size(sample, tmp_path, capsys):
+    tifffile.imwrite(tmp_path / "small.tif", np.zeros((10, 10), np.uint8))
+    argv = _args(sample, tmp_path / "o")
+    argv[argv.index("--prompt-labels") + 1] = str(tmp_path / "small.tif")
+    assert "must be the size of the prompt image" in _bad(capsys, argv)
+
+
+def test_cli_stack_nan_and_zero_size(tmp_path, capsys, sample):
+    tifffile.imwrite(tmp_path / "stack.tif", np.zeros((3, 64, 64), np.uint8))
+    nan = np.ones((64, 64), np.float32)
+    nan[0, 0] = np.nan
+    tifffile.imwrite(tmp_path / "nan.tif", nan)
+    np.save(tmp_path / "zero.npy", np.zeros((0, 5)))
+    tifffile.imwrite(tmp_path / "zero.tif", np.zeros((0, 5), np.uint8))
+    p = sample["paths"]
+    base = ["--prompt-image", str(p["image"]), "--prompt-labels", str(p["prompt_labels"]), "--box", "256", "416", "64",
+            "64"]
+    assert "stacks are not supported yet" in _bad(capsys, ["segment", str(tmp_path / "stack.tif"), *base, "--out",
+                                                           str(tmp_path / "o1")])
+    assert "NaN" in _bad(capsys, ["segment", str(tmp_path / "nan.tif"), *base, "--out", str(tmp_path / "o2")])
+    err = _bad(capsys, ["segment", str(tmp_path / "zero.tif"), *base, "--out", str(tmp_path / "o3")])
+    assert "empty" in err or "not an image" in err
+
+
+def test_cli_corrupt_weights_and_missing_files(sample, tmp_path, capsys):
+    bad = tmp_path / "bad.pt"
+    bad.write_text("garbage")
+    assert "weights file" in _bad(capsys, _args(sample, tmp_path / "o", "--weights", str(bad)))
+    argv = _args(sample, tmp_path / "o")
+    argv[1] = str(tmp_path / "nope.tif")
+    assert "does not exist" in _bad(capsys, argv)
+
+
+def test_cli_unwritable_out_and_no_silent_overwrite(sample, tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert "is a file" in _bad(capsys, _args(sample, blocker))
+    assert "Cannot write into" in _bad(capsys, _args(sample, blocker / "sub"))
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "nuclei.tif").write_text("precious")
+    assert "--overwrite" in _bad(capsys, _args(sample, out))
+    assert (out / "nuclei.tif").read_text() == "precious"  # nothing lost
+
+
+def test_cli_cuda_absent(sample, tmp_path, capsys):
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA GPU is present")
+    assert "no CUDA GPU" in _bad(capsys, _args(sample, tmp_path / "o", "--device", "cuda"))

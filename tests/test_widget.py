@@ -1,0 +1,139 @@
+"""The prompt-segmentation dock widget, driven like a user would (pytest-qt + napari's viewer fixture).
+
+The shipped weights may be untrained, so only shapes, dtypes and label values are checked.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from qtpy.QtCore import Qt
+
+from napari_fewcell._qt.prompt_widget import BOX_LAYER, PromptSegmentationWidget
+
+TIMEOUT = 60_000  # ms; the CPU may be shared with other jobs
+LEFT = Qt.MouseButton.LeftButton
+
+
+@pytest.fixture
+def viewer_widget(make_napari_viewer):
+    viewer = make_napari_viewer()
+    widget = PromptSegmentationWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Prompt segmentation")
+    return viewer, widget
+
+
+def blobs(h: int, w: int, seed: int = 0) -> np.ndarray:
+    """A gray image of bright disks on a dark, slightly noisy background."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:h, :w]
+    img = rng.normal(20, 3, (h, w))
+    for _ in range(max(4, h * w // 1500)):
+        cy, cx, r = rng.uniform(0, h), rng.uniform(0, w), rng.uniform(5, 10)
+        img[(yy - cy) ** 2 + (xx - cx) ** 2 < r * r] = 200
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def paint_disk_in_box(viewer, labels_layer):
+    """Paint a disk of 1s in the middle of the (only) prompt box, like a user with the brush."""
+    rect = np.asarray(viewer.layers[BOX_LAYER].data[-1])[:, -2:]
+    (y0, x0), (y1, x1) = rect.min(0).astype(int), rect.max(0).astype(int)
+    cy, cx = (y0 + y1) // 2, (x0 + x1) // 2
+    yy, xx = np.mgrid[: labels_layer.data.shape[-2], : labels_layer.data.shape[-1]]
+    labels_layer.data[(yy - cy) ** 2 + (xx - cx) ** 2 < 12**2] = 1
+    labels_layer.refresh()
+
+
+def click_and_wait(qtbot, widget):
+    qtbot.mouseClick(widget.segment_button, LEFT)
+    assert not widget.segment_button.isEnabled()
+    qtbot.waitUntil(widget.segment_button.isEnabled, timeout=TIMEOUT)
+
+
+def test_sample_segment(viewer_widget, qtbot):
+    viewer, widget = viewer_widget
+    viewer.open_sample("napari-fewcell", "nuclei")
+    assert widget.image_combo.currentText() == "nuclei"
+    assert widget.labels_combo.currentText() == "nuclei prompt labels"
+    assert widget.shapes_combo.currentText() == BOX_LAYER
+    box = widget._box(viewer.layers[BOX_LAYER], viewer.layers["nuclei"], viewer.dims.point)
+    assert box == (256, 416, 64, 64)
+
+    click_and_wait(qtbot, widget)
+    assert "nuclei fewcell" in viewer.layers, widget.status.text()
+    out = viewer.layers["nuclei fewcell"]
+    assert out.data.shape == (520, 696) and out.data.dtype == np.uint8
+    assert set(np.unique(out.data)) <= {0, 1}
+    # a result layer is never picked as prompt labels
+    assert widget.labels_combo.currentText() == "nuclei prompt labels"
+
+
+def test_add_box_paint_segment(viewer_widget, qtbot):
+    viewer, widget = viewer_widget
+    viewer.add_image(blobs(160, 200), name="cells")
+    qtbot.mouseClick(widget.add_box_button, LEFT)
+    shapes = viewer.layers[BOX_LAYER]
+    assert len(shapes.data) == 1 and shapes.shape_type == ["rectangle"]
+    rect = np.asarray(shapes.data[0])
+    (y0, x0), (y1, x1) = rect.min(0), rect.max(0)
+    assert (y1 - y0, x1 - x0) == (64, 64)
+    assert y0 >= 0 and x0 >= 0 and y1 <= 160 and x1 <= 200
+    labels = viewer.layers["cells prompt labels"]
+    assert labels.data.shape == (160, 200) and labels.data.dtype == np.uint8 and not labels.data.any()
+    assert viewer.layers.selection.active is labels and labels.mode == "paint" and labels.selected_label == 1
+
+    paint_disk_in_box(viewer, labels)
+    click_and_wait(qtbot, widget)
+    out = viewer.layers["cells fewcell"]
+    assert out.data.shape == (160, 200)
+    assert set(np.unique(out.data)) <= {0, 1}
+
+
+def test_box_with_one_class_is_refused(viewer_widget, qtbot):
+    viewer, widget = viewer_widget
+    viewer.open_sample("napari-fewcell", "nuclei")
+    labels = viewer.layers["nuclei prompt labels"]
+    labels.data[...] = 0
+    labels.refresh()
+    before = [layer.name for layer in viewer.layers]
+    click_and_wait(qtbot, widget)
+    assert "one class" in widget.status.text()
+    assert [layer.name for layer in viewer.layers] == before
+    assert np.array_equal(viewer.layers["nuclei"].data.shape, (520, 696))
+
+
+def test_cancel_adds_nothing(viewer_widget, qtbot):
+    viewer, widget = viewer_widget
+    viewer.add_image(blobs(3000, 3000, seed=1), name="big")
+    qtbot.mouseClick(widget.add_box_button, LEFT)
+    paint_disk_in_box(viewer, viewer.layers["big prompt labels"])
+    before = [layer.name for layer in viewer.layers]
+    qtbot.mouseClick(widget.segment_button, LEFT)
+    assert widget.cancel_button.isEnabled()
+    qtbot.mouseClick(widget.cancel_button, LEFT)
+    qtbot.waitUntil(widget.segment_button.isEnabled, timeout=TIMEOUT)
+    assert [layer.name for layer in viewer.layers] == before
+    assert "cancelled" in widget.status.text().lower()
+    assert not widget.cancel_button.isEnabled()
+
+
+def test_stack_segments_current_plane(viewer_widget, qtbot):
+    viewer, widget = viewer_widget
+    stack = np.stack([blobs(96, 96, seed=s) for s in range(3)])
+    viewer.add_image(stack, name="stack", scale=(2.0, 0.5, 0.5), translate=(0, 10, -4))
+    viewer.dims.set_current_step(0, 2)
+    qtbot.mouseClick(widget.add_box_button, LEFT)
+    labels = viewer.layers["stack prompt labels"]
+    assert labels.data.shape == (96, 96)
+    np.testing.assert_allclose(labels.scale, (0.5, 0.5))
+    rect = np.asarray(viewer.layers[BOX_LAYER].data[0])
+    assert np.ptp(rect[:, 0]) == 64 and np.ptp(rect[:, 1]) == 64  # data coords of the image plane
+    paint_disk_in_box(viewer, labels)
+
+    click_and_wait(qtbot, widget)
+    out = viewer.layers["stack fewcell"]
+    assert out.data.shape == (96, 96) and out.ndim == 2
+    np.testing.assert_allclose(out.scale, (0.5, 0.5))
+    np.testing.assert_allclose(out.translate, (10, -4))
+    assert set(np.unique(out.data)) <= {0, 1}
+    assert "segmented the current plane" in widget.status.text().lower()
+    assert "(2,)" in widget.status.text()
