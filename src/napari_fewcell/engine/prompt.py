@@ -63,6 +63,7 @@ class Prompt:
     labels: np.ndarray  # (M,) label values
     box: Box
     shape: tuple[int, int]  # (h, w) of the box
+    _keys: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
     @property
     def classes(self) -> np.ndarray:
@@ -159,11 +160,15 @@ class Segmenter:
         return Prompt(emb, lab.reshape(-1), box, (h, w))
 
     def keys(self, prompt: Prompt) -> attention.PromptKeys:
-        if self.params.attention == "exact":
-            keys = attention.exact_keys(prompt.embeddings, prompt.labels)
-        else:
-            keys = attention.prototype_keys(prompt.embeddings, prompt.labels, self.params.prototypes)
-        return keys.to(self.device)
+        """The prompt's attention keys for this segmenter's settings (computed once per prompt)."""
+        key = (self.params.attention, self.params.prototypes, str(self.device))
+        if key not in prompt._keys:
+            if self.params.attention == "exact":
+                keys = attention.exact_keys(prompt.embeddings, prompt.labels)
+            else:
+                keys = attention.prototype_keys(prompt.embeddings, prompt.labels, self.params.prototypes)
+            prompt._keys[key] = keys.to(self.device)
+        return prompt._keys[key]
 
     def segment_iter(self, image, prompt: Prompt) -> Generator[Progress, None, np.ndarray]:
         """Segment a whole 2D image tile by tile; yields Progress, returns the labels."""
