@@ -25,11 +25,11 @@ def viewer_widget(make_napari_viewer):
 def blobs(h: int, w: int, seed: int = 0) -> np.ndarray:
     """A gray image of bright disks on a dark, slightly noisy background."""
     rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:h, :w]
-    img = rng.normal(20, 3, (h, w))
+    img = rng.normal(20, 3, (h, w)).astype(np.float32)
+    yy, xx = np.mgrid[-10:11, -10:11]
     for _ in range(max(4, h * w // 1500)):
-        cy, cx, r = rng.uniform(0, h), rng.uniform(0, w), rng.uniform(5, 10)
-        img[(yy - cy) ** 2 + (xx - cx) ** 2 < r * r] = 200
+        cy, cx, r = rng.integers(10, h - 10), rng.integers(10, w - 10), rng.uniform(5, 10)
+        img[cy - 10 : cy + 11, cx - 10 : cx + 11][yy**2 + xx**2 < r * r] = 200
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
@@ -107,6 +107,7 @@ def test_cancel_adds_nothing(viewer_widget, qtbot):
     qtbot.mouseClick(widget.add_box_button, LEFT)
     paint_disk_in_box(viewer, viewer.layers["big prompt labels"])
     before = [layer.name for layer in viewer.layers]
+    # right away (before the worker has done anything) ...
     qtbot.mouseClick(widget.segment_button, LEFT)
     assert widget.cancel_button.isEnabled()
     qtbot.mouseClick(widget.cancel_button, LEFT)
@@ -114,6 +115,14 @@ def test_cancel_adds_nothing(viewer_widget, qtbot):
     assert [layer.name for layer in viewer.layers] == before
     assert "cancelled" in widget.status.text().lower()
     assert not widget.cancel_button.isEnabled()
+    # ... and in the middle of the tiles (36 of 512 px): the worker stops after the current tile
+    qtbot.mouseClick(widget.segment_button, LEFT)
+    qtbot.waitUntil(lambda: widget.progress.maximum() == 36, timeout=TIMEOUT)
+    qtbot.mouseClick(widget.cancel_button, LEFT)
+    qtbot.waitUntil(widget.segment_button.isEnabled, timeout=TIMEOUT)
+    assert [layer.name for layer in viewer.layers] == before
+    assert "cancelled" in widget.status.text().lower()
+    assert widget.progress.value() == 0
 
 
 def test_stack_segments_current_plane(viewer_widget, qtbot):

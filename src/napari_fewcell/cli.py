@@ -49,11 +49,17 @@ def _cmd_segment(a) -> int:
 
 
 def _cmd_pretrain(a) -> int:
-    from .engine.pretrain import PretrainParams, pretrain_iter
+    from .engine.pretrain import DATASETS, PretrainParams, pretrain_iter
     from .engine.prompt import run
 
+    names, weights = [], []
+    for item in a.datasets:
+        name, _, weight = item.partition("=")
+        names.append(name)
+        weights.append(float(weight) if weight else DATASETS.get(name, 1.0))
     p = PretrainParams(
-        data=a.data, datasets=tuple(a.datasets), steps=a.steps, batch=a.batch, seed=a.seed, threads=a.threads, lr=a.lr
+        data=a.data, datasets=tuple(names), dataset_weights=tuple(weights), steps=a.steps, batch=a.batch,
+        seed=a.seed, threads=a.threads, lr=a.lr, dice_weight=a.dice_weight, invert_p=a.invert_p, init=a.init,
     )
     run(pretrain_iter(p, a.out), _Bar("pretrain"))
     print(a.out)
@@ -88,7 +94,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("pretrain", help="train the embedding network episodically (writes a weights file)")
     p.add_argument("--data", default="../shared/data", help="folder of data sets (see docs/models.md)")
-    p.add_argument("--datasets", nargs="+", default=list(DATASETS), help="data sets to train on")
+    p.add_argument(
+        "--datasets", nargs="+", default=list(DATASETS), metavar="NAME[=WEIGHT]",
+        help="data sets to train on, each optionally with its sampling weight",
+    )
+    p.add_argument("--dice-weight", type=float, default=0.0, help="weight of a soft-Dice term added to the loss")
+    p.add_argument("--invert-p", type=float, default=0.2, help="probability of inverting an episode's images")
+    p.add_argument("--init", default=None, metavar="WEIGHTS.pt", help="start from these weights (warm start)")
     p.add_argument("--steps", type=int, default=3000)
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--lr", type=float, default=1e-3)

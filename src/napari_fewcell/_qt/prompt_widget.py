@@ -188,7 +188,9 @@ class PromptSegmentationWidget(QWidget):
         point = self.viewer.dims.point
         H, W = _shape2d(image)
         h, w = min(BOX_SIZE, H), min(BOX_SIZE, W)
-        cy, cx = _from_world(image, np.asarray(self.viewer.camera.center, float)[-2:], point)[-2:]
+        scene = getattr(self.viewer, "scene", None)  # napari >= 0.9 (viewer.camera is deprecated there)
+        camera = scene.camera if scene is not None else self.viewer.camera
+        cy, cx = _from_world(image, np.asarray(camera.center, float)[-2:], point)[-2:]
         y0 = int(np.clip(round(cy - h / 2), 0, H - h))
         x0 = int(np.clip(round(cx - w / 2), 0, W - w))
         corners = [(y0, x0), (y0, x0 + w), (y0 + h, x0 + w), (y0 + h, x0)]

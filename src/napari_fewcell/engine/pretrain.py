@@ -19,7 +19,7 @@ import tifffile
 import torch
 import torch.nn.functional as F
 
-from .backbone import EmbedNet, NetConfig, save_weights
+from .backbone import EmbedNet, NetConfig, load_model, save_weights
 from .errors import FewcellError
 from .normalize import as_image2d, intensity_range, normalize
 from .prompt import Progress
@@ -42,6 +42,10 @@ class PretrainParams:
     base: int = 16
     embed_dim: int = 32
     tau: float = 0.1
+    dice_weight: float = 0.0  #: weight of a soft-Dice term (mean over classes) added to the cross entropy
+    invert_p: float = 0.2  #: probability of inverting prompt and query together
+    init: str | None = None  #: weights file to start from (warm start); None = random init
+    dataset_weights: tuple[float, ...] | None = None  #: sampling weight per data set (default: DATASETS)
     query_pixels: int = 4096  #: query pixels scored per episode (random subset, for speed)
     key_pixels: int = 1024  #: prompt pixels attended to per episode (random subset, for speed)
 
@@ -106,7 +110,7 @@ def sample_episode(sets: list[_Set], weights: np.ndarray, p: PretrainParams, rng
     qi, ql = _crop(s.images[b], s.labels[b], p.crop, rng)
     pi, pl = _augment(pi, pl, rng)
     qi, ql = _augment(qi, ql, rng)
-    if rng.random() < 0.2:  # invert both: the prompt, not the appearance, says what is foreground
+    if rng.random() < p.invert_p:  # invert both: the prompt, not the appearance, says what is foreground
         pi, qi = 1 - pi, 1 - qi
     if rng.random() < 0.3:
         perm = rng.permutation(3)
@@ -131,7 +135,12 @@ def episode_loss(model: EmbedNet, batch, p: PretrainParams, generator: torch.Gen
     k = torch.take_along_dim(k, ksel[..., None], 1)[:, None]
     v = torch.take_along_dim(v, ksel[..., None], 1)[:, None]
     o = F.scaled_dot_product_attention(x, k, v, scale=1.0 / p.tau)[:, 0]  # (B, n, 2)
-    return F.nll_loss(torch.log(o.clamp_min(1e-6)).transpose(1, 2), y)
+    loss = F.nll_loss(torch.log(o.clamp_min(1e-6)).transpose(1, 2), y)
+    if p.dice_weight:
+        t = F.one_hot(y, 2).float()
+        dice = (2 * (o * t).sum(1) + 1) / (o.sum(1) + t.sum(1) + 1)  # (B, 2)
+        loss = loss + p.dice_weight * (1 - dice.mean())
+    return loss
 
 
 def pretrain_iter(p: PretrainParams, out: str | Path) -> Generator[Progress, None, EmbedNet]:
@@ -143,9 +152,14 @@ def pretrain_iter(p: PretrainParams, out: str | Path) -> Generator[Progress, Non
         torch.set_num_threads(p.threads)
     rng = np.random.default_rng(p.seed)
     sets = load_training_sets(p.data, p.datasets)
-    w = np.array([DATASETS.get(s.name, 1.0) for s in sets])
+    w = np.array(p.dataset_weights or [DATASETS.get(s.name, 1.0) for s in sets], dtype=float)
     w = w / w.sum()
-    model = EmbedNet(NetConfig(base=p.base, embed_dim=p.embed_dim, tau=p.tau))
+    if p.init:
+        model = load_model(p.init).train()
+        if dataclasses.asdict(model.config) != dataclasses.asdict(NetConfig(base=p.base, embed_dim=p.embed_dim, tau=p.tau)):
+            raise FewcellError(f"{p.init} has another network layout than the one asked for; drop --init or match it.")
+    else:
+        model = EmbedNet(NetConfig(base=p.base, embed_dim=p.embed_dim, tau=p.tau))
     opt = torch.optim.Adam(model.parameters(), lr=p.lr)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=p.lr, total_steps=p.steps, pct_start=0.05)
     model.train()
@@ -162,12 +176,14 @@ def pretrain_iter(p: PretrainParams, out: str | Path) -> Generator[Progress, Non
         if (step + 1) % 10 == 0 or step + 1 == p.steps:
             yield Progress(step + 1, p.steps, f"loss {running:.4f}")
     model.eval()
+    init_card = getattr(model, "card", None) if p.init else None
     card = {
+        "init_card": init_card,
         "params": {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(p).items()},
         "training_images": {s.name: s.ids for s in sets},
         "final_loss": running,
         "wall_seconds": round(time.time() - t0, 1),
-        "torch": torch.__version__,
+        "torch": str(torch.__version__),
         "threads": torch.get_num_threads(),
     }
     save_weights(model, out, card)
