@@ -53,6 +53,12 @@ class Dataset:
         self.labels = {i: (tifffile.imread(d / "labels" / f"{i}.tif") > 0).astype(np.uint8) for i, _ in rows}
 
 
+def timed(fn, *a):
+    t0 = time.perf_counter()
+    out = fn(*a)
+    return out, time.perf_counter() - t0
+
+
 def dice_pct(pred: np.ndarray, gt: np.ndarray) -> float:
     """The paper's metric: mean of foreground Dice and background Dice, in %."""
     p, g = pred > 0, gt > 0
@@ -89,8 +95,7 @@ class RFBaseline:
 
     def cached(self, key, img) -> tuple[np.ndarray, float]:
         if key not in self.cache:
-            t = time.perf_counter()
-            self.cache[key] = (self.features(img), time.perf_counter() - t)
+            self.cache[key] = timed(self.features, img)
         return self.cache[key]
 
     def fit(self, feat: np.ndarray, labels: np.ndarray, y: int, x: int):
@@ -105,30 +110,32 @@ class RFBaseline:
         return clf.predict(feat.reshape(-1, feat.shape[-1])).reshape(feat.shape[:2])
 
 
+def score(ds: Dataset, test_ids, predict) -> tuple[list[float], list[float]]:
+    """Dice % and seconds per test image; ``predict(id)`` returns (labels, seconds)."""
+    res = [predict(i) for i in test_ids]
+    return [dice_pct(p, ds.labels[i]) for (p, _), i in zip(res, test_ids)], [t for _, t in res]
+
+
+def fewcell_scores(ds: Dataset, seg, box, test_ids):
+    src, y, x = box
+    prompt = seg.prepare_prompt(ds.images[src], ds.labels[src], (y, x, BOX, BOX))
+    return score(ds, test_ids, lambda i: timed(seg.segment, ds.images[i], prompt))
+
+
 def one_shot(ds: Dataset, boxes, segs: dict, rf: RFBaseline, test_ids: list[str]) -> list[dict]:
     """Per box: {method: (dice per test image, seconds per test image)} plus the box itself."""
     rows = []
     for b, (src, y, x) in enumerate(boxes):
         row = {"src": src, "y": y, "x": x}
-        img, lab = ds.images[src], ds.labels[src]
-        for name, seg in segs.items():
-            prompt = seg.prepare_prompt(img, lab, (y, x, BOX, BOX))
-            d, t = [], []
-            for i in test_ids:
-                t0 = time.perf_counter()
-                pred = seg.segment(ds.images[i], prompt)
-                t.append(time.perf_counter() - t0)
-                d.append(dice_pct(pred, ds.labels[i]))
-            row[name] = (d, t)
-        clf = rf.fit(rf.cached((ds.name, src), img)[0], lab, y, x)
-        d, t = [], []
-        for i in test_ids:
+        row.update({name: fewcell_scores(ds, seg, (src, y, x), test_ids) for name, seg in segs.items()})
+        clf = rf.fit(rf.cached((ds.name, src), ds.images[src])[0], ds.labels[src], y, x)
+
+        def rf_predict(i):  # test-image features are computed once (cached); their time is added back
             feat, t_feat = rf.cached((ds.name, i), ds.images[i])
-            t0 = time.perf_counter()
-            pred = rf.predict(clf, feat)
-            t.append(t_feat + time.perf_counter() - t0)  # features (computed once, cached) + predict
-            d.append(dice_pct(pred, ds.labels[i]))
-        row["RF baseline"] = (d, t)
+            pred, t = timed(rf.predict, clf, feat)
+            return pred, t_feat + t
+
+        row["RF baseline"] = score(ds, test_ids, rf_predict)
         rows.append(row)
         log(f"{ds.name} box {b + 1}/{len(boxes)} ({src} y={y} x={x}): "
             + ", ".join(f"{k} {np.mean(v[0]):.2f}" for k, v in row.items() if isinstance(v, tuple)))
@@ -145,7 +152,8 @@ def one_shot_tables(rows: list[dict], methods: list[str]) -> list[str]:
     for b, r in enumerate(rows):
         out.append(f"| {b} | {r['src']} | {r['y']} | {r['x']} | "
                    + " | ".join(f"{np.mean(r[m][0]):.2f}" for m in methods) + " |")
-    out += ["", "| method | Dice % (mean ± sd over boxes) | worst box | best box | s / test image |", "|---|---|---|---|---|"]
+    out += ["", "| method | Dice % (mean ± sd over boxes) | worst box | best box | s / test image |",
+            "|---|---|---|---|---|"]
     for m in methods:
         per_box = [np.mean(r[m][0]) for r in rows]
         secs = np.mean([np.mean(r[m][1]) for r in rows])
@@ -159,13 +167,8 @@ def exact_vs_fast(ds, boxes, seg_exact, rows, test_ids) -> list[str]:
     out = [f"| box | exact Dice | fast Dice | mean abs Δ per image | max abs Δ | exact s/img | fast s/img |",
            "|---|---|---|---|---|---|---|"]
     all_e, all_f, all_te, all_tf = [], [], [], []
-    for b, ((src, y, x), r) in enumerate(zip(boxes, rows)):
-        prompt = seg_exact.prepare_prompt(ds.images[src], ds.labels[src], (y, x, BOX, BOX))
-        de, te = [], []
-        for i in test_ids:
-            t0 = time.perf_counter()
-            de.append(dice_pct(seg_exact.segment(ds.images[i], prompt), ds.labels[i]))
-            te.append(time.perf_counter() - t0)
+    for b, (box, r) in enumerate(zip(boxes, rows)):
+        de, te = fewcell_scores(ds, seg_exact, box, test_ids)
         df, tf = r["fewcell fast"][0][:n], r["fewcell fast"][1][:n]  # same box, same images, from part 1
         diff = np.abs(np.subtract(de, df))
         out.append(f"| {b} | {np.mean(de):.2f} | {np.mean(df):.2f} | {diff.mean():.2f} | {diff.max():.2f} "
@@ -181,33 +184,20 @@ def exact_vs_fast(ds, boxes, seg_exact, rows, test_ids) -> list[str]:
 def latency(ds, box, seg, seg_exact, rf: RFBaseline) -> list[str]:
     src, y, x = box
     img = ds.images[ds.test[0]]
-    t0 = time.perf_counter()
-    prompt = seg.prepare_prompt(ds.images[src], ds.labels[src], (y, x, BOX, BOX))
-    t_prep = time.perf_counter() - t0
+    prompt, t_prep = timed(seg.prepare_prompt, ds.images[src], ds.labels[src], (y, x, BOX, BOX))
+    t_keys = timed(seg.keys, prompt)[1]  # k-means prototypes, cached on the prompt
     seg.segment(img, prompt)  # warm-up, not counted
-    fast = []
-    for _ in range(5):
-        t0 = time.perf_counter()
-        seg.segment(img, prompt)
-        fast.append(time.perf_counter() - t0)
-    t0 = time.perf_counter()
-    seg_exact.segment(img, prompt)
-    t_exact = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    clf = rf.fit(rf.features(ds.images[src]), ds.labels[src], y, x)
-    t_fit = time.perf_counter() - t0
-    rft = []
-    for _ in range(3):
-        t0 = time.perf_counter()
-        rf.predict(clf, rf.features(img))
-        rft.append(time.perf_counter() - t0)
-    f, r = float(np.median(fast)), float(np.median(rft))
+    f = float(np.median([timed(seg.segment, img, prompt)[1] for _ in range(5)]))
+    t_exact = timed(seg_exact.segment, img, prompt)[1]
+    clf, t_fit = timed(lambda: rf.fit(rf.features(ds.images[src]), ds.labels[src], y, x))
+    r = float(np.median([timed(lambda: rf.predict(clf, rf.features(img)))[1] for _ in range(3)]))
     log(f"latency: fast {f:.3f} s, exact {t_exact:.2f} s, RF {r:.2f} s")
     return [f"Image {ds.name} {ds.test[0]} ({img.shape[0]}×{img.shape[1]}), prompt box {src} y={y} x={x}; "
             "model already loaded, one warm-up call not counted.", "",
             "| step | seconds |", "|---|---|",
             f"| fewcell `prepare_prompt` (once) | {t_prep:.3f} |",
-            f"| fewcell `segment`, fast path (median of 5; includes k-means keys) | {f:.3f} |",
+            f"| fewcell k-means prototype keys (once per prompt, cached) | {t_keys:.3f} |",
+            f"| fewcell `segment`, fast path (median of 5) | {f:.3f} |",
             f"| fewcell `segment`, exact attention (1 run) | {t_exact:.2f} |",
             f"| RF baseline fit on the box (prompt-image features + fit, once) | {t_fit:.2f} |",
             f"| RF baseline features + predict (median of 3) | {r:.2f} |",
@@ -230,10 +220,9 @@ def memory_child(args) -> None:
     base = ds.images[ds.test[0]]
     reps = -(-args.memory_child // base.shape[0])
     img = np.ascontiguousarray(np.tile(base, (reps, reps))[: args.memory_child, : args.memory_child])
-    t0 = time.perf_counter()
-    seg.segment(img, prompt)
+    secs = timed(seg.segment, img, prompt)[1]
     print(json.dumps({"size": args.memory_child, "loaded_gb": loaded[0], "peak_gb": peak_rss_gb(),
-                      "hwm_loaded_gb": loaded[1], "hwm_peak_gb": vm_hwm_gb(), "seconds": time.perf_counter() - t0}))
+                      "hwm_loaded_gb": loaded[1], "hwm_peak_gb": vm_hwm_gb(), "seconds": secs}))
 
 
 def memory(args, sizes) -> list[str]:
@@ -242,10 +231,14 @@ def memory(args, sizes) -> list[str]:
     for s in sizes:
         cmd = [sys.executable, str(Path(__file__).resolve()), "--memory-child", str(s), "--data", args.data,
                "--weights", args.weights, "--threads", str(args.threads)]
-        res = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
-        log(f"memory {s}²: peak {res['peak_gb']:.2f} GB")
-        out.append(f"| {s}×{s} | {res['loaded_gb']:.2f} | {res['peak_gb']:.2f} | {res['peak_gb'] - res['loaded_gb']:.2f} "
-                   f"| {res['hwm_loaded_gb']:.2f} / {res['hwm_peak_gb']:.2f} | {res['seconds']:.1f} | {'yes' if res['peak_gb'] <= 2 else '**no**'} |")
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode:
+            sys.exit(f"memory child {s}² failed:\n{proc.stderr[-2000:]}")
+        r = json.loads(proc.stdout.splitlines()[-1])
+        log(f"memory {s}²: peak {r['peak_gb']:.2f} GB")
+        out.append(f"| {s}×{s} | {r['loaded_gb']:.2f} | {r['peak_gb']:.2f} | {r['peak_gb'] - r['loaded_gb']:.2f} "
+                   f"| {r['hwm_loaded_gb']:.2f} / {r['hwm_peak_gb']:.2f} | {r['seconds']:.1f} "
+                   f"| {'yes' if r['peak_gb'] <= 2 else '**no**'} |")
     return out
 
 
@@ -269,6 +262,7 @@ def main() -> None:
     ap.add_argument("--exact-images", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--quick", action="store_true", help="smoke test: 2 boxes, 2 test images, small memory sizes")
+    ap.add_argument("--note", action="append", default=[], help="a line for the report header (repeatable)")
     ap.add_argument("--memory-child", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.memory_child:
@@ -331,7 +325,7 @@ def main() -> None:
         f"torch {torch.__version__}, torch threads {torch.get_num_threads()}; scikit-learn {sklearn.__version__}, "
         f"scikit-image {skimage.__version__}; device cpu",
         f"- command: `{shlex.join([Path(sys.executable).name] + sys.argv)}`",
-        *w,
+        *w, *(f"- note: {n}" for n in args.note),
         f"- wall time: {time.perf_counter() - T0:.0f} s; peak RSS of this benchmark process (all methods, "
         f"incl. exact attention and RF): {peak_rss_gb():.2f} GB",
         "- metric (paper's): per test image, mean of foreground Dice % and background Dice %; averaged over test "

@@ -46,10 +46,18 @@ def naive_attention(x: torch.Tensor, p: torch.Tensor, q: torch.Tensor, tau: floa
     return torch.softmax(x @ p.T / tau, dim=1) @ q
 
 
+#: at most this many query × key scores are held at once (256 MB of float32)
+MAX_SCORES = 2**26
+
+
 def attend(x: torch.Tensor, prompt: PromptKeys, tau: float, chunk: int = 65536) -> torch.Tensor:
-    """Class probabilities (N, C) for embeddings x (N, D); queries processed ``chunk`` at a time."""
+    """Class probabilities (N, C) for embeddings x (N, D); queries processed ``chunk`` at a time.
+
+    ``chunk`` is lowered so that a chunk never holds more than :data:`MAX_SCORES` scores.
+    """
     if tau <= 0 or not np.isfinite(tau):
         raise FewcellError(f"The temperature τ must be a positive number, not {tau}.")
+    chunk = max(1, min(chunk, MAX_SCORES // max(1, prompt.keys.shape[0])))
     k = prompt.keys[None, None]  # (1, 1, M, D)
     v = prompt.values[None, None].to(x.dtype)
     mask = None if prompt.bias is None else prompt.bias.to(x.dtype)[None, None, None, :]
