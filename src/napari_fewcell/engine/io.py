@@ -62,6 +62,9 @@ def write_labels_tif(path: str | Path, labels: np.ndarray, source: str = "", cla
     meta = {"software": "napari-fewcell", "source": source, "classes": classes or {}}
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual permissions
     try:
         tifffile.imwrite(tmp, labels, compression="zlib", description=json.dumps(meta), metadata=None)
         os.replace(tmp, path)

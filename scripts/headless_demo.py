@@ -1,0 +1,128 @@
+"""Headless demo: open the nuclei sample in napari, segment it with the dock widget, save labels + screenshot.
+
+    python scripts/headless_demo.py --out demo_out [--docs]
+
+Without a display (DISPLAY unset) it starts its own Xvfb and stops it at the end. Writes
+<out>/nuclei.tif (the labels) and <out>/screenshot.png (the whole window with the docked widget);
+exits 1 with a message if the segmentation fails, times out, or the screenshot comes out blank.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PLUGIN, SAMPLE, WIDGET = "napari-fewcell", "nuclei", "Prompt segmentation"
+RESULT = "nuclei fewcell"
+
+
+def fail(message: str) -> None:
+    print(f"headless_demo: error: {message}", file=sys.stderr)
+    sys.exit(1)
+
+
+def start_xvfb() -> subprocess.Popen:
+    """Start Xvfb on a free display number (Xvfb picks it: -displayfd) and set DISPLAY."""
+    if shutil.which("Xvfb") is None:
+        fail("no DISPLAY and no Xvfb: install it (apt-get install xvfb) or run under a desktop session.")
+    read_fd, write_fd = os.pipe()
+    proc = subprocess.Popen(
+        ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "1600x1000x24", "-nolisten", "tcp"],
+        pass_fds=(write_fd,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    os.close(write_fd)
+    with os.fdopen(read_fd) as pipe:
+        number = pipe.readline().strip()  # written once the server accepts connections
+    if not number.isdigit():
+        proc.kill()
+        fail("Xvfb did not start (no display number reported).")
+    os.environ["DISPLAY"] = f":{number}"
+    return proc
+
+
+def wait_for(app, condition, timeout: float) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        app.processEvents()
+        if condition():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def run(out: Path, timeout: float) -> Path:
+    import napari
+    import numpy as np
+    from qtpy.QtWidgets import QApplication
+
+    from napari_fewcell._sample_data import sample_paths
+    from napari_fewcell.engine.io import write_labels_tif
+
+    viewer = napari.Viewer(show=True, title="napari-fewcell demo")
+    try:
+        app = QApplication.instance()
+        viewer.window.resize(1500, 950)
+        viewer.open_sample(PLUGIN, SAMPLE)
+        _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, WIDGET)
+        wait_for(app, lambda: False, 0.5)  # let the window lay itself out
+        viewer.reset_view()  # fit the image to the canvas as it is now, with the widget docked
+        widget.segment_button.click()
+        done = wait_for(app, lambda: RESULT in viewer.layers or widget.segment_button.isEnabled(), timeout)
+        if RESULT not in viewer.layers:
+            why = f"timed out after {timeout:.0f} s" if not done else "no result layer was added"
+            fail(f"segmentation failed ({why}); widget status: {widget.status.text()!r}")
+        wait_for(app, widget.segment_button.isEnabled, 10)
+        labels = viewer.layers[RESULT].data
+        tif = write_labels_tif(out / "nuclei.tif", labels, source=Path(str(sample_paths()["image"])).name,
+                               overwrite=True)
+
+        wait_for(app, lambda: False, 1.0)  # let the canvas redraw with the result layer
+        png = out / "screenshot.png"
+        shot = np.asarray(viewer.screenshot(str(png), canvas_only=False, flash=False))
+        std = float(shot[..., :3].std())
+        if std < 5.0:
+            fail(f"the screenshot {png} is blank (pixel std {std:.2f}); is OpenGL working on this display?")
+        print(f"labels:     {tif}  ({labels.shape[0]}×{labels.shape[1]}, values {np.unique(labels).tolist()})")
+        print(f"screenshot: {png}  ({shot.shape[1]}×{shot.shape[0]} px, status: {widget.status.text()})")
+        return png
+    finally:
+        viewer.close()
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default="demo_out", help="output folder (created if missing)")
+    ap.add_argument("--docs", action="store_true", help="also copy the screenshot to docs/screenshot.png")
+    ap.add_argument("--timeout", type=float, default=600, help="seconds to wait for the segmentation")
+    args = ap.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    xvfb = None
+    if not os.environ.get("DISPLAY"):
+        if os.environ.pop("QT_QPA_PLATFORM", None):
+            print("headless_demo: ignoring QT_QPA_PLATFORM (screenshots need Xvfb's xcb platform)")
+        xvfb = start_xvfb()
+    try:
+        png = run(out, args.timeout)
+        if args.docs:
+            (ROOT / "docs").mkdir(exist_ok=True)
+            shutil.copyfile(png, ROOT / "docs" / "screenshot.png")
+            print(f"copied to:  {ROOT / 'docs' / 'screenshot.png'}")
+    finally:
+        if xvfb is not None:
+            xvfb.terminate()
+            try:
+                xvfb.wait(5)
+            except subprocess.TimeoutExpired:
+                xvfb.kill()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
