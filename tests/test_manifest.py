@@ -1,0 +1,42 @@
+import json
+import os
+import stat
+
+import numpy as np
+import tifffile
+from npe2 import PluginManifest
+
+from napari_fewcell import _writer
+from napari_fewcell._sample_data import nuclei_sample
+
+
+def test_manifest_is_valid_and_names_our_contributions():
+    pm = PluginManifest.from_distribution("napari-fewcell")
+    assert pm.name == "napari-fewcell"
+    assert [w.display_name for w in pm.contributions.widgets] == ["Prompt segmentation"]
+    assert pm.contributions.sample_data[0].key == "nuclei"
+    assert pm.contributions.writers[0].layer_types == ["labels"]
+
+
+def test_sample_has_image_labels_and_one_box():
+    layers = nuclei_sample()
+    kinds = [kind for _, _, kind in layers]
+    assert kinds == ["image", "labels", "shapes"]
+    labels = layers[1][0]
+    assert set(np.unique(labels)) == {0, 1}
+
+
+def test_writer_roundtrips_atomically(tmp_path):
+    labels = np.zeros((20, 30), np.uint16)
+    labels[5:10, 5:15] = 2
+    out = _writer.write_labels(str(tmp_path / "res"), labels, {"name": "x fewcell", "metadata": {}})
+    assert out == [str(tmp_path / "res.tif")]
+    back = tifffile.imread(out[0])
+    assert back.dtype == np.uint8 and np.array_equal(back, labels)
+    with tifffile.TiffFile(out[0]) as tif:
+        meta = json.loads(tif.pages[0].description)
+    assert meta["software"] == "napari-fewcell" and meta["source"] == "x fewcell"
+    assert [p.name for p in tmp_path.iterdir()] == ["res.tif"]  # no temporary file left behind
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(os.stat(out[0]).st_mode) == 0o666 & ~umask  # not mkstemp's 0600
