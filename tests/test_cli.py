@@ -79,7 +79,7 @@ def test_cli_labels_of_another_size(sample, tmp_path, capsys):
 
 
 def test_cli_stack_nan_and_zero_size(tmp_path, capsys, sample):
-    tifffile.imwrite(tmp_path / "stack.tif", np.zeros((3, 64, 64), np.uint8))
+    tifffile.imwrite(tmp_path / "stack.tif", np.zeros((3, 64, 64), np.uint8), photometric="minisblack")
     nan = np.ones((64, 64), np.float32)
     nan[0, 0] = np.nan
     tifffile.imwrite(tmp_path / "nan.tif", nan)
