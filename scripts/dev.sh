@@ -26,8 +26,10 @@ if [ ! -x .venv-tools/bin/tox ]; then
   .venv-tools/bin/pip install -q --disable-pip-version-check "tox>=4.11,<5"
 fi
 
+extra=()
+[ $# -gt 0 ] && extra=(-- "$@")  # tox drops its posargs defaults after a bare --
 case "$what" in
-  test) exec .venv-tools/bin/tox -e py -- "$@" ;;
-  demo) exec .venv-tools/bin/tox -e demo -- "$@" ;;
+  test) exec .venv-tools/bin/tox -e py "${extra[@]}" ;;
+  demo) exec .venv-tools/bin/tox -e demo "${extra[@]}" ;;
   *) echo "usage: bash scripts/dev.sh test|demo" >&2; exit 2 ;;
 esac
