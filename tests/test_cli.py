@@ -69,6 +69,7 @@ def test_cli_single_class_box(sample, tmp_path, capsys):
     argv = _args(sample, tmp_path / "o")
     argv[argv.index("--box") + 1 : argv.index("--box") + 3] = ["0", "0"]  # a corner with no nuclei painted
     assert "one class cannot be segmented" in _bad(capsys, argv)
+    assert not (tmp_path / "o").exists()  # a bad prompt leaves no empty output folder behind
 
 
 def test_cli_labels_of_another_size(sample, tmp_path, capsys):

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -37,9 +36,10 @@ def _cmd_segment(a) -> int:
     from .engine.prompt import PromptParams, Segmenter
 
     params = PromptParams(tau=a.tau, attention=a.attention, prototypes=a.prototypes, weights=a.weights, device=a.device)
-    out = check_out_dir(a.out, overwrite=a.overwrite, stems=[Path(p).stem for p in a.images])
     seg = Segmenter(params)
     prompt = seg.prepare_prompt(read_image(a.prompt_image), read_image(a.prompt_labels, "prompt labels"), a.box)
+    out = check_out_dir(a.out, overwrite=a.overwrite, stems=[Path(p).stem for p in a.images])  # after the
+    # prompt is known to be good, so a bad prompt leaves no empty --out folder behind
     for path in a.images:
         labels = seg.segment(read_image(path), prompt, _Bar(Path(path).name))
         target = out / f"{Path(path).stem}.tif"
