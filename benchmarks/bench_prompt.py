@@ -164,7 +164,7 @@ def one_shot_tables(rows: list[dict], methods: list[str]) -> list[str]:
 def exact_vs_fast(ds, boxes, seg_exact, rows, test_ids) -> list[str]:
     """Exact attention on the first test images of every box, next to the fast path's results."""
     n = len(test_ids)
-    out = [f"| box | exact Dice | fast Dice | mean abs Δ per image | max abs Δ | exact s/img | fast s/img |",
+    out = ["| box | exact Dice | fast Dice | mean abs Δ per image | max abs Δ | exact s/img | fast s/img |",
            "|---|---|---|---|---|---|---|"]
     all_e, all_f, all_te, all_tf = [], [], [], []
     for b, (box, r) in enumerate(zip(boxes, rows)):
