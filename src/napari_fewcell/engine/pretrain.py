@@ -154,12 +154,10 @@ def pretrain_iter(p: PretrainParams, out: str | Path) -> Generator[Progress, Non
     sets = load_training_sets(p.data, p.datasets)
     w = np.array(p.dataset_weights or [DATASETS.get(s.name, 1.0) for s in sets], dtype=float)
     w = w / w.sum()
-    if p.init:
-        model = load_model(p.init).train()
-        if dataclasses.asdict(model.config) != dataclasses.asdict(NetConfig(base=p.base, embed_dim=p.embed_dim, tau=p.tau)):
-            raise FewcellError(f"{p.init} has another network layout than the one asked for; drop --init or match it.")
-    else:
-        model = EmbedNet(NetConfig(base=p.base, embed_dim=p.embed_dim, tau=p.tau))
+    config = NetConfig(base=p.base, embed_dim=p.embed_dim, tau=p.tau)
+    model = load_model(p.init) if p.init else EmbedNet(config)
+    if model.config != config:
+        raise FewcellError(f"{p.init} has another network layout than the one asked for; drop --init or match it.")
     opt = torch.optim.Adam(model.parameters(), lr=p.lr)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=p.lr, total_steps=p.steps, pct_start=0.05)
     model.train()
