@@ -10,6 +10,8 @@ from qtpy.QtCore import Qt
 
 from napari_fewcell._qt.prompt_widget import BOX_LAYER, PromptSegmentationWidget
 
+from .conftest import dice_mean
+
 TIMEOUT = 60_000  # ms; the CPU may be shared with other jobs
 LEFT = Qt.MouseButton.LeftButton
 
@@ -49,7 +51,7 @@ def click_and_wait(qtbot, widget):
     qtbot.waitUntil(widget.segment_button.isEnabled, timeout=TIMEOUT)
 
 
-def test_sample_segment(viewer_widget, qtbot):
+def test_sample_segment(viewer_widget, qtbot, sample):
     viewer, widget = viewer_widget
     viewer.open_sample("napari-fewcell", "nuclei")
     assert widget.image_combo.currentText() == "nuclei"
@@ -63,6 +65,7 @@ def test_sample_segment(viewer_widget, qtbot):
     out = viewer.layers["nuclei fewcell"]
     assert out.data.shape == (520, 696) and out.data.dtype == np.uint8
     assert set(np.unique(out.data)) <= {0, 1}
+    assert dice_mean(out.data, sample["truth"]) > 0.8  # the same engine result as the CLI/API tests
     # a result layer is never picked as prompt labels
     assert widget.labels_combo.currentText() == "nuclei prompt labels"
 
