@@ -2,9 +2,13 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from pathlib import Path
+
+from .engine.errors import FewcellError
+from .engine.io import check_out_dir
 
 EXIT_BAD_INPUT = 2
 
@@ -32,7 +36,7 @@ class _Bar:
 
 
 def _cmd_segment(a) -> int:
-    from .engine.io import check_out_dir, read_image, write_labels_tif
+    from .engine.io import read_image, write_labels_tif
     from .engine.prompt import PromptParams, Segmenter
 
     params = PromptParams(tau=a.tau, attention=a.attention, prototypes=a.prototypes, weights=a.weights, device=a.device)
@@ -45,6 +49,158 @@ def _cmd_segment(a) -> int:
         target = out / f"{Path(path).stem}.tif"
         write_labels_tif(target, labels, source=str(path), overwrite=True)
         print(target)
+    return 0
+
+
+def _labels_for(images: list[str], labels: list[str]) -> list[str | None]:
+    """One labels path (or None = unannotated) per image, from a list in order or a folder of same stems."""
+    if len(labels) == 1 and Path(labels[0]).is_dir():
+        folder = Path(labels[0])
+        found: list[str | None] = []
+        for img in images:
+            hits = sorted(f for f in folder.iterdir() if f.stem == Path(img).stem and f.is_file())
+            found.append(str(hits[0]) if hits else None)
+        if not any(found):
+            raise FewcellError(
+                f"No file in {folder} has the name (stem) of any IMAGE; name each labels file like its image."
+            )
+        return found
+    if len(labels) != len(images):
+        raise FewcellError(
+            f"{len(images)} images but {len(labels)} --labels files: give one labels file per IMAGE in the same "
+            "order (write 'none' for an unannotated image), or a folder holding files with the images' names."
+        )
+    return [None if lab.lower() in ("none", "-") else lab for lab in labels]
+
+
+def _read_set(a):
+    """Read IMAGEs and labels into annotated planes; returns (data, layout) with layout = [(path, n_planes, stack)]."""
+    from .engine.annotation import annotate, planes_of
+    from .engine.io import read_image
+
+    pairs = _labels_for(a.images, a.labels)
+    data, layout = [], []
+    for path, lab_path in zip(a.images, pairs):
+        name = Path(path).name
+        planes, stack = planes_of(read_image(path), name)
+        if lab_path is None:
+            lab_planes = [None] * len(planes)
+        else:
+            lab = read_image(lab_path, "labels")
+            if stack:
+                if lab.shape[:1] != (len(planes),) or lab.ndim != 3:
+                    raise FewcellError(
+                        f"{lab_path} has shape {lab.shape} but the stack {name} has {len(planes)} planes of "
+                        f"{planes[0].shape[0]}×{planes[0].shape[1]}; give a labels stack of the same shape."
+                    )
+                # in a stack, a plane whose labels are all 0 is an unannotated plane
+                lab_planes = [lp if lp.any() else None for lp in lab]
+            else:
+                lab_planes = [lab]
+        for z, (pl, lp) in enumerate(zip(planes, lab_planes)):
+            pname = f"{name} plane {z}" if stack else name
+            boxes = a.box if lp is not None else ()
+            if lp is not None and a.oneshot:
+                boxes = a.box
+            data.append(annotate(pl, lp, boxes, name=pname, full=bool(a.oneshot and lp is not None)))
+        layout.append((path, len(planes), stack))
+    return data, layout
+
+
+def _class_names(items) -> dict:
+    names = {}
+    for item in items or ():
+        value, sep, name = item.partition("=")
+        if not sep or not value.strip().isdigit():
+            raise FewcellError(f"--class-name takes VALUE=NAME, e.g. 1=nucleus, not '{item}'.")
+        names[int(value)] = name
+    return names
+
+
+def _write_results(out: Path, layout, planes: list, source_kind: str, classes: dict, instances: str | None,
+                   extra: dict | None = None) -> None:
+    import numpy as np
+
+    from .engine.instances import instance_labels
+    from .engine.io import write_labels_tif
+
+    i = 0
+    for path, n, stack in layout:
+        lab = np.stack(planes[i : i + n]) if stack else planes[i]
+        i += n
+        if instances:
+            lab = instance_labels(lab, instances)
+        target = out / f"{Path(path).stem}.tif"
+        meta = {"kind": "instances" if instances else source_kind, **(extra or {})}
+        write_labels_tif(target, lab, source=str(path), classes={} if instances else classes,
+                         overwrite=True, extra=meta)
+        print(target)
+
+
+def _check_model_target(path: str | None, overwrite: bool) -> None:
+    if path is None:
+        return
+    p = Path(path)
+    if p.exists() and not overwrite:
+        raise FewcellError(f"{p} already exists; pass --overwrite to replace it or choose another name.")
+    if not p.parent.is_dir():
+        raise FewcellError(f"The folder {p.parent} for {p.name} does not exist; create it first.")
+
+
+def _cmd_pseudolabel(a) -> int:
+    from .engine.partial import PseudoParams, pseudolabel_iter, validate
+    from .engine.prompt import run
+    from .engine.segnet import TrainParams, train_iter
+
+    if a.threads:
+        import torch
+
+        torch.set_num_threads(a.threads)
+    data, layout = _read_set(a)
+    params = PseudoParams(epochs=a.epochs, steps_per_epoch=a.steps_per_epoch, lr=a.lr, weights=a.weights,
+                          device=a.device, seed=a.seed, tau=a.tau)
+    params.check()
+    validate(data)
+    names = _class_names(a.class_name)
+    _check_model_target(a.train_net, a.overwrite)
+    out = check_out_dir(a.out, overwrite=a.overwrite, stems=[Path(p).stem for p, _, _ in layout])
+    result = run(pseudolabel_iter(data, params), _Bar("pseudo-labels"))
+    for h in result.history:
+        print(f"epoch {h['epoch']}: loss_pseudo {h['loss_pseudo']:.4f} loss_prompt {h['loss_prompt']:.4f} "
+              f"({h['seconds']:.1f} s)", file=sys.stderr)
+    _write_results(out, layout, result.labels, "pseudo-labels", names, a.instances)
+    if a.train_net:
+        tp = TrainParams(steps=a.train_steps, device=a.device, seed=a.seed, tta=a.tta)
+        card = {"trained_on": "pseudo-labels from `fewcell pseudolabel`", "images": [str(p) for p in a.images],
+                "boxes": [list(map(int, b)) for b in a.box], "stage1": dataclasses.asdict(params),
+                "stage1_history": result.history}
+        model = run(train_iter([d.image for d in data], result.labels, params=tp, class_names=names, card=card),
+                    _Bar("train-net"))
+        model.save(a.train_net)
+        print(a.train_net)
+    return 0
+
+
+def _cmd_predict(a) -> int:
+    from .engine.annotation import planes_of
+    from .engine.io import read_image
+    from .engine.prompt import run
+    from .engine.segnet import SegModel
+
+    if a.threads:
+        import torch
+
+        torch.set_num_threads(a.threads)
+    model = SegModel.load(a.model, device=a.device, tta=True if a.tta else None)
+    read = [(path, planes_of(read_image(path), Path(path).name)) for path in a.images]
+    out = check_out_dir(a.out, overwrite=a.overwrite, stems=[Path(p).stem for p in a.images])
+    results, layout = [], []
+    for path, (planes, stack) in read:
+        for z, plane in enumerate(planes):
+            results.append(run(model.predict_iter(plane), _Bar(f"{Path(path).name}" + (f"[{z}]" if stack else ""))))
+        layout.append((path, len(planes), stack))
+    _write_results(out, layout, results, "prediction", model.class_names, a.instances,
+                   extra={"model": str(a.model)})
     return 0
 
 
@@ -67,7 +223,9 @@ def _cmd_pretrain(a) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .engine.partial import PseudoParams as PseudoDefaults
     from .engine.pretrain import DATASETS
+    from .engine.segnet import TrainParams as TrainDefaults
 
     ap = argparse.ArgumentParser(prog="fewcell", description="Segment microscopy images from a tiny annotated prompt.")
     sub = ap.add_subparsers(dest="verb", required=True)
@@ -92,6 +250,55 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--overwrite", action="store_true", help="replace existing <stem>.tif files in --out")
     s.set_defaults(func=_cmd_segment)
 
+    q = sub.add_parser(
+        "pseudolabel",
+        help="partial labels (boxes) → pseudo-labels for whole images; optionally train a network on them",
+        description="Fine-tune on IMAGEs annotated only inside --box regions (paper 000 §3.3), write "
+        "DIR/<IMAGE stem>.tif pseudo-labels for every IMAGE, and with --train-net train a fresh network on them. "
+        "Images may differ in size and channel count; a stack (Z×H×W) is a set of planes, and in a labels stack "
+        "a plane that is all 0 counts as unannotated.",
+    )
+    q.add_argument("images", nargs="+", metavar="IMAGE", help="images (TIFF or anything skimage reads) or stacks")
+    q.add_argument("--labels", required=True, nargs="+", metavar="L",
+                   help="one labels file per IMAGE in order ('none' for an unannotated one), or a folder of files "
+                        "named like the images")
+    q.add_argument("--box", required=True, nargs=4, type=float, action="append", metavar=("Y", "X", "H", "W"),
+                   help="an annotated region in every image that has labels (repeat for several)")
+    q.add_argument("--out", required=True, metavar="DIR", help="folder for <IMAGE stem>.tif pseudo-labels")
+    q.add_argument("--epochs", type=int, default=10, help="stage-1 fine-tuning epochs (0 = no fine-tuning)")
+    q.add_argument("--train-net", default=None, metavar="MODEL.pt",
+                   help="also train a segmentation network from scratch on the pseudo-labels and save it here "
+                        "(+ MODEL.json card)")
+    q.add_argument("--train-steps", type=int, default=TrainDefaults.steps, help="stage-2 optimiser steps")
+    q.add_argument("--steps-per-epoch", type=int, default=0, help="0 = cover the unannotated pixels once")
+    q.add_argument("--lr", type=float, default=PseudoDefaults.lr, help="stage-1 learning rate")
+    q.add_argument("--oneshot", action="store_true",
+                   help="one-shot fine-tuning: images with labels are fully labelled; --box is their prompt")
+    q.add_argument("--instances", choices=["components", "watershed"], default=None,
+                   help="write instance labels (one id per object) instead of class labels")
+    q.add_argument("--class-name", action="append", metavar="VALUE=NAME", help="class name for the metadata")
+    q.add_argument("--tau", type=float, default=None, help="attention temperature (default: the weights' own)")
+    q.add_argument("--weights", default=None, metavar="PATH", help="pre-trained embedding weights (default: shipped)")
+    q.add_argument("--tta", action="store_true",
+                   help="the stage-2 model averages the 8 flips/rotations when predicting (8× slower)")
+    q.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
+    q.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    q.set_defaults(func=_cmd_pseudolabel)
+
+    r = sub.add_parser("predict", help="apply a saved segmentation model to images")
+    r.add_argument("images", nargs="+", metavar="IMAGE", help="images or stacks")
+    r.add_argument("--model", required=True, metavar="MODEL.pt", help="a model saved by napari-fewcell")
+    r.add_argument("--out", required=True, metavar="DIR", help="folder for <IMAGE stem>.tif labels")
+    r.add_argument("--instances", choices=["components", "watershed"], default=None,
+                   help="write instance labels (one id per object) instead of class labels")
+    r.add_argument("--tta", action="store_true", help="average the 8 flips/rotations (8× slower)")
+    r.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    r.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
+    r.add_argument("--overwrite", action="store_true", help="replace existing <stem>.tif files in --out")
+    r.set_defaults(func=_cmd_predict)
+
     p = sub.add_parser("pretrain", help="train the embedding network episodically (writes a weights file)")
     p.add_argument("--data", default="../shared/data", help="folder of data sets (see docs/models.md)")
     p.add_argument(
@@ -112,8 +319,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .engine.errors import FewcellError
-
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

@@ -45,30 +45,78 @@ def check_out_dir(out: str | Path, overwrite: bool = False, stems: list[str] = (
         seen.add(stem)
         if not overwrite and (out / f"{stem}.tif").exists():
             raise FewcellError(
-                f"{out / (stem + '.tif')} already exists; pass --overwrite to replace it or choose another --out."
+                f"{out / (stem + '.tif')} already exists; allow overwriting (--overwrite) or choose another folder."
             )
     return out
 
 
+def _umask() -> int:
+    """The process umask, read without changing it where the platform allows."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)  # no /proc (macOS, Windows): the classic set-and-restore
+    os.umask(mask)
+    return mask
+
+
 def write_labels_tif(path: str | Path, labels: np.ndarray, source: str = "", classes: dict | None = None,
-                     overwrite: bool = False) -> Path:
-    """Write labels as a compressed TIFF atomically (temporary file in the same folder + rename)."""
+                     overwrite: bool = False, extra: dict | None = None) -> Path:
+    """Write labels (2D, or a stack as a multi-page TIFF) compressed and atomically.
+
+    The TIFF's description holds JSON: ``{"software", "source", "classes": {value: name}, ...extra}``.
+    """
     path = Path(path)
     if path.exists() and not overwrite:
         raise FewcellError(f"{path} already exists; choose another name or allow overwriting.")
     labels = np.asarray(labels)
-    if labels.max(initial=0) <= 255:
+    if labels.dtype == bool or (labels.size and labels.min() >= 0 and labels.max() <= 255):
         labels = labels.astype(np.uint8)
-    meta = {"software": "napari-fewcell", "source": source, "classes": classes or {}}
+    elif labels.size and labels.min() >= 0 and labels.max() < 2**16:
+        labels = labels.astype(np.uint16)
+    meta = {"software": "napari-fewcell", "source": source,
+            "classes": {str(k): str(v) for k, v in (classes or {}).items()}, **(extra or {})}
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual permissions
     try:
-        tifffile.imwrite(tmp, labels, compression="zlib", description=json.dumps(meta), metadata=None)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual permissions
+        tifffile.imwrite(tmp, labels, compression="zlib", photometric="minisblack",  # never RGB
+                        description=json.dumps(meta), metadata=None)
         os.replace(tmp, path)
     except OSError:
         Path(tmp).unlink(missing_ok=True)
         raise FewcellError(f"Could not write {path}; check the folder's permissions and free space.") from None
     return path
+
+
+def read_labels_meta(path: str | Path) -> dict:
+    """The JSON metadata napari-fewcell wrote into a label TIFF ({} for other TIFFs)."""
+    with tifffile.TiffFile(path) as tf:
+        desc = tf.pages[0].description
+    try:
+        meta = json.loads(desc)
+    except (TypeError, ValueError):
+        return {}
+    return meta if isinstance(meta, dict) and meta.get("software") == "napari-fewcell" else {}
+
+
+def export_labels(folder: str | Path, items, overwrite: bool = False, classes: dict | None = None,
+                  instances: str | None = None, kind: str = "pseudo-labels") -> list[Path]:
+    """Write ``items`` = [(stem, labels (2D or stack), source name)] as ``folder/<stem>.tif``.
+
+    Every target is checked before anything is written, so a conflict writes nothing; each
+    file is written atomically. ``instances`` = "components" | "watershed" numbers objects.
+    """
+    from .instances import instance_labels
+
+    folder = check_out_dir(folder, overwrite=overwrite, stems=[stem for stem, _, _ in items])
+    written = []
+    for stem, labels, source in items:
+        lab = instance_labels(labels, instances) if instances else labels
+        written.append(write_labels_tif(folder / f"{stem}.tif", lab, source=source,
+                                        classes={} if instances else classes, overwrite=True,
+                                        extra={"kind": "instances" if instances else kind}))
+    return written

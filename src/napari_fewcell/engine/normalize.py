@@ -25,6 +25,8 @@ def as_image2d(image, name: str = "image") -> np.ndarray:
         arr = arr[..., None]
     elif arr.ndim == 3 and arr.shape[-1] in (3, 4):
         arr = arr[..., :3]
+    elif arr.ndim == 3 and arr.shape[-1] == 1:
+        pass
     else:
         raise FewcellError(
             f"The {name} has shape {arr.shape} but a 2D image (gray H×W or RGB H×W×3) is expected; "

@@ -198,7 +198,8 @@ class Segmenter:
         return run(self.segment_iter(image, prompt), progress)
 
 
-def run(gen: Generator, progress: Callable[[Progress], None] | None = None, cancelled: Callable[[], bool] | None = None):
+def run(gen: Generator, progress: Callable[[Progress], None] | None = None,
+        cancelled: Callable[[], bool] | None = None):
     """Drive a progress generator to its end and return its value."""
     while True:
         try:

@@ -1,0 +1,303 @@
+"""Workflow 2, stage 1 — partial labels → pseudo-labels (paper 000 §3.3, Eq. 4–6).
+
+The pre-trained embedding network is fine-tuned on the user's images with
+
+    Loss = Loss_pseudo + Loss_prompt                                    (Eq. 4)
+
+* Loss_pseudo (Eq. 5): query crops from the images attend to a prompt box's pixels; the
+  cross entropy of the attention output against its own argmax over the unannotated
+  pixels (against the true label where a pixel is annotated).
+* Loss_prompt (Eq. 6): the pixels of another annotated box (a different prompt pair; an
+  augmented view of the same box when there is only one) attend to the prompt and are
+  scored against their labels.
+
+Then every image is labelled by attention to all annotated boxes at once, and annotated
+pixels keep their own labels. With ``full`` images (one-shot fine-tuning, paper Table 1)
+the same loop reduces to the supervised loss on the labelled image.
+
+    result = run(pseudolabel_iter([annotate(img, lab, [(y, x, 64, 64)]), annotate(img2)]))
+    result.labels  # one (H, W) label array per image
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from typing import Generator, NamedTuple, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .annotation import AnnotatedImage, check_annotations
+from .backbone import EmbedNet, load_model
+from .device import select_device
+from .errors import FewcellError
+from .normalize import intensity_range, normalize
+from .prompt import Progress, Prompt, PromptParams, Segmenter
+
+
+@dataclasses.dataclass
+class PseudoParams:
+    """Parameters of stage 1, shared by the widget, the CLI and the API."""
+
+    epochs: int = 10  #: fine-tuning epochs (0 = label by attention with the pre-trained network only)
+    steps_per_epoch: int = 0  #: optimiser steps per epoch; 0 = enough crops to cover the unannotated pixels once
+    batch: int = 4  #: query crops per step
+    crop: int = 128  #: query crop edge
+    lr: float = 1e-4
+    prompt_weight: float = 1.0  #: weight of Loss_prompt (Eq. 4 uses 1)
+    query_pixels: int = 4096  #: query pixels scored per crop (random subset, for speed)
+    key_pixels: int = 1024  #: prompt pixels attended to per step (random subset, for speed)
+    context: int = 32  #: context pixels around a prompt box
+    tau: float | None = None  #: attention temperature; None = the weights' own
+    weights: str | None = None  #: pre-trained embedding weights; None = shipped
+    prototypes: int = 64  #: prototypes per class when labelling the images
+    device: str = "auto"
+    seed: int = 0
+
+    def check(self) -> None:
+        if self.epochs < 0 or self.steps_per_epoch < 0:
+            raise FewcellError("The number of epochs and of steps per epoch cannot be negative.")
+        if self.batch < 1 or self.crop < 16:
+            raise FewcellError("The batch must hold at least one crop and crops must be at least 16 pixels.")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise FewcellError(f"The learning rate must be a positive number, not {self.lr}.")
+
+
+class PseudoResult(NamedTuple):
+    labels: list[np.ndarray]  # one per image, label values
+    classes: np.ndarray  # label values, index order of the network's outputs
+    model: EmbedNet  # the fine-tuned embedding network
+    history: list[dict]  # per epoch: {"epoch", "loss_pseudo", "loss_prompt", "seconds"}
+
+
+def _aug(img: np.ndarray, lab: np.ndarray, rng: np.random.Generator, jitter: bool = True):
+    """Rotation by k·90°, flip, and (optionally) a mild gamma/contrast jitter; (3,h,w), (h,w)."""
+    k = int(rng.integers(4))
+    img, lab = np.rot90(img, k, axes=(1, 2)), np.rot90(lab, k)
+    if rng.random() < 0.5:
+        img, lab = img[:, :, ::-1], lab[:, ::-1]
+    if jitter:
+        img = np.clip(img, 0, 1) ** np.exp(rng.uniform(-0.2, 0.2))
+        img = img * rng.uniform(0.85, 1.15) + rng.uniform(-0.05, 0.05)
+    return np.ascontiguousarray(img, np.float32), np.ascontiguousarray(lab)
+
+
+def _pad8(x: torch.Tensor, m: int) -> torch.Tensor:
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % m, (-w) % m
+    return F.pad(x, (0, pw, 0, ph), mode="replicate") if (ph or pw) else x
+
+
+class _Trainer:
+    """Holds the normalised images and index labels; samples prompts and crops."""
+
+    def __init__(self, data: Sequence[AnnotatedImage], classes: np.ndarray, p: PseudoParams, model: EmbedNet,
+                 device: torch.device):
+        self.p, self.model, self.device = p, model, device
+        self.tau = float(p.tau if p.tau is not None else model.config.tau)
+        self.rng = np.random.default_rng(p.seed)
+        self.gen = torch.Generator().manual_seed(p.seed)
+        lut = {int(v): i for i, v in enumerate(classes)}
+        self.K = len(classes)
+        self.images = [normalize(d.image, intensity_range(d.image)) for d in data]
+        self.index = []  # (H, W) int64 class index, -1 = unknown
+        for d in data:
+            idx = np.full(d.shape, -1, np.int64)
+            if d.known.any():
+                idx[d.known] = np.vectorize(lut.get, otypes=[np.int64])(d.labels[d.known])
+            self.index.append(idx)
+        self.boxes = [(i, b) for i, d in enumerate(data) for b in d.boxes]
+        self.prompts = [(i, b) for i, b in self.boxes if len(np.unique(self._box_index(i, b))) >= 2]
+        if not self.prompts:
+            raise FewcellError(
+                "No annotated box holds both a structure and background; paint both inside at least one box."
+            )
+        # query crops are drawn from images in proportion to their unknown pixels (all pixels in one-shot mode)
+        unknown = np.array([(idx < 0).sum() for idx in self.index], float)
+        if unknown.sum() == 0:
+            unknown = np.array([idx.size for idx in self.index], float)
+        self.query_weights = unknown / unknown.sum()
+        self.crop = min(p.crop, *(min(d.shape) for d in data))
+        if self.crop >= 16:
+            self.crop -= self.crop % 8
+        self.unknown_total = int(unknown.sum())
+
+    def _box_index(self, i, box):
+        y, x, h, w = box
+        return self.index[i][y : y + h, x : x + w]
+
+    def _region(self, i, box, jitter):
+        """Augmented (3, h', w') region around ``box`` with the box's index labels (−2 outside the box)."""
+        y, x, h, w = box
+        c = self.p.context
+        H, W = self.index[i].shape
+        y0, x0, y1, x1 = max(0, y - c), max(0, x - c), min(H, y + h + c), min(W, x + w + c)
+        lab = np.full((y1 - y0, x1 - x0), -2, np.int64)
+        lab[y - y0 : y - y0 + h, x - x0 : x - x0 + w] = self._box_index(i, box)
+        return _aug(self.images[i][:, y0:y1, x0:x1], lab, self.rng, jitter)
+
+    def _embed(self, imgs: np.ndarray) -> torch.Tensor:
+        t = torch.from_numpy(imgs).to(self.device)
+        h, w = t.shape[-2:]
+        return self.model(_pad8(t, self.model.multiple))[..., :h, :w]
+
+    def _pixels(self, emb: torch.Tensor, lab: np.ndarray, sel_max: int):
+        """(n, D) embeddings and (n,) index labels of up to ``sel_max`` pixels with lab != −2."""
+        lab_t = torch.from_numpy(lab.reshape(-1)).to(self.device)
+        flat = emb.reshape(emb.shape[0], -1).T
+        ok = torch.nonzero(lab_t != -2)[:, 0]
+        if len(ok) > sel_max:
+            ok = ok[torch.randperm(len(ok), generator=self.gen)[:sel_max].to(self.device)]
+        return flat[ok], lab_t[ok]
+
+    def step(self):
+        p = self.p
+        pi, pbox = self.prompts[self.rng.integers(len(self.prompts))]
+        img, lab = self._region(pi, pbox, jitter=False)
+        keys, klab = self._pixels(self._embed(img[None])[0], lab, p.key_pixels)
+        values = F.one_hot(klab, self.K).float()
+
+        # Loss_pseudo: query crops attend to the prompt; targets = own argmax (true label where known)
+        crops, labs = [], []
+        for _ in range(p.batch):
+            i = int(self.rng.choice(len(self.images), p=self.query_weights))
+            H, W = self.index[i].shape
+            y, x = self.rng.integers(0, H - self.crop + 1), self.rng.integers(0, W - self.crop + 1)
+            ci, cl = _aug(self.images[i][:, y : y + self.crop, x : x + self.crop],
+                          self.index[i][y : y + self.crop, x : x + self.crop], self.rng)
+            crops.append(ci)
+            labs.append(cl)
+        emb = self._embed(np.stack(crops))
+        losses = []
+        for b in range(p.batch):
+            q, ql = self._pixels(emb[b], labs[b], p.query_pixels)
+            o = F.scaled_dot_product_attention(q[None, None], keys[None, None], values[None, None],
+                                               scale=1.0 / self.tau)[0, 0]
+            target = torch.where(ql >= 0, ql, o.argmax(1).detach())
+            losses.append(F.nll_loss(torch.log(o.clamp_min(1e-6)), target))
+        loss_pseudo = torch.stack(losses).mean()
+
+        # Loss_prompt: another prompt pair (or another view of the same) scored against its labels
+        others = [b for b in self.boxes if b != (pi, pbox)]
+        qi, qbox = others[self.rng.integers(len(others))] if others else (pi, pbox)
+        img2, lab2 = self._region(qi, qbox, jitter=True)
+        q, ql = self._pixels(self._embed(img2[None])[0], lab2, p.query_pixels)
+        o = F.scaled_dot_product_attention(q[None, None], keys[None, None], values[None, None],
+                                           scale=1.0 / self.tau)[0, 0]
+        loss_prompt = F.nll_loss(torch.log(o.clamp_min(1e-6)), ql)
+        return loss_pseudo, loss_prompt
+
+
+def union_prompt(seg: Segmenter, data: Sequence[AnnotatedImage]) -> Prompt:
+    """One prompt made of every annotated box of every image (pixels and labels concatenated)."""
+    embs, labs = [], []
+    for d in data:
+        for box in d.boxes:
+            y, x, h, w = box
+            m = seg.params.margin
+            H, W = d.shape
+            y0, x0, y1, x1 = max(0, y - m), max(0, x - m), min(H, y + h + m), min(W, x + w + m)
+            e = seg._embed(d.image, intensity_range(d.image), y0, y1, x0, x1)
+            e = e[:, y - y0 : y - y0 + h, x - x0 : x - x0 + w]
+            embs.append(e.reshape(e.shape[0], -1).T.float().cpu())
+            labs.append(d.labels[y : y + h, x : x + w].reshape(-1))
+    if not embs:
+        raise FewcellError("No annotated box to take a prompt from; draw a box and paint inside it.")
+    emb, lab = torch.cat(embs), np.concatenate(labs)
+    if len(np.unique(lab)) < 2:
+        raise FewcellError("The annotated boxes hold only one class; paint a structure and some background.")
+    return Prompt(emb, lab, data[0].boxes[0] if data[0].boxes else (0, 0, 0, 0), (0, 0))
+
+
+def validate(data: Sequence[AnnotatedImage]) -> np.ndarray:
+    """Every check that can fail before any work starts; returns the class values."""
+    classes = check_annotations(data, need_unknown=True)
+    if not any(d.boxes for d in data):
+        raise FewcellError("No annotated box to take a prompt from; draw a box and paint inside it.")
+    if not any(len(np.unique(d.labels[y : y + h, x : x + w])) >= 2 for d in data for y, x, h, w in d.boxes):
+        raise FewcellError(
+            "No annotated box holds both a structure and background; paint both inside at least one box."
+        )
+    return classes
+
+
+def pseudolabel_iter(data: Sequence[AnnotatedImage], params: PseudoParams | None = None,
+                     model: EmbedNet | None = None) -> Generator[Progress, None, PseudoResult]:
+    """Stage 1: fine-tune (``params.epochs``) and label every image. Yields Progress per step."""
+    p = params or PseudoParams()
+    p.check()
+    classes = validate(data)
+    device = select_device(p.device)
+    if model is None:
+        model = load_model(p.weights, device)
+    model = model.to(device)
+    torch.manual_seed(p.seed)
+    history: list[dict] = []
+    if p.epochs:
+        tr = _Trainer(data, classes, p, model, device)
+        steps = p.steps_per_epoch or int(np.clip(math.ceil(tr.unknown_total / (p.batch * tr.crop**2)), 10, 200))
+        # BatchNorm statistics stay frozen (eval mode): a few crops are too small a batch to re-estimate them
+        model.eval()
+        for prm in model.parameters():
+            prm.requires_grad_(True)
+        opt = torch.optim.Adam(model.parameters(), lr=p.lr)
+        total = p.epochs * steps
+        yield Progress(0, total, "fine-tuning")
+        for epoch in range(p.epochs):
+            t0, sums = time.time(), np.zeros(2)
+            for s in range(steps):
+                lp, lq = tr.step()
+                loss = lp + p.prompt_weight * lq
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                sums += (lp.item(), lq.item())
+                mean = sums / (s + 1)
+                yield Progress(epoch * steps + s + 1, total,
+                               f"epoch {epoch + 1}/{p.epochs} · pseudo {mean[0]:.3f} · prompt {mean[1]:.3f}")
+            history.append({"epoch": epoch + 1, "loss_pseudo": float(mean[0]), "loss_prompt": float(mean[1]),
+                            "seconds": round(time.time() - t0, 2)})
+    model.eval()
+    for prm in model.parameters():
+        prm.requires_grad_(False)
+    seg = Segmenter(PromptParams(tau=p.tau, prototypes=p.prototypes, device=str(device)), model=model)
+    prompt = union_prompt(seg, data)
+    out = []
+    for n, d in enumerate(data):
+        step = Progress(n, len(data), f"labelling {d.name or n + 1}")
+        yield step
+        labels = yield from _relabel(seg.segment_iter(d.image, prompt), step)
+        labels = labels.astype(np.uint8 if classes.max() <= 255 else np.uint16)
+        labels[d.known] = d.labels[d.known]
+        out.append(labels)
+    yield Progress(len(data), len(data), "pseudo-labels done")
+    return PseudoResult(out, classes, model, history)
+
+
+def _relabel(gen, progress: Progress):
+    """Run a sub-generator, yielding ``progress`` instead of its own (stays cancellable between its steps)."""
+    while True:
+        try:
+            next(gen)
+        except StopIteration as stop:
+            return stop.value
+        yield progress
+
+
+def pseudolabel(images: Sequence, labels: Sequence, boxes: Sequence, params: PseudoParams | None = None,
+                progress=None) -> list[np.ndarray]:
+    """One call: pseudo-labels for every image from labels known only inside ``boxes``.
+
+    ``labels[i]`` is None for an unannotated image, else an array of image i's height and
+    width of which only the pixels inside every box in ``boxes`` are read (value v = class v).
+    """
+    from .annotation import annotate
+    from .prompt import run
+
+    if len(labels) != len(images):
+        raise FewcellError("Give one labels entry per image (None for an unannotated image).")
+    data = [annotate(im, lab, boxes if lab is not None else (), name=f"image {i + 1}")
+            for i, (im, lab) in enumerate(zip(images, labels))]
+    return run(pseudolabel_iter(data, params), progress).labels

@@ -1,0 +1,192 @@
+"""Partial labels → pseudo-labels (stage 1), the stage-2 network, instances and label TIFFs."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import tifffile
+import torch
+
+from napari_fewcell.engine import (
+    Cancelled, FewcellError, PseudoParams, SegModel, TrainParams, annotate, instance_labels, pseudolabel,
+    pseudolabel_iter, run, train_iter,
+)
+from napari_fewcell.engine.backbone import EmbedNet, NetConfig, default_weights_path
+from napari_fewcell.engine.io import export_labels, read_labels_meta, write_labels_tif
+
+from .conftest import blobs, dice_mean
+
+BOX = (16, 16, 64, 64)
+
+
+def chance(truth) -> float:
+    """The best Dice a constant prediction (all background or all foreground) gets."""
+    return max(dice_mean(np.zeros_like(truth), truth), dice_mean(np.ones_like(truth), truth))
+
+
+def blob_set(n=3, shape=(112, 112)):
+    return [blobs(shape, seed=10 + i, n=14) for i in range(n)]
+
+
+def test_stage1_learns_from_random_init_and_keeps_the_annotation():
+    """A randomly initialised network fine-tuned by Eq. 4 labels unannotated images above chance."""
+    torch.manual_seed(0)
+    pairs = blob_set()
+    data = [annotate(pairs[0][0], pairs[0][1], [BOX], name="a")] + [annotate(im, name=f"u{i}") for i, (im, _) in
+                                                                   enumerate(pairs[1:])]
+    model = EmbedNet(NetConfig(base=8, embed_dim=16))
+    result = run(pseudolabel_iter(data, PseudoParams(epochs=4, steps_per_epoch=8, batch=2, crop=64, lr=3e-3,
+                                                     device="cpu"), model=model))
+    assert len(result.labels) == 3 and list(result.classes) == [0, 1]
+    assert [h["epoch"] for h in result.history] == [1, 2, 3, 4]
+    assert result.history[-1]["loss_prompt"] < result.history[0]["loss_prompt"]  # it learned the prompt pairs
+    y, x, h, w = BOX
+    assert np.array_equal(result.labels[0][y : y + h, x : x + w], pairs[0][1][y : y + h, x : x + w])
+    for lab, (_, truth) in zip(result.labels[1:], pairs[1:]):
+        assert lab.shape == truth.shape and lab.dtype == np.uint8
+        assert dice_mean(lab, truth) > chance(truth) + 0.2
+
+
+def test_pseudolabel_api_with_shipped_weights_and_mixed_images():
+    """Images of different sizes and channel counts in one run, several boxes, fixes as annotation."""
+    (a, ma), (b, mb) = blobs((128, 128), seed=1, n=16), blobs((96, 144), seed=2, n=12)
+    rgb = np.stack([b, b // 2, b], -1)
+    out = pseudolabel([a, rgb], [ma, None], [(0, 0, 48, 48), (64, 64, 48, 48)],
+                      PseudoParams(epochs=1, steps_per_epoch=2, device="cpu"))
+    assert out[1].shape == (96, 144)
+    assert dice_mean(out[1], mb) > max(0.8, chance(mb))
+    fixes = np.zeros(a.shape, bool)
+    fixes[100:110, 0:10] = True
+    d = annotate(a, ma, [(0, 0, 48, 48)], fixes=fixes)
+    assert d.known.sum() == 48 * 48 + 100
+
+
+def test_stage2_learns_saves_loads_and_predicts_the_same(tmp_path):
+    pairs = blob_set(3, (96, 96))
+    p = TrainParams(steps=60, batch=4, crop=64, base=8, device="cpu")
+    model = run(train_iter([im for im, _ in pairs[:2]], [m for _, m in pairs[:2]], params=p,
+                           class_names={1: "nucleus"}))
+    test_img, truth = pairs[2]
+    pred = model.predict(test_img)
+    assert dice_mean(pred, truth) > max(0.8, chance(truth) + 0.2)
+    path = model.save(tmp_path / "net.pt")
+    card = json.loads((tmp_path / "net.json").read_text())
+    assert card["format"] == "napari-fewcell/segnet" and card["class_names"] == {"1": "nucleus"}
+    assert card["card"]["params"]["steps"] == 60
+    again = SegModel.load(path, device="cpu")
+    assert np.array_equal(again.predict(test_img), pred)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["net.json", "net.pt"]  # no temporary files
+
+
+def test_stage2_ignores_unknown_pixels_and_keeps_label_values():
+    img, mask = blobs((96, 96), seed=4)
+    lab = mask * 3  # class value 3, not 1
+    known = np.zeros(mask.shape, bool)
+    known[:, :48] = True
+    model = run(train_iter([img], [lab], known=[known], params=TrainParams(steps=40, batch=4, crop=48, base=8,
+                                                                           device="cpu")))
+    assert list(model.classes) == [0, 3]
+    assert set(np.unique(model.predict(img))) <= {0, 3}
+
+
+def test_model_files_from_elsewhere_get_one_sentence(tmp_path):
+    with pytest.raises(FewcellError, match="embedding network for prompt segmentation"):
+        SegModel.load(default_weights_path())
+    (tmp_path / "junk.pt").write_bytes(b"not a model")
+    with pytest.raises(FewcellError, match="not a napari-fewcell model"):
+        SegModel.load(tmp_path / "junk.pt")
+    torch.save({"format": "napari-fewcell/segnet", "version": 99}, tmp_path / "new.pt")
+    with pytest.raises(FewcellError, match="version 99"):
+        SegModel.load(tmp_path / "new.pt")
+    torch.save({"format": "other-tool", "weights": torch.zeros(3)}, tmp_path / "other.pt")
+    with pytest.raises(FewcellError, match="not a napari-fewcell segmentation model"):
+        SegModel.load(tmp_path / "other.pt")
+    with pytest.raises(FewcellError, match="does not exist"):
+        SegModel.load(tmp_path / "missing.pt")
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(boxes=[(0, 0, 64, 64), (32, 32, 64, 64)]), "overlap"),
+        (dict(boxes=[(80, 80, 64, 64)]), "not inside"),
+        (dict(labels=np.zeros((50, 50), np.uint8)), "labels of .* are 50×50"),
+    ],
+)
+def test_bad_annotations(kwargs, match):
+    img, mask = blobs((112, 112))
+    args = dict(labels=mask, boxes=[BOX]) | kwargs
+    with pytest.raises(FewcellError, match=match):
+        annotate(img, args["labels"], args["boxes"])
+
+
+def test_bad_sets():
+    img, mask = blobs((112, 112))
+    with pytest.raises(FewcellError, match="nothing to pseudo-label"):
+        run(pseudolabel_iter([annotate(img, mask, [(0, 0, 112, 112)])], PseudoParams(epochs=0, device="cpu")))
+    with pytest.raises(FewcellError, match="No image has an annotated box"):
+        run(pseudolabel_iter([annotate(img)], PseudoParams(epochs=0, device="cpu")))
+    with pytest.raises(FewcellError, match="only background"):
+        run(pseudolabel_iter([annotate(img, np.zeros_like(mask), [BOX]), annotate(img)],
+                             PseudoParams(epochs=0, device="cpu")))
+
+
+def test_cancel_mid_epoch_stops_the_generator():
+    pairs = blob_set(2)
+    data = [annotate(pairs[0][0], pairs[0][1], [BOX]), annotate(pairs[1][0])]
+    seen = []
+    gen = pseudolabel_iter(data, PseudoParams(epochs=3, steps_per_epoch=5, batch=1, crop=64, device="cpu"))
+    with pytest.raises(Cancelled):
+        run(gen, seen.append, cancelled=lambda: len(seen) >= 3)
+    assert len(seen) == 3 and seen[-1].total == 15 and "epoch 1/3" in seen[-1].message
+    assert gen.gi_frame is None  # closed, not left running
+
+
+def test_oneshot_fine_tuning_uses_the_whole_labelled_image():
+    (a, ma), (b, mb) = blob_set(2)
+    d = annotate(a, ma, [BOX], full=True)
+    assert d.known.all()
+    out = run(pseudolabel_iter([d, annotate(b)], PseudoParams(epochs=1, steps_per_epoch=2, device="cpu")))
+    assert dice_mean(out.labels[1], mb) > max(0.8, chance(mb))
+
+
+def test_labels_tiff_roundtrip_stack_and_metadata(tmp_path):
+    stack = np.zeros((3, 20, 30), np.uint16)
+    stack[1, 5:10, 5:15] = 2
+    path = write_labels_tif(tmp_path / "s.tif", stack, source="cells.tif", classes={2: "nucleus"})
+    back = tifffile.imread(path)
+    assert back.shape == (3, 20, 30) and back.dtype == np.uint8 and np.array_equal(back, stack)
+    meta = read_labels_meta(path)
+    assert meta["source"] == "cells.tif" and meta["classes"] == {"2": "nucleus"}
+    big = np.full((4, 4), 300, np.int64)
+    assert tifffile.imread(write_labels_tif(tmp_path / "b.tif", big)).dtype == np.uint16
+    with pytest.raises(FewcellError, match="already exists"):
+        write_labels_tif(path, stack)
+
+
+def test_export_checks_every_target_before_writing(tmp_path):
+    a = np.ones((8, 8), np.uint8)
+    (tmp_path / "second.tif").write_bytes(b"keep me")
+    with pytest.raises(FewcellError, match="second.tif already exists"):
+        export_labels(tmp_path, [("first", a, "x"), ("second", a, "y")])
+    assert not (tmp_path / "first.tif").exists() and (tmp_path / "second.tif").read_bytes() == b"keep me"
+    written = export_labels(tmp_path, [("first", a, "x"), ("second", a, "y")], overwrite=True, instances="components")
+    assert [p.name for p in written] == ["first.tif", "second.tif"]
+    assert read_labels_meta(written[1])["kind"] == "instances"
+
+
+def test_instance_labels_split_objects():
+    lab = np.zeros((40, 60), np.uint8)
+    yy, xx = np.mgrid[:40, :60]
+    lab[(yy - 20) ** 2 + (xx - 18) ** 2 <= 100] = 1
+    lab[(yy - 20) ** 2 + (xx - 34) ** 2 <= 100] = 1  # touching the first disk
+    lab[2:6, 50:58] = 2
+    comps = instance_labels(lab)
+    assert comps.max() == 2  # the touching disks are one component; the class-2 box another
+    ws = instance_labels(lab, "watershed")
+    assert ws.max() == 3 and len(np.unique(ws[lab == 1])) == 2
+    stack = instance_labels(np.stack([lab, lab]))
+    assert stack.max() == 4 and set(np.unique(stack[1])) == {0, 3, 4}
+    with pytest.raises(FewcellError, match="Unknown instance method"):
+        instance_labels(lab, "magic")
