@@ -13,7 +13,14 @@ from napari_fewcell._sample_data import nuclei_sample
 def test_manifest_is_valid_and_names_our_contributions():
     pm = PluginManifest.from_distribution("napari-fewcell")
     assert pm.name == "napari-fewcell"
-    assert [w.display_name for w in pm.contributions.widgets] == ["Prompt segmentation"]
+    assert [w.display_name for w in pm.contributions.widgets] == ["Prompt segmentation", "Partial labels"]
+    commands = {c.id: c.python_name for c in pm.contributions.commands}
+    assert [w.command for w in pm.contributions.widgets] == [
+        "napari-fewcell.prompt_widget", "napari-fewcell.partial_widget"]
+    assert commands["napari-fewcell.partial_widget"] == "napari_fewcell._qt.partial_widget:PartialLabelsWidget"
+    from napari_fewcell._qt.partial_widget import PartialLabelsWidget  # the python_name resolves
+
+    assert PartialLabelsWidget.__name__ == "PartialLabelsWidget"
     assert pm.contributions.sample_data[0].key == "nuclei"
     assert pm.contributions.writers[0].layer_types == ["labels"]
 

@@ -268,8 +268,7 @@ def train_iter(images: Sequence, labels: Sequence, known: Sequence | None = None
         opt.step()
         sched.step()
         running = loss.item() if running is None else 0.95 * running + 0.05 * loss.item()
-        if (step + 1) % 5 == 0 or step + 1 == p.steps:
-            yield Progress(step + 1, p.steps, f"loss {running:.4f}")
+        yield Progress(step + 1, p.steps, f"loss {running:.4f}")
     net.eval()
     full_card = {
         "kind": "segmentation network (U-Net trained from scratch)",

@@ -1,0 +1,513 @@
+"""Dock widget for partial labels: boxes painted in a few images → pseudo-labels → a trained network.
+
+Qt and napari glue only; all image work is done by :mod:`napari_fewcell.engine`.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+from napari.layers import Image, Labels, Shapes
+from napari.qt.threading import thread_worker
+from napari.utils.notifications import show_error
+from qtpy.QtWidgets import (
+    QCheckBox, QComboBox, QFileDialog, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout, QLabel,
+    QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget,
+)
+
+from ..engine.annotation import annotate, check_annotations
+from ..engine.errors import FewcellError
+from ..engine.io import export_labels
+from ..engine.partial import PseudoParams, pseudolabel_iter
+from ..engine.prompt import Progress
+from ..engine.segnet import SegModel, TrainParams, train_iter
+from .prompt_widget import BOX_SIZE, RESULT_KEY, _data, _from_world, _plane, _shape2d, _to_world
+
+BOX_LAYER = "fewcell boxes"
+UNANNOTATED = "(unannotated)"
+NONE = "(none)"
+PSEUDO_OF = "fewcell_pseudo_of"  # metadata: name of the image a pseudo-label layer belongs to
+ORIGINAL = "fewcell_original"  # metadata: the generated array (the user's edits of it = fixes)
+FIXES = "fewcell_fixes"  # metadata: pixels that were already fixes when the layer was generated
+
+
+def _image_shape(layer) -> tuple[int, ...]:
+    shape = _data(layer).shape
+    return tuple(shape[:-1] if getattr(layer, "rgb", False) else shape)
+
+
+def _planes(layer) -> list[np.ndarray]:
+    """The 2D planes of an Image layer: one for a 2D (or RGB) image, Z for a Z×Y×X stack."""
+    if layer.ndim not in (2, 3):
+        raise FewcellError(f"The image '{layer.name}' has {layer.ndim} dimensions; use a 2D image or a Z×Y×X stack.")
+    data = _data(layer)
+    return [np.asarray(data)] if layer.ndim == 2 else [np.asarray(data[z]) for z in range(data.shape[0])]
+
+
+def _as_planes(arr, stack: bool) -> np.ndarray:
+    return np.asarray(arr) if stack else np.asarray(arr)[None]
+
+
+def _rect(shapes, verts, image, point) -> tuple[int | None, tuple[int, int, int, int]]:
+    """(plane index or None, (y, x, h, w)) in ``image``'s data of one shape (its bounding box)."""
+    world = np.array([np.asarray(shapes.data_to_world(v), float) for v in np.asarray(verts, float)])
+    n, k = image.ndim, min(image.ndim, world.shape[1])
+    full = np.tile(np.array(point, float)[-n:], (len(world), 1))
+    full[:, -k:] = world[:, -k:]
+    data = np.array([np.asarray(image.world_to_data(w), float) for w in full])
+    (y0, x0), (y1, x1) = np.round(data[:, -2:].min(0)), np.round(data[:, -2:].max(0))
+    plane = int(round(data[0, 0])) if shapes.ndim >= 3 and n >= 3 else None
+    return plane, (int(y0), int(x0), int(y1 - y0), int(x1 - x0))
+
+
+def _predict_planes(model: SegModel, planes: list):
+    out = []
+    for plane in planes:
+        out.append((yield from model.predict_iter(plane)))
+    return out
+
+
+@thread_worker(start_thread=False)
+def _run_job(holder: dict, make):
+    """Drive the engine generator ``make()``; returns (result, None) or (None, error sentence)."""
+    try:
+        holder["gen"] = make()
+        result = yield from holder["gen"]
+    except FewcellError as err:
+        return None, str(err)
+    except RuntimeError as err:  # superqt would swallow a RuntimeError and never emit `finished`
+        return None, f"The job failed unexpectedly: {type(err).__name__}: {err}"
+    return result, None
+
+
+def _spin(lo: int, hi: int, value: int, special: str = "") -> QSpinBox:
+    spin = QSpinBox()
+    spin.setRange(lo, hi)
+    spin.setValue(value)
+    spin.setSpecialValueText(special)  # shown at the minimum
+    return spin
+
+
+def _hbox(*widgets) -> QWidget:
+    box = QWidget()
+    row = QHBoxLayout(box)
+    row.setContentsMargins(0, 0, 0, 0)
+    for w in widgets:
+        row.addWidget(w)
+    return box
+
+
+class _Row:
+    """One image of the Images list: use it (checkbox) and its annotation labels (combobox)."""
+
+    def __init__(self, layer, check: QCheckBox, combo: QComboBox):
+        self.layer, self.check, self.labels = layer, check, combo
+        self.user_choice: str | None = None  # a labels choice made by the user (kept across rebuilds)
+
+
+class PartialLabelsWidget(QWidget):
+    """Pseudo-labels for whole images from labels painted inside a few boxes; then a segmentation network."""
+
+    def __init__(self, napari_viewer):
+        super().__init__()
+        self.viewer = napari_viewer
+        self.worker = None
+        self._job: dict | None = None
+        self._cancel_requested = self._succeeded = self._busy = False
+        self.rows: dict[str, _Row] = {}
+        self.classes = self.history = self.finetuned = None  # of the last pseudo-labelling
+        self.model: SegModel | None = None  # the stage-2 network (trained or loaded)
+
+        self.images_box = QGroupBox("Images (checked = used) and their annotation labels")
+        self.images_grid = QGridLayout(self.images_box)
+        self.shapes_combo = QComboBox()
+        self.epochs, self.steps_per_epoch = _spin(0, 10_000, 10), _spin(0, 1_000_000, 0, "auto")
+        self.train_steps = _spin(1, 1_000_000, 1500)
+        self.instances = QCheckBox("Instance labels")
+        self.instance_method, self.device_combo = QComboBox(), QComboBox()
+        self.instance_method.addItems(["components", "watershed"])
+        self.device_combo.addItems(["auto", "cpu", "cuda"])
+        buttons = {"add_box": (f"Add {BOX_SIZE}×{BOX_SIZE} box", self._add_box),
+                   "generate": ("Generate pseudo-labels", self._generate), "export": ("Export to TIFF…", self._export),
+                   "train": ("Train segmentation network", self._train), "apply": ("Apply network", self._apply),
+                   "save": ("Save network…", self._save), "load": ("Load network…", self._load),
+                   "cancel": ("Cancel", self._cancel)}
+        for key, (text, slot) in buttons.items():
+            setattr(self, f"{key}_button", QPushButton(text))
+            getattr(self, f"{key}_button").clicked.connect(slot)
+        self._actions = [getattr(self, f"{key}_button") for key in buttons if key != "cancel"]
+        self.cancel_button.setEnabled(False)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+
+        form = QFormLayout()
+        form.addRow("Boxes", self.shapes_combo)
+        form.addRow(self.add_box_button)
+        form.addRow("Epochs", self.epochs)
+        form.addRow("Steps per epoch", self.steps_per_epoch)
+        form.addRow("Device", self.device_combo)
+        form.addRow(_hbox(self.generate_button, self.export_button))
+        form.addRow("Export as", _hbox(self.instances, self.instance_method))
+        form.addRow("Training steps", self.train_steps)
+        form.addRow(_hbox(self.train_button, self.apply_button))
+        form.addRow(_hbox(self.save_button, self.load_button))
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.images_box)
+        layout.addLayout(form)
+        for w in (self.cancel_button, self.progress, self.status):
+            layout.addWidget(w)
+        layout.addStretch(1)
+        for name in ("inserted", "removed", "reordered"):
+            getattr(self.viewer.layers.events, name).connect(self._refresh)
+        for layer in self.viewer.layers:
+            layer.events.name.connect(self._refresh)
+        self._refresh()
+
+    # ----------------------------------------------------------------- layer choices
+    def _refresh(self, event=None):
+        if event is not None and getattr(event, "type", None) == "inserted":
+            event.value.events.name.connect(self._refresh)
+        layers = list(self.viewer.layers)
+        images = [lay for lay in layers if isinstance(lay, Image)]
+        labels = [lay for lay in layers if isinstance(lay, Labels) and not lay.metadata.get(RESULT_KEY)]
+        old = list(self.rows.values())
+        for row in old:
+            for w in (row.check, row.labels):
+                self.images_grid.removeWidget(w)
+                w.deleteLater()
+        self.rows = {}
+        named = {f"{img.name} {suffix}": img.name for img in images for suffix in ("labels", "prompt labels")}
+        for i, img in enumerate(images):
+            prev = next((r for r in old if r.layer is img), None)
+            row = _Row(img, QCheckBox(img.name), QComboBox())
+            row.check.setChecked(prev.check.isChecked() if prev else not img.metadata.get(RESULT_KEY))
+            options = [lab.name for lab in labels if _data(lab).shape == _image_shape(img)]
+            row.labels.addItems([UNANNOTATED, *options])
+            # "<image> labels" / "<image> prompt labels"; else the only candidate not named after another image
+            own = [n for n in options if named.get(n) == img.name]
+            free = [n for n in options if n not in named]
+            default = own[0] if own else (free[0] if len(free) == 1 == len(options) else UNANNOTATED)
+            if prev and prev.user_choice in (UNANNOTATED, *options):
+                row.user_choice = prev.user_choice
+            row.labels.setCurrentText(row.user_choice or default)
+            row.labels.currentTextChanged.connect(lambda text, r=row: setattr(r, "user_choice", text))
+            self.images_grid.addWidget(row.check, i, 0)
+            self.images_grid.addWidget(row.labels, i, 1)
+            self.rows[img.name] = row
+        shapes = [lay.name for lay in layers if isinstance(lay, Shapes)]
+        current = self.shapes_combo.currentText()
+        prefer = [n for n in shapes if n.startswith(BOX_LAYER)] + shapes
+        self.shapes_combo.blockSignals(True)
+        self.shapes_combo.clear()
+        self.shapes_combo.addItems([NONE, *shapes])
+        self.shapes_combo.setCurrentText(current if current in shapes else (prefer[0] if prefer else NONE))
+        self.shapes_combo.blockSignals(False)
+
+    def _checked(self) -> list[_Row]:
+        rows = [r for r in self.rows.values() if r.check.isChecked() and r.layer in self.viewer.layers]
+        if not rows:
+            raise FewcellError("No image is checked; check at least one image in the Images list.")
+        return rows
+
+    def _target(self) -> _Row:
+        """The selected image if it is listed, else the first checked (else first) one."""
+        rows = list(self.rows.values())
+        active = [r for r in rows if r.layer is self.viewer.layers.selection.active]
+        pick = active or [r for r in rows if r.check.isChecked()] or rows
+        if not pick:
+            raise FewcellError("Open an image first.")
+        return pick[0]
+
+    def _layer(self, name: str, kind):
+        layer = self.viewer.layers[name] if name in self.viewer.layers else None
+        return layer if isinstance(layer, kind) else None
+
+    def _pseudo_layer(self, image_name: str):
+        """The newest pseudo-label layer of an image (the last one in the layer list), or None."""
+        found = [lay for lay in self.viewer.layers
+                 if isinstance(lay, Labels) and lay.metadata.get(PSEUDO_OF) == image_name]
+        return found[-1] if found else None
+
+    # ----------------------------------------------------------------- boxes
+    def _add_box(self):
+        try:
+            row = self._target()
+        except FewcellError as err:
+            return self._fail(str(err))
+        image, point = row.layer, self.viewer.dims.point
+        H, W = _shape2d(image)
+        h, w = min(BOX_SIZE, H), min(BOX_SIZE, W)
+        scene = getattr(self.viewer, "scene", None)  # napari >= 0.9 (viewer.camera is deprecated there)
+        camera = scene.camera if scene is not None else self.viewer.camera
+        cy, cx = _from_world(image, np.asarray(camera.center, float)[-2:], point)[-2:]
+        y0, x0 = int(np.clip(round(cy - h / 2), 0, H - h)), int(np.clip(round(cx - w / 2), 0, W - w))
+        place = {"scale": image.scale, "translate": image.translate}
+        shapes = self._layer(self.shapes_combo.currentText(), Shapes)
+        if shapes is None:  # 3D for a stack: its rectangles carry their plane
+            shapes = self.viewer.add_shapes(ndim=image.ndim, name=BOX_LAYER, **place)
+        corners = [(y0, x0), (y0, x0 + w), (y0 + h, x0 + w), (y0 + h, x0)]
+        rect = np.array([_from_world(shapes, _to_world(image, c, point), point) for c in corners])
+        rect[:, :-2] = np.round(rect[:, :-2])
+        shapes.add_rectangles(rect, edge_color="yellow", face_color="transparent", edge_width=2)
+        self.shapes_combo.setCurrentText(shapes.name)
+        labels = self._layer(row.labels.currentText(), Labels)
+        if labels is None:
+            labels = self.viewer.add_labels(np.zeros(_image_shape(image), np.uint8), name=f"{image.name} labels",
+                                            **place)
+            self.rows[image.name].labels.setCurrentText(labels.name)
+        self.viewer.layers.selection.active = labels
+        labels.mode, labels.selected_label = "paint", 1
+        where = f" on plane {_plane(image, point)[1][0]}" if image.ndim == 3 and shapes.ndim == 3 else ""
+        self.status.setText(
+            f"Box at Y={y0} X={x0} ({h}×{w}){where} of '{image.name}'. Paint structures (1, 2, …) and some "
+            f"background inside it in '{labels.name}', then press Generate pseudo-labels."
+        )
+
+    # ----------------------------------------------------------------- jobs: collected on the GUI thread
+    def _collect_pseudo(self) -> dict:
+        """AnnotatedImages (per checked image, per plane) with boxes and the user's fixes."""
+        shapes, point = self._layer(self.shapes_combo.currentText(), Shapes), self.viewer.dims.point
+        data, items, carried, rows = [], [], [], self._checked()
+        for row in rows:
+            image, labels = row.layer, self._layer(row.labels.currentText(), Labels)
+            stack, shape, planes = image.ndim == 3, _image_shape(image), _planes(image)
+            if labels is not None and _data(labels).shape != shape:
+                raise FewcellError(
+                    f"The labels '{labels.name}' are {'×'.join(map(str, _data(labels).shape))} but the image "
+                    f"'{image.name}' is {'×'.join(map(str, shape))}; choose labels of the image's shape."
+                )
+            rects = [_rect(shapes, v, image, point) for v in shapes.data] if shapes is not None else []
+            lab_planes = None if labels is None else _as_planes(_data(labels), stack)
+            fixed = values = None
+            pseudo = self._pseudo_layer(image.name)
+            if pseudo is not None and pseudo.data.shape == shape and np.shape(pseudo.metadata.get(ORIGINAL)) == shape:
+                values = _as_planes(np.array(pseudo.data), stack)
+                fixed = _as_planes(pseudo.data != pseudo.metadata[ORIGINAL], stack)
+                if np.shape(pseudo.metadata.get(FIXES)) == shape:
+                    fixed = fixed | _as_planes(pseudo.metadata[FIXES], stack)
+            for z, plane in enumerate(planes):
+                lab = None if lab_planes is None else np.array(lab_planes[z], np.int64)
+                if lab is not None and stack and not lab.any():
+                    lab = None  # in a stack, a plane whose labels are all 0 is unannotated
+                boxes = [b for p, b in rects if p is None or p == z] if lab is not None else []
+                fixes = fixed[z] if fixed is not None and fixed[z].any() else None
+                carried.append(np.zeros(plane.shape[:2], bool) if fixes is None else fixes)
+                if fixes is not None:
+                    lab = np.zeros(plane.shape[:2], np.int64) if lab is None else lab
+                    lab[fixes] = values[z][fixes]
+                data.append(annotate(plane, lab, boxes, fixes=fixes, name=f"{image.name} plane {z}" if stack
+                                     else image.name))
+            items.append({"name": image.name, "planes": len(planes), "stack": stack, "scale": image.scale,
+                          "translate": image.translate})
+        if not any(d.known.any() for d in data):
+            if shapes is None or not len(shapes.data):
+                raise FewcellError(
+                    f"There is no annotated box: press 'Add {BOX_SIZE}×{BOX_SIZE} box' (or draw a rectangle in "
+                    "the Boxes layer) and paint structures and background inside it."
+                )
+            if all(self._layer(r.labels.currentText(), Labels) is None for r in rows):
+                raise FewcellError("No checked image has annotation labels; choose its labels layer in the list.")
+        check_annotations(data)
+        params = PseudoParams(epochs=self.epochs.value(), steps_per_epoch=self.steps_per_epoch.value(),
+                              device=self.device_combo.currentText())
+        return {"items": items, "fixes": carried, "epochs": {}, "done": self._pseudo_done,
+                "make": lambda: pseudolabel_iter(data, params)}
+
+    def _pseudo_done(self, result):
+        job, added, i = self._job, [], 0
+        for item in job["items"]:
+            n, stack = item["planes"], item["stack"]
+            labels = np.stack(result.labels[i : i + n]) if stack else result.labels[i]
+            fixes = np.stack(job["fixes"][i : i + n]) if stack else job["fixes"][i]
+            i += n
+            meta = {RESULT_KEY: True, PSEUDO_OF: item["name"], ORIGINAL: labels.copy()}
+            if fixes.any():
+                meta[FIXES] = fixes
+            added.append(self.viewer.add_labels(labels, name=f"{item['name']} pseudo-labels", scale=item["scale"],
+                                                translate=item["translate"], metadata=meta).name)
+        self.classes, self.history, self.finetuned = result.classes, result.history, result.model
+        losses = "; ".join(f"epoch {h['epoch']}: pseudo {h['loss_pseudo']:.3f}, prompt {h['loss_prompt']:.3f}"
+                           for h in result.history[-3:])
+        self.status.setText(
+            f"Added {', '.join(repr(n) for n in added)} with classes {[int(c) for c in result.classes]}. "
+            + (f"Losses: {losses}. " if losses else "")
+            + "Paint over mistakes; the next Generate takes your fixes as annotation."
+        )
+
+    def _collect_train(self) -> dict:
+        images, labels, names = [], [], []
+        for row in self._checked():
+            pseudo = self._pseudo_layer(row.layer.name)
+            if pseudo is not None and pseudo.data.shape == _image_shape(row.layer):
+                images += _planes(row.layer)
+                labels += list(_as_planes(np.array(pseudo.data), row.layer.ndim == 3))
+                names.append(row.layer.name)
+        if not images:
+            raise FewcellError("No checked image has pseudo-labels yet; press Generate pseudo-labels first.")
+        params = TrainParams(steps=self.train_steps.value(), device=self.device_combo.currentText())
+        card = {"trained_on": "pseudo-labels from the napari-fewcell Partial labels widget", "images": names}
+        return {"names": names, "done": self._train_done,
+                "make": lambda: train_iter(images, labels, params=params, card=card)}
+
+    def _train_done(self, model: SegModel):
+        self.model, loss = model, model.card.get("final_loss")
+        self.status.setText(
+            f"Trained a network on {', '.join(self._job['names'])} (classes {[int(c) for c in model.classes]}"
+            + (f", final loss {loss:.4f}" if loss is not None else "") + "). Apply it, or save it."
+        )
+
+    def _collect_apply(self) -> dict:
+        if self.model is None:
+            raise FewcellError("There is no network yet; train one or load a saved one first.")
+        image, model = self._target().layer, self.model
+        planes = _planes(image)
+        return {"name": image.name, "stack": image.ndim == 3, "scale": image.scale, "translate": image.translate,
+                "done": self._apply_done, "make": lambda: _predict_planes(model, planes)}
+
+    def _apply_done(self, planes):
+        job = self._job
+        labels = np.stack(planes) if job["stack"] else planes[0]
+        layer = self.viewer.add_labels(labels, name=f"{job['name']} fewcell net", scale=job["scale"],
+                                       translate=job["translate"], metadata={RESULT_KEY: True})
+        classes = [int(c) for c in np.unique(labels) if c]
+        self.status.setText(f"Added '{layer.name}' with label values {classes or 'none (all background)'}.")
+
+    # ----------------------------------------------------------------- running jobs
+    def _generate(self):
+        self._start(self._collect_pseudo, "Fine-tuning…")
+
+    def _train(self):
+        self._start(self._collect_train, "Training the network…")
+
+    def _apply(self):
+        self._start(self._collect_apply, "Predicting…")
+
+    def _start(self, collect, text: str):
+        if self._busy:
+            return
+        try:
+            job = collect()
+        except FewcellError as err:
+            return self._fail(str(err))
+        self._job, job["holder"] = job, {}
+        self._cancel_requested = self._succeeded = False
+        self._set_busy(True)
+        self.progress.setRange(0, 0)
+        self.status.setText(text)
+        worker = _run_job(job["holder"], job["make"])
+        worker.yielded.connect(self._on_progress)
+        worker.returned.connect(self._on_returned)
+        worker.errored.connect(self._on_errored)
+        worker.finished.connect(self._on_finished)
+        self.worker = worker
+        worker.start()
+
+    def _set_busy(self, busy: bool):
+        self._busy = busy
+        for button in self._actions:
+            button.setEnabled(not busy)
+        self.cancel_button.setEnabled(busy)
+
+    def _cancel(self):
+        if self._busy and self.worker is not None:
+            self._cancel_requested = True
+            self.worker.quit()
+            self.cancel_button.setEnabled(False)
+            self.status.setText("Cancelling after the current step…")
+
+    def _on_progress(self, p: Progress):
+        if self._cancel_requested or self._job is None:
+            return
+        if p.total <= 0:
+            self.progress.setRange(0, 0)
+            return self.status.setText(f"{p.message[:1].upper()}{p.message[1:]}…")
+        self.progress.setRange(0, p.total)
+        self.progress.setValue(p.done)
+        epochs = self._job.get("epochs")
+        if epochs is not None and p.message.startswith("epoch "):  # "epoch 2/10 · pseudo 0.123 · prompt 0.456"
+            epochs[p.message.split()[1]] = p.message  # the running mean of that epoch's losses
+            lines = "\n".join(list(epochs.values())[-4:])
+            self.status.setText(f"Fine-tuning, step {p.done} of {p.total}:\n{lines}")
+        else:
+            self.status.setText(f"{p.message[:1].upper()}{p.message[1:]} ({p.done} of {p.total})")
+
+    def _on_returned(self, returned):
+        result, error = returned
+        if self._cancel_requested:
+            return
+        if error:
+            return self._fail(error)
+        self._job["done"](result)  # results reach the viewer only here, on success
+        self._succeeded = True
+
+    def _on_errored(self, exc):
+        # not a FewcellError (those are returned): a bug; napari's notifications show the traceback
+        self.status.setText(f"The job failed unexpectedly: {type(exc).__name__}: {exc}")
+
+    def _on_finished(self):
+        gen = (self._job or {}).get("holder", {}).get("gen")
+        if gen is not None:
+            try:
+                gen.close()  # a cancelled engine generator is closed now, not at garbage collection
+            except ValueError:
+                pass
+        self._set_busy(False)
+        self.progress.setRange(0, 1)
+        self.progress.setValue(int(self._succeeded))
+        self._job = None
+        if self._cancel_requested:
+            self.status.setText("Cancelled.")
+
+    def _fail(self, message: str):
+        self.status.setText(message)
+        show_error(message)
+
+    # ----------------------------------------------------------------- files
+    def _export(self):
+        items = []
+        for row in self.rows.values():
+            pseudo = self._pseudo_layer(row.layer.name)
+            if row.check.isChecked() and pseudo is not None:
+                stem = re.sub(r'[\\/:*?"<>|]', "_", row.layer.name)
+                items.append((stem, np.asarray(pseudo.data), row.layer.name))
+        if not items:
+            return self._fail("No checked image has pseudo-labels yet; press Generate pseudo-labels first.")
+        folder = QFileDialog.getExistingDirectory(self, "Export pseudo-labels into folder")
+        if not folder:
+            return
+        method = self.instance_method.currentText() if self.instances.isChecked() else None
+        try:
+            written = export_labels(folder, items, overwrite=False, instances=method)
+        except FewcellError as err:
+            return self._fail(str(err))
+        self.status.setText(f"Wrote {', '.join(p.name for p in written)} into {folder}.")
+
+    def _save(self):
+        if self.model is None:
+            return self._fail("There is no network to save; train one first.")
+        path, _ = QFileDialog.getSaveFileName(self, "Save segmentation network", "fewcell_net.pt",
+                                              "napari-fewcell network (*.pt)")
+        if not path:
+            return
+        path = Path(path) if Path(path).suffix.lower() == ".pt" else Path(f"{path}.pt")
+        try:
+            self.model.save(path)
+        except FewcellError as err:
+            return self._fail(str(err))
+        self.status.setText(f"Saved the network to {path} (and its card to {path.with_suffix('.json').name}).")
+
+    def _load(self):
+        path, _ = QFileDialog.getOpenFileName(self, "Load segmentation network", "",
+                                              "napari-fewcell network (*.pt);;All files (*)")
+        if not path:
+            return
+        try:
+            self.model = SegModel.load(path, device=self.device_combo.currentText())
+        except FewcellError as err:
+            return self._fail(str(err))
+        self.status.setText(f"Loaded {Path(path).name} (classes {[int(c) for c in self.model.classes]}); "
+                            "press Apply network.")
