@@ -279,3 +279,18 @@ def test_add_box_on_a_stack_annotates_that_plane(viewer_widget, qtbot, monkeypat
     with pytest.raises(AttributeError):  # the spy returns None: stop right after the annotations are built
         widget._collect_pseudo()
     assert calls == [(True, []), (False, []), (True, [(y0, x0, 64, 64)])]
+
+
+def test_writer_through_viewer_layers_save(make_napari_viewer, tmp_path):
+    """napari's own File ▸ Save Selected Layers path reaches our npe2 writer (name, metadata, stack)."""
+    viewer = make_napari_viewer()
+    stack = np.zeros((2, 24, 32), np.uint8)
+    stack[1, 4:9, 3:20] = 2
+    viewer.add_labels(stack, name="cells pseudo-labels",
+                      metadata={"fewcell_pseudo_of": "cells", "fewcell_classes": {2: "nucleus"}})
+    written = viewer.layers.save(str(tmp_path / "out.tif"), selected=False, plugin="napari-fewcell")
+    assert written == [str(tmp_path / "out.tif")]
+    back = tifffile.imread(written[0])
+    assert back.shape == (2, 24, 32) and np.array_equal(back, stack)
+    meta = read_labels_meta(written[0])
+    assert meta["source"] == "cells" and meta["classes"] == {"2": "nucleus"} and meta["layer"] == "cells pseudo-labels"
