@@ -39,8 +39,8 @@ def test_stage1_learns_from_random_init_and_keeps_the_annotation():
     result = run(pseudolabel_iter(data, PseudoParams(epochs=4, steps_per_epoch=8, batch=2, crop=64, lr=3e-3,
                                                      device="cpu"), model=model))
     assert len(result.labels) == 3 and list(result.classes) == [0, 1]
-    assert [h["epoch"] for h in result.history] == [1, 2, 3, 4]
-    assert result.history[-1]["loss_prompt"] < result.history[0]["loss_prompt"]  # it learned the prompt pairs
+    assert [h["epoch"] for h in result.history] == [0, 1, 2, 3, 4]  # 0 = before fine-tuning
+    assert result.history[-1]["loss_prompt"] < result.history[1]["loss_prompt"]  # it learned the prompt pairs
     y, x, h, w = BOX
     assert np.array_equal(result.labels[0][y : y + h, x : x + w], pairs[0][1][y : y + h, x : x + w])
     for lab, (_, truth) in zip(result.labels[1:], pairs[1:]):
@@ -190,3 +190,14 @@ def test_instance_labels_split_objects():
     assert stack.max() == 4 and set(np.unique(stack[1])) == {0, 3, 4}
     with pytest.raises(FewcellError, match="Unknown instance method"):
         instance_labels(lab, "magic")
+
+
+def test_keep_best_epoch_by_held_out_box_dice():
+    """With two boxes, every epoch is scored on the boxes it did not attend to; the best one is kept."""
+    (a, ma), (b, _) = blob_set(2)
+    data = [annotate(a, ma, [(0, 0, 48, 48), (60, 60, 48, 48)]), annotate(b)]
+    res = run(pseudolabel_iter(data, PseudoParams(epochs=2, steps_per_epoch=2, batch=1, crop=64, device="cpu")))
+    dices = [h["box_dice"] for h in res.history]
+    assert [h["epoch"] for h in res.history] == [0, 1, 2] and all(0 <= d <= 1 for d in dices)
+    kept = [h for h in res.history if h["kept"]]
+    assert len(kept) == 1 and kept[0]["box_dice"] == max(dices)

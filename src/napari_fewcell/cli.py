@@ -148,7 +148,7 @@ def _check_model_target(path: str | None, overwrite: bool) -> None:
 
 
 def _cmd_pseudolabel(a) -> int:
-    from .engine.partial import PseudoParams, pseudolabel_iter, validate
+    from .engine.partial import PseudoParams, describe_epoch, pseudolabel_iter, validate
     from .engine.prompt import run
     from .engine.segnet import TrainParams, train_iter
 
@@ -166,8 +166,7 @@ def _cmd_pseudolabel(a) -> int:
     out = check_out_dir(a.out, overwrite=a.overwrite, stems=[Path(p).stem for p, _, _ in layout])
     result = run(pseudolabel_iter(data, params), _Bar("pseudo-labels"))
     for h in result.history:
-        print(f"epoch {h['epoch']}: loss_pseudo {h['loss_pseudo']:.4f} loss_prompt {h['loss_prompt']:.4f} "
-              f"({h['seconds']:.1f} s)", file=sys.stderr)
+        print(describe_epoch(h), file=sys.stderr)
     _write_results(out, layout, result.labels, "pseudo-labels", names, a.instances)
     if a.train_net:
         tp = TrainParams(steps=a.train_steps, device=a.device, seed=a.seed, tta=a.tta)

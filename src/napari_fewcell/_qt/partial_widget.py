@@ -19,7 +19,7 @@ from qtpy.QtWidgets import (
 from ..engine.annotation import annotate, check_annotations
 from ..engine.errors import FewcellError
 from ..engine.io import export_labels
-from ..engine.partial import PseudoParams, pseudolabel_iter
+from ..engine.partial import PseudoParams, describe_epoch, pseudolabel_iter
 from ..engine.prompt import Progress
 from ..engine.segnet import SegModel, TrainParams, train_iter
 from .prompt_widget import BOX_SIZE, RESULT_KEY, _data, _from_world, _plane, _shape2d, _to_world
@@ -330,8 +330,7 @@ class PartialLabelsWidget(QWidget):
             added.append(self.viewer.add_labels(labels, name=f"{item['name']} pseudo-labels", scale=item["scale"],
                                                 translate=item["translate"], metadata=meta).name)
         self.classes, self.history, self.finetuned = result.classes, result.history, result.model
-        losses = "; ".join(f"epoch {h['epoch']}: pseudo {h['loss_pseudo']:.3f}, prompt {h['loss_prompt']:.3f}"
-                           for h in result.history[-3:])
+        losses = "; ".join(describe_epoch(h) for h in result.history[-3:])
         self.status.setText(
             f"Added {', '.join(repr(n) for n in added)} with classes {[int(c) for c in result.classes]}. "
             + (f"Losses: {losses}. " if losses else "")
