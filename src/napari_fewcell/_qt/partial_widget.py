@@ -122,7 +122,7 @@ class PartialLabelsWidget(QWidget):
         self.images_box = QGroupBox("Images (checked = used) and their annotation labels")
         self.images_grid = QGridLayout(self.images_box)
         self.shapes_combo = QComboBox()
-        self.epochs, self.steps_per_epoch = _spin(0, 10_000, 10), _spin(0, 1_000_000, 0, "auto")
+        self.epochs, self.steps_per_epoch = _spin(0, 10_000, PseudoParams.epochs), _spin(0, 1_000_000, 0, "auto")
         self.train_steps = _spin(1, 1_000_000, 1500)
         self.instances = QCheckBox("Instance labels")
         self.instance_method, self.device_combo = QComboBox(), QComboBox()

@@ -41,11 +41,11 @@ from .prompt import Progress, Prompt, PromptParams, Segmenter
 class PseudoParams:
     """Parameters of stage 1, shared by the widget, the CLI and the API."""
 
-    epochs: int = 10  #: fine-tuning epochs (0 = label by attention with the pre-trained network only)
+    epochs: int = 15  #: fine-tuning epochs (0 = label by attention with the pre-trained network only)
     steps_per_epoch: int = 0  #: optimiser steps per epoch; 0 = enough crops to cover the unannotated pixels once
     batch: int = 4  #: query crops per step
     crop: int = 128  #: query crop edge
-    lr: float = 1e-4
+    lr: float = 3e-4
     prompt_weight: float = 1.0  #: weight of Loss_prompt (Eq. 4 uses 1)
     dice_weight: float = 0.0  #: weight of a soft-Dice term added to both losses (counters the majority class)
     query_pixels: int = 4096  #: query pixels scored per crop (random subset, for speed)
@@ -74,6 +74,7 @@ class PseudoResult(NamedTuple):
     model: EmbedNet  # the fine-tuned embedding network
     #: per epoch (0 = before fine-tuning): {"epoch", "loss_pseudo", "loss_prompt", "box_dice", "kept", "seconds"}
     history: list[dict]
+    confidence: list[np.ndarray]  # per image: probability of the chosen class (1 where annotated), float16
 
 
 def _aug(img: np.ndarray, lab: np.ndarray, rng: np.random.Generator, jitter: bool = True):
@@ -143,13 +144,13 @@ class _Trainer:
             e = self._embed(np.ascontiguousarray(self.images[i][None, :, y0:y1, x0:x1]))[0]
             embs.append(e[:, y - y0 : y - y0 + h, x - x0 : x - x0 + w].reshape(e.shape[0], -1).T)
             labs.append(torch.from_numpy(self._box_index(i, (y, x, h, w)).reshape(-1)).to(self.device))
-        scores = []
+        scores, gen = [], torch.Generator().manual_seed(self.p.seed + 1)  # same keys every epoch
         for b in range(len(self.boxes)):
             keys = torch.cat([e for j, e in enumerate(embs) if j != b])
             klab = torch.cat([lab for j, lab in enumerate(labs) if j != b])
             if len(torch.unique(klab)) < 2:
                 continue
-            sel = torch.randperm(len(keys), generator=self.gen)[:4096].to(self.device)
+            sel = torch.randperm(len(keys), generator=gen)[:4096].to(self.device)
             v = F.one_hot(klab[sel], self.K).float()
             o = F.scaled_dot_product_attention(embs[b][None, None], keys[sel][None, None], v[None, None],
                                                scale=1.0 / self.tau)[0, 0]
@@ -321,16 +322,18 @@ def pseudolabel_iter(data: Sequence[AnnotatedImage], params: PseudoParams | None
         prm.requires_grad_(False)
     seg = Segmenter(PromptParams(tau=p.tau, prototypes=p.prototypes, device=str(device)), model=model)
     prompt = union_prompt(seg, data)
-    out = []
+    out, confidence = [], []
     for n, d in enumerate(data):
         step = Progress(n, len(data), f"labelling {d.name or n + 1}")
         yield step
-        labels = yield from _relabel(seg.segment_iter(d.image, prompt), step)
+        labels, conf = yield from _relabel(seg.segment_iter(d.image, prompt, confidence=True), step)
         labels = labels.astype(np.uint8 if classes.max() <= 255 else np.uint16)
         labels[d.known] = d.labels[d.known]
+        conf[d.known] = 1.0
         out.append(labels)
+        confidence.append(conf)
     yield Progress(len(data), len(data), "pseudo-labels done")
-    return PseudoResult(out, classes, model, history)
+    return PseudoResult(out, classes, model, history, confidence)
 
 
 def describe_epoch(h: dict) -> str:

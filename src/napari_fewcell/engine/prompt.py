@@ -170,8 +170,9 @@ class Segmenter:
             prompt._keys[key] = keys.to(self.device)
         return prompt._keys[key]
 
-    def segment_iter(self, image, prompt: Prompt) -> Generator[Progress, None, np.ndarray]:
-        """Segment a whole 2D image tile by tile; yields Progress, returns the labels."""
+    def segment_iter(self, image, prompt: Prompt, confidence: bool = False) -> Generator[Progress, None, np.ndarray]:
+        """Segment a whole 2D image tile by tile; yields Progress, returns the labels
+        (with ``confidence``: a tuple of the labels and the winning class's probability, float16)."""
         arr = as_image2d(image)
         keys = self.keys(prompt)
         rng = intensity_range(arr)
@@ -179,6 +180,7 @@ class Segmenter:
         T, m = self.params.tile, self.params.margin
         dtype = np.uint8 if keys.classes.max() <= 255 else np.uint16
         out = np.zeros((H, W), dtype)
+        conf = np.zeros((H, W), np.float16) if confidence else None
         lut = torch.as_tensor(keys.classes.astype(np.int64), device=self.device)
         tiles = [(ty, tx) for ty in range(0, H, T) for tx in range(0, W, T)]
         yield Progress(0, len(tiles), "segmenting")
@@ -190,9 +192,12 @@ class Segmenter:
                 emb = self._embed(arr, rng, y0, y1, x0, x1)[:, ty - y0 : ty1 - y0, tx - x0 : tx1 - x0]
                 d, h, w = emb.shape
                 probs = attention.attend(emb.reshape(d, -1).T.float(), keys, self.tau)
-                out[ty:ty1, tx:tx1] = lut[probs.argmax(1)].reshape(h, w).cpu().numpy().astype(dtype)
+                best, arg = probs.max(1)
+                out[ty:ty1, tx:tx1] = lut[arg].reshape(h, w).cpu().numpy().astype(dtype)
+                if conf is not None:
+                    conf[ty:ty1, tx:tx1] = best.reshape(h, w).cpu().numpy()
             yield Progress(i + 1, len(tiles), "segmenting")
-        return out
+        return (out, conf) if confidence else out
 
     def segment(self, image, prompt: Prompt, progress: Callable[[Progress], None] | None = None) -> np.ndarray:
         return run(self.segment_iter(image, prompt), progress)

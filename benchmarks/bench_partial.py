@@ -1,0 +1,188 @@
+#!/usr/bin/env python
+"""Benchmark of workflow 2 — partial labels → pseudo-labels → a network trained on them (paper 000 §3.3).
+
+Paper protocol: the train images keep one fixed 64×64 box of labels each (the centre box);
+stage 1 fine-tunes the embedding network and labels every train image (pseudo-label Dice
+against the true labels is reported, with the attention-only labels of the un-tuned network
+beside it); stage 2 trains a fresh U-Net from scratch on the pseudo-labels and is scored
+on the test images. The upper bound trains the same U-Net, same steps, on the full labels.
+Test images are only ever scored. Writes a Markdown report; see benchmarks/README.md.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import hashlib
+import re
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import tifffile
+import torch
+
+BOX = 64
+T0 = time.perf_counter()
+
+
+def log(msg: str) -> None:
+    print(f"[{time.perf_counter() - T0:7.1f}s] {msg}", file=sys.stderr, flush=True)
+
+
+def vm_hwm_gb() -> float:
+    return int(re.search(r"VmHWM:\s+(\d+)", Path("/proc/self/status").read_text()).group(1)) / 1024**2
+
+
+def dice_pct(pred, gt) -> float:
+    """The paper's metric: mean of the foreground and background Dice, in %."""
+    out = []
+    for v in (1, 0):
+        p, t = pred == v, gt == v
+        out.append(2 * (p & t).sum() / max(1, p.sum() + t.sum()))
+    return 100 * float(np.mean(out))
+
+
+def ms(values) -> str:
+    return f"{np.mean(values):.2f} ± {np.std(values):.2f}"
+
+
+def load(root: Path, name: str, limit: int):
+    d = root / name
+    rows = [line.split(",") for line in (d / "split.csv").read_text().split()[1:]]
+    train = [i for i, s in rows if s == "train"][:limit]
+    test = [i for i, s in rows if s == "test"]
+    img = {i: tifffile.imread(d / "images" / f"{i}.tif") for i in train + test}
+    lab = {i: (tifffile.imread(d / "labels" / f"{i}.tif") > 0).astype(np.uint8) for i in train + test}
+    return train, test, img, lab
+
+
+def centre_box(shape) -> tuple[int, int, int, int]:
+    h, w = shape[:2]
+    return (h - BOX) // 2, (w - BOX) // 2, BOX, BOX
+
+
+def sha(path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--dataset", default="isbi2012_membrane")
+    ap.add_argument("--train-limit", type=int, default=15, help="first N train images (ISBI: 000–014)")
+    ap.add_argument("--weights", default=None, help="pre-trained embedding weights (default: shipped)")
+    ap.add_argument("--weights-label", default="shipped")
+    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--lr", type=float, default=None)
+    ap.add_argument("--dice-weight", type=float, default=None)
+    ap.add_argument("--train-steps", type=int, default=None)
+    ap.add_argument("--ignore-below", type=float, default=0.0,
+                    help="stage 2 ignores pseudo-labelled pixels whose attention confidence is below this")
+    ap.add_argument("--upper-bound", action="store_true", help="also train on the full labels (same steps)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--quick", action="store_true", help="smoke test: 3 train / 2 test images, tiny budgets")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--note", action="append", default=[])
+    a = ap.parse_args()
+
+    from napari_fewcell.engine import PseudoParams, TrainParams, annotate, pseudolabel_iter, run, train_iter
+    from napari_fewcell.engine.backbone import default_weights_path, load_model
+    from napari_fewcell.engine.partial import describe_epoch
+
+    torch.set_num_threads(a.threads)
+    train, test, img, lab = load(Path(a.data), a.dataset, 3 if a.quick else a.train_limit)
+    if a.quick:
+        test = test[:2]
+    weights = a.weights or str(default_weights_path())
+    card = load_model(weights).card
+    seen = set()
+    for c in (card, card.get("init_card") or {}, (card.get("init_card") or {}).get("init_card") or {}):
+        seen |= set((c.get("training_images") or {}).get(a.dataset, []))
+    assert not seen & set(test), "a test image is among the weights' training images"
+
+    pp = PseudoParams(epochs=1 if a.quick else a.epochs, steps_per_epoch=3 if a.quick else 0, weights=weights,
+                      device="cpu")
+    if a.lr is not None:
+        pp.lr = a.lr
+    if a.dice_weight is not None:
+        pp.dice_weight = a.dice_weight
+    tp = TrainParams(device="cpu")
+    if a.train_steps is not None:
+        tp.steps = a.train_steps
+    if a.quick:
+        tp.steps = 20
+
+    boxes = {i: centre_box(img[i].shape) for i in train}
+    data = [annotate(img[i], lab[i], [boxes[i]], name=i) for i in train]
+    frac = np.mean([BOX * BOX / lab[i].size for i in train])
+    lines = [
+        f"### Partial labels on `{a.dataset}` — weights: {a.weights_label}",
+        "",
+        f"- {datetime.datetime.now():%Y-%m-%d %H:%M}, `nproc` 2, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads; weights `{Path(weights).name}` sha256 {sha(weights)}; "
+        f"images seen in pre-training (full labels): {len(seen & set(train))} of the {len(train)} train images, "
+        f"0 of the {len(test)} test images",
+        f"- train images {train[0]}–{train[-1]} ({len(train)}), each with one centre 64×64 box of labels "
+        f"({100 * frac:.2f} % of the pixels); test images {test[0]}–{test[-1]} ({len(test)})",
+        f"- stage 1: {pp.epochs} epochs, lr {pp.lr}, dice weight {pp.dice_weight}; stage 2: U-Net from scratch, "
+        f"{tp.steps} steps × {tp.batch} crops of {tp.crop}², no TTA"
+        + (f", pixels with confidence < {a.ignore_below} ignored" if a.ignore_below > 0 else ""),
+        f"- command: `{shlex.join(['python', *sys.argv])}`",
+        *[f"- {n}" for n in a.note],
+        "",
+    ]
+
+    log("attention only (no fine-tuning)")
+    base = run(pseudolabel_iter(data, PseudoParams(epochs=0, weights=weights, device="cpu")))
+    base_d = [dice_pct(p, lab[i]) for p, i in zip(base.labels, train)]
+
+    log(f"stage 1: {pp.epochs} epochs")
+    t0 = time.perf_counter()
+    res = run(pseudolabel_iter(data, pp), lambda p: log(p.message) if p.done == p.total else None)
+    t1 = time.perf_counter() - t0
+    pl_d = [dice_pct(p, lab[i]) for p, i in zip(res.labels, train)]
+    mem1 = vm_hwm_gb()
+
+    log(f"stage 2: {tp.steps} steps on the pseudo-labels")
+    t0 = time.perf_counter()
+    known = [c >= a.ignore_below for c in res.confidence] if a.ignore_below > 0 else None
+    model = run(train_iter([img[i] for i in train], res.labels, known=known, params=tp))
+    t2 = time.perf_counter() - t0
+    test_d = [dice_pct(model.predict(img[i]), lab[i]) for i in test]
+    t0 = time.perf_counter()
+    model.predict(img[test[0]])
+    t_pred = time.perf_counter() - t0
+    mem2 = vm_hwm_gb()
+
+    rows = [
+        "| | Dice (%) mean ± sd over images | CPU wall time |",
+        "|---|---|---|",
+        f"| pseudo-labels, attention only (no fine-tuning), train images | {ms(base_d)} | |",
+        f"| **pseudo-labels after stage 1**, train images | **{ms(pl_d)}** | {t1 / 60:.1f} min |",
+        f"| **stage 2 on the pseudo-labels**, test images | **{ms(test_d)}** | {t2 / 60:.1f} min |",
+    ]
+    if a.upper_bound:
+        log("upper bound: stage 2 on the full labels")
+        t0 = time.perf_counter()
+        full = run(train_iter([img[i] for i in train], [lab[i] for i in train], params=tp))
+        tf = time.perf_counter() - t0
+        full_d = [dice_pct(full.predict(img[i]), lab[i]) for i in test]
+        rows.append(f"| upper bound: same U-Net on the full labels, test images | {ms(full_d)} | {tf / 60:.1f} min |")
+    lines += rows + [
+        "",
+        f"- stage 1 + stage 2: {(t1 + t2) / 60:.1f} min; peak memory (VmHWM) {mem1:.2f} GB after stage 1, "
+        f"{mem2:.2f} GB after stage 2; predicting one {img[test[0]].shape[0]}×{img[test[0]].shape[1]} "
+        f"test image: {t_pred:.2f} s",
+        "- stage-1 history: " + "; ".join(describe_epoch(h) for h in res.history),
+        "",
+    ]
+    text = "\n".join(lines)
+    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(a.out).write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
