@@ -264,7 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--box", required=True, nargs=4, type=float, action="append", metavar=("Y", "X", "H", "W"),
                    help="an annotated region in every image that has labels (repeat for several)")
     q.add_argument("--out", required=True, metavar="DIR", help="folder for <IMAGE stem>.tif pseudo-labels")
-    q.add_argument("--epochs", type=int, default=PseudoDefaults.epochs, help="stage-1 fine-tuning epochs (0 = no fine-tuning)")
+    q.add_argument("--epochs", type=int, default=PseudoDefaults.epochs,
+                   help="stage-1 fine-tuning epochs (0 = no fine-tuning)")
     q.add_argument("--train-net", default=None, metavar="MODEL.pt",
                    help="also train a segmentation network from scratch on the pseudo-labels and save it here "
                         "(+ MODEL.json card)")
