@@ -14,6 +14,7 @@ from qtpy.QtCore import Qt
 
 from napari_fewcell._qt import partial_widget as pw
 from napari_fewcell._qt.partial_widget import BOX_LAYER, UNANNOTATED, PartialLabelsWidget
+from napari_fewcell.engine.annotation import annotate
 from napari_fewcell.engine.io import read_labels_meta
 
 from .conftest import blobs, dice_mean
@@ -294,3 +295,14 @@ def test_writer_through_viewer_layers_save(make_napari_viewer, tmp_path):
     assert back.shape == (2, 24, 32) and np.array_equal(back, stack)
     meta = read_labels_meta(written[0])
     assert meta["source"] == "cells" and meta["classes"] == {"2": "nucleus"} and meta["layer"] == "cells pseudo-labels"
+
+
+def test_oneshot_checkbox_marks_annotated_images_fully_known(viewer_widget, qtbot, monkeypatch):
+    viewer, widget = viewer_widget
+    truth = two_images(viewer)
+    seen = []
+    monkeypatch.setattr(pw, "annotate", lambda *a, **k: seen.append(k["full"]) or annotate(*a, **k))
+    widget.oneshot.setChecked(True)
+    click_and_wait(qtbot, widget, widget.generate_button)
+    assert seen == [True, False]  # 'a' has labels (fully known), 'b' has none
+    assert dice_mean(viewer.layers["b pseudo-labels"].data, truth["b"]) > 0.8, widget.status.text()

@@ -125,6 +125,9 @@ class PartialLabelsWidget(QWidget):
         self.epochs, self.steps_per_epoch = _spin(0, 10_000, PseudoParams.epochs), _spin(0, 1_000_000, 0, "auto")
         self.train_steps = _spin(1, 1_000_000, 1500)
         self.instances = QCheckBox("Instance labels")
+        self.oneshot = QCheckBox("Annotated images are fully labelled (one-shot fine-tuning)")
+        self.oneshot.setToolTip("Paper 000, Table 1: every pixel of an image with labels is known; "
+                                "its boxes are the prompts. Unannotated images get pseudo-labels.")
         self.instance_method, self.device_combo = QComboBox(), QComboBox()
         self.instance_method.addItems(["components", "watershed"])
         self.device_combo.addItems(["auto", "cpu", "cuda"])
@@ -150,6 +153,7 @@ class PartialLabelsWidget(QWidget):
         form.addRow("Epochs", self.epochs)
         form.addRow("Steps per epoch", self.steps_per_epoch)
         form.addRow("Device", self.device_combo)
+        form.addRow(self.oneshot)
         form.addRow(_hbox(self.generate_button, self.export_button))
         form.addRow("Export as", _hbox(self.instances, self.instance_method))
         form.addRow("Training steps", self.train_steps)
@@ -300,7 +304,7 @@ class PartialLabelsWidget(QWidget):
                     lab = np.zeros(plane.shape[:2], np.int64) if lab is None else lab
                     lab[fixes] = values[z][fixes]
                 data.append(annotate(plane, lab, boxes, fixes=fixes, name=f"{image.name} plane {z}" if stack
-                                     else image.name))
+                                     else image.name, full=self.oneshot.isChecked() and lab is not None))
             items.append({"name": image.name, "planes": len(planes), "stack": stack, "scale": image.scale,
                           "translate": image.translate})
         if not any(d.known.any() for d in data):
