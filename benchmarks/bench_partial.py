@@ -74,7 +74,7 @@ def main() -> None:
     ap.add_argument("--train-limit", type=int, default=15, help="first N train images (ISBI: 000–014)")
     ap.add_argument("--weights", default=None, help="pre-trained embedding weights (default: shipped)")
     ap.add_argument("--weights-label", default="shipped")
-    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--epochs", type=int, default=None, help="stage-1 epochs (default: the engine's)")
     ap.add_argument("--lr", type=float, default=None)
     ap.add_argument("--dice-weight", type=float, default=None)
     ap.add_argument("--train-steps", type=int, default=None)
@@ -102,8 +102,11 @@ def main() -> None:
         seen |= set((c.get("training_images") or {}).get(a.dataset, []))
     assert not seen & set(test), "a test image is among the weights' training images"
 
-    pp = PseudoParams(epochs=1 if a.quick else a.epochs, steps_per_epoch=3 if a.quick else 0, weights=weights,
-                      device="cpu")
+    pp = PseudoParams(weights=weights, device="cpu")
+    if a.epochs is not None:
+        pp.epochs = a.epochs
+    if a.quick:
+        pp.epochs, pp.steps_per_epoch = 1, 3
     if a.lr is not None:
         pp.lr = a.lr
     if a.dice_weight is not None:
