@@ -193,11 +193,27 @@ def test_instance_labels_split_objects():
 
 
 def test_keep_best_epoch_by_held_out_box_dice():
-    """With two boxes, every epoch is scored on the boxes it did not attend to; the best one is kept."""
+    """With three boxes, one is held out of fine-tuning and scores every epoch; the best epoch is kept."""
     (a, ma), (b, _) = blob_set(2)
-    data = [annotate(a, ma, [(0, 0, 48, 48), (60, 60, 48, 48)]), annotate(b)]
+    data = [annotate(a, ma, [(0, 0, 48, 48), (60, 60, 48, 48), (0, 60, 48, 48)]), annotate(b)]
     res = run(pseudolabel_iter(data, PseudoParams(epochs=2, steps_per_epoch=2, batch=1, crop=64, device="cpu")))
     dices = [h["box_dice"] for h in res.history]
     assert [h["epoch"] for h in res.history] == [0, 1, 2] and all(0 <= d <= 1 for d in dices)
     kept = [h for h in res.history if h["kept"]]
     assert len(kept) == 1 and kept[0]["box_dice"] == max(dices)
+    two = run(pseudolabel_iter([annotate(a, ma, [(0, 0, 48, 48), (60, 60, 48, 48)]), annotate(b)],
+                               PseudoParams(epochs=1, steps_per_epoch=1, batch=1, crop=64, device="cpu")))
+    assert [h["box_dice"] for h in two.history] == [None, None]  # too few boxes to hold one out
+    assert two.history[-1]["kept"]
+
+
+def test_validation_box_is_never_trained_on():
+    from napari_fewcell.engine.partial import _Trainer
+
+    (a, ma), (b, _) = blob_set(2)
+    boxes = [(0, 0, 48, 48), (60, 60, 48, 48), (0, 60, 48, 48)]
+    data = [annotate(a, ma, boxes), annotate(b)]
+    tr = _Trainer(data, np.array([0, 1]), PseudoParams(device="cpu"), EmbedNet(NetConfig(base=8)), torch.device("cpu"))
+    assert len(tr.val) == 1 and tr.val[0] not in tr.boxes and tr.val[0] not in tr.prompts
+    i, (y, x, h, w) = tr.val[0]
+    assert (tr.index[i][y : y + h, x : x + w] == -1).all()  # no supervised loss on its pixels

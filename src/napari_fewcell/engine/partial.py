@@ -54,7 +54,7 @@ class PseudoParams:
     tau: float | None = None  #: attention temperature; None = the weights' own
     weights: str | None = None  #: pre-trained embedding weights; None = shipped
     prototypes: int = 64  #: prototypes per class when labelling the images
-    #: with ≥2 boxes, keep the epoch (0 = the pre-trained network) whose held-out box Dice is best
+    #: with ≥3 boxes, keep the epoch (0 = the pre-trained network) whose held-out box Dice is best
     keep_best: bool = True
     device: str = "auto"
     seed: int = 0
@@ -113,12 +113,26 @@ class _Trainer:
             if d.known.any():
                 idx[d.known] = np.vectorize(lut.get, otypes=[np.int64])(d.labels[d.known])
             self.index.append(idx)
-        self.boxes = [(i, b) for i, d in enumerate(data) for b in d.boxes]
-        self.prompts = [(i, b) for i, b in self.boxes if len(np.unique(self._box_index(i, b))) >= 2]
-        if not self.prompts:
+        boxes = [(i, b) for i, d in enumerate(data) for b in d.boxes]
+        two = [len(np.unique(self._box_index(i, b))) >= 2 for i, b in boxes]
+        if not any(two):
             raise FewcellError(
                 "No annotated box holds both a structure and background; paint both inside at least one box."
             )
+        # With 3+ boxes, one box in five (at least one: the last ones holding both classes) is held out
+        # of fine-tuning: neither prompt, nor prompt-loss query, nor supervised pixel. It scores each
+        # epoch (box_dice) and, like every box, labels the images at the end.
+        self.val: list = []
+        if len(boxes) >= 3:
+            order = [k for k in range(len(boxes)) if two[k]][::-1] + [k for k in range(len(boxes)) if not two[k]]
+            n_val = max(1, len(boxes) // 5)
+            val = set(order[:n_val]) if sum(two) > n_val else set()
+            self.val = [boxes[k] for k in sorted(val)]
+        self.val_labels = [self._box_index(i, b).copy() for i, b in self.val]
+        for i, (y, x, h, w) in self.val:
+            self.index[i][y : y + h, x : x + w] = -1  # unknown to the training losses
+        self.boxes = [b for b in boxes if b not in self.val]
+        self.prompts = [(i, b) for (i, b), ok in zip(boxes, two) if ok and (i, b) not in self.val]
         # query crops are drawn from images in proportion to their unknown pixels (all pixels in one-shot mode)
         unknown = np.array([(idx < 0).sum() for idx in self.index], float)
         if unknown.sum() == 0:
@@ -129,37 +143,35 @@ class _Trainer:
             self.crop -= self.crop % 8
         self.unknown_total = int(unknown.sum())
 
+    def _box_embedding(self, i, box) -> torch.Tensor:
+        y, x, h, w = box
+        c = self.p.context
+        H, W = self.index[i].shape
+        y0, x0, y1, x1 = max(0, y - c), max(0, x - c), min(H, y + h + c), min(W, x + w + c)
+        e = self._embed(np.ascontiguousarray(self.images[i][None, :, y0:y1, x0:x1]))[0]
+        return e[:, y - y0 : y - y0 + h, x - x0 : x - x0 + w].reshape(e.shape[0], -1).T
+
     @torch.no_grad()
     def box_dice(self) -> float | None:
-        """Held-out check on the user's own annotation: every box is labelled by attention to the
-        other boxes' pixels (4096 random keys) and scored by its mean per-class Dice; the mean over
-        boxes. None with fewer than two boxes."""
-        if len(self.boxes) < 2:
+        """Held-out check on the user's own annotation: every validation box (never trained on) is
+        labelled by attention to the training boxes' pixels (4096 random keys, the same every
+        epoch) and scored by its mean per-class Dice; the mean over validation boxes. None
+        without validation boxes (fewer than three boxes)."""
+        if not self.val:
             return None
-        embs, labs = [], []
-        c = self.p.context
-        for i, (y, x, h, w) in self.boxes:
-            H, W = self.index[i].shape
-            y0, x0, y1, x1 = max(0, y - c), max(0, x - c), min(H, y + h + c), min(W, x + w + c)
-            e = self._embed(np.ascontiguousarray(self.images[i][None, :, y0:y1, x0:x1]))[0]
-            embs.append(e[:, y - y0 : y - y0 + h, x - x0 : x - x0 + w].reshape(e.shape[0], -1).T)
-            labs.append(torch.from_numpy(self._box_index(i, (y, x, h, w)).reshape(-1)).to(self.device))
-        scores, gen = [], torch.Generator().manual_seed(self.p.seed + 1)  # same keys every epoch
-        for b in range(len(self.boxes)):
-            keys = torch.cat([e for j, e in enumerate(embs) if j != b])
-            klab = torch.cat([lab for j, lab in enumerate(labs) if j != b])
-            if len(torch.unique(klab)) < 2:
-                continue
-            sel = torch.randperm(len(keys), generator=gen)[:4096].to(self.device)
-            v = F.one_hot(klab[sel], self.K).float()
-            o = F.scaled_dot_product_attention(embs[b][None, None], keys[sel][None, None], v[None, None],
+        keys = torch.cat([self._box_embedding(i, b) for i, b in self.boxes])
+        klab = torch.cat([torch.from_numpy(self._box_index(i, b).reshape(-1)) for i, b in self.boxes]).to(self.device)
+        sel = torch.randperm(len(keys), generator=torch.Generator().manual_seed(self.p.seed + 1))[:4096]
+        keys, v = keys[sel.to(self.device)], F.one_hot(klab[sel.to(self.device)], self.K).float()
+        scores = []
+        for (i, b), truth in zip(self.val, self.val_labels):
+            o = F.scaled_dot_product_attention(self._box_embedding(i, b)[None, None], keys[None, None], v[None, None],
                                                scale=1.0 / self.tau)[0, 0]
-            pred, truth = o.argmax(1), labs[b]
-            dice = [2 * ((pred == k) & (truth == k)).sum().item() / max(1, ((pred == k).sum() + (truth == k).sum())
-                                                                       .item())
-                    for k in torch.unique(torch.cat([pred, truth])).tolist()]
-            scores.append(float(np.mean(dice)))
-        return float(np.mean(scores)) if scores else None
+            pred, truth = o.argmax(1).cpu().numpy(), truth.reshape(-1)
+            present = np.union1d(np.unique(pred), np.unique(truth))
+            scores.append(float(np.mean([2 * ((pred == k) & (truth == k)).sum()
+                                         / ((pred == k).sum() + (truth == k).sum()) for k in present])))
+        return float(np.mean(scores))
 
     def _box_index(self, i, box):
         y, x, h, w = box
