@@ -36,6 +36,7 @@ def test_pseudolabel_contract_with_train_net_then_predict(files, tmp_path):
     out, model = tmp_path / "pl", tmp_path / "net.pt"
     cmd = [sys.executable, "-m", "napari_fewcell.cli", "pseudolabel", str(files["img0"]), str(files["img1"]),
            "--labels", str(files["lab0"]), "none", "--box", "8", "8", "64", "64", "--box", "72", "40", "32", "64",
+           "--box", "8", "76", "32", "32",
            "--out", str(out), "--epochs", "1", "--train-net", str(model),
            "--steps-per-epoch", "2", "--train-steps", "40", "--device", "cpu", "--class-name", "1=nucleus"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
