@@ -69,7 +69,8 @@ class EmbedNet(nn.Module):
     def multiple(self) -> int:
         return 2**self.config.depth
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def decode(self, x: torch.Tensor) -> torch.Tensor:
+        """The U-Net's head output (before any normalisation) at full resolution."""
         skips = []
         for i, block in enumerate(self.down):
             if i:
@@ -78,7 +79,10 @@ class EmbedNet(nn.Module):
             skips.append(x)
         for up, fuse, skip in zip(self.up, self.fuse, skips[-2::-1]):
             x = fuse(torch.cat([up(x), skip], dim=1))
-        return F.normalize(self.head(x), dim=1)
+        return self.head(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.decode(x), dim=1)
 
 
 def save_weights(model: EmbedNet, path: str | Path, card: dict | None = None) -> None:

@@ -39,15 +39,7 @@ class SegNet(EmbedNet):
     """U-Net returning class logits (``config.embed_dim`` = number of classes) at full resolution."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        skips = []
-        for i, block in enumerate(self.down):
-            if i:
-                x = F.max_pool2d(x, 2)
-            x = block(x)
-            skips.append(x)
-        for up, fuse, skip in zip(self.up, self.fuse, skips[-2::-1]):
-            x = fuse(torch.cat([up(x), skip], dim=1))
-        return self.head(x)
+        return self.decode(x)
 
 
 @dataclasses.dataclass
