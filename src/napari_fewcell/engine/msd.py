@@ -1,0 +1,152 @@
+"""Mixed-scale dense (MSD) networks (Pelt & Sethian, PNAS 2018), written from the paper.
+
+Every layer is a 3×3 convolution, dilated by ``(i mod max_dilation) + 1``, of *all* previous
+maps (the input channels and every earlier layer's output), ``width`` maps wide, followed by
+ReLU; a final 1×1 layer combines all maps into the output logits. All maps keep the input's
+full resolution, which is what makes them good features for a per-pixel perceptron (paper 002).
+
+Weights are stored as state dicts with a JSON-able card (``save_msd`` / ``load_msd``, read back
+with ``torch.load(weights_only=True)``).
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .errors import FewcellError
+
+FORMAT = "napari-fewcell/msd"
+VERSION = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class MSDConfig:
+    in_channels: int = 3
+    depth: int = 50  #: layers
+    width: int = 1  #: maps per layer
+    max_dilation: int = 10  #: dilations cycle 1, 2, …, max_dilation
+    out_channels: int = 1
+
+    @property
+    def n_maps(self) -> int:
+        return self.depth * self.width
+
+    @property
+    def radius(self) -> int:
+        """Receptive-field radius in pixels (the sum of all dilations)."""
+        return sum((i % self.max_dilation) + 1 for i in range(self.depth))
+
+
+def _dilated(conv: nn.Conv2d, z: torch.Tensor, d: int) -> torch.Tensor:
+    """``conv(z)`` (3×3, dilation d, reflect padding) computed as one matrix product and nine shifts.
+
+    A width-1 dilated convolution of many maps is slow in torch's CPU kernels; since padding is
+    linear and per map, mixing the maps first (9·width mixes, a GEMM) and then padding and
+    shifting the mixes gives the same result at matrix-product speed.
+    """
+    n, k, h, w = z.shape
+    o = conv.out_channels
+    mix = torch.matmul(conv.weight.permute(0, 2, 3, 1).reshape(o * 9, k), z.reshape(n, k, h * w))
+    mix = F.pad(mix.view(n, o * 9, h, w), (d, d, d, d), mode="reflect").view(n, o, 9, h + 2 * d, w + 2 * d)
+    out = conv.bias.view(1, o, 1, 1).expand(n, o, h, w)
+    for t in range(9):
+        a, b = divmod(t, 3)
+        out = out + mix[:, :, t, a * d : a * d + h, b * d : b * d + w]
+    return out
+
+
+class MSDNet(nn.Module):
+    """Mixed-scale dense network; ``forward`` gives logits, ``maps`` the layers' feature maps."""
+
+    def __init__(self, config: MSDConfig | None = None):
+        super().__init__()
+        self.config = c = config or MSDConfig()
+        self.layers = nn.ModuleList()
+        for i in range(c.depth):
+            d = (i % c.max_dilation) + 1
+            conv = nn.Conv2d(c.in_channels + i * c.width, c.width, 3, padding=d, dilation=d, padding_mode="reflect")
+            # the parameters live in a Conv2d (its layout and init); ``_dilated`` computes the same convolution
+            nn.init.kaiming_normal_(conv.weight, nonlinearity="relu")
+            nn.init.zeros_(conv.bias)
+            self.layers.append(conv)
+        self.head = nn.Conv2d(c.in_channels + c.n_maps, c.out_channels, 1)
+        nn.init.normal_(self.head.weight, std=(1.0 / (c.in_channels + c.n_maps)) ** 0.5)
+        nn.init.zeros_(self.head.bias)
+
+    def _all_maps_train(self, x: torch.Tensor) -> torch.Tensor:
+        # autograd-friendly: a fresh concatenation per layer (in-place writes would break backward)
+        maps = x
+        for i, conv in enumerate(self.layers):
+            maps = torch.cat([maps, F.relu(_dilated(conv, maps, self.dilation(i)))], 1)
+        return maps
+
+    def _all_maps_infer(self, x: torch.Tensor) -> torch.Tensor:
+        # inference: one preallocated buffer, each layer reads the maps before it and writes its slot
+        c, w = self.config.in_channels, self.config.width
+        buf = x.new_empty(x.shape[0], c + self.config.n_maps, *x.shape[2:])
+        buf[:, :c] = x
+        for i, conv in enumerate(self.layers):
+            k = c + i * w
+            buf[:, k : k + w] = F.relu(_dilated(conv, buf[:, :k], self.dilation(i)))
+        return buf
+
+    def dilation(self, i: int) -> int:
+        return (i % self.config.max_dilation) + 1
+
+    def all_maps(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, in_channels + depth·width, H, W): the input and every layer's maps."""
+        if torch.is_grad_enabled() and self.training:
+            return self._all_maps_train(x)
+        return self._all_maps_infer(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.all_maps(x))
+
+    @torch.inference_mode()
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, depth·width + out_channels, H, W): the layers' maps and the output logits."""
+        maps = self._all_maps_infer(x)
+        return torch.cat([maps[:, self.config.in_channels :], self.head(maps)], 1)
+
+
+def save_msd(net: MSDNet, path: str | Path, name: str, card: dict | None = None) -> None:
+    """Write the network as a state dict + config + card (a plain dict torch.load reads with weights_only)."""
+    payload = {
+        "format": FORMAT,
+        "version": VERSION,
+        "name": name,
+        "config": dataclasses.asdict(net.config),
+        "card": card or {},
+        "state_dict": {k: v.detach().cpu().clone() for k, v in net.state_dict().items()},
+    }
+    from .segnet import _atomic
+
+    _atomic(Path(path), lambda tmp: torch.save(payload, tmp))
+
+
+def load_msd(path: str | Path) -> tuple[MSDNet, str, dict]:
+    """Read a network written by :func:`save_msd`: (net in eval mode on the CPU, name, card)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FewcellError(f"The feature-extractor file {path} does not exist.")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 - any unpickling failure means "not our file"
+        raise FewcellError(f"{path} is not a napari-fewcell MSD feature extractor (unreadable).") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise FewcellError(f"{path} is not a napari-fewcell MSD feature extractor.")
+    if payload.get("version") != VERSION:
+        raise FewcellError(
+            f"{path} is an MSD extractor of format version {payload.get('version')}; this napari-fewcell reads "
+            f"version {VERSION}."
+        )
+    try:
+        net = MSDNet(MSDConfig(**payload["config"]))
+        net.load_state_dict(payload["state_dict"])
+    except Exception:  # noqa: BLE001
+        raise FewcellError(f"{path} is damaged or does not match the MSD network layout.") from None
+    return net.eval(), str(payload.get("name", path.stem)), dict(payload.get("card", {}))
