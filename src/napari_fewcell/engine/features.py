@@ -1,0 +1,136 @@
+"""Per-pixel feature vectors for workflow 3: all maps of several MSD feature extractors (paper 002).
+
+Each shipped extractor is a binary MSD network trained on one known class (see docs/models.md).
+A pixel's feature vector is, for every extractor, all its layers' maps and its output logit,
+followed by a few cheap extras: the normalised input channels (3) and the luminance smoothed by
+Gaussians of σ = 1, 2, 4 and 8 px (skimage) — context the width-1 MSD layers see only indirectly.
+
+    fx = Extractors()                 # the shipped extractors
+    feats = fx.features(image)        # (H, W, fx.n_features) float32
+"""
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from importlib import resources
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from .device import select_device
+from .errors import FewcellError
+from .msd import MSDNet, load_msd
+from .normalize import as_image2d, intensity_range, normalize
+
+PREFIX = "msd_"
+GAUSS_SIGMAS = (1.0, 2.0, 4.0, 8.0)
+EXTRAS = [f"input:{c}" for c in "rgb"] + [f"gauss:{s:g}" for s in GAUSS_SIGMAS]
+TILE, MARGIN = 1024, 96  #: images larger than TILE² are processed in tiles with MARGIN px of context
+MIN_SIDE = 32  #: smaller images are mirror-padded to this size (the dilations reach 10 px)
+
+
+def shipped_dir() -> Path:
+    return Path(str(resources.files("napari_fewcell") / "weights"))
+
+
+def shipped_names() -> list[str]:
+    """Names of the extractors that ship with the package (``weights/msd_<name>.pt``)."""
+    return sorted(p.stem[len(PREFIX):] for p in shipped_dir().glob(f"{PREFIX}*.pt"))
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+class Extractors:
+    """A set of MSD feature extractors with a small cache of computed features.
+
+    ``names`` picks shipped extractors (default: all). A fitted perceptron records each one's name
+    and sha256, so it is only ever applied with the very extractors it was fitted on.
+    """
+
+    def __init__(self, names: Sequence[str] | None = None, device: str = "auto", cache_bytes: int = 1 << 30):
+        available = shipped_names()
+        names = available if names is None else list(names)
+        unknown = [n for n in names if n not in available]
+        if unknown:
+            raise FewcellError(
+                f"No shipped feature extractor is named {', '.join(unknown)}; the shipped ones are "
+                f"{', '.join(available) or 'none'}."
+            )
+        files = [shipped_dir() / f"{PREFIX}{n}.pt" for n in names]
+        if not files:
+            raise FewcellError("No feature extractor was chosen; use at least one.")
+        self.device = select_device(device)
+        self.nets: list[MSDNet] = []
+        self.spec: list[dict] = []
+        for f in files:
+            net, name, card = load_msd(f)
+            self.nets.append(net.to(self.device))
+            self.spec.append({"name": name, "sha256": sha256(f), "layers": net.config.n_maps,
+                              "trained_on": card.get("trained_on", "")})
+        self.feature_names = [n for s, net in zip(self.spec, self.nets)
+                              for n in [f"{s['name']}:{i}" for i in range(net.config.n_maps)] + [f"{s['name']}:out"]]
+        self.feature_names += EXTRAS
+        self._cache: OrderedDict[tuple, np.ndarray] = OrderedDict()
+        self._cache_bytes = cache_bytes
+
+    @property
+    def n_features(self) -> int:
+        return len(self.feature_names)
+
+    @property
+    def names(self) -> list[str]:
+        return [s["name"] for s in self.spec]
+
+    # ---- computation ---------------------------------------------------------------------
+    @torch.inference_mode()
+    def _tile(self, x: np.ndarray) -> np.ndarray:
+        """Features of a normalised (3, h, w) region: (h, w, F) float32."""
+        h, w = x.shape[1:]
+        ph, pw = max(0, MIN_SIDE - h), max(0, MIN_SIDE - w)
+        xp = np.pad(x, ((0, 0), (0, ph), (0, pw)), mode="symmetric") if ph or pw else x
+        t = torch.from_numpy(np.ascontiguousarray(xp))[None].to(self.device)
+        maps = [net.features(t)[0, :, :h, :w] for net in self.nets]
+        out = torch.cat(maps, 0).permute(1, 2, 0).float().cpu().numpy()
+        return np.concatenate([out, _extras(x)], axis=-1)
+
+    def _compute(self, arr: np.ndarray) -> np.ndarray:
+        x = normalize(arr, intensity_range(arr))
+        H, W = x.shape[1:]
+        if H <= TILE and W <= TILE:
+            return self._tile(x)
+        out = np.empty((H, W, self.n_features), np.float32)
+        for ty in range(0, H, TILE):
+            for tx in range(0, W, TILE):
+                ty1, tx1 = min(H, ty + TILE), min(W, tx + TILE)
+                y0, x0, y1, x1 = max(0, ty - MARGIN), max(0, tx - MARGIN), min(H, ty1 + MARGIN), min(W, tx1 + MARGIN)
+                f = self._tile(x[:, y0:y1, x0:x1])
+                out[ty:ty1, tx:tx1] = f[ty - y0 : ty1 - y0, tx - x0 : tx1 - x0]
+        return out
+
+    def features(self, image) -> np.ndarray:
+        """(H, W, n_features) float32 features of a 2D gray or RGB image (cached by content)."""
+        arr = as_image2d(image)
+        key = (hashlib.blake2b(np.ascontiguousarray(arr).tobytes(), digest_size=16).hexdigest(), arr.shape,
+               str(arr.dtype))
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            return self._cache[key]
+        feats = self._compute(arr)
+        if feats.nbytes <= self._cache_bytes:
+            self._cache[key] = feats
+            while sum(v.nbytes for v in self._cache.values()) > self._cache_bytes:
+                self._cache.popitem(last=False)
+        return feats
+
+
+def _extras(x: np.ndarray) -> np.ndarray:
+    """The cheap extra features of a normalised (3, h, w) region: (h, w, 3 + len(GAUSS_SIGMAS))."""
+    from skimage.filters import gaussian
+
+    lum = x.mean(0)
+    blurred = [gaussian(lum, sigma=s, mode="reflect", preserve_range=True) for s in GAUSS_SIGMAS]
+    return np.stack([*x, *blurred], axis=-1).astype(np.float32)

@@ -1,0 +1,362 @@
+"""Workflow 3 — a perceptron over MSD feature maps, fitted on a few support images (paper 002, Eq. 4.2).
+
+    p = σ(b + g(x)·W),   minimised:  DiceLoss(p, y) + λ‖W‖²
+
+* ``g(x)``: the per-pixel features of :class:`~.features.Extractors`, standardised with the
+  support pixels' mean and standard deviation.
+* Start: scikit-learn's ``LogisticRegression`` on the support pixels with the same penalty
+  (``C = 1 / (2 n λ)``, so the mean log-loss + λ‖W‖² is minimised).
+* Refinement: ``scipy.optimize.minimize(method="BFGS")`` on the soft Dice loss with its exact
+  (analytic) gradient, stopping at gradient norm ``gtol`` (1e-5). The refined weights are kept
+  only when their loss is lower than the logistic start; otherwise (or if BFGS fails) the
+  logistic solution stays and the fit log says so.
+* Several classes: one-vs-rest — one perceptron per class value other than background (0); a
+  pixel takes the class of the most probable perceptron if that probability is ≥ 0.5, else 0.
+  (Without a background class in the support, every class gets a perceptron and the argmax wins.)
+
+A fitted perceptron is a few KB: plain arrays plus a JSON description in an ``.npz`` file
+(read with ``allow_pickle=False``)::
+
+    model = run(fit_iter([support(img, lab), support(img2, lab2, boxes=[(0, 0, 64, 64)])]))
+    model.save("nuclei.npz")
+    Perceptron.load("nuclei.npz").predict(new_image)
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Generator, Sequence
+
+import numpy as np
+from scipy.special import expit
+
+from .annotation import AnnotatedImage, annotate
+from .errors import FewcellError
+from .features import Extractors
+from .prompt import Progress
+
+FORMAT = "napari-fewcell/perceptron"
+VERSION = 1
+DICE_EPS = 1.0  #: smoothing of the soft Dice loss
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class PerceptronParams:
+    """Fitting parameters, shared by the widget, the CLI and the API."""
+
+    lam: float = 1e-3  #: λ of the L2 penalty λ‖W‖² (on standardised features)
+    bfgs: bool = True  #: refine the logistic solution by BFGS on the Dice loss
+    gtol: float = 1e-5  #: BFGS stops when the gradient norm is below this
+    maxiter: int = 1000  #: BFGS iteration cap
+    max_pixels: int = 60_000  #: support pixels used for fitting (a seeded random sample when there are more)
+    extractors: tuple[str, ...] | None = None  #: shipped extractors to use; None = all
+    device: str = "auto"
+    seed: int = 0
+
+    def check(self) -> None:
+        if not (self.lam >= 0 and math.isfinite(self.lam)):
+            raise FewcellError(f"λ must be a non-negative number, not {self.lam}.")
+        if not (self.gtol > 0 and self.maxiter >= 0 and self.max_pixels >= 100):
+            raise FewcellError("The BFGS tolerance must be positive and at least 100 support pixels must be used.")
+
+
+def support(image, labels, boxes: Sequence = (), name: str = "support image") -> AnnotatedImage:
+    """One support pair: labels known inside ``boxes``, or everywhere when there are no boxes."""
+    return annotate(image, labels, boxes, name=name, full=not len(boxes))
+
+
+# ---- the loss ---------------------------------------------------------------------------------
+def dice_loss_grad(theta: np.ndarray, X: np.ndarray, y: np.ndarray, lam: float) -> tuple[float, np.ndarray]:
+    """Soft Dice loss of ``σ(b + X·w)`` against binary ``y`` plus ``lam·‖w‖²``, and its exact gradient.
+
+    ``theta = [b, w_1 … w_F]``. With I = Σ p·y and S = Σ p + Σ y + ε, Dice = (2I + ε) / S and
+    ∂Dice/∂p_i = (2 y_i S − (2I + ε)) / S².
+    """
+    b, w = theta[0], theta[1:]
+    p = expit(b + X @ w)
+    inter, s = float(p @ y), float(p.sum() + y.sum() + DICE_EPS)
+    dice = (2 * inter + DICE_EPS) / s
+    ddice_dp = (2 * y * s - (2 * inter + DICE_EPS)) / (s * s)
+    dz = -ddice_dp * p * (1 - p)
+    grad = np.empty_like(theta)
+    grad[0] = dz.sum()
+    grad[1:] = X.T @ dz + 2 * lam * w
+    return 1.0 - dice + lam * float(w @ w), grad
+
+
+def _bfgs(theta0: np.ndarray, X: np.ndarray, y: np.ndarray, p: PerceptronParams):
+    from scipy.optimize import minimize
+
+    return minimize(dice_loss_grad, theta0, args=(X, y, p.lam), jac=True, method="BFGS",
+                    options={"gtol": p.gtol, "maxiter": p.maxiter})
+
+
+def _fit_one(X: np.ndarray, y: np.ndarray, p: PerceptronParams) -> tuple[np.ndarray, dict]:
+    """Logistic start, then BFGS on Dice; returns (theta, record for the fit log)."""
+    from sklearn.linear_model import LogisticRegression
+
+    t0 = time.perf_counter()
+    n = len(y)
+    lr = LogisticRegression(C=1.0 / (2 * n * p.lam) if p.lam > 0 else 1e12, max_iter=500, tol=1e-6)
+    lr.fit(X, y)
+    theta0 = np.concatenate([lr.intercept_, lr.coef_[0]]).astype(np.float64)
+    loss0, _ = dice_loss_grad(theta0, X, y, p.lam)
+    rec = {"logistic_loss": round(loss0, 6), "logistic_seconds": round(time.perf_counter() - t0, 3)}
+    if not p.bfgs:
+        return theta0, {**rec, "kept": "logistic", "note": "BFGS refinement switched off"}
+    t1 = time.perf_counter()
+    try:
+        res = _bfgs(theta0, X, y, p)
+        theta, loss, ok, msg, nit = res.x, float(res.fun), bool(res.success), str(res.message), int(res.nit)
+    except (ArithmeticError, ValueError, np.linalg.LinAlgError) as err:
+        theta, loss, ok, msg, nit = theta0, math.inf, False, f"{type(err).__name__}: {err}", 0
+    rec.update(bfgs_loss=round(loss, 6), bfgs_iterations=nit, bfgs_converged=ok,
+               bfgs_seconds=round(time.perf_counter() - t1, 3))
+    if np.all(np.isfinite(theta)) and loss < loss0:
+        note = "" if ok else f"BFGS stopped before the gradient norm reached {p.gtol:g} ({msg}); kept its best point"
+        return theta, {**rec, "kept": "bfgs", "note": note}
+    note = f"BFGS did not improve on the logistic start ({msg}); kept the logistic solution"
+    log.warning(note)
+    return theta0, {**rec, "kept": "logistic", "note": note}
+
+
+# ---- the model --------------------------------------------------------------------------------
+class Perceptron:
+    """A fitted perceptron: weights per foreground class over standardised extractor features."""
+
+    def __init__(self, W, b, mean, std, classes, fg, meta: dict, extractors: Extractors | None = None):
+        self.W = np.asarray(W, np.float64)  # (K, F)
+        self.b = np.asarray(b, np.float64)  # (K,)
+        self.mean, self.std = np.asarray(mean, np.float64), np.asarray(std, np.float64)
+        self.classes = np.asarray(classes, np.int64)  # every class value seen in the support
+        self.fg = np.asarray(fg, np.int64)  # the class value of each row of W
+        self.meta = meta
+        self._fx = extractors
+
+    @property
+    def class_names(self) -> dict:
+        return self.meta.get("class_names", {})
+
+    @property
+    def extractors(self) -> Extractors:
+        if self._fx is None:
+            self._fx = _extractors_for(self.meta, "this model", self.meta.get("device", "auto"))
+        return self._fx
+
+    def probabilities(self, feats: np.ndarray) -> np.ndarray:
+        """(H, W, K) probability of each foreground class from (H, W, F) features."""
+        w = self.W / self.std  # fold the standardisation into the weights
+        b = self.b - (self.mean / self.std) @ self.W.T
+        h, wd, f = feats.shape
+        z = feats.reshape(-1, f) @ w.T.astype(np.float32) + b.astype(np.float32)
+        return expit(z).reshape(h, wd, -1)
+
+    def labels_from(self, probs: np.ndarray) -> np.ndarray:
+        best = probs.argmax(-1)
+        labels = self.fg[best]
+        if 0 in self.classes:
+            labels = np.where(probs.max(-1) >= 0.5, labels, 0)
+        return labels.astype(np.uint8 if self.classes.max() <= 255 else np.uint16)
+
+    def predict_iter(self, image, name: str = "image") -> Generator[Progress, None, np.ndarray]:
+        from .normalize import as_image2d
+
+        arr = as_image2d(image, name)
+        _check_channels(arr, self.meta.get("channels"), name)
+        yield Progress(0, 2, "computing features")
+        feats = self.extractors.features(arr)
+        yield Progress(1, 2, "applying the perceptron")
+        labels = self.labels_from(self.probabilities(feats))
+        yield Progress(2, 2, "done")
+        return labels
+
+    def predict(self, image) -> np.ndarray:
+        from .prompt import run
+
+        return run(self.predict_iter(image))
+
+    # ---- files ---------------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        """Write ``path`` (.npz: arrays + JSON, no pickles) atomically."""
+        from .segnet import _atomic
+
+        path = Path(path)
+        arrays = {"W": self.W, "b": self.b, "mean": self.mean, "std": self.std, "classes": self.classes,
+                  "fg": self.fg, "meta": np.array(json.dumps(self.meta))}
+
+        def write(tmp):
+            with open(tmp, "wb") as fh:
+                np.savez_compressed(fh, **arrays)
+
+        _atomic(path, write)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path, device: str = "auto") -> "Perceptron":
+        path = Path(path)
+        if not path.is_file():
+            raise FewcellError(f"The model file {path} does not exist; give the path of a saved perceptron (.npz).")
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
+            meta = json.loads(str(arrays["meta"]))
+        except Exception:  # noqa: BLE001 - anything unreadable is "not our file"
+            raise FewcellError(
+                f"{path} is not a napari-fewcell perceptron (unreadable); fit one with `fewcell fit` or the "
+                "Few-shot support widget."
+            ) from None
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            raise FewcellError(f"{path} is not a napari-fewcell perceptron; fit one with `fewcell fit`.")
+        if meta.get("version") != VERSION:
+            raise FewcellError(
+                f"{path} is a perceptron of format version {meta.get('version')}, but this napari-fewcell reads "
+                f"version {VERSION}; fit it again on your support images."
+            )
+        try:
+            W, b, mean, std = arrays["W"], arrays["b"], arrays["mean"], arrays["std"]
+            classes, fg = arrays["classes"], arrays["fg"]
+            ok = W.ndim == 2 and W.shape == (len(b), len(mean)) == (len(fg), len(std))
+        except KeyError:
+            ok = False
+        if not ok or meta.get("n_features") != W.shape[1]:
+            raise FewcellError(f"{path} is damaged (its arrays do not fit together); fit the perceptron again.")
+        meta["device"] = device
+        fx = _extractors_for(meta, str(path), device)
+        if fx.n_features != W.shape[1]:
+            raise FewcellError(f"{path} does not match its feature extractors' layout; fit the perceptron again.")
+        return cls(W, b, mean, std, classes, fg, meta, fx)
+
+
+def _extractors_for(meta: dict, what: str, device: str) -> Extractors:
+    """The shipped extractors a model was fitted with; a clear sentence when they are not here."""
+    from .features import shipped_dir, sha256, shipped_names, PREFIX
+
+    wanted = meta.get("extractors", [])
+    have = set(shipped_names())
+    for e in wanted:
+        name = e.get("name")
+        if name not in have or sha256(shipped_dir() / f"{PREFIX}{name}.pt") != e.get("sha256"):
+            raise FewcellError(
+                f"{what} was fitted with the feature extractor '{name}' in another version than this "
+                f"napari-fewcell ships ({', '.join(sorted(have)) or 'none'}); fit it again on your support images."
+            )
+    return Extractors([e["name"] for e in wanted], device=device)
+
+
+def _check_channels(arr: np.ndarray, channels: str | None, name: str) -> None:
+    kind = "colour (RGB)" if arr.shape[-1] == 3 else "gray"
+    if channels and kind != channels:
+        raise FewcellError(
+            f"The {name} is {kind} but the perceptron was fitted on {channels} images; "
+            f"apply it to {channels} images or fit one on {kind} support images."
+        )
+
+
+# ---- fitting ----------------------------------------------------------------------------------
+def fit_iter(data: Sequence[AnnotatedImage], params: PerceptronParams | None = None,
+             extractors: Extractors | None = None, class_names: dict | None = None
+             ) -> Generator[Progress, None, Perceptron]:
+    """Fit a perceptron on support images (``support(image, labels[, boxes])`` each)."""
+    p = params or PerceptronParams()
+    p.check()
+    if not data:
+        raise FewcellError("No support image was given; add at least one image with its labels.")
+    kinds = ["colour (RGB)" if d.image.shape[-1] == 3 else "gray" for d in data]
+    for d, k in zip(data, kinds):
+        if k != kinds[0]:
+            raise FewcellError(
+                f"{d.name} is {k} but {data[0].name} is {kinds[0]}: the support images must all have the same "
+                "number of channels; convert them to one kind first."
+            )
+        if not d.known.any():
+            raise FewcellError(f"{d.name} has no annotated pixel; give its labels (or a box inside it).")
+    values = np.unique(np.concatenate([d.labels[d.known] for d in data]))
+    if len(values) < 2:
+        what = "background (0)" if values[0] == 0 else f"class {values[0]}"
+        raise FewcellError(
+            f"The support labels hold only {what}; label at least one structure and some background."
+        )
+    t0 = time.perf_counter()
+    fx = extractors or Extractors(p.extractors, device=p.device)
+    rng = np.random.default_rng(p.seed)
+    total = int(sum(d.known.sum() for d in data))
+    take = min(1.0, p.max_pixels / total)
+    xs, ys = [], []
+    steps = len(data) + 1
+    for i, d in enumerate(data):
+        yield Progress(i, steps, f"features of {d.name}")
+        feats = fx.features(d.image)
+        rows = np.flatnonzero(d.known.ravel())
+        if take < 1:
+            rows = np.sort(rng.choice(rows, max(1, int(round(len(rows) * take))), replace=False))
+        xs.append(feats.reshape(-1, feats.shape[-1])[rows])
+        ys.append(d.labels.ravel()[rows])
+    t_feat = time.perf_counter() - t0
+    X, y = np.concatenate(xs).astype(np.float64), np.concatenate(ys)
+    mean, std = X.mean(0), X.std(0)
+    std[std < 1e-6] = 1.0  # constant features (e.g. a map that is 0 everywhere) stay 0 after centring
+    X = (X - mean) / std
+    fg = values[values != 0] if 0 in values else values
+    yield Progress(len(data), steps, "logistic regression + BFGS")
+    thetas, records = [], []
+    for v in fg:
+        target = (y == v).astype(np.float64)
+        theta, rec = _fit_one(X, target, p)
+        thetas.append(theta)
+        records.append({"class": int(v), **rec})
+    yield Progress(steps, steps, "fitted")
+    thetas = np.array(thetas)
+    meta = {
+        "format": FORMAT, "version": VERSION, "kind": "perceptron over MSD feature maps (paper 002)",
+        "extractors": fx.spec, "extras": [n for n in fx.feature_names if ":" in n and n.split(":")[0]
+                                          in ("input", "gauss")],
+        "n_features": fx.n_features, "channels": kinds[0], "multiclass": "one-vs-rest",
+        "params": dataclasses.asdict(p), "support": [{"name": d.name, "shape": list(d.shape),
+                                                       "annotated_pixels": int(d.known.sum())} for d in data],
+        "pixels_used": len(y), "fit": records, "features_seconds": round(t_feat, 3),
+        "fit_seconds": round(time.perf_counter() - t0 - t_feat, 3),
+        "class_names": {str(k): str(v) for k, v in (class_names or {}).items()},
+    }
+    for r in records:
+        if r.get("note"):
+            log.info("class %s: %s", r["class"], r["note"])
+    return Perceptron(thetas[:, 1:], thetas[:, 0], mean, std, values, fg, meta, fx)
+
+
+def is_perceptron_file(path: str | Path) -> bool:
+    """True for an .npz (a zip of .npy arrays), as opposed to a torch model file (also a zip)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = zf.namelist()
+    except (OSError, zipfile.BadZipFile):
+        return False
+    return bool(names) and all(n.endswith(".npy") for n in names)
+
+
+def open_model(path: str | Path, device: str = "auto", tta: bool | None = None):
+    """A saved model of either kind — a perceptron (.npz) or a stage-2 network (.pt) — ready to predict."""
+    if is_perceptron_file(path):
+        return Perceptron.load(path, device=device)
+    from .segnet import SegModel
+
+    return SegModel.load(path, device=device, tta=tta)
+
+
+def fit(images: Sequence, labels: Sequence, boxes: Sequence | None = None,
+        params: PerceptronParams | None = None) -> Perceptron:
+    """Fit on ``images`` with ``labels`` (one per image); ``boxes`` (per image, or None) limit what is known."""
+    from .prompt import run
+
+    if len(images) != len(labels):
+        raise FewcellError(f"{len(images)} support images but {len(labels)} labels; give one labels per image.")
+    boxes = boxes or [()] * len(images)
+    data = [support(im, lab, bx, name=f"support image {i + 1}")
+            for i, (im, lab, bx) in enumerate(zip(images, labels, boxes))]
+    return run(fit_iter(data, params))

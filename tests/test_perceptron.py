@@ -1,0 +1,206 @@
+"""Workflow 3: MSD feature perceptron — loss gradient, BFGS vs logistic, fit/apply, files, bad input."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from scipy.optimize import approx_fprime
+
+from napari_fewcell.engine.errors import FewcellError
+from napari_fewcell.engine.features import Extractors, shipped_names
+from napari_fewcell.engine.msd import MSDConfig, MSDNet, _dilated
+from napari_fewcell.engine.perceptron import (
+    Perceptron, PerceptronParams, _fit_one, dice_loss_grad, fit, fit_iter, open_model, support,
+)
+from napari_fewcell.engine.prompt import run
+
+from .conftest import blobs, dice_mean
+
+
+@pytest.fixture(scope="module")
+def fx():
+    return Extractors(device="cpu")
+
+
+def _problem(seed, n=400, f=6):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, f))
+    y = (X @ rng.normal(size=f) + rng.normal(0, 1.5, n) > 0.8).astype(float)
+    return X, y
+
+
+# ---- the network --------------------------------------------------------------------------------
+def test_dilated_matches_torch_convolution():
+    conv = torch.nn.Conv2d(5, 1, 3, padding=3, dilation=3, padding_mode="reflect")
+    z = torch.rand(2, 5, 23, 31)
+    assert torch.allclose(conv(z), _dilated(conv, z, 3), atol=1e-5)
+
+
+def test_msd_train_and_inference_paths_agree_and_keep_resolution():
+    net = MSDNet(MSDConfig(depth=12, max_dilation=5)).eval()
+    x = torch.rand(1, 3, 40, 36)
+    maps = net.all_maps(x)
+    assert maps.shape == (1, 3 + 12, 40, 36)
+    assert torch.allclose(maps, net._all_maps_train(x), atol=1e-5)
+    assert net.features(x).shape == (1, 13, 40, 36)
+    assert net.config.radius == sum([1, 2, 3, 4, 5] * 2 + [1, 2])
+
+
+def test_shipped_extractors_load_with_weights_only(fx):
+    assert len(shipped_names()) >= 3
+    assert fx.n_features == len(fx.feature_names) == sum(s["layers"] + 1 for s in fx.spec) + 7
+    img, _ = blobs((48, 40))
+    feats = fx.features(img)
+    assert feats.shape == (48, 40, fx.n_features) and feats.dtype == np.float32 and np.isfinite(feats).all()
+    assert fx.features(img) is feats  # cached by content
+    assert fx.features(np.zeros((12, 9), np.uint8)).shape == (12, 9, fx.n_features)  # tiny images are padded
+
+
+# ---- the loss and the optimisers ------------------------------------------------------------------
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_dice_gradient_matches_finite_differences(seed):
+    X, y = _problem(seed)
+    theta = np.random.default_rng(seed + 10).normal(0, 0.5, X.shape[1] + 1)
+    f, g = dice_loss_grad(theta, X, y, 0.05)
+    num = approx_fprime(theta, lambda t: dice_loss_grad(t, X, y, 0.05)[0], 1e-6)
+    assert 0 < f < 2
+    np.testing.assert_allclose(g, num, rtol=1e-4, atol=1e-7)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_bfgs_never_ends_above_its_logistic_start(seed):
+    X, y = _problem(seed, n=600, f=8)
+    p = PerceptronParams(lam=1e-3)
+    theta, rec = _fit_one(X, y, p)
+    assert rec["kept"] in ("bfgs", "logistic")
+    final, _ = dice_loss_grad(theta, X, y, p.lam)
+    assert final <= rec["logistic_loss"] + 1e-9
+    if rec["kept"] == "bfgs":
+        assert rec["bfgs_loss"] < rec["logistic_loss"]
+
+
+@pytest.mark.parametrize("how", ["worse", "raises"])
+def test_bfgs_failure_keeps_the_logistic_solution(monkeypatch, how):
+    import scipy.optimize
+
+    from napari_fewcell.engine import perceptron
+
+    X, y = _problem(3)
+
+    def broken(theta0, X, y, p):
+        if how == "raises":
+            raise np.linalg.LinAlgError("singular")
+        return scipy.optimize.OptimizeResult(x=theta0 + 5.0, fun=9.0, success=False, message="did not converge", nit=3)
+
+    monkeypatch.setattr(perceptron, "_bfgs", broken)
+    theta, rec = _fit_one(X, y, PerceptronParams())
+    start, _ = dice_loss_grad(theta, X, y, PerceptronParams().lam)
+    assert rec["kept"] == "logistic" and "kept the logistic solution" in rec["note"]
+    assert start == pytest.approx(rec["logistic_loss"], abs=1e-6)
+
+
+# ---- fit / apply -----------------------------------------------------------------------------------
+def test_fit_and_apply_learn_blobs(fx):
+    train = [blobs((96, 96), seed=s, n=10) for s in (1, 2)]
+    model = run(fit_iter([support(i, m) for i, m in train], PerceptronParams(), extractors=fx))
+    img, truth = blobs((120, 100), seed=7, n=12)
+    pred = model.predict(img)
+    assert pred.shape == truth.shape and pred.dtype == np.uint8
+    assert dice_mean(pred, truth) > 0.9
+    rec = model.meta["fit"][0]
+    assert rec["class"] == 1 and rec["kept"] in ("bfgs", "logistic")
+
+
+def test_fit_from_boxes_in_one_image(fx):
+    img, mask = blobs((128, 128), seed=4, n=16)
+    boxes = [(0, 0, 64, 64), (64, 64, 64, 64)]
+    labels = mask.copy()
+    labels[:64, 64:] = 0  # outside the boxes nothing is known: wrong values there must not matter
+    labels[64:, :64] = 1
+    model = run(fit_iter([support(img, labels, boxes)], extractors=fx))
+    assert model.meta["support"][0]["annotated_pixels"] == 2 * 64 * 64
+    assert dice_mean(model.predict(img), mask) > 0.9
+
+
+def test_multiclass_one_vs_rest(fx):
+    rng = np.random.default_rng(0)
+    img, mask = blobs((112, 112), seed=9, n=14)
+    yy, xx = np.mgrid[:112, :112]
+    square = np.zeros_like(mask)
+    for _ in range(4):
+        cy, cx = rng.integers(8, 100, 2)
+        square[(abs(yy - cy) < 6) & (abs(xx - cx) < 6) & (mask == 0)] = 1
+    img = np.where(square == 1, 110, img).astype(np.uint8)
+    labels = mask + 2 * square
+    model = run(fit_iter([support(img, labels)], extractors=fx))
+    assert list(model.fg) == [1, 2] and model.meta["multiclass"] == "one-vs-rest"
+    pred = model.predict(img)
+    for v in (1, 2):
+        assert 2 * ((pred == v) & (labels == v)).sum() / ((pred == v).sum() + (labels == v).sum()) > 0.7
+
+
+def test_save_load_round_trip(fx, tmp_path):
+    img, mask = blobs((80, 80), seed=5)
+    model = run(fit_iter([support(img, mask)], PerceptronParams(lam=1e-2), extractors=fx,
+                         class_names={1: "nucleus"}))
+    path = model.save(tmp_path / "m.npz")
+    assert path.stat().st_size < 64_000
+    with np.load(path, allow_pickle=False) as z:  # plain arrays + JSON, no pickles
+        assert json.loads(str(z["meta"]))["format"] == "napari-fewcell/perceptron"
+    back = open_model(path, device="cpu")
+    assert isinstance(back, Perceptron)
+    np.testing.assert_array_equal(back.W, model.W)
+    assert back.class_names == {"1": "nucleus"} and back.meta["params"]["lam"] == 1e-2
+    other, _ = blobs((64, 72), seed=6)
+    np.testing.assert_array_equal(back.predict(other), model.predict(other))
+
+
+# ---- bad input ------------------------------------------------------------------------------------
+def test_bad_support_inputs(fx):
+    img, mask = blobs((64, 64))
+    with pytest.raises(FewcellError, match="image's height and width"):
+        support(img, mask[:60])
+    with pytest.raises(FewcellError, match="only background"):
+        run(fit_iter([support(img, np.zeros_like(mask))], extractors=fx))
+    rgb = np.repeat(img[..., None], 3, -1)
+    with pytest.raises(FewcellError, match="same number of channels"):
+        run(fit_iter([support(img, mask), support(rgb, mask, name="colour one")], extractors=fx))
+    with pytest.raises(FewcellError, match="No support image"):
+        run(fit_iter([], extractors=fx))
+    with pytest.raises(FewcellError, match="labels"):
+        fit([img, img], [mask])
+
+
+def _resave(path, tmp_path, **changes):
+    with np.load(path, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    meta = json.loads(str(arrays["meta"]))
+    for key, value in changes.items():
+        meta[key] = value(meta) if callable(value) else value
+    arrays["meta"] = np.array(json.dumps(meta))
+    out = tmp_path / "changed.npz"
+    np.savez(out, **arrays)
+    return out
+
+
+def test_bad_model_files(fx, tmp_path):
+    img, mask = blobs((64, 64))
+    path = run(fit_iter([support(img, mask)], extractors=fx)).save(tmp_path / "m.npz")
+    other = _resave(path, tmp_path, extractors=lambda m: [{**e, "sha256": "0" * 64} for e in m["extractors"]])
+    with pytest.raises(FewcellError, match="another version than this napari-fewcell ships"):
+        Perceptron.load(other)
+    with pytest.raises(FewcellError, match="format version 99"):
+        Perceptron.load(_resave(path, tmp_path, version=99))
+    with pytest.raises(FewcellError, match="not a napari-fewcell perceptron"):
+        Perceptron.load(_resave(path, tmp_path, format="something/else"))
+    junk = tmp_path / "junk.npz"
+    junk.write_bytes(b"not a zip")
+    with pytest.raises(FewcellError):
+        open_model(junk)
+    with pytest.raises(FewcellError, match="does not exist"):
+        Perceptron.load(tmp_path / "missing.npz")
+    model = Perceptron.load(path)
+    with pytest.raises(FewcellError, match="fitted on gray images"):
+        model.predict(np.repeat(img[..., None], 3, -1))
