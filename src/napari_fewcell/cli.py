@@ -7,6 +7,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 from .engine.errors import FewcellError
 from .engine.io import check_out_dir
 
@@ -183,14 +185,14 @@ def _cmd_pseudolabel(a) -> int:
 def _cmd_predict(a) -> int:
     from .engine.annotation import planes_of
     from .engine.io import read_image
+    from .engine.perceptron import open_model
     from .engine.prompt import run
-    from .engine.segnet import SegModel
 
     if a.threads:
         import torch
 
         torch.set_num_threads(a.threads)
-    model = SegModel.load(a.model, device=a.device, tta=True if a.tta else None)
+    model = open_model(a.model, device=a.device, tta=True if a.tta else None)  # a perceptron or a network
     read = [(path, planes_of(read_image(path), Path(path).name)) for path in a.images]
     out = check_out_dir(a.out, overwrite=a.overwrite, stems=[Path(p).stem for p in a.images])
     results, layout = [], []
@@ -200,6 +202,65 @@ def _cmd_predict(a) -> int:
         layout.append((path, len(planes), stack))
     _write_results(out, layout, results, "prediction", model.class_names, a.instances,
                    extra={"model": str(a.model)})
+    return 0
+
+
+def _read_support(a) -> list:
+    """AnnotatedImages from --support IMAGE LABELS pairs (stacks give one per annotated plane) and --box."""
+    from .engine.annotation import planes_of
+    from .engine.io import read_image
+    from .engine.perceptron import support
+
+    data = []
+    for img_path, lab_path in a.support:
+        name = Path(img_path).name
+        planes, stack = planes_of(read_image(img_path), name)
+        lab = read_image(lab_path, "labels")
+        if stack:
+            if lab.ndim != 3 or lab.shape[0] != len(planes):
+                raise FewcellError(
+                    f"{lab_path} has shape {lab.shape} but the stack {name} has {len(planes)} planes; give a labels "
+                    "stack of the same shape."
+                )
+            lab_planes = list(lab)
+        else:
+            lab_planes = [lab]
+        for z, (plane, lp) in enumerate(zip(planes, lab_planes)):
+            if stack and not np.asarray(lp).any():
+                continue  # an all-0 plane of a labels stack is unannotated
+            data.append(support(plane, lp, a.box or (), name=f"{name} plane {z}" if stack else name))
+    if not data:
+        raise FewcellError("No support plane holds labels; paint at least one structure in one support image.")
+    return data
+
+
+def _cmd_fit(a) -> int:
+    from .engine.perceptron import PerceptronParams, fit_iter
+    from .engine.prompt import run
+
+    if a.threads:
+        import torch
+
+        torch.set_num_threads(a.threads)
+    params = PerceptronParams(lam=a.lam, bfgs=not a.no_bfgs, max_pixels=a.max_pixels, device=a.device, seed=a.seed,
+                              extractors=tuple(a.extractors) if a.extractors else None)
+    params.check()
+    names = _class_names(a.class_name)
+    data = _read_support(a)
+    _check_model_target(a.out, a.overwrite)
+    if Path(a.out).suffix.lower() != ".npz":
+        raise FewcellError(f"--out {a.out} should end in .npz (the perceptron is saved as arrays + JSON).")
+    model = run(fit_iter(data, params, class_names=names), _Bar("fit"))
+    for rec in model.meta["fit"]:
+        line = (f"class {rec['class']}: logistic Dice loss {rec['logistic_loss']:.4f}"
+                + (f", BFGS {rec['bfgs_loss']:.4f} in {rec['bfgs_iterations']} iterations"
+                   if "bfgs_loss" in rec else "")
+                + f"; kept {rec['kept']}" + (f" — {rec['note']}" if rec.get("note") else ""))
+        print(line, file=sys.stderr)
+    print(f"features {model.meta['features_seconds']:.2f} s, fit {model.meta['fit_seconds']:.2f} s "
+          f"on {model.meta['pixels_used']} support pixels", file=sys.stderr)
+    model.save(a.out)
+    print(a.out)
     return 0
 
 
@@ -217,6 +278,24 @@ def _cmd_pretrain(a) -> int:
         seed=a.seed, threads=a.threads, lr=a.lr, dice_weight=a.dice_weight, invert_p=a.invert_p, init=a.init,
     )
     run(pretrain_iter(p, a.out), _Bar("pretrain"))
+    print(a.out)
+    return 0
+
+
+def _cmd_train_extractor(a) -> int:
+    from .engine.msd import save_msd
+    from .engine.msd_train import MSDTrainParams, train_msd_iter
+    from .engine.prompt import run
+
+    _check_model_target(a.out, a.overwrite)
+    p = MSDTrainParams(data=a.data, dataset=a.dataset, depth=a.depth, crop=a.crop, batch=a.batch, lr=a.lr,
+                       bce_weight=a.bce_weight,
+                       steps_per_epoch=a.steps_per_epoch, max_epochs=a.max_epochs, patience=a.patience,
+                       max_minutes=a.max_minutes, seed=a.seed, threads=a.threads)
+    net, card = run(train_msd_iter(p), _Bar(f"extractor {a.name}"))
+    card["command"] = "fewcell " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["train-extractor"] else ""
+    save_msd(net, a.out, a.name, card)
+    print(f"{a.out}: best validation Dice {card['best_val_dice']} at epoch {card['best_epoch']}", file=sys.stderr)
     print(a.out)
     return 0
 
@@ -287,9 +366,32 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     q.set_defaults(func=_cmd_pseudolabel)
 
-    r = sub.add_parser("predict", help="apply a saved segmentation model to images")
+    from .engine.perceptron import PerceptronParams as FitDefaults
+
+    f = sub.add_parser("fit", help="fit a perceptron on MSD feature maps of a few support images (paper 002)",
+                       description="Fit a perceptron σ(b + g(x)·W) on the features of the shipped MSD extractors: "
+                       "logistic regression, then BFGS on the Dice loss. Labels: value v is class v, 0 background; "
+                       "with --box only the boxes are read, else the whole image. Apply it with `fewcell predict`.")
+    f.add_argument("--support", required=True, nargs=2, action="append", metavar=("IMAGE", "LABELS"),
+                   help="a support image and its labels (repeat for several; stacks give one pair per labelled plane)")
+    f.add_argument("--box", nargs=4, type=int, action="append", metavar=("Y", "X", "H", "W"),
+                   help="an annotated region in every support image (repeat for several; default: whole images)")
+    f.add_argument("--out", required=True, metavar="MODEL.npz")
+    f.add_argument("--lam", type=float, default=FitDefaults.lam, help="L2 penalty λ on the weights")
+    f.add_argument("--no-bfgs", action="store_true", help="keep the logistic-regression weights (no Dice refinement)")
+    f.add_argument("--max-pixels", type=int, default=FitDefaults.max_pixels, help="support pixels used for fitting")
+    f.add_argument("--extractors", nargs="+", default=None, metavar="NAME", help="shipped extractors (default: all)")
+    f.add_argument("--class-name", action="append", metavar="VALUE=NAME", help="class name for the metadata")
+    f.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    f.add_argument("--seed", type=int, default=0)
+    f.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
+    f.add_argument("--overwrite", action="store_true", help="replace an existing MODEL.npz")
+    f.set_defaults(func=_cmd_fit)
+
+    r = sub.add_parser("predict", help="apply a saved model (perceptron .npz or network .pt) to images")
     r.add_argument("images", nargs="+", metavar="IMAGE", help="images or stacks")
-    r.add_argument("--model", required=True, metavar="MODEL.pt", help="a model saved by napari-fewcell")
+    r.add_argument("--model", required=True, metavar="MODEL",
+                   help="a model saved by napari-fewcell: a perceptron (.npz, `fewcell fit`) or a network (.pt)")
     r.add_argument("--out", required=True, metavar="DIR", help="folder for <IMAGE stem>.tif labels")
     r.add_argument("--instances", choices=["components", "watershed"], default=None,
                    help="write instance labels (one id per object) instead of class labels")
@@ -315,6 +417,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
     p.add_argument("--out", required=True, metavar="WEIGHTS.pt")
     p.set_defaults(func=_cmd_pretrain)
+
+    from .engine.msd_train import MSDTrainParams as MSDDefaults
+
+    t = sub.add_parser("train-extractor", help="train one binary MSD feature extractor for workflow 3 (paper 002)",
+                       description="Train a mixed-scale dense network on the train split of one data set "
+                       "(80/20 train/validation by image, Dice loss, Adam, early stopping on validation Dice).")
+    t.add_argument("--data", default=MSDDefaults.data, help="folder of data sets (see docs/models.md)")
+    t.add_argument("--dataset", required=True, help="data set folder name, e.g. isbi2012_membrane")
+    t.add_argument("--name", required=True, help="the extractor's name, e.g. em_membrane")
+    t.add_argument("--out", required=True, metavar="msd_NAME.pt")
+    t.add_argument("--depth", type=int, default=MSDDefaults.depth, help="MSD layers")
+    t.add_argument("--crop", type=int, default=MSDDefaults.crop)
+    t.add_argument("--batch", type=int, default=MSDDefaults.batch)
+    t.add_argument("--lr", type=float, default=MSDDefaults.lr)
+    t.add_argument("--bce-weight", type=float, default=MSDDefaults.bce_weight,
+                   help="add this weight × binary cross entropy to the Dice loss")
+    t.add_argument("--steps-per-epoch", type=int, default=MSDDefaults.steps_per_epoch)
+    t.add_argument("--max-epochs", type=int, default=MSDDefaults.max_epochs)
+    t.add_argument("--patience", type=int, default=MSDDefaults.patience)
+    t.add_argument("--max-minutes", type=float, default=MSDDefaults.max_minutes)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
+    t.add_argument("--overwrite", action="store_true")
+    t.set_defaults(func=_cmd_train_extractor)
     return ap
 
 
