@@ -1,0 +1,331 @@
+"""Dock widget for workflow 3: a few support images (or boxes in one) → a perceptron on MSD features.
+
+Qt and napari glue only; all image work is done by :mod:`napari_fewcell.engine`.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from napari.layers import Image, Labels, Shapes
+from qtpy.QtWidgets import (
+    QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGridLayout, QGroupBox, QLabel, QProgressBar,
+    QPushButton, QVBoxLayout, QWidget,
+)
+
+from ..engine.errors import FewcellError
+from ..engine.features import Extractors
+from ..engine.perceptron import Perceptron, PerceptronParams, fit_iter, support
+from ..engine.prompt import Progress
+from ._jobs import JobRunner
+from .partial_widget import _as_planes, _hbox, _image_shape, _planes, _rect
+from .prompt_widget import RESULT_KEY, _data, _plane
+
+NONE = "(none)"
+RESULT_SUFFIX = "fewcell perceptron"
+APPLY_MODES = [("current image (every plane of a stack)", "image"), ("current plane only", "plane"),
+               ("all open images", "all")]
+
+
+def _clip(box, shape):
+    """The part of box (y, x, h, w) inside an image of ``shape``, or None."""
+    y, x, h, w = box
+    y0, x0, y1, x1 = max(0, y), max(0, x), min(shape[0], y + h), min(shape[1], x + w)
+    return (y0, x0, y1 - y0, x1 - x0) if y1 > y0 and x1 > x0 else None
+
+
+def _predict_all(model: Perceptron, items: list[dict]):
+    """Predict every plane of every item; yields overall progress; returns one list of planes per item."""
+    total, done, out = sum(len(it["planes"]) for it in items), 0, []
+    yield Progress(0, total, "predicting")
+    for it in items:
+        planes = []
+        for z, plane in enumerate(it["planes"]):
+            planes.append((yield from _quiet(model.predict_iter(plane, it["name"]))))
+            done += 1
+            where = f" plane {z + 1}/{len(it['planes'])}" if len(it["planes"]) > 1 else ""
+            yield Progress(done, total, f"predicted {it['name']}{where}")
+        out.append(planes)
+    return out
+
+
+def _quiet(gen):
+    """Run a sub-generator without passing its own progress on (the caller reports per plane)."""
+    try:
+        while True:
+            next(gen)
+    except StopIteration as stop:
+        return stop.value
+    yield  # pragma: no cover - makes this a generator
+
+
+class _Row:
+    def __init__(self, layer, check: QCheckBox, combo: QComboBox):
+        self.layer, self.check, self.labels = layer, check, combo
+        self.user_choice: str | None = None
+
+
+class SupportWidget(QWidget):
+    """Fit a perceptron on the MSD feature maps of a few labelled support images; apply it anywhere."""
+
+    def __init__(self, napari_viewer):
+        super().__init__()
+        self.viewer = napari_viewer
+        self.rows: dict[str, _Row] = {}
+        self.model: Perceptron | None = None
+        self._fx: dict[str, Extractors] = {}  # per device: extractors with their feature cache (refits are fast)
+
+        self.support_box = QGroupBox("Support images (checked) and their labels")
+        self.support_grid = QGridLayout(self.support_box)
+        self.shapes_combo = QComboBox()
+        self.shapes_combo.setToolTip("Optional. A box annotates the image it lies on: only the inside of boxes is "
+                                     "read there. Images without a box are read whole.")
+        self.lam_spin = QDoubleSpinBox()
+        self.lam_spin.setDecimals(6)
+        self.lam_spin.setRange(0.0, 1.0)
+        self.lam_spin.setSingleStep(1e-3)
+        self.lam_spin.setValue(PerceptronParams.lam)
+        self.lam_spin.setToolTip("λ of the L2 penalty λ‖W‖²: larger is smoother, safer with one support image.")
+        self.bfgs_check = QCheckBox("Refine by BFGS on the Dice loss")
+        self.bfgs_check.setChecked(True)
+        self.device_combo = QComboBox()
+        self.device_combo.addItems(["auto", "cpu", "cuda"])
+        self.apply_combo = QComboBox()
+        for text, mode in APPLY_MODES:
+            self.apply_combo.addItem(text, mode)
+        buttons = {"add_labels": ("Add labels to the selected image", self._add_labels), "fit": ("Fit", self._fit),
+                   "apply": ("Apply", self._apply), "save": ("Save perceptron…", self._save),
+                   "load": ("Load perceptron…", self._load)}
+        for key, (text, slot) in buttons.items():
+            setattr(self, f"{key}_button", QPushButton(text))
+            getattr(self, f"{key}_button").clicked.connect(slot)
+        self.cancel_button = QPushButton("Cancel")
+        self.progress = QProgressBar()
+        self.status = QLabel("Check support images, choose their labels layers, then press Fit.")
+        self.status.setWordWrap(True)
+        self.jobs = JobRunner(self.progress, self.status, self.cancel_button,
+                              [getattr(self, f"{k}_button") for k in buttons])
+
+        form = QFormLayout()
+        form.addRow("Boxes", self.shapes_combo)
+        form.addRow(self.add_labels_button)
+        form.addRow("λ (L2 penalty)", self.lam_spin)
+        form.addRow(self.bfgs_check)
+        form.addRow("Device", self.device_combo)
+        form.addRow(self.fit_button)
+        form.addRow("Apply to", self.apply_combo)
+        form.addRow(self.apply_button)
+        form.addRow(_hbox(self.save_button, self.load_button))
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.support_box)
+        layout.addLayout(form)
+        for w in (self.cancel_button, self.progress, self.status):
+            layout.addWidget(w)
+        layout.addStretch(1)
+        for name in ("inserted", "removed", "reordered"):
+            getattr(self.viewer.layers.events, name).connect(self._refresh)
+        for layer in self.viewer.layers:
+            layer.events.name.connect(self._refresh)
+        self._refresh()
+
+    # ----------------------------------------------------------------- layer choices
+    def _refresh(self, event=None):
+        if event is not None and getattr(event, "type", None) == "inserted":
+            event.value.events.name.connect(self._refresh)
+        layers = list(self.viewer.layers)
+        images = [lay for lay in layers if isinstance(lay, Image)]
+        labels = [lay for lay in layers if isinstance(lay, Labels) and not lay.metadata.get(RESULT_KEY)]
+        old = list(self.rows.values())
+        for row in old:
+            for w in (row.check, row.labels):
+                self.support_grid.removeWidget(w)
+                w.deleteLater()
+        self.rows = {}
+        for i, img in enumerate(images):
+            prev = next((r for r in old if r.layer is img), None)
+            options = [lab.name for lab in labels if _data(lab).shape == _image_shape(img)]
+            own = [n for n in options if n in (f"{img.name} labels", f"{img.name} prompt labels")]
+            row = _Row(img, QCheckBox(img.name), QComboBox())
+            row.labels.addItems([NONE, *options])
+            if prev and prev.user_choice in (NONE, *options):
+                row.user_choice = prev.user_choice
+            row.labels.setCurrentText(row.user_choice or (own[0] if own else NONE))
+            # the checkbox keeps the user's choice while the labels stay; new labels check the image
+            same = prev is not None and prev.labels.currentText() == row.labels.currentText()
+            row.check.setChecked(prev.check.isChecked() if same else row.labels.currentText() != NONE)
+            row.labels.currentTextChanged.connect(lambda text, r=row: self._chose_labels(r, text))
+            self.support_grid.addWidget(row.check, i, 0)
+            self.support_grid.addWidget(row.labels, i, 1)
+            self.rows[img.name] = row
+        shapes = [lay.name for lay in layers if isinstance(lay, Shapes)]
+        current = self.shapes_combo.currentText()
+        self.shapes_combo.blockSignals(True)
+        self.shapes_combo.clear()
+        self.shapes_combo.addItems([NONE, *shapes])
+        self.shapes_combo.setCurrentText(current if current in shapes else NONE)
+        self.shapes_combo.blockSignals(False)
+
+    @staticmethod
+    def _chose_labels(row: _Row, text: str):
+        row.user_choice = text
+        row.check.setChecked(text != NONE)
+
+    def _layer(self, name: str, kind):
+        layer = self.viewer.layers[name] if name in self.viewer.layers else None
+        return layer if isinstance(layer, kind) else None
+
+    def _target(self) -> Image:
+        active = self.viewer.layers.selection.active
+        if isinstance(active, Image):
+            return active
+        if isinstance(active, Labels):  # a labels layer of an image: that image
+            for row in self.rows.values():
+                if row.labels.currentText() == active.name:
+                    return row.layer
+        images = [lay for lay in self.viewer.layers if isinstance(lay, Image)]
+        if not images:
+            raise FewcellError("Open an image first.")
+        return images[0]
+
+    def _add_labels(self):
+        try:
+            image = self._target()
+        except FewcellError as err:
+            return self.jobs.fail(str(err))
+        name = f"{image.name} labels"
+        layer = self._layer(name, Labels)
+        if layer is None:
+            layer = self.viewer.add_labels(np.zeros(_image_shape(image), np.uint8), name=name, scale=image.scale,
+                                           translate=image.translate)
+        row = self.rows.get(image.name)
+        if row is not None:
+            row.labels.setCurrentText(name)
+        self.viewer.layers.selection.active = layer
+        layer.mode, layer.selected_label = "paint", 1
+        self.status.setText(f"Paint structures (1, 2, … for several classes) and background (0) in '{name}'. "
+                            "Everything is read unless you draw boxes; then press Fit.")
+
+    # ----------------------------------------------------------------- fit
+    def _extractors(self, device: str) -> Extractors:
+        if device not in self._fx:
+            self._fx[device] = Extractors(device=device)
+        return self._fx[device]
+
+    def _collect_fit(self) -> dict:
+        shapes, point = self._layer(self.shapes_combo.currentText(), Shapes), self.viewer.dims.point
+        checked = [r for r in self.rows.values() if r.check.isChecked() and r.layer in self.viewer.layers]
+        if not checked:
+            raise FewcellError("No support image is checked; check an image and choose its labels layer.")
+        data = []
+        for row in checked:
+            image, labels = row.layer, self._layer(row.labels.currentText(), Labels)
+            if labels is None:
+                raise FewcellError(f"The support image '{image.name}' has no labels layer; choose one in its row "
+                                   "or uncheck it.")
+            stack, shape = image.ndim == 3, _image_shape(image)
+            if _data(labels).shape != shape:
+                raise FewcellError(f"The labels '{labels.name}' are {'×'.join(map(str, _data(labels).shape))} but "
+                                   f"'{image.name}' is {'×'.join(map(str, shape))}; choose labels of its shape.")
+            rects = [_rect(shapes, v, image, point) for v in shapes.data] if shapes is not None else []
+            lab_planes = _as_planes(_data(labels), stack)
+            for z, plane in enumerate(_planes(image)):
+                lab = np.asarray(lab_planes[z])
+                if stack and not lab.any():
+                    continue  # an all-0 plane of a stack is unannotated
+                boxes = [b for b in (_clip(r, plane.shape[:2]) for p, r in rects if p is None or p == z) if b]
+                data.append(support(plane, lab, boxes, name=f"{image.name} plane {z}" if stack else image.name))
+        if not data:
+            raise FewcellError("The checked images' labels are empty; paint some structures and background first.")
+        params = PerceptronParams(lam=self.lam_spin.value(), bfgs=self.bfgs_check.isChecked(),
+                                  device=self.device_combo.currentText())
+        fx = self._extractors(params.device)
+        return {"make": lambda: fit_iter(data, params, extractors=fx), "done": self._fit_done}
+
+    def _fit_done(self, model: Perceptron):
+        self.model, meta = model, model.meta
+        kept = ", ".join(f"class {r['class']}: {r['kept']}" + (f" ({r['note']})" if r.get("note") else "")
+                         for r in meta["fit"])
+        self.status.setText(
+            f"Fitted on {len(meta['support'])} support plane(s), {meta['pixels_used']} pixels, classes "
+            f"{[int(c) for c in model.fg]} ({kept}); features {meta['features_seconds']:.1f} s, fit "
+            f"{meta['fit_seconds']:.1f} s. Press Apply."
+        )
+
+    def _fit(self):
+        self.jobs.start(self._collect_fit, "Computing features…")
+
+    # ----------------------------------------------------------------- apply
+    def _collect_apply(self) -> dict:
+        if self.model is None:
+            raise FewcellError("There is no perceptron yet; press Fit (or load a saved one) first.")
+        mode = self.apply_combo.currentData()
+        if mode == "all":
+            images = [lay for lay in self.viewer.layers if isinstance(lay, Image)]
+        else:
+            images = [self._target()]
+        items = []
+        for image in images:
+            if mode == "plane" and image.ndim == 3:
+                plane, idx = _plane(image, self.viewer.dims.point)
+                items.append({"name": image.name, "planes": [plane], "layer": image, "index": idx[0]})
+            else:
+                items.append({"name": image.name, "planes": _planes(image), "layer": image, "index": None})
+        model = self.model
+        return {"items": items, "make": lambda: _predict_all(model, items), "done": self._apply_done}
+
+    def _apply_done(self, results):
+        added = []
+        for item, planes in zip(self.jobs.job["items"], results):
+            image = item["layer"]
+            if item["index"] is not None:  # one plane of a stack: a stack-shaped layer with only that plane
+                labels = np.zeros(_image_shape(image), planes[0].dtype)
+                labels[item["index"]] = planes[0]
+            else:
+                labels = np.stack(planes) if image.ndim == 3 else planes[0]
+            layer = self.viewer.add_labels(labels, name=f"{item['name']} {RESULT_SUFFIX}", scale=image.scale,
+                                           translate=image.translate, metadata={RESULT_KEY: True})
+            added.append(layer.name)
+        self.status.setText(f"Added {', '.join(repr(n) for n in added)}.")
+
+    def _apply(self):
+        self.jobs.start(self._collect_apply, "Predicting…")
+
+    # ----------------------------------------------------------------- files
+    def save_to(self, path) -> Path | None:
+        if self.model is None:
+            self.jobs.fail("There is no perceptron to save; press Fit first.")
+            return None
+        path = Path(path)
+        path = path if path.suffix.lower() == ".npz" else Path(f"{path}.npz")
+        try:
+            self.model.save(path)
+        except FewcellError as err:
+            self.jobs.fail(str(err))
+            return None
+        self.status.setText(f"Saved the perceptron to {path} ({path.stat().st_size / 1024:.0f} KB).")
+        return path
+
+    def load_from(self, path) -> Perceptron | None:
+        try:
+            model = Perceptron.load(path, device=self.device_combo.currentText())
+        except FewcellError as err:
+            self.jobs.fail(str(err))
+            return None
+        self.model = model
+        self.status.setText(f"Loaded {Path(path).name} (classes {[int(c) for c in model.fg]}, fitted on "
+                            f"{len(model.meta.get('support', []))} support plane(s)); press Apply.")
+        return model
+
+    def _save(self):
+        if self.model is None:
+            return self.jobs.fail("There is no perceptron to save; press Fit first.")
+        path, _ = QFileDialog.getSaveFileName(self, "Save perceptron", "fewcell_perceptron.npz",
+                                              "napari-fewcell perceptron (*.npz)")
+        if path:
+            self.save_to(path)
+
+    def _load(self):
+        path, _ = QFileDialog.getOpenFileName(self, "Load perceptron", "",
+                                              "napari-fewcell perceptron (*.npz);;All files (*)")
+        if path:
+            self.load_from(path)

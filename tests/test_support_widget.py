@@ -1,0 +1,116 @@
+"""The "Few-shot support" dock widget, driven like a user would (pytest-qt + napari's viewer fixture)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from qtpy.QtCore import Qt
+
+from napari_fewcell._qt.support_widget import NONE, RESULT_SUFFIX, SupportWidget
+
+from .conftest import blobs, dice_mean
+
+TIMEOUT = 120_000  # ms; the CPU may be shared with other jobs
+LEFT = Qt.MouseButton.LeftButton
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def viewer_widget(make_napari_viewer):
+    viewer = make_napari_viewer()
+    widget = SupportWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Few-shot support")
+    widget.device_combo.setCurrentText("cpu")
+    return viewer, widget
+
+
+def click_and_wait(qtbot, widget, button):
+    qtbot.mouseClick(button, LEFT)
+    qtbot.waitUntil(lambda: not widget.jobs.busy, timeout=TIMEOUT)
+
+
+def test_fit_apply_refit_save_load(viewer_widget, qtbot, tmp_path):
+    viewer, widget = viewer_widget
+    data = {name: blobs((80, 88), seed=s, n=10) for s, name in enumerate(["a", "b", "c"])}
+    for name, (img, _) in data.items():
+        viewer.add_image(img, name=name)
+    viewer.add_labels(data["a"][1].copy(), name="a labels")
+    rows = widget.rows
+    assert rows["a"].check.isChecked() and rows["a"].labels.currentText() == "a labels"
+    assert not rows["b"].check.isChecked() and rows["b"].labels.currentText() == NONE
+
+    click_and_wait(qtbot, widget, widget.fit_button)
+    assert widget.model is not None, widget.status.text()
+    assert "Fitted on 1 support plane" in widget.status.text()
+
+    # one more support image: refit (features of 'a' come from the cache)
+    viewer.add_labels(data["b"][1].copy(), name="b labels")
+    assert widget.rows["b"].check.isChecked()
+    click_and_wait(qtbot, widget, widget.fit_button)
+    assert "Fitted on 2 support plane" in widget.status.text()
+
+    widget.apply_combo.setCurrentIndex([m for _, m in [(0, "image"), (1, "plane"), (2, "all")]].index("all"))
+    n_layers = len(viewer.layers)
+    click_and_wait(qtbot, widget, widget.apply_button)
+    added = [lay for lay in viewer.layers][n_layers:]
+    assert [lay.name for lay in added] == [f"{n} {RESULT_SUFFIX}" for n in "abc"]
+    assert dice_mean(np.asarray(viewer.layers[f"c {RESULT_SUFFIX}"].data), data["c"][1]) > 0.9
+    assert viewer.layers[f"c {RESULT_SUFFIX}"].name not in [widget.rows["c"].labels.itemText(i)
+                                                          for i in range(widget.rows["c"].labels.count())]
+
+    path = widget.save_to(tmp_path / "p")
+    assert path.name == "p.npz" and path.is_file()
+    widget.model = None
+    assert widget.load_from(path) is not None
+    assert "Loaded p.npz" in widget.status.text()
+
+
+def test_stack_boxes_and_current_plane(viewer_widget, qtbot):
+    viewer, widget = viewer_widget
+    planes = [blobs((72, 72), seed=10 + z, n=9) for z in range(3)]
+    viewer.add_image(np.stack([p[0] for p in planes]), name="s")
+    labels = np.zeros((3, 72, 72), np.uint8)
+    labels[0] = planes[0][1]
+    labels[0, 40:] = 0  # only the box (rows 0-39) is read: what lies outside it does not matter
+    viewer.add_labels(labels, name="s labels")
+    viewer.add_shapes([np.array([[0, 0, 0], [0, 0, 72], [0, 40, 72], [0, 40, 0]], float)],
+                      shape_type="rectangle", name="boxes")
+    widget.shapes_combo.setCurrentText("boxes")
+    click_and_wait(qtbot, widget, widget.fit_button)
+    assert widget.model is not None, widget.status.text()
+    assert widget.model.meta["support"][0]["annotated_pixels"] == 40 * 72
+
+    viewer.dims.set_current_step(0, 2)
+    viewer.layers.selection.active = viewer.layers["s"]
+    widget.apply_combo.setCurrentIndex(1)  # current plane only
+    click_and_wait(qtbot, widget, widget.apply_button)
+    out = np.asarray(viewer.layers[f"s {RESULT_SUFFIX}"].data)
+    assert out.shape == (3, 72, 72) and not out[0].any() and not out[1].any()
+    assert dice_mean(out[2], planes[2][1]) > 0.85
+
+
+def test_bad_input_and_cancel_leave_the_viewer_alone(viewer_widget, qtbot):
+    viewer, widget = viewer_widget
+    qtbot.mouseClick(widget.fit_button, LEFT)
+    assert "No support image is checked" in widget.status.text()
+    img, mask = blobs((64, 64))
+    viewer.add_image(img, name="a")
+    viewer.add_labels(np.zeros_like(mask), name="a labels")
+    click_and_wait(qtbot, widget, widget.fit_button)
+    assert "only background" in widget.status.text() and widget.model is None
+    qtbot.mouseClick(widget.apply_button, LEFT)
+    assert "no perceptron yet" in widget.status.text()
+    viewer.layers["a labels"].data = mask
+    names = [lay.name for lay in viewer.layers]
+    qtbot.mouseClick(widget.fit_button, LEFT)
+    widget.jobs.cancel()
+    qtbot.waitUntil(lambda: not widget.jobs.busy, timeout=TIMEOUT)
+    assert [lay.name for lay in viewer.layers] == names
+    assert widget.model is None and "Cancelled" in widget.status.text()
