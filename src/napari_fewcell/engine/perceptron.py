@@ -53,7 +53,7 @@ class PerceptronParams:
     bfgs: bool = True  #: refine the logistic solution by BFGS on the Dice loss
     gtol: float = 1e-5  #: BFGS stops when the gradient norm is below this
     maxiter: int = 1000  #: BFGS iteration cap
-    max_pixels: int = 60_000  #: support pixels used for fitting (a seeded random sample when there are more)
+    max_pixels: int = 30_000  #: support pixels used for fitting (a seeded random sample when there are more)
     extractors: tuple[str, ...] | None = None  #: shipped extractors to use; None = all
     device: str = "auto"
     seed: int = 0
@@ -78,14 +78,14 @@ def dice_loss_grad(theta: np.ndarray, X: np.ndarray, y: np.ndarray, lam: float) 
     ∂Dice/∂p_i = (2 y_i S − (2I + ε)) / S².
     """
     b, w = theta[0], theta[1:]
-    p = expit(b + X @ w)
+    p = expit(b + (X @ w.astype(X.dtype)).astype(np.float64))  # float32 features: half the memory traffic
     inter, s = float(p @ y), float(p.sum() + y.sum() + DICE_EPS)
     dice = (2 * inter + DICE_EPS) / s
     ddice_dp = (2 * y * s - (2 * inter + DICE_EPS)) / (s * s)
     dz = -ddice_dp * p * (1 - p)
     grad = np.empty_like(theta)
     grad[0] = dz.sum()
-    grad[1:] = X.T @ dz + 2 * lam * w
+    grad[1:] = (X.T @ dz.astype(X.dtype)).astype(np.float64) + 2 * lam * w
     return 1.0 - dice + lam * float(w @ w), grad
 
 
@@ -102,7 +102,8 @@ def _fit_one(X: np.ndarray, y: np.ndarray, p: PerceptronParams) -> tuple[np.ndar
 
     t0 = time.perf_counter()
     n = len(y)
-    lr = LogisticRegression(C=1.0 / (2 * n * p.lam) if p.lam > 0 else 1e12, max_iter=500, tol=1e-6)
+    # only a starting point for BFGS: sklearn's default tolerance is enough
+    lr = LogisticRegression(C=1.0 / (2 * n * p.lam) if p.lam > 0 else 1e12, max_iter=300)
     lr.fit(X, y)
     theta0 = np.concatenate([lr.intercept_, lr.coef_[0]]).astype(np.float64)
     loss0, _ = dice_loss_grad(theta0, X, y, p.lam)
@@ -297,10 +298,10 @@ def fit_iter(data: Sequence[AnnotatedImage], params: PerceptronParams | None = N
         xs.append(feats.reshape(-1, feats.shape[-1])[rows])
         ys.append(d.labels.ravel()[rows])
     t_feat = time.perf_counter() - t0
-    X, y = np.concatenate(xs).astype(np.float64), np.concatenate(ys)
-    mean, std = X.mean(0), X.std(0)
+    X, y = np.concatenate(xs), np.concatenate(ys)
+    mean, std = X.mean(0, dtype=np.float64), X.std(0, dtype=np.float64)
     std[std < 1e-6] = 1.0  # constant features (e.g. a map that is 0 everywhere) stay 0 after centring
-    X = (X - mean) / std
+    X = ((X - mean) / std).astype(np.float32)
     fg = values[values != 0] if 0 in values else values
     yield Progress(len(data), steps, "logistic regression + BFGS")
     thetas, records = [], []
