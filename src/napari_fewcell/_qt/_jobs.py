@@ -38,9 +38,11 @@ class JobRunner:
     """One job at a time: disables ``actions`` while busy, drives ``progress``/``status``, and cancels."""
 
     def __init__(self, progress: QProgressBar, status: QLabel, cancel_button: QPushButton,
-                 actions: list[QPushButton], fail: Callable[[str], None] | None = None):
+                 actions: list[QPushButton], fail: Callable[[str], None] | None = None,
+                 cancelled_text: str = "Cancelled; nothing was added."):
         self.progress, self.status, self.cancel_button, self.actions = progress, status, cancel_button, actions
         self.fail = fail or self.show_failure
+        self.cancelled_text = cancelled_text
         self.worker = None
         self.job: dict | None = None
         self.busy = self.cancel_requested = self.succeeded = False
@@ -127,4 +129,4 @@ class JobRunner:
         self.progress.setValue(int(self.succeeded))
         self.job = None
         if self.cancel_requested:
-            self.status.setText("Cancelled; nothing was added.")
+            self.status.setText(self.cancelled_text)

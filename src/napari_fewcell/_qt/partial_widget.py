@@ -9,8 +9,6 @@ from pathlib import Path
 
 import numpy as np
 from napari.layers import Image, Labels, Shapes
-from napari.qt.threading import thread_worker
-from napari.utils.notifications import show_error
 from qtpy.QtWidgets import (
     QCheckBox, QComboBox, QFileDialog, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout, QLabel,
     QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget,
@@ -22,6 +20,7 @@ from ..engine.io import export_labels
 from ..engine.partial import PseudoParams, describe_epoch, pseudolabel_iter
 from ..engine.prompt import Progress
 from ..engine.segnet import SegModel, TrainParams, train_iter
+from ._jobs import JobRunner, default_progress_text
 from .prompt_widget import BOX_SIZE, RESULT_KEY, _data, _from_world, _plane, _shape2d, _to_world
 
 BOX_LAYER = "fewcell boxes"
@@ -68,19 +67,6 @@ def _predict_planes(model: SegModel, planes: list):
     return out
 
 
-@thread_worker(start_thread=False)
-def _run_job(holder: dict, make):
-    """Drive the engine generator ``make()``; returns (result, None) or (None, error sentence)."""
-    try:
-        holder["gen"] = make()
-        result = yield from holder["gen"]
-    except FewcellError as err:
-        return None, str(err)
-    except RuntimeError as err:  # superqt would swallow a RuntimeError and never emit `finished`
-        return None, f"The job failed unexpectedly: {type(err).__name__}: {err}"
-    return result, None
-
-
 def _spin(lo: int, hi: int, value: int, special: str = "") -> QSpinBox:
     spin = QSpinBox()
     spin.setRange(lo, hi)
@@ -112,9 +98,6 @@ class PartialLabelsWidget(QWidget):
     def __init__(self, napari_viewer):
         super().__init__()
         self.viewer = napari_viewer
-        self.worker = None
-        self._job: dict | None = None
-        self._cancel_requested = self._succeeded = self._busy = False
         self.rows: dict[str, _Row] = {}
         self.classes = self.history = self.finetuned = None  # of the last pseudo-labelling
         self.model: SegModel | None = None  # the stage-2 network (trained or loaded)
@@ -135,17 +118,18 @@ class PartialLabelsWidget(QWidget):
                    "generate": ("Generate pseudo-labels", self._generate), "export": ("Export to TIFF…", self._export),
                    "train": ("Train segmentation network", self._train), "apply": ("Apply network", self._apply),
                    "save": ("Save network…", self._save), "load": ("Load network…", self._load),
-                   "cancel": ("Cancel", self._cancel)}
+                   "cancel": ("Cancel", None)}
         for key, (text, slot) in buttons.items():
             setattr(self, f"{key}_button", QPushButton(text))
-            getattr(self, f"{key}_button").clicked.connect(slot)
-        self._actions = [getattr(self, f"{key}_button") for key in buttons if key != "cancel"]
-        self.cancel_button.setEnabled(False)
+            if slot is not None:
+                getattr(self, f"{key}_button").clicked.connect(slot)
         self.progress = QProgressBar()
-        self.progress.setRange(0, 1)
-        self.progress.setValue(0)
         self.status = QLabel("")
         self.status.setWordWrap(True)
+        self.jobs = JobRunner(self.progress, self.status, self.cancel_button,
+                              [getattr(self, f"{key}_button") for key in buttons if key != "cancel"],
+                              cancelled_text="Cancelled.")
+        self.jobs.progress_text = self._progress_text
 
         form = QFormLayout()
         form.addRow("Boxes", self.shapes_combo)
@@ -322,7 +306,7 @@ class PartialLabelsWidget(QWidget):
                 "make": lambda: pseudolabel_iter(data, params)}
 
     def _pseudo_done(self, result):
-        job, added, i = self._job, [], 0
+        job, added, i = self.jobs.job, [], 0
         for item in job["items"]:
             n, stack = item["planes"], item["stack"]
             labels = np.stack(result.labels[i : i + n]) if stack else result.labels[i]
@@ -359,7 +343,7 @@ class PartialLabelsWidget(QWidget):
     def _train_done(self, model: SegModel):
         self.model, loss = model, model.card.get("final_loss")
         self.status.setText(
-            f"Trained a network on {', '.join(self._job['names'])} (classes {[int(c) for c in model.classes]}"
+            f"Trained a network on {', '.join(self.jobs.job['names'])} (classes {[int(c) for c in model.classes]}"
             + (f", final loss {loss:.4f}" if loss is not None else "") + "). Apply it, or save it."
         )
 
@@ -372,7 +356,7 @@ class PartialLabelsWidget(QWidget):
                 "done": self._apply_done, "make": lambda: _predict_planes(model, planes)}
 
     def _apply_done(self, planes):
-        job = self._job
+        job = self.jobs.job
         labels = np.stack(planes) if job["stack"] else planes[0]
         layer = self.viewer.add_labels(labels, name=f"{job['name']} fewcell net", scale=job["scale"],
                                        translate=job["translate"], metadata={RESULT_KEY: True})
@@ -390,84 +374,18 @@ class PartialLabelsWidget(QWidget):
         self._start(self._collect_apply, "Predicting…")
 
     def _start(self, collect, text: str):
-        if self._busy:
-            return
-        try:
-            job = collect()
-        except FewcellError as err:
-            return self._fail(str(err))
-        self._job, job["holder"] = job, {}
-        self._cancel_requested = self._succeeded = False
-        self._set_busy(True)
-        self.progress.setRange(0, 0)
-        self.status.setText(text)
-        worker = _run_job(job["holder"], job["make"])
-        worker.yielded.connect(self._on_progress)
-        worker.returned.connect(self._on_returned)
-        worker.errored.connect(self._on_errored)
-        worker.finished.connect(self._on_finished)
-        self.worker = worker
-        worker.start()
+        self.jobs.start(collect, text)
 
-    def _set_busy(self, busy: bool):
-        self._busy = busy
-        for button in self._actions:
-            button.setEnabled(not busy)
-        self.cancel_button.setEnabled(busy)
-
-    def _cancel(self):
-        if self._busy and self.worker is not None:
-            self._cancel_requested = True
-            self.worker.quit()
-            self.cancel_button.setEnabled(False)
-            self.status.setText("Cancelling after the current step…")
-
-    def _on_progress(self, p: Progress):
-        if self._cancel_requested or self._job is None:
-            return
-        if p.total <= 0:
-            self.progress.setRange(0, 0)
-            return self.status.setText(f"{p.message[:1].upper()}{p.message[1:]}…")
-        self.progress.setRange(0, p.total)
-        self.progress.setValue(p.done)
-        epochs = self._job.get("epochs")
+    def _progress_text(self, p: Progress) -> str:
+        epochs = self.jobs.job.get("epochs")
         if epochs is not None and p.message.startswith("epoch "):  # "epoch 2/10 · pseudo 0.123 · prompt 0.456"
             epochs[p.message.split()[1]] = p.message  # the running mean of that epoch's losses
             lines = "\n".join(list(epochs.values())[-4:])
-            self.status.setText(f"Fine-tuning, step {p.done} of {p.total}:\n{lines}")
-        else:
-            self.status.setText(f"{p.message[:1].upper()}{p.message[1:]} ({p.done} of {p.total})")
-
-    def _on_returned(self, returned):
-        result, error = returned
-        if self._cancel_requested:
-            return
-        if error:
-            return self._fail(error)
-        self._job["done"](result)  # results reach the viewer only here, on success
-        self._succeeded = True
-
-    def _on_errored(self, exc):
-        # not a FewcellError (those are returned): a bug; napari's notifications show the traceback
-        self.status.setText(f"The job failed unexpectedly: {type(exc).__name__}: {exc}")
-
-    def _on_finished(self):
-        gen = (self._job or {}).get("holder", {}).get("gen")
-        if gen is not None:
-            try:
-                gen.close()  # a cancelled engine generator is closed now, not at garbage collection
-            except ValueError:
-                pass
-        self._set_busy(False)
-        self.progress.setRange(0, 1)
-        self.progress.setValue(int(self._succeeded))
-        self._job = None
-        if self._cancel_requested:
-            self.status.setText("Cancelled.")
+            return f"Fine-tuning, step {p.done} of {p.total}:\n{lines}"
+        return default_progress_text(p)
 
     def _fail(self, message: str):
-        self.status.setText(message)
-        show_error(message)
+        self.jobs.fail(message)
 
     # ----------------------------------------------------------------- files
     def _export(self):
