@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import numpy as np
 from napari.layers import Image, Labels, Shapes
-from napari.qt.threading import thread_worker
-from napari.utils.notifications import show_error
 from qtpy.QtWidgets import (
     QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
     QProgressBar, QPushButton, QVBoxLayout, QWidget,
 )
 
 from ..engine import FewcellError, Progress, PromptParams, Segmenter
+from ._jobs import JobRunner
 
 BOX_LAYER = "fewcell prompt boxes"
 BOX_SIZE = 64
@@ -55,17 +54,11 @@ def _from_world(layer, yx, point) -> np.ndarray:
     return np.asarray(layer.world_to_data(world), float)
 
 
-@thread_worker(start_thread=False)
-def _segment_job(get_segmenter, job: dict):
-    """Prepare the prompt and segment; returns (labels, None) or (None, error sentence)."""
-    try:
-        seg = get_segmenter(job["key"])
-        yield Progress(0, 0, "preparing the prompt")
-        prompt = seg.prepare_prompt(job["prompt"], job["labels"], job["box"])
-        labels = yield from seg.segment_iter(job["target"], prompt)
-    except FewcellError as err:
-        return None, str(err)
-    return labels, None
+def _segment_gen(seg: Segmenter, job: dict):
+    """Prepare the prompt, then segment (the engine generator the job runs)."""
+    yield Progress(0, 0, "preparing the prompt")
+    prompt = seg.prepare_prompt(job["prompt"], job["labels"], job["box"])
+    return (yield from seg.segment_iter(job["target"], prompt))
 
 
 class PromptSegmentationWidget(QWidget):
@@ -74,9 +67,6 @@ class PromptSegmentationWidget(QWidget):
     def __init__(self, napari_viewer):
         super().__init__()
         self.viewer = napari_viewer
-        self.worker = None
-        self._job: dict | None = None
-        self._cancel_requested = self._succeeded = self._busy = False
         self._segmenters: dict[tuple, Segmenter] = {}
 
         self.image_combo = QComboBox()
@@ -100,12 +90,11 @@ class PromptSegmentationWidget(QWidget):
         self.device_combo.addItems(["auto", "cpu", "cuda"])
         self.segment_button = QPushButton("Segment")
         self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setEnabled(False)
         self.progress = QProgressBar()
-        self.progress.setRange(0, 1)
-        self.progress.setValue(0)
         self.status = QLabel("")
         self.status.setWordWrap(True)
+        self.jobs = JobRunner(self.progress, self.status, self.cancel_button, [self.segment_button])
+        self.jobs.progress_text = lambda p: f"{p.message.capitalize()}: tile {p.done} of {p.total}"
 
         form = QFormLayout()
         form.addRow("Image to segment", self.image_combo)
@@ -133,7 +122,6 @@ class PromptSegmentationWidget(QWidget):
         self.add_box_button.clicked.connect(self._add_box)
         self.weights_button.clicked.connect(self._choose_weights)
         self.segment_button.clicked.connect(self._segment)
-        self.cancel_button.clicked.connect(self._cancel)
         for name in ("inserted", "removed", "reordered"):
             getattr(self.viewer.layers.events, name).connect(self._refresh)
         for layer in self.viewer.layers:
@@ -260,52 +248,17 @@ class PromptSegmentationWidget(QWidget):
             "scale": target.scale[-2:], "translate": target.translate[-2:],
         }
 
+    def _collect_job(self) -> dict:
+        job = self._collect()
+        key = job["key"]
+        job.update(make=lambda: _segment_gen(self._get_segmenter(key), job), done=self._segmented)
+        return job
+
     def _segment(self):
-        if self._busy:
-            return
-        try:
-            self._job = self._collect()
-        except FewcellError as err:
-            return self._fail(str(err))
-        self._cancel_requested = self._succeeded = False
-        self._busy = True
-        self.segment_button.setEnabled(False)
-        self.cancel_button.setEnabled(True)
-        self.progress.setRange(0, 0)
-        self.status.setText("Loading the model…")
-        worker = _segment_job(self._get_segmenter, self._job)
-        worker.yielded.connect(self._on_progress)
-        worker.returned.connect(self._on_returned)
-        worker.errored.connect(self._on_errored)
-        worker.finished.connect(self._on_finished)
-        self.worker = worker
-        worker.start()
+        self.jobs.start(self._collect_job, "Loading the model…")
 
-    def _cancel(self):
-        if self._busy and self.worker is not None:
-            self._cancel_requested = True
-            self.worker.quit()
-            self.cancel_button.setEnabled(False)
-            self.status.setText("Cancelling after the current tile…")
-
-    def _on_progress(self, p: Progress):
-        if self._cancel_requested:
-            return
-        if p.total <= 0:
-            self.progress.setRange(0, 0)
-            self.status.setText(f"{p.message.capitalize()}…")
-            return
-        self.progress.setRange(0, p.total)
-        self.progress.setValue(p.done)
-        self.status.setText(f"{p.message.capitalize()}: tile {p.done} of {p.total}")
-
-    def _on_returned(self, result):
-        labels, error = result
-        if self._cancel_requested:
-            return
-        if error:
-            return self._fail(error)
-        job = self._job
+    def _segmented(self, labels):
+        job = self.jobs.job
         layer = self.viewer.add_labels(
             labels, name=f"{job['name']} fewcell", scale=job["scale"], translate=job["translate"],
             metadata={RESULT_KEY: True},
@@ -315,25 +268,9 @@ class PromptSegmentationWidget(QWidget):
         if job["idx"]:
             text += f" Only the plane at index {job['idx']} was done: segmented the current plane."
         self.status.setText(text)
-        self._succeeded = True
-
-    def _on_errored(self, exc):
-        # not a FewcellError (those are returned): a bug; napari's notifications show the traceback
-        self.status.setText(f"Segmentation failed unexpectedly: {type(exc).__name__}: {exc}")
-
-    def _on_finished(self):
-        self._busy = False
-        self.segment_button.setEnabled(True)
-        self.cancel_button.setEnabled(False)
-        self.progress.setRange(0, 1)
-        self.progress.setValue(int(self._succeeded))
-        self._job = None
-        if self._cancel_requested:
-            self.status.setText("Cancelled; nothing was added.")
 
     def _fail(self, message: str):
-        self.status.setText(message)
-        show_error(message)
+        self.jobs.fail(message)
 
     def _choose_weights(self):
         path, _ = QFileDialog.getOpenFileName(self, "napari-fewcell weights", "", "Weights (*.pt);;All files (*)")
