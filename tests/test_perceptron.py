@@ -50,7 +50,7 @@ def test_msd_train_and_inference_paths_agree_and_keep_resolution():
 
 def test_shipped_extractors_load_with_weights_only(fx):
     assert len(shipped_names()) >= 3
-    assert fx.n_features == len(fx.feature_names) == sum(s["layers"] + 1 for s in fx.spec) + 7
+    assert fx.n_features == len(fx.feature_names) == sum(s["layers"] + 1 for s in fx.spec) + 23
     img, _ = blobs((48, 40))
     feats = fx.features(img)
     assert feats.shape == (48, 40, fx.n_features) and feats.dtype == np.float32 and np.isfinite(feats).all()
@@ -191,6 +191,8 @@ def test_bad_model_files(fx, tmp_path):
     other = _resave(path, tmp_path, extractors=lambda m: [{**e, "sha256": "0" * 64} for e in m["extractors"]])
     with pytest.raises(FewcellError, match="another version than this napari-fewcell ships"):
         Perceptron.load(other)
+    with pytest.raises(FewcellError, match="other extra features"):
+        Perceptron.load(_resave(path, tmp_path, extras=["gauss:1"]))
     with pytest.raises(FewcellError, match="format version 99"):
         Perceptron.load(_resave(path, tmp_path, version=99))
     with pytest.raises(FewcellError, match="not a napari-fewcell perceptron"):

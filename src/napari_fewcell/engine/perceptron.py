@@ -36,7 +36,7 @@ from scipy.special import expit
 
 from .annotation import AnnotatedImage, annotate
 from .errors import FewcellError
-from .features import Extractors
+from .features import EXTRAS, Extractors
 from .prompt import Progress
 
 FORMAT = "napari-fewcell/perceptron"
@@ -226,6 +226,11 @@ class Perceptron:
             ok = False
         if not ok or meta.get("n_features") != W.shape[1]:
             raise FewcellError(f"{path} is damaged (its arrays do not fit together); fit the perceptron again.")
+        if meta.get("extras") != EXTRAS:
+            raise FewcellError(
+                f"{path} was fitted with other extra features than this napari-fewcell computes; fit it again on "
+                "your support images."
+            )
         meta["device"] = device
         fx = _extractors_for(meta, str(path), device)
         if fx.n_features != W.shape[1]:
@@ -314,8 +319,7 @@ def fit_iter(data: Sequence[AnnotatedImage], params: PerceptronParams | None = N
     thetas = np.array(thetas)
     meta = {
         "format": FORMAT, "version": VERSION, "kind": "perceptron over MSD feature maps (paper 002)",
-        "extractors": fx.spec, "extras": [n for n in fx.feature_names if ":" in n and n.split(":")[0]
-                                          in ("input", "gauss")],
+        "extractors": fx.spec, "extras": EXTRAS,
         "n_features": fx.n_features, "channels": kinds[0], "multiclass": "one-vs-rest",
         "params": dataclasses.asdict(p), "support": [{"name": d.name, "shape": list(d.shape),
                                                        "annotated_pixels": int(d.known.sum())} for d in data],

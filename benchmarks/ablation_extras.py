@@ -1,0 +1,74 @@
+#!/usr/bin/env python
+"""How the cheap extra features were chosen (workflow 3), on TRAIN images only.
+
+For one data set: support sets of 1 and 5 images from the first two thirds of its train split,
+scored on the last third (test images are never read); features from the shipped extractors not
+trained on that data set (leave-one-class-out). Compares the first extras (input channels +
+Gaussian-smoothed luminance, σ 1–8) with the shipped ones (input channels + skimage's multiscale
+basic features, σ 1–16). Median foreground Dice over 5 draws. Output pasted in docs/models.md.
+
+    python benchmarks/ablation_extras.py isbi2012_membrane --data /work/shared/data
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_prompt import Dataset  # noqa: E402
+
+
+def first_extras(x: np.ndarray) -> np.ndarray:
+    """The first design: input channels + luminance blurred at σ = 1, 2, 4, 8."""
+    from skimage.filters import gaussian
+
+    lum = x.mean(0)
+    return np.stack([*x, *(gaussian(lum, sigma=s, preserve_range=True) for s in (1, 2, 4, 8))], -1).astype(np.float32)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("dataset")
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    from napari_fewcell.engine import features as F
+    from napari_fewcell.engine.perceptron import PerceptronParams, fit_iter, support
+    from napari_fewcell.engine.prompt import run
+
+    torch.set_num_threads(args.threads)
+    threadpool_limits(args.threads)
+    ds = Dataset(args.data, args.dataset)
+    pool, val = ds.train[: len(ds.train) * 2 // 3], ds.train[len(ds.train) * 2 // 3 :]
+    shipped = F._extras
+    for label, fn in (("input + Gaussians σ 1–8", first_extras), ("input + multiscale basic σ 1–16", shipped)):
+        F._extras = fn
+        fx = F.Extractors(device="cpu", cache_bytes=8 << 30)
+        loco = [s["name"] for s in fx.spec if s["trained_on"] != args.dataset]
+        fx = F.Extractors(loco, device="cpu", cache_bytes=8 << 30)
+        for k in (1, 5):
+            res = {False: [], True: []}
+            for d in range(5):
+                rng = np.random.default_rng(100 * k + d)
+                ids = [pool[j] for j in rng.choice(len(pool), k, replace=False)]
+                data = [support(ds.images[i], ds.labels[i], name=i) for i in ids]
+                for bfgs in (False, True):
+                    m = run(fit_iter(data, PerceptronParams(bfgs=bfgs, seed=d), extractors=fx))
+                    dice = []
+                    for t in val:
+                        pred, gt = m.labels_from(m.probabilities(fx.features(ds.images[t]))) > 0, ds.labels[t] > 0
+                        dice.append(200 * (pred & gt).sum() / max(1, pred.sum() + gt.sum()))
+                    res[bfgs].append(np.mean(dice))
+            print(f"| {args.dataset} | {label} | {k} | {np.median(res[False]):.1f} | {np.median(res[True]):.1f} |",
+                  flush=True)
+
+
+if __name__ == "__main__":
+    main()

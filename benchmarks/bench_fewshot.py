@@ -1,0 +1,238 @@
+#!/usr/bin/env python
+"""Benchmark of workflow 3: a perceptron on MSD feature maps fitted on a few support images (paper 002).
+
+Leave-one-class-out as in the paper: for each target data set, only the shipped extractors that
+were *not* trained on it give the features. Support sets of 1, 5 and 10 train images are drawn
+10 times; each fitted perceptron (logistic regression alone, and + BFGS on Dice) and an
+ilastik-style random forest fitted on the same support pixels are scored on every test image.
+The Dice of the target class (foreground Dice, paper 002's metric) is averaged over the test
+images of a draw; the report gives the median and quartiles over the draws. Then the fit time
+for 5 support images of 256² and the apply time per 512² image. See benchmarks/README.md.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_prompt import Dataset, RFBaseline, log, vm_hwm_gb  # noqa: E402
+
+SETS = ["dsb2018_fluo", "dsb2018_he", "isbi2012_membrane"]
+SHOTS = [1, 5, 10]
+
+
+def fg_dice(pred: np.ndarray, gt: np.ndarray) -> float:
+    p, g = pred > 0, gt > 0
+    den = int(p.sum()) + int(g.sum())
+    return 100.0 if den == 0 else 200.0 * float(np.logical_and(p, g).sum()) / den
+
+
+def q(values) -> str:
+    a = np.percentile(values, [25, 50, 75])
+    return f"{a[1]:.1f} [{a[0]:.1f}, {a[2]:.1f}]"
+
+
+def rf_fit_predict(rf: RFBaseline, ds: Dataset, ids, test_ids, max_pixels: int, seed: int) -> list[float]:
+    """Random forest on a sample (as many pixels as the perceptron uses) of the support images' pixels."""
+    from sklearn.ensemble import RandomForestClassifier
+
+    feats = [rf.cached(i, ds.images[i])[0] for i in ids]
+    n = sum(f.shape[0] * f.shape[1] for f in feats)
+    take = min(1.0, max_pixels / n)
+    rng = np.random.default_rng(seed)
+    xs, ys = [], []
+    for i, f in zip(ids, feats):
+        rows = np.arange(f.shape[0] * f.shape[1])
+        if take < 1:
+            rows = rng.choice(rows, max(1, int(round(len(rows) * take))), replace=False)
+        xs.append(f.reshape(-1, f.shape[-1])[rows])
+        ys.append(ds.labels[i].ravel()[rows])
+    clf = RandomForestClassifier(n_estimators=100, n_jobs=rf.threads, random_state=seed)
+    clf.fit(np.concatenate(xs), np.concatenate(ys))
+    out = []
+    for t in test_ids:
+        f = rf.cached(t, ds.images[t])[0]
+        out.append(fg_dice(RFBaseline.predict(clf, f), ds.labels[t]))
+    return out
+
+
+def run_set(ds: Dataset, fx, shots, draws: int, rf: RFBaseline | None, test_ids) -> dict:
+    from napari_fewcell.engine.perceptron import PerceptronParams, fit_iter, support
+    from napari_fewcell.engine.prompt import run
+
+    res = {}
+    for k in shots:
+        rows = {"logistic": [], "logistic + BFGS": [], "RF baseline": [], "fit_s": [], "kept_bfgs": 0, "iters": []}
+        for d in range(draws):
+            rng = np.random.default_rng(1000 * k + d)
+            ids = [ds.train[j] for j in rng.choice(len(ds.train), k, replace=False)]
+            data = [support(ds.images[i], ds.labels[i], name=i) for i in ids]
+            for label, bfgs in (("logistic", False), ("logistic + BFGS", True)):
+                model = run(fit_iter(data, PerceptronParams(bfgs=bfgs, seed=d), extractors=fx))
+                dice = [fg_dice(model.labels_from(model.probabilities(fx.features(ds.images[t]))), ds.labels[t])
+                        for t in test_ids]
+                rows[label].append(float(np.mean(dice)))
+                if bfgs:
+                    rows["fit_s"].append(model.meta["fit_seconds"])
+                    rows["kept_bfgs"] += sum(r["kept"] == "bfgs" for r in model.meta["fit"])
+                    rows["iters"] += [r.get("bfgs_iterations", 0) for r in model.meta["fit"]]
+            if rf is not None:
+                rows["RF baseline"].append(float(np.mean(rf_fit_predict(rf, ds, ids, test_ids,
+                                                                        PerceptronParams.max_pixels, d))))
+            log(f"  {ds.name} {k}-shot draw {d + 1}/{draws}: logistic {rows['logistic'][-1]:.1f} "
+                f"BFGS {rows['logistic + BFGS'][-1]:.1f}"
+                + (f" RF {rows['RF baseline'][-1]:.1f}" if rf is not None else ""))
+        res[k] = rows
+    return res
+
+
+def upper_bound(ds: Dataset, name: str, test_ids) -> float:
+    """The target class's own shipped extractor (trained on its train split) applied directly."""
+    import torch
+
+    from napari_fewcell.engine.features import PREFIX, shipped_dir
+    from napari_fewcell.engine.msd import load_msd
+    from napari_fewcell.engine.normalize import as_image2d, intensity_range, normalize
+
+    net, _, _ = load_msd(shipped_dir() / f"{PREFIX}{name}.pt")
+    out = []
+    with torch.inference_mode():
+        for t in test_ids:
+            arr = as_image2d(ds.images[t])
+            logits = net(torch.from_numpy(normalize(arr, intensity_range(arr)))[None])[0, 0]
+            out.append(fg_dice((logits > 0).numpy(), ds.labels[t]))
+    return float(np.mean(out))
+
+
+def timing(data_root: str, repeats: int) -> list[str]:
+    """Fit time for 5 support images of 256² (features, fit, total) and apply time per 512² image."""
+    import torch
+
+    from napari_fewcell.engine.features import Extractors
+    from napari_fewcell.engine.perceptron import PerceptronParams, fit_iter, support
+    from napari_fewcell.engine.prompt import run
+
+    fluo = Dataset(data_root, "dsb2018_fluo")
+    isbi = Dataset(data_root, "isbi2012_membrane")
+    crops = []
+    for i in fluo.train:
+        img, lab = fluo.images[i], fluo.labels[i]
+        if min(img.shape[:2]) >= 256 and 0 < lab[:256, :256].sum() and len(crops) < 5:
+            crops.append((img[:256, :256], lab[:256, :256], i))
+    feat_s, fit_s, total_s, apply_s = [], [], [], []
+    for r in range(repeats):
+        fx = Extractors(device="cpu")  # fresh: no cached features
+        data = [support(im, lab, name=i) for im, lab, i in crops]
+        t0 = time.perf_counter()
+        model = run(fit_iter(data, PerceptronParams(seed=r), extractors=fx))
+        total_s.append(time.perf_counter() - t0)
+        feat_s.append(model.meta["features_seconds"])
+        t0 = time.perf_counter()
+        run(fit_iter(data, PerceptronParams(seed=r), extractors=fx))  # features cached: the perceptron alone
+        fit_s.append(time.perf_counter() - t0)
+        img = isbi.images[isbi.test[r % len(isbi.test)]]
+        t0 = time.perf_counter()
+        fx2 = Extractors(device="cpu")
+        model._fx = fx2
+        model.predict(img)
+        apply_s.append(time.perf_counter() - t0)
+    med = lambda v: f"{np.median(v):.2f} s (min {np.min(v):.2f}, max {np.max(v):.2f})"  # noqa: E731
+    return [
+        f"## Speed ({torch.get_num_threads()} CPU threads, all shipped extractors)", "",
+        "Extractors: " + ", ".join(f"`{s['name']}` ({s['sha256'][:12]})" for s in Extractors(device="cpu").spec), "",
+        f"5 support images of 256² (crops of DSB fluo train images {', '.join(i for *_, i in crops)}), "
+        f"{repeats} repeats, median:", "",
+        "| step | time |", "|---|---|",
+        f"| features of the 5 images (MSD extractors + extras) | {med(feat_s)} |",
+        f"| **fit: logistic regression + BFGS on Dice** (features cached, as on a refit) | **{med(fit_s)}** |",
+        f"| fit from scratch (features + fit) | {med(total_s)} |",
+        f"| apply to one 512² image (features + perceptron) | {med(apply_s)} |", "",
+    ]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--sets", nargs="+", default=SETS)
+    ap.add_argument("--shots", nargs="+", type=int, default=SHOTS)
+    ap.add_argument("--draws", type=int, default=10)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--no-rf", action="store_true", help="skip the random-forest baseline")
+    ap.add_argument("--timing-only", action="store_true")
+    ap.add_argument("--no-timing", action="store_true")
+    ap.add_argument("--repeats", type=int, default=5, help="timing repeats")
+    ap.add_argument("--quick", action="store_true", help="smoke test: 2 draws, 2 test images, 1 and 5 shots")
+    ap.add_argument("--out", default="benchmarks/results/fewshot.md")
+    args = ap.parse_args()
+
+    import sklearn
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    from napari_fewcell.engine.features import Extractors, shipped_dir, shipped_names, sha256
+
+    torch.set_num_threads(args.threads)
+    threadpool_limits(args.threads)
+    draws, shots = (2, [1, 5]) if args.quick else (args.draws, args.shots)
+    nproc = len(os.sched_getaffinity(0))
+    fx_all = Extractors(device="cpu")
+    trained_on = {s["name"]: s["trained_on"] for s in fx_all.spec}
+    rep = [
+        "# napari-fewcell few-shot perceptron benchmark" + (" (QUICK smoke run — not a result)" if args.quick else ""),
+        "",
+        f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC}; `nproc` = {nproc}; torch "
+        f"{torch.__version__}, {torch.get_num_threads()} threads; scikit-learn {sklearn.__version__}; device cpu",
+        f"- command: `{shlex.join([Path(sys.executable).name] + sys.argv)}`",
+        "",
+    ]
+    shas = {n: sha256(shipped_dir() / f"msd_{n}.pt")[:12] for n in shipped_names()}
+    if not args.timing_only:
+        rep += [
+            "## Leave-one-class-out Dice (foreground Dice %, mean over the test images of a draw; "
+            f"median [quartiles] over {draws} draws of the support set)", "",
+            "Support images are drawn from the train split; test images are only scored. The features come only "
+            "from extractors not trained on the target data set. *Own extractor* is the target's own MSD network "
+            "(trained on its train split's labels) applied directly: the paper's upper-bound line. "
+            "*BFGS kept*: fits whose BFGS result had a lower Dice loss than the logistic start.", "",
+            "| target | extractors used | shots | logistic | logistic + BFGS | RF baseline | BFGS kept | "
+            "fit s (median) | own extractor |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for name in args.sets:
+            log(f"{name}: loading")
+            ds = Dataset(args.data, name)
+            test_ids = ds.test[:2] if args.quick else ds.test
+            loco = [n for n in shipped_names() if trained_on[n] != name]
+            own = [n for n in shipped_names() if trained_on[n] == name]
+            fx = Extractors(loco, device="cpu", cache_bytes=12 << 30)
+            rf = None if args.no_rf else RFBaseline(args.threads)
+            res = run_set(ds, fx, shots, draws, rf, test_ids)
+            ub = f"{upper_bound(ds, own[0], test_ids):.1f}" if own else "—"
+            for k, rows in res.items():
+                rf_cell = q(rows["RF baseline"]) if rows["RF baseline"] else "—"
+                rep.append(f"| {name} | {', '.join(f'{n} ({shas[n]})' for n in loco)} | {k} | {q(rows['logistic'])} | "
+                           f"**{q(rows['logistic + BFGS'])}** | {rf_cell} | {rows['kept_bfgs']}/{len(rows['iters'])} "
+                           f"| {np.median(rows['fit_s']):.2f} | {ub} |")
+            del fx, rf
+        rep.append("")
+    if not args.no_timing:
+        log("timing")
+        rep += timing(args.data, 2 if args.quick else args.repeats)
+    rep.append(f"- wall time {time.perf_counter() - T0:.0f} s; peak memory (VmHWM) {vm_hwm_gb():.2f} GB")
+    text = "\n".join(rep) + "\n"
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(text)
+    print(text)
+
+
+T0 = time.perf_counter()
+
+if __name__ == "__main__":
+    main()
