@@ -21,6 +21,7 @@ from ..engine.partial import PseudoParams, describe_epoch, pseudolabel_iter
 from ..engine.prompt import Progress
 from ..engine.segnet import SegModel, TrainParams, train_iter
 from ._jobs import JobRunner, default_progress_text
+from ._layers import clear_rows, fill_combo, watch_layers
 from .prompt_widget import BOX_SIZE, RESULT_KEY, _data, _from_world, _plane, _shape2d, _to_world
 
 BOX_LAYER = "fewcell boxes"
@@ -149,25 +150,14 @@ class PartialLabelsWidget(QWidget):
         for w in (self.cancel_button, self.progress, self.status):
             layout.addWidget(w)
         layout.addStretch(1)
-        for name in ("inserted", "removed", "reordered"):
-            getattr(self.viewer.layers.events, name).connect(self._refresh)
-        for layer in self.viewer.layers:
-            layer.events.name.connect(self._refresh)
-        self._refresh()
+        watch_layers(self.viewer, self._refresh)
 
     # ----------------------------------------------------------------- layer choices
-    def _refresh(self, event=None):
-        if event is not None and getattr(event, "type", None) == "inserted":
-            event.value.events.name.connect(self._refresh)
+    def _refresh(self):
         layers = list(self.viewer.layers)
         images = [lay for lay in layers if isinstance(lay, Image)]
         labels = [lay for lay in layers if isinstance(lay, Labels) and not lay.metadata.get(RESULT_KEY)]
-        old = list(self.rows.values())
-        for row in old:
-            for w in (row.check, row.labels):
-                self.images_grid.removeWidget(w)
-                w.deleteLater()
-        self.rows = {}
+        old, self.rows = clear_rows(self.images_grid, self.rows), {}
         named = {f"{img.name} {suffix}": img.name for img in images for suffix in ("labels", "prompt labels")}
         for i, img in enumerate(images):
             prev = next((r for r in old if r.layer is img), None)
@@ -187,13 +177,7 @@ class PartialLabelsWidget(QWidget):
             self.images_grid.addWidget(row.labels, i, 1)
             self.rows[img.name] = row
         shapes = [lay.name for lay in layers if isinstance(lay, Shapes)]
-        current = self.shapes_combo.currentText()
-        prefer = [n for n in shapes if n.startswith(BOX_LAYER)] + shapes
-        self.shapes_combo.blockSignals(True)
-        self.shapes_combo.clear()
-        self.shapes_combo.addItems([NONE, *shapes])
-        self.shapes_combo.setCurrentText(current if current in shapes else (prefer[0] if prefer else NONE))
-        self.shapes_combo.blockSignals(False)
+        fill_combo(self.shapes_combo, shapes, NONE, [n for n in shapes if n.startswith(BOX_LAYER)] + shapes)
 
     def _checked(self) -> list[_Row]:
         rows = [r for r in self.rows.values() if r.check.isChecked() and r.layer in self.viewer.layers]

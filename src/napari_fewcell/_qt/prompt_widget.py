@@ -13,6 +13,7 @@ from qtpy.QtWidgets import (
 
 from ..engine import FewcellError, Progress, PromptParams, Segmenter
 from ._jobs import JobRunner
+from ._layers import fill_combo, watch_layers
 
 BOX_LAYER = "fewcell prompt boxes"
 BOX_SIZE = 64
@@ -122,37 +123,18 @@ class PromptSegmentationWidget(QWidget):
         self.add_box_button.clicked.connect(self._add_box)
         self.weights_button.clicked.connect(self._choose_weights)
         self.segment_button.clicked.connect(self._segment)
-        for name in ("inserted", "removed", "reordered"):
-            getattr(self.viewer.layers.events, name).connect(self._refresh)
-        for layer in self.viewer.layers:
-            layer.events.name.connect(self._refresh)
-        self._refresh()
+        watch_layers(self.viewer, self._refresh)
 
     # ----------------------------------------------------------------- layer choices
-    def _refresh(self, event=None):
-        if event is not None and getattr(event, "type", None) == "inserted":
-            event.value.events.name.connect(self._refresh)
+    def _refresh(self):
         layers = list(self.viewer.layers)
         images = [lay.name for lay in layers if isinstance(lay, Image)]
         labels = [lay.name for lay in layers if isinstance(lay, Labels) and not lay.metadata.get(RESULT_KEY)]
         shapes = [lay.name for lay in layers if isinstance(lay, Shapes)]
-        self._fill(self.image_combo, images, None, images[:1])
-        self._fill(self.prompt_image_combo, images, SAME, [])
-        self._fill(self.labels_combo, labels, NONE, [n for n in labels if n.endswith("prompt labels")] + labels)
-        self._fill(self.shapes_combo, shapes, NONE, [n for n in shapes if n.startswith(BOX_LAYER)] + shapes)
-
-    @staticmethod
-    def _fill(combo: QComboBox, names: list[str], placeholder: str | None, prefer: list[str]):
-        """Refill ``combo``, keeping its choice if still there, else the first preferred name."""
-        current = combo.currentText()
-        combo.blockSignals(True)
-        combo.clear()
-        if placeholder:
-            combo.addItem(placeholder)
-        combo.addItems(names)
-        keep = current in names or (current == placeholder and not prefer)
-        combo.setCurrentText(current if keep else (prefer[0] if prefer else placeholder or ""))
-        combo.blockSignals(False)
+        fill_combo(self.image_combo, images, None, images[:1])
+        fill_combo(self.prompt_image_combo, images, SAME, [])
+        fill_combo(self.labels_combo, labels, NONE, [n for n in labels if n.endswith("prompt labels")] + labels)
+        fill_combo(self.shapes_combo, shapes, NONE, [n for n in shapes if n.startswith(BOX_LAYER)] + shapes)
 
     def _layer(self, name: str, kind, what: str):
         if not name or name in (NONE, SAME) or name not in self.viewer.layers:

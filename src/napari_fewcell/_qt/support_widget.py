@@ -18,7 +18,8 @@ from ..engine.features import Extractors
 from ..engine.perceptron import Perceptron, PerceptronParams, fit_iter, support
 from ..engine.prompt import Progress
 from ._jobs import JobRunner
-from .partial_widget import _as_planes, _hbox, _image_shape, _planes, _rect
+from ._layers import clear_rows, fill_combo, watch_layers
+from .partial_widget import _as_planes, _hbox, _image_shape, _planes, _rect, _Row
 from .prompt_widget import RESULT_KEY, _data, _plane
 
 NONE = "(none)"
@@ -57,12 +58,6 @@ def _quiet(gen):
     except StopIteration as stop:
         return stop.value
     yield  # pragma: no cover - makes this a generator
-
-
-class _Row:
-    def __init__(self, layer, check: QCheckBox, combo: QComboBox):
-        self.layer, self.check, self.labels = layer, check, combo
-        self.user_choice: str | None = None
 
 
 class SupportWidget(QWidget):
@@ -122,25 +117,14 @@ class SupportWidget(QWidget):
         for w in (self.cancel_button, self.progress, self.status):
             layout.addWidget(w)
         layout.addStretch(1)
-        for name in ("inserted", "removed", "reordered"):
-            getattr(self.viewer.layers.events, name).connect(self._refresh)
-        for layer in self.viewer.layers:
-            layer.events.name.connect(self._refresh)
-        self._refresh()
+        watch_layers(self.viewer, self._refresh)
 
     # ----------------------------------------------------------------- layer choices
-    def _refresh(self, event=None):
-        if event is not None and getattr(event, "type", None) == "inserted":
-            event.value.events.name.connect(self._refresh)
+    def _refresh(self):
         layers = list(self.viewer.layers)
         images = [lay for lay in layers if isinstance(lay, Image)]
         labels = [lay for lay in layers if isinstance(lay, Labels) and not lay.metadata.get(RESULT_KEY)]
-        old = list(self.rows.values())
-        for row in old:
-            for w in (row.check, row.labels):
-                self.support_grid.removeWidget(w)
-                w.deleteLater()
-        self.rows = {}
+        old, self.rows = clear_rows(self.support_grid, self.rows), {}
         for i, img in enumerate(images):
             prev = next((r for r in old if r.layer is img), None)
             options = [lab.name for lab in labels if _data(lab).shape == _image_shape(img)]
@@ -157,13 +141,7 @@ class SupportWidget(QWidget):
             self.support_grid.addWidget(row.check, i, 0)
             self.support_grid.addWidget(row.labels, i, 1)
             self.rows[img.name] = row
-        shapes = [lay.name for lay in layers if isinstance(lay, Shapes)]
-        current = self.shapes_combo.currentText()
-        self.shapes_combo.blockSignals(True)
-        self.shapes_combo.clear()
-        self.shapes_combo.addItems([NONE, *shapes])
-        self.shapes_combo.setCurrentText(current if current in shapes else NONE)
-        self.shapes_combo.blockSignals(False)
+        fill_combo(self.shapes_combo, [lay.name for lay in layers if isinstance(lay, Shapes)], NONE, [])
 
     @staticmethod
     def _chose_labels(row: _Row, text: str):
