@@ -46,3 +46,24 @@ def test_pretrain_cli_warm_start(tmp_path):
     card = torch.load(second, weights_only=True)["card"]
     assert card["init_card"]["params"]["steps"] == 2
     assert np.isclose(card["params"]["dataset_weights"][0], 1.0)
+
+
+def test_train_extractor_command_writes_a_loadable_msd(tmp_path):
+    """`fewcell train-extractor` on a toy data set: train/validation split by image, best epoch kept."""
+    from napari_fewcell.engine.msd import load_msd
+
+    _dataset(tmp_path, "toy", n=5)
+    out = tmp_path / "msd_toy.pt"
+    assert main(["train-extractor", "--data", str(tmp_path), "--dataset", "toy", "--name", "toy", "--out", str(out),
+                 "--depth", "6", "--crop", "48", "--batch", "2", "--steps-per-epoch", "5", "--max-epochs", "3",
+                 "--threads", "1", "--bce-weight", "1"]) == 0
+    payload = torch.load(out, weights_only=True)
+    assert payload["format"] == "napari-fewcell/msd" and payload["name"] == "toy"
+    net, name, card = load_msd(out)
+    assert name == "toy" and net.config.depth == 6
+    assert card["trained_on"] == "toy" and len(card["val_ids"]) == 1 and len(card["train_ids"]) == 4
+    assert "999" not in card["train_ids"] + card["val_ids"]  # the test image is never read
+    assert card["best_epoch"] == max(card["history"], key=lambda h: h["val_dice"])["epoch"]
+    assert card["params"]["bce_weight"] == 1.0 and card["command"].startswith("fewcell train-extractor")
+    assert main(["train-extractor", "--data", str(tmp_path), "--dataset", "toy", "--name", "toy",
+                 "--out", str(out)]) == 2  # never overwritten without --overwrite

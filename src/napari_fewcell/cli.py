@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -293,7 +294,7 @@ def _cmd_train_extractor(a) -> int:
                        steps_per_epoch=a.steps_per_epoch, max_epochs=a.max_epochs, patience=a.patience,
                        max_minutes=a.max_minutes, seed=a.seed, threads=a.threads)
     net, card = run(train_msd_iter(p), _Bar(f"extractor {a.name}"))
-    card["command"] = "fewcell " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["train-extractor"] else ""
+    card["command"] = "fewcell " + shlex.join(a.argv)
     save_msd(net, a.out, a.name, card)
     print(f"{a.out}: best validation Dice {card['best_val_dice']} at epoch {card['best_epoch']}", file=sys.stderr)
     print(a.out)
@@ -445,7 +446,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv  # recorded in the cards of trained models
     try:
         return args.func(args)
     except FewcellError as err:
