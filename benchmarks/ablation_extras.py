@@ -53,6 +53,8 @@ def main() -> None:
         fx = F.Extractors(device="cpu", cache_bytes=8 << 30)
         loco = [s["name"] for s in fx.spec if s["trained_on"] != args.dataset]
         fx = F.Extractors(loco, device="cpu", cache_bytes=8 << 30)
+        n_extras = fn(np.zeros((3, 8, 8), np.float32)).shape[-1]  # the tiled path sizes its output by the names
+        fx.feature_names = fx.feature_names[: -len(F.EXTRAS)] + [f"extra:{i}" for i in range(n_extras)]
         for k in (1, 5):
             res = {False: [], True: []}
             for d in range(5):

@@ -206,3 +206,24 @@ def test_bad_model_files(fx, tmp_path):
     model = Perceptron.load(path)
     with pytest.raises(FewcellError, match="fitted on gray images"):
         model.predict(np.repeat(img[..., None], 3, -1))
+
+
+def test_large_images_are_predicted_tile_by_tile(fx, monkeypatch):
+    from napari_fewcell.engine import features
+
+    img, mask = blobs((100, 90), seed=12, n=12)
+    model = run(fit_iter([support(img, mask)], extractors=fx))
+    whole = model.predict(img)
+    monkeypatch.setattr(features, "TILE", 40)  # 3×3 tiles with context margins
+    fx._cache.clear()
+    assert fx.n_tiles(img.shape) == 9
+    steps = []
+    gen = model.predict_iter(img)
+    try:
+        while True:
+            steps.append(next(gen))
+    except StopIteration as stop:
+        tiled = stop.value
+    assert [p.done for p in steps] == list(range(10))
+    assert (tiled == whole).mean() > 0.97
+    assert fx.features(img).shape == (100, 90, fx.n_features)

@@ -18,7 +18,7 @@ import hashlib
 from collections import OrderedDict
 from importlib import resources
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -102,18 +102,28 @@ class Extractors:
         out = torch.cat(maps, 0).permute(1, 2, 0).float().cpu().numpy()
         return np.concatenate([out, _extras(x)], axis=-1)
 
-    def _compute(self, arr: np.ndarray) -> np.ndarray:
+    @staticmethod
+    def n_tiles(shape) -> int:
+        return -(-shape[0] // TILE) * -(-shape[1] // TILE)
+
+    def tiles(self, arr: np.ndarray) -> Iterator[tuple[slice, slice, np.ndarray]]:
+        """(rows, cols, features) of an (H, W, C) image tile by tile: bounded memory for large images."""
         x = normalize(arr, intensity_range(arr))
         H, W = x.shape[1:]
-        if H <= TILE and W <= TILE:
-            return self._tile(x)
-        out = np.empty((H, W, self.n_features), np.float32)
         for ty in range(0, H, TILE):
             for tx in range(0, W, TILE):
                 ty1, tx1 = min(H, ty + TILE), min(W, tx + TILE)
                 y0, x0, y1, x1 = max(0, ty - MARGIN), max(0, tx - MARGIN), min(H, ty1 + MARGIN), min(W, tx1 + MARGIN)
                 f = self._tile(x[:, y0:y1, x0:x1])
-                out[ty:ty1, tx:tx1] = f[ty - y0 : ty1 - y0, tx - x0 : tx1 - x0]
+                yield slice(ty, ty1), slice(tx, tx1), f[ty - y0 : ty1 - y0, tx - x0 : tx1 - x0]
+
+    def _compute(self, arr: np.ndarray) -> np.ndarray:
+        H, W = arr.shape[:2]
+        if self.n_tiles((H, W)) == 1:
+            return next(self.tiles(arr))[2]
+        out = np.empty((H, W, self.n_features), np.float32)
+        for rows, cols, f in self.tiles(arr):
+            out[rows, cols] = f
         return out
 
     def features(self, image) -> np.ndarray:

@@ -169,11 +169,17 @@ class Perceptron:
 
         arr = as_image2d(image, name)
         _check_channels(arr, self.meta.get("channels"), name)
-        yield Progress(0, 2, "computing features")
-        feats = self.extractors.features(arr)
-        yield Progress(1, 2, "applying the perceptron")
-        labels = self.labels_from(self.probabilities(feats))
-        yield Progress(2, 2, "done")
+        fx = self.extractors
+        n = fx.n_tiles(arr.shape[:2])
+        yield Progress(0, n, "predicting")
+        if n == 1:  # through the feature cache: applying to a support image costs nothing more
+            labels = self.labels_from(self.probabilities(fx.features(arr)))
+            yield Progress(1, 1, "predicting")
+            return labels
+        labels = np.zeros(arr.shape[:2], np.uint8 if self.classes.max() <= 255 else np.uint16)
+        for i, (rows, cols, feats) in enumerate(fx.tiles(arr)):  # large images: one tile's features at a time
+            labels[rows, cols] = self.labels_from(self.probabilities(feats))
+            yield Progress(i + 1, n, "predicting")
         return labels
 
     def predict(self, image) -> np.ndarray:
