@@ -1,6 +1,10 @@
 """Headless demo: open the nuclei sample in napari, segment it with the dock widget, save labels + screenshot.
 
-    python scripts/headless_demo.py --out demo_out [--docs]
+    python scripts/headless_demo.py --out demo_out [--docs] [--workflow prompt|support]
+
+``--workflow support`` does the same with the Few-shot support widget: a perceptron on MSD
+features fitted on the sample's one painted 64×64 box, applied to the whole image
+(screenshot: <out>/screenshot_support.png; --docs copies it to docs/screenshot_support.png).
 
 Without a display (DISPLAY unset) it starts its own Xvfb and stops it at the end. Writes
 <out>/nuclei.tif (the labels) and <out>/screenshot.png (the whole window with the docked widget);
@@ -55,7 +59,14 @@ def wait_for(app, condition, timeout: float) -> bool:
     return False
 
 
-def run(out: Path, timeout: float) -> Path:
+WORKFLOWS = {  # widget, the button that runs it, result layer, labels file, screenshot
+    "prompt": ("Prompt segmentation", "segment_button", RESULT, "nuclei.tif", "screenshot.png"),
+    "support": ("Few-shot support", "apply_button", "nuclei fewcell perceptron", "nuclei_perceptron.tif",
+                "screenshot_support.png"),
+}
+
+
+def run(out: Path, timeout: float, workflow: str = "prompt") -> Path:
     import napari
     import numpy as np
     from qtpy.QtWidgets import QApplication
@@ -67,22 +78,32 @@ def run(out: Path, timeout: float) -> Path:
     try:
         app = QApplication.instance()
         viewer.window.resize(1500, 950)
+        name, button_name, result, tif_name, png_name = WORKFLOWS[workflow]
         viewer.open_sample(PLUGIN, SAMPLE)
-        _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, WIDGET)
+        _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, name)
         wait_for(app, lambda: False, 0.5)  # let the window lay itself out
         viewer.reset_view()  # fit the image to the canvas as it is now, with the widget docked
-        widget.segment_button.click()
-        done = wait_for(app, lambda: RESULT in viewer.layers or widget.segment_button.isEnabled(), timeout)
-        if RESULT not in viewer.layers:
+        button = getattr(widget, button_name)
+        if workflow == "support":  # fit on the sample's painted box first: boxes = the sample's Shapes layer
+            shapes = [lay.name for lay in viewer.layers if lay.__class__.__name__ == "Shapes"]
+            widget.shapes_combo.setCurrentText(shapes[0])
+            widget.fit_button.click()
+            wait_for(app, lambda: widget.model is not None or widget.fit_button.isEnabled(), timeout)
+            wait_for(app, widget.fit_button.isEnabled, timeout)
+            if widget.model is None:
+                fail(f"fitting failed; widget status: {widget.status.text()!r}")
+        button.click()
+        done = wait_for(app, lambda: result in viewer.layers or button.isEnabled(), timeout)
+        if result not in viewer.layers:
             why = f"timed out after {timeout:.0f} s" if not done else "no result layer was added"
             fail(f"segmentation failed ({why}); widget status: {widget.status.text()!r}")
-        wait_for(app, widget.segment_button.isEnabled, 10)
-        labels = viewer.layers[RESULT].data
-        tif = write_labels_tif(out / "nuclei.tif", labels, source=Path(str(sample_paths()["image"])).name,
+        wait_for(app, button.isEnabled, 10)
+        labels = viewer.layers[result].data
+        tif = write_labels_tif(out / tif_name, labels, source=Path(str(sample_paths()["image"])).name,
                                overwrite=True)
 
         wait_for(app, lambda: False, 1.0)  # let the canvas redraw with the result layer
-        png = out / "screenshot.png"
+        png = out / png_name
         shot = np.asarray(viewer.screenshot(str(png), canvas_only=False, flash=False))
         std = float(shot[..., :3].std())
         if std < 5.0:
@@ -99,6 +120,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="demo_out", help="output folder (created if missing)")
     ap.add_argument("--docs", action="store_true", help="also copy the screenshot to docs/screenshot.png")
     ap.add_argument("--timeout", type=float, default=600, help="seconds to wait for the segmentation")
+    ap.add_argument("--workflow", choices=sorted(WORKFLOWS), default="prompt",
+                    help="prompt: Prompt segmentation (default); support: Few-shot support (perceptron)")
     args = ap.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -109,11 +132,11 @@ def main(argv=None) -> int:
             print("headless_demo: ignoring QT_QPA_PLATFORM (screenshots need Xvfb's xcb platform)")
         xvfb = start_xvfb()
     try:
-        png = run(out, args.timeout)
+        png = run(out, args.timeout, args.workflow)
         if args.docs:
             (ROOT / "docs").mkdir(exist_ok=True)
-            shutil.copyfile(png, ROOT / "docs" / "screenshot.png")
-            print(f"copied to:  {ROOT / 'docs' / 'screenshot.png'}")
+            shutil.copyfile(png, ROOT / "docs" / png.name)
+            print(f"copied to:  {ROOT / 'docs' / png.name}")
     finally:
         if xvfb is not None:
             xvfb.terminate()

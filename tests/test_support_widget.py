@@ -114,3 +114,18 @@ def test_bad_input_and_cancel_leave_the_viewer_alone(viewer_widget, qtbot):
     qtbot.waitUntil(lambda: not widget.jobs.busy, timeout=TIMEOUT)
     assert [lay.name for lay in viewer.layers] == names
     assert widget.model is None and "Cancelled" in widget.status.text()
+
+
+def test_sample_from_its_one_painted_box(viewer_widget, qtbot, sample):
+    """The nuclei sample: fit on the painted 64×64 prompt box only (the Shapes layer), apply to the image."""
+    viewer, widget = viewer_widget
+    viewer.open_sample("napari-fewcell", "nuclei")
+    assert widget.rows["nuclei"].check.isChecked()
+    assert widget.rows["nuclei"].labels.currentText() == "nuclei prompt labels"
+    widget.shapes_combo.setCurrentText("fewcell prompt boxes")
+    click_and_wait(qtbot, widget, widget.fit_button)
+    assert widget.model is not None, widget.status.text()
+    assert widget.model.meta["support"][0]["annotated_pixels"] == 64 * 64
+    click_and_wait(qtbot, widget, widget.apply_button)
+    pred = np.asarray(viewer.layers[f"nuclei {RESULT_SUFFIX}"].data)
+    assert dice_mean(pred, sample["truth"] > 0) > 0.85
