@@ -227,3 +227,17 @@ def test_large_images_are_predicted_tile_by_tile(fx, monkeypatch):
     assert [p.done for p in steps] == list(range(10))
     assert (tiled == whole).mean() > 0.97
     assert fx.features(img).shape == (100, 90, fx.n_features)
+
+
+def test_a_class_painted_on_a_few_pixels_is_never_sampled_away(fx):
+    from napari_fewcell.engine.perceptron import _sample_pixels
+
+    img, mask = blobs((120, 120), seed=3, n=10)
+    labels = mask.copy()
+    labels[5:8, 5:8] = 2  # nine pixels of a second class
+    data = [support(img, labels)]
+    rows = _sample_pixels(data, 500, np.random.default_rng(0))[0]
+    assert (labels.ravel()[rows] == 2).sum() == 9 and 500 <= len(rows) <= 500 + 9 + 2 * 200
+    assert len(np.unique(rows)) == len(rows)
+    model = run(fit_iter(data, PerceptronParams(max_pixels=500), extractors=fx))
+    assert list(model.fg) == [1, 2]

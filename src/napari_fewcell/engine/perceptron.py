@@ -28,6 +28,7 @@ import json
 import logging
 import math
 import time
+import warnings
 from pathlib import Path
 from typing import Generator, Sequence
 
@@ -98,13 +99,16 @@ def _bfgs(theta0: np.ndarray, X: np.ndarray, y: np.ndarray, p: PerceptronParams)
 
 def _fit_one(X: np.ndarray, y: np.ndarray, p: PerceptronParams) -> tuple[np.ndarray, dict]:
     """Logistic start, then BFGS on Dice; returns (theta, record for the fit log)."""
+    from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
 
     t0 = time.perf_counter()
     n = len(y)
     # only a starting point for BFGS: sklearn's default tolerance is enough
     lr = LogisticRegression(C=1.0 / (2 * n * p.lam) if p.lam > 0 else 1e12, max_iter=300)
-    lr.fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # a start point; BFGS takes it from there
+        lr.fit(X, y)
     theta0 = np.concatenate([lr.intercept_, lr.coef_[0]]).astype(np.float64)
     loss0, _ = dice_loss_grad(theta0, X, y, p.lam)
     rec = {"logistic_loss": round(loss0, 6), "logistic_seconds": round(time.perf_counter() - t0, 3)}
@@ -295,17 +299,12 @@ def fit_iter(data: Sequence[AnnotatedImage], params: PerceptronParams | None = N
         )
     t0 = time.perf_counter()
     fx = extractors or Extractors(p.extractors, device=p.device)
-    rng = np.random.default_rng(p.seed)
-    total = int(sum(d.known.sum() for d in data))
-    take = min(1.0, p.max_pixels / total)
+    chosen = _sample_pixels(data, p.max_pixels, np.random.default_rng(p.seed))
     xs, ys = [], []
     steps = len(data) + 1
-    for i, d in enumerate(data):
+    for i, (d, rows) in enumerate(zip(data, chosen)):
         yield Progress(i, steps, f"features of {d.name}")
         feats = fx.features(d.image)
-        rows = np.flatnonzero(d.known.ravel())
-        if take < 1:
-            rows = np.sort(rng.choice(rows, max(1, int(round(len(rows) * take))), replace=False))
         xs.append(feats.reshape(-1, feats.shape[-1])[rows])
         ys.append(d.labels.ravel()[rows])
     t_feat = time.perf_counter() - t0
@@ -358,6 +357,25 @@ def open_model(path: str | Path, device: str = "auto", tta: bool | None = None):
     from .segnet import SegModel
 
     return SegModel.load(path, device=device, tta=tta)
+
+
+def _sample_pixels(data: Sequence[AnnotatedImage], max_pixels: int, rng: np.random.Generator,
+                   per_class: int = 200) -> list[np.ndarray]:
+    """Flat indices of the known pixels used per image: a uniform sample of ``max_pixels`` in all, plus
+    up to ``per_class`` pixels of every class, so that a class painted on a few pixels is never lost."""
+    rows = [np.flatnonzero(d.known.ravel()) for d in data]
+    labels = np.concatenate([d.labels.ravel()[r] for d, r in zip(data, rows)])
+    owner = np.concatenate([np.full(len(r), i) for i, r in enumerate(rows)])
+    flat = np.concatenate(rows)
+    if len(flat) <= max_pixels:
+        pick = np.arange(len(flat))
+    else:
+        pick = [rng.choice(len(flat), max_pixels, replace=False)]
+        for v in np.unique(labels):
+            members = np.flatnonzero(labels == v)
+            pick.append(rng.choice(members, min(per_class, len(members)), replace=False))
+        pick = np.unique(np.concatenate(pick))
+    return [np.sort(flat[pick[owner[pick] == i]]) for i in range(len(data))]
 
 
 def fit(images: Sequence, labels: Sequence, boxes: Sequence | None = None,
