@@ -80,6 +80,9 @@ def test_fit_bad_inputs(files, tmp_path, capsys):
     assert not (tmp_path / "m.npz").exists() and not (tmp_path / "m.pt").exists()
     assert main(["fit", "--support", str(files["img0"]), str(files["lab0"]), "--out", model]) == 0
     assert "already exists" in err(["fit", "--support", str(files["img0"]), str(files["lab0"]), "--out", model])
+    assert "for networks only" in err(["predict", "--model", model, str(files["img2"]), "--tta",
+                                       "--out", str(tmp_path / "o")])
+    assert not (tmp_path / "o").exists()
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"PK junk")
     assert "is not a napari-fewcell" in err(["predict", "--model", str(bad), str(files["img2"]),

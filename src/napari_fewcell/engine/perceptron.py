@@ -353,6 +353,8 @@ def is_perceptron_file(path: str | Path) -> bool:
 def open_model(path: str | Path, device: str = "auto", tta: bool | None = None):
     """A saved model of either kind — a perceptron (.npz) or a stage-2 network (.pt) — ready to predict."""
     if is_perceptron_file(path):
+        if tta:
+            raise FewcellError(f"{path} is a perceptron; test-time augmentation (--tta) is for networks only.")
         return Perceptron.load(path, device=device)
     from .segnet import SegModel
 
