@@ -7,7 +7,7 @@ followed by cheap extras: the normalised input channels (3) and skimage's
 gradient magnitude and the two Hessian eigenvalues at each scale (20 maps, ilastik's classic
 set). Chosen on train images only: with the extractors of the other classes, they raised the
 perceptron's median validation Dice on ISBI train images by 4 points and on DSB fluorescence by
-0.5–1.5, left DSB H&E at 5 shots unchanged and lowered it at 1 shot (docs/models.md).
+0.5–1.7, left DSB H&E at 5 shots unchanged and lowered it at 1 shot (docs/models.md).
 
     fx = Extractors()                 # the shipped extractors
     feats = fx.features(image)        # (H, W, fx.n_features) float32
