@@ -26,7 +26,7 @@ def first_extras(x: np.ndarray) -> np.ndarray:
     from skimage.filters import gaussian
 
     lum = x.mean(0)
-    return np.stack([*x, *(gaussian(lum, sigma=s, preserve_range=True) for s in (1, 2, 4, 8))], -1).astype(np.float32)
+    return np.stack([*x, *(gaussian(lum, sigma=s, preserve_range=True) for s in (1, 2, 4, 8))]).astype(np.float32)
 
 
 def main() -> None:
@@ -53,7 +53,7 @@ def main() -> None:
         fx = F.Extractors(device="cpu", cache_bytes=8 << 30)
         loco = [s["name"] for s in fx.spec if s["trained_on"] != args.dataset]
         fx = F.Extractors(loco, device="cpu", cache_bytes=8 << 30)
-        n_extras = fn(np.zeros((3, 8, 8), np.float32)).shape[-1]  # the tiled path sizes its output by the names
+        n_extras = fn(np.zeros((3, 8, 8), np.float32)).shape[0]  # the tiled path sizes its output by the names
         fx.feature_names = fx.feature_names[: -len(F.EXTRAS)] + [f"extra:{i}" for i in range(n_extras)]
         for k in (1, 5):
             res = {False: [], True: []}

@@ -53,9 +53,9 @@ def test_shipped_extractors_load_with_weights_only(fx):
     assert fx.n_features == len(fx.feature_names) == sum(s["layers"] + 1 for s in fx.spec) + 23
     img, _ = blobs((48, 40))
     feats = fx.features(img)
-    assert feats.shape == (48, 40, fx.n_features) and feats.dtype == np.float32 and np.isfinite(feats).all()
+    assert feats.shape == (fx.n_features, 48, 40) and feats.dtype == np.float32 and np.isfinite(feats).all()
     assert fx.features(img) is feats  # cached by content
-    assert fx.features(np.zeros((12, 9), np.uint8)).shape == (12, 9, fx.n_features)  # tiny images are padded
+    assert fx.features(np.zeros((12, 9), np.uint8)).shape == (fx.n_features, 12, 9)  # tiny images are padded
 
 
 # ---- the loss and the optimisers ------------------------------------------------------------------
@@ -226,7 +226,7 @@ def test_large_images_are_predicted_tile_by_tile(fx, monkeypatch):
         tiled = stop.value
     assert [p.done for p in steps] == list(range(10))
     assert (tiled == whole).mean() > 0.97
-    assert fx.features(img).shape == (100, 90, fx.n_features)
+    assert fx.features(img).shape == (fx.n_features, 100, 90)
 
 
 def test_a_class_painted_on_a_few_pixels_is_never_sampled_away(fx):

@@ -10,7 +10,7 @@ perceptron's median validation Dice on ISBI train images by 4 points and on DSB 
 0.5–1.7, left DSB H&E at 5 shots unchanged and lowered it at 1 shot (docs/models.md).
 
     fx = Extractors()                 # the shipped extractors
-    feats = fx.features(image)        # (H, W, fx.n_features) float32
+    feats = fx.features(image)        # (fx.n_features, H, W) float32, channels first
 """
 from __future__ import annotations
 
@@ -93,14 +93,13 @@ class Extractors:
     # ---- computation ---------------------------------------------------------------------
     @torch.inference_mode()
     def _tile(self, x: np.ndarray) -> np.ndarray:
-        """Features of a normalised (3, h, w) region: (h, w, F) float32."""
+        """Features of a normalised (3, h, w) region: (F, h, w) float32 (channels first: no transposes)."""
         h, w = x.shape[1:]
         ph, pw = max(0, MIN_SIDE - h), max(0, MIN_SIDE - w)
         xp = np.pad(x, ((0, 0), (0, ph), (0, pw)), mode="symmetric") if ph or pw else x
         t = torch.from_numpy(np.ascontiguousarray(xp))[None].to(self.device)
-        maps = [net.features(t)[0, :, :h, :w] for net in self.nets]
-        out = torch.cat(maps, 0).permute(1, 2, 0).float().cpu().numpy()
-        return np.concatenate([out, _extras(x)], axis=-1)
+        maps = torch.cat([net.features(t)[0, :, :h, :w] for net in self.nets], 0).float().cpu().numpy()
+        return np.concatenate([maps, _extras(x)], axis=0)
 
     @staticmethod
     def n_tiles(shape) -> int:
@@ -115,19 +114,19 @@ class Extractors:
                 ty1, tx1 = min(H, ty + TILE), min(W, tx + TILE)
                 y0, x0, y1, x1 = max(0, ty - MARGIN), max(0, tx - MARGIN), min(H, ty1 + MARGIN), min(W, tx1 + MARGIN)
                 f = self._tile(x[:, y0:y1, x0:x1])
-                yield slice(ty, ty1), slice(tx, tx1), f[ty - y0 : ty1 - y0, tx - x0 : tx1 - x0]
+                yield slice(ty, ty1), slice(tx, tx1), f[:, ty - y0 : ty1 - y0, tx - x0 : tx1 - x0]
 
     def _compute(self, arr: np.ndarray) -> np.ndarray:
         H, W = arr.shape[:2]
         if self.n_tiles((H, W)) == 1:
             return next(self.tiles(arr))[2]
-        out = np.empty((H, W, self.n_features), np.float32)
+        out = np.empty((self.n_features, H, W), np.float32)
         for rows, cols, f in self.tiles(arr):
-            out[rows, cols] = f
+            out[:, rows, cols] = f
         return out
 
     def features(self, image) -> np.ndarray:
-        """(H, W, n_features) float32 features of a 2D gray or RGB image (cached by content)."""
+        """(n_features, H, W) float32 features of a 2D gray or RGB image (cached by content)."""
         arr = as_image2d(image)
         key = (hashlib.blake2b(np.ascontiguousarray(arr).tobytes(), digest_size=16).hexdigest(), arr.shape,
                str(arr.dtype))
@@ -143,9 +142,9 @@ class Extractors:
 
 
 def _extras(x: np.ndarray) -> np.ndarray:
-    """The cheap extra features of a normalised (3, h, w) region: (h, w, len(EXTRAS))."""
+    """The cheap extra features of a normalised (3, h, w) region: (len(EXTRAS), h, w)."""
     from skimage.feature import multiscale_basic_features
 
     basic = multiscale_basic_features(x.mean(0), intensity=True, edges=True, texture=True,
                                       sigma_min=SIGMAS[0], sigma_max=SIGMAS[-1])
-    return np.concatenate([x.transpose(1, 2, 0), basic], axis=-1).astype(np.float32)
+    return np.concatenate([x, basic.transpose(2, 0, 1)], axis=0).astype(np.float32)

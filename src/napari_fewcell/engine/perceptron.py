@@ -154,12 +154,12 @@ class Perceptron:
         return self._fx
 
     def probabilities(self, feats: np.ndarray) -> np.ndarray:
-        """(H, W, K) probability of each foreground class from (H, W, F) features."""
+        """(H, W, K) probability of each foreground class from (F, H, W) features."""
         w = self.W / self.std  # fold the standardisation into the weights
         b = self.b - (self.mean / self.std) @ self.W.T
-        h, wd, f = feats.shape
-        z = feats.reshape(-1, f) @ w.T.astype(np.float32) + b.astype(np.float32)
-        return expit(z).reshape(h, wd, -1)
+        f, h, wd = feats.shape
+        z = w.astype(np.float32) @ feats.reshape(f, -1) + b.astype(np.float32)[:, None]
+        return expit(z).T.reshape(h, wd, -1)
 
     def labels_from(self, probs: np.ndarray) -> np.ndarray:
         best = probs.argmax(-1)
@@ -305,7 +305,7 @@ def fit_iter(data: Sequence[AnnotatedImage], params: PerceptronParams | None = N
     for i, (d, rows) in enumerate(zip(data, chosen)):
         yield Progress(i, steps, f"features of {d.name}")
         feats = fx.features(d.image)
-        xs.append(feats.reshape(-1, feats.shape[-1])[rows])
+        xs.append(feats.reshape(feats.shape[0], -1)[:, rows].T)
         ys.append(d.labels.ravel()[rows])
     t_feat = time.perf_counter() - t0
     X, y = np.concatenate(xs), np.concatenate(ys)
