@@ -35,6 +35,17 @@ def blobs(shape=(128, 128), seed=0, n=12, radius=7):
 
 
 @pytest.fixture
+def one_thread():
+    """Torch on one thread for the test (widget tests: the machine may be shared), restored after."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
 def blob_image():
     return blobs()
 

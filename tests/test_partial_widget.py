@@ -9,7 +9,6 @@ import inspect
 import numpy as np
 import pytest
 import tifffile
-import torch
 from qtpy.QtCore import Qt
 
 from napari_fewcell._qt import partial_widget as pw
@@ -25,12 +24,7 @@ N = 96
 BOX = np.array([[16, 16], [16, 80], [80, 80], [80, 16]], float)  # (y, x) corners: the box (16, 16, 64, 64)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture

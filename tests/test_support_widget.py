@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 from qtpy.QtCore import Qt
 
 from napari_fewcell._qt.support_widget import NONE, RESULT_SUFFIX, SupportWidget
@@ -14,12 +13,7 @@ TIMEOUT = 120_000  # ms; the CPU may be shared with other jobs
 LEFT = Qt.MouseButton.LeftButton
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture
