@@ -8,8 +8,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 from .engine.errors import FewcellError
 from .engine.io import check_out_dir
 
@@ -208,6 +206,8 @@ def _cmd_predict(a) -> int:
 
 def _read_support(a) -> list:
     """AnnotatedImages from --support IMAGE LABELS pairs (stacks give one per annotated plane) and --box."""
+    import numpy as np
+
     from .engine.annotation import planes_of
     from .engine.io import read_image
     from .engine.perceptron import support
