@@ -116,7 +116,7 @@ def test_sample_from_its_one_painted_box(viewer_widget, qtbot, sample):
     viewer.open_sample("napari-fewcell", "nuclei")
     assert widget.rows["nuclei"].check.isChecked()
     assert widget.rows["nuclei"].labels.currentText() == "nuclei prompt labels"
-    widget.shapes_combo.setCurrentText("fewcell prompt boxes")
+    assert widget.shapes_combo.currentText() == "fewcell prompt boxes"  # the plugin's box layer is the default
     click_and_wait(qtbot, widget, widget.fit_button)
     assert widget.model is not None, widget.status.text()
     assert widget.model.meta["support"][0]["annotated_pixels"] == 64 * 64

@@ -141,7 +141,10 @@ class SupportWidget(QWidget):
             self.support_grid.addWidget(row.check, i, 0)
             self.support_grid.addWidget(row.labels, i, 1)
             self.rows[img.name] = row
-        fill_combo(self.shapes_combo, [lay.name for lay in layers if isinstance(lay, Shapes)], NONE, [])
+        shapes = [lay.name for lay in layers if isinstance(lay, Shapes)]
+        # the plugin's own box layers (prompt / partial-label boxes) are picked by default: labels painted
+        # only inside them must not be read as background elsewhere
+        fill_combo(self.shapes_combo, shapes, NONE, [n for n in shapes if n.startswith("fewcell") and "box" in n])
 
     @staticmethod
     def _chose_labels(row: _Row, text: str):
@@ -223,8 +226,10 @@ class SupportWidget(QWidget):
         self.model, meta = model, model.meta
         kept = ", ".join(f"class {r['class']}: {r['kept']}" + (f" ({r['note']})" if r.get("note") else "")
                          for r in meta["fit"])
+        annotated = sum(sp["annotated_pixels"] for sp in meta["support"])
         self.status.setText(
-            f"Fitted on {len(meta['support'])} support plane(s), {meta['pixels_used']} pixels, classes "
+            f"Fitted on {len(meta['support'])} support plane(s) ({annotated} annotated pixels, "
+            f"{meta['pixels_used']} used), classes "
             f"{[int(c) for c in model.fg]} ({kept}); features {meta['features_seconds']:.1f} s, fit "
             f"{meta['fit_seconds']:.1f} s. Press Apply."
         )
