@@ -1,0 +1,122 @@
+"""Reading the CLI's inputs (images, labels, support pairs) and writing its label files."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .engine.errors import FewcellError
+
+
+def labels_for(images: list[str], labels: list[str]) -> list[str | None]:
+    """One labels path (or None = unannotated) per image, from a list in order or a folder of same stems."""
+    if len(labels) == 1 and Path(labels[0]).is_dir():
+        folder = Path(labels[0])
+        found: list[str | None] = []
+        for img in images:
+            hits = sorted(f for f in folder.iterdir() if f.stem == Path(img).stem and f.is_file())
+            found.append(str(hits[0]) if hits else None)
+        if not any(found):
+            raise FewcellError(
+                f"No file in {folder} has the name (stem) of any IMAGE; name each labels file like its image."
+            )
+        return found
+    if len(labels) != len(images):
+        raise FewcellError(
+            f"{len(images)} images but {len(labels)} --labels files: give one labels file per IMAGE in the same "
+            "order (write 'none' for an unannotated image), or a folder holding files with the images' names."
+        )
+    return [None if lab.lower() in ("none", "-") else lab for lab in labels]
+
+
+def read_set(a):
+    """Read IMAGEs and labels into annotated planes; returns (data, layout) with layout = [(path, n_planes, stack)]."""
+    from .engine.annotation import annotate, planes_of
+    from .engine.io import read_image
+
+    pairs = labels_for(a.images, a.labels)
+    data, layout = [], []
+    for path, lab_path in zip(a.images, pairs):
+        name = Path(path).name
+        planes, stack = planes_of(read_image(path), name)
+        if lab_path is None:
+            lab_planes = [None] * len(planes)
+        else:
+            lab = read_image(lab_path, "labels")
+            if stack:
+                if lab.shape[:1] != (len(planes),) or lab.ndim != 3:
+                    raise FewcellError(
+                        f"{lab_path} has shape {lab.shape} but the stack {name} has {len(planes)} planes of "
+                        f"{planes[0].shape[0]}×{planes[0].shape[1]}; give a labels stack of the same shape."
+                    )
+                # in a stack, a plane whose labels are all 0 is an unannotated plane
+                lab_planes = [lp if lp.any() else None for lp in lab]
+            else:
+                lab_planes = [lab]
+        for z, (pl, lp) in enumerate(zip(planes, lab_planes)):
+            pname = f"{name} plane {z}" if stack else name
+            boxes = a.box if lp is not None else ()
+            if lp is not None and a.oneshot:
+                boxes = a.box
+            data.append(annotate(pl, lp, boxes, name=pname, full=bool(a.oneshot and lp is not None)))
+        layout.append((path, len(planes), stack))
+    return data, layout
+
+
+def parse_class_names(items) -> dict:
+    names = {}
+    for item in items or ():
+        value, sep, name = item.partition("=")
+        if not sep or not value.strip().isdigit():
+            raise FewcellError(f"--class-name takes VALUE=NAME, e.g. 1=nucleus, not '{item}'.")
+        names[int(value)] = name
+    return names
+
+
+def write_results(out: Path, layout, planes: list, source_kind: str, classes: dict, instances: str | None,
+                   extra: dict | None = None) -> None:
+    import numpy as np
+
+    from .engine.instances import instance_labels
+    from .engine.io import write_labels_tif
+
+    i = 0
+    for path, n, stack in layout:
+        lab = np.stack(planes[i : i + n]) if stack else planes[i]
+        i += n
+        if instances:
+            lab = instance_labels(lab, instances)
+        target = out / f"{Path(path).stem}.tif"
+        meta = {"kind": "instances" if instances else source_kind, **(extra or {})}
+        write_labels_tif(target, lab, source=str(path), classes={} if instances else classes,
+                         overwrite=True, extra=meta)
+        print(target)
+
+
+def read_support(a) -> list:
+    """AnnotatedImages from --support IMAGE LABELS pairs (stacks give one per annotated plane) and --box."""
+    import numpy as np
+
+    from .engine.annotation import planes_of
+    from .engine.io import read_image
+    from .engine.perceptron import support
+
+    data = []
+    for img_path, lab_path in a.support:
+        name = Path(img_path).name
+        planes, stack = planes_of(read_image(img_path), name)
+        lab = read_image(lab_path, "labels")
+        if stack:
+            if lab.ndim != 3 or lab.shape[0] != len(planes):
+                raise FewcellError(
+                    f"{lab_path} has shape {lab.shape} but the stack {name} has {len(planes)} planes; give a labels "
+                    "stack of the same shape."
+                )
+            lab_planes = list(lab)
+        else:
+            lab_planes = [lab]
+        for z, (plane, lp) in enumerate(zip(planes, lab_planes)):
+            if stack and not np.asarray(lp).any():
+                continue  # an all-0 plane of a labels stack is unannotated
+            data.append(support(plane, lp, a.box or (), name=f"{name} plane {z}" if stack else name))
+    if not data:
+        raise FewcellError("No support plane holds labels; paint at least one structure in one support image.")
+    return data
