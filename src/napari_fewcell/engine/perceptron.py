@@ -150,7 +150,7 @@ class Perceptron:
     @property
     def extractors(self) -> Extractors:
         if self._fx is None:
-            self._fx = _extractors_for(self.meta, "this model", self.meta.get("device", "auto"))
+            self._fx = _extractors_for(self.meta, "this model", self.meta.get("params", {}).get("device", "auto"))
         return self._fx
 
     def probabilities(self, feats: np.ndarray) -> np.ndarray:
@@ -241,7 +241,6 @@ class Perceptron:
                 f"{path} was fitted with other extra features than this napari-fewcell computes; fit it again on "
                 "your support images."
             )
-        meta["device"] = device
         fx = _extractors_for(meta, str(path), device)
         if fx.n_features != W.shape[1]:
             raise FewcellError(f"{path} does not match its feature extractors' layout; fit the perceptron again.")
