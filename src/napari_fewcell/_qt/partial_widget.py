@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 from napari.layers import Image, Labels, Shapes
 from qtpy.QtWidgets import (
-    QCheckBox, QComboBox, QFileDialog, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout, QLabel,
-    QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget,
+    QCheckBox, QComboBox, QFileDialog, QFormLayout, QGridLayout, QGroupBox, QLabel,
+    QProgressBar, QPushButton, QVBoxLayout, QWidget,
 )
 
 from ..engine.annotation import annotate, check_annotations
@@ -21,8 +21,11 @@ from ..engine.partial import PseudoParams, describe_epoch, pseudolabel_iter
 from ..engine.prompt import Progress
 from ..engine.segnet import SegModel, TrainParams, train_iter
 from ._jobs import JobRunner, default_progress_text
-from ._layers import clear_rows, fill_combo, watch_layers
-from .prompt_widget import BOX_SIZE, RESULT_KEY, _data, _from_world, _plane, _shape2d, _to_world
+from ._layers import (
+    _as_planes, _data, _from_world, _hbox, _image_shape, _plane, _planes, _rect, _Row, _shape2d, _spin, _to_world,
+    clear_rows, fill_combo, watch_layers,
+)
+from .prompt_widget import BOX_SIZE, RESULT_KEY
 
 BOX_LAYER = "fewcell boxes"
 UNANNOTATED = "(unannotated)"
@@ -32,65 +35,11 @@ ORIGINAL = "fewcell_original"  # metadata: the generated array (the user's edits
 FIXES = "fewcell_fixes"  # metadata: pixels that were already fixes when the layer was generated
 
 
-def _image_shape(layer) -> tuple[int, ...]:
-    shape = _data(layer).shape
-    return tuple(shape[:-1] if getattr(layer, "rgb", False) else shape)
-
-
-def _planes(layer) -> list[np.ndarray]:
-    """The 2D planes of an Image layer: one for a 2D (or RGB) image, Z for a Z×Y×X stack."""
-    if layer.ndim not in (2, 3):
-        raise FewcellError(f"The image '{layer.name}' has {layer.ndim} dimensions; use a 2D image or a Z×Y×X stack.")
-    data = _data(layer)
-    return [np.asarray(data)] if layer.ndim == 2 else [np.asarray(data[z]) for z in range(data.shape[0])]
-
-
-def _as_planes(arr, stack: bool) -> np.ndarray:
-    return np.asarray(arr) if stack else np.asarray(arr)[None]
-
-
-def _rect(shapes, verts, image, point) -> tuple[int | None, tuple[int, int, int, int]]:
-    """(plane index or None, (y, x, h, w)) in ``image``'s data of one shape (its bounding box)."""
-    world = np.array([np.asarray(shapes.data_to_world(v), float) for v in np.asarray(verts, float)])
-    n, k = image.ndim, min(image.ndim, world.shape[1])
-    full = np.tile(np.array(point, float)[-n:], (len(world), 1))
-    full[:, -k:] = world[:, -k:]
-    data = np.array([np.asarray(image.world_to_data(w), float) for w in full])
-    (y0, x0), (y1, x1) = np.round(data[:, -2:].min(0)), np.round(data[:, -2:].max(0))
-    plane = int(round(data[0, 0])) if shapes.ndim >= 3 and n >= 3 else None
-    return plane, (int(y0), int(x0), int(y1 - y0), int(x1 - x0))
-
-
 def _predict_planes(model: SegModel, planes: list):
     out = []
     for plane in planes:
         out.append((yield from model.predict_iter(plane)))
     return out
-
-
-def _spin(lo: int, hi: int, value: int, special: str = "") -> QSpinBox:
-    spin = QSpinBox()
-    spin.setRange(lo, hi)
-    spin.setValue(value)
-    spin.setSpecialValueText(special)  # shown at the minimum
-    return spin
-
-
-def _hbox(*widgets) -> QWidget:
-    box = QWidget()
-    row = QHBoxLayout(box)
-    row.setContentsMargins(0, 0, 0, 0)
-    for w in widgets:
-        row.addWidget(w)
-    return box
-
-
-class _Row:
-    """One image of the Images list: use it (checkbox) and its annotation labels (combobox)."""
-
-    def __init__(self, layer, check: QCheckBox, combo: QComboBox):
-        self.layer, self.check, self.labels = layer, check, combo
-        self.user_choice: str | None = None  # a labels choice made by the user (kept across rebuilds)
 
 
 class PartialLabelsWidget(QWidget):

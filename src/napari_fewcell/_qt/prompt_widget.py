@@ -13,46 +13,13 @@ from qtpy.QtWidgets import (
 
 from ..engine import FewcellError, Progress, PromptParams, Segmenter
 from ._jobs import JobRunner
-from ._layers import fill_combo, watch_layers
+from ._layers import _from_world, _plane, _shape2d, _to_world, fill_combo, watch_layers
 
 BOX_LAYER = "fewcell prompt boxes"
 BOX_SIZE = 64
 SAME = "(same as target)"
 NONE = "(none)"
 RESULT_KEY = "fewcell_result"  # metadata flag of result layers (never auto-picked as prompt labels)
-
-
-def _data(layer):
-    return layer.data[0] if getattr(layer, "multiscale", False) else layer.data
-
-
-def _shape2d(layer) -> tuple[int, int]:
-    shape = _data(layer).shape
-    return tuple(shape[-3:-1] if getattr(layer, "rgb", False) else shape[-2:])
-
-
-def _plane(layer, point) -> tuple[np.ndarray, tuple[int, ...]]:
-    """The 2D plane of ``layer`` at the world ``point`` (viewer.dims.point) and its leading indices."""
-    data, lead = _data(layer), layer.ndim - 2
-    if lead <= 0:
-        return np.asarray(data), ()
-    pos = layer.world_to_data(point)
-    idx = tuple(int(np.clip(round(float(p)), 0, n - 1)) for p, n in zip(pos[:lead], data.shape[:lead]))
-    return np.asarray(data[idx]), idx
-
-
-def _to_world(layer, yx, point) -> np.ndarray:
-    """World (y, x) of the data (y, x) of ``layer``'s plane shown at ``point``."""
-    data = np.array(layer.world_to_data(point), float)
-    data[-2:] = yx
-    return np.asarray(layer.data_to_world(data), float)[-2:]
-
-
-def _from_world(layer, yx, point) -> np.ndarray:
-    """Full data coordinates in ``layer`` of the world (y, x) on the plane shown at ``point``."""
-    world = np.array(point, float)[-layer.ndim:]
-    world[-2:] = yx
-    return np.asarray(layer.world_to_data(world), float)
 
 
 def _segment_gen(seg: Segmenter, job: dict):

@@ -18,9 +18,10 @@ from ..engine.features import Extractors
 from ..engine.perceptron import Perceptron, PerceptronParams, fit_iter, support
 from ..engine.prompt import Progress
 from ._jobs import JobRunner
-from ._layers import clear_rows, fill_combo, watch_layers
-from .partial_widget import _as_planes, _hbox, _image_shape, _planes, _rect, _Row
-from .prompt_widget import RESULT_KEY, _data, _plane
+from ._layers import (
+    _as_planes, _data, _hbox, _image_shape, _plane, _planes, _rect, _Row, clear_rows, fill_combo, watch_layers,
+)
+from .prompt_widget import RESULT_KEY
 
 NONE = "(none)"
 RESULT_SUFFIX = "fewcell perceptron"
