@@ -16,7 +16,7 @@ from qtpy.QtWidgets import (
 from ..engine.errors import FewcellError
 from ..engine.features import Extractors
 from ..engine.perceptron import Perceptron, PerceptronParams, fit_iter, support
-from ..engine.prompt import Progress
+from ..engine.prompt import Progress, run
 from ._jobs import JobRunner
 from ._layers import (
     _as_planes, _data, _hbox, _image_shape, _plane, _planes, _rect, _Row, clear_rows, fill_combo, watch_layers,
@@ -43,22 +43,12 @@ def _predict_all(model: Perceptron, items: list[dict]):
     for it in items:
         planes = []
         for z, plane in enumerate(it["planes"]):
-            planes.append((yield from _quiet(model.predict_iter(plane, it["name"]))))
+            planes.append(run(model.predict_iter(plane, it["name"])))  # progress is reported per plane
             done += 1
             where = f" plane {z + 1}/{len(it['planes'])}" if len(it["planes"]) > 1 else ""
             yield Progress(done, total, f"predicted {it['name']}{where}")
         out.append(planes)
     return out
-
-
-def _quiet(gen):
-    """Run a sub-generator without passing its own progress on (the caller reports per plane)."""
-    try:
-        while True:
-            next(gen)
-    except StopIteration as stop:
-        return stop.value
-    yield  # pragma: no cover - makes this a generator
 
 
 class SupportWidget(QWidget):
