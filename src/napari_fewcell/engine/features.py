@@ -76,19 +76,13 @@ class Extractors:
             self.nets.append(net.to(self.device))
             self.spec.append({"name": name, "sha256": sha256(f), "layers": net.config.n_maps,
                               "trained_on": card.get("trained_on", "")})
-        self.feature_names = [n for s, net in zip(self.spec, self.nets)
-                              for n in [f"{s['name']}:{i}" for i in range(net.config.n_maps)] + [f"{s['name']}:out"]]
-        self.feature_names += EXTRAS
+        self.feature_names = [f"{s['name']}:{i}" for s in self.spec for i in [*range(s["layers"]), "out"]] + EXTRAS
         self._cache: OrderedDict[tuple, np.ndarray] = OrderedDict()
         self._cache_bytes = cache_bytes
 
     @property
     def n_features(self) -> int:
         return len(self.feature_names)
-
-    @property
-    def names(self) -> list[str]:
-        return [s["name"] for s in self.spec]
 
     # ---- computation ---------------------------------------------------------------------
     @torch.inference_mode()

@@ -63,6 +63,19 @@ def _umask() -> int:
     return mask
 
 
+def atomic_write(path: Path, write) -> None:
+    """Call ``write(tmp)`` on a temporary file beside ``path``, then move it into place (mode 0644)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except OSError:
+        Path(tmp).unlink(missing_ok=True)
+        raise FewcellError(f"Could not write {path}; check the folder's permissions and free space.") from None
+
+
 def write_labels_tif(path: str | Path, labels: np.ndarray, source: str = "", classes: dict | None = None,
                      overwrite: bool = False, extra: dict | None = None) -> Path:
     """Write labels (2D, or a stack as a multi-page TIFF) compressed and atomically.

@@ -18,6 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .errors import FewcellError
+from .io import atomic_write
 
 FORMAT = "napari-fewcell/msd"
 VERSION = 1
@@ -35,10 +36,14 @@ class MSDConfig:
     def n_maps(self) -> int:
         return self.depth * self.width
 
+    def dilation(self, i: int) -> int:
+        """Dilation of layer ``i``: 1, 2, …, max_dilation, 1, 2, …"""
+        return (i % self.max_dilation) + 1
+
     @property
     def radius(self) -> int:
         """Receptive-field radius in pixels (the sum of all dilations)."""
-        return sum((i % self.max_dilation) + 1 for i in range(self.depth))
+        return sum(self.dilation(i) for i in range(self.depth))
 
 
 def _dilated(conv: nn.Conv2d, z: torch.Tensor, d: int) -> torch.Tensor:
@@ -69,7 +74,7 @@ class MSDNet(nn.Module):
         self.config = c = config or MSDConfig()
         self.layers = nn.ModuleList()
         for i in range(c.depth):
-            d = (i % c.max_dilation) + 1
+            d = c.dilation(i)
             conv = nn.Conv2d(c.in_channels + i * c.width, c.width, 3, padding=d, dilation=d, padding_mode="reflect")
             # the parameters live in a Conv2d (its layout and init); ``_dilated`` computes the same convolution
             nn.init.kaiming_normal_(conv.weight, nonlinearity="relu")
@@ -83,7 +88,7 @@ class MSDNet(nn.Module):
         # autograd-friendly: a fresh concatenation per layer (in-place writes would break backward)
         maps = x
         for i, conv in enumerate(self.layers):
-            maps = torch.cat([maps, F.relu(_dilated(conv, maps, self.dilation(i)))], 1)
+            maps = torch.cat([maps, F.relu(_dilated(conv, maps, self.config.dilation(i)))], 1)
         return maps
 
     def _all_maps_infer(self, x: torch.Tensor) -> torch.Tensor:
@@ -93,11 +98,8 @@ class MSDNet(nn.Module):
         buf[:, :c] = x
         for i, conv in enumerate(self.layers):
             k = c + i * w
-            buf[:, k : k + w] = F.relu(_dilated(conv, buf[:, :k], self.dilation(i)))
+            buf[:, k : k + w] = F.relu(_dilated(conv, buf[:, :k], self.config.dilation(i)))
         return buf
-
-    def dilation(self, i: int) -> int:
-        return (i % self.config.max_dilation) + 1
 
     def all_maps(self, x: torch.Tensor) -> torch.Tensor:
         """(N, in_channels + depth·width, H, W): the input and every layer's maps."""
@@ -125,9 +127,7 @@ def save_msd(net: MSDNet, path: str | Path, name: str, card: dict | None = None)
         "card": card or {},
         "state_dict": {k: v.detach().cpu().clone() for k, v in net.state_dict().items()},
     }
-    from .segnet import _atomic
-
-    _atomic(Path(path), lambda tmp: torch.save(payload, tmp))
+    atomic_write(Path(path), lambda tmp: torch.save(payload, tmp))
 
 
 def load_msd(path: str | Path) -> tuple[MSDNet, str, dict]:

@@ -37,7 +37,8 @@ from scipy.special import expit
 
 from .annotation import AnnotatedImage, annotate
 from .errors import FewcellError
-from .features import EXTRAS, Extractors
+from .features import EXTRAS, Extractors, shipped_names
+from .io import atomic_write
 from .prompt import Progress
 
 FORMAT = "napari-fewcell/perceptron"
@@ -194,8 +195,6 @@ class Perceptron:
     # ---- files ---------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
         """Write ``path`` (.npz: arrays + JSON, no pickles) atomically."""
-        from .segnet import _atomic
-
         path = Path(path)
         arrays = {"W": self.W, "b": self.b, "mean": self.mean, "std": self.std, "classes": self.classes,
                   "fg": self.fg, "meta": np.array(json.dumps(self.meta))}
@@ -204,7 +203,7 @@ class Perceptron:
             with open(tmp, "wb") as fh:
                 np.savez_compressed(fh, **arrays)
 
-        _atomic(path, write)
+        atomic_write(path, write)
         return path
 
     @classmethod
@@ -249,22 +248,25 @@ class Perceptron:
 
 def _extractors_for(meta: dict, what: str, device: str) -> Extractors:
     """The shipped extractors a model was fitted with; a clear sentence when they are not here."""
-    from .features import shipped_dir, sha256, shipped_names, PREFIX
-
     wanted = meta.get("extractors", [])
-    have = set(shipped_names())
-    for e in wanted:
-        name = e.get("name")
-        if name not in have or sha256(shipped_dir() / f"{PREFIX}{name}.pt") != e.get("sha256"):
+    have = shipped_names()
+    fx = Extractors([e["name"] for e in wanted], device=device) if all(e.get("name") in have for e in wanted) else None
+    for i, e in enumerate(wanted):
+        if fx is None or fx.spec[i]["sha256"] != e.get("sha256"):
             raise FewcellError(
-                f"{what} was fitted with the feature extractor '{name}' in another version than this "
-                f"napari-fewcell ships ({', '.join(sorted(have)) or 'none'}); fit it again on your support images."
+                f"{what} was fitted with the feature extractor '{e.get('name')}' in another version than this "
+                f"napari-fewcell ships ({', '.join(have) or 'none'}); fit it again on your support images."
             )
-    return Extractors([e["name"] for e in wanted], device=device)
+    return fx
+
+
+def _kind(arr: np.ndarray) -> str:
+    """How a (H, W, C) image is described in sentences and in the model's metadata."""
+    return "colour (RGB)" if arr.shape[-1] == 3 else "gray"
 
 
 def _check_channels(arr: np.ndarray, channels: str | None, name: str) -> None:
-    kind = "colour (RGB)" if arr.shape[-1] == 3 else "gray"
+    kind = _kind(arr)
     if channels and kind != channels:
         raise FewcellError(
             f"The {name} is {kind} but the perceptron was fitted on {channels} images; "
@@ -281,7 +283,7 @@ def fit_iter(data: Sequence[AnnotatedImage], params: PerceptronParams | None = N
     p.check()
     if not data:
         raise FewcellError("No support image was given; add at least one image with its labels.")
-    kinds = ["colour (RGB)" if d.image.shape[-1] == 3 else "gray" for d in data]
+    kinds = [_kind(d.image) for d in data]
     for d, k in zip(data, kinds):
         if k != kinds[0]:
             raise FewcellError(

@@ -14,8 +14,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Generator, Sequence
@@ -27,6 +25,7 @@ import torch.nn.functional as F
 from .backbone import EmbedNet, NetConfig
 from .device import select_device
 from .errors import FewcellError
+from .io import atomic_write
 from .normalize import as_image2d, intensity_range, normalize
 from .partial import _aug
 from .prompt import Progress, _pad_to_multiple
@@ -127,9 +126,9 @@ class SegModel:
             "card": self.card,
             "state_dict": {k: v.detach().cpu().clone() for k, v in self.net.state_dict().items()},
         }
-        _atomic(path, lambda tmp: torch.save(payload, tmp))
+        atomic_write(path, lambda tmp: torch.save(payload, tmp))
         card = {k: v for k, v in payload.items() if k != "state_dict"}
-        _atomic(path.with_suffix(".json"), lambda tmp: Path(tmp).write_text(json.dumps(card, indent=2)))
+        atomic_write(path.with_suffix(".json"), lambda tmp: Path(tmp).write_text(json.dumps(card, indent=2)))
         return path
 
     @classmethod
@@ -173,18 +172,6 @@ class SegModel:
         card = payload.get("card", {})
         use_tta = card.get("params", {}).get("tta", False) if tta is None else tta
         return cls(net, classes, card, payload.get("class_names"), tta=use_tta, device=device)
-
-
-def _atomic(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except OSError:
-        Path(tmp).unlink(missing_ok=True)
-        raise FewcellError(f"Could not write {path}; check the folder's permissions and free space.") from None
 
 
 def train_iter(images: Sequence, labels: Sequence, known: Sequence | None = None, params: TrainParams | None = None,
