@@ -71,6 +71,10 @@ class EmbedNet(nn.Module):
 
     def decode(self, x: torch.Tensor) -> torch.Tensor:
         """The U-Net's head output (before any normalisation) at full resolution."""
+        return self.head(self.body(x))
+
+    def body(self, x: torch.Tensor) -> torch.Tensor:
+        """The maps the 1×1 head reads (the input of the last layer), at full resolution."""
         skips = []
         for i, block in enumerate(self.down):
             if i:
@@ -79,7 +83,7 @@ class EmbedNet(nn.Module):
             skips.append(x)
         for up, fuse, skip in zip(self.up, self.fuse, skips[-2::-1]):
             x = fuse(torch.cat([up(x), skip], dim=1))
-        return self.head(x)
+        return x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.decode(x), dim=1)

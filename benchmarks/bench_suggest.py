@@ -1,0 +1,222 @@
+#!/usr/bin/env python
+"""Benchmark of workflow 4: which tiles to annotate (paper 001).
+
+For each target data set the pool is its train split cut into 256² tiles; the model refitted on
+the annotated tiles is the perceptron of workflow 3 (leave-one-class-out extractors: none was
+trained on the target set) and it is scored on every test image (foreground Dice, mean over the
+test images). Two protocols:
+
+- **loop** (what the widget does): the first tile is chosen by the shipped network of another
+  class adapted to the pool by the pretext task (histogram equalisation + Otsu + dilation);
+  after each accepted tile the perceptron is refitted on every tile annotated so far and scores
+  the remaining tiles itself. Budgets 1, 3, 5 are the first 1, 3, 5 tiles of that sequence.
+- **once** (paper 001, Algorithm 1): the pretext-adapted network scores the pool once and the top
+  1, 3, 5 tiles are annotated.
+
+``random`` draws 10 tile sequences (mean ± sd). A budget whose tiles hold only one class cannot
+fit a perceptron: its prediction is all background (Dice 0 unless the test image is empty), as a
+user would see. Then: the time to score 100 tiles of 256² per score and model. See
+benchmarks/README.md.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_fewshot import fg_dice  # noqa: E402
+from bench_prompt import Dataset, log, vm_hwm_gb  # noqa: E402
+
+SETS = ["isbi2012_membrane", "dsb2018_fluo"]
+SOURCE = {"isbi2012_membrane": "fluo_nuclei", "dsb2018_fluo": "em_membrane"}  # a network of another class
+BUDGETS = [1, 3, 5]
+SCORES = ["consistency", "entropy", "mc-dropout"]
+
+
+def evaluate(ds: Dataset, fx, chosen, test_ids, seed: int) -> tuple:
+    """Fit the perceptron on the chosen (image id, box) tiles; mean foreground Dice on the test images."""
+    from napari_fewcell.engine.errors import FewcellError
+    from napari_fewcell.engine.perceptron import PerceptronParams, fit_iter, support
+    from napari_fewcell.engine.prompt import run
+
+    boxes: dict = {}
+    for i, b in chosen:
+        boxes.setdefault(i, []).append(b)
+    data = [support(ds.images[i], ds.labels[i], bs, name=i) for i, bs in boxes.items()]
+    try:
+        model = run(fit_iter(data, PerceptronParams(seed=seed), extractors=fx))
+    except FewcellError:  # one class only: nothing can be fitted, nothing is segmented
+        return float(np.mean([fg_dice(np.zeros_like(ds.labels[t]), ds.labels[t]) for t in test_ids])), None
+    dice = [fg_dice(model.labels_from(model.probabilities(fx.features(ds.images[t]))), ds.labels[t])
+            for t in test_ids]
+    return float(np.mean(dice)), model
+
+
+def loop(ds, pool_ids, fx, first_scorer, score: str, test_ids, budget: int) -> tuple[dict, list]:
+    from napari_fewcell.engine.prompt import run
+    from napari_fewcell.engine.suggest import PerceptronScorer, SuggestParams, suggest_iter
+
+    images = [ds.images[i] for i in pool_ids]
+    chosen, exclude, out, scorer = [], {}, {}, first_scorer
+    for b in range(1, budget + 1):
+        (hit,) = run(suggest_iter(images, scorer, SuggestParams(score=score, top=1), exclude=exclude))
+        chosen.append((pool_ids[hit.image], hit.box))
+        exclude.setdefault(hit.image, []).append(hit.box)
+        dice, model = evaluate(ds, fx, chosen, test_ids, seed=b)
+        if b in BUDGETS:
+            out[b] = dice
+        scorer = PerceptronScorer(model) if model is not None else first_scorer
+        log(f"  {score} loop: tile {b} = {chosen[-1]}, Dice {dice:.1f}")
+    return out, chosen
+
+
+def once(ds, pool_ids, fx, scorer, score: str, test_ids, budget: int) -> tuple[dict, list]:
+    from napari_fewcell.engine.prompt import run
+    from napari_fewcell.engine.suggest import SuggestParams, suggest_iter
+
+    hits = run(suggest_iter([ds.images[i] for i in pool_ids], scorer, SuggestParams(score=score, top=budget)))
+    chosen = [(pool_ids[h.image], h.box) for h in hits]
+    return {b: evaluate(ds, fx, chosen[:b], test_ids, seed=b)[0] for b in BUDGETS if b <= budget}, chosen
+
+
+def random_draws(ds, pool_ids, fx, test_ids, budget: int, draws: int) -> dict:
+    from napari_fewcell.engine.suggest import tile_boxes
+
+    cands = [(i, b) for i in pool_ids for b in tile_boxes(ds.labels[i].shape, 256)]
+    res = {b: [] for b in BUDGETS}
+    for d in range(draws):
+        rng = np.random.default_rng(d)
+        chosen = [cands[j] for j in rng.choice(len(cands), budget, replace=False)]
+        for b in BUDGETS:
+            res[b].append(evaluate(ds, fx, chosen[:b], test_ids, seed=b)[0])
+        log(f"  random draw {d}: " + ", ".join(f"{b}: {res[b][-1]:.1f}" for b in BUDGETS))
+    return res
+
+
+def timing(data: str, repeats: int, full_res: bool) -> list[str]:
+    """Seconds to score 100 tiles of 256² (25 ISBI images of 512², 4 tiles each)."""
+    import torch
+
+    from napari_fewcell.engine.annotation import annotate
+    from napari_fewcell.engine.backbone import NetConfig
+    from napari_fewcell.engine.perceptron import PerceptronParams, fit_iter
+    from napari_fewcell.engine.prompt import PromptParams, Segmenter, run
+    from napari_fewcell.engine.segnet import SegModel, SegNet
+    from napari_fewcell.engine.suggest import (PerceptronScorer, PromptScorer, SegModelScorer, SuggestParams,
+                                               shipped_network, suggest_iter)
+
+    ds = Dataset(data, "isbi2012_membrane")
+    ids = sorted(ds.images)[:25]
+    images = [ds.images[i] for i in ids]
+    box = (0, 0, 64, 64)
+    perc = run(fit_iter([annotate(images[0], ds.labels[ids[0]], [box])], PerceptronParams(), None))
+    seg = Segmenter(PromptParams(device="cpu"))
+    prompt = seg.prepare_prompt(images[0], ds.labels[ids[0]], box)
+    models = {
+        "shipped network (MSD, 30 layers)": shipped_network("em_membrane", device="cpu"),
+        "perceptron (3 MSD networks + extras)": PerceptronScorer(perc),
+        "stage-2 network (U-Net, default size)": SegModelScorer(SegModel(SegNet(NetConfig(embed_dim=2)), [0, 1],
+                                                                         device="cpu")),
+        "prompt segmenter (shipped embedding U-Net)": PromptScorer(seg, prompt),
+    }
+    rows = ["## Time to score 100 tiles of 256² (2 CPU threads; median of "
+            f"{repeats} runs at 1/2 resolution, one run at full resolution; seconds)", "",
+            "| model | scale | consistency | entropy | mc-dropout | random |", "|---|---|---|---|---|---|"]
+    for label, scorer in models.items():
+        for scale in ([1, 2] if full_res and label.startswith("shipped") else [2]):
+            cells = []
+            for score in ["consistency", "entropy", "mc-dropout", "random"]:
+                ts = []
+                for _ in range(repeats if scale > 1 else 1):
+                    t0 = time.perf_counter()
+                    run(suggest_iter(images, scorer, SuggestParams(score=score, scale=scale, top=5)))
+                    ts.append(time.perf_counter() - t0)
+                cells.append(f"{np.median(ts):.1f}")
+                log(f"  timing {label} scale {scale} {score}: {cells[-1]} s")
+            rows.append(f"| {label} | 1/{scale} | " + " | ".join(cells) + " |")
+    rows += ["", f"torch threads: {torch.get_num_threads()}", ""]
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--sets", nargs="+", default=SETS)
+    ap.add_argument("--draws", type=int, default=10)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=3, help="timing repeats")
+    ap.add_argument("--no-timing", action="store_true")
+    ap.add_argument("--timing-only", action="store_true")
+    ap.add_argument("--quick", action="store_true", help="smoke test: 2 draws, 3 test images, 6 pool images")
+    ap.add_argument("--out", default="benchmarks/results/suggest.md")
+    args = ap.parse_args()
+
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    from napari_fewcell.engine.features import Extractors, shipped_names
+    from napari_fewcell.engine.prompt import run
+    from napari_fewcell.engine.suggest import PretextParams, pretext_iter, shipped_network
+
+    torch.set_num_threads(args.threads)
+    threadpool_limits(args.threads)
+    draws = 2 if args.quick else args.draws
+    budget = max(BUDGETS)
+    rep = [
+        "# napari-fewcell: what to annotate next" + (" (QUICK smoke run — not a result)" if args.quick else ""),
+        "",
+        f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC}; `nproc` = "
+        f"{len(os.sched_getaffinity(0))}; torch {torch.__version__}, {args.threads} threads; device cpu",
+        f"- command: `{shlex.join([Path(sys.executable).name] + sys.argv)}`",
+        "- tiles 256², scored at 1/2 resolution (the default); model refitted = perceptron (logistic + BFGS) on "
+        "leave-one-class-out extractors; foreground Dice %, mean over the test images", "",
+    ]
+    if not args.timing_only:
+        fx_all = Extractors(device="cpu")
+        trained_on = {s["name"]: s["trained_on"] for s in fx_all.spec}
+        rep += ["| target | protocol | score | 1 tile | 3 tiles | 5 tiles |", "|---|---|---|---|---|---|"]
+        picks = []
+        for name in args.sets:
+            log(f"{name}: loading")
+            ds = Dataset(args.data, name)
+            pool = ds.train[:6] if args.quick else ds.train
+            test_ids = ds.test[:3] if args.quick else ds.test
+            fx = Extractors([n for n in shipped_names() if trained_on[n] != name], device="cpu", cache_bytes=12 << 30)
+            t0 = time.perf_counter()
+            first = run(pretext_iter(shipped_network(SOURCE[name], device="cpu"), [ds.images[i] for i in pool],
+                                     PretextParams(steps=20 if args.quick else PretextParams.steps)))
+            log(f"{name}: pretext {time.perf_counter() - t0:.0f} s")
+            rnd = random_draws(ds, pool, fx, test_ids, budget, draws)
+            rep.append(f"| {name} | — | random ({draws} draws) | " + " | ".join(
+                f"{np.mean(rnd[b]):.1f} ± {np.std(rnd[b]):.1f}" for b in BUDGETS) + " |")
+            for score in SCORES:
+                res, chosen = loop(ds, pool, fx, first, score, test_ids, budget)
+                rep.append(f"| {name} | loop | {score} | " + " | ".join(f"{res[b]:.1f}" for b in BUDGETS) + " |")
+                picks.append(f"- {name}, loop, {score}: " + "; ".join(f"{i} {list(b)}" for i, b in chosen))
+            for score in SCORES:
+                res, chosen = once(ds, pool, fx, first, score, test_ids, budget)
+                rep.append(f"| {name} | once | {score} | " + " | ".join(f"{res[b]:.1f}" for b in BUDGETS) + " |")
+                picks.append(f"- {name}, once, {score}: " + "; ".join(f"{i} {list(b)}" for i, b in chosen))
+            del fx
+        rep += ["", "Tiles chosen (image id, [y, x, h, w]):", "", *picks, ""]
+    if not args.no_timing:
+        log("timing")
+        rep += timing(args.data, 1 if args.quick else args.repeats, full_res=not args.quick)
+    rep.append(f"- wall time {time.perf_counter() - T0:.0f} s; peak memory (VmHWM) {vm_hwm_gb():.2f} GB")
+    text = "\n".join(rep) + "\n"
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(text)
+    print(text)
+
+
+T0 = time.perf_counter()
+
+if __name__ == "__main__":
+    main()
