@@ -14,10 +14,12 @@ def test_manifest_is_valid_and_names_our_contributions():
     pm = PluginManifest.from_distribution("napari-fewcell")
     assert pm.name == "napari-fewcell"
     assert [w.display_name for w in pm.contributions.widgets] == ["Prompt segmentation", "Partial labels",
-                                                                     "Few-shot support"]
+                                                                     "Few-shot support", "What to annotate next"]
     commands = {c.id: c.python_name for c in pm.contributions.commands}
     assert [w.command for w in pm.contributions.widgets] == [
-        "napari-fewcell.prompt_widget", "napari-fewcell.partial_widget", "napari-fewcell.support_widget"]
+        "napari-fewcell.prompt_widget", "napari-fewcell.partial_widget", "napari-fewcell.support_widget",
+        "napari-fewcell.suggest_widget"]
+    assert commands["napari-fewcell.suggest_widget"] == "napari_fewcell._qt.suggest_widget:SuggestWidget"
     assert commands["napari-fewcell.support_widget"] == "napari_fewcell._qt.support_widget:SupportWidget"
     assert commands["napari-fewcell.partial_widget"] == "napari_fewcell._qt.partial_widget:PartialLabelsWidget"
     from napari_fewcell._qt.partial_widget import PartialLabelsWidget  # the python_name resolves

@@ -150,6 +150,63 @@ def _cmd_fit(a) -> int:
     return 0
 
 
+def _cmd_suggest(a) -> int:
+    import json
+
+    from .engine.annotation import planes_of
+    from .engine.io import atomic_write, read_image
+    from .engine.perceptron import open_model
+    from .engine.prompt import run
+    from .engine import suggest as sg
+
+    if a.threads:
+        import torch
+
+        torch.set_num_threads(a.threads)
+    params = sg.SuggestParams(tile=a.tile, top=a.top, score=a.score, scale=a.scale, magnitude=a.magnitude,
+                              seed=a.seed, device=a.device)
+    params.check()
+    if a.pretext and a.model:
+        raise FewcellError("--pretext adapts the shipped network to your images before anything is annotated; "
+                           "a fitted --model is already adapted, so drop one of the two.")
+    out = Path(a.json)
+    if out.exists() and not a.overwrite:
+        raise FewcellError(f"{out} already exists; pass --overwrite to replace it or choose another name.")
+    if not out.parent.is_dir():
+        raise FewcellError(f"The folder of --json {out} does not exist; create it first.")
+    planes, where = [], []
+    for path in a.images:
+        pl, stack = planes_of(read_image(path), Path(path).name)
+        planes += pl
+        where += [(path, z if stack else None) for z in range(len(pl))]
+    names = [Path(p).name + ("" if z is None else f" plane {z}") for p, z in where]
+    sg.candidates(planes, params.tile, names=names)  # bad tile sizes and mixed images fail before any model loads
+    scorer = None
+    if params.score != "random":
+        if a.model:
+            scorer = sg.scorer_for(open_model(a.model, device=a.device))
+        else:
+            scorer = sg.shipped_network(a.network, planes[0].shape[-1] if planes[0].ndim == 3 else 1, a.device)
+            if a.pretext:
+                scorer = run(sg.pretext_iter(scorer, planes, sg.PretextParams(steps=a.pretext_steps, seed=a.seed)),
+                             _Bar("pretext"))
+    hits = run(sg.suggest_iter(planes, scorer, params, names=names), _Bar("suggest"))
+    rows = []
+    for h in hits:
+        path, z = where[h.image]
+        row = {"rank": h.rank, "image": path, "box": list(h.box), "score": round(h.score, 6)}
+        if z is not None:
+            row["plane"] = z
+        row["score_name"] = params.score
+        row["model"] = a.model if a.model else (f"shipped:{scorer.name}" if scorer is not None else None)
+        rows.append(row)
+        print(f"{h.rank}. {names[h.image]} box {' '.join(map(str, h.box))} score {h.score:.4f}", file=sys.stderr)
+    text = json.dumps(rows, indent=2) + "\n"
+    atomic_write(out, lambda tmp: Path(tmp).write_text(text))
+    print(out)
+    return 0
+
+
 def _cmd_pretrain(a) -> int:
     from .engine.pretrain import DATASETS, PretrainParams, pretrain_iter
     from .engine.prompt import run
@@ -286,6 +343,34 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
     r.add_argument("--overwrite", action="store_true", help="replace existing <stem>.tif files in --out")
     r.set_defaults(func=_cmd_predict)
+
+    from .engine.suggest import SCORES, SuggestParams as SuggestDefaults
+
+    g = sub.add_parser("suggest", help="rank tiles by what a model would learn from them (what to annotate next)",
+                       description="Cut the images into square tiles, score each with a model and write the best, "
+                       "best first, as JSON: [{\"rank\", \"image\", \"box\": [y, x, h, w], \"score\"}, ...]. "
+                       "Without --model the shipped network is scored (paper 001).")
+    g.add_argument("images", nargs="+", metavar="IMAGE", help="images or stacks (every plane is a candidate)")
+    g.add_argument("--tile", type=int, default=SuggestDefaults.tile, help="tile side in pixels")
+    g.add_argument("--top", type=int, default=SuggestDefaults.top, help="how many tiles to suggest")
+    g.add_argument("--score", choices=SCORES, default=SuggestDefaults.score)
+    g.add_argument("--model", default=None, metavar="MODEL",
+                   help="a perceptron (.npz, `fewcell fit`) or stage-2 network (.pt); default: a shipped network")
+    g.add_argument("--json", required=True, metavar="OUT.json")
+    g.add_argument("--network", default=None, help="shipped network scored without --model (default: fluo_nuclei "
+                   "for gray images, he_nuclei for colour; em_membrane for electron microscopy)")
+    g.add_argument("--pretext", action="store_true", help="first adapt the shipped network to the images on "
+                   "pseudo-labels (histogram equalisation + Otsu threshold + 3×3 dilation; paper 001 §3.2)")
+    g.add_argument("--pretext-steps", type=int, default=60)
+    g.add_argument("--scale", type=int, default=SuggestDefaults.scale,
+                   help="score tiles at 1/SCALE resolution (1 = full resolution, about 8× slower than 2)")
+    g.add_argument("--magnitude", type=float, default=SuggestDefaults.magnitude,
+                   help="brightness and sharpness factor of the consistency score")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    g.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
+    g.add_argument("--overwrite", action="store_true", help="replace an existing OUT.json")
+    g.set_defaults(func=_cmd_suggest)
 
     p = sub.add_parser("pretrain", help="train the embedding network episodically (writes a weights file)")
     p.add_argument("--data", default="../shared/data", help="folder of data sets (see docs/models.md)")

@@ -265,7 +265,8 @@ def shipped_network(name: str | None = None, channels: int = 1, device: str = "a
 
 
 @torch.inference_mode()
-def score_batch(scorer: Scorer, x: torch.Tensor, p: SuggestParams, generator: torch.Generator | None = None) -> np.ndarray:
+def score_batch(scorer: Scorer, x: torch.Tensor, p: SuggestParams,
+                generator: torch.Generator | None = None) -> np.ndarray:
     """Scores (N,) of a batch of normalised tiles x (N, 3, h, w), already at scoring resolution."""
     if p.score == "random":
         return torch.rand(x.shape[0], generator=generator).numpy()

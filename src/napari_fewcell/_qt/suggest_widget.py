@@ -1,0 +1,319 @@
+"""Dock widget for workflow 4: what to annotate next (paper 001).
+
+Suggest tiles → Next (go there, a box and a labels layer to paint in) → Accept (refit on every
+accepted tile, update the prediction, rescore the rest) or Skip. Qt and napari glue only; the
+loop itself is :class:`napari_fewcell.engine.active.Session`.
+"""
+from __future__ import annotations
+
+import numpy as np
+from napari.layers import Image, Labels, Shapes
+from qtpy.QtWidgets import (
+    QCheckBox, QComboBox, QFormLayout, QLabel, QListWidget, QProgressBar, QPushButton, QVBoxLayout, QWidget,
+)
+
+from ..engine.active import Session, SessionParams
+from ..engine.errors import FewcellError
+from ..engine.features import shipped_names
+from ..engine.suggest import SCORES, SuggestParams
+from ._jobs import JobRunner
+from ._layers import _data, _from_world, _hbox, _image_shape, _planes, _spin, _to_world, watch_layers
+from .prompt_widget import RESULT_KEY
+
+SUGGESTIONS = "fewcell suggestions"
+BOXES = "fewcell annotation boxes"  # also picked by default by the Few-shot support widget
+PREDICTION = "fewcell prediction"
+MODELS = [("perceptron on MSD features (workflow 3)", "perceptron"), ("prompt segmenter (workflow 1)", "prompt")]
+SCOPES = [("current image", "image"), ("all open images", "all")]
+AUTO = "auto (by image kind)"
+
+
+def _loop_iter(session: Session, refit: bool):
+    """Refit (then predict every plane) if asked, then rescore; returns (predictions or None, suggestions)."""
+    preds = (yield from session.refit_iter()) if refit else None
+    if not any(True for _ in _left(session)):
+        return preds, []
+    return preds, (yield from session.suggest_iter())
+
+
+def _left(session: Session):
+    from ..engine.suggest import candidates
+
+    return candidates(session.arrs, session.params.suggest.tile, session.exclude())[1]
+
+
+class SuggestWidget(QWidget):
+    """Rank tiles by how much the model would learn from them; annotate, accept, refit, repeat."""
+
+    def __init__(self, napari_viewer):
+        super().__init__()
+        self.viewer = napari_viewer
+        self.session: Session | None = None
+        self._key = None  # what the session was made for: images, tile, model, network, pretext, device
+        self.items: list[tuple[Image, int | None]] = []  # the session's planes: (layer, plane index or None)
+        self.suggestions: list = []
+        self.current: int | None = None  # index in self.suggestions of the tile being annotated
+        self.state: dict[int, str] = {}  # suggestion index → "accepted" / "skipped"
+
+        self.scope_combo = QComboBox()
+        for text, key in SCOPES:
+            self.scope_combo.addItem(text, key)
+        self.model_combo = QComboBox()
+        for text, key in MODELS:
+            self.model_combo.addItem(text, key)
+        self.model_combo.setToolTip("The model refitted after each Accept, on every tile accepted so far.")
+        self.score_combo = QComboBox()
+        self.score_combo.addItems(SCORES)
+        self.score_combo.setToolTip("consistency: predictions change under auto-contrast, brightness and sharpness "
+                                    "(paper 001); entropy; MC-dropout; random.")
+        self.tile_spin = _spin(16, 4096, SuggestParams.tile)
+        self.top_spin = _spin(1, 100, SuggestParams.top)
+        self.network_combo = QComboBox()
+        self.network_combo.addItems([AUTO, *shipped_names()])
+        self.network_combo.setToolTip("Scores the tiles until the first Accept (em_membrane for electron microscopy).")
+        self.pretext_check = QCheckBox("Adapt it to the images first (pretext task, ~1 min)")
+        self.device_combo = QComboBox()
+        self.device_combo.addItems(["auto", "cpu", "cuda"])
+        buttons = {"suggest": ("Suggest tiles", self._suggest), "next": ("Next", self._next),
+                   "accept": ("Accept", self._accept), "skip": ("Skip", self._skip)}
+        for key, (text, slot) in buttons.items():
+            setattr(self, f"{key}_button", QPushButton(text))
+            getattr(self, f"{key}_button").clicked.connect(slot)
+        self.list = QListWidget()
+        self.cancel_button = QPushButton("Cancel")
+        self.progress = QProgressBar()
+        self.status = QLabel("Open an image, then press Suggest tiles.")
+        self.status.setWordWrap(True)
+        self.jobs = JobRunner(self.progress, self.status, self.cancel_button,
+                              [getattr(self, f"{k}_button") for k in buttons],
+                              cancelled_text="Cancelled; the suggestions and the model are as they were.")
+
+        form = QFormLayout()
+        form.addRow("Images", self.scope_combo)
+        form.addRow("Model", self.model_combo)
+        form.addRow("Score", self.score_combo)
+        form.addRow("Tile size", self.tile_spin)
+        form.addRow("Suggestions", self.top_spin)
+        form.addRow("First network", self.network_combo)
+        form.addRow(self.pretext_check)
+        form.addRow("Device", self.device_combo)
+        form.addRow(self.suggest_button)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.list)
+        layout.addWidget(_hbox(self.next_button, self.accept_button, self.skip_button))
+        for w in (self.cancel_button, self.progress, self.status):
+            layout.addWidget(w)
+        watch_layers(self.viewer, self._refresh)
+
+    def _refresh(self):
+        # a session whose image layers were removed is stale
+        if self.items and any(layer not in self.viewer.layers for layer, _ in self.items):
+            self.session, self._key, self.items, self.suggestions, self.current = None, None, [], [], None
+            self.list.clear()
+
+    # ----------------------------------------------------------------- session
+    def _images(self) -> list[Image]:
+        images = [lay for lay in self.viewer.layers if isinstance(lay, Image)]
+        if not images:
+            raise FewcellError("Open an image first.")
+        if self.scope_combo.currentData() == "all":
+            return images
+        active = self.viewer.layers.selection.active
+        return [active] if isinstance(active, Image) else [images[0]]
+
+    def _params(self) -> SessionParams:
+        network = self.network_combo.currentText()
+        return SessionParams(
+            model=self.model_combo.currentData(),
+            suggest=SuggestParams(tile=self.tile_spin.value(), top=self.top_spin.value(),
+                                  score=self.score_combo.currentText(), device=self.device_combo.currentText()),
+            network=None if network == AUTO else network, pretext=self.pretext_check.isChecked(),
+            device=self.device_combo.currentText())
+
+    def _session(self) -> Session:
+        """The current session, or a new one if the images or settings that shape it changed."""
+        images, p = self._images(), self._params()
+        key = (tuple(id(lay) for lay in images), p.suggest.tile, p.model, p.network, p.pretext, p.device)
+        if self.session is None or key != self._key:
+            items, planes, names = [], [], []
+            for lay in images:
+                for z, plane in enumerate(_planes(lay)):
+                    items.append((lay, z if lay.ndim == 3 else None))
+                    planes.append(plane)
+                    names.append(lay.name + (f" plane {z}" if lay.ndim == 3 else ""))
+            self.session, self._key, self.items = Session(planes, names, p), key, items
+            self.suggestions, self.current, self.state = [], None, {}
+        else:
+            self.session.params.suggest = p.suggest  # score and top may change between rounds
+        return self.session
+
+    # ----------------------------------------------------------------- suggest
+    def _collect_suggest(self) -> dict:
+        session = self._session()
+        return {"make": lambda: _loop_iter(session, refit=False), "done": self._loop_done}
+
+    def _suggest(self):
+        self.jobs.start(self._collect_suggest, "Scoring tiles…")
+
+    def _loop_done(self, result):
+        preds, hits = result
+        if preds is not None:
+            self._show_predictions(preds)
+        self.suggestions, self.current, self.state = hits, None, {}
+        self._show_suggestions()
+        fitted = "" if preds is None else (f"Refitted on {len(self.session.accepted)} accepted tile(s); "
+                                           f"'{PREDICTION}' updated. ")
+        self.status.setText(fitted + (f"{len(hits)} tiles suggested; press Next to annotate the first."
+                                      if hits else "Every tile is annotated or skipped."))
+
+    def _show_suggestions(self):
+        self.list.clear()
+        rects, ranks, scores = [], [], []
+        shapes = self._shapes_layer(SUGGESTIONS, edge_color="cyan")
+        for k, h in enumerate(self.suggestions):
+            layer, z = self.items[h.image]
+            y, x, hh, ww = h.box
+            where = "" if z is None else f" plane {z}"
+            mark = f" — {self.state[k]}" if k in self.state else ""
+            self.list.addItem(f"{h.rank}. {layer.name}{where}: y {y}, x {x} ({hh}×{ww}) — score {h.score:.4f}{mark}")
+            rects.append(self._world_rect(shapes, layer, z, h.box))
+            ranks.append(h.rank)
+            scores.append(h.score)
+        shapes.data = []
+        if rects:
+            shapes.add_rectangles(rects, edge_color="cyan", face_color="transparent", edge_width=2)
+            shapes.features = {"rank": ranks, "score": scores}
+            shapes.text = {"string": "#{rank} {score:.3f}", "color": "cyan", "anchor": "upper_left", "size": 10}
+        if self.current is not None:
+            self.list.setCurrentRow(self.current)
+
+    # ----------------------------------------------------------------- geometry
+    def _shapes_layer(self, name: str, edge_color: str) -> Shapes:
+        layer = self.viewer.layers[name] if name in self.viewer.layers else None
+        if not isinstance(layer, Shapes):
+            ref = self.items[0][0]
+            ndim = max(lay.ndim for lay, _ in self.items)
+            layer = self.viewer.add_shapes(ndim=ndim, name=name, edge_color=edge_color, face_color="transparent",
+                                           scale=ref.scale[-ndim:] if ref.ndim == ndim else None,
+                                           translate=ref.translate[-ndim:] if ref.ndim == ndim else None)
+        return layer
+
+    def _point(self, layer: Image, z: int | None):
+        """The world point showing plane z of ``layer`` (the current point for a 2D image)."""
+        point = np.array(self.viewer.dims.point, float)
+        if z is not None:
+            data = np.array(layer.world_to_data(point[-layer.ndim:]), float)
+            data[0] = z
+            point[-layer.ndim:] = layer.data_to_world(data)
+        return point
+
+    def _world_rect(self, shapes: Shapes, layer: Image, z: int | None, box) -> np.ndarray:
+        y, x, h, w = box
+        point = self._point(layer, z)
+        corners = [(y, x), (y, x + w), (y + h, x + w), (y + h, x)]
+        rect = np.array([_from_world(shapes, _to_world(layer, c, point), point) for c in corners])
+        rect[:, :-2] = np.round(rect[:, :-2])
+        return rect
+
+    # ----------------------------------------------------------------- next / skip / accept
+    def _next(self, after_skip: bool = False):
+        if not self.suggestions:
+            return self.jobs.fail("There are no suggestions yet; press Suggest tiles first.")
+        todo = [k for k in range(len(self.suggestions)) if k not in self.state]
+        if self.current is not None and self.current in todo and not after_skip:
+            todo = todo[todo.index(self.current) + 1:] + todo[: todo.index(self.current)]
+        if not todo:
+            return self.jobs.fail("Every suggestion is handled; press Suggest tiles for more.")
+        self.current = todo[0]
+        h = self.suggestions[self.current]
+        layer, z = self.items[h.image]
+        point = self._point(layer, z)
+        if z is not None:
+            self.viewer.dims.set_point(range(len(point)), tuple(point))
+        y, x, hh, ww = h.box
+        centre = _to_world(layer, (y + hh / 2, x + ww / 2), point)
+        scene = getattr(self.viewer, "scene", None)  # napari >= 0.9 (viewer.camera is deprecated there)
+        camera = scene.camera if scene is not None else self.viewer.camera
+        camera.center = tuple(centre)
+        canvas = getattr(self.viewer, "_canvas_size", None)
+        if canvas is not None and min(canvas) > 0:
+            camera.zoom = 0.8 * min(canvas) / (max(hh, ww) * float(max(layer.scale[-2:])))
+        boxes = self._shapes_layer(BOXES, edge_color="yellow")
+        rect = self._world_rect(boxes, layer, z, h.box)
+        if not any(np.allclose(np.asarray(r, float), rect) for r in boxes.data if np.shape(r) == rect.shape):
+            boxes.add_rectangles(rect, edge_color="yellow", face_color="transparent", edge_width=2)
+        labels = self._labels_layer(layer, create=True)
+        self.viewer.layers.selection.active = labels
+        labels.mode, labels.selected_label = "paint", 1
+        self.list.setCurrentRow(self.current)
+        where = "" if z is None else f" plane {z}"
+        self.status.setText(f"Suggestion {h.rank}: paint structures (1, 2, …) and background (0) inside the yellow "
+                            f"box on '{layer.name}'{where} in '{labels.name}', then press Accept (or Skip).")
+
+    def _labels_layer(self, image: Image, create: bool = False) -> Labels | None:
+        name = f"{image.name} labels"
+        layer = self.viewer.layers[name] if name in self.viewer.layers else None
+        if isinstance(layer, Labels) and _data(layer).shape == _image_shape(image):
+            return layer
+        if not create:
+            return None
+        if layer is not None:
+            name = f"{image.name} fewcell labels"
+        return self.viewer.add_labels(np.zeros(_image_shape(image), np.uint8), name=name, scale=image.scale,
+                                      translate=image.translate)
+
+    def _skip(self):
+        if self.current is None:
+            return self.jobs.fail("There is no suggestion to skip; press Next first.")
+        h = self.suggestions[self.current]
+        self.session.skip(h.image, h.box)
+        self.state[self.current] = "skipped"
+        self._mark()
+        self._next(after_skip=True)
+
+    def _mark(self):
+        for k, text in self.state.items():
+            item = self.list.item(k)
+            if item is not None and not item.text().endswith(text):
+                item.setText(f"{item.text()} — {text}")
+
+    def _collect_accept(self) -> dict:
+        if self.session is None or self.current is None:
+            raise FewcellError("There is no tile to accept; press Suggest tiles, then Next, and paint the tile.")
+        h = self.suggestions[self.current]
+        layer, z = self.items[h.image]
+        labels = self._labels_layer(layer)
+        if labels is None:
+            raise FewcellError(f"There is no '{layer.name} labels' layer; press Next to make one and paint in it.")
+        plane = np.asarray(_data(labels)[z] if z is not None else _data(labels))
+        self.session.accept(h.image, h.box, plane)
+        self.state[self.current] = "accepted"
+        self._mark()
+        session = self.session
+        return {"make": lambda: _loop_iter(session, refit=True), "done": self._loop_done}
+
+    def _accept(self):
+        self.jobs.start(self._collect_accept, "Refitting on the accepted tiles…")
+
+    # ----------------------------------------------------------------- predictions
+    def _show_predictions(self, preds: dict):
+        by_layer: dict = {}
+        for i, lab in preds.items():
+            layer, z = self.items[i]
+            by_layer.setdefault(layer, {})[z] = lab
+        for layer, planes in by_layer.items():
+            if layer.ndim == 3:
+                first = next(iter(planes.values()))
+                data = np.zeros(_image_shape(layer), first.dtype)
+                for z, lab in planes.items():
+                    data[z] = lab
+            else:
+                data = planes[None]
+            name = f"{layer.name} {PREDICTION}"
+            old = self.viewer.layers[name] if name in self.viewer.layers else None
+            if isinstance(old, Labels) and old.metadata.get(RESULT_KEY) and old.data.shape == data.shape:
+                old.data = data  # the prediction layer updates in place
+            else:
+                self.viewer.add_labels(data, name=name, scale=layer.scale, translate=layer.translate,
+                                       metadata={RESULT_KEY: True}, opacity=0.5)

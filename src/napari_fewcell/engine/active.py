@@ -1,0 +1,163 @@
+"""The suggest → annotate → accept → refit loop of workflow 4, without any GUI.
+
+A :class:`Session` holds the images being worked on (2D planes), the tiles accepted so far with
+their labels (each one an annotated box: inside it, value v is class v and 0 is background), the
+tiles skipped, and the current model — a perceptron (workflow 3) or a prompt segmenter
+(workflow 1, the accepted tiles together as its prompt). Before anything is accepted, tiles are
+scored by a shipped network (optionally adapted to the images by the pretext task).
+
+    s = Session(planes, names, SessionParams(model="perceptron"))
+    hits = run(s.suggest_iter())                     # best first
+    s.accept(hits[0].image, hits[0].box, labels)     # labels: the plane's labels (read inside the box)
+    preds = run(s.refit_iter())                      # refit, then one prediction per plane
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Generator, Sequence
+
+import numpy as np
+import torch
+
+from .annotation import annotate
+from .errors import FewcellError
+from .prompt import Box, Progress, Prompt, run
+from . import suggest as sg
+
+MODELS = ("perceptron", "prompt")
+
+
+@dataclasses.dataclass
+class SessionParams:
+    model: str = "perceptron"  #: what is refitted on the accepted tiles: "perceptron" or "prompt"
+    suggest: sg.SuggestParams = dataclasses.field(default_factory=sg.SuggestParams)
+    network: str | None = None  #: shipped network scored before the first accept (None: by image kind)
+    pretext: bool = False  #: adapt that network to the images first (paper 001 §3.2)
+    pretext_steps: int = sg.PretextParams.steps
+    device: str = "auto"
+
+    def check(self) -> None:
+        if self.model not in MODELS:
+            raise FewcellError(f"The model must be one of {', '.join(MODELS)}, not {self.model!r}.")
+        self.suggest.check()
+
+
+class Session:
+    def __init__(self, planes: Sequence[np.ndarray], names: Sequence[str], params: SessionParams | None = None):
+        self.params = params or SessionParams()
+        self.params.check()
+        self.arrs, _ = sg.candidates(planes, self.params.suggest.tile, names=names)
+        self.names = list(names)
+        self.accepted: dict[tuple[int, Box], np.ndarray] = {}  # (plane, box) → labels of the box (h, w)
+        self.skipped: dict[int, list[Box]] = {}
+        self.model = None  # a Perceptron, or (Segmenter, Prompt)
+        self._network: sg.Scorer | None = None
+        self._fx = None
+        self._seg = None
+
+    # ---- scoring ---------------------------------------------------------------------------------
+    def _first_scorer(self) -> Generator[Progress, None, sg.Scorer]:
+        if self._network is None:
+            p = self.params
+            net = sg.shipped_network(p.network, self.arrs[0].shape[-1], p.device)
+            if p.pretext:
+                net = yield from sg.pretext_iter(net, self.arrs, sg.PretextParams(steps=p.pretext_steps))
+            self._network = net
+        return self._network
+
+    def scorer_iter(self) -> Generator[Progress, None, sg.Scorer]:
+        """The model's scorer once one is fitted, else the (adapted) shipped network."""
+        if self.model is None:
+            return (yield from self._first_scorer())
+        if isinstance(self.model, tuple):
+            return sg.PromptScorer(*self.model)
+        return sg.PerceptronScorer(self.model)
+
+    def exclude(self) -> dict[int, list[Box]]:
+        out = {i: list(b) for i, b in self.skipped.items()}
+        for i, box in self.accepted:
+            out.setdefault(i, []).append(box)
+        return out
+
+    def suggest_iter(self) -> Generator[Progress, None, list[sg.Suggestion]]:
+        """Score every tile not yet accepted or skipped; the best ``top`` first."""
+        scorer = None if self.params.suggest.score == "random" else (yield from self.scorer_iter())
+        p = self.params.suggest
+        n_left = len(sg.candidates(self.arrs, p.tile, self.exclude())[1])
+        top = dataclasses.replace(p, top=max(1, min(p.top, n_left)))  # near the end, fewer tiles are left
+        return (yield from sg.suggest_iter(self.arrs, scorer, top, self.exclude(), self.names))
+
+    # ---- annotating --------------------------------------------------------------------------
+    def accept(self, image: int, box: Box, labels: np.ndarray) -> None:
+        """Record the tile ``box`` of plane ``image`` as annotated by ``labels`` (the plane's labels,
+        read inside the box; 0 = background). Accepting a tile again replaces its labels."""
+        y, x, h, w = box
+        lab = np.asarray(labels)
+        if lab.shape != self.arrs[image].shape[:2]:
+            raise FewcellError(f"The labels are {'×'.join(map(str, lab.shape))} but {self.names[image]} is "
+                               f"{self.arrs[image].shape[0]}×{self.arrs[image].shape[1]}; paint in a labels layer "
+                               "of the image's shape.")
+        self.accepted[(image, tuple(int(v) for v in box))] = lab[y : y + h, x : x + w].copy()
+
+    def skip(self, image: int, box: Box) -> None:
+        self.skipped.setdefault(image, []).append(tuple(int(v) for v in box))
+
+    def _annotated(self):
+        by_plane: dict[int, list] = {}
+        for (i, box), lab in self.accepted.items():
+            by_plane.setdefault(i, []).append((box, lab))
+        out = []
+        for i, items in by_plane.items():
+            full = np.zeros(self.arrs[i].shape[:2], np.int64)
+            for (y, x, h, w), lab in items:
+                full[y : y + h, x : x + w] = lab
+            out.append((i, full, [b for b, _ in items]))
+        values = np.unique(np.concatenate([lab.ravel() for lab in self.accepted.values()]))
+        if len(values) < 2:
+            what = "background (0)" if values[0] == 0 else f"class {values[0]}"
+            raise FewcellError(f"The accepted tiles hold only {what}; paint at least one structure and some "
+                               "background in a tile, then press Accept again.")
+        return out
+
+    def refit_iter(self, predict: Sequence[int] | None = None) -> Generator[Progress, None, dict[int, np.ndarray]]:
+        """Refit the model on every accepted tile; returns {plane: labels} for ``predict`` (default: all planes)."""
+        if not self.accepted:
+            raise FewcellError("No tile is accepted yet; press Next, paint the tile, then Accept.")
+        annotated = self._annotated()
+        if self.params.model == "perceptron":
+            from .features import Extractors
+            from .perceptron import PerceptronParams, fit_iter
+
+            if self._fx is None:
+                self._fx = Extractors(device=self.params.device)  # its feature cache makes refits fast
+            # accepted tiles never overlap: suggestions exclude every tile touching an accepted one
+            data = [annotate(self.arrs[i], full, boxes, name=self.names[i]) for i, full, boxes in annotated]
+            self.model = yield from fit_iter(data, PerceptronParams(device=self.params.device), extractors=self._fx)
+        else:
+            from .prompt import PromptParams, Segmenter
+
+            if self._seg is None:
+                self._seg = Segmenter(PromptParams(device=self.params.device))
+            parts = []
+            for i, full, boxes in annotated:
+                for box in boxes:
+                    parts.append(self._seg.prepare_prompt(self.arrs[i], full, box))
+                    yield Progress(len(parts), len(self.accepted), "embedding the accepted tiles")
+            merged = Prompt(torch.cat([p.embeddings for p in parts]), np.concatenate([p.labels for p in parts]),
+                            parts[0].box, parts[0].shape)
+            self.model = (self._seg, merged)
+        targets = range(len(self.arrs)) if predict is None else predict
+        out = {}
+        for n, i in enumerate(targets):
+            out[i] = run(self.predict_iter(i))
+            yield Progress(n + 1, len(targets), f"predicting {self.names[i]}")
+        return out
+
+    def predict_iter(self, i: int) -> Generator[Progress, None, np.ndarray]:
+        if self.model is None:
+            raise FewcellError("There is no model yet; accept an annotated tile first.")
+        if isinstance(self.model, tuple):
+            seg, prompt = self.model
+            return (yield from seg.segment_iter(self.arrs[i], prompt))
+        return (yield from self.model.predict_iter(self.arrs[i], self.names[i]))
+

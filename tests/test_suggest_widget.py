@@ -1,0 +1,126 @@
+"""The "What to annotate next" dock widget: suggest → next → paint → accept → refit, headless."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from qtpy.QtCore import Qt
+
+from napari_fewcell._qt.suggest_widget import BOXES, PREDICTION, SUGGESTIONS, SuggestWidget
+
+from .conftest import blobs, dice_mean
+
+TIMEOUT = 180_000  # ms; the CPU may be shared with other jobs
+LEFT = Qt.MouseButton.LeftButton
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture
+def viewer_widget(make_napari_viewer):
+    viewer = make_napari_viewer()
+    widget = SuggestWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="What to annotate next")
+    widget.device_combo.setCurrentText("cpu")
+    widget.tile_spin.setValue(64)
+    widget.top_spin.setValue(3)
+    return viewer, widget
+
+
+def click_and_wait(qtbot, widget, button):
+    qtbot.mouseClick(button, LEFT)
+    qtbot.waitUntil(lambda: not widget.jobs.busy, timeout=TIMEOUT)
+
+
+def _centre(viewer):
+    scene = getattr(viewer, "scene", None)
+    return np.asarray((scene.camera if scene is not None else viewer.camera).center, float)[-2:]
+
+
+def test_suggest_next_accept_refit_skip(viewer_widget, qtbot):
+    viewer, widget = viewer_widget
+    img, mask = blobs((128, 192), seed=7, n=24)
+    viewer.add_image(img, name="cells")
+
+    click_and_wait(qtbot, widget, widget.suggest_button)
+    sugg = viewer.layers[SUGGESTIONS]
+    assert len(sugg.data) == 3 and widget.list.count() == 3, widget.status.text()
+    assert list(sugg.features["rank"]) == [1, 2, 3]
+    assert widget.list.item(0).text().startswith("1. cells: y ")
+
+    # Next: the camera goes to the best tile, a box and a labels layer to paint in appear
+    qtbot.mouseClick(widget.next_button, LEFT)
+    first = widget.suggestions[0]
+    y, x, h, w = first.box
+    assert np.allclose(_centre(viewer), (y + h / 2, x + w / 2))
+    assert len(viewer.layers[BOXES].data) == 1
+    labels = viewer.layers["cells labels"]
+    assert viewer.layers.selection.active is labels and labels.mode == "paint"
+
+    # the user paints the tile (here: the truth inside the box) and accepts
+    data = np.asarray(labels.data)
+    data[y : y + h, x : x + w] = mask[y : y + h, x : x + w]
+    labels.data = data
+    click_and_wait(qtbot, widget, widget.accept_button)
+    session = widget.session
+    assert list(session.accepted) == [(0, first.box)], widget.status.text()
+    pred = viewer.layers[f"cells {PREDICTION}"]
+    assert dice_mean(np.asarray(pred.data), mask) > 0.85
+    # rescored: the accepted tile is no longer suggested
+    assert widget.list.count() == 3 and all(s.box != first.box for s in widget.suggestions)
+    assert "Refitted on 1 accepted tile" in widget.status.text()
+
+    # Skip: the suggestion is passed by and never suggested again; Next moved on
+    qtbot.mouseClick(widget.next_button, LEFT)
+    skipped = widget.suggestions[0].box
+    qtbot.mouseClick(widget.skip_button, LEFT)
+    assert session.skipped == {0: [skipped]} and widget.current == 1
+    assert widget.list.item(0).text().endswith("skipped")
+
+    # a second accepted tile: the prediction layer is updated in place, not duplicated
+    s = widget.suggestions[widget.current]
+    y, x, h, w = s.box
+    data = np.asarray(labels.data)
+    data[y : y + h, x : x + w] = mask[y : y + h, x : x + w]
+    labels.data = data
+    n_layers = len(viewer.layers)
+    click_and_wait(qtbot, widget, widget.accept_button)
+    assert len(session.accepted) == 2 and len(viewer.layers) == n_layers
+    assert viewer.layers[f"cells {PREDICTION}"] is pred
+    assert all(t.box not in (skipped, first.box, s.box) for t in widget.suggestions)
+
+
+def test_stack_next_moves_to_the_plane(viewer_widget, qtbot):
+    viewer, widget = viewer_widget
+    stack = np.stack([blobs((64, 96), seed=s, n=8)[0] for s in range(3)])
+    viewer.add_image(stack, name="stack")
+    widget.score_combo.setCurrentText("random")
+    click_and_wait(qtbot, widget, widget.suggest_button)
+    assert len(widget.suggestions) == 3, widget.status.text()
+    qtbot.mouseClick(widget.next_button, LEFT)
+    h = widget.suggestions[0]
+    z = widget.items[h.image][1]
+    assert int(round(viewer.dims.point[0])) == z
+    box = np.asarray(viewer.layers[BOXES].data[0])
+    assert box.shape == (4, 3) and np.allclose(box[:, 0], z)
+    assert viewer.layers["stack labels"].data.shape == stack.shape
+
+
+def test_bad_input_says_what_to_do(viewer_widget, qtbot):
+    viewer, widget = viewer_widget
+    click_and_wait(qtbot, widget, widget.suggest_button)
+    assert widget.status.text() == "Open an image first."
+    viewer.add_image(np.zeros((48, 48), np.uint8), name="small")
+    qtbot.mouseClick(widget.accept_button, LEFT)
+    assert "press Suggest tiles, then Next" in widget.status.text()
+    qtbot.mouseClick(widget.next_button, LEFT)
+    assert "press Suggest tiles first" in widget.status.text()
+    click_and_wait(qtbot, widget, widget.suggest_button)
+    assert "larger than small" in widget.status.text() and SUGGESTIONS not in viewer.layers
+    # an accepted tile with background only: one sentence, and the tile stays accepted to repaint
+    widget.tile_spin.setValue(16)
+    widget.score_combo.setCurrentText("random")
+    click_and_wait(qtbot, widget, widget.suggest_button)
+    qtbot.mouseClick(widget.next_button, LEFT)
+    click_and_wait(qtbot, widget, widget.accept_button)
+    assert "hold only background" in widget.status.text()
+    assert len(widget.session.accepted) == 1
