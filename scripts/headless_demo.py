@@ -1,10 +1,13 @@
 """Headless demo: open the nuclei sample in napari, segment it with the dock widget, save labels + screenshot.
 
-    python scripts/headless_demo.py --out demo_out [--docs] [--workflow prompt|support]
+    python scripts/headless_demo.py --out demo_out [--docs] [--workflow prompt|support|suggest]
 
 ``--workflow support`` does the same with the Few-shot support widget: a perceptron on MSD
 features fitted on the sample's one painted 64×64 box, applied to the whole image
 (screenshot: <out>/screenshot_support.png; --docs copies it to docs/screenshot_support.png).
+``--workflow suggest`` drives "What to annotate next": Suggest tiles (128²), Next, the sample's
+true labels painted inside the suggested tile (as a user would), Accept — the perceptron refits
+and the prediction layer appears (screenshot_suggest.png).
 
 Without a display (DISPLAY unset) it starts its own Xvfb and stops it at the end. Writes
 <out>/nuclei.tif (the labels) and <out>/screenshot.png (the whole window with the docked widget);
@@ -63,6 +66,8 @@ WORKFLOWS = {  # widget, the button that runs it, result layer, labels file, scr
     "prompt": ("Prompt segmentation", "segment_button", RESULT, "nuclei.tif", "screenshot.png"),
     "support": ("Few-shot support", "apply_button", "nuclei fewcell perceptron", "nuclei_perceptron.tif",
                 "screenshot_support.png"),
+    "suggest": ("What to annotate next", "accept_button", "nuclei fewcell prediction", "nuclei_suggest.tif",
+                "screenshot_suggest.png"),
 }
 
 
@@ -92,12 +97,30 @@ def run(out: Path, timeout: float, workflow: str = "prompt") -> Path:
             wait_for(app, widget.fit_button.isEnabled, timeout)
             if widget.model is None:
                 fail(f"fitting failed; widget status: {widget.status.text()!r}")
+        if workflow == "suggest":  # suggest, go to the best tile and "paint" it with the sample's truth
+            import tifffile
+            from importlib import resources
+
+            widget.tile_spin.setValue(128)
+            widget.suggest_button.click()
+            wait_for(app, lambda: not widget.jobs.busy, timeout)
+            if not widget.suggestions:
+                fail(f"no suggestions; widget status: {widget.status.text()!r}")
+            widget.next_button.click()
+            truth = tifffile.imread(str(resources.files("napari_fewcell.sample_data") / "nuclei_labels.tif")) > 0
+            y, x, h, w = widget.suggestions[widget.current].box
+            labels = viewer.layers["nuclei labels"]
+            data = np.asarray(labels.data).copy()
+            data[y : y + h, x : x + w] = truth[y : y + h, x : x + w]
+            labels.data = data
         button.click()
         done = wait_for(app, lambda: result in viewer.layers or button.isEnabled(), timeout)
         if result not in viewer.layers:
             why = f"timed out after {timeout:.0f} s" if not done else "no result layer was added"
             fail(f"segmentation failed ({why}); widget status: {widget.status.text()!r}")
         wait_for(app, button.isEnabled, 10)
+        if workflow == "suggest":
+            viewer.reset_view()  # the whole image: the suggestions, the accepted box and the prediction
         labels = viewer.layers[result].data
         tif = write_labels_tif(out / tif_name, labels, source=Path(str(sample_paths()["image"])).name,
                                overwrite=True)
@@ -121,7 +144,8 @@ def main(argv=None) -> int:
     ap.add_argument("--docs", action="store_true", help="also copy the screenshot to docs/screenshot.png")
     ap.add_argument("--timeout", type=float, default=600, help="seconds to wait for the segmentation")
     ap.add_argument("--workflow", choices=sorted(WORKFLOWS), default="prompt",
-                    help="prompt: Prompt segmentation (default); support: Few-shot support (perceptron)")
+                    help="prompt: Prompt segmentation (default); support: Few-shot support (perceptron); "
+                    "suggest: What to annotate next (suggest, annotate one tile, accept)")
     args = ap.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -220,3 +220,30 @@ def test_pretext_adapts_a_copy_of_the_network():
     assert any(not torch.equal(before[k], v) for k, v in tuned.net.state_dict().items())
     hits = run(sg.suggest_iter([img], tuned, sg.SuggestParams(tile=32, top=3)))
     assert len(hits) == 3
+
+
+@pytest.mark.parametrize("model", ["perceptron", "prompt"])
+def test_session_accept_refit_rescore(model):
+    from napari_fewcell.engine.active import Session, SessionParams
+
+    img, mask = blobs((128, 128), seed=8, n=22)
+    s = Session([img], ["cells"], SessionParams(model=model, suggest=sg.SuggestParams(tile=64, top=2), device="cpu"))
+    with pytest.raises(FewcellError, match="No tile is accepted yet"):
+        run(s.refit_iter())
+    first = run(s.suggest_iter())[0]
+    with pytest.raises(FewcellError, match="labels are 64×64"):
+        s.accept(first.image, first.box, mask[:64, :64])
+    s.accept(first.image, first.box, np.zeros_like(mask))
+    with pytest.raises(FewcellError, match="hold only background"):
+        run(s.refit_iter())
+    s.accept(first.image, first.box, mask)  # accepting again replaces the tile's labels
+    assert len(s.accepted) == 1
+    preds = run(s.refit_iter())
+    assert 2 * ((preds[0] > 0) & (mask > 0)).sum() / ((preds[0] > 0).sum() + mask.sum()) > 0.85
+    again = run(s.suggest_iter())
+    assert all(h.box != first.box for h in again)
+    s.skip(0, again[0].box)
+    left = run(s.suggest_iter())
+    assert len(left) == 2 and all(h.box not in (first.box, again[0].box) for h in left)
+    s.skip(0, left[0].box)
+    assert len(run(s.suggest_iter())) == 1  # one tile left: fewer suggestions than asked, no error
