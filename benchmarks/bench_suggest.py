@@ -59,14 +59,14 @@ def evaluate(ds: Dataset, fx, chosen, test_ids, seed: int) -> tuple:
     return float(np.mean(dice)), model
 
 
-def loop(ds, pool_ids, fx, first_scorer, score: str, test_ids, budget: int) -> tuple[dict, list]:
+def loop(ds, pool_ids, fx, first_scorer, score: str, test_ids, budget: int, scale: int = 2) -> tuple[dict, list]:
     from napari_fewcell.engine.prompt import run
     from napari_fewcell.engine.suggest import PerceptronScorer, SuggestParams, suggest_iter
 
     images = [ds.images[i] for i in pool_ids]
     chosen, exclude, out, scorer = [], {}, {}, first_scorer
     for b in range(1, budget + 1):
-        (hit,) = run(suggest_iter(images, scorer, SuggestParams(score=score, top=1), exclude=exclude))
+        (hit,) = run(suggest_iter(images, scorer, SuggestParams(score=score, top=1, scale=scale), exclude=exclude))
         chosen.append((pool_ids[hit.image], hit.box))
         exclude.setdefault(hit.image, []).append(hit.box)
         dice, model = evaluate(ds, fx, chosen, test_ids, seed=b)
@@ -77,23 +77,32 @@ def loop(ds, pool_ids, fx, first_scorer, score: str, test_ids, budget: int) -> t
     return out, chosen
 
 
-def once(ds, pool_ids, fx, scorer, score: str, test_ids, budget: int) -> tuple[dict, list]:
+def once(ds, pool_ids, fx, scorer, score: str, test_ids, budget: int, scale: int = 2) -> tuple[dict, list]:
     from napari_fewcell.engine.prompt import run
     from napari_fewcell.engine.suggest import SuggestParams, suggest_iter
 
-    hits = run(suggest_iter([ds.images[i] for i in pool_ids], scorer, SuggestParams(score=score, top=budget)))
+    hits = run(suggest_iter([ds.images[i] for i in pool_ids], scorer,
+                            SuggestParams(score=score, top=budget, scale=scale)))
     chosen = [(pool_ids[h.image], h.box) for h in hits]
     return {b: evaluate(ds, fx, chosen[:b], test_ids, seed=b)[0] for b in BUDGETS if b <= budget}, chosen
 
 
 def random_draws(ds, pool_ids, fx, test_ids, budget: int, draws: int) -> dict:
-    from napari_fewcell.engine.suggest import tile_boxes
+    """Tiles drawn uniformly, each draw skipping tiles that overlap one already drawn (as the widget
+    never suggests a tile overlapping an accepted one; edge tiles of small images overlap)."""
+    from napari_fewcell.engine.suggest import _overlaps, tile_boxes
 
     cands = [(i, b) for i in pool_ids for b in tile_boxes(ds.labels[i].shape, 256)]
     res = {b: [] for b in BUDGETS}
     for d in range(draws):
         rng = np.random.default_rng(d)
-        chosen = [cands[j] for j in rng.choice(len(cands), budget, replace=False)]
+        chosen = []
+        for j in rng.permutation(len(cands)):
+            i, b = cands[j]
+            if not any(i == i2 and _overlaps(b, b2) for i2, b2 in chosen):
+                chosen.append((i, b))
+            if len(chosen) == budget:
+                break
         for b in BUDGETS:
             res[b].append(evaluate(ds, fx, chosen[:b], test_ids, seed=b)[0])
         log(f"  random draw {d}: " + ", ".join(f"{b}: {res[b][-1]:.1f}" for b in BUDGETS))
@@ -155,6 +164,12 @@ def main() -> None:
     ap.add_argument("--no-timing", action="store_true")
     ap.add_argument("--timing-only", action="store_true")
     ap.add_argument("--quick", action="store_true", help="smoke test: 2 draws, 3 test images, 6 pool images")
+    ap.add_argument("--split", choices=["test", "val"], default="test",
+                    help="val: pool = the first 2/3 of the train split, scored on the rest of it (for choosing "
+                    "settings without the test images)")
+    ap.add_argument("--scale", type=int, default=2, help="score tiles at 1/SCALE resolution")
+    ap.add_argument("--scores", nargs="+", default=SCORES)
+    ap.add_argument("--protocols", nargs="+", default=["loop", "once"])
     ap.add_argument("--out", default="benchmarks/results/suggest.md")
     args = ap.parse_args()
 
@@ -175,8 +190,10 @@ def main() -> None:
         f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC}; `nproc` = "
         f"{len(os.sched_getaffinity(0))}; torch {torch.__version__}, {args.threads} threads; device cpu",
         f"- command: `{shlex.join([Path(sys.executable).name] + sys.argv)}`",
-        "- tiles 256², scored at 1/2 resolution (the default); model refitted = perceptron (logistic + BFGS) on "
-        "leave-one-class-out extractors; foreground Dice %, mean over the test images", "",
+        f"- tiles 256², scored at 1/{args.scale} resolution; model refitted = perceptron (logistic + BFGS) on "
+        "leave-one-class-out extractors; foreground Dice %, mean over the "
+        + ("test images" if args.split == "test" else "VALIDATION images (the last third of the train split; "
+           "pool = its first two thirds)"), "",
     ]
     if not args.timing_only:
         fx_all = Extractors(device="cpu")
@@ -186,8 +203,12 @@ def main() -> None:
         for name in args.sets:
             log(f"{name}: loading")
             ds = Dataset(args.data, name)
-            pool = ds.train[:6] if args.quick else ds.train
-            test_ids = ds.test[:3] if args.quick else ds.test
+            pool, test_ids = ds.train, ds.test
+            if args.split == "val":
+                k = round(len(ds.train) * 2 / 3)
+                pool, test_ids = ds.train[:k], ds.train[k:]
+            if args.quick:
+                pool, test_ids = pool[:6], test_ids[:3]
             fx = Extractors([n for n in shipped_names() if trained_on[n] != name], device="cpu", cache_bytes=12 << 30)
             t0 = time.perf_counter()
             first = run(pretext_iter(shipped_network(SOURCE[name], device="cpu"), [ds.images[i] for i in pool],
@@ -196,14 +217,15 @@ def main() -> None:
             rnd = random_draws(ds, pool, fx, test_ids, budget, draws)
             rep.append(f"| {name} | — | random ({draws} draws) | " + " | ".join(
                 f"{np.mean(rnd[b]):.1f} ± {np.std(rnd[b]):.1f}" for b in BUDGETS) + " |")
-            for score in SCORES:
-                res, chosen = loop(ds, pool, fx, first, score, test_ids, budget)
-                rep.append(f"| {name} | loop | {score} | " + " | ".join(f"{res[b]:.1f}" for b in BUDGETS) + " |")
-                picks.append(f"- {name}, loop, {score}: " + "; ".join(f"{i} {list(b)}" for i, b in chosen))
-            for score in SCORES:
-                res, chosen = once(ds, pool, fx, first, score, test_ids, budget)
-                rep.append(f"| {name} | once | {score} | " + " | ".join(f"{res[b]:.1f}" for b in BUDGETS) + " |")
-                picks.append(f"- {name}, once, {score}: " + "; ".join(f"{i} {list(b)}" for i, b in chosen))
+            for proto, fn in (("loop", loop), ("once", once)):
+                if proto not in args.protocols:
+                    continue
+                for score in args.scores:
+                    res, chosen = fn(ds, pool, fx, first, score, test_ids, budget, args.scale)
+                    rep.append(f"| {name} | {proto} | {score} | " + " | ".join(f"{res[b]:.1f}" for b in BUDGETS)
+                               + " |")
+                    picks.append(f"- {name}, {proto}, {score}: " + "; ".join(f"{i} {list(b)}" for i, b in chosen))
+                    log(f"  {proto} {score}: " + ", ".join(f"{b}: {res[b]:.1f}" for b in BUDGETS))
             del fx
         rep += ["", "Tiles chosen (image id, [y, x, h, w]):", "", *picks, ""]
     if not args.no_timing:

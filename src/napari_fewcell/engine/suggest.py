@@ -355,9 +355,9 @@ def suggest_iter(images: Sequence, scorer: Scorer | None, params: SuggestParams 
         chunk = cands[s : s + p.batch]
         tiles = []
         for i, (y, x, h, w) in chunk:
-            if i not in norm:
-                norm[i] = normalize(arrs[i], intensity_range(arrs[i]))
-            tiles.append(norm[i][:, y : y + h, x : x + w])
+            if i not in norm:  # one intensity range per image, so tiles are comparable
+                norm[i] = intensity_range(arrs[i])
+            tiles.append(normalize(arrs[i][y : y + h, x : x + w], norm[i]))
         t = torch.from_numpy(np.stack(tiles)).to(device)
         if scale > 1:
             t = F.avg_pool2d(t, scale)
