@@ -124,3 +124,20 @@ def test_bad_input_says_what_to_do(viewer_widget, qtbot):
     click_and_wait(qtbot, widget, widget.accept_button)
     assert "hold only background" in widget.status.text()
     assert len(widget.session.accepted) == 1
+
+
+def test_cancel_keeps_the_suggestions(viewer_widget, qtbot):
+    viewer, widget = viewer_widget
+    img, _ = blobs((128, 192), seed=9, n=20)
+    viewer.add_image(img, name="cells")
+    widget.score_combo.setCurrentText("random")
+    click_and_wait(qtbot, widget, widget.suggest_button)
+    before = list(widget.suggestions)
+    widget.score_combo.setCurrentText("mc-dropout")
+    widget.tile_spin.setValue(16)  # many tiles: a long job to cancel
+    widget.top_spin.setValue(5)
+    qtbot.mouseClick(widget.suggest_button, LEFT)
+    qtbot.mouseClick(widget.cancel_button, LEFT)
+    qtbot.waitUntil(lambda: not widget.jobs.busy, timeout=TIMEOUT)
+    assert widget.status.text() == "Cancelled; the suggestions are as they were."
+    assert widget.suggestions == before and len(viewer.layers["fewcell suggestions"].data) == 3

@@ -85,8 +85,7 @@ class SuggestWidget(QWidget):
         self.status = QLabel("Open an image, then press Suggest tiles.")
         self.status.setWordWrap(True)
         self.jobs = JobRunner(self.progress, self.status, self.cancel_button,
-                              [getattr(self, f"{k}_button") for k in buttons],
-                              cancelled_text="Cancelled; the suggestions and the model are as they were.")
+                              [getattr(self, f"{k}_button") for k in buttons])
 
         form = QFormLayout()
         form.addRow("Images", self.scope_combo)
@@ -131,29 +130,34 @@ class SuggestWidget(QWidget):
             network=None if network == AUTO else network, pretext=self.pretext_check.isChecked(),
             device=self.device_combo.currentText())
 
-    def _session(self) -> Session:
-        """The current session, or a new one if the images or settings that shape it changed."""
+    def _session(self) -> tuple[Session, tuple, list]:
+        """The current session, or a new one if the images or settings that shape it changed
+        (made ready here, but the widget switches to it only when its first scoring succeeds)."""
         images, p = self._images(), self._params()
         key = (tuple(id(lay) for lay in images), p.suggest.tile, p.model, p.network, p.pretext, p.device)
-        if self.session is None or key != self._key:
-            items, planes, names = [], [], []
-            for lay in images:
-                for z, plane in enumerate(_planes(lay)):
-                    items.append((lay, z if lay.ndim == 3 else None))
-                    planes.append(plane)
-                    names.append(lay.name + (f" plane {z}" if lay.ndim == 3 else ""))
-            self.session, self._key, self.items = Session(planes, names, p), key, items
-            self.suggestions, self.current, self.state = [], None, {}
-        else:
+        if self.session is not None and key == self._key:
             self.session.params.suggest = p.suggest  # score and top may change between rounds
-        return self.session
+            return self.session, key, self.items
+        items, planes, names = [], [], []
+        for lay in images:
+            for z, plane in enumerate(_planes(lay)):
+                items.append((lay, z if lay.ndim == 3 else None))
+                planes.append(plane)
+                names.append(lay.name + (f" plane {z}" if lay.ndim == 3 else ""))
+        return Session(planes, names, p), key, items
 
     # ----------------------------------------------------------------- suggest
     def _collect_suggest(self) -> dict:
-        session = self._session()
-        return {"make": lambda: _loop_iter(session, refit=False), "done": self._loop_done}
+        session, key, items = self._session()
+
+        def done(result):
+            self.session, self._key, self.items = session, key, items
+            self._loop_done(result)
+
+        return {"make": lambda: _loop_iter(session, refit=False), "done": done}
 
     def _suggest(self):
+        self.jobs.cancelled_text = "Cancelled; the suggestions are as they were."
         self.jobs.start(self._collect_suggest, "Scoring tiles…")
 
     def _loop_done(self, result):
@@ -294,6 +298,8 @@ class SuggestWidget(QWidget):
         return {"make": lambda: _loop_iter(session, refit=True), "done": self._loop_done}
 
     def _accept(self):
+        self.jobs.cancelled_text = ("Cancelled; the tile stays accepted but the model and the prediction are as "
+                                    "they were — press Accept again to refit.")
         self.jobs.start(self._collect_accept, "Refitting on the accepted tiles…")
 
     # ----------------------------------------------------------------- predictions
