@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_prompt import Dataset, RFBaseline, log, vm_hwm_gb  # noqa: E402
+from bench_prompt import Dataset, RFBaseline, finish_report, log  # noqa: E402
 
 SETS = ["dsb2018_fluo", "dsb2018_he", "isbi2012_membrane"]
 SHOTS = [1, 5, 10]
@@ -225,11 +225,7 @@ def main() -> None:
     if not args.no_timing:
         log("timing")
         rep += timing(args.data, 2 if args.quick else args.repeats)
-    rep.append(f"- wall time {time.perf_counter() - T0:.0f} s; peak memory (VmHWM) {vm_hwm_gb():.2f} GB")
-    text = "\n".join(rep) + "\n"
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text)
-    print(text)
+    finish_report(rep, args.out)
 
 
 T0 = time.perf_counter()

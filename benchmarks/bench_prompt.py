@@ -53,6 +53,15 @@ class Dataset:
         self.labels = {i: (tifffile.imread(d / "labels" / f"{i}.tif") > 0).astype(np.uint8) for i, _ in rows}
 
 
+def finish_report(rep: list[str], out: str) -> None:
+    """Append wall time and peak memory, write the Markdown report to ``out`` and print it."""
+    rep.append(f"- wall time {time.perf_counter() - T0:.0f} s; peak memory (VmHWM) {vm_hwm_gb():.2f} GB")
+    text = "\n".join(rep) + "\n"
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(text)
+    print(text)
+
+
 def timed(fn, *a):
     t0 = time.perf_counter()
     out = fn(*a)

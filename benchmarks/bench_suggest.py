@@ -32,7 +32,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_fewshot import fg_dice  # noqa: E402
-from bench_prompt import Dataset, log, vm_hwm_gb  # noqa: E402
+from bench_prompt import Dataset, finish_report, log  # noqa: E402
 
 SETS = ["isbi2012_membrane", "dsb2018_fluo"]
 SOURCE = {"isbi2012_membrane": "fluo_nuclei", "dsb2018_fluo": "em_membrane"}  # a network of another class
@@ -231,11 +231,7 @@ def main() -> None:
     if not args.no_timing:
         log("timing")
         rep += timing(args.data, 1 if args.quick else args.repeats, full_res=not args.quick)
-    rep.append(f"- wall time {time.perf_counter() - T0:.0f} s; peak memory (VmHWM) {vm_hwm_gb():.2f} GB")
-    text = "\n".join(rep) + "\n"
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text)
-    print(text)
+    finish_report(rep, args.out)
 
 
 T0 = time.perf_counter()

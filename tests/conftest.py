@@ -57,3 +57,15 @@ def dice_mean(pred, truth):
         p, t = pred == v, truth == v
         out.append(2 * (p & t).sum() / max(1, p.sum() + t.sum()))
     return float(np.mean(out))
+
+
+JOB_TIMEOUT = 180_000  # ms a widget job may take in tests; the CPU may be shared with other jobs
+
+
+def click_and_wait(qtbot, widget, button, timeout: int = JOB_TIMEOUT):
+    """Click a widget's button and wait until the job it started (through ``widget.jobs``) is over."""
+    from qtpy.QtCore import Qt
+
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not widget.jobs.busy, timeout=timeout)
+

@@ -7,9 +7,8 @@ from qtpy.QtCore import Qt
 
 from napari_fewcell._qt.suggest_widget import BOXES, PREDICTION, SUGGESTIONS, SuggestWidget
 
-from .conftest import blobs, dice_mean
+from .conftest import JOB_TIMEOUT as TIMEOUT, blobs, dice_mean, click_and_wait
 
-TIMEOUT = 180_000  # ms; the CPU may be shared with other jobs
 LEFT = Qt.MouseButton.LeftButton
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -25,10 +24,6 @@ def viewer_widget(make_napari_viewer):
     widget.top_spin.setValue(3)
     return viewer, widget
 
-
-def click_and_wait(qtbot, widget, button):
-    qtbot.mouseClick(button, LEFT)
-    qtbot.waitUntil(lambda: not widget.jobs.busy, timeout=TIMEOUT)
 
 
 def _centre(viewer):

@@ -7,9 +7,8 @@ from qtpy.QtCore import Qt
 
 from napari_fewcell._qt.support_widget import NONE, RESULT_SUFFIX, SupportWidget
 
-from .conftest import blobs, dice_mean
+from .conftest import JOB_TIMEOUT as TIMEOUT, blobs, dice_mean, click_and_wait
 
-TIMEOUT = 120_000  # ms; the CPU may be shared with other jobs
 LEFT = Qt.MouseButton.LeftButton
 
 
@@ -24,10 +23,6 @@ def viewer_widget(make_napari_viewer):
     widget.device_combo.setCurrentText("cpu")
     return viewer, widget
 
-
-def click_and_wait(qtbot, widget, button):
-    qtbot.mouseClick(button, LEFT)
-    qtbot.waitUntil(lambda: not widget.jobs.busy, timeout=TIMEOUT)
 
 
 def test_fit_apply_refit_save_load(viewer_widget, qtbot, tmp_path):
