@@ -90,7 +90,7 @@ def once(ds, pool_ids, fx, scorer, score: str, test_ids, budget: int, scale: int
 def random_draws(ds, pool_ids, fx, test_ids, budget: int, draws: int) -> dict:
     """Tiles drawn uniformly, each draw skipping tiles that overlap one already drawn (as the widget
     never suggests a tile overlapping an accepted one; edge tiles of small images overlap)."""
-    from napari_fewcell.engine.suggest import _overlaps, tile_boxes
+    from napari_fewcell.engine.suggest import overlaps, tile_boxes
 
     cands = [(i, b) for i in pool_ids for b in tile_boxes(ds.labels[i].shape, 256)]
     res = {b: [] for b in BUDGETS}
@@ -99,7 +99,7 @@ def random_draws(ds, pool_ids, fx, test_ids, budget: int, draws: int) -> dict:
         chosen = []
         for j in rng.permutation(len(cands)):
             i, b = cands[j]
-            if not any(i == i2 and _overlaps(b, b2) for i2, b2 in chosen):
+            if not any(i == i2 and overlaps(b, b2) for i2, b2 in chosen):
                 chosen.append((i, b))
             if len(chosen) == budget:
                 break

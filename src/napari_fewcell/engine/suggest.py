@@ -17,11 +17,11 @@ The model can be the shipped MSD network (before anything is annotated; optional
 the images by the paper's pretext task, :func:`pretext_iter`), a fitted perceptron (workflow 3),
 a stage-2 network (workflow 2) or a prompt segmenter with its prompt (workflow 1).
 
-Tiles are scored at ``1/scale`` resolution (default ``scale = 2``): scoring costs a forward pass
-per augmented version, and the full-resolution passes of these models take 5–20 s per 100 tiles
-of 256² on two CPU cores (docs/benchmarks.md). Image intensities are normalised once per image,
-so an augmented tile reaches the model as it is (a per-tile stretch would undo auto-contrast and
-brightness).
+Tiles are scored at ``1/scale`` resolution (default ``scale = 2``, area-averaged): consistency
+costs four forward passes per tile, and at full resolution the shipped network needs about 50 s
+for 100 tiles of 256² on two CPU cores, at half resolution under 10 s (docs/benchmarks.md).
+Image intensities are normalised once per image, so an augmented tile reaches the model as it is
+(a per-tile stretch would undo auto-contrast and brightness).
 
     hits = run(suggest_iter(images, scorer_for(model), SuggestParams(tile=256, top=5)))
     hits[0].box    # (y, x, h, w) of the best tile of images[hits[0].image]
@@ -303,7 +303,8 @@ def tile_boxes(shape: tuple[int, int], tile: int) -> list[Box]:
     return [(y, x, tile, tile) for y in starts(H) for x in starts(W)]
 
 
-def _overlaps(a: Box, b: Box) -> bool:
+def overlaps(a: Box, b: Box) -> bool:
+    """Whether two (y, x, h, w) boxes share a pixel."""
     return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
 
 
@@ -323,7 +324,7 @@ def candidates(images: Sequence, tile: int, exclude: dict | None = None, names: 
                            "of one kind at a time.")
     exclude = exclude or {}
     cands = [(i, b) for i, a in enumerate(arrs) for b in tile_boxes(a.shape[:2], tile)
-             if not any(_overlaps(b, e) for e in exclude.get(i, ()))]
+             if not any(overlaps(b, e) for e in exclude.get(i, ()))]
     return arrs, cands
 
 
