@@ -136,3 +136,21 @@ def test_cancel_keeps_the_suggestions(viewer_widget, qtbot):
     qtbot.waitUntil(lambda: not widget.jobs.busy, timeout=TIMEOUT)
     assert widget.status.text() == "Cancelled; the suggestions are as they were."
     assert widget.suggestions == before and len(viewer.layers["fewcell suggestions"].data) == 3
+
+
+def test_switching_the_model_keeps_the_accepted_tiles(viewer_widget, qtbot):
+    viewer, widget = viewer_widget
+    img, mask = blobs((128, 128), seed=10, n=18)
+    viewer.add_image(img, name="cells")
+    viewer.add_labels(mask.copy(), name="cells labels")  # as if every tile were painted already
+    click_and_wait(qtbot, widget, widget.suggest_button)
+    qtbot.mouseClick(widget.next_button, LEFT)
+    click_and_wait(qtbot, widget, widget.accept_button)
+    accepted = dict(widget.session.accepted)
+    assert len(accepted) == 1, widget.status.text()
+    widget.model_combo.setCurrentIndex(1)  # the prompt segmenter
+    click_and_wait(qtbot, widget, widget.suggest_button)
+    assert widget.session.params.model == "prompt" and widget.session.accepted.keys() == accepted.keys()
+    assert isinstance(widget.session.model, tuple)  # refitted on the kept tile before scoring
+    assert "Refitted on 1 accepted tile" in widget.status.text()
+    assert dice_mean(np.asarray(viewer.layers["cells fewcell prediction"].data), mask) > 0.8

@@ -144,7 +144,11 @@ class SuggestWidget(QWidget):
                 items.append((lay, z if lay.ndim == 3 else None))
                 planes.append(plane)
                 names.append(lay.name + (f" plane {z}" if lay.ndim == 3 else ""))
-        return Session(planes, names, p), key, items
+        session = Session(planes, names, p)
+        if self.session is not None and self._key[:2] == key[:2]:  # same images and tiles: keep the work done
+            session.accepted = dict(self.session.accepted)
+            session.skipped = {i: list(b) for i, b in self.session.skipped.items()}
+        return session, key, items
 
     # ----------------------------------------------------------------- suggest
     def _collect_suggest(self) -> dict:
@@ -154,7 +158,8 @@ class SuggestWidget(QWidget):
             self.session, self._key, self.items = session, key, items
             self._loop_done(result)
 
-        return {"make": lambda: _loop_iter(session, refit=False), "done": done}
+        refit = bool(session.accepted) and session.model is None  # e.g. the model kind changed: refit first
+        return {"make": lambda: _loop_iter(session, refit=refit), "done": done}
 
     def _suggest(self):
         self.jobs.cancelled_text = "Cancelled; the suggestions are as they were."
