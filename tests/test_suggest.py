@@ -247,3 +247,17 @@ def test_session_accept_refit_rescore(model):
     assert len(left) == 2 and all(h.box not in (first.box, again[0].box) for h in left)
     s.skip(0, left[0].box)
     assert len(run(s.suggest_iter())) == 1  # one tile left: fewer suggestions than asked, no error
+
+
+def test_suggestions_do_not_overlap_each_other():
+    """On a 48×40 image, 32² tiles flush with the edges overlap: the top two are never overlapping
+    when a disjoint pair exists; asking for every tile still returns every tile."""
+    rng = np.random.default_rng(1)
+    img = rng.integers(0, 255, (64, 40)).astype(np.uint8)
+    boxes = sg.tile_boxes(img.shape, 32)
+    assert len(boxes) == 4  # (0,0) (0,8) (32,0) (32,8): the two of each row overlap
+    for seed in range(5):
+        hits = run(sg.suggest_iter([img], None, sg.SuggestParams(tile=32, top=2, score="random", seed=seed)))
+        assert not sg.overlaps(hits[0].box, hits[1].box)
+    hits = run(sg.suggest_iter([img], None, sg.SuggestParams(tile=32, top=4, score="random")))
+    assert sorted(h.box for h in hits) == sorted(boxes)

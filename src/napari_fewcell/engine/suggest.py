@@ -364,9 +364,18 @@ def suggest_iter(images: Sequence, scorer: Scorer | None, params: SuggestParams 
             t = F.avg_pool2d(t, scale)
         scores[s : s + len(chunk)] = score_batch(scorer, t, p, gen)
         yield Progress(s + len(chunk), len(cands), f"scoring tiles ({p.score})")
-    order = np.argsort(-scores, kind="stable")[: p.top]
+    order = np.argsort(-scores, kind="stable")
+    # best first, passing over a tile that overlaps a better suggestion of the same image (edge tiles
+    # overlap their neighbours); only if too few remain are overlapping ones taken, best first
+    picked: list[int] = []
+    for j in order:
+        if not any(cands[j][0] == cands[k][0] and overlaps(cands[j][1], cands[k][1]) for k in picked):
+            picked.append(int(j))
+            if len(picked) == p.top:
+                break
+    picked += [int(j) for j in order if int(j) not in picked][: p.top - len(picked)]
     return [Suggestion(r + 1, cands[j][0], tuple(int(v) for v in cands[j][1]), float(scores[j]))
-            for r, j in enumerate(order)]
+            for r, j in enumerate(picked)]
 
 
 # ---- the pretext task (paper 001 §3.2) --------------------------------------------------------
