@@ -261,3 +261,21 @@ def test_suggestions_do_not_overlap_each_other():
         assert not sg.overlaps(hits[0].box, hits[1].box)
     hits = run(sg.suggest_iter([img], None, sg.SuggestParams(tile=32, top=4, score="random")))
     assert sorted(h.box for h in hits) == sorted(boxes)
+
+
+def test_session_can_keep_scoring_with_the_network():
+    from napari_fewcell.engine.active import Session, SessionParams
+
+    img, mask = blobs((128, 128), seed=11, n=20)
+    p = SessionParams(suggest=sg.SuggestParams(tile=64, top=3), device="cpu", score_with="network")
+    s = Session([img], ["cells"], p)
+    first = run(s.suggest_iter())
+    s.accept(0, first[0].box, mask)
+    run(s.refit_iter())
+    assert isinstance(run(s.scorer_iter()), sg.MSDScorer)
+    again = run(s.suggest_iter())  # the fixed network: the same ranking, less the accepted tile
+    assert [h.box for h in again][:2] == [h.box for h in first][1:]
+    s.params.score_with = "model"
+    assert isinstance(run(s.scorer_iter()), sg.PerceptronScorer)
+    with pytest.raises(FewcellError, match="scored with one of"):
+        SessionParams(score_with="oracle").check()

@@ -25,6 +25,7 @@ BOXES = "fewcell annotation boxes"  # also picked by default by the Few-shot sup
 PREDICTION = "fewcell prediction"
 MODELS = [("perceptron on MSD features (workflow 3)", "perceptron"), ("prompt segmenter (workflow 1)", "prompt")]
 SCOPES = [("current image", "image"), ("all open images", "all")]
+SCORE_WITH = [("the refitted model", "model"), ("the first network (fixed, as paper 001)", "network")]
 AUTO = "auto (by image kind)"
 
 
@@ -66,6 +67,11 @@ class SuggestWidget(QWidget):
         self.score_combo.addItems(SCORES)
         self.score_combo.setToolTip("consistency: predictions change under auto-contrast, brightness and sharpness "
                                     "(paper 001); entropy; MC-dropout; random.")
+        self.score_with_combo = QComboBox()
+        for text, key in SCORE_WITH:
+            self.score_with_combo.addItem(text, key)
+        self.score_with_combo.setToolTip("After the first Accept, tiles are scored by the refitted model (default) "
+                                         "or still by the first network.")
         self.tile_spin = _spin(16, 4096, SuggestParams.tile)
         self.top_spin = _spin(1, 100, SuggestParams.top)
         self.network_combo = QComboBox()
@@ -91,6 +97,7 @@ class SuggestWidget(QWidget):
         form.addRow("Images", self.scope_combo)
         form.addRow("Model", self.model_combo)
         form.addRow("Score", self.score_combo)
+        form.addRow("Score with", self.score_with_combo)
         form.addRow("Tile size", self.tile_spin)
         form.addRow("Suggestions", self.top_spin)
         form.addRow("First network", self.network_combo)
@@ -128,7 +135,7 @@ class SuggestWidget(QWidget):
             suggest=SuggestParams(tile=self.tile_spin.value(), top=self.top_spin.value(),
                                   score=self.score_combo.currentText(), device=self.device_combo.currentText()),
             network=None if network == AUTO else network, pretext=self.pretext_check.isChecked(),
-            device=self.device_combo.currentText())
+            score_with=self.score_with_combo.currentData(), device=self.device_combo.currentText())
 
     def _session(self) -> tuple[Session, tuple, list]:
         """The current session, or a new one if the images or settings that shape it changed
@@ -136,7 +143,8 @@ class SuggestWidget(QWidget):
         images, p = self._images(), self._params()
         key = (tuple(id(lay) for lay in images), p.suggest.tile, p.model, p.network, p.pretext, p.device)
         if self.session is not None and key == self._key:
-            self.session.params.suggest = p.suggest  # score and top may change between rounds
+            self.session.params.suggest = p.suggest  # score, top and the scorer may change between rounds
+            self.session.params.score_with = p.score_with
             return self.session, key, self.items
         items, planes, names = [], [], []
         for lay in images:

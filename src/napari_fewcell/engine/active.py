@@ -25,6 +25,7 @@ from .prompt import Box, Progress, Prompt, run
 from . import suggest as sg
 
 MODELS = ("perceptron", "prompt")
+SCORERS = ("model", "network")
 
 
 @dataclasses.dataclass
@@ -34,11 +35,16 @@ class SessionParams:
     network: str | None = None  #: shipped network scored before the first accept (None: by image kind)
     pretext: bool = False  #: adapt that network to the images first (paper 001 §3.2)
     pretext_steps: int = sg.PretextParams.steps
+    #: what scores the tiles once a model is fitted: "model" (the refitted model, the default) or
+    #: "network" (always the shipped network, as paper 001's Algorithm 1 with a fixed scoring model)
+    score_with: str = "model"
     device: str = "auto"
 
     def check(self) -> None:
         if self.model not in MODELS:
             raise FewcellError(f"The model must be one of {', '.join(MODELS)}, not {self.model!r}.")
+        if self.score_with not in SCORERS:
+            raise FewcellError(f"Tiles are scored with one of {', '.join(SCORERS)}, not {self.score_with!r}.")
         self.suggest.check()
 
 
@@ -66,8 +72,9 @@ class Session:
         return self._network
 
     def scorer_iter(self) -> Generator[Progress, None, sg.Scorer]:
-        """The model's scorer once one is fitted, else the (adapted) shipped network."""
-        if self.model is None:
+        """The model's scorer once one is fitted, else (or with ``score_with="network"``) the (adapted)
+        shipped network."""
+        if self.model is None or self.params.score_with == "network":
             return (yield from self._first_scorer())
         if isinstance(self.model, tuple):
             return sg.PromptScorer(*self.model)

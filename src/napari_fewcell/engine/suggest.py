@@ -271,10 +271,9 @@ def score_batch(scorer: Scorer, x: torch.Tensor, p: SuggestParams,
     if p.score == "random":
         return torch.rand(x.shape[0], generator=generator).numpy()
     if p.score == "consistency":
-        n = x.shape[0]
-        pred = scorer.predict(torch.cat([x, *augmentations(x, p.magnitude)]))
-        base = pred[:n]
-        total = sum(_xent(base, pred[(i + 1) * n : (i + 2) * n], scorer.exclusive) for i in range(3))
+        # one forward pass per version: a batch four times larger runs 1.5–2× slower per tile on a CPU
+        base = scorer.predict(x)
+        total = sum(_xent(base, scorer.predict(a), scorer.exclusive) for a in augmentations(x, p.magnitude))
         return total.float().cpu().numpy()
     m = scorer.maps(x)
     if p.score == "entropy":
