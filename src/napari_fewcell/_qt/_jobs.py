@@ -130,3 +130,21 @@ class JobRunner:
         self.job = None
         if self.cancel_requested:
             self.status.setText(self.cancelled_text)
+
+
+def job_controls(owner, buttons: dict, status_text: str) -> JobRunner:
+    """Give ``owner`` a ``<key>_button`` per ``buttons`` entry (key: (text, slot)), plus ``cancel_button``,
+    ``progress`` and ``status`` widgets; returns the JobRunner that disables the buttons while busy."""
+    from qtpy.QtWidgets import QLabel, QProgressBar, QPushButton
+
+    for key, (text, slot) in buttons.items():
+        button = QPushButton(text)
+        button.clicked.connect(slot)
+        setattr(owner, f"{key}_button", button)
+    owner.cancel_button = QPushButton("Cancel")
+    owner.progress = QProgressBar()
+    owner.status = QLabel(status_text)
+    owner.status.setWordWrap(True)
+    return JobRunner(owner.progress, owner.status, owner.cancel_button,
+                     [getattr(owner, f"{k}_button") for k in buttons])
+

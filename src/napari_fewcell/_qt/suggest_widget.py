@@ -9,14 +9,14 @@ from __future__ import annotations
 import numpy as np
 from napari.layers import Image, Labels, Shapes
 from qtpy.QtWidgets import (
-    QCheckBox, QComboBox, QFormLayout, QLabel, QListWidget, QProgressBar, QPushButton, QVBoxLayout, QWidget,
+    QCheckBox, QComboBox, QFormLayout, QListWidget, QVBoxLayout, QWidget,
 )
 
 from ..engine.active import Session, SessionParams
 from ..engine.errors import FewcellError
 from ..engine.features import shipped_names
 from ..engine.suggest import SCORES, SuggestParams
-from ._jobs import JobRunner
+from ._jobs import job_controls
 from ._layers import _data, _from_world, _hbox, _image_shape, _planes, _spin, _to_world, watch_layers
 from .prompt_widget import RESULT_KEY
 
@@ -82,16 +82,8 @@ class SuggestWidget(QWidget):
         self.device_combo.addItems(["auto", "cpu", "cuda"])
         buttons = {"suggest": ("Suggest tiles", self._suggest), "next": ("Next", self._next),
                    "accept": ("Accept", self._accept), "skip": ("Skip", self._skip)}
-        for key, (text, slot) in buttons.items():
-            setattr(self, f"{key}_button", QPushButton(text))
-            getattr(self, f"{key}_button").clicked.connect(slot)
         self.list = QListWidget()
-        self.cancel_button = QPushButton("Cancel")
-        self.progress = QProgressBar()
-        self.status = QLabel("Open an image, then press Suggest tiles.")
-        self.status.setWordWrap(True)
-        self.jobs = JobRunner(self.progress, self.status, self.cancel_button,
-                              [getattr(self, f"{k}_button") for k in buttons])
+        self.jobs = job_controls(self, buttons, "Open an image, then press Suggest tiles.")
 
         form = QFormLayout()
         form.addRow("Images", self.scope_combo)

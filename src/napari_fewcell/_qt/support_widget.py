@@ -9,15 +9,14 @@ from pathlib import Path
 import numpy as np
 from napari.layers import Image, Labels, Shapes
 from qtpy.QtWidgets import (
-    QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGridLayout, QGroupBox, QLabel, QProgressBar,
-    QPushButton, QVBoxLayout, QWidget,
+    QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGridLayout, QGroupBox, QVBoxLayout, QWidget,
 )
 
 from ..engine.errors import FewcellError
 from ..engine.features import Extractors
 from ..engine.perceptron import Perceptron, PerceptronParams, fit_iter, support
 from ..engine.prompt import Progress, run
-from ._jobs import JobRunner
+from ._jobs import job_controls
 from ._layers import (
     _as_planes, _data, _hbox, _image_shape, _plane, _planes, _rect, _Row, clear_rows, fill_combo, watch_layers,
 )
@@ -82,15 +81,7 @@ class SupportWidget(QWidget):
         buttons = {"add_labels": ("Add labels to the selected image", self._add_labels), "fit": ("Fit", self._fit),
                    "apply": ("Apply", self._apply), "save": ("Save perceptron…", self._save),
                    "load": ("Load perceptron…", self._load)}
-        for key, (text, slot) in buttons.items():
-            setattr(self, f"{key}_button", QPushButton(text))
-            getattr(self, f"{key}_button").clicked.connect(slot)
-        self.cancel_button = QPushButton("Cancel")
-        self.progress = QProgressBar()
-        self.status = QLabel("Check support images, choose their labels layers, then press Fit.")
-        self.status.setWordWrap(True)
-        self.jobs = JobRunner(self.progress, self.status, self.cancel_button,
-                              [getattr(self, f"{k}_button") for k in buttons])
+        self.jobs = job_controls(self, buttons, "Check support images, choose their labels layers, then press Fit.")
 
         form = QFormLayout()
         form.addRow("Boxes", self.shapes_combo)
