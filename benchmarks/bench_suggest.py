@@ -150,7 +150,7 @@ def timing(data: str, repeats: int, full_res: bool) -> list[str]:
                 cells.append(f"{np.median(ts):.1f}")
                 log(f"  timing {label} scale {scale} {score}: {cells[-1]} s")
             rows.append(f"| {label} | 1/{scale} | " + " | ".join(cells) + " |")
-    from napari_fewcell.engine.suggest import PretextParams, pretext_iter
+    from napari_fewcell.engine.pretext import PretextParams, pretext_iter
 
     t0 = time.perf_counter()
     run(pretext_iter(shipped_network("fluo_nuclei", device="cpu"), images, PretextParams()))
@@ -184,7 +184,8 @@ def main() -> None:
 
     from napari_fewcell.engine.features import Extractors, shipped_names
     from napari_fewcell.engine.prompt import run
-    from napari_fewcell.engine.suggest import PretextParams, pretext_iter, shipped_network
+    from napari_fewcell.engine.pretext import PretextParams, pretext_iter
+    from napari_fewcell.engine.suggest import shipped_network
 
     torch.set_num_threads(args.threads)
     threadpool_limits(args.threads)

@@ -7,6 +7,7 @@ import torch
 
 from napari_fewcell.engine.errors import FewcellError
 from napari_fewcell.engine.prompt import run
+from napari_fewcell.engine import pretext
 from napari_fewcell.engine import suggest as sg
 
 from .conftest import blobs
@@ -199,14 +200,14 @@ def test_mc_dropout_is_reproducible_and_leaves_global_rng_alone():
 
 def test_pretext_labels_bright_objects_and_dark_membranes():
     img, mask = blobs((96, 96), seed=5, n=8)
-    lab = sg.pretext_labels(img)
+    lab = pretext.pretext_labels(img)
     inter = (lab.astype(bool) & mask.astype(bool)).sum()
     assert inter / mask.sum() > 0.9 and lab.mean() < 0.5
     # dark thin lines on a bright background: the lines (the minority) are the foreground
     em = np.full((96, 96), 200, np.uint8)
     em[::16] = 40
     em[:, ::16] = 40
-    lab = sg.pretext_labels(em)
+    lab = pretext.pretext_labels(em)
     assert lab[::16].all() and lab[8, 8] == 0
 
 
@@ -214,7 +215,7 @@ def test_pretext_adapts_a_copy_of_the_network():
     img, _ = blobs((96, 96), seed=6, n=8)
     base = sg.shipped_network("em_membrane", device="cpu")
     before = {k: v.clone() for k, v in base.net.state_dict().items()}
-    tuned = run(sg.pretext_iter(base, [img], sg.PretextParams(steps=3, batch=2, crop=32)))
+    tuned = run(pretext.pretext_iter(base, [img], pretext.PretextParams(steps=3, batch=2, crop=32)))
     assert isinstance(tuned, sg.MSDScorer) and "pretext" in tuned.name
     assert all(torch.equal(before[k], v) for k, v in base.net.state_dict().items())
     assert any(not torch.equal(before[k], v) for k, v in tuned.net.state_dict().items())

@@ -158,6 +158,7 @@ def _cmd_suggest(a) -> int:
     from .engine.perceptron import open_model
     from .engine.prompt import run
     from .engine import suggest as sg
+    from .engine.pretext import PretextParams, pretext_iter
 
     if a.threads:
         import torch
@@ -188,7 +189,7 @@ def _cmd_suggest(a) -> int:
         else:
             scorer = sg.shipped_network(a.network, planes[0].shape[-1] if planes[0].ndim == 3 else 1, a.device)
             if a.pretext:
-                scorer = run(sg.pretext_iter(scorer, planes, sg.PretextParams(steps=a.pretext_steps, seed=a.seed)),
+                scorer = run(pretext_iter(scorer, planes, PretextParams(steps=a.pretext_steps, seed=a.seed)),
                              _Bar("pretext"))
     hits = run(sg.suggest_iter(planes, scorer, params, names=names), _Bar("suggest"))
     rows = []

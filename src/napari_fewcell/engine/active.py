@@ -23,6 +23,7 @@ from .annotation import annotate
 from .errors import FewcellError
 from .prompt import Box, Progress, Prompt, run
 from . import suggest as sg
+from .pretext import PretextParams, pretext_iter
 
 MODELS = ("perceptron", "prompt")
 SCORERS = ("model", "network")
@@ -34,7 +35,7 @@ class SessionParams:
     suggest: sg.SuggestParams = dataclasses.field(default_factory=sg.SuggestParams)
     network: str | None = None  #: shipped network scored before the first accept (None: by image kind)
     pretext: bool = False  #: adapt that network to the images first (paper 001 §3.2)
-    pretext_steps: int = sg.PretextParams.steps
+    pretext_steps: int = PretextParams.steps
     #: what scores the tiles once a model is fitted: "model" (the refitted model, the default) or
     #: "network" (always the shipped network, as paper 001's Algorithm 1 with a fixed scoring model)
     score_with: str = "model"
@@ -67,7 +68,7 @@ class Session:
             p = self.params
             net = sg.shipped_network(p.network, self.arrs[0].shape[-1], p.device)
             if p.pretext:
-                net = yield from sg.pretext_iter(net, self.arrs, sg.PretextParams(steps=p.pretext_steps))
+                net = yield from pretext_iter(net, self.arrs, PretextParams(steps=p.pretext_steps))
             self._network = net
         return self._network
 

@@ -14,7 +14,7 @@ scores are the suggestions. The scores (one small function each, all batched on 
 - ``random``: a seeded uniform draw.
 
 The model can be the shipped MSD network (before anything is annotated; optionally adapted to
-the images by the paper's pretext task, :func:`pretext_iter`), a fitted perceptron (workflow 3),
+the images by the paper's pretext task, :func:`.pretext.pretext_iter`), a fitted perceptron (workflow 3),
 a stage-2 network (workflow 2) or a prompt segmenter with its prompt (workflow 1).
 
 Tiles are scored at ``1/scale`` resolution (default ``scale = 2``, area-averaged): consistency
@@ -29,7 +29,6 @@ Image intensities are normalised once per image, so an augmented tile reaches th
 from __future__ import annotations
 
 import dataclasses
-import time
 from typing import Generator, NamedTuple, Sequence
 
 import numpy as np
@@ -375,86 +374,3 @@ def suggest_iter(images: Sequence, scorer: Scorer | None, params: SuggestParams 
     picked += [int(j) for j in order if int(j) not in picked][: p.top - len(picked)]
     return [Suggestion(r + 1, cands[j][0], tuple(int(v) for v in cands[j][1]), float(scores[j]))
             for r, j in enumerate(picked)]
-
-
-# ---- the pretext task (paper 001 §3.2) --------------------------------------------------------
-def pretext_labels(image) -> np.ndarray:
-    """Pseudo-labels of an image without annotation (paper 001 §3.2): histogram equalisation, a
-    threshold, a 3×3 dilation. The paper sets the threshold by hand per data set; here it is Otsu's
-    threshold of the image's intensities, carried to the equalised image (equalisation is monotone;
-    Otsu on the equalised, flat histogram would cut the background in half). The side of the
-    threshold that covers less of the image is the foreground: the structures of interest (nuclei,
-    membranes) cover less than their surroundings, bright or dark. Returns (H, W) uint8 in {0, 1}."""
-    from scipy import ndimage
-    from skimage.exposure import equalize_hist
-    from skimage.filters import threshold_otsu
-
-    arr = as_image2d(image)
-    gray = normalize(arr, intensity_range(arr)).mean(0)
-    if gray.max() <= gray.min():
-        return np.zeros(gray.shape, np.uint8)
-    eq = equalize_hist(gray)
-    t = threshold_otsu(gray)
-    fg = eq > eq[gray <= t].max()  # the equalised value of Otsu's threshold
-    if fg.mean() > 0.5:
-        fg = ~fg
-    return ndimage.binary_dilation(fg, np.ones((3, 3), bool)).astype(np.uint8)
-
-
-@dataclasses.dataclass
-class PretextParams:
-    steps: int = 60
-    batch: int = 8
-    crop: int = 96
-    lr: float = 5e-4  #: Adam (paper: 1e-4 over 100 epochs; fewer steps here, so a larger rate)
-    weight_decay: float = 5e-4  #: paper 001 §4.1
-    seed: int = 0
-
-    def check(self) -> None:
-        if self.steps < 1 or self.batch < 1 or self.crop < 16 or not self.lr > 0:
-            raise FewcellError("Pretext training needs steps ≥ 1, batch ≥ 1, crops of 16 px or more and a "
-                               "positive learning rate.")
-
-
-def pretext_iter(scorer: MSDScorer, images: Sequence, params: PretextParams | None = None
-                 ) -> Generator[Progress, None, MSDScorer]:
-    """Adapt a copy of an MSD network to ``images`` on their pretext pseudo-labels (soft Dice + BCE)."""
-    import copy
-
-    from .msd_train import soft_dice_loss
-    from .pretrain import _augment
-
-    p = params or PretextParams()
-    p.check()
-    arrs = [as_image2d(im) for im in images]
-    xs = [normalize(a, intensity_range(a)) for a in arrs]
-    ys = [pretext_labels(a) for a in arrs]
-    rng = np.random.default_rng(p.seed)
-    torch.manual_seed(p.seed)
-    net = copy.deepcopy(scorer.net).cpu().train()
-    opt = torch.optim.Adam(net.parameters(), lr=p.lr, weight_decay=p.weight_decay)
-    sizes = np.array([y.size for y in ys], float)
-    t0 = time.time()
-    yield Progress(0, p.steps, "pretext training")
-    for step in range(p.steps):
-        bx, by = [], []
-        c = min(p.crop, *(min(y.shape) for y in ys))
-        for _ in range(p.batch):
-            i = int(rng.choice(len(xs), p=sizes / sizes.sum()))
-            H, W = ys[i].shape
-            y0, x0 = rng.integers(0, H - c + 1), rng.integers(0, W - c + 1)
-            a, b = _augment(xs[i][:, y0 : y0 + c, x0 : x0 + c], ys[i][y0 : y0 + c, x0 : x0 + c], rng)
-            bx.append(a)
-            by.append(b)
-        x_t = torch.from_numpy(np.stack(bx))
-        y_t = torch.from_numpy(np.stack(by).astype(np.float32))[:, None]
-        logits = net(x_t)
-        loss = soft_dice_loss(logits, y_t) + F.binary_cross_entropy_with_logits(logits, y_t)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        yield Progress(step + 1, p.steps, f"pretext training, loss {loss.item():.3f}")
-    out = MSDScorer(net.eval(), f"{scorer.name} + pretext", str(scorer.device))
-    out.pretext_seconds = time.time() - t0
-    return out
-
