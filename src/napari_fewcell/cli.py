@@ -69,10 +69,6 @@ def _cmd_pseudolabel(a) -> int:
     from .engine.prompt import run
     from .engine.segnet import TrainParams, train_iter
 
-    if a.threads:
-        import torch
-
-        torch.set_num_threads(a.threads)
     data, layout = read_set(a)
     params = PseudoParams(epochs=a.epochs, steps_per_epoch=a.steps_per_epoch, lr=a.lr, weights=a.weights,
                           device=a.device, seed=a.seed, tau=a.tau)
@@ -103,10 +99,6 @@ def _cmd_predict(a) -> int:
     from .engine.perceptron import open_model
     from .engine.prompt import run
 
-    if a.threads:
-        import torch
-
-        torch.set_num_threads(a.threads)
     model = open_model(a.model, device=a.device, tta=True if a.tta else None)  # a perceptron or a network
     read = [(path, planes_of(read_image(path), Path(path).name)) for path in a.images]
     out = check_out_dir(a.out, overwrite=a.overwrite, stems=[Path(p).stem for p in a.images])
@@ -124,10 +116,6 @@ def _cmd_fit(a) -> int:
     from .engine.perceptron import PerceptronParams, fit_iter
     from .engine.prompt import run
 
-    if a.threads:
-        import torch
-
-        torch.set_num_threads(a.threads)
     params = PerceptronParams(lam=a.lam, bfgs=not a.no_bfgs, max_pixels=a.max_pixels, device=a.device, seed=a.seed,
                               extractors=tuple(a.extractors) if a.extractors else None)
     params.check()
@@ -160,10 +148,6 @@ def _cmd_suggest(a) -> int:
     from .engine import suggest as sg
     from .engine.pretext import PretextParams, pretext_iter
 
-    if a.threads:
-        import torch
-
-        torch.set_num_threads(a.threads)
     params = sg.SuggestParams(tile=a.tile, top=a.top, score=a.score, scale=a.scale, magnitude=a.magnitude,
                               seed=a.seed, device=a.device)
     params.check()
@@ -420,6 +404,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     args.argv = argv  # recorded in the cards of trained models
+    if getattr(args, "threads", 0):  # every verb's --threads
+        import torch
+
+        torch.set_num_threads(args.threads)
     try:
         return args.func(args)
     except FewcellError as err:
