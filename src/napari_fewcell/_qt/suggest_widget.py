@@ -32,15 +32,9 @@ AUTO = "auto (by image kind)"
 def _loop_iter(session: Session, refit: bool):
     """Refit (then predict every plane) if asked, then rescore; returns (predictions or None, suggestions)."""
     preds = (yield from session.refit_iter()) if refit else None
-    if not any(True for _ in _left(session)):
+    if not session.tiles_left():
         return preds, []
     return preds, (yield from session.suggest_iter())
-
-
-def _left(session: Session):
-    from ..engine.suggest import candidates
-
-    return candidates(session.arrs, session.params.suggest.tile, session.exclude())[1]
 
 
 class SuggestWidget(QWidget):

@@ -87,12 +87,15 @@ class Session:
             out.setdefault(i, []).append(box)
         return out
 
+    def tiles_left(self) -> int:
+        """How many tiles overlap no accepted or skipped tile (the ones that can still be suggested)."""
+        return len(sg.candidates(self.arrs, self.params.suggest.tile, self.exclude())[1])
+
     def suggest_iter(self) -> Generator[Progress, None, list[sg.Suggestion]]:
         """Score every tile not yet accepted or skipped; the best ``top`` first."""
         scorer = None if self.params.suggest.score == "random" else (yield from self.scorer_iter())
         p = self.params.suggest
-        n_left = len(sg.candidates(self.arrs, p.tile, self.exclude())[1])
-        top = dataclasses.replace(p, top=max(1, min(p.top, n_left)))  # near the end, fewer tiles are left
+        top = dataclasses.replace(p, top=max(1, min(p.top, self.tiles_left())))  # near the end, fewer are left
         return (yield from sg.suggest_iter(self.arrs, scorer, top, self.exclude(), self.names))
 
     # ---- annotating --------------------------------------------------------------------------
