@@ -86,7 +86,7 @@ class Extractors:
 
     # ---- computation ---------------------------------------------------------------------
     @torch.inference_mode()
-    def _tile(self, x: np.ndarray) -> np.ndarray:
+    def region(self, x: np.ndarray) -> np.ndarray:
         """Features of a normalised (3, h, w) region: (F, h, w) float32 (channels first: no transposes)."""
         h, w = x.shape[1:]
         ph, pw = max(0, MIN_SIDE - h), max(0, MIN_SIDE - w)
@@ -107,7 +107,7 @@ class Extractors:
             for tx in range(0, W, TILE):
                 ty1, tx1 = min(H, ty + TILE), min(W, tx + TILE)
                 y0, x0, y1, x1 = max(0, ty - MARGIN), max(0, tx - MARGIN), min(H, ty1 + MARGIN), min(W, tx1 + MARGIN)
-                f = self._tile(x[:, y0:y1, x0:x1])
+                f = self.region(x[:, y0:y1, x0:x1])
                 yield slice(ty, ty1), slice(tx, tx1), f[:, ty - y0 : ty1 - y0, tx - x0 : tx1 - x0]
 
     def _compute(self, arr: np.ndarray) -> np.ndarray:

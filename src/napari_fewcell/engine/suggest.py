@@ -175,7 +175,7 @@ class PerceptronScorer(Scorer):
         self._std = torch.as_tensor(model.std, dtype=torch.float32)[:, None, None]
 
     def maps(self, x):
-        feats = [torch.from_numpy(self.fx._tile(t.cpu().numpy())) for t in x]
+        feats = [torch.from_numpy(self.fx.region(t.cpu().numpy())) for t in x]
         return (torch.stack(feats) - self._mean) / self._std
 
     def head(self, m):
