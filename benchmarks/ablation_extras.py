@@ -39,9 +39,9 @@ def main() -> None:
     import torch
     from threadpoolctl import threadpool_limits
 
-    from napari_fewcell.engine import features as F
-    from napari_fewcell.engine.perceptron import PerceptronParams, fit_iter, support
-    from napari_fewcell.engine.prompt import run
+    from napari_fewcell.engine.core.progress import run
+    from napari_fewcell.engine.fewshot import PerceptronParams, fit_iter, support
+    from napari_fewcell.engine.fewshot import features as F
 
     torch.set_num_threads(args.threads)
     threadpool_limits(args.threads)

@@ -64,8 +64,8 @@ def rf_fit_predict(rf: RFBaseline, ds: Dataset, ids, test_ids, max_pixels: int, 
 
 
 def run_set(ds: Dataset, fx, shots, draws: int, rf: RFBaseline | None, test_ids) -> dict:
-    from napari_fewcell.engine.perceptron import PerceptronParams, fit_iter, support
-    from napari_fewcell.engine.prompt import run
+    from napari_fewcell.engine.core.progress import run
+    from napari_fewcell.engine.fewshot import PerceptronParams, fit_iter, support
 
     res = {}
     for k in shots:
@@ -97,9 +97,8 @@ def upper_bound(ds: Dataset, name: str, test_ids) -> float:
     """The target class's own shipped extractor (trained on its train split) applied directly."""
     import torch
 
-    from napari_fewcell.engine.features import PREFIX, shipped_dir
-    from napari_fewcell.engine.msd import load_msd
-    from napari_fewcell.engine.normalize import as_image2d, intensity_range, normalize
+    from napari_fewcell.engine.core.image import as_image2d, intensity_range, normalize
+    from napari_fewcell.engine.nets.msd import PREFIX, load_msd, shipped_dir
 
     net, _, _ = load_msd(shipped_dir() / f"{PREFIX}{name}.pt")
     out = []
@@ -115,9 +114,9 @@ def timing(data_root: str, repeats: int) -> list[str]:
     """Fit time for 5 support images of 256² (features, fit, total) and apply time per 512² image."""
     import torch
 
-    from napari_fewcell.engine.features import Extractors
-    from napari_fewcell.engine.perceptron import PerceptronParams, fit_iter, support
-    from napari_fewcell.engine.prompt import run
+    from napari_fewcell.engine.core.progress import run
+    from napari_fewcell.engine.fewshot import PerceptronParams, fit_iter, support
+    from napari_fewcell.engine.fewshot.features import Extractors
 
     fluo = Dataset(data_root, "dsb2018_fluo")
     isbi = Dataset(data_root, "isbi2012_membrane")
@@ -176,7 +175,8 @@ def main() -> None:
     import torch
     from threadpoolctl import threadpool_limits
 
-    from napari_fewcell.engine.features import Extractors, shipped_dir, shipped_names, sha256
+    from napari_fewcell.engine.fewshot.features import Extractors, sha256
+    from napari_fewcell.engine.nets.msd import shipped_dir, shipped_names
 
     torch.set_num_threads(args.threads)
     threadpool_limits(args.threads)

@@ -88,7 +88,7 @@ def main() -> None:
     a = ap.parse_args()
 
     from napari_fewcell.engine import PseudoParams, TrainParams, annotate, pseudolabel_iter, run, train_iter
-    from napari_fewcell.engine.backbone import default_weights_path, load_model
+    from napari_fewcell.engine.nets.unet import default_weights_path, load_model
     from napari_fewcell.engine.partial import describe_epoch
 
     torch.set_num_threads(a.threads)

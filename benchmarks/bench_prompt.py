@@ -324,8 +324,8 @@ def main() -> None:
     w = [weights_line("shipped (`fewcell fast`)", args.weights, fast.model, tests)]
     if args.weights_noisbi:
         w.append(weights_line("no-ISBI", args.weights_noisbi, segs["fewcell fast, no-ISBI weights"].model, tests))
-    import sklearn
     import skimage
+    import sklearn
 
     nproc = len(os.sched_getaffinity(0))
     rep = [

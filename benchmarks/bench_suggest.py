@@ -42,9 +42,9 @@ SCORES = ["consistency", "entropy", "mc-dropout"]
 
 def evaluate(ds: Dataset, fx, chosen, test_ids, seed: int) -> tuple:
     """Fit the perceptron on the chosen (image id, box) tiles; mean foreground Dice on the test images."""
-    from napari_fewcell.engine.errors import FewcellError
-    from napari_fewcell.engine.perceptron import PerceptronParams, fit_iter, support
-    from napari_fewcell.engine.prompt import run
+    from napari_fewcell.engine.core.errors import FewcellError
+    from napari_fewcell.engine.core.progress import run
+    from napari_fewcell.engine.fewshot import PerceptronParams, fit_iter, support
 
     boxes: dict = {}
     for i, b in chosen:
@@ -60,7 +60,7 @@ def evaluate(ds: Dataset, fx, chosen, test_ids, seed: int) -> tuple:
 
 
 def loop(ds, pool_ids, fx, first_scorer, score: str, test_ids, budget: int, scale: int = 2) -> tuple[dict, list]:
-    from napari_fewcell.engine.prompt import run
+    from napari_fewcell.engine.core.progress import run
     from napari_fewcell.engine.suggest import PerceptronScorer, SuggestParams, suggest_iter
 
     images = [ds.images[i] for i in pool_ids]
@@ -78,7 +78,7 @@ def loop(ds, pool_ids, fx, first_scorer, score: str, test_ids, budget: int, scal
 
 
 def once(ds, pool_ids, fx, scorer, score: str, test_ids, budget: int, scale: int = 2) -> tuple[dict, list]:
-    from napari_fewcell.engine.prompt import run
+    from napari_fewcell.engine.core.progress import run
     from napari_fewcell.engine.suggest import SuggestParams, suggest_iter
 
     hits = run(suggest_iter([ds.images[i] for i in pool_ids], scorer,
@@ -90,7 +90,7 @@ def once(ds, pool_ids, fx, scorer, score: str, test_ids, budget: int, scale: int
 def random_draws(ds, pool_ids, fx, test_ids, budget: int, draws: int) -> dict:
     """Tiles drawn uniformly, each draw skipping tiles that overlap one already drawn (as the widget
     never suggests a tile overlapping an accepted one; edge tiles of small images overlap)."""
-    from napari_fewcell.engine.suggest import overlaps, tile_boxes
+    from napari_fewcell.engine.core.geometry import overlaps, tile_boxes
 
     cands = [(i, b) for i in pool_ids for b in tile_boxes(ds.labels[i].shape, 256)]
     res = {b: [] for b in BUDGETS}
@@ -113,13 +113,20 @@ def timing(data: str, repeats: int, full_res: bool) -> list[str]:
     """Seconds to score 100 tiles of 256² (25 ISBI images of 512², 4 tiles each)."""
     import torch
 
-    from napari_fewcell.engine.annotation import annotate
-    from napari_fewcell.engine.backbone import NetConfig
-    from napari_fewcell.engine.perceptron import PerceptronParams, fit_iter
-    from napari_fewcell.engine.prompt import PromptParams, Segmenter, run
-    from napari_fewcell.engine.segnet import SegModel, SegNet
-    from napari_fewcell.engine.suggest import (PerceptronScorer, PromptScorer, SegModelScorer, SuggestParams,
-                                               shipped_network, suggest_iter)
+    from napari_fewcell.engine.core.annotation import annotate
+    from napari_fewcell.engine.core.progress import run
+    from napari_fewcell.engine.fewshot import PerceptronParams, fit_iter
+    from napari_fewcell.engine.nets.unet import NetConfig, SegNet
+    from napari_fewcell.engine.partial import SegModel
+    from napari_fewcell.engine.prompt import PromptParams, Segmenter
+    from napari_fewcell.engine.suggest import (
+        PerceptronScorer,
+        PromptScorer,
+        SegModelScorer,
+        SuggestParams,
+        shipped_network,
+        suggest_iter,
+    )
 
     ds = Dataset(data, "isbi2012_membrane")
     ids = sorted(ds.images)[:25]
@@ -150,7 +157,7 @@ def timing(data: str, repeats: int, full_res: bool) -> list[str]:
                 cells.append(f"{np.median(ts):.1f}")
                 log(f"  timing {label} scale {scale} {score}: {cells[-1]} s")
             rows.append(f"| {label} | 1/{scale} | " + " | ".join(cells) + " |")
-    from napari_fewcell.engine.pretext import PretextParams, pretext_iter
+    from napari_fewcell.engine.suggest import PretextParams, pretext_iter
 
     t0 = time.perf_counter()
     run(pretext_iter(shipped_network("fluo_nuclei", device="cpu"), images, PretextParams()))
@@ -182,10 +189,10 @@ def main() -> None:
     import torch
     from threadpoolctl import threadpool_limits
 
-    from napari_fewcell.engine.features import Extractors, shipped_names
-    from napari_fewcell.engine.prompt import run
-    from napari_fewcell.engine.pretext import PretextParams, pretext_iter
-    from napari_fewcell.engine.suggest import shipped_network
+    from napari_fewcell.engine.core.progress import run
+    from napari_fewcell.engine.fewshot.features import Extractors
+    from napari_fewcell.engine.nets.msd import shipped_names
+    from napari_fewcell.engine.suggest import PretextParams, pretext_iter, shipped_network
 
     torch.set_num_threads(args.threads)
     threadpool_limits(args.threads)

@@ -77,7 +77,7 @@ def run(out: Path, timeout: float, workflow: str = "prompt") -> Path:
     from qtpy.QtWidgets import QApplication
 
     from napari_fewcell._sample_data import sample_paths
-    from napari_fewcell.engine.io import write_labels_tif
+    from napari_fewcell.engine.core.files import write_labels_tif
 
     viewer = napari.Viewer(show=True, title="napari-fewcell demo")
     try:
@@ -98,8 +98,9 @@ def run(out: Path, timeout: float, workflow: str = "prompt") -> Path:
             if widget.model is None:
                 fail(f"fitting failed; widget status: {widget.status.text()!r}")
         if workflow == "suggest":  # suggest, go to the best tile and "paint" it with the sample's truth
-            import tifffile
             from importlib import resources
+
+            import tifffile
 
             widget.tile_spin.setValue(128)
             widget.suggest_button.click()

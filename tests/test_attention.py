@@ -3,8 +3,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from napari_fewcell.engine import attention
-from napari_fewcell.engine.errors import FewcellError
+from napari_fewcell.engine.core.errors import FewcellError
+from napari_fewcell.engine.nets import attention
 
 
 def _rand(n, m, d=8, c=3, seed=0):

@@ -9,7 +9,7 @@ import pytest
 import tifffile
 
 from napari_fewcell.cli import main
-from napari_fewcell.engine.io import read_labels_meta
+from napari_fewcell.engine.core.files import read_labels_meta
 
 from .conftest import blobs, dice_mean
 

@@ -10,8 +10,8 @@ import tifffile
 import torch
 
 from napari_fewcell.cli import main
-from napari_fewcell.engine.backbone import default_weights_path
-from napari_fewcell.engine.io import read_labels_meta
+from napari_fewcell.engine.core.files import read_labels_meta
+from napari_fewcell.engine.nets.unet import default_weights_path
 
 from .conftest import blobs, dice_mean
 

@@ -52,8 +52,8 @@ def test_suggest_contract_shipped_network(images, tmp_path):
 
 @pytest.mark.parametrize("score", ["entropy", "mc-dropout", "random"])
 def test_suggest_with_a_perceptron_model(images, tmp_path, score):
-    from napari_fewcell.engine.perceptron import PerceptronParams, fit_iter, support
-    from napari_fewcell.engine.prompt import run
+    from napari_fewcell.engine.core.progress import run
+    from napari_fewcell.engine.fewshot import PerceptronParams, fit_iter, support
 
     img, mask = blobs((64, 64), seed=3, n=6)
     model = tmp_path / "m.npz"

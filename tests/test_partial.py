@@ -9,11 +9,20 @@ import tifffile
 import torch
 
 from napari_fewcell.engine import (
-    Cancelled, FewcellError, PseudoParams, SegModel, TrainParams, annotate, instance_labels, pseudolabel,
-    pseudolabel_iter, run, train_iter,
+    Cancelled,
+    FewcellError,
+    PseudoParams,
+    SegModel,
+    TrainParams,
+    annotate,
+    instance_labels,
+    pseudolabel,
+    pseudolabel_iter,
+    run,
+    train_iter,
 )
-from napari_fewcell.engine.backbone import EmbedNet, NetConfig, default_weights_path
-from napari_fewcell.engine.io import export_labels, read_labels_meta, write_labels_tif
+from napari_fewcell.engine.core.files import export_labels, read_labels_meta, write_labels_tif
+from napari_fewcell.engine.nets.unet import EmbedNet, NetConfig, default_weights_path
 
 from .conftest import blobs, dice_mean
 
@@ -208,7 +217,7 @@ def test_keep_best_epoch_by_held_out_box_dice():
 
 
 def test_validation_box_is_never_trained_on():
-    from napari_fewcell.engine.partial import _Trainer
+    from napari_fewcell.engine.partial.pseudo import _Trainer
 
     (a, ma), (b, _) = blob_set(2)
     boxes = [(0, 0, 48, 48), (60, 60, 48, 48), (0, 60, 48, 48)]

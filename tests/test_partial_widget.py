@@ -13,8 +13,8 @@ from qtpy.QtCore import Qt
 
 from napari_fewcell._qt import partial_widget as pw
 from napari_fewcell._qt.partial_widget import BOX_LAYER, UNANNOTATED, PartialLabelsWidget
-from napari_fewcell.engine.annotation import annotate
-from napari_fewcell.engine.io import read_labels_meta
+from napari_fewcell.engine.core.annotation import annotate
+from napari_fewcell.engine.core.files import read_labels_meta
 
 from .conftest import blobs, dice_mean
 

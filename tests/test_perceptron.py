@@ -8,13 +8,14 @@ import pytest
 import torch
 from scipy.optimize import approx_fprime
 
-from napari_fewcell.engine.errors import FewcellError
-from napari_fewcell.engine.features import Extractors, shipped_names
-from napari_fewcell.engine.msd import MSDConfig, MSDNet, _dilated
-from napari_fewcell.engine.perceptron import (
-    Perceptron, PerceptronParams, _fit_one, dice_loss_grad, fit, fit_iter, open_model, support,
-)
-from napari_fewcell.engine.prompt import run
+from napari_fewcell.engine.core.errors import FewcellError
+from napari_fewcell.engine.core.progress import run
+from napari_fewcell.engine.fewshot import Perceptron, PerceptronParams, fit, fit_iter, support
+from napari_fewcell.engine.fewshot.features import Extractors
+from napari_fewcell.engine.fewshot.perceptron import _fit_one, dice_loss_grad
+from napari_fewcell.engine.models import open_model
+from napari_fewcell.engine.nets.msd import MSDConfig, MSDNet, shipped_names
+from napari_fewcell.engine.nets.msd import dilated_conv as _dilated
 
 from .conftest import blobs, dice_mean
 
@@ -85,7 +86,7 @@ def test_bfgs_never_ends_above_its_logistic_start(seed):
 def test_bfgs_failure_keeps_the_logistic_solution(monkeypatch, how):
     import scipy.optimize
 
-    from napari_fewcell.engine import perceptron
+    from napari_fewcell.engine.fewshot import perceptron
 
     X, y = _problem(3)
 
@@ -209,7 +210,7 @@ def test_bad_model_files(fx, tmp_path):
 
 
 def test_large_images_are_predicted_tile_by_tile(fx, monkeypatch):
-    from napari_fewcell.engine import features
+    from napari_fewcell.engine.fewshot import features
 
     img, mask = blobs((100, 90), seed=12, n=12)
     model = run(fit_iter([support(img, mask)], extractors=fx))
@@ -230,7 +231,7 @@ def test_large_images_are_predicted_tile_by_tile(fx, monkeypatch):
 
 
 def test_a_class_painted_on_a_few_pixels_is_never_sampled_away(fx):
-    from napari_fewcell.engine.perceptron import _sample_pixels
+    from napari_fewcell.engine.fewshot.perceptron import _sample_pixels
 
     img, mask = blobs((120, 120), seed=3, n=10)
     labels = mask.copy()

@@ -3,9 +3,9 @@ import tifffile
 import torch
 
 from napari_fewcell.cli import main
-from napari_fewcell.engine.backbone import load_model
-from napari_fewcell.engine.pretrain import PretrainParams, pretrain_iter
-from napari_fewcell.engine.prompt import run
+from napari_fewcell.engine.core.progress import run
+from napari_fewcell.engine.nets.unet import load_model
+from napari_fewcell.engine.training.episodic import PretrainParams, pretrain_iter
 
 from .conftest import blobs
 
@@ -50,7 +50,7 @@ def test_pretrain_cli_warm_start(tmp_path):
 
 def test_train_extractor_command_writes_a_loadable_msd(tmp_path):
     """`fewcell train-extractor` on a toy data set: train/validation split by image, best epoch kept."""
-    from napari_fewcell.engine.msd import load_msd
+    from napari_fewcell.engine.nets.msd import load_msd
 
     _dataset(tmp_path, "toy", n=5)
     out = tmp_path / "msd_toy.pt"

@@ -4,7 +4,7 @@ import torch
 
 import napari_fewcell
 from napari_fewcell.engine import FewcellError, PromptParams, Segmenter
-from napari_fewcell.engine.backbone import EmbedNet, NetConfig, load_model, save_weights
+from napari_fewcell.engine.nets.unet import EmbedNet, NetConfig, load_model, save_weights
 
 from .conftest import blobs, dice_mean
 

@@ -5,10 +5,11 @@ import numpy as np
 import pytest
 import torch
 
-from napari_fewcell.engine.errors import FewcellError
-from napari_fewcell.engine.prompt import run
-from napari_fewcell.engine import pretext
 from napari_fewcell.engine import suggest as sg
+from napari_fewcell.engine.core.errors import FewcellError
+from napari_fewcell.engine.core.geometry import overlaps, tile_boxes
+from napari_fewcell.engine.core.progress import run
+from napari_fewcell.engine.suggest import pretext
 
 from .conftest import blobs
 
@@ -95,7 +96,7 @@ def test_scores_rank_ambiguous_tile_above_clean(score):
 def test_perceptron_consistency_prefers_unseen_texture(tmp_path):
     """With a real fitted perceptron: a tile of mid-grey noise (unlike anything in the support)
     is less consistent than a tile like the support's."""
-    from napari_fewcell.engine.perceptron import PerceptronParams, fit_iter, support
+    from napari_fewcell.engine.fewshot import PerceptronParams, fit_iter, support
 
     img, mask = blobs((64, 64), seed=1, n=6)
     model = run(fit_iter([support(img, mask)], PerceptronParams(max_pixels=5000)))
@@ -113,18 +114,18 @@ def test_random_score_is_seeded():
     b = run(sg.suggest_iter([img], None, sg.SuggestParams(tile=16, top=16, score="random", seed=1)))
     c = run(sg.suggest_iter([img], None, sg.SuggestParams(tile=16, top=16, score="random", seed=2)))
     assert a == b and [h.box for h in a] != [h.box for h in c]
-    assert sorted(h.box for h in a) == sorted(sg.tile_boxes((64, 64), 16))
+    assert sorted(h.box for h in a) == sorted(tile_boxes((64, 64), 16))
 
 
 def test_tiles_cover_image_flush_with_edges():
-    boxes = sg.tile_boxes((100, 70), 32)
+    boxes = tile_boxes((100, 70), 32)
     cover = np.zeros((100, 70), int)
     for y, x, h, w in boxes:
         assert (h, w) == (32, 32) and y + h <= 100 and x + w <= 70
         cover[y : y + h, x : x + w] += 1
     assert cover.min() >= 1
     assert (68, 38, 32, 32) in boxes
-    assert sg.tile_boxes((64, 64), 64) == [(0, 0, 64, 64)]
+    assert tile_boxes((64, 64), 64) == [(0, 0, 64, 64)]
 
 
 def test_excluded_tiles_are_never_suggested():
@@ -158,10 +159,10 @@ def test_bad_input_one_sentence():
 
 
 def _models():
-    from napari_fewcell.engine.backbone import NetConfig
-    from napari_fewcell.engine.perceptron import PerceptronParams, fit_iter, support
+    from napari_fewcell.engine.fewshot import PerceptronParams, fit_iter, support
+    from napari_fewcell.engine.nets.unet import NetConfig, SegNet
+    from napari_fewcell.engine.partial import SegModel
     from napari_fewcell.engine.prompt import PromptParams, Segmenter
-    from napari_fewcell.engine.segnet import SegModel, SegNet
 
     img, mask = blobs((64, 64), seed=4, n=6)
     seg = Segmenter(PromptParams(device="cpu"))
@@ -225,7 +226,7 @@ def test_pretext_adapts_a_copy_of_the_network():
 
 @pytest.mark.parametrize("model", ["perceptron", "prompt"])
 def test_session_accept_refit_rescore(model):
-    from napari_fewcell.engine.active import Session, SessionParams
+    from napari_fewcell.engine.suggest import Session, SessionParams
 
     img, mask = blobs((128, 128), seed=8, n=22)
     s = Session([img], ["cells"], SessionParams(model=model, suggest=sg.SuggestParams(tile=64, top=2), device="cpu"))
@@ -255,17 +256,17 @@ def test_suggestions_do_not_overlap_each_other():
     when a disjoint pair exists; asking for every tile still returns every tile."""
     rng = np.random.default_rng(1)
     img = rng.integers(0, 255, (64, 40)).astype(np.uint8)
-    boxes = sg.tile_boxes(img.shape, 32)
+    boxes = tile_boxes(img.shape, 32)
     assert len(boxes) == 4  # (0,0) (0,8) (32,0) (32,8): the two of each row overlap
     for seed in range(5):
         hits = run(sg.suggest_iter([img], None, sg.SuggestParams(tile=32, top=2, score="random", seed=seed)))
-        assert not sg.overlaps(hits[0].box, hits[1].box)
+        assert not overlaps(hits[0].box, hits[1].box)
     hits = run(sg.suggest_iter([img], None, sg.SuggestParams(tile=32, top=4, score="random")))
     assert sorted(h.box for h in hits) == sorted(boxes)
 
 
 def test_session_can_keep_scoring_with_the_network():
-    from napari_fewcell.engine.active import Session, SessionParams
+    from napari_fewcell.engine.suggest import Session, SessionParams
 
     img, mask = blobs((128, 128), seed=11, n=20)
     p = SessionParams(suggest=sg.SuggestParams(tile=64, top=3), device="cpu", score_with="network")

@@ -7,7 +7,8 @@ from qtpy.QtCore import Qt
 
 from napari_fewcell._qt.suggest_widget import BOXES, PREDICTION, SUGGESTIONS, SuggestWidget
 
-from .conftest import JOB_TIMEOUT as TIMEOUT, blobs, dice_mean, click_and_wait
+from .conftest import JOB_TIMEOUT as TIMEOUT
+from .conftest import blobs, click_and_wait, dice_mean
 
 LEFT = Qt.MouseButton.LeftButton
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .engine.io import write_labels_tif
+from .engine.core.files import write_labels_tif
 
 
 def write_labels(path: str, data, meta: dict) -> list[str]:

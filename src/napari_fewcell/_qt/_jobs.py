@@ -13,8 +13,8 @@ from napari.qt.threading import thread_worker
 from napari.utils.notifications import show_error
 from qtpy.QtWidgets import QLabel, QProgressBar, QPushButton
 
-from ..engine.errors import FewcellError
-from ..engine.prompt import Progress
+from ..engine.core.errors import FewcellError
+from ..engine.core.progress import Progress
 
 
 @thread_worker(start_thread=False)

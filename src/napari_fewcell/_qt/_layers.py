@@ -7,7 +7,7 @@ from typing import Callable
 import numpy as np
 from qtpy.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QSpinBox, QWidget
 
-from ..engine.errors import FewcellError
+from ..engine.core.errors import FewcellError
 
 
 def watch_layers(viewer, refresh: Callable[[], None]) -> None:

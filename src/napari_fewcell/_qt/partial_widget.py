@@ -10,20 +10,41 @@ from pathlib import Path
 import numpy as np
 from napari.layers import Image, Labels, Shapes
 from qtpy.QtWidgets import (
-    QCheckBox, QComboBox, QFileDialog, QFormLayout, QGridLayout, QGroupBox, QLabel,
-    QProgressBar, QPushButton, QVBoxLayout, QWidget,
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QGridLayout,
+    QGroupBox,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
 )
 
-from ..engine.annotation import annotate, check_annotations
-from ..engine.errors import FewcellError
-from ..engine.io import export_labels
-from ..engine.partial import PseudoParams, describe_epoch, pseudolabel_iter
-from ..engine.prompt import Progress
-from ..engine.segnet import SegModel, TrainParams, train_iter
+from ..engine.core.annotation import annotate, check_annotations
+from ..engine.core.errors import FewcellError
+from ..engine.core.files import export_labels
+from ..engine.core.progress import Progress
+from ..engine.partial import PseudoParams, SegModel, TrainParams, describe_epoch, pseudolabel_iter, train_iter
 from ._jobs import JobRunner, default_progress_text
 from ._layers import (
-    _as_planes, _data, _from_world, _hbox, _image_shape, _plane, _planes, _rect, _Row, _shape2d, _spin, _to_world,
-    clear_rows, fill_combo, watch_layers,
+    _as_planes,
+    _data,
+    _from_world,
+    _hbox,
+    _image_shape,
+    _plane,
+    _planes,
+    _rect,
+    _Row,
+    _shape2d,
+    _spin,
+    _to_world,
+    clear_rows,
+    fill_combo,
+    watch_layers,
 )
 from .prompt_widget import BOX_SIZE, RESULT_KEY
 

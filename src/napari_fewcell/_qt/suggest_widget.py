@@ -9,13 +9,17 @@ from __future__ import annotations
 import numpy as np
 from napari.layers import Image, Labels, Shapes
 from qtpy.QtWidgets import (
-    QCheckBox, QComboBox, QFormLayout, QListWidget, QVBoxLayout, QWidget,
+    QCheckBox,
+    QComboBox,
+    QFormLayout,
+    QListWidget,
+    QVBoxLayout,
+    QWidget,
 )
 
-from ..engine.active import Session, SessionParams
-from ..engine.errors import FewcellError
-from ..engine.features import shipped_names
-from ..engine.suggest import SCORES, SuggestParams
+from ..engine.core.errors import FewcellError
+from ..engine.nets.msd import shipped_names
+from ..engine.suggest import SCORES, Session, SessionParams, SuggestParams
 from ._jobs import job_controls
 from ._layers import _data, _from_world, _hbox, _image_shape, _planes, _spin, _to_world, watch_layers
 from .prompt_widget import RESULT_KEY

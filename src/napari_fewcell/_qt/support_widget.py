@@ -9,16 +9,34 @@ from pathlib import Path
 import numpy as np
 from napari.layers import Image, Labels, Shapes
 from qtpy.QtWidgets import (
-    QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGridLayout, QGroupBox, QVBoxLayout, QWidget,
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QGridLayout,
+    QGroupBox,
+    QVBoxLayout,
+    QWidget,
 )
 
-from ..engine.errors import FewcellError
-from ..engine.features import Extractors
-from ..engine.perceptron import Perceptron, PerceptronParams, fit_iter, support
-from ..engine.prompt import Progress, run
+from ..engine.core.errors import FewcellError
+from ..engine.core.progress import Progress, run
+from ..engine.fewshot import Perceptron, PerceptronParams, fit_iter, support
+from ..engine.fewshot.features import Extractors
 from ._jobs import job_controls
 from ._layers import (
-    _as_planes, _data, _hbox, _image_shape, _plane, _planes, _rect, _Row, clear_rows, fill_combo, watch_layers,
+    _as_planes,
+    _data,
+    _hbox,
+    _image_shape,
+    _plane,
+    _planes,
+    _rect,
+    _Row,
+    clear_rows,
+    fill_combo,
+    watch_layers,
 )
 from .prompt_widget import RESULT_KEY
 

@@ -1,14 +1,18 @@
-"""napari-fewcell engine: numpy/torch in, numpy out. Knows nothing of Qt or napari."""
-from .annotation import AnnotatedImage, annotate
-from .errors import Cancelled, FewcellError
-from .features import Extractors
-from .instances import instance_labels
-from .perceptron import Perceptron, PerceptronParams, fit, fit_iter, open_model, support
-from .partial import PseudoParams, PseudoResult, pseudolabel, pseudolabel_iter
-from .prompt import Progress, Prompt, PromptParams, Segmenter, run, segment
-from .segnet import SegModel, TrainParams, train_iter
-from .active import Session, SessionParams
-from .suggest import SuggestParams, Suggestion, scorer_for, suggest_iter
+"""napari-fewcell engine: numpy/torch in, numpy out. Knows nothing of Qt or napari.
+
+Sub-packages (imports go one way, left to right): ``core`` (shared infrastructure) ← ``nets``
+(the networks) ← the workflows ``prompt`` (1), ``partial`` (2), ``fewshot`` (3) ← ``suggest`` (4);
+``training`` builds the shipped networks. docs/architecture.md draws the whole house.
+"""
+from .core.annotation import AnnotatedImage, annotate
+from .core.errors import Cancelled, FewcellError
+from .core.instances import instance_labels
+from .core.progress import Progress, run
+from .fewshot import Extractors, Perceptron, PerceptronParams, fit, fit_iter, support
+from .models import open_model
+from .partial import PseudoParams, PseudoResult, SegModel, TrainParams, pseudolabel, pseudolabel_iter, train_iter
+from .prompt import Prompt, PromptParams, Segmenter, segment
+from .suggest import Session, SessionParams, Suggestion, SuggestParams, scorer_for, suggest_iter
 
 __all__ = [
     "AnnotatedImage", "Cancelled", "Extractors", "FewcellError", "Perceptron", "PerceptronParams", "Progress",

@@ -22,23 +22,36 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .backbone import EmbedNet, NetConfig
-from .device import select_device
-from .errors import FewcellError
-from .io import atomic_write
-from .normalize import as_image2d, intensity_range, normalize
-from .partial import _aug
-from .prompt import Progress, _pad_to_multiple
+from ..core import modelfile
+from ..core.augment import augment
+from ..core.device import select_device
+from ..core.errors import FewcellError
+from ..core.files import atomic_write
+from ..core.geometry import pad_to_multiple
+from ..core.image import as_image2d, intensity_range, normalize
+from ..core.losses import soft_dice
+from ..core.progress import Progress, run
+from ..core.tiling import windows
+from ..nets.unet import FORMAT as EMBED_FORMAT
+from ..nets.unet import NetConfig, SegNet
 
 FORMAT = "napari-fewcell/segnet"
 VERSION = 1
 
 
-class SegNet(EmbedNet):
-    """U-Net returning class logits (``config.embed_dim`` = number of classes) at full resolution."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.decode(x)
+KIND = modelfile.Kind(
+    FORMAT, VERSION,
+    missing="The model file {path} does not exist; give the path of a model saved by napari-fewcell.",
+    unreadable="{path} is not a napari-fewcell model (unreadable, or saved by another tool); "
+               "train one with `fewcell pseudolabel --train-net` or the Partial labels widget.",
+    foreign="{path} is not a napari-fewcell segmentation model; "
+            "train one with `fewcell pseudolabel --train-net` or the Partial labels widget.",
+    old_version="{path} was saved by segmentation-model format version {version}, but this "
+                "napari-fewcell reads version {expected}; retrain it with this version.",
+    damaged="{path} is damaged or does not match the segmentation network layout; retrain it.",
+    others={EMBED_FORMAT: "{path} is a pre-trained embedding network for prompt segmentation "
+                          "(`fewcell segment --weights`), not a trained segmentation model."},
+)
 
 
 @dataclasses.dataclass
@@ -78,7 +91,7 @@ class SegModel:
     # ---- inference -------------------------------------------------------------------------
     @torch.inference_mode()
     def _probs(self, t: torch.Tensor) -> torch.Tensor:
-        t, h, w = _pad_to_multiple(t, self.net.multiple)
+        t, h, w = pad_to_multiple(t, self.net.multiple)
         if not self.tta:
             return self.net(t).softmax(1)[..., :h, :w]
         acc = 0
@@ -94,23 +107,18 @@ class SegModel:
     def predict_iter(self, image, tile: int = 512, margin: int = 32) -> Generator[Progress, None, np.ndarray]:
         arr = as_image2d(image)
         rng = intensity_range(arr)
-        H, W = arr.shape[:2]
         dtype = np.uint8 if self.classes.max() <= 255 else np.uint16
-        out = np.zeros((H, W), dtype)
-        tiles = [(ty, tx) for ty in range(0, H, tile) for tx in range(0, W, tile)]
+        out = np.zeros(arr.shape[:2], dtype)
+        tiles = windows(arr.shape[:2], tile, margin)
         yield Progress(0, len(tiles), "predicting")
-        for i, (ty, tx) in enumerate(tiles):
-            ty1, tx1 = min(H, ty + tile), min(W, tx + tile)
-            y0, x0, y1, x1 = max(0, ty - margin), max(0, tx - margin), min(H, ty1 + margin), min(W, tx1 + margin)
-            t = torch.from_numpy(normalize(arr[y0:y1, x0:x1], rng))[None].to(self.device)
-            p = self._probs(t)[0, :, ty - y0 : ty1 - y0, tx - x0 : tx1 - x0]
-            out[ty:ty1, tx:tx1] = self.classes[p.argmax(0).cpu().numpy()].astype(dtype)
+        for i, win in enumerate(tiles):
+            t = torch.from_numpy(normalize(arr[win.region], rng))[None].to(self.device)
+            p = self._probs(t)[(0, slice(None), *win.inner)]
+            out[win.tile] = self.classes[p.argmax(0).cpu().numpy()].astype(dtype)
             yield Progress(i + 1, len(tiles), "predicting")
         return out
 
     def predict(self, image) -> np.ndarray:
-        from .prompt import run
-
         return run(self.predict_iter(image))
 
     # ---- files -----------------------------------------------------------------------------
@@ -118,57 +126,26 @@ class SegModel:
         """Write ``path`` (state dict + card) and ``path.with_suffix('.json')`` (the card), atomically."""
         path = Path(path)
         payload = {
-            "format": FORMAT,
-            "version": VERSION,
             "config": dataclasses.asdict(self.net.config),
             "classes": [int(c) for c in self.classes],
             "class_names": self.class_names,
             "card": self.card,
-            "state_dict": {k: v.detach().cpu().clone() for k, v in self.net.state_dict().items()},
         }
-        atomic_write(path, lambda tmp: torch.save(payload, tmp))
-        card = {k: v for k, v in payload.items() if k != "state_dict"}
+        modelfile.save(path, KIND, {**payload, "state_dict": modelfile.state_dict(self.net)})
+        card = {"format": FORMAT, "version": VERSION, **payload}
         atomic_write(path.with_suffix(".json"), lambda tmp: Path(tmp).write_text(json.dumps(card, indent=2)))
         return path
 
     @classmethod
     def load(cls, path: str | Path, device: str = "auto", tta: bool | None = None) -> "SegModel":
-        path = Path(path)
-        if not path.is_file():
-            raise FewcellError(
-                f"The model file {path} does not exist; give the path of a model saved by napari-fewcell."
-            )
-        try:
-            payload = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception:  # noqa: BLE001 - any unpickling failure means "not our file"
-            raise FewcellError(
-                f"{path} is not a napari-fewcell model (unreadable, or saved by another tool); "
-                "train one with `fewcell pseudolabel --train-net` or the Partial labels widget."
-            ) from None
-        fmt = payload.get("format") if isinstance(payload, dict) else None
-        if fmt == "napari-fewcell/embed":
-            raise FewcellError(
-                f"{path} is a pre-trained embedding network for prompt segmentation (`fewcell segment --weights`), "
-                "not a trained segmentation model."
-            )
-        if fmt != FORMAT:
-            raise FewcellError(
-                f"{path} is not a napari-fewcell segmentation model; "
-                "train one with `fewcell pseudolabel --train-net` or the Partial labels widget."
-            )
-        if payload.get("version") != VERSION:
-            raise FewcellError(
-                f"{path} was saved by segmentation-model format version {payload.get('version')}, but this "
-                f"napari-fewcell reads version {VERSION}; retrain it with this version."
-            )
-        try:
+        payload = modelfile.read(path, KIND)
+
+        def make():
             net = SegNet(NetConfig(**payload["config"]))
             net.load_state_dict(payload["state_dict"])
-            classes = payload["classes"]
-        except Exception:  # noqa: BLE001
-            raise FewcellError(
-                f"{path} is damaged or does not match the segmentation network layout; retrain it."
-            ) from None
+            return net, payload["classes"]
+
+        net, classes = modelfile.build(path, KIND, make)
         card = payload.get("card", {})
         use_tta = card.get("params", {}).get("tta", False) if tta is None else tta
         return cls(net, classes, card, payload.get("class_names"), tta=use_tta, device=device)
@@ -229,7 +206,7 @@ def train_iter(images: Sequence, labels: Sequence, known: Sequence | None = None
                 y, x = rng.integers(0, H - crop + 1), rng.integers(0, W - crop + 1)
                 if (index[i][y : y + crop, x : x + crop] >= 0).any():
                     break
-            xi, yi = _aug(norm[i][:, y : y + crop, x : x + crop], index[i][y : y + crop, x : x + crop], rng)
+            xi, yi = augment(norm[i][:, y : y + crop, x : x + crop], index[i][y : y + crop, x : x + crop], rng)
             xs.append(xi)
             ys.append(yi)
         x = torch.from_numpy(np.stack(xs)).to(device)
@@ -240,8 +217,7 @@ def train_iter(images: Sequence, labels: Sequence, known: Sequence | None = None
             valid = (y >= 0).unsqueeze(1).float()
             prob = logits.softmax(1) * valid
             onehot = F.one_hot(y.clamp_min(0), len(classes)).permute(0, 3, 1, 2).float() * valid
-            dice = (2 * (prob * onehot).sum((0, 2, 3)) + 1) / (prob.sum((0, 2, 3)) + onehot.sum((0, 2, 3)) + 1)
-            loss = loss + p.dice_weight * (1 - dice.mean())
+            loss = loss + p.dice_weight * (1 - soft_dice(prob, onehot, dim=(0, 2, 3)).mean())
         opt.zero_grad()
         loss.backward()
         opt.step()

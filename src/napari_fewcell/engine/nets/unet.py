@@ -1,4 +1,5 @@
-"""Per-pixel embedding network (a small U-Net) and its weights files.
+"""The U-Net: per-pixel embeddings (workflow 1, :class:`EmbedNet`) or class logits (workflow 2's
+stage-2 network, :class:`SegNet`), and the embedding network's weights files.
 
 Weights files are plain ``torch.save`` dicts of tensors and primitives, loaded with
 ``torch.load(weights_only=True)``::
@@ -16,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import FewcellError
+from ..core import modelfile
 
 FORMAT = "napari-fewcell/embed"
 VERSION = 1
@@ -89,19 +90,30 @@ class EmbedNet(nn.Module):
         return F.normalize(self.decode(x), dim=1)
 
 
+class SegNet(EmbedNet):
+    """U-Net returning class logits (``config.embed_dim`` = number of classes) at full resolution."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decode(x)
+
+
+EMBED = modelfile.Kind(
+    FORMAT, VERSION,
+    missing="The weights file {path} does not exist; give the path of a napari-fewcell .pt file.",
+    unreadable="{path} is not a readable napari-fewcell weights file (corrupt, or saved by another tool); "
+               "use the shipped weights or one written by `fewcell pretrain`.",
+    foreign="{path} is not a napari-fewcell embedding weights file; "
+            "use the shipped weights or one written by `fewcell pretrain`.",
+    old_version="{path} was written by weights format version {version}, "
+                "but this napari-fewcell reads version {expected}; retrain it with `fewcell pretrain`.",
+    damaged="{path} does not match the napari-fewcell network layout; retrain it with `fewcell pretrain`.",
+)
+
+
 def save_weights(model: EmbedNet, path: str | Path, card: dict | None = None) -> None:
-    """Write a weights file atomically (temporary file + rename)."""
-    path = Path(path)
-    payload = {
-        "format": FORMAT,
-        "version": VERSION,
-        "config": dataclasses.asdict(model.config),
-        "card": card or {},
-        "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
-    }
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(payload, tmp)
-    tmp.replace(path)
+    """Write a weights file atomically."""
+    modelfile.save(path, EMBED, {"config": dataclasses.asdict(model.config), "card": card or {},
+                                 "state_dict": modelfile.state_dict(model)})
 
 
 def default_weights_path() -> Path:
@@ -114,31 +126,13 @@ def load_model(path: str | Path | None = None, device: torch.device | str = "cpu
     A missing, corrupt or foreign file raises :class:`FewcellError` with one sentence.
     """
     path = Path(path) if path else default_weights_path()
-    if not path.is_file():
-        raise FewcellError(f"The weights file {path} does not exist; give the path of a napari-fewcell .pt file.")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # noqa: BLE001 - any unpickling failure means "not our file"
-        raise FewcellError(
-            f"{path} is not a readable napari-fewcell weights file (corrupt, or saved by another tool); "
-            "use the shipped weights or one written by `fewcell pretrain`."
-        ) from None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise FewcellError(
-            f"{path} is not a napari-fewcell embedding weights file; "
-            "use the shipped weights or one written by `fewcell pretrain`."
-        )
-    if payload.get("version") != VERSION:
-        raise FewcellError(
-            f"{path} was written by weights format version {payload.get('version')}, "
-            f"but this napari-fewcell reads version {VERSION}; retrain it with `fewcell pretrain`."
-        )
-    try:
+    payload = modelfile.read(path, EMBED)
+
+    def make():
         model = EmbedNet(NetConfig(**payload["config"]))
         model.load_state_dict(payload["state_dict"])
-    except Exception:  # noqa: BLE001
-        raise FewcellError(
-            f"{path} does not match the napari-fewcell network layout; retrain it with `fewcell pretrain`."
-        ) from None
+        return model
+
+    model = modelfile.build(path, EMBED, make)
     model.card = payload.get("card", {})
     return model.to(device).eval()

@@ -11,19 +11,20 @@ bar drive the same code::
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Generator, Iterable, NamedTuple
+from typing import Callable, Generator, Iterable, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from . import attention
-from .backbone import EmbedNet, load_model
-from .device import select_device
-from .errors import Cancelled, FewcellError
-from .normalize import as_image2d, intensity_range, normalize
-
-Box = tuple[int, int, int, int]  # y, x, h, w
+from ..core.annotation import label_values, require_two_classes
+from ..core.device import select_device
+from ..core.errors import FewcellError
+from ..core.geometry import Box, check_box, pad_to_multiple, with_context
+from ..core.image import as_image2d, intensity_range, normalize
+from ..core.progress import Progress, run
+from ..core.tiling import windows
+from ..nets import attention
+from ..nets.unet import EmbedNet, load_model
 
 
 @dataclasses.dataclass
@@ -49,12 +50,6 @@ class PromptParams:
             raise FewcellError("The tile size must be at least 64 pixels.")
 
 
-class Progress(NamedTuple):
-    done: int
-    total: int
-    message: str
-
-
 @dataclasses.dataclass
 class Prompt:
     """A prepared prompt: its pixel embeddings and labels, reusable across images."""
@@ -70,22 +65,6 @@ class Prompt:
         return np.unique(self.labels)
 
 
-def check_box(box: Iterable[int], shape: tuple[int, int], name: str = "prompt image") -> Box:
-    """Validate a (y, x, h, w) box against an image shape."""
-    try:
-        y, x, h, w = (int(round(float(v))) for v in box)
-    except (TypeError, ValueError):
-        raise FewcellError("A box is four numbers: Y X H W (top, left, height, width).") from None
-    if h <= 0 or w <= 0:
-        raise FewcellError(f"The box {y} {x} {h} {w} is empty; give it a positive height and width.")
-    if y < 0 or x < 0 or y + h > shape[0] or x + w > shape[1]:
-        raise FewcellError(
-            f"The box Y={y} X={x} H={h} W={w} is not inside the {name} ({shape[0]}×{shape[1]}); "
-            "move or shrink it so it lies within the image."
-        )
-    return y, x, h, w
-
-
 def crop_prompt_labels(labels, box: Box, image_shape: tuple[int, int]) -> np.ndarray:
     """Labels of the box, from labels the size of the prompt image or exactly the box's size."""
     lab = np.asarray(labels)
@@ -99,30 +78,10 @@ def crop_prompt_labels(labels, box: Box, image_shape: tuple[int, int]) -> np.nda
             f"The prompt labels are {'×'.join(map(str, lab.shape))} but must be the size of the prompt image "
             f"({image_shape[0]}×{image_shape[1]}) or of the box ({h}×{w})."
         )
-    if not np.issubdtype(lab.dtype, np.integer):
-        if np.issubdtype(lab.dtype, np.floating) and np.isfinite(lab).all() and (lab == np.round(lab)).all():
-            lab = lab.astype(np.int64)
-        else:
-            raise FewcellError("The prompt labels must be whole numbers (0 = background, 1..K = classes).")
-    if lab.min() < 0:
-        raise FewcellError("The prompt labels contain negative values; use 0 for background and 1..K for classes.")
-    if len(np.unique(lab)) < 2:
-        only = int(lab.flat[0])
-        what = "background (0)" if only == 0 else f"class {only}"
-        raise FewcellError(
-            f"The prompt box holds only {what}; one class cannot be segmented against nothing — "
-            "paint at least one structure and leave (or paint) some background in the box."
-        )
+    lab = label_values(lab, "prompt labels")
+    require_two_classes(lab, "prompt box holds", "one class cannot be segmented against nothing — paint at least "
+                        "one structure and leave (or paint) some background in the box")
     return lab
-
-
-def _pad_to_multiple(x: torch.Tensor, m: int) -> tuple[torch.Tensor, int, int]:
-    h, w = x.shape[-2:]
-    ph, pw = (-h) % m, (-w) % m
-    if ph or pw:
-        mode = "reflect" if ph < h and pw < w else "replicate"
-        x = F.pad(x, (0, pw, 0, ph), mode=mode)
-    return x, h, w
 
 
 class Segmenter:
@@ -139,25 +98,46 @@ class Segmenter:
         return float(self.params.tau if self.params.tau is not None else self.model.config.tau)
 
     @torch.inference_mode()
-    def _embed(self, arr: np.ndarray, rng, y0: int, y1: int, x0: int, x1: int) -> torch.Tensor:
-        """Embeddings (D, y1-y0, x1-x0) of a region of an (H, W, C) image."""
-        t = torch.from_numpy(normalize(arr[y0:y1, x0:x1], rng))[None].to(self.device)
-        t, h, w = _pad_to_multiple(t, self.model.multiple)
+    def embed(self, arr: np.ndarray, rng, rows: slice, cols: slice) -> torch.Tensor:
+        """Embeddings (D, h, w) of the region ``arr[rows, cols]`` of an (H, W, C) image normalised with ``rng``."""
+        t = torch.from_numpy(normalize(arr[rows, cols], rng))[None].to(self.device)
+        t, h, w = pad_to_multiple(t, self.model.multiple)
         return self.model(t)[0, :, :h, :w]
+
+    def embed_box(self, arr: np.ndarray, box: Box) -> torch.Tensor:
+        """(h·w, D) embeddings (CPU) of the pixels of ``box`` in an (H, W, C) image, seen with their context."""
+        y, x, h, w = box
+        y0, y1, x0, x1 = with_context(box, self.params.margin, arr.shape[:2])
+        emb = self.embed(arr, intensity_range(arr), slice(y0, y1), slice(x0, x1))
+        emb = emb[:, y - y0 : y - y0 + h, x - x0 : x - x0 + w]
+        return emb.reshape(emb.shape[0], -1).T.float().cpu()
 
     def prepare_prompt(self, image, labels, box: Iterable[int]) -> Prompt:
         """Embed the prompt box (with its surrounding context) of ``image``; ``labels`` as for the CLI."""
         arr = as_image2d(image, "prompt image")
         box = check_box(box, arr.shape[:2])
         lab = crop_prompt_labels(labels, box, arr.shape[:2])
-        y, x, h, w = box
-        m = self.params.margin
-        y0, x0 = max(0, y - m), max(0, x - m)
-        y1, x1 = min(arr.shape[0], y + h + m), min(arr.shape[1], x + w + m)
-        emb = self._embed(arr, intensity_range(arr), y0, y1, x0, x1)
-        emb = emb[:, y - y0 : y - y0 + h, x - x0 : x - x0 + w]
-        emb = emb.reshape(emb.shape[0], -1).T.float().cpu()
-        return Prompt(emb, lab.reshape(-1), box, (h, w))
+        return Prompt(self.embed_box(arr, box), lab.reshape(-1), box, box[2:])
+
+    def prompt_from_boxes(self, items: Sequence[tuple[np.ndarray, np.ndarray, Sequence[Box]]],
+                          subject: str = "annotated boxes hold") -> Prompt:
+        """One prompt made of several annotated boxes: ``items`` = [(image (H, W, C), labels (H, W), boxes)].
+
+        The boxes' pixels and labels are concatenated (each box is embedded with its own context);
+        together they must hold at least two classes (a single box may hold one).
+        """
+        embs, labs, first = [], [], None
+        for arr, labels, boxes in items:
+            for box in boxes:
+                embs.append(self.embed_box(arr, box))
+                y, x, h, w = box
+                labs.append(np.asarray(labels)[y : y + h, x : x + w].reshape(-1))
+                first = first or box
+        if not embs:
+            raise FewcellError("No annotated box to take a prompt from; draw a box and paint inside it.")
+        lab = np.concatenate(labs)
+        require_two_classes(lab, subject)
+        return Prompt(torch.cat(embs), lab, first, first[2:])
 
     def keys(self, prompt: Prompt) -> attention.PromptKeys:
         """The prompt's attention keys for this segmenter's settings (computed once per prompt)."""
@@ -177,45 +157,26 @@ class Segmenter:
         keys = self.keys(prompt)
         rng = intensity_range(arr)
         H, W = arr.shape[:2]
-        T, m = self.params.tile, self.params.margin
         dtype = np.uint8 if keys.classes.max() <= 255 else np.uint16
         out = np.zeros((H, W), dtype)
         conf = np.zeros((H, W), np.float16) if confidence else None
         lut = torch.as_tensor(keys.classes.astype(np.int64), device=self.device)
-        tiles = [(ty, tx) for ty in range(0, H, T) for tx in range(0, W, T)]
+        tiles = windows((H, W), self.params.tile, self.params.margin)
         yield Progress(0, len(tiles), "segmenting")
-        for i, (ty, tx) in enumerate(tiles):
-            ty1, tx1 = min(H, ty + T), min(W, tx + T)
-            y0, x0 = max(0, ty - m), max(0, tx - m)
-            y1, x1 = min(H, ty1 + m), min(W, tx1 + m)
+        for i, win in enumerate(tiles):
             with torch.inference_mode():
-                emb = self._embed(arr, rng, y0, y1, x0, x1)[:, ty - y0 : ty1 - y0, tx - x0 : tx1 - x0]
+                emb = self.embed(arr, rng, *win.region)[(slice(None), *win.inner)]
                 d, h, w = emb.shape
                 probs = attention.attend(emb.reshape(d, -1).T.float(), keys, self.tau)
                 best, arg = probs.max(1)
-                out[ty:ty1, tx:tx1] = lut[arg].reshape(h, w).cpu().numpy().astype(dtype)
+                out[win.tile] = lut[arg].reshape(h, w).cpu().numpy().astype(dtype)
                 if conf is not None:
-                    conf[ty:ty1, tx:tx1] = best.reshape(h, w).cpu().numpy()
+                    conf[win.tile] = best.reshape(h, w).cpu().numpy()
             yield Progress(i + 1, len(tiles), "segmenting")
         return (out, conf) if confidence else out
 
     def segment(self, image, prompt: Prompt, progress: Callable[[Progress], None] | None = None) -> np.ndarray:
         return run(self.segment_iter(image, prompt), progress)
-
-
-def run(gen: Generator, progress: Callable[[Progress], None] | None = None,
-        cancelled: Callable[[], bool] | None = None):
-    """Drive a progress generator to its end and return its value."""
-    while True:
-        try:
-            p = next(gen)
-        except StopIteration as stop:
-            return stop.value
-        if progress is not None:
-            progress(p)
-        if cancelled is not None and cancelled():
-            gen.close()
-            raise Cancelled("cancelled")
 
 
 def segment(image, prompt_image, prompt_labels, box: Iterable[int], params: PromptParams | None = None) -> np.ndarray:

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .errors import FewcellError
+from ..core.errors import FewcellError
 
 
 @dataclasses.dataclass

@@ -8,21 +8,21 @@ so the ISBI2012 test images 015–029 are never seen.
 """
 from __future__ import annotations
 
-import csv
 import dataclasses
 import time
 from pathlib import Path
 from typing import Generator
 
 import numpy as np
-import tifffile
 import torch
 import torch.nn.functional as F
 
-from .backbone import EmbedNet, NetConfig, load_model, save_weights
-from .errors import FewcellError
-from .normalize import as_image2d, intensity_range, normalize
-from .prompt import Progress
+from ..core.augment import STRONG, augment
+from ..core.errors import FewcellError
+from ..core.losses import soft_dice
+from ..core.progress import Progress
+from ..nets.unet import EmbedNet, NetConfig, load_model, save_weights
+from .datasets import DataSet, load_training_sets
 
 DATASETS = {"isbi2012_membrane": 0.35, "dsb2018_fluo": 0.30, "dsb2018_he": 0.20, "stardist_sample2d": 0.15}
 
@@ -50,44 +50,6 @@ class PretrainParams:
     key_pixels: int = 1024  #: prompt pixels attended to per episode (random subset, for speed)
 
 
-@dataclasses.dataclass
-class _Set:
-    name: str
-    images: list[np.ndarray]  # (3, H, W) float32 in [0, 1]
-    labels: list[np.ndarray]  # (H, W) uint8 {0, 1}
-    ids: list[str]
-
-
-def load_training_sets(root: str | Path, names) -> list[_Set]:
-    root = Path(root)
-    sets = []
-    for name in names:
-        d = root / name
-        if not (d / "split.csv").is_file():
-            raise FewcellError(f"No data set '{name}' under {root} (expected {d / 'split.csv'}).")
-        with open(d / "split.csv", newline="") as fh:
-            ids = [r["id"] for r in csv.DictReader(fh) if r["split"].strip() == "train"]
-        imgs, labs = [], []
-        for i in ids:
-            arr = as_image2d(tifffile.imread(d / "images" / f"{i}.tif"))
-            imgs.append(normalize(arr, intensity_range(arr)))
-            labs.append((tifffile.imread(d / "labels" / f"{i}.tif") > 0).astype(np.uint8))
-        sets.append(_Set(name, imgs, labs, ids))
-    return sets
-
-
-def _augment(img: np.ndarray, lab: np.ndarray, rng: np.random.Generator):
-    k = rng.integers(4)
-    img, lab = np.rot90(img, k, axes=(1, 2)), np.rot90(lab, k)
-    if rng.random() < 0.5:
-        img, lab = img[:, :, ::-1], lab[:, ::-1]
-    gamma = np.exp(rng.uniform(-0.35, 0.35))
-    img = np.clip(img, 0, 1) ** gamma
-    img = img * rng.uniform(0.75, 1.25) + rng.uniform(-0.1, 0.1)
-    img = img + rng.normal(0, rng.uniform(0, 0.03), img.shape)
-    return np.ascontiguousarray(img, dtype=np.float32), np.ascontiguousarray(lab)
-
-
 def _crop(img, lab, size, rng, y=None, x=None):
     H, W = lab.shape
     y = rng.integers(0, H - size + 1) if y is None else y
@@ -95,7 +57,7 @@ def _crop(img, lab, size, rng, y=None, x=None):
     return img[:, y : y + size, x : x + size], lab[y : y + size, x : x + size]
 
 
-def sample_episode(sets: list[_Set], weights: np.ndarray, p: PretrainParams, rng: np.random.Generator):
+def sample_episode(sets: list[DataSet], weights: np.ndarray, p: PretrainParams, rng: np.random.Generator):
     """(query image, query labels, prompt region, prompt-box labels) for one episode."""
     s = sets[rng.choice(len(sets), p=weights)]
     n = len(s.images)
@@ -108,8 +70,8 @@ def sample_episode(sets: list[_Set], weights: np.ndarray, p: PretrainParams, rng
         if 0.03 < box.mean() < 0.97:
             break
     qi, ql = _crop(s.images[b], s.labels[b], p.crop, rng)
-    pi, pl = _augment(pi, pl, rng)
-    qi, ql = _augment(qi, ql, rng)
+    pi, pl = augment(pi, pl, rng, STRONG)
+    qi, ql = augment(qi, ql, rng, STRONG)
     if rng.random() < p.invert_p:  # invert both: the prompt, not the appearance, says what is foreground
         pi, qi = 1 - pi, 1 - qi
     if rng.random() < 0.3:
@@ -138,8 +100,7 @@ def episode_loss(model: EmbedNet, batch, p: PretrainParams, generator: torch.Gen
     loss = F.nll_loss(torch.log(o.clamp_min(1e-6)).transpose(1, 2), y)
     if p.dice_weight:
         t = F.one_hot(y, 2).float()
-        dice = (2 * (o * t).sum(1) + 1) / (o.sum(1) + t.sum(1) + 1)  # (B, 2)
-        loss = loss + p.dice_weight * (1 - dice.mean())
+        loss = loss + p.dice_weight * (1 - soft_dice(o, t, dim=1).mean())  # Dice per episode and class
     return loss
 
 

@@ -17,13 +17,18 @@ import dataclasses
 from typing import Generator, Sequence
 
 import numpy as np
-import torch
 
-from .annotation import annotate
-from .errors import FewcellError
-from .prompt import Box, Progress, Prompt, run
-from . import suggest as sg
+from ..core.annotation import annotate, require_two_classes
+from ..core.errors import FewcellError
+from ..core.geometry import Box
+from ..core.progress import Progress, run
+from ..fewshot.features import Extractors
+from ..fewshot.perceptron import PerceptronParams, fit_iter
+from ..prompt.segmenter import PromptParams, Segmenter
 from .pretext import PretextParams, pretext_iter
+from .scorers import PerceptronScorer, PromptScorer, Scorer, shipped_network
+from .scores import SuggestParams
+from .tiles import Suggestion, candidates, suggest_iter
 
 MODELS = ("perceptron", "prompt")
 SCORERS = ("model", "network")
@@ -32,7 +37,7 @@ SCORERS = ("model", "network")
 @dataclasses.dataclass
 class SessionParams:
     model: str = "perceptron"  #: what is refitted on the accepted tiles: "perceptron" or "prompt"
-    suggest: sg.SuggestParams = dataclasses.field(default_factory=sg.SuggestParams)
+    suggest: SuggestParams = dataclasses.field(default_factory=SuggestParams)
     network: str | None = None  #: shipped network scored before the first accept (None: by image kind)
     pretext: bool = False  #: adapt that network to the images first (paper 001 §3.2)
     pretext_steps: int = PretextParams.steps
@@ -53,33 +58,33 @@ class Session:
     def __init__(self, planes: Sequence[np.ndarray], names: Sequence[str], params: SessionParams | None = None):
         self.params = params or SessionParams()
         self.params.check()
-        self.arrs, _ = sg.candidates(planes, self.params.suggest.tile, names=names)
+        self.arrs, _ = candidates(planes, self.params.suggest.tile, names=names)
         self.names = list(names)
         self.accepted: dict[tuple[int, Box], np.ndarray] = {}  # (plane, box) → labels of the box (h, w)
         self.skipped: dict[int, list[Box]] = {}
         self.model = None  # a Perceptron, or (Segmenter, Prompt)
-        self._network: sg.Scorer | None = None
+        self._network: Scorer | None = None
         self._fx = None
         self._seg = None
 
     # ---- scoring ---------------------------------------------------------------------------------
-    def _first_scorer(self) -> Generator[Progress, None, sg.Scorer]:
+    def _first_scorer(self) -> Generator[Progress, None, Scorer]:
         if self._network is None:
             p = self.params
-            net = sg.shipped_network(p.network, self.arrs[0].shape[-1], p.device)
+            net = shipped_network(p.network, self.arrs[0].shape[-1], p.device)
             if p.pretext:
                 net = yield from pretext_iter(net, self.arrs, PretextParams(steps=p.pretext_steps))
             self._network = net
         return self._network
 
-    def scorer_iter(self) -> Generator[Progress, None, sg.Scorer]:
+    def scorer_iter(self) -> Generator[Progress, None, Scorer]:
         """The model's scorer once one is fitted, else (or with ``score_with="network"``) the (adapted)
         shipped network."""
         if self.model is None or self.params.score_with == "network":
             return (yield from self._first_scorer())
         if isinstance(self.model, tuple):
-            return sg.PromptScorer(*self.model)
-        return sg.PerceptronScorer(self.model)
+            return PromptScorer(*self.model)
+        return PerceptronScorer(self.model)
 
     def exclude(self) -> dict[int, list[Box]]:
         out = {i: list(b) for i, b in self.skipped.items()}
@@ -89,14 +94,14 @@ class Session:
 
     def tiles_left(self) -> int:
         """How many tiles overlap no accepted or skipped tile (the ones that can still be suggested)."""
-        return len(sg.candidates(self.arrs, self.params.suggest.tile, self.exclude())[1])
+        return len(candidates(self.arrs, self.params.suggest.tile, self.exclude())[1])
 
-    def suggest_iter(self) -> Generator[Progress, None, list[sg.Suggestion]]:
+    def suggest_iter(self) -> Generator[Progress, None, list[Suggestion]]:
         """Score every tile not yet accepted or skipped; the best ``top`` first."""
         scorer = None if self.params.suggest.score == "random" else (yield from self.scorer_iter())
         p = self.params.suggest
         top = dataclasses.replace(p, top=max(1, min(p.top, self.tiles_left())))  # near the end, fewer are left
-        return (yield from sg.suggest_iter(self.arrs, scorer, top, self.exclude(), self.names))
+        return (yield from suggest_iter(self.arrs, scorer, top, self.exclude(), self.names))
 
     # ---- annotating --------------------------------------------------------------------------
     def accept(self, image: int, box: Box, labels: np.ndarray) -> None:
@@ -123,11 +128,9 @@ class Session:
             for (y, x, h, w), lab in items:
                 full[y : y + h, x : x + w] = lab
             out.append((i, full, [b for b, _ in items]))
-        values = np.unique(np.concatenate([lab.ravel() for lab in self.accepted.values()]))
-        if len(values) < 2:
-            what = "background (0)" if values[0] == 0 else f"class {values[0]}"
-            raise FewcellError(f"The accepted tiles hold only {what}; paint at least one structure and some "
-                               "background in a tile, then press Accept again.")
+        values = np.concatenate([lab.ravel() for lab in self.accepted.values()])
+        require_two_classes(values, "accepted tiles hold",
+                            "paint at least one structure and some background in a tile, then press Accept again")
         return out
 
     def refit_iter(self, predict: Sequence[int] | None = None) -> Generator[Progress, None, dict[int, np.ndarray]]:
@@ -136,27 +139,18 @@ class Session:
             raise FewcellError("No tile is accepted yet; press Next, paint the tile, then Accept.")
         annotated = self._annotated()
         if self.params.model == "perceptron":
-            from .features import Extractors
-            from .perceptron import PerceptronParams, fit_iter
-
             if self._fx is None:
                 self._fx = Extractors(device=self.params.device)  # its feature cache makes refits fast
             # accepted tiles never overlap: suggestions exclude every tile touching an accepted one
             data = [annotate(self.arrs[i], full, boxes, name=self.names[i]) for i, full, boxes in annotated]
             self.model = yield from fit_iter(data, PerceptronParams(device=self.params.device), extractors=self._fx)
         else:
-            from .prompt import PromptParams, Segmenter
-
             if self._seg is None:
                 self._seg = Segmenter(PromptParams(device=self.params.device))
-            parts = []
-            for i, full, boxes in annotated:
-                for box in boxes:
-                    parts.append(self._seg.prepare_prompt(self.arrs[i], full, box))
-                    yield Progress(len(parts), len(self.accepted), "embedding the accepted tiles")
-            merged = Prompt(torch.cat([p.embeddings for p in parts]), np.concatenate([p.labels for p in parts]),
-                            parts[0].box, parts[0].shape)
-            self.model = (self._seg, merged)
+            yield Progress(0, len(self.accepted), "embedding the accepted tiles")
+            # the accepted tiles together are one prompt (a single tile may hold one class)
+            self.model = (self._seg, self._seg.prompt_from_boxes(
+                [(self.arrs[i], full, boxes) for i, full, boxes in annotated], "accepted tiles hold"))
         targets = range(len(self.arrs)) if predict is None else predict
         out = {}
         for n, i in enumerate(targets):

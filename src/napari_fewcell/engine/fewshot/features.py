@@ -16,33 +16,23 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
-from importlib import resources
 from pathlib import Path
 from typing import Iterator, Sequence
 
 import numpy as np
 import torch
 
-from .device import select_device
-from .errors import FewcellError
-from .msd import MSDNet, load_msd
-from .normalize import as_image2d, intensity_range, normalize
+from ..core.device import select_device
+from ..core.errors import FewcellError
+from ..core.image import as_image2d, intensity_range, normalize
+from ..core.tiling import n_windows, windows
+from ..nets.msd import MSDNet, load_msd, shipped_names, shipped_path
 
-PREFIX = "msd_"
 SIGMAS = (1, 2, 4, 8, 16)  #: scales of the multiscale basic features (skimage's powers of 2 from 1 to 16)
 EXTRAS = [f"input:{c}" for c in "rgb"] + [f"{kind}:{s}" for s in SIGMAS
                                           for kind in ("smooth", "edges", "hessian1", "hessian2")]
 TILE, MARGIN = 1024, 96  #: images larger than TILE² are processed in tiles with MARGIN px of context
 MIN_SIDE = 32  #: smaller images are mirror-padded to this size (the dilations reach 10 px)
-
-
-def shipped_dir() -> Path:
-    return Path(str(resources.files("napari_fewcell") / "weights"))
-
-
-def shipped_names() -> list[str]:
-    """Names of the extractors that ship with the package (``weights/msd_<name>.pt``)."""
-    return sorted(p.stem[len(PREFIX):] for p in shipped_dir().glob(f"{PREFIX}*.pt"))
 
 
 def sha256(path: Path) -> str:
@@ -65,7 +55,7 @@ class Extractors:
                 f"No shipped feature extractor is named {', '.join(unknown)}; the shipped ones are "
                 f"{', '.join(available) or 'none'}."
             )
-        files = [shipped_dir() / f"{PREFIX}{n}.pt" for n in names]
+        files = [shipped_path(n) for n in names]
         if not files:
             raise FewcellError("No feature extractor was chosen; use at least one.")
         self.device = select_device(device)
@@ -97,18 +87,14 @@ class Extractors:
 
     @staticmethod
     def n_tiles(shape) -> int:
-        return -(-shape[0] // TILE) * -(-shape[1] // TILE)
+        return n_windows(shape, TILE)
 
     def tiles(self, arr: np.ndarray) -> Iterator[tuple[slice, slice, np.ndarray]]:
         """(rows, cols, features) of an (H, W, C) image tile by tile: bounded memory for large images."""
         x = normalize(arr, intensity_range(arr))
-        H, W = x.shape[1:]
-        for ty in range(0, H, TILE):
-            for tx in range(0, W, TILE):
-                ty1, tx1 = min(H, ty + TILE), min(W, tx + TILE)
-                y0, x0, y1, x1 = max(0, ty - MARGIN), max(0, tx - MARGIN), min(H, ty1 + MARGIN), min(W, tx1 + MARGIN)
-                f = self.region(x[:, y0:y1, x0:x1])
-                yield slice(ty, ty1), slice(tx, tx1), f[:, ty - y0 : ty1 - y0, tx - x0 : tx1 - x0]
+        for win in windows(x.shape[1:], TILE, MARGIN):
+            f = self.region(x[(slice(None), *win.region)])
+            yield (*win.tile, f[(slice(None), *win.inner)])
 
     def _compute(self, arr: np.ndarray) -> np.ndarray:
         H, W = arr.shape[:2]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .engine.errors import FewcellError
+from ..engine.core.errors import FewcellError
 
 
 def labels_for(images: list[str], labels: list[str]) -> list[str | None]:
@@ -29,8 +29,9 @@ def labels_for(images: list[str], labels: list[str]) -> list[str | None]:
 
 def read_set(a):
     """Read IMAGEs and labels into annotated planes; returns (data, layout) with layout = [(path, n_planes, stack)]."""
-    from .engine.annotation import annotate, planes_of
-    from .engine.io import read_image
+    from ..engine.core.annotation import annotate
+    from ..engine.core.files import read_image
+    from ..engine.core.image import planes_of
 
     pairs = labels_for(a.images, a.labels)
     data, layout = [], []
@@ -75,8 +76,8 @@ def write_results(out: Path, layout, planes: list, source_kind: str, classes: di
                    extra: dict | None = None) -> None:
     import numpy as np
 
-    from .engine.instances import instance_labels
-    from .engine.io import write_labels_tif
+    from ..engine.core.files import write_labels_tif
+    from ..engine.core.instances import instance_labels
 
     i = 0
     for path, n, stack in layout:
@@ -95,9 +96,9 @@ def read_support(a) -> list:
     """AnnotatedImages from --support IMAGE LABELS pairs (stacks give one per annotated plane) and --box."""
     import numpy as np
 
-    from .engine.annotation import planes_of
-    from .engine.io import read_image
-    from .engine.perceptron import support
+    from ..engine.core.files import read_image
+    from ..engine.core.image import planes_of
+    from ..engine.fewshot import support
 
     data = []
     for img_path, lab_path in a.support:

@@ -35,14 +35,27 @@ from typing import Generator, Sequence
 import numpy as np
 from scipy.special import expit
 
-from .annotation import AnnotatedImage, annotate
-from .errors import FewcellError
-from .features import EXTRAS, Extractors, shipped_names
-from .io import atomic_write
-from .prompt import Progress
+from ..core import modelfile
+from ..core.annotation import AnnotatedImage, annotate, require_two_classes
+from ..core.errors import FewcellError
+from ..core.files import atomic_write
+from ..core.image import as_image2d
+from ..core.progress import Progress, run
+from ..nets.msd import shipped_names
+from .features import EXTRAS, Extractors
 
 FORMAT = "napari-fewcell/perceptron"
 VERSION = 1
+KIND = modelfile.Kind(
+    FORMAT, VERSION,
+    missing="The model file {path} does not exist; give the path of a saved perceptron (.npz).",
+    unreadable="{path} is not a napari-fewcell perceptron (unreadable); fit one with `fewcell fit` or the "
+               "Few-shot support widget.",
+    foreign="{path} is not a napari-fewcell perceptron; fit one with `fewcell fit`.",
+    old_version="{path} is a perceptron of format version {version}, but this napari-fewcell reads "
+                "version {expected}; fit it again on your support images.",
+    damaged="{path} is damaged (its arrays do not fit together); fit the perceptron again.",
+)
 DICE_EPS = 1.0  #: smoothing of the soft Dice loss
 log = logging.getLogger(__name__)
 
@@ -131,6 +144,14 @@ def _fit_one(X: np.ndarray, y: np.ndarray, p: PerceptronParams) -> tuple[np.ndar
     return theta0, {**rec, "kept": "logistic", "note": note}
 
 
+def read_npz(path: Path) -> dict:
+    """A perceptron file as ``{"format", "version", "meta", "arrays"}`` (plain arrays, no pickles)."""
+    with np.load(path, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    meta = json.loads(str(arrays["meta"]))
+    return {"format": meta.get("format"), "version": meta.get("version"), "meta": meta, "arrays": arrays}
+
+
 # ---- the model --------------------------------------------------------------------------------
 class Perceptron:
     """A fitted perceptron: weights per foreground class over standardised extractor features."""
@@ -170,8 +191,6 @@ class Perceptron:
         return labels.astype(np.uint8 if self.classes.max() <= 255 else np.uint16)
 
     def predict_iter(self, image, name: str = "image") -> Generator[Progress, None, np.ndarray]:
-        from .normalize import as_image2d
-
         arr = as_image2d(image, name)
         _check_channels(arr, self.meta.get("channels"), name)
         fx = self.extractors
@@ -188,8 +207,6 @@ class Perceptron:
         return labels
 
     def predict(self, image) -> np.ndarray:
-        from .prompt import run
-
         return run(self.predict_iter(image))
 
     # ---- files ---------------------------------------------------------------------------
@@ -209,24 +226,8 @@ class Perceptron:
     @classmethod
     def load(cls, path: str | Path, device: str = "auto") -> "Perceptron":
         path = Path(path)
-        if not path.is_file():
-            raise FewcellError(f"The model file {path} does not exist; give the path of a saved perceptron (.npz).")
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                arrays = {k: z[k] for k in z.files}
-            meta = json.loads(str(arrays["meta"]))
-        except Exception:  # noqa: BLE001 - anything unreadable is "not our file"
-            raise FewcellError(
-                f"{path} is not a napari-fewcell perceptron (unreadable); fit one with `fewcell fit` or the "
-                "Few-shot support widget."
-            ) from None
-        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-            raise FewcellError(f"{path} is not a napari-fewcell perceptron; fit one with `fewcell fit`.")
-        if meta.get("version") != VERSION:
-            raise FewcellError(
-                f"{path} is a perceptron of format version {meta.get('version')}, but this napari-fewcell reads "
-                f"version {VERSION}; fit it again on your support images."
-            )
+        payload = modelfile.read(path, KIND, reader=read_npz)
+        meta, arrays = payload["meta"], payload["arrays"]
         try:
             W, b, mean, std = arrays["W"], arrays["b"], arrays["mean"], arrays["std"]
             classes, fg = arrays["classes"], arrays["fg"]
@@ -234,7 +235,7 @@ class Perceptron:
         except KeyError:
             ok = False
         if not ok or meta.get("n_features") != W.shape[1]:
-            raise FewcellError(f"{path} is damaged (its arrays do not fit together); fit the perceptron again.")
+            raise KIND.error(KIND.damaged, path)
         if meta.get("extras") != EXTRAS:
             raise FewcellError(
                 f"{path} was fitted with other extra features than this napari-fewcell computes; fit it again on "
@@ -293,11 +294,7 @@ def fit_iter(data: Sequence[AnnotatedImage], params: PerceptronParams | None = N
         if not d.known.any():
             raise FewcellError(f"{d.name} has no annotated pixel; give its labels (or a box inside it).")
     values = np.unique(np.concatenate([d.labels[d.known] for d in data]))
-    if len(values) < 2:
-        what = "background (0)" if values[0] == 0 else f"class {values[0]}"
-        raise FewcellError(
-            f"The support labels hold only {what}; label at least one structure and some background."
-        )
+    require_two_classes(values, "support labels hold", "label at least one structure and some background")
     t0 = time.perf_counter()
     fx = extractors or Extractors(p.extractors, device=p.device)
     chosen = _sample_pixels(data, p.max_pixels, np.random.default_rng(p.seed))
@@ -339,29 +336,6 @@ def fit_iter(data: Sequence[AnnotatedImage], params: PerceptronParams | None = N
     return Perceptron(thetas[:, 1:], thetas[:, 0], mean, std, values, fg, meta, fx)
 
 
-def is_perceptron_file(path: str | Path) -> bool:
-    """True for an .npz (a zip of .npy arrays), as opposed to a torch model file (also a zip)."""
-    import zipfile
-
-    try:
-        with zipfile.ZipFile(path) as zf:
-            names = zf.namelist()
-    except (OSError, zipfile.BadZipFile):
-        return False
-    return bool(names) and all(n.endswith(".npy") for n in names)
-
-
-def open_model(path: str | Path, device: str = "auto", tta: bool | None = None):
-    """A saved model of either kind — a perceptron (.npz) or a stage-2 network (.pt) — ready to predict."""
-    if is_perceptron_file(path):
-        if tta:
-            raise FewcellError(f"{path} is a perceptron; test-time augmentation (--tta) is for networks only.")
-        return Perceptron.load(path, device=device)
-    from .segnet import SegModel
-
-    return SegModel.load(path, device=device, tta=tta)
-
-
 def _sample_pixels(data: Sequence[AnnotatedImage], max_pixels: int, rng: np.random.Generator,
                    per_class: int = 200) -> list[np.ndarray]:
     """Flat indices of the known pixels used per image: a uniform sample of ``max_pixels`` in all, plus
@@ -384,8 +358,6 @@ def _sample_pixels(data: Sequence[AnnotatedImage], max_pixels: int, rng: np.rand
 def fit(images: Sequence, labels: Sequence, boxes: Sequence | None = None,
         params: PerceptronParams | None = None) -> Perceptron:
     """Fit on ``images`` with ``labels`` (one per image); ``boxes`` (per image, or None) limit what is known."""
-    from .prompt import run
-
     if len(images) != len(labels):
         raise FewcellError(f"{len(images)} support images but {len(labels)} labels; give one labels per image.")
     boxes = boxes or [()] * len(images)

@@ -11,17 +11,31 @@ with ``torch.load(weights_only=True)``).
 from __future__ import annotations
 
 import dataclasses
+from importlib import resources
 from pathlib import Path
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .errors import FewcellError
-from .io import atomic_write
+from ..core import modelfile
 
 FORMAT = "napari-fewcell/msd"
 VERSION = 1
+PREFIX = "msd_"  #: shipped networks are ``weights/msd_<name>.pt``
+
+
+def shipped_dir() -> Path:
+    return Path(str(resources.files("napari_fewcell") / "weights"))
+
+
+def shipped_names() -> list[str]:
+    """Names of the MSD networks that ship with the package (``weights/msd_<name>.pt``)."""
+    return sorted(p.stem[len(PREFIX):] for p in shipped_dir().glob(f"{PREFIX}*.pt"))
+
+
+def shipped_path(name: str) -> Path:
+    return shipped_dir() / f"{PREFIX}{name}.pt"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,7 +60,7 @@ class MSDConfig:
         return sum(self.dilation(i) for i in range(self.depth))
 
 
-def _dilated(conv: nn.Conv2d, z: torch.Tensor, d: int) -> torch.Tensor:
+def dilated_conv(conv: nn.Conv2d, z: torch.Tensor, d: int) -> torch.Tensor:
     """``conv(z)`` (3×3, dilation d, reflect padding) computed as one matrix product and nine shifts.
 
     A width-1 dilated convolution of many maps is slow in torch's CPU kernels; since padding is
@@ -76,7 +90,8 @@ class MSDNet(nn.Module):
         for i in range(c.depth):
             d = c.dilation(i)
             conv = nn.Conv2d(c.in_channels + i * c.width, c.width, 3, padding=d, dilation=d, padding_mode="reflect")
-            # the parameters live in a Conv2d (its layout and init); ``_dilated`` computes the same convolution
+            # the parameters live in a Conv2d (its layout and init); ``dilated_conv`` computes the same
+            # convolution
             nn.init.kaiming_normal_(conv.weight, nonlinearity="relu")
             nn.init.zeros_(conv.bias)
             self.layers.append(conv)
@@ -88,7 +103,7 @@ class MSDNet(nn.Module):
         # autograd-friendly: a fresh concatenation per layer (in-place writes would break backward)
         maps = x
         for i, conv in enumerate(self.layers):
-            maps = torch.cat([maps, F.relu(_dilated(conv, maps, self.config.dilation(i)))], 1)
+            maps = torch.cat([maps, F.relu(dilated_conv(conv, maps, self.config.dilation(i)))], 1)
         return maps
 
     def _all_maps_infer(self, x: torch.Tensor) -> torch.Tensor:
@@ -98,7 +113,7 @@ class MSDNet(nn.Module):
         buf[:, :c] = x
         for i, conv in enumerate(self.layers):
             k = c + i * w
-            buf[:, k : k + w] = F.relu(_dilated(conv, buf[:, :k], self.config.dilation(i)))
+            buf[:, k : k + w] = F.relu(dilated_conv(conv, buf[:, :k], self.config.dilation(i)))
         return buf
 
     def all_maps(self, x: torch.Tensor) -> torch.Tensor:
@@ -117,38 +132,32 @@ class MSDNet(nn.Module):
         return torch.cat([maps[:, self.config.in_channels :], self.head(maps)], 1)
 
 
+KIND = modelfile.Kind(
+    FORMAT, VERSION,
+    missing="The feature-extractor file {path} does not exist.",
+    unreadable="{path} is not a napari-fewcell MSD feature extractor (unreadable).",
+    foreign="{path} is not a napari-fewcell MSD feature extractor.",
+    old_version="{path} is an MSD extractor of format version {version}; this napari-fewcell reads "
+                "version {expected}.",
+    damaged="{path} is damaged or does not match the MSD network layout.",
+)
+
+
 def save_msd(net: MSDNet, path: str | Path, name: str, card: dict | None = None) -> None:
     """Write the network as a state dict + config + card (a plain dict torch.load reads with weights_only)."""
-    payload = {
-        "format": FORMAT,
-        "version": VERSION,
-        "name": name,
-        "config": dataclasses.asdict(net.config),
-        "card": card or {},
-        "state_dict": {k: v.detach().cpu().clone() for k, v in net.state_dict().items()},
-    }
-    atomic_write(Path(path), lambda tmp: torch.save(payload, tmp))
+    modelfile.save(path, KIND, {"name": name, "config": dataclasses.asdict(net.config), "card": card or {},
+                                "state_dict": modelfile.state_dict(net)})
 
 
 def load_msd(path: str | Path) -> tuple[MSDNet, str, dict]:
     """Read a network written by :func:`save_msd`: (net in eval mode on the CPU, name, card)."""
     path = Path(path)
-    if not path.is_file():
-        raise FewcellError(f"The feature-extractor file {path} does not exist.")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # noqa: BLE001 - any unpickling failure means "not our file"
-        raise FewcellError(f"{path} is not a napari-fewcell MSD feature extractor (unreadable).") from None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise FewcellError(f"{path} is not a napari-fewcell MSD feature extractor.")
-    if payload.get("version") != VERSION:
-        raise FewcellError(
-            f"{path} is an MSD extractor of format version {payload.get('version')}; this napari-fewcell reads "
-            f"version {VERSION}."
-        )
-    try:
+    payload = modelfile.read(path, KIND)
+
+    def make():
         net = MSDNet(MSDConfig(**payload["config"]))
         net.load_state_dict(payload["state_dict"])
-    except Exception:  # noqa: BLE001
-        raise FewcellError(f"{path} is damaged or does not match the MSD network layout.") from None
+        return net
+
+    net = modelfile.build(path, KIND, make)
     return net.eval(), str(payload.get("name", path.stem)), dict(payload.get("card", {}))

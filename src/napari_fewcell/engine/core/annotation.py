@@ -12,8 +12,8 @@ from typing import Sequence
 import numpy as np
 
 from .errors import FewcellError
-from .normalize import as_image2d
-from .prompt import Box, check_box
+from .geometry import Box, check_box, check_boxes_disjoint
+from .image import as_image2d
 
 
 @dataclasses.dataclass
@@ -31,7 +31,22 @@ class AnnotatedImage:
         return self.image.shape[:2]
 
 
-def _as_label_plane(lab, shape, name: str) -> np.ndarray:
+def label_values(lab, what: str) -> np.ndarray:
+    """Labels as int64 values: whole numbers (bool or whole floats are converted), none negative."""
+    lab = np.asarray(lab)
+    if not np.issubdtype(lab.dtype, np.integer):
+        if lab.dtype == bool or (np.issubdtype(lab.dtype, np.floating) and np.isfinite(lab).all()
+                                 and (lab == np.round(lab)).all()):
+            lab = lab.astype(np.int64)
+        else:
+            raise FewcellError(f"The {what} must be whole numbers (0 = background, 1..K = classes).")
+    if lab.size and lab.min() < 0:
+        raise FewcellError(f"The {what} contain negative values; use 0 for background and 1..K for classes.")
+    return lab.astype(np.int64)
+
+
+def label_plane(lab, shape, name: str) -> np.ndarray:
+    """The labels of image ``name``, checked to be of its height and width."""
     lab = np.asarray(lab)
     if lab.ndim == 3 and lab.shape[0] == 1:
         lab = lab[0]
@@ -40,25 +55,7 @@ def _as_label_plane(lab, shape, name: str) -> np.ndarray:
             f"The labels of {name} are {'×'.join(map(str, lab.shape))} but the image is "
             f"{shape[0]}×{shape[1]}; give labels of exactly the image's height and width."
         )
-    if not np.issubdtype(lab.dtype, np.integer):
-        if lab.dtype == bool or (np.issubdtype(lab.dtype, np.floating) and np.isfinite(lab).all()
-                                 and (lab == np.round(lab)).all()):
-            lab = lab.astype(np.int64)
-        else:
-            raise FewcellError(f"The labels of {name} must be whole numbers (0 = background, 1..K = classes).")
-    if lab.size and lab.min() < 0:
-        raise FewcellError(f"The labels of {name} contain negative values; use 0 for background and 1..K for classes.")
-    return lab.astype(np.int64)
-
-
-def check_boxes_disjoint(boxes: Sequence[Box], name: str = "the image") -> None:
-    for i, (y, x, h, w) in enumerate(boxes):
-        for (y2, x2, h2, w2) in boxes[i + 1:]:
-            if y < y2 + h2 and y2 < y + h and x < x2 + w2 and x2 < x + w:
-                raise FewcellError(
-                    f"The boxes {y} {x} {h} {w} and {y2} {x2} {h2} {w2} in {name} overlap; "
-                    "draw annotated boxes that do not overlap (or merge them into one)."
-                )
+    return label_values(lab, f"labels of {name}")
 
 
 def annotate(image, labels=None, boxes: Sequence = (), fixes=None, name: str = "image",
@@ -76,7 +73,7 @@ def annotate(image, labels=None, boxes: Sequence = (), fixes=None, name: str = "
         if fixes is not None or full:
             raise FewcellError(f"{name} has corrections or is marked fully labelled but has no labels.")
         return AnnotatedImage(arr, np.zeros(shape, np.int64), known, [], name)
-    lab = _as_label_plane(labels, shape, name)
+    lab = label_plane(labels, shape, name)
     checked = [check_box(b, shape, name) for b in boxes]
     check_boxes_disjoint(checked, name)
     for y, x, h, w in checked:
@@ -109,11 +106,7 @@ def check_annotations(data: Sequence[AnnotatedImage], need_unknown: bool = True)
             "No image has an annotated box; paint labels inside at least one box (Y X H W) of one image."
         )
     classes = class_values(data)
-    if len(classes) < 2:
-        what = "background (0)" if classes[0] == 0 else f"class {classes[0]}"
-        raise FewcellError(
-            f"The annotated boxes hold only {what}; paint at least one structure and some background."
-        )
+    require_two_classes(classes, "annotated boxes hold")
     if need_unknown and all(d.known.all() for d in data):
         raise FewcellError(
             "Every pixel is already annotated, so there is nothing to pseudo-label; "
@@ -122,16 +115,13 @@ def check_annotations(data: Sequence[AnnotatedImage], need_unknown: bool = True)
     return classes
 
 
-def planes_of(arr, name: str = "image") -> tuple[list[np.ndarray], bool]:
-    """Split an image into 2D planes: (H, W), (H, W, 1|3|4) → one plane; (Z, H, W) or (Z, H, W, 3|4) → Z planes.
+def require_two_classes(values, subject: str, advice: str = "paint at least one structure and some background") -> None:
+    """The one sentence for labels that hold fewer than two classes: "The {subject} only class 1; {advice}."
 
-    Returns (planes, is_stack).
+    ``subject`` carries its verb ("prompt box holds", "support labels hold").
     """
-    a = np.asarray(arr)
-    if a.ndim == 2 or (a.ndim == 3 and a.shape[-1] in (1, 3, 4)):
-        return [a], False
-    if a.ndim == 3 or (a.ndim == 4 and a.shape[-1] in (3, 4)):
-        return [a[z] for z in range(a.shape[0])], True
-    raise FewcellError(
-        f"The {name} has shape {a.shape}; expected a 2D image (H×W, or H×W×3 colour) or a stack of them (Z×H×W)."
-    )
+    values = np.unique(np.asarray(values))
+    if len(values) >= 2:
+        return
+    what = "nothing" if not len(values) else "background (0)" if values[0] == 0 else f"class {values[0]}"
+    raise FewcellError(f"The {subject} only {what}; {advice}.")

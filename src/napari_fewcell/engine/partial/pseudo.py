@@ -29,12 +29,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .annotation import AnnotatedImage, check_annotations
-from .backbone import EmbedNet, load_model
-from .device import select_device
-from .errors import FewcellError
-from .normalize import intensity_range, normalize
-from .prompt import Progress, Prompt, PromptParams, Segmenter
+from ..core.annotation import AnnotatedImage, annotate, check_annotations
+from ..core.augment import MILD, augment
+from ..core.device import select_device
+from ..core.errors import FewcellError
+from ..core.geometry import pad_to_multiple, with_context
+from ..core.image import intensity_range, normalize
+from ..core.losses import soft_dice
+from ..core.progress import Progress, relay, run
+from ..nets.unet import EmbedNet, load_model
+from ..prompt.segmenter import PromptParams, Segmenter
 
 
 @dataclasses.dataclass
@@ -75,24 +79,6 @@ class PseudoResult(NamedTuple):
     #: per epoch (0 = before fine-tuning): {"epoch", "loss_pseudo", "loss_prompt", "box_dice", "kept", "seconds"}
     history: list[dict]
     confidence: list[np.ndarray]  # per image: probability of the chosen class (1 where annotated), float16
-
-
-def _aug(img: np.ndarray, lab: np.ndarray, rng: np.random.Generator, jitter: bool = True):
-    """Rotation by k·90°, flip, and (optionally) a mild gamma/contrast jitter; (3,h,w), (h,w)."""
-    k = int(rng.integers(4))
-    img, lab = np.rot90(img, k, axes=(1, 2)), np.rot90(lab, k)
-    if rng.random() < 0.5:
-        img, lab = img[:, :, ::-1], lab[:, ::-1]
-    if jitter:
-        img = np.clip(img, 0, 1) ** np.exp(rng.uniform(-0.2, 0.2))
-        img = img * rng.uniform(0.85, 1.15) + rng.uniform(-0.05, 0.05)
-    return np.ascontiguousarray(img, np.float32), np.ascontiguousarray(lab)
-
-
-def _pad8(x: torch.Tensor, m: int) -> torch.Tensor:
-    h, w = x.shape[-2:]
-    ph, pw = (-h) % m, (-w) % m
-    return F.pad(x, (0, pw, 0, ph), mode="replicate") if (ph or pw) else x
 
 
 class _Trainer:
@@ -145,9 +131,7 @@ class _Trainer:
 
     def _box_embedding(self, i, box) -> torch.Tensor:
         y, x, h, w = box
-        c = self.p.context
-        H, W = self.index[i].shape
-        y0, x0, y1, x1 = max(0, y - c), max(0, x - c), min(H, y + h + c), min(W, x + w + c)
+        y0, y1, x0, x1 = with_context(box, self.p.context, self.index[i].shape)
         e = self._embed(np.ascontiguousarray(self.images[i][None, :, y0:y1, x0:x1]))[0]
         return e[:, y - y0 : y - y0 + h, x - x0 : x - x0 + w].reshape(e.shape[0], -1).T
 
@@ -180,17 +164,14 @@ class _Trainer:
     def _region(self, i, box, jitter):
         """Augmented (3, h', w') region around ``box`` with the box's index labels (−2 outside the box)."""
         y, x, h, w = box
-        c = self.p.context
-        H, W = self.index[i].shape
-        y0, x0, y1, x1 = max(0, y - c), max(0, x - c), min(H, y + h + c), min(W, x + w + c)
+        y0, y1, x0, x1 = with_context(box, self.p.context, self.index[i].shape)
         lab = np.full((y1 - y0, x1 - x0), -2, np.int64)
         lab[y - y0 : y - y0 + h, x - x0 : x - x0 + w] = self._box_index(i, box)
-        return _aug(self.images[i][:, y0:y1, x0:x1], lab, self.rng, jitter)
+        return augment(self.images[i][:, y0:y1, x0:x1], lab, self.rng, MILD if jitter else None)
 
     def _embed(self, imgs: np.ndarray) -> torch.Tensor:
-        t = torch.from_numpy(imgs).to(self.device)
-        h, w = t.shape[-2:]
-        return self.model(_pad8(t, self.model.multiple))[..., :h, :w]
+        t, h, w = pad_to_multiple(torch.from_numpy(imgs).to(self.device), self.model.multiple, "replicate")
+        return self.model(t)[..., :h, :w]
 
     def _pixels(self, emb: torch.Tensor, lab: np.ndarray, sel_max: int):
         """(n, D) embeddings and (n,) index labels of up to ``sel_max`` pixels with lab != −2."""
@@ -214,7 +195,7 @@ class _Trainer:
             i = int(self.rng.choice(len(self.images), p=self.query_weights))
             H, W = self.index[i].shape
             y, x = self.rng.integers(0, H - self.crop + 1), self.rng.integers(0, W - self.crop + 1)
-            ci, cl = _aug(self.images[i][:, y : y + self.crop, x : x + self.crop],
+            ci, cl = augment(self.images[i][:, y : y + self.crop, x : x + self.crop],
                           self.index[i][y : y + self.crop, x : x + self.crop], self.rng)
             crops.append(ci)
             labs.append(cl)
@@ -243,30 +224,8 @@ class _Trainer:
         loss = F.nll_loss(torch.log(o.clamp_min(1e-6)), target)
         if self.p.dice_weight:
             t = F.one_hot(target, self.K).float()
-            dice = (2 * (o * t).sum(0) + 1) / (o.sum(0) + t.sum(0) + 1)
-            loss = loss + self.p.dice_weight * (1 - dice.mean())
+            loss = loss + self.p.dice_weight * (1 - soft_dice(o, t, dim=0).mean())
         return loss
-
-
-def union_prompt(seg: Segmenter, data: Sequence[AnnotatedImage]) -> Prompt:
-    """One prompt made of every annotated box of every image (pixels and labels concatenated)."""
-    embs, labs = [], []
-    for d in data:
-        for box in d.boxes:
-            y, x, h, w = box
-            m = seg.params.margin
-            H, W = d.shape
-            y0, x0, y1, x1 = max(0, y - m), max(0, x - m), min(H, y + h + m), min(W, x + w + m)
-            e = seg._embed(d.image, intensity_range(d.image), y0, y1, x0, x1)
-            e = e[:, y - y0 : y - y0 + h, x - x0 : x - x0 + w]
-            embs.append(e.reshape(e.shape[0], -1).T.float().cpu())
-            labs.append(d.labels[y : y + h, x : x + w].reshape(-1))
-    if not embs:
-        raise FewcellError("No annotated box to take a prompt from; draw a box and paint inside it.")
-    emb, lab = torch.cat(embs), np.concatenate(labs)
-    if len(np.unique(lab)) < 2:
-        raise FewcellError("The annotated boxes hold only one class; paint a structure and some background.")
-    return Prompt(emb, lab, data[0].boxes[0] if data[0].boxes else (0, 0, 0, 0), (0, 0))
 
 
 def validate(data: Sequence[AnnotatedImage]) -> np.ndarray:
@@ -333,12 +292,12 @@ def pseudolabel_iter(data: Sequence[AnnotatedImage], params: PseudoParams | None
     for prm in model.parameters():
         prm.requires_grad_(False)
     seg = Segmenter(PromptParams(tau=p.tau, prototypes=p.prototypes, device=str(device)), model=model)
-    prompt = union_prompt(seg, data)
+    prompt = seg.prompt_from_boxes([(d.image, d.labels, d.boxes) for d in data])
     out, confidence = [], []
     for n, d in enumerate(data):
         step = Progress(n, len(data), f"labelling {d.name or n + 1}")
         yield step
-        labels, conf = yield from _relabel(seg.segment_iter(d.image, prompt, confidence=True), step)
+        labels, conf = yield from relay(seg.segment_iter(d.image, prompt, confidence=True), step)
         labels = labels.astype(np.uint8 if classes.max() <= 255 else np.uint16)
         labels[d.known] = d.labels[d.known]
         conf[d.known] = 1.0
@@ -362,16 +321,6 @@ def describe_epoch(h: dict) -> str:
     return "".join(parts)
 
 
-def _relabel(gen, progress: Progress):
-    """Run a sub-generator, yielding ``progress`` instead of its own (stays cancellable between its steps)."""
-    while True:
-        try:
-            next(gen)
-        except StopIteration as stop:
-            return stop.value
-        yield progress
-
-
 def pseudolabel(images: Sequence, labels: Sequence, boxes: Sequence, params: PseudoParams | None = None,
                 progress=None) -> list[np.ndarray]:
     """One call: pseudo-labels for every image from labels known only inside ``boxes``.
@@ -379,9 +328,6 @@ def pseudolabel(images: Sequence, labels: Sequence, boxes: Sequence, params: Pse
     ``labels[i]`` is None for an unannotated image, else an array of image i's height and
     width of which only the pixels inside every box in ``boxes`` are read (value v = class v).
     """
-    from .annotation import annotate
-    from .prompt import run
-
     if len(labels) != len(images):
         raise FewcellError("Give one labels entry per image (None for an unannotated image).")
     data = [annotate(im, lab, boxes if lab is not None else (), name=f"image {i + 1}")

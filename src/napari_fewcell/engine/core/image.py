@@ -1,4 +1,4 @@
-"""Input checks and intensity normalisation to [0, 1] (paper 000, §4.1)."""
+"""Images: input checks, 2D planes of a stack, and intensity normalisation to [0, 1] (paper 000, §4.1)."""
 from __future__ import annotations
 
 import numpy as np
@@ -64,3 +64,18 @@ def normalize(arr: np.ndarray, rng: tuple[np.ndarray, np.ndarray]) -> np.ndarray
     if out.shape[-1] == 1:
         out = np.repeat(out, 3, axis=-1)
     return np.ascontiguousarray(out.transpose(2, 0, 1))
+
+
+def planes_of(arr, name: str = "image") -> tuple[list[np.ndarray], bool]:
+    """Split an image into 2D planes: (H, W), (H, W, 1|3|4) → one plane; (Z, H, W) or (Z, H, W, 3|4) → Z planes.
+
+    Returns (planes, is_stack).
+    """
+    a = np.asarray(arr)
+    if a.ndim == 2 or (a.ndim == 3 and a.shape[-1] in (1, 3, 4)):
+        return [a], False
+    if a.ndim == 3 or (a.ndim == 4 and a.shape[-1] in (3, 4)):
+        return [a[z] for z in range(a.shape[0])], True
+    raise FewcellError(
+        f"The {name} has shape {a.shape}; expected a 2D image (H×W, or H×W×3 colour) or a stack of them (Z×H×W)."
+    )

@@ -16,9 +16,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .msd import MSDConfig, MSDNet
-from .pretrain import _augment, load_training_sets
-from .prompt import Progress
+from ..core.augment import STRONG, augment
+from ..core.losses import soft_dice_loss
+from ..core.progress import Progress
+from ..nets.msd import MSDConfig, MSDNet
+from .datasets import load_training_sets
 
 
 @dataclasses.dataclass
@@ -39,11 +41,6 @@ class MSDTrainParams:
     val_fraction: float = 0.2
     seed: int = 0
     threads: int = 0
-
-
-def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
-    p = torch.sigmoid(logits)
-    return 1 - (2 * (p * target).sum() + eps) / (p.sum() + target.sum() + eps)
 
 
 @torch.inference_mode()
@@ -88,7 +85,7 @@ def train_msd_iter(p: MSDTrainParams) -> Generator[Progress, None, tuple[MSDNet,
                 H, W = lab.shape
                 c = min(p.crop, H, W)
                 y, x = rng.integers(0, H - c + 1), rng.integers(0, W - c + 1)
-                a, b = _augment(img[:, y : y + c, x : x + c], lab[y : y + c, x : x + c], rng)
+                a, b = augment(img[:, y : y + c, x : x + c], lab[y : y + c, x : x + c], rng, STRONG)
                 xs.append(a)
                 ys.append(b)
             c = min(a.shape[-1] for a in xs)

@@ -1,4 +1,5 @@
-"""Reading images and writing label TIFFs atomically (tifffile; skimage for other formats)."""
+"""Files: reading images, checking an output folder, writing any file atomically, label TIFFs
+(tifffile; skimage for other formats) and their export."""
 from __future__ import annotations
 
 import json
@@ -64,12 +65,17 @@ def _umask() -> int:
 
 
 def atomic_write(path: Path, write) -> None:
-    """Call ``write(tmp)`` on a temporary file beside ``path``, then move it into place (mode 0644)."""
+    """Call ``write(tmp)`` on a temporary file beside ``path``, then move it into place.
+
+    The file gets the usual permissions (0666 less the umask; ``mkstemp`` makes 0600), and a
+    failure leaves neither a half-written file under ``path`` nor the temporary file.
+    """
+    path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())
         write(tmp)
-        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except OSError:
         Path(tmp).unlink(missing_ok=True)
@@ -92,16 +98,8 @@ def write_labels_tif(path: str | Path, labels: np.ndarray, source: str = "", cla
         labels = labels.astype(np.uint16)
     meta = {"software": "napari-fewcell", "source": source,
             "classes": {str(k): str(v) for k, v in (classes or {}).items()}, **(extra or {})}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual permissions
-        tifffile.imwrite(tmp, labels, compression="zlib", photometric="minisblack",  # never RGB
-                        description=json.dumps(meta), metadata=None)
-        os.replace(tmp, path)
-    except OSError:
-        Path(tmp).unlink(missing_ok=True)
-        raise FewcellError(f"Could not write {path}; check the folder's permissions and free space.") from None
+    atomic_write(path, lambda tmp: tifffile.imwrite(tmp, labels, compression="zlib", photometric="minisblack",
+                                                    description=json.dumps(meta), metadata=None))  # never RGB
     return path
 
 

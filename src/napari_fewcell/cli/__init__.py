@@ -8,9 +8,9 @@ import sys
 import time
 from pathlib import Path
 
-from .engine.errors import FewcellError
-from ._cli_io import parse_class_names, read_set, read_support, write_results
-from .engine.io import check_out_dir
+from ..engine.core.errors import FewcellError
+from ..engine.core.files import check_out_dir
+from .inputs import parse_class_names, read_set, read_support, write_results
 
 EXIT_BAD_INPUT = 2
 
@@ -38,8 +38,8 @@ class _Bar:
 
 
 def _cmd_segment(a) -> int:
-    from .engine.io import read_image, write_labels_tif
-    from .engine.prompt import PromptParams, Segmenter
+    from ..engine.core.files import read_image, write_labels_tif
+    from ..engine.prompt import PromptParams, Segmenter
 
     params = PromptParams(tau=a.tau, attention=a.attention, prototypes=a.prototypes, weights=a.weights, device=a.device)
     seg = Segmenter(params)
@@ -65,9 +65,8 @@ def _check_model_target(path: str | None, overwrite: bool) -> None:
 
 
 def _cmd_pseudolabel(a) -> int:
-    from .engine.partial import PseudoParams, describe_epoch, pseudolabel_iter, validate
-    from .engine.prompt import run
-    from .engine.segnet import TrainParams, train_iter
+    from ..engine.core.progress import run
+    from ..engine.partial import PseudoParams, TrainParams, describe_epoch, pseudolabel_iter, train_iter, validate
 
     data, layout = read_set(a)
     params = PseudoParams(epochs=a.epochs, steps_per_epoch=a.steps_per_epoch, lr=a.lr, weights=a.weights,
@@ -94,10 +93,10 @@ def _cmd_pseudolabel(a) -> int:
 
 
 def _cmd_predict(a) -> int:
-    from .engine.annotation import planes_of
-    from .engine.io import read_image
-    from .engine.perceptron import open_model
-    from .engine.prompt import run
+    from ..engine.core.files import read_image
+    from ..engine.core.image import planes_of
+    from ..engine.core.progress import run
+    from ..engine.models import open_model
 
     model = open_model(a.model, device=a.device, tta=True if a.tta else None)  # a perceptron or a network
     read = [(path, planes_of(read_image(path), Path(path).name)) for path in a.images]
@@ -113,8 +112,8 @@ def _cmd_predict(a) -> int:
 
 
 def _cmd_fit(a) -> int:
-    from .engine.perceptron import PerceptronParams, fit_iter
-    from .engine.prompt import run
+    from ..engine.core.progress import run
+    from ..engine.fewshot import PerceptronParams, fit_iter
 
     params = PerceptronParams(lam=a.lam, bfgs=not a.no_bfgs, max_pixels=a.max_pixels, device=a.device, seed=a.seed,
                               extractors=tuple(a.extractors) if a.extractors else None)
@@ -141,12 +140,12 @@ def _cmd_fit(a) -> int:
 def _cmd_suggest(a) -> int:
     import json
 
-    from .engine.annotation import planes_of
-    from .engine.io import atomic_write, read_image
-    from .engine.perceptron import open_model
-    from .engine.prompt import run
-    from .engine import suggest as sg
-    from .engine.pretext import PretextParams, pretext_iter
+    from ..engine import suggest as sg
+    from ..engine.core.files import atomic_write, read_image
+    from ..engine.core.image import planes_of
+    from ..engine.core.progress import run
+    from ..engine.models import open_model
+    from ..engine.suggest import PretextParams, pretext_iter
 
     params = sg.SuggestParams(tile=a.tile, top=a.top, score=a.score, scale=a.scale, magnitude=a.magnitude,
                               seed=a.seed, device=a.device)
@@ -193,8 +192,8 @@ def _cmd_suggest(a) -> int:
 
 
 def _cmd_pretrain(a) -> int:
-    from .engine.pretrain import DATASETS, PretrainParams, pretrain_iter
-    from .engine.prompt import run
+    from ..engine.core.progress import run
+    from ..engine.training.episodic import DATASETS, PretrainParams, pretrain_iter
 
     names, weights = [], []
     for item in a.datasets:
@@ -211,9 +210,9 @@ def _cmd_pretrain(a) -> int:
 
 
 def _cmd_train_extractor(a) -> int:
-    from .engine.msd import save_msd
-    from .engine.msd_train import MSDTrainParams, train_msd_iter
-    from .engine.prompt import run
+    from ..engine.core.progress import run
+    from ..engine.nets.msd import save_msd
+    from ..engine.training.msd_train import MSDTrainParams, train_msd_iter
 
     _check_model_target(a.out, a.overwrite)
     p = MSDTrainParams(data=a.data, dataset=a.dataset, depth=a.depth, crop=a.crop, batch=a.batch, lr=a.lr,
@@ -229,9 +228,9 @@ def _cmd_train_extractor(a) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .engine.partial import PseudoParams as PseudoDefaults
-    from .engine.pretrain import DATASETS
-    from .engine.segnet import TrainParams as TrainDefaults
+    from ..engine.partial import PseudoParams as PseudoDefaults
+    from ..engine.partial import TrainParams as TrainDefaults
+    from ..engine.training.episodic import DATASETS
 
     ap = argparse.ArgumentParser(prog="fewcell", description="Segment microscopy images from a tiny annotated prompt.")
     sub = ap.add_subparsers(dest="verb", required=True)
@@ -294,7 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     q.set_defaults(func=_cmd_pseudolabel)
 
-    from .engine.perceptron import PerceptronParams as FitDefaults
+    from ..engine.fewshot import PerceptronParams as FitDefaults
 
     f = sub.add_parser("fit", help="fit a perceptron on MSD feature maps of a few support images (paper 002)",
                        description="Fit a perceptron σ(b + g(x)·W) on the features of the shipped MSD extractors: "
@@ -329,7 +328,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--overwrite", action="store_true", help="replace existing <stem>.tif files in --out")
     r.set_defaults(func=_cmd_predict)
 
-    from .engine.suggest import SCORES, SuggestParams as SuggestDefaults
+    from ..engine.suggest import SCORES
+    from ..engine.suggest import SuggestParams as SuggestDefaults
 
     g = sub.add_parser("suggest", help="rank tiles by what a model would learn from them (what to annotate next)",
                        description="Cut the images into square tiles, score each with a model and write the best, "
@@ -374,7 +374,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="WEIGHTS.pt")
     p.set_defaults(func=_cmd_pretrain)
 
-    from .engine.msd_train import MSDTrainParams as MSDDefaults
+    from ..engine.training.msd_train import MSDTrainParams as MSDDefaults
 
     t = sub.add_parser("train-extractor", help="train one binary MSD feature extractor for workflow 3 (paper 002)",
                        description="Train a mixed-scale dense network on the train split of one data set "
@@ -417,6 +417,3 @@ def main(argv: list[str] | None = None) -> int:
         print("fewcell: cancelled.", file=sys.stderr)
         return 130
 
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

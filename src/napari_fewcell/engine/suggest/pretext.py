@@ -13,10 +13,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .errors import FewcellError
-from .normalize import as_image2d, intensity_range, normalize
-from .prompt import Progress
-from .suggest import MSDScorer
+from ..core.augment import STRONG, augment
+from ..core.errors import FewcellError
+from ..core.image import as_image2d, intensity_range, normalize
+from ..core.losses import soft_dice_loss
+from ..core.progress import Progress
+from .scorers import MSDScorer
 
 
 def pretext_labels(image) -> np.ndarray:
@@ -62,9 +64,6 @@ def pretext_iter(scorer: MSDScorer, images: Sequence, params: PretextParams | No
     """Adapt a copy of an MSD network to ``images`` on their pretext pseudo-labels (soft Dice + BCE)."""
     import copy
 
-    from .msd_train import soft_dice_loss
-    from .pretrain import _augment
-
     p = params or PretextParams()
     p.check()
     arrs = [as_image2d(im) for im in images]
@@ -83,7 +82,7 @@ def pretext_iter(scorer: MSDScorer, images: Sequence, params: PretextParams | No
             i = int(rng.choice(len(xs), p=sizes / sizes.sum()))
             H, W = ys[i].shape
             y0, x0 = rng.integers(0, H - c + 1), rng.integers(0, W - c + 1)
-            a, b = _augment(xs[i][:, y0 : y0 + c, x0 : x0 + c], ys[i][y0 : y0 + c, x0 : x0 + c], rng)
+            a, b = augment(xs[i][:, y0 : y0 + c, x0 : x0 + c], ys[i][y0 : y0 + c, x0 : x0 + c], rng, STRONG)
             bx.append(a)
             by.append(b)
         x_t = torch.from_numpy(np.stack(bx))

@@ -1,0 +1,4 @@
+"""`python -m napari_fewcell.cli` runs the `fewcell` command."""
+from . import main
+
+raise SystemExit(main())

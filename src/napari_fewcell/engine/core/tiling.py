@@ -1,0 +1,51 @@
+"""One tile-with-margin iterator for every bounded-memory pass over a large image.
+
+A tile is cut with ``margin`` pixels of context on every side (clipped to the image), computed,
+and only its inner part is kept: the seams disappear and memory depends on the tile, not the image.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+
+class Window(NamedTuple):
+    ty: int  #: the tile's rows ty:ty1 and columns tx:tx1, in image coordinates
+    ty1: int
+    tx: int
+    tx1: int
+    y0: int  #: the region read, with its context: rows y0:y1, columns x0:x1
+    y1: int
+    x0: int
+    x1: int
+
+    @property
+    def tile(self) -> tuple[slice, slice]:
+        """The tile, in image coordinates."""
+        return slice(self.ty, self.ty1), slice(self.tx, self.tx1)
+
+    @property
+    def region(self) -> tuple[slice, slice]:
+        """The region read (tile + context), in image coordinates."""
+        return slice(self.y0, self.y1), slice(self.x0, self.x1)
+
+    @property
+    def inner(self) -> tuple[slice, slice]:
+        """The tile, in the coordinates of the region read."""
+        return slice(self.ty - self.y0, self.ty1 - self.y0), slice(self.tx - self.x0, self.tx1 - self.x0)
+
+
+def windows(shape: tuple[int, int], tile: int, margin: int) -> list[Window]:
+    """Tiles of ``tile``² (smaller at the bottom and right edges) covering ``shape``, row by row."""
+    H, W = shape[:2]
+    out = []
+    for ty in range(0, H, tile):
+        for tx in range(0, W, tile):
+            ty1, tx1 = min(H, ty + tile), min(W, tx + tile)
+            out.append(Window(ty, ty1, tx, tx1, max(0, ty - margin), min(H, ty1 + margin),
+                              max(0, tx - margin), min(W, tx1 + margin)))
+    return out
+
+
+def n_windows(shape: tuple[int, int], tile: int) -> int:
+    return -(-shape[0] // tile) * -(-shape[1] // tile)
+

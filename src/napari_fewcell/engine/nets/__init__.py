@@ -1,0 +1,1 @@
+"""The networks: the U-Net (embeddings and class logits), MSD networks, and prompt attention."""

@@ -1,0 +1,1 @@
+"""Training the shipped networks: data sets, episodic pre-training, MSD extractors."""
