@@ -1,4 +1,4 @@
-"""Reading the CLI's inputs (images, labels, support pairs) and writing its label files."""
+"""Reading the CLI's inputs (images, labels, support pairs), checking and writing its outputs."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -121,3 +121,14 @@ def read_support(a) -> list:
     if not data:
         raise FewcellError("No support plane holds labels; paint at least one structure in one support image.")
     return data
+
+
+def check_model_target(path: str | None, overwrite: bool) -> None:
+    """Fail before any work if a model file would silently replace another or land in a missing folder."""
+    if path is None:
+        return
+    p = Path(path)
+    if p.exists() and not overwrite:
+        raise FewcellError(f"{p} already exists; pass --overwrite to replace it or choose another name.")
+    if not p.parent.is_dir():
+        raise FewcellError(f"The folder {p.parent} for {p.name} does not exist; create it first.")

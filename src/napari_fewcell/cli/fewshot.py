@@ -1,0 +1,64 @@
+"""``fewcell fit``: fit a perceptron on MSD feature maps of a few support images (workflow 3, paper 002)."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from ..engine.core.errors import FewcellError
+from .args import add_box, add_class_name, add_device, add_out, add_overwrite, add_seed, add_threads
+from .bar import Bar
+from .inputs import check_model_target, parse_class_names, read_support
+
+FIT_DESCRIPTION = (
+    "Fit a perceptron σ(b + g(x)·W) on the features of the shipped MSD extractors: "
+    "logistic regression, then BFGS on the Dice loss. Labels: value v is class v, 0 background; "
+    "with --box only the boxes are read, else the whole image. Apply it with `fewcell predict`."
+)
+
+
+def add_parser(sub) -> None:
+    from ..engine.fewshot import PerceptronParams as FitDefaults
+
+    f = sub.add_parser("fit", help="fit a perceptron on MSD feature maps of a few support images (paper 002)",
+                       description=FIT_DESCRIPTION)
+    f.add_argument("--support", required=True, nargs=2, action="append", metavar=("IMAGE", "LABELS"),
+                   help="a support image and its labels (repeat for several; stacks give one pair per labelled plane)")
+    add_box(f, "an annotated region in every support image (repeat for several; default: whole images)",
+            value_type=int, required=False, repeat=True)
+    add_out(f, "MODEL.npz")
+    f.add_argument("--lam", type=float, default=FitDefaults.lam, help="L2 penalty λ on the weights")
+    f.add_argument("--no-bfgs", action="store_true", help="keep the logistic-regression weights (no Dice refinement)")
+    f.add_argument("--max-pixels", type=int, default=FitDefaults.max_pixels, help="support pixels used for fitting")
+    f.add_argument("--extractors", nargs="+", default=None, metavar="NAME", help="shipped extractors (default: all)")
+    add_class_name(f)
+    add_device(f)
+    add_seed(f)
+    add_threads(f)
+    add_overwrite(f, "replace an existing MODEL.npz")
+    f.set_defaults(func=cmd_fit)
+
+
+def cmd_fit(a) -> int:
+    from ..engine.core.progress import run
+    from ..engine.fewshot import PerceptronParams, fit_iter
+
+    params = PerceptronParams(lam=a.lam, bfgs=not a.no_bfgs, max_pixels=a.max_pixels, device=a.device, seed=a.seed,
+                              extractors=tuple(a.extractors) if a.extractors else None)
+    params.check()
+    names = parse_class_names(a.class_name)
+    data = read_support(a)
+    check_model_target(a.out, a.overwrite)
+    if Path(a.out).suffix.lower() != ".npz":
+        raise FewcellError(f"--out {a.out} should end in .npz (the perceptron is saved as arrays + JSON).")
+    model = run(fit_iter(data, params, class_names=names), Bar("fit"))
+    for rec in model.meta["fit"]:
+        line = (f"class {rec['class']}: logistic Dice loss {rec['logistic_loss']:.4f}"
+                + (f", BFGS {rec['bfgs_loss']:.4f} in {rec['bfgs_iterations']} iterations"
+                   if "bfgs_loss" in rec else "")
+                + f"; kept {rec['kept']}" + (f" — {rec['note']}" if rec.get("note") else ""))
+        print(line, file=sys.stderr)
+    print(f"features {model.meta['features_seconds']:.2f} s, fit {model.meta['fit_seconds']:.2f} s "
+          f"on {model.meta['pixels_used']} support pixels", file=sys.stderr)
+    model.save(a.out)
+    print(a.out)
+    return 0

@@ -1,0 +1,130 @@
+"""``fewcell pseudolabel`` (partial labels → pseudo-labels → a network, workflow 2) and ``fewcell predict``
+(apply a saved perceptron or network)."""
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+
+from ..engine.core.files import check_out_dir
+from .args import (
+    add_box,
+    add_class_name,
+    add_device,
+    add_images,
+    add_instances,
+    add_out,
+    add_overwrite,
+    add_seed,
+    add_tau,
+    add_threads,
+    add_tta,
+    add_weights,
+)
+from .bar import Bar
+from .inputs import check_model_target, parse_class_names, read_set, write_results
+
+PSEUDOLABEL_DESCRIPTION = (
+    "Fine-tune on IMAGEs annotated only inside --box regions (paper 000 §3.3), write "
+    "DIR/<IMAGE stem>.tif pseudo-labels for every IMAGE, and with --train-net train a fresh network on them. "
+    "Images may differ in size and channel count; a stack (Z×H×W) is a set of planes, and in a labels stack "
+    "a plane that is all 0 counts as unannotated."
+)
+
+
+def add_pseudolabel_parser(sub) -> None:
+    from ..engine.partial import PseudoParams as PseudoDefaults
+    from ..engine.partial import TrainParams as TrainDefaults
+
+    q = sub.add_parser(
+        "pseudolabel",
+        help="partial labels (boxes) → pseudo-labels for whole images; optionally train a network on them",
+        description=PSEUDOLABEL_DESCRIPTION,
+    )
+    add_images(q, "images (TIFF or anything skimage reads) or stacks")
+    q.add_argument("--labels", required=True, nargs="+", metavar="L",
+                   help="one labels file per IMAGE in order ('none' for an unannotated one), or a folder of files "
+                        "named like the images")
+    add_box(q, "an annotated region in every image that has labels (repeat for several)", repeat=True)
+    add_out(q, "DIR", "folder for <IMAGE stem>.tif pseudo-labels")
+    q.add_argument("--epochs", type=int, default=PseudoDefaults.epochs,
+                   help="stage-1 fine-tuning epochs (0 = no fine-tuning)")
+    q.add_argument("--train-net", default=None, metavar="MODEL.pt",
+                   help="also train a segmentation network from scratch on the pseudo-labels and save it here "
+                        "(+ MODEL.json card)")
+    q.add_argument("--train-steps", type=int, default=TrainDefaults.steps, help="stage-2 optimiser steps")
+    q.add_argument("--steps-per-epoch", type=int, default=0, help="0 = cover the unannotated pixels once")
+    q.add_argument("--lr", type=float, default=PseudoDefaults.lr, help="stage-1 learning rate")
+    q.add_argument("--oneshot", action="store_true",
+                   help="one-shot fine-tuning: images with labels are fully labelled; --box is their prompt")
+    add_instances(q)
+    add_class_name(q)
+    add_tau(q, "attention temperature (default: the weights' own)")
+    add_weights(q, "pre-trained embedding weights (default: shipped)")
+    add_tta(q, "the stage-2 model averages the 8 flips/rotations when predicting (8× slower)")
+    add_device(q)
+    add_seed(q)
+    add_threads(q)
+    add_overwrite(q, "replace existing outputs")
+    q.set_defaults(func=cmd_pseudolabel)
+
+
+def add_predict_parser(sub) -> None:
+    r = sub.add_parser("predict", help="apply a saved model (perceptron .npz or network .pt) to images")
+    add_images(r, "images or stacks")
+    r.add_argument("--model", required=True, metavar="MODEL",
+                   help="a model saved by napari-fewcell: a perceptron (.npz, `fewcell fit`) or a network (.pt)")
+    add_out(r, "DIR", "folder for <IMAGE stem>.tif labels")
+    add_instances(r)
+    add_tta(r, "average the 8 flips/rotations (8× slower)")
+    add_device(r)
+    add_threads(r)
+    add_overwrite(r, "replace existing <stem>.tif files in --out")
+    r.set_defaults(func=cmd_predict)
+
+
+def cmd_pseudolabel(a) -> int:
+    from ..engine.core.progress import run
+    from ..engine.partial import PseudoParams, TrainParams, describe_epoch, pseudolabel_iter, train_iter, validate
+
+    data, layout = read_set(a)
+    params = PseudoParams(epochs=a.epochs, steps_per_epoch=a.steps_per_epoch, lr=a.lr, weights=a.weights,
+                          device=a.device, seed=a.seed, tau=a.tau)
+    params.check()
+    validate(data)
+    names = parse_class_names(a.class_name)
+    check_model_target(a.train_net, a.overwrite)
+    out = check_out_dir(a.out, overwrite=a.overwrite, stems=[Path(p).stem for p, _, _ in layout])
+    result = run(pseudolabel_iter(data, params), Bar("pseudo-labels"))
+    for h in result.history:
+        print(describe_epoch(h), file=sys.stderr)
+    write_results(out, layout, result.labels, "pseudo-labels", names, a.instances)
+    if a.train_net:
+        tp = TrainParams(steps=a.train_steps, device=a.device, seed=a.seed, tta=a.tta)
+        card = {"trained_on": "pseudo-labels from `fewcell pseudolabel`", "images": [str(p) for p in a.images],
+                "boxes": [list(map(int, b)) for b in a.box], "stage1": dataclasses.asdict(params),
+                "stage1_history": result.history}
+        model = run(train_iter([d.image for d in data], result.labels, params=tp, class_names=names, card=card),
+                    Bar("train-net"))
+        model.save(a.train_net)
+        print(a.train_net)
+    return 0
+
+
+def cmd_predict(a) -> int:
+    from ..engine.core.files import read_image
+    from ..engine.core.image import planes_of
+    from ..engine.core.progress import run
+    from ..engine.models import open_model
+
+    model = open_model(a.model, device=a.device, tta=True if a.tta else None)  # a perceptron or a network
+    read = [(path, planes_of(read_image(path), Path(path).name)) for path in a.images]
+    out = check_out_dir(a.out, overwrite=a.overwrite, stems=[Path(p).stem for p in a.images])
+    results, layout = [], []
+    for path, (planes, stack) in read:
+        for z, plane in enumerate(planes):
+            results.append(run(model.predict_iter(plane), Bar(f"{Path(path).name}" + (f"[{z}]" if stack else ""))))
+        layout.append((path, len(planes), stack))
+    write_results(out, layout, results, "prediction", model.class_names, a.instances,
+                  extra={"model": str(a.model)})
+    return 0

@@ -1,0 +1,119 @@
+"""``fewcell suggest``: rank tiles by what a model would learn from them (what to annotate next, paper 001)."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from ..engine.core.errors import FewcellError
+from .args import add_device, add_images, add_overwrite, add_seed, add_threads
+from .bar import Bar
+
+SUGGEST_DESCRIPTION = (
+    "Cut the images into square tiles, score each with a model and write the best, "
+    "best first, as JSON: [{\"rank\", \"image\", \"box\": [y, x, h, w], \"score\"}, ...]. "
+    "Without --model the shipped network is scored (paper 001)."
+)
+
+
+def add_parser(sub) -> None:
+    from ..engine.suggest import SCORES
+    from ..engine.suggest import SuggestParams as SuggestDefaults
+
+    g = sub.add_parser("suggest", help="rank tiles by what a model would learn from them (what to annotate next)",
+                       description=SUGGEST_DESCRIPTION)
+    add_images(g, "images or stacks (every plane is a candidate)")
+    g.add_argument("--tile", type=int, default=SuggestDefaults.tile, help="tile side in pixels")
+    g.add_argument("--top", type=int, default=SuggestDefaults.top, help="how many tiles to suggest")
+    g.add_argument("--score", choices=SCORES, default=SuggestDefaults.score)
+    g.add_argument("--model", default=None, metavar="MODEL",
+                   help="a perceptron (.npz, `fewcell fit`) or stage-2 network (.pt); default: a shipped network")
+    g.add_argument("--json", required=True, metavar="OUT.json")
+    g.add_argument("--network", default=None, help="shipped network scored without --model (default: fluo_nuclei "
+                   "for gray images, he_nuclei for colour; em_membrane for electron microscopy)")
+    g.add_argument("--pretext", action="store_true", help="first adapt the shipped network to the images on "
+                   "pseudo-labels (histogram equalisation + Otsu threshold + 3×3 dilation; paper 001 §3.2)")
+    g.add_argument("--pretext-steps", type=int, default=60)
+    g.add_argument("--scale", type=int, default=SuggestDefaults.scale,
+                   help="score tiles at 1/SCALE resolution (1 = full resolution, about 8× slower than 2)")
+    g.add_argument("--magnitude", type=float, default=SuggestDefaults.magnitude,
+                   help="brightness and sharpness factor of the consistency score")
+    add_seed(g)
+    add_device(g)
+    add_threads(g)
+    add_overwrite(g, "replace an existing OUT.json")
+    g.set_defaults(func=cmd_suggest)
+
+
+def cmd_suggest(a) -> int:
+    import json
+
+    from ..engine import suggest as sg
+    from ..engine.core.files import atomic_write
+    from ..engine.core.progress import run
+
+    params = sg.SuggestParams(tile=a.tile, top=a.top, score=a.score, scale=a.scale, magnitude=a.magnitude,
+                              seed=a.seed, device=a.device)
+    params.check()
+    if a.pretext and a.model:
+        raise FewcellError("--pretext adapts the shipped network to your images before anything is annotated; "
+                           "a fitted --model is already adapted, so drop one of the two.")
+    out = Path(a.json)
+    if out.exists() and not a.overwrite:
+        raise FewcellError(f"{out} already exists; pass --overwrite to replace it or choose another name.")
+    if not out.parent.is_dir():
+        raise FewcellError(f"The folder of --json {out} does not exist; create it first.")
+    planes, where, names = _read_planes(a.images)
+    sg.candidates(planes, params.tile, names=names)  # bad tile sizes and mixed images fail before any model loads
+    scorer = _scorer(a, params, planes)
+    hits = run(sg.suggest_iter(planes, scorer, params, names=names), Bar("suggest"))
+    rows = _rows(a, params, scorer, hits, where, names)
+    text = json.dumps(rows, indent=2) + "\n"
+    atomic_write(out, lambda tmp: Path(tmp).write_text(text))
+    print(out)
+    return 0
+
+
+def _read_planes(paths: list[str]):
+    """Every plane of every image, where it came from ([(path, plane or None)]) and its display name."""
+    from ..engine.core.files import read_image
+    from ..engine.core.image import planes_of
+
+    planes, where = [], []
+    for path in paths:
+        pl, stack = planes_of(read_image(path), Path(path).name)
+        planes += pl
+        where += [(path, z if stack else None) for z in range(len(pl))]
+    names = [Path(p).name + ("" if z is None else f" plane {z}") for p, z in where]
+    return planes, where, names
+
+
+def _scorer(a, params, planes):
+    """The scorer of --model, else the shipped network (adapted with --pretext); None for the random score."""
+    from ..engine import suggest as sg
+    from ..engine.core.progress import run
+    from ..engine.models import open_model
+    from ..engine.suggest import PretextParams, pretext_iter
+
+    if params.score == "random":
+        return None
+    if a.model:
+        return sg.scorer_for(open_model(a.model, device=a.device))
+    scorer = sg.shipped_network(a.network, planes[0].shape[-1] if planes[0].ndim == 3 else 1, a.device)
+    if a.pretext:
+        scorer = run(pretext_iter(scorer, planes, PretextParams(steps=a.pretext_steps, seed=a.seed)), Bar("pretext"))
+    return scorer
+
+
+def _rows(a, params, scorer, hits, where, names) -> list[dict]:
+    """The JSON rows of the suggested tiles, each also printed on stderr, best first."""
+    rows = []
+    for h in hits:
+        path, z = where[h.image]
+        row = {"rank": h.rank, "image": path, "box": list(h.box), "score": round(h.score, 6)}
+        if z is not None:
+            row["plane"] = z
+        row["score_name"] = params.score
+        row["model"] = a.model if a.model else (f"shipped:{scorer.name}" if scorer is not None else None)
+        rows.append(row)
+        print(f"{h.rank}. {names[h.image]} box {' '.join(map(str, h.box))} score {h.score:.4f}", file=sys.stderr)
+    return rows
