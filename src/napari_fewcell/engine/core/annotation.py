@@ -97,6 +97,13 @@ def class_values(data: Sequence[AnnotatedImage]) -> np.ndarray:
     return np.array(sorted(vals), dtype=np.int64)
 
 
+def class_index(labels: np.ndarray, known: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """(H, W) int64 index of each known pixel's class in the sorted ``classes``; −1 where unknown."""
+    idx = np.full(labels.shape, -1, np.int64)
+    idx[known] = np.searchsorted(classes, labels[known])
+    return idx
+
+
 def check_annotations(data: Sequence[AnnotatedImage], need_unknown: bool = True) -> np.ndarray:
     """Sentences for what makes a set unusable; returns the class values."""
     if not data:

@@ -10,9 +10,11 @@ them (with ``{path}``, ``{version}`` and ``{expected}`` filled in).
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 
 from .errors import FewcellError
@@ -30,12 +32,74 @@ class Kind:
     damaged: str  #: the right format and version, but its contents do not build a model
     others: dict = dataclasses.field(default_factory=dict)  #: format name → sentence for a known other kind
 
+    @property
+    def header(self) -> dict:
+        """What every file of this kind starts with: ``{"format", "version"}``."""
+        return {"format": self.format, "version": self.version}
+
     def error(self, text: str, path, **more) -> FewcellError:
         return FewcellError(text.format(path=path, expected=self.version, **more))
 
 
+# ---- the kinds of model file, each with its sentences --------------------------------------------
+EMBED = Kind(
+    "napari-fewcell/embed", 1,
+    missing="The weights file {path} does not exist; give the path of a napari-fewcell .pt file.",
+    unreadable="{path} is not a readable napari-fewcell weights file (corrupt, or saved by another tool); "
+               "use the shipped weights or one written by `fewcell pretrain`.",
+    foreign="{path} is not a napari-fewcell embedding weights file; "
+            "use the shipped weights or one written by `fewcell pretrain`.",
+    old_version="{path} was written by weights format version {version}, "
+                "but this napari-fewcell reads version {expected}; retrain it with `fewcell pretrain`.",
+    damaged="{path} does not match the napari-fewcell network layout; retrain it with `fewcell pretrain`.",
+)
+
+MSD = Kind(
+    "napari-fewcell/msd", 1,
+    missing="The feature-extractor file {path} does not exist.",
+    unreadable="{path} is not a napari-fewcell MSD feature extractor (unreadable).",
+    foreign="{path} is not a napari-fewcell MSD feature extractor.",
+    old_version="{path} is an MSD extractor of format version {version}; this napari-fewcell reads "
+                "version {expected}.",
+    damaged="{path} is damaged or does not match the MSD network layout.",
+)
+
+SEGNET = Kind(
+    "napari-fewcell/segnet", 1,
+    missing="The model file {path} does not exist; give the path of a model saved by napari-fewcell.",
+    unreadable="{path} is not a napari-fewcell model (unreadable, or saved by another tool); "
+               "train one with `fewcell pseudolabel --train-net` or the Partial labels widget.",
+    foreign="{path} is not a napari-fewcell segmentation model; "
+            "train one with `fewcell pseudolabel --train-net` or the Partial labels widget.",
+    old_version="{path} was saved by segmentation-model format version {version}, but this "
+                "napari-fewcell reads version {expected}; retrain it with this version.",
+    damaged="{path} is damaged or does not match the segmentation network layout; retrain it.",
+    others={EMBED.format: "{path} is a pre-trained embedding network for prompt segmentation "
+                          "(`fewcell segment --weights`), not a trained segmentation model."},
+)
+
+PERCEPTRON = Kind(
+    "napari-fewcell/perceptron", 1,
+    missing="The model file {path} does not exist; give the path of a saved perceptron (.npz).",
+    unreadable="{path} is not a napari-fewcell perceptron (unreadable); fit one with `fewcell fit` or the "
+               "Few-shot support widget.",
+    foreign="{path} is not a napari-fewcell perceptron; fit one with `fewcell fit`.",
+    old_version="{path} is a perceptron of format version {version}, but this napari-fewcell reads "
+                "version {expected}; fit it again on your support images.",
+    damaged="{path} is damaged (its arrays do not fit together); fit the perceptron again.",
+)
+
+
 def torch_reader(path: Path):
     return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def npz_reader(path: Path) -> dict:
+    """An ``.npz`` written by :func:`save_npz` as ``{"format", "version", "meta", "arrays"}`` (no pickles)."""
+    with np.load(path, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    meta = json.loads(str(arrays.pop("meta")))
+    return {"format": meta.get("format"), "version": meta.get("version"), "meta": meta, "arrays": arrays}
 
 
 def read(path, kind: Kind, reader: Callable[[Path], object] = torch_reader) -> dict:
@@ -63,6 +127,18 @@ def build(path, kind: Kind, make: Callable[[], object]):
         raise kind.error(kind.damaged, path) from None
 
 
+def load_network(path, kind: Kind, factory: Callable[[dict], torch.nn.Module]) -> tuple[torch.nn.Module, dict]:
+    """(network, payload) of a torch model file: ``factory(payload["config"])`` loaded with its state dict."""
+    payload = read(path, kind)
+
+    def make():
+        net = factory(payload["config"])
+        net.load_state_dict(payload["state_dict"])
+        return net
+
+    return build(path, kind, make), payload
+
+
 def state_dict(net: torch.nn.Module) -> dict:
     """A CPU copy of a network's state dict (what the files hold)."""
     return {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
@@ -71,6 +147,26 @@ def state_dict(net: torch.nn.Module) -> dict:
 def save(path, kind: Kind, payload: dict) -> Path:
     """Write ``{"format", "version", **payload}`` with ``torch.save``, atomically."""
     path = Path(path)
-    full = {"format": kind.format, "version": kind.version, **payload}
+    full = {**kind.header, **payload}
     atomic_write(path, lambda tmp: torch.save(full, tmp))
+    return path
+
+
+def save_npz(path, kind: Kind, arrays: dict, meta: dict) -> Path:
+    """Write plain arrays plus ``meta`` (JSON, with the kind's format and version) as a compressed ``.npz``."""
+    path = Path(path)
+    full = {**arrays, "meta": np.array(json.dumps({**meta, **kind.header}))}
+
+    def write(tmp):
+        with open(tmp, "wb") as fh:
+            np.savez_compressed(fh, **full)
+
+    atomic_write(path, write)
+    return path
+
+
+def save_json(path, kind: Kind, card: dict) -> Path:
+    """A readable JSON copy of a model's card (``{"format", "version", **card}``), written atomically."""
+    path = Path(path)
+    atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps({**kind.header, **card}, indent=2)))
     return path

@@ -24,7 +24,6 @@ A fitted perceptron is a few KB: plain arrays plus a JSON description in an ``.n
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import math
 import time
@@ -38,24 +37,11 @@ from scipy.special import expit
 from ..core import modelfile
 from ..core.annotation import AnnotatedImage, annotate, require_two_classes
 from ..core.errors import FewcellError
-from ..core.files import atomic_write
 from ..core.image import as_image2d
 from ..core.progress import Progress, run
 from ..nets.msd import shipped_names
 from .features import EXTRAS, Extractors
 
-FORMAT = "napari-fewcell/perceptron"
-VERSION = 1
-KIND = modelfile.Kind(
-    FORMAT, VERSION,
-    missing="The model file {path} does not exist; give the path of a saved perceptron (.npz).",
-    unreadable="{path} is not a napari-fewcell perceptron (unreadable); fit one with `fewcell fit` or the "
-               "Few-shot support widget.",
-    foreign="{path} is not a napari-fewcell perceptron; fit one with `fewcell fit`.",
-    old_version="{path} is a perceptron of format version {version}, but this napari-fewcell reads "
-                "version {expected}; fit it again on your support images.",
-    damaged="{path} is damaged (its arrays do not fit together); fit the perceptron again.",
-)
 DICE_EPS = 1.0  #: smoothing of the soft Dice loss
 log = logging.getLogger(__name__)
 
@@ -144,14 +130,6 @@ def _fit_one(X: np.ndarray, y: np.ndarray, p: PerceptronParams) -> tuple[np.ndar
     return theta0, {**rec, "kept": "logistic", "note": note}
 
 
-def read_npz(path: Path) -> dict:
-    """A perceptron file as ``{"format", "version", "meta", "arrays"}`` (plain arrays, no pickles)."""
-    with np.load(path, allow_pickle=False) as z:
-        arrays = {k: z[k] for k in z.files}
-    meta = json.loads(str(arrays["meta"]))
-    return {"format": meta.get("format"), "version": meta.get("version"), "meta": meta, "arrays": arrays}
-
-
 # ---- the model --------------------------------------------------------------------------------
 class Perceptron:
     """A fitted perceptron: weights per foreground class over standardised extractor features."""
@@ -212,21 +190,14 @@ class Perceptron:
     # ---- files ---------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
         """Write ``path`` (.npz: arrays + JSON, no pickles) atomically."""
-        path = Path(path)
         arrays = {"W": self.W, "b": self.b, "mean": self.mean, "std": self.std, "classes": self.classes,
-                  "fg": self.fg, "meta": np.array(json.dumps(self.meta))}
-
-        def write(tmp):
-            with open(tmp, "wb") as fh:
-                np.savez_compressed(fh, **arrays)
-
-        atomic_write(path, write)
-        return path
+                  "fg": self.fg}
+        return modelfile.save_npz(path, modelfile.PERCEPTRON, arrays, self.meta)
 
     @classmethod
     def load(cls, path: str | Path, device: str = "auto") -> "Perceptron":
         path = Path(path)
-        payload = modelfile.read(path, KIND, reader=read_npz)
+        payload = modelfile.read(path, modelfile.PERCEPTRON, reader=modelfile.npz_reader)
         meta, arrays = payload["meta"], payload["arrays"]
         try:
             W, b, mean, std = arrays["W"], arrays["b"], arrays["mean"], arrays["std"]
@@ -235,7 +206,7 @@ class Perceptron:
         except KeyError:
             ok = False
         if not ok or meta.get("n_features") != W.shape[1]:
-            raise KIND.error(KIND.damaged, path)
+            raise modelfile.PERCEPTRON.error(modelfile.PERCEPTRON.damaged, path)
         if meta.get("extras") != EXTRAS:
             raise FewcellError(
                 f"{path} was fitted with other extra features than this napari-fewcell computes; fit it again on "
@@ -321,7 +292,7 @@ def fit_iter(data: Sequence[AnnotatedImage], params: PerceptronParams | None = N
     yield Progress(steps, steps, "fitted")
     thetas = np.array(thetas)
     meta = {
-        "format": FORMAT, "version": VERSION, "kind": "perceptron over MSD feature maps (paper 002)",
+        **modelfile.PERCEPTRON.header, "kind": "perceptron over MSD feature maps (paper 002)",
         "extractors": fx.spec, "extras": EXTRAS,
         "n_features": fx.n_features, "channels": kinds[0], "multiclass": "one-vs-rest",
         "params": dataclasses.asdict(p), "support": [{"name": d.name, "shape": list(d.shape),

@@ -20,8 +20,6 @@ import torch.nn.functional as F
 
 from ..core import modelfile
 
-FORMAT = "napari-fewcell/msd"
-VERSION = 1
 PREFIX = "msd_"  #: shipped networks are ``weights/msd_<name>.pt``
 
 
@@ -132,32 +130,15 @@ class MSDNet(nn.Module):
         return torch.cat([maps[:, self.config.in_channels :], self.head(maps)], 1)
 
 
-KIND = modelfile.Kind(
-    FORMAT, VERSION,
-    missing="The feature-extractor file {path} does not exist.",
-    unreadable="{path} is not a napari-fewcell MSD feature extractor (unreadable).",
-    foreign="{path} is not a napari-fewcell MSD feature extractor.",
-    old_version="{path} is an MSD extractor of format version {version}; this napari-fewcell reads "
-                "version {expected}.",
-    damaged="{path} is damaged or does not match the MSD network layout.",
-)
-
 
 def save_msd(net: MSDNet, path: str | Path, name: str, card: dict | None = None) -> None:
     """Write the network as a state dict + config + card (a plain dict torch.load reads with weights_only)."""
-    modelfile.save(path, KIND, {"name": name, "config": dataclasses.asdict(net.config), "card": card or {},
+    modelfile.save(path, modelfile.MSD, {"name": name, "config": dataclasses.asdict(net.config), "card": card or {},
                                 "state_dict": modelfile.state_dict(net)})
 
 
 def load_msd(path: str | Path) -> tuple[MSDNet, str, dict]:
     """Read a network written by :func:`save_msd`: (net in eval mode on the CPU, name, card)."""
     path = Path(path)
-    payload = modelfile.read(path, KIND)
-
-    def make():
-        net = MSDNet(MSDConfig(**payload["config"]))
-        net.load_state_dict(payload["state_dict"])
-        return net
-
-    net = modelfile.build(path, KIND, make)
+    net, payload = modelfile.load_network(path, modelfile.MSD, lambda config: MSDNet(MSDConfig(**config)))
     return net.eval(), str(payload.get("name", path.stem)), dict(payload.get("card", {}))

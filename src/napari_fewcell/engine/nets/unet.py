@@ -19,8 +19,6 @@ from torch import nn
 
 from ..core import modelfile
 
-FORMAT = "napari-fewcell/embed"
-VERSION = 1
 DEFAULT_WEIGHTS = "fewcell_embed_v1.pt"
 
 
@@ -97,22 +95,10 @@ class SegNet(EmbedNet):
         return self.decode(x)
 
 
-EMBED = modelfile.Kind(
-    FORMAT, VERSION,
-    missing="The weights file {path} does not exist; give the path of a napari-fewcell .pt file.",
-    unreadable="{path} is not a readable napari-fewcell weights file (corrupt, or saved by another tool); "
-               "use the shipped weights or one written by `fewcell pretrain`.",
-    foreign="{path} is not a napari-fewcell embedding weights file; "
-            "use the shipped weights or one written by `fewcell pretrain`.",
-    old_version="{path} was written by weights format version {version}, "
-                "but this napari-fewcell reads version {expected}; retrain it with `fewcell pretrain`.",
-    damaged="{path} does not match the napari-fewcell network layout; retrain it with `fewcell pretrain`.",
-)
-
 
 def save_weights(model: EmbedNet, path: str | Path, card: dict | None = None) -> None:
     """Write a weights file atomically."""
-    modelfile.save(path, EMBED, {"config": dataclasses.asdict(model.config), "card": card or {},
+    modelfile.save(path, modelfile.EMBED, {"config": dataclasses.asdict(model.config), "card": card or {},
                                  "state_dict": modelfile.state_dict(model)})
 
 
@@ -126,13 +112,6 @@ def load_model(path: str | Path | None = None, device: torch.device | str = "cpu
     A missing, corrupt or foreign file raises :class:`FewcellError` with one sentence.
     """
     path = Path(path) if path else default_weights_path()
-    payload = modelfile.read(path, EMBED)
-
-    def make():
-        model = EmbedNet(NetConfig(**payload["config"]))
-        model.load_state_dict(payload["state_dict"])
-        return model
-
-    model = modelfile.build(path, EMBED, make)
+    model, payload = modelfile.load_network(path, modelfile.EMBED, lambda config: EmbedNet(NetConfig(**config)))
     model.card = payload.get("card", {})
     return model.to(device).eval()

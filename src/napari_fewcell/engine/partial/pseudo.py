@@ -29,7 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..core.annotation import AnnotatedImage, annotate, check_annotations
+from ..core.annotation import AnnotatedImage, annotate, check_annotations, class_index
 from ..core.augment import MILD, augment
 from ..core.device import select_device
 from ..core.errors import FewcellError
@@ -90,15 +90,9 @@ class _Trainer:
         self.tau = float(p.tau if p.tau is not None else model.config.tau)
         self.rng = np.random.default_rng(p.seed)
         self.gen = torch.Generator().manual_seed(p.seed)
-        lut = {int(v): i for i, v in enumerate(classes)}
         self.K = len(classes)
         self.images = [normalize(d.image, intensity_range(d.image)) for d in data]
-        self.index = []  # (H, W) int64 class index, -1 = unknown
-        for d in data:
-            idx = np.full(d.shape, -1, np.int64)
-            if d.known.any():
-                idx[d.known] = np.vectorize(lut.get, otypes=[np.int64])(d.labels[d.known])
-            self.index.append(idx)
+        self.index = [class_index(d.labels, d.known, classes) for d in data]  # (H, W) class index, -1 = unknown
         boxes = [(i, b) for i, d in enumerate(data) for b in d.boxes]
         two = [len(np.unique(self._box_index(i, b))) >= 2 for i, b in boxes]
         if not any(two):

@@ -12,7 +12,6 @@ cross entropy + soft Dice. Saved as a state dict with a JSON-able card, loaded w
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import time
 from pathlib import Path
@@ -23,35 +22,16 @@ import torch
 import torch.nn.functional as F
 
 from ..core import modelfile
+from ..core.annotation import class_index, require_two_classes
 from ..core.augment import augment
 from ..core.device import select_device
 from ..core.errors import FewcellError
-from ..core.files import atomic_write
 from ..core.geometry import pad_to_multiple
 from ..core.image import as_image2d, intensity_range, normalize
 from ..core.losses import soft_dice
 from ..core.progress import Progress, run
 from ..core.tiling import windows
-from ..nets.unet import FORMAT as EMBED_FORMAT
 from ..nets.unet import NetConfig, SegNet
-
-FORMAT = "napari-fewcell/segnet"
-VERSION = 1
-
-
-KIND = modelfile.Kind(
-    FORMAT, VERSION,
-    missing="The model file {path} does not exist; give the path of a model saved by napari-fewcell.",
-    unreadable="{path} is not a napari-fewcell model (unreadable, or saved by another tool); "
-               "train one with `fewcell pseudolabel --train-net` or the Partial labels widget.",
-    foreign="{path} is not a napari-fewcell segmentation model; "
-            "train one with `fewcell pseudolabel --train-net` or the Partial labels widget.",
-    old_version="{path} was saved by segmentation-model format version {version}, but this "
-                "napari-fewcell reads version {expected}; retrain it with this version.",
-    damaged="{path} is damaged or does not match the segmentation network layout; retrain it.",
-    others={EMBED_FORMAT: "{path} is a pre-trained embedding network for prompt segmentation "
-                          "(`fewcell segment --weights`), not a trained segmentation model."},
-)
 
 
 @dataclasses.dataclass
@@ -131,31 +111,21 @@ class SegModel:
             "class_names": self.class_names,
             "card": self.card,
         }
-        modelfile.save(path, KIND, {**payload, "state_dict": modelfile.state_dict(self.net)})
-        card = {"format": FORMAT, "version": VERSION, **payload}
-        atomic_write(path.with_suffix(".json"), lambda tmp: Path(tmp).write_text(json.dumps(card, indent=2)))
+        modelfile.save(path, modelfile.SEGNET, {**payload, "state_dict": modelfile.state_dict(self.net)})
+        modelfile.save_json(path.with_suffix(".json"), modelfile.SEGNET, payload)
         return path
 
     @classmethod
     def load(cls, path: str | Path, device: str = "auto", tta: bool | None = None) -> "SegModel":
-        payload = modelfile.read(path, KIND)
-
-        def make():
-            net = SegNet(NetConfig(**payload["config"]))
-            net.load_state_dict(payload["state_dict"])
-            return net, payload["classes"]
-
-        net, classes = modelfile.build(path, KIND, make)
+        net, payload = modelfile.load_network(path, modelfile.SEGNET, lambda config: SegNet(NetConfig(**config)))
+        classes = modelfile.build(path, modelfile.SEGNET, lambda: [int(c) for c in payload["classes"]])
         card = payload.get("card", {})
         use_tta = card.get("params", {}).get("tta", False) if tta is None else tta
         return cls(net, classes, card, payload.get("class_names"), tta=use_tta, device=device)
 
 
-def train_iter(images: Sequence, labels: Sequence, known: Sequence | None = None, params: TrainParams | None = None,
-               class_names: dict | None = None, card: dict | None = None) -> Generator[Progress, None, SegModel]:
-    """Train a SegNet from scratch on ``labels`` (one per image; ``known`` masks, if given, limit the loss)."""
-    p = params or TrainParams()
-    p.check()
+def training_set(images: Sequence, labels: Sequence, known: Sequence | None = None):
+    """Checked training data: (normalised images (3, H, W), class-index maps (−1 = unknown), class values)."""
     if len(images) != len(labels) or not images:
         raise FewcellError("Give one label image per training image (and at least one).")
     arrs = [as_image2d(im, f"training image {i + 1}") for i, im in enumerate(images)]
@@ -170,16 +140,45 @@ def train_iter(images: Sequence, labels: Sequence, known: Sequence | None = None
         labs.append(lab.astype(np.int64))
     masks = [np.ones(lab.shape, bool) for lab in labs] if known is None else [np.asarray(k, bool) for k in known]
     classes = np.unique(np.concatenate([lab[m] for lab, m in zip(labs, masks)]))
-    if len(classes) < 2:
-        raise FewcellError("The training labels hold only one class; a network needs a structure and background.")
-    lut = {int(v): i for i, v in enumerate(classes)}
-    index = []
-    for lab, m in zip(labs, masks):
-        idx = np.full(lab.shape, -1, np.int64)
-        idx[m] = np.vectorize(lut.get, otypes=[np.int64])(lab[m])
-        index.append(idx)
-    norm = [normalize(a, intensity_range(a)) for a in arrs]
-    crop = min(p.crop, *(min(lab.shape) for lab in labs))
+    require_two_classes(classes, "training labels hold", "a network needs a structure and background")
+    index = [class_index(lab, m, classes) for lab, m in zip(labs, masks)]
+    return [normalize(a, intensity_range(a)) for a in arrs], index, classes
+
+
+def sample_batch(norm: list, index: list, pick: np.ndarray, crop: int, batch: int, rng: np.random.Generator):
+    """``batch`` augmented crops (each with some known pixels where possible), images drawn with weights ``pick``."""
+    xs, ys = [], []
+    for _ in range(batch):
+        i = int(rng.choice(len(norm), p=pick))
+        H, W = index[i].shape
+        for _try in range(10):  # a crop with some known pixels
+            y, x = rng.integers(0, H - crop + 1), rng.integers(0, W - crop + 1)
+            if (index[i][y : y + crop, x : x + crop] >= 0).any():
+                break
+        xi, yi = augment(norm[i][:, y : y + crop, x : x + crop], index[i][y : y + crop, x : x + crop], rng)
+        xs.append(xi)
+        ys.append(yi)
+    return torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ys))
+
+
+def seg_loss(logits: torch.Tensor, y: torch.Tensor, dice_weight: float) -> torch.Tensor:
+    """Cross entropy over the known pixels (y ≥ 0), plus ``dice_weight`` × (1 − their soft Dice)."""
+    loss = F.cross_entropy(logits, y, ignore_index=-1)
+    if dice_weight:
+        valid = (y >= 0).unsqueeze(1).float()
+        prob = logits.softmax(1) * valid
+        onehot = F.one_hot(y.clamp_min(0), logits.shape[1]).permute(0, 3, 1, 2).float() * valid
+        loss = loss + dice_weight * (1 - soft_dice(prob, onehot, dim=(0, 2, 3)).mean())
+    return loss
+
+
+def train_iter(images: Sequence, labels: Sequence, known: Sequence | None = None, params: TrainParams | None = None,
+               class_names: dict | None = None, card: dict | None = None) -> Generator[Progress, None, SegModel]:
+    """Train a SegNet from scratch on ``labels`` (one per image; ``known`` masks, if given, limit the loss)."""
+    p = params or TrainParams()
+    p.check()
+    norm, index, classes = training_set(images, labels, known)
+    crop = min(p.crop, *(min(idx.shape) for idx in index))
     crop -= crop % 8 if crop >= 16 else 0
 
     t0 = time.time()
@@ -192,32 +191,13 @@ def train_iter(images: Sequence, labels: Sequence, known: Sequence | None = None
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda t: min(1.0, (t + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(t, p.steps) / p.steps))
     )
-    sizes = np.array([m.sum() for m in masks], float)
-    pick = sizes / sizes.sum()
+    sizes = np.array([(idx >= 0).sum() for idx in index], float)
     net.train()
     running = None
     yield Progress(0, p.steps, "training")
     for step in range(p.steps):
-        xs, ys = [], []
-        for _ in range(p.batch):
-            i = int(rng.choice(len(norm), p=pick))
-            H, W = index[i].shape
-            for _try in range(10):  # a crop with some known pixels
-                y, x = rng.integers(0, H - crop + 1), rng.integers(0, W - crop + 1)
-                if (index[i][y : y + crop, x : x + crop] >= 0).any():
-                    break
-            xi, yi = augment(norm[i][:, y : y + crop, x : x + crop], index[i][y : y + crop, x : x + crop], rng)
-            xs.append(xi)
-            ys.append(yi)
-        x = torch.from_numpy(np.stack(xs)).to(device)
-        y = torch.from_numpy(np.stack(ys)).to(device)
-        logits = net(x)
-        loss = F.cross_entropy(logits, y, ignore_index=-1)
-        if p.dice_weight:
-            valid = (y >= 0).unsqueeze(1).float()
-            prob = logits.softmax(1) * valid
-            onehot = F.one_hot(y.clamp_min(0), len(classes)).permute(0, 3, 1, 2).float() * valid
-            loss = loss + p.dice_weight * (1 - soft_dice(prob, onehot, dim=(0, 2, 3)).mean())
+        x, y = sample_batch(norm, index, sizes / sizes.sum(), crop, p.batch, rng)
+        loss = seg_loss(net(x.to(device)), y.to(device), p.dice_weight)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -228,7 +208,7 @@ def train_iter(images: Sequence, labels: Sequence, known: Sequence | None = None
     full_card = {
         "kind": "segmentation network (U-Net trained from scratch)",
         "params": dataclasses.asdict(p),
-        "training_images": len(arrs),
+        "training_images": len(norm),
         "final_loss": running,
         "wall_seconds": round(time.time() - t0, 1),
         "torch": str(torch.__version__),
