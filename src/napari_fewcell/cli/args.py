@@ -69,3 +69,16 @@ def add_tta(p: argparse.ArgumentParser, help: str) -> None:
 def add_data(p: argparse.ArgumentParser, default: str) -> None:
     """``--data``: the folder of training data sets."""
     p.add_argument("--data", default=default, help=DATA_HELP)
+
+
+def add_run_options(p: argparse.ArgumentParser, func, overwrite: str | None, *, device: bool = True,
+                    seed: bool = True) -> None:
+    """The options that close most verbs — ``--device``, ``--seed``, ``--threads``, ``--overwrite`` — and the
+    function the verb runs."""
+    if device:
+        add_device(p)
+    if seed:
+        add_seed(p)
+    add_threads(p)
+    add_overwrite(p, overwrite)
+    p.set_defaults(func=func)

@@ -5,22 +5,16 @@ import sys
 from pathlib import Path
 
 from ..engine.core.errors import FewcellError
-from .args import add_box, add_class_name, add_device, add_out, add_overwrite, add_seed, add_threads
+from .args import add_box, add_class_name, add_out, add_run_options
 from .bar import Bar
 from .inputs import check_model_target, parse_class_names, read_support
-
-FIT_DESCRIPTION = (
-    "Fit a perceptron σ(b + g(x)·W) on the features of the shipped MSD extractors: "
-    "logistic regression, then BFGS on the Dice loss. Labels: value v is class v, 0 background; "
-    "with --box only the boxes are read, else the whole image. Apply it with `fewcell predict`."
-)
 
 
 def add_parser(sub) -> None:
     from ..engine.fewshot import PerceptronParams as FitDefaults
 
     f = sub.add_parser("fit", help="fit a perceptron on MSD feature maps of a few support images (paper 002)",
-                       description=FIT_DESCRIPTION)
+                       description=cmd_fit.__doc__)
     f.add_argument("--support", required=True, nargs=2, action="append", metavar=("IMAGE", "LABELS"),
                    help="a support image and its labels (repeat for several; stacks give one pair per labelled plane)")
     add_box(f, "an annotated region in every support image (repeat for several; default: whole images)",
@@ -31,14 +25,14 @@ def add_parser(sub) -> None:
     f.add_argument("--max-pixels", type=int, default=FitDefaults.max_pixels, help="support pixels used for fitting")
     f.add_argument("--extractors", nargs="+", default=None, metavar="NAME", help="shipped extractors (default: all)")
     add_class_name(f)
-    add_device(f)
-    add_seed(f)
-    add_threads(f)
-    add_overwrite(f, "replace an existing MODEL.npz")
-    f.set_defaults(func=cmd_fit)
+    add_run_options(f, cmd_fit, "replace an existing MODEL.npz")
 
 
 def cmd_fit(a) -> int:
+    """Fit a perceptron σ(b + g(x)·W) on the features of the shipped MSD extractors: logistic regression, then BFGS on
+    the Dice loss. Labels: value v is class v, 0 background; with --box only the boxes are read, else the whole
+    image. Apply it with `fewcell predict`.
+    """
     from ..engine.core.progress import run
     from ..engine.fewshot import PerceptronParams, fit_iter
 

@@ -10,26 +10,16 @@ from ..engine.core.files import check_out_dir
 from .args import (
     add_box,
     add_class_name,
-    add_device,
     add_images,
     add_instances,
     add_out,
-    add_overwrite,
-    add_seed,
+    add_run_options,
     add_tau,
-    add_threads,
     add_tta,
     add_weights,
 )
 from .bar import Bar
 from .inputs import check_model_target, parse_class_names, read_set, write_results
-
-PSEUDOLABEL_DESCRIPTION = (
-    "Fine-tune on IMAGEs annotated only inside --box regions (paper 000 §3.3), write "
-    "DIR/<IMAGE stem>.tif pseudo-labels for every IMAGE, and with --train-net train a fresh network on them. "
-    "Images may differ in size and channel count; a stack (Z×H×W) is a set of planes, and in a labels stack "
-    "a plane that is all 0 counts as unannotated."
-)
 
 
 def add_pseudolabel_parser(sub) -> None:
@@ -39,7 +29,7 @@ def add_pseudolabel_parser(sub) -> None:
     q = sub.add_parser(
         "pseudolabel",
         help="partial labels (boxes) → pseudo-labels for whole images; optionally train a network on them",
-        description=PSEUDOLABEL_DESCRIPTION,
+        description=cmd_pseudolabel.__doc__,
     )
     add_images(q, "images (TIFF or anything skimage reads) or stacks")
     q.add_argument("--labels", required=True, nargs="+", metavar="L",
@@ -62,11 +52,7 @@ def add_pseudolabel_parser(sub) -> None:
     add_tau(q, "attention temperature (default: the weights' own)")
     add_weights(q, "pre-trained embedding weights (default: shipped)")
     add_tta(q, "the stage-2 model averages the 8 flips/rotations when predicting (8× slower)")
-    add_device(q)
-    add_seed(q)
-    add_threads(q)
-    add_overwrite(q, "replace existing outputs")
-    q.set_defaults(func=cmd_pseudolabel)
+    add_run_options(q, cmd_pseudolabel, "replace existing outputs")
 
 
 def add_predict_parser(sub) -> None:
@@ -77,13 +63,15 @@ def add_predict_parser(sub) -> None:
     add_out(r, "DIR", "folder for <IMAGE stem>.tif labels")
     add_instances(r)
     add_tta(r, "average the 8 flips/rotations (8× slower)")
-    add_device(r)
-    add_threads(r)
-    add_overwrite(r, "replace existing <stem>.tif files in --out")
-    r.set_defaults(func=cmd_predict)
+    add_run_options(r, cmd_predict, "replace existing <stem>.tif files in --out", seed=False)
 
 
 def cmd_pseudolabel(a) -> int:
+    """Fine-tune on IMAGEs annotated only inside --box regions (paper 000 §3.3), write DIR/<IMAGE stem>.tif
+    pseudo-labels for every IMAGE, and with --train-net train a fresh network on them. Images may differ in size and
+    channel count; a stack (Z×H×W) is a set of planes, and in a labels stack a plane that is all 0 counts as
+    unannotated.
+    """
     from ..engine.core.progress import run
     from ..engine.partial import PseudoParams, TrainParams, describe_epoch, pseudolabel_iter, train_iter, validate
 

@@ -5,14 +5,8 @@ import sys
 from pathlib import Path
 
 from ..engine.core.errors import FewcellError
-from .args import add_device, add_images, add_overwrite, add_seed, add_threads
+from .args import add_images, add_run_options
 from .bar import Bar
-
-SUGGEST_DESCRIPTION = (
-    "Cut the images into square tiles, score each with a model and write the best, "
-    "best first, as JSON: [{\"rank\", \"image\", \"box\": [y, x, h, w], \"score\"}, ...]. "
-    "Without --model the shipped network is scored (paper 001)."
-)
 
 
 def add_parser(sub) -> None:
@@ -20,7 +14,7 @@ def add_parser(sub) -> None:
     from ..engine.suggest import SuggestParams as SuggestDefaults
 
     g = sub.add_parser("suggest", help="rank tiles by what a model would learn from them (what to annotate next)",
-                       description=SUGGEST_DESCRIPTION)
+                       description=cmd_suggest.__doc__)
     add_images(g, "images or stacks (every plane is a candidate)")
     g.add_argument("--tile", type=int, default=SuggestDefaults.tile, help="tile side in pixels")
     g.add_argument("--top", type=int, default=SuggestDefaults.top, help="how many tiles to suggest")
@@ -37,14 +31,13 @@ def add_parser(sub) -> None:
                    help="score tiles at 1/SCALE resolution (1 = full resolution, about 8× slower than 2)")
     g.add_argument("--magnitude", type=float, default=SuggestDefaults.magnitude,
                    help="brightness and sharpness factor of the consistency score")
-    add_seed(g)
-    add_device(g)
-    add_threads(g)
-    add_overwrite(g, "replace an existing OUT.json")
-    g.set_defaults(func=cmd_suggest)
+    add_run_options(g, cmd_suggest, "replace an existing OUT.json")
 
 
 def cmd_suggest(a) -> int:
+    """Cut the images into square tiles, score each with a model and write the best, best first, as JSON: [{"rank",
+    "image", "box": [y, x, h, w], "score"}, ...]. Without --model the shipped network is scored (paper 001).
+    """
     import json
 
     from ..engine import suggest as sg

@@ -5,14 +5,9 @@ from __future__ import annotations
 import shlex
 import sys
 
-from .args import add_data, add_out, add_overwrite, add_seed, add_threads
+from .args import add_data, add_out, add_run_options, add_seed, add_threads
 from .bar import Bar
 from .inputs import check_model_target
-
-TRAIN_EXTRACTOR_DESCRIPTION = (
-    "Train a mixed-scale dense network on the train split of one data set "
-    "(80/20 train/validation by image, Dice loss, Adam, early stopping on validation Dice)."
-)
 
 
 def add_pretrain_parser(sub) -> None:
@@ -40,7 +35,7 @@ def add_train_extractor_parser(sub) -> None:
     from ..engine.training.msd_train import MSDTrainParams as MSDDefaults
 
     t = sub.add_parser("train-extractor", help="train one binary MSD feature extractor for workflow 3 (paper 002)",
-                       description=TRAIN_EXTRACTOR_DESCRIPTION)
+                       description=cmd_train_extractor.__doc__)
     add_data(t, MSDDefaults.data)
     t.add_argument("--dataset", required=True, help="data set folder name, e.g. isbi2012_membrane")
     t.add_argument("--name", required=True, help="the extractor's name, e.g. em_membrane")
@@ -55,10 +50,7 @@ def add_train_extractor_parser(sub) -> None:
     t.add_argument("--max-epochs", type=int, default=MSDDefaults.max_epochs)
     t.add_argument("--patience", type=int, default=MSDDefaults.patience)
     t.add_argument("--max-minutes", type=float, default=MSDDefaults.max_minutes)
-    add_seed(t)
-    add_threads(t)
-    add_overwrite(t)
-    t.set_defaults(func=cmd_train_extractor)
+    add_run_options(t, cmd_train_extractor, None, device=False)
 
 
 def cmd_pretrain(a) -> int:
@@ -80,6 +72,9 @@ def cmd_pretrain(a) -> int:
 
 
 def cmd_train_extractor(a) -> int:
+    """Train a mixed-scale dense network on the train split of one data set (80/20 train/validation by image, Dice
+    loss, Adam, early stopping on validation Dice).
+    """
     from ..engine.core.progress import run
     from ..engine.nets.msd import save_msd
     from ..engine.training.msd_train import MSDTrainParams, train_msd_iter
