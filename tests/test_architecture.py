@@ -1,0 +1,78 @@
+"""The house rules of docs/architecture.md, checked on the source: imports go one way through the
+engine's sub-packages, the engine knows nothing of Qt or napari, and no private name crosses modules."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PKG = ROOT / "src" / "napari_fewcell"
+ENGINE = PKG / "engine"
+
+#: what each part of the engine may import (besides itself); core imports nothing above it
+ALLOWED = {
+    "core": set(),
+    "nets": {"core"},
+    "prompt": {"core", "nets"},
+    "partial": {"core", "nets", "prompt"},
+    "fewshot": {"core", "nets"},
+    "training": {"core", "nets"},
+    "models": {"core", "partial", "fewshot"},
+    "suggest": {"core", "nets", "prompt", "partial", "fewshot"},
+}
+GUI = ("napari", "qtpy", "magicgui", "PyQt5", "PyQt6", "PySide2", "PySide6", "superqt")
+
+
+def part_of(path: Path) -> str:
+    rel = path.relative_to(ENGINE)
+    return rel.parts[0] if len(rel.parts) > 1 else rel.stem
+
+
+def imports(path: Path):
+    """(resolved module path under napari_fewcell or a top-level name, imported names) of every import."""
+    tree = ast.parse(path.read_text())
+    inside = path.is_relative_to(PKG)  # scripts and benchmarks import absolutely
+    package = ".".join(path.relative_to(PKG.parent).parts[:-1]) if inside else ""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield alias.name, []
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - node.level + 1]
+                module = ".".join(base + ([node.module] if node.module else []))
+            else:
+                module = node.module or ""
+            yield module, [a.name for a in node.names]
+
+
+ENGINE_FILES = sorted(p for p in ENGINE.rglob("*.py") if p.name != "__init__.py" or p.parent != ENGINE)
+
+
+@pytest.mark.parametrize("path", ENGINE_FILES, ids=lambda p: str(p.relative_to(ENGINE)))
+def test_engine_imports_go_one_way(path):
+    part = part_of(path)
+    for module, _ in imports(path):
+        top = module.split(".")[0]
+        assert top not in GUI, f"{path.relative_to(ROOT)} imports {module}: the engine knows nothing of Qt or napari"
+        if module.startswith("napari_fewcell.") and not module.startswith("napari_fewcell.engine"):
+            pytest.fail(f"{path.relative_to(ROOT)} imports {module}, which sits above the engine")
+        if module.startswith("napari_fewcell.engine."):
+            target = module.split(".")[2]
+            assert target == part or target in ALLOWED[part], (
+                f"{path.relative_to(ROOT)} ({part}) imports {module}; {part} may import only "
+                f"{sorted(ALLOWED[part]) or 'nothing above itself'}"
+            )
+
+
+SOURCES = sorted([*PKG.rglob("*.py"), *(ROOT / "benchmarks").glob("*.py"), *(ROOT / "scripts").glob("*.py")])
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_private_name_crosses_modules(path):
+    for module, names in imports(path):
+        private = [n for n in names if n.startswith("_") and not n.startswith("__")]
+        assert not private, f"{path.relative_to(ROOT)} imports {private} from {module}: make them public"
