@@ -8,18 +8,11 @@ import re
 from pathlib import Path
 
 import numpy as np
-from napari.layers import Image, Labels, Shapes
+from napari.layers import Labels, Shapes
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
     QFileDialog,
-    QFormLayout,
-    QGridLayout,
-    QGroupBox,
-    QLabel,
-    QProgressBar,
-    QPushButton,
-    QVBoxLayout,
     QWidget,
 )
 
@@ -28,25 +21,21 @@ from ..engine.core.errors import FewcellError
 from ..engine.core.files import export_labels
 from ..engine.core.progress import Progress
 from ..engine.partial import PseudoParams, SegModel, TrainParams, describe_epoch, pseudolabel_iter, train_iter
-from ._jobs import JobRunner, default_progress_text
-from ._layers import (
-    _as_planes,
-    _data,
-    _from_world,
-    _hbox,
-    _image_shape,
-    _plane,
-    _planes,
-    _rect,
-    _Row,
-    _shape2d,
-    _spin,
-    _to_world,
-    clear_rows,
+from .geometry import as_planes, box_corners, box_in_view, image_planes, image_shape, layer_data, plane_at, rect_of
+from .jobs import default_progress_text, job_controls
+from .layers import (
+    BOX_SIZE,
+    RESULT_KEY,
+    ImageRow,
+    ImageRows,
     fill_combo,
+    form_rows,
+    hbox,
+    named_layer,
+    spin_box,
+    vbox,
     watch_layers,
 )
-from .prompt_widget import BOX_SIZE, RESULT_KEY
 
 BOX_LAYER = "fewcell boxes"
 UNANNOTATED = "(unannotated)"
@@ -63,21 +52,29 @@ def _predict_planes(model: SegModel, planes: list):
     return out
 
 
+def _default_labels(image, options: list[str], owners: dict) -> str | None:
+    """The labels named after the image ("<image> labels" / "<image> prompt labels"), else the only candidate
+    not named after another image, else None (unannotated)."""
+    own = [n for n in options if owners.get(n) == image.name]
+    free = [n for n in options if n not in owners]
+    return own[0] if own else (free[0] if len(free) == 1 == len(options) else None)
+
+
 class PartialLabelsWidget(QWidget):
     """Pseudo-labels for whole images from labels painted inside a few boxes; then a segmentation network."""
 
     def __init__(self, napari_viewer):
         super().__init__()
         self.viewer = napari_viewer
-        self.rows: dict[str, _Row] = {}
         self.classes = self.history = self.finetuned = None  # of the last pseudo-labelling
         self.model: SegModel | None = None  # the stage-2 network (trained or loaded)
 
-        self.images_box = QGroupBox("Images (checked = used) and their annotation labels")
-        self.images_grid = QGridLayout(self.images_box)
+        self.images = ImageRows(self.viewer, "Images (checked = used) and their annotation labels", UNANNOTATED,
+                                _default_labels)
+        self.rows: dict[str, ImageRow] = self.images.rows  # the same dict, refilled by every refresh
         self.shapes_combo = QComboBox()
-        self.epochs, self.steps_per_epoch = _spin(0, 10_000, PseudoParams.epochs), _spin(0, 1_000_000, 0, "auto")
-        self.train_steps = _spin(1, 1_000_000, 1500)
+        self.epochs, self.steps_per_epoch = spin_box(0, 10_000, PseudoParams.epochs), spin_box(0, 1_000_000, 0, "auto")
+        self.train_steps = spin_box(1, 1_000_000, 1500)
         self.instances = QCheckBox("Instance labels")
         self.oneshot = QCheckBox("Annotated images are fully labelled (one-shot fine-tuning)")
         self.oneshot.setToolTip("Paper 000, Table 1: every pixel of an image with labels is known; "
@@ -88,74 +85,32 @@ class PartialLabelsWidget(QWidget):
         buttons = {"add_box": (f"Add {BOX_SIZE}×{BOX_SIZE} box", self._add_box),
                    "generate": ("Generate pseudo-labels", self._generate), "export": ("Export to TIFF…", self._export),
                    "train": ("Train segmentation network", self._train), "apply": ("Apply network", self._apply),
-                   "save": ("Save network…", self._save), "load": ("Load network…", self._load),
-                   "cancel": ("Cancel", None)}
-        for key, (text, slot) in buttons.items():
-            setattr(self, f"{key}_button", QPushButton(text))
-            if slot is not None:
-                getattr(self, f"{key}_button").clicked.connect(slot)
-        self.progress = QProgressBar()
-        self.status = QLabel("")
-        self.status.setWordWrap(True)
-        self.jobs = JobRunner(self.progress, self.status, self.cancel_button,
-                              [getattr(self, f"{key}_button") for key in buttons if key != "cancel"],
-                              cancelled_text="Cancelled.")
+                   "save": ("Save network…", self._save), "load": ("Load network…", self._load)}
+        self.jobs = job_controls(self, buttons, cancelled_text="Cancelled.")
         self.jobs.progress_text = self._progress_text
 
-        form = QFormLayout()
-        form.addRow("Boxes", self.shapes_combo)
-        form.addRow(self.add_box_button)
-        form.addRow("Epochs", self.epochs)
-        form.addRow("Steps per epoch", self.steps_per_epoch)
-        form.addRow("Device", self.device_combo)
-        form.addRow(self.oneshot)
-        form.addRow(_hbox(self.generate_button, self.export_button))
-        form.addRow("Export as", _hbox(self.instances, self.instance_method))
-        form.addRow("Training steps", self.train_steps)
-        form.addRow(_hbox(self.train_button, self.apply_button))
-        form.addRow(_hbox(self.save_button, self.load_button))
-        layout = QVBoxLayout(self)
-        layout.addWidget(self.images_box)
-        layout.addLayout(form)
-        for w in (self.cancel_button, self.progress, self.status):
-            layout.addWidget(w)
-        layout.addStretch(1)
+        form = form_rows(
+            ("Boxes", self.shapes_combo), self.add_box_button, ("Epochs", self.epochs),
+            ("Steps per epoch", self.steps_per_epoch), ("Device", self.device_combo), self.oneshot,
+            hbox(self.generate_button, self.export_button), ("Export as", hbox(self.instances, self.instance_method)),
+            ("Training steps", self.train_steps), hbox(self.train_button, self.apply_button),
+            hbox(self.save_button, self.load_button),
+        )
+        vbox(self, self.images, form, self.cancel_button, self.progress, self.status)
         watch_layers(self.viewer, self._refresh)
 
     # ----------------------------------------------------------------- layer choices
     def _refresh(self):
-        layers = list(self.viewer.layers)
-        images = [lay for lay in layers if isinstance(lay, Image)]
-        labels = [lay for lay in layers if isinstance(lay, Labels) and not lay.metadata.get(RESULT_KEY)]
-        old, self.rows = clear_rows(self.images_grid, self.rows), {}
-        named = {f"{img.name} {suffix}": img.name for img in images for suffix in ("labels", "prompt labels")}
-        for i, img in enumerate(images):
-            prev = next((r for r in old if r.layer is img), None)
-            row = _Row(img, QCheckBox(img.name), QComboBox())
-            row.check.setChecked(prev.check.isChecked() if prev else not img.metadata.get(RESULT_KEY))
-            options = [lab.name for lab in labels if _data(lab).shape == _image_shape(img)]
-            row.labels.addItems([UNANNOTATED, *options])
-            # "<image> labels" / "<image> prompt labels"; else the only candidate not named after another image
-            own = [n for n in options if named.get(n) == img.name]
-            free = [n for n in options if n not in named]
-            default = own[0] if own else (free[0] if len(free) == 1 == len(options) else UNANNOTATED)
-            if prev and prev.user_choice in (UNANNOTATED, *options):
-                row.user_choice = prev.user_choice
-            row.labels.setCurrentText(row.user_choice or default)
-            row.labels.currentTextChanged.connect(lambda text, r=row: setattr(r, "user_choice", text))
-            self.images_grid.addWidget(row.check, i, 0)
-            self.images_grid.addWidget(row.labels, i, 1)
-            self.rows[img.name] = row
-        shapes = [lay.name for lay in layers if isinstance(lay, Shapes)]
+        shapes = [lay.name for lay in self.viewer.layers if isinstance(lay, Shapes)]
         fill_combo(self.shapes_combo, shapes, NONE, [n for n in shapes if n.startswith(BOX_LAYER)] + shapes)
 
-    def _checked(self) -> list[_Row]:
-        rows = [r for r in self.rows.values() if r.check.isChecked() and r.layer in self.viewer.layers]
+    def _checked(self) -> list[ImageRow]:
+        rows = self.images.checked()
         if not rows:
             raise FewcellError("No image is checked; check at least one image in the Images list.")
         return rows
 
-    def _target(self) -> _Row:
+    def _target(self) -> ImageRow:
         """The selected image if it is listed, else the first checked (else first) one."""
         rows = list(self.rows.values())
         active = [r for r in rows if r.layer is self.viewer.layers.selection.active]
@@ -165,8 +120,7 @@ class PartialLabelsWidget(QWidget):
         return pick[0]
 
     def _layer(self, name: str, kind):
-        layer = self.viewer.layers[name] if name in self.viewer.layers else None
-        return layer if isinstance(layer, kind) else None
+        return named_layer(self.viewer, name, kind)
 
     def _pseudo_layer(self, image_name: str):
         """The newest pseudo-label layer of an image (the last one in the layer list), or None."""
@@ -181,29 +135,23 @@ class PartialLabelsWidget(QWidget):
         except FewcellError as err:
             return self._fail(str(err))
         image, point = row.layer, self.viewer.dims.point
-        H, W = _shape2d(image)
-        h, w = min(BOX_SIZE, H), min(BOX_SIZE, W)
-        scene = getattr(self.viewer, "scene", None)  # napari >= 0.9 (viewer.camera is deprecated there)
-        camera = scene.camera if scene is not None else self.viewer.camera
-        cy, cx = _from_world(image, np.asarray(camera.center, float)[-2:], point)[-2:]
-        y0, x0 = int(np.clip(round(cy - h / 2), 0, H - h)), int(np.clip(round(cx - w / 2), 0, W - w))
+        y0, x0, h, w = box_in_view(self.viewer, image, BOX_SIZE)
         place = {"scale": image.scale, "translate": image.translate}
         shapes = self._layer(self.shapes_combo.currentText(), Shapes)
         if shapes is None:  # 3D for a stack: its rectangles carry their plane
             shapes = self.viewer.add_shapes(ndim=image.ndim, name=BOX_LAYER, **place)
-        corners = [(y0, x0), (y0, x0 + w), (y0 + h, x0 + w), (y0 + h, x0)]
-        rect = np.array([_from_world(shapes, _to_world(image, c, point), point) for c in corners])
+        rect = box_corners(shapes, image, (y0, x0, h, w), point)
         rect[:, :-2] = np.round(rect[:, :-2])
         shapes.add_rectangles(rect, edge_color="yellow", face_color="transparent", edge_width=2)
         self.shapes_combo.setCurrentText(shapes.name)
         labels = self._layer(row.labels.currentText(), Labels)
         if labels is None:
-            labels = self.viewer.add_labels(np.zeros(_image_shape(image), np.uint8), name=f"{image.name} labels",
+            labels = self.viewer.add_labels(np.zeros(image_shape(image), np.uint8), name=f"{image.name} labels",
                                             **place)
             self.rows[image.name].labels.setCurrentText(labels.name)
         self.viewer.layers.selection.active = labels
         labels.mode, labels.selected_label = "paint", 1
-        where = f" on plane {_plane(image, point)[1][0]}" if image.ndim == 3 and shapes.ndim == 3 else ""
+        where = f" on plane {plane_at(image, point)[1][0]}" if image.ndim == 3 and shapes.ndim == 3 else ""
         self.status.setText(
             f"Box at Y={y0} X={x0} ({h}×{w}){where} of '{image.name}'. Paint structures (1, 2, …) and some "
             f"background inside it in '{labels.name}', then press Generate pseudo-labels."
@@ -216,21 +164,21 @@ class PartialLabelsWidget(QWidget):
         data, items, carried, rows = [], [], [], self._checked()
         for row in rows:
             image, labels = row.layer, self._layer(row.labels.currentText(), Labels)
-            stack, shape, planes = image.ndim == 3, _image_shape(image), _planes(image)
-            if labels is not None and _data(labels).shape != shape:
+            stack, shape, planes = image.ndim == 3, image_shape(image), image_planes(image)
+            if labels is not None and layer_data(labels).shape != shape:
                 raise FewcellError(
-                    f"The labels '{labels.name}' are {'×'.join(map(str, _data(labels).shape))} but the image "
+                    f"The labels '{labels.name}' are {'×'.join(map(str, layer_data(labels).shape))} but the image "
                     f"'{image.name}' is {'×'.join(map(str, shape))}; choose labels of the image's shape."
                 )
-            rects = [_rect(shapes, v, image, point) for v in shapes.data] if shapes is not None else []
-            lab_planes = None if labels is None else _as_planes(_data(labels), stack)
+            rects = [rect_of(shapes, v, image, point) for v in shapes.data] if shapes is not None else []
+            lab_planes = None if labels is None else as_planes(layer_data(labels), stack)
             fixed = values = None
             pseudo = self._pseudo_layer(image.name)
             if pseudo is not None and pseudo.data.shape == shape and np.shape(pseudo.metadata.get(ORIGINAL)) == shape:
-                values = _as_planes(np.array(pseudo.data), stack)
-                fixed = _as_planes(pseudo.data != pseudo.metadata[ORIGINAL], stack)
+                values = as_planes(np.array(pseudo.data), stack)
+                fixed = as_planes(pseudo.data != pseudo.metadata[ORIGINAL], stack)
                 if np.shape(pseudo.metadata.get(FIXES)) == shape:
-                    fixed = fixed | _as_planes(pseudo.metadata[FIXES], stack)
+                    fixed = fixed | as_planes(pseudo.metadata[FIXES], stack)
             for z, plane in enumerate(planes):
                 lab = None if lab_planes is None else np.array(lab_planes[z], np.int64)
                 if lab is not None and stack and not lab.any():
@@ -283,9 +231,9 @@ class PartialLabelsWidget(QWidget):
         images, labels, names = [], [], []
         for row in self._checked():
             pseudo = self._pseudo_layer(row.layer.name)
-            if pseudo is not None and pseudo.data.shape == _image_shape(row.layer):
-                images += _planes(row.layer)
-                labels += list(_as_planes(np.array(pseudo.data), row.layer.ndim == 3))
+            if pseudo is not None and pseudo.data.shape == image_shape(row.layer):
+                images += image_planes(row.layer)
+                labels += list(as_planes(np.array(pseudo.data), row.layer.ndim == 3))
                 names.append(row.layer.name)
         if not images:
             raise FewcellError("No checked image has pseudo-labels yet; press Generate pseudo-labels first.")
@@ -305,7 +253,7 @@ class PartialLabelsWidget(QWidget):
         if self.model is None:
             raise FewcellError("There is no network yet; train one or load a saved one first.")
         image, model = self._target().layer, self.model
-        planes = _planes(image)
+        planes = image_planes(image)
         return {"name": image.name, "stack": image.ndim == 3, "scale": image.scale, "translate": image.translate,
                 "done": self._apply_done, "make": lambda: _predict_planes(model, planes)}
 

@@ -10,25 +10,29 @@ from qtpy.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
     QFileDialog,
-    QFormLayout,
-    QHBoxLayout,
-    QLabel,
     QLineEdit,
-    QProgressBar,
     QPushButton,
-    QVBoxLayout,
     QWidget,
 )
 
 from ..engine import FewcellError, Progress, PromptParams, Segmenter
-from ._jobs import JobRunner
-from ._layers import _from_world, _plane, _shape2d, _to_world, fill_combo, watch_layers
+from .geometry import box_corners, box_in_view, from_world, plane_at, shape2d, to_world
+from .jobs import job_controls
+from .layers import (
+    BOX_SIZE,
+    RESULT_KEY,
+    annotation_labels,
+    fill_combo,
+    form_rows,
+    hlayout,
+    named_layer,
+    vbox,
+    watch_layers,
+)
 
 BOX_LAYER = "fewcell prompt boxes"
-BOX_SIZE = 64
 SAME = "(same as target)"
 NONE = "(none)"
-RESULT_KEY = "fewcell_result"  # metadata flag of result layers (never auto-picked as prompt labels)
 
 
 def _segment_gen(seg: Segmenter, job: dict):
@@ -65,47 +69,26 @@ class PromptSegmentationWidget(QWidget):
         self.weights_button = QPushButton("…")
         self.device_combo = QComboBox()
         self.device_combo.addItems(["auto", "cpu", "cuda"])
-        self.segment_button = QPushButton("Segment")
-        self.cancel_button = QPushButton("Cancel")
-        self.progress = QProgressBar()
-        self.status = QLabel("")
-        self.status.setWordWrap(True)
-        self.jobs = JobRunner(self.progress, self.status, self.cancel_button, [self.segment_button])
+        self.jobs = job_controls(self, {"segment": ("Segment", self._segment)})
         self.jobs.progress_text = lambda p: f"{p.message.capitalize()}: tile {p.done} of {p.total}"
 
-        form = QFormLayout()
-        form.addRow("Image to segment", self.image_combo)
-        form.addRow("Prompt image", self.prompt_image_combo)
-        form.addRow("Prompt labels", self.labels_combo)
-        form.addRow("Prompt boxes", self.shapes_combo)
-        form.addRow(self.add_box_button)
-        form.addRow("τ (temperature)", self.tau_spin)
-        form.addRow("Attention", self.attention_combo)
-        weights = QHBoxLayout()
-        weights.addWidget(self.weights_edit)
-        weights.addWidget(self.weights_button)
-        form.addRow("Weights", weights)
-        form.addRow("Device", self.device_combo)
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.segment_button)
-        buttons.addWidget(self.cancel_button)
-        layout = QVBoxLayout(self)
-        layout.addLayout(form)
-        layout.addLayout(buttons)
-        layout.addWidget(self.progress)
-        layout.addWidget(self.status)
-        layout.addStretch(1)
+        form = form_rows(
+            ("Image to segment", self.image_combo), ("Prompt image", self.prompt_image_combo),
+            ("Prompt labels", self.labels_combo), ("Prompt boxes", self.shapes_combo), self.add_box_button,
+            ("τ (temperature)", self.tau_spin), ("Attention", self.attention_combo),
+            ("Weights", hlayout(self.weights_edit, self.weights_button)), ("Device", self.device_combo),
+        )
+        vbox(self, form, hlayout(self.segment_button, self.cancel_button), self.progress, self.status)
 
         self.add_box_button.clicked.connect(self._add_box)
         self.weights_button.clicked.connect(self._choose_weights)
-        self.segment_button.clicked.connect(self._segment)
         watch_layers(self.viewer, self._refresh)
 
     # ----------------------------------------------------------------- layer choices
     def _refresh(self):
         layers = list(self.viewer.layers)
         images = [lay.name for lay in layers if isinstance(lay, Image)]
-        labels = [lay.name for lay in layers if isinstance(lay, Labels) and not lay.metadata.get(RESULT_KEY)]
+        labels = [lay.name for lay in annotation_labels(layers)]
         shapes = [lay.name for lay in layers if isinstance(lay, Shapes)]
         fill_combo(self.image_combo, images, None, images[:1])
         fill_combo(self.prompt_image_combo, images, SAME, [])
@@ -131,23 +114,16 @@ class PromptSegmentationWidget(QWidget):
             _, image = self._target_and_prompt_images()
         except FewcellError as err:
             return self._fail(str(err))
-        point = self.viewer.dims.point
-        H, W = _shape2d(image)
-        h, w = min(BOX_SIZE, H), min(BOX_SIZE, W)
-        scene = getattr(self.viewer, "scene", None)  # napari >= 0.9 (viewer.camera is deprecated there)
-        camera = scene.camera if scene is not None else self.viewer.camera
-        cy, cx = _from_world(image, np.asarray(camera.center, float)[-2:], point)[-2:]
-        y0 = int(np.clip(round(cy - h / 2), 0, H - h))
-        x0 = int(np.clip(round(cx - w / 2), 0, W - w))
-        corners = [(y0, x0), (y0, x0 + w), (y0 + h, x0 + w), (y0 + h, x0)]
+        point, (y0, x0, h, w) = self.viewer.dims.point, box_in_view(self.viewer, image, BOX_SIZE)
         place = {"scale": image.scale[-2:], "translate": image.translate[-2:]}
-        labels = self._layer_or_none(self.labels_combo, Labels)
+        labels = named_layer(self.viewer, self.labels_combo.currentText(), Labels)
         if labels is None:
-            labels = self.viewer.add_labels(np.zeros((H, W), np.uint8), name=f"{image.name} prompt labels", **place)
-        shapes = self._layer_or_none(self.shapes_combo, Shapes)
+            labels = self.viewer.add_labels(np.zeros(shape2d(image), np.uint8), name=f"{image.name} prompt labels",
+                                            **place)
+        shapes = named_layer(self.viewer, self.shapes_combo.currentText(), Shapes)
         if shapes is None:
             shapes = self.viewer.add_shapes(ndim=2, name=BOX_LAYER, **place)
-        rect = np.array([_from_world(shapes, _to_world(image, c, point), point) for c in corners])
+        rect = box_corners(shapes, image, (y0, x0, h, w), point)
         shapes.add_rectangles(rect, edge_color="yellow", face_color="transparent", edge_width=2)
         shapes.selected_data = {len(shapes.data) - 1}
         self.labels_combo.setCurrentText(labels.name)
@@ -160,18 +136,13 @@ class PromptSegmentationWidget(QWidget):
             "inside the yellow box, keep some background, then press Segment."
         )
 
-    def _layer_or_none(self, combo: QComboBox, kind):
-        name = combo.currentText()
-        layer = self.viewer.layers[name] if name in self.viewer.layers else None
-        return layer if isinstance(layer, kind) else None
-
     def _box(self, shapes, image, point) -> tuple[int, int, int, int]:
         """(y, x, h, w) in the prompt image's data of the selected (else last) shape."""
         if len(shapes.data) == 0:
             raise FewcellError(f"The layer '{shapes.name}' holds no box; press 'Add prompt box' or draw a rectangle.")
         selected = sorted(shapes.selected_data)
         verts = np.asarray(shapes.data[selected[-1] if selected else -1], float)
-        pts = np.array([_from_world(image, _to_world(shapes, v[-2:], point), point)[-2:] for v in verts])
+        pts = np.array([from_world(image, to_world(shapes, v[-2:], point), point)[-2:] for v in verts])
         (y0, x0), (y1, x1) = np.round(pts.min(0)), np.round(pts.max(0))
         return int(y0), int(x0), int(y1 - y0), int(x1 - x0)
 
@@ -197,9 +168,9 @@ class PromptSegmentationWidget(QWidget):
         labels = self._layer(self.labels_combo.currentText(), Labels, "prompt labels")
         shapes = self._layer(self.shapes_combo.currentText(), Shapes, "prompt boxes")
         point = self.viewer.dims.point
-        plane, idx = _plane(target, point)
-        prompt, _ = _plane(prompt_image, point)
-        prompt_labels, _ = _plane(labels, point)
+        plane, idx = plane_at(target, point)
+        prompt, _ = plane_at(prompt_image, point)
+        prompt_labels, _ = plane_at(labels, point)
         return {
             "key": self._params_key(), "target": plane, "prompt": prompt, "labels": np.array(prompt_labels),
             "box": self._box(shapes, prompt_image, point), "name": target.name, "idx": idx,

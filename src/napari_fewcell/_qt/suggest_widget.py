@@ -11,18 +11,16 @@ from napari.layers import Image, Labels, Shapes
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QFormLayout,
     QListWidget,
-    QVBoxLayout,
     QWidget,
 )
 
 from ..engine.core.errors import FewcellError
 from ..engine.nets.msd import shipped_names
 from ..engine.suggest import SCORES, Session, SessionParams, SuggestParams
-from ._jobs import job_controls
-from ._layers import _data, _from_world, _hbox, _image_shape, _planes, _spin, _to_world, watch_layers
-from .prompt_widget import RESULT_KEY
+from .geometry import box_corners, camera_of, image_planes, image_shape, layer_data, to_world
+from .jobs import job_controls
+from .layers import RESULT_KEY, form_rows, hbox, named_layer, spin_box, vbox, watch_layers
 
 SUGGESTIONS = "fewcell suggestions"
 BOXES = "fewcell annotation boxes"  # also picked by default by the Few-shot support widget
@@ -70,8 +68,8 @@ class SuggestWidget(QWidget):
             self.score_with_combo.addItem(text, key)
         self.score_with_combo.setToolTip("After the first Accept, tiles are scored by the refitted model (default) "
                                          "or still by the first network.")
-        self.tile_spin = _spin(16, 4096, SuggestParams.tile)
-        self.top_spin = _spin(1, 100, SuggestParams.top)
+        self.tile_spin = spin_box(16, 4096, SuggestParams.tile)
+        self.top_spin = spin_box(1, 100, SuggestParams.top)
         self.network_combo = QComboBox()
         self.network_combo.addItems([AUTO, *shipped_names()])
         self.network_combo.setToolTip("Scores the tiles until the first Accept (em_membrane for electron microscopy).")
@@ -83,23 +81,14 @@ class SuggestWidget(QWidget):
         self.list = QListWidget()
         self.jobs = job_controls(self, buttons, "Open an image, then press Suggest tiles.")
 
-        form = QFormLayout()
-        form.addRow("Images", self.scope_combo)
-        form.addRow("Model", self.model_combo)
-        form.addRow("Score", self.score_combo)
-        form.addRow("Score with", self.score_with_combo)
-        form.addRow("Tile size", self.tile_spin)
-        form.addRow("Suggestions", self.top_spin)
-        form.addRow("First network", self.network_combo)
-        form.addRow(self.pretext_check)
-        form.addRow("Device", self.device_combo)
-        form.addRow(self.suggest_button)
-        layout = QVBoxLayout(self)
-        layout.addLayout(form)
-        layout.addWidget(self.list)
-        layout.addWidget(_hbox(self.next_button, self.accept_button, self.skip_button))
-        for w in (self.cancel_button, self.progress, self.status):
-            layout.addWidget(w)
+        form = form_rows(
+            ("Images", self.scope_combo), ("Model", self.model_combo), ("Score", self.score_combo),
+            ("Score with", self.score_with_combo), ("Tile size", self.tile_spin), ("Suggestions", self.top_spin),
+            ("First network", self.network_combo), self.pretext_check, ("Device", self.device_combo),
+            self.suggest_button,
+        )
+        vbox(self, form, self.list, hbox(self.next_button, self.accept_button, self.skip_button), self.cancel_button,
+             self.progress, self.status, stretch=False)
         watch_layers(self.viewer, self._refresh)
 
     def _refresh(self):
@@ -138,7 +127,7 @@ class SuggestWidget(QWidget):
             return self.session, key, self.items
         items, planes, names = [], [], []
         for lay in images:
-            for z, plane in enumerate(_planes(lay)):
+            for z, plane in enumerate(image_planes(lay)):
                 items.append((lay, z if lay.ndim == 3 else None))
                 planes.append(plane)
                 names.append(lay.name + (f" plane {z}" if lay.ndim == 3 else ""))
@@ -197,8 +186,8 @@ class SuggestWidget(QWidget):
 
     # ----------------------------------------------------------------- geometry
     def _shapes_layer(self, name: str, edge_color: str) -> Shapes:
-        layer = self.viewer.layers[name] if name in self.viewer.layers else None
-        if not isinstance(layer, Shapes):
+        layer = named_layer(self.viewer, name, Shapes)
+        if layer is None:
             ref = self.items[0][0]
             ndim = max(lay.ndim for lay, _ in self.items)
             layer = self.viewer.add_shapes(ndim=ndim, name=name, edge_color=edge_color, face_color="transparent",
@@ -216,10 +205,7 @@ class SuggestWidget(QWidget):
         return point
 
     def _world_rect(self, shapes: Shapes, layer: Image, z: int | None, box) -> np.ndarray:
-        y, x, h, w = box
-        point = self._point(layer, z)
-        corners = [(y, x), (y, x + w), (y + h, x + w), (y + h, x)]
-        rect = np.array([_from_world(shapes, _to_world(layer, c, point), point) for c in corners])
+        rect = box_corners(shapes, layer, box, self._point(layer, z))
         rect[:, :-2] = np.round(rect[:, :-2])
         return rect
 
@@ -239,9 +225,8 @@ class SuggestWidget(QWidget):
         if z is not None:
             self.viewer.dims.set_point(range(len(point)), tuple(point))
         y, x, hh, ww = h.box
-        centre = _to_world(layer, (y + hh / 2, x + ww / 2), point)
-        scene = getattr(self.viewer, "scene", None)  # napari >= 0.9 (viewer.camera is deprecated there)
-        camera = scene.camera if scene is not None else self.viewer.camera
+        centre = to_world(layer, (y + hh / 2, x + ww / 2), point)
+        camera = camera_of(self.viewer)
         camera.center = tuple(centre)
         canvas = getattr(self.viewer, "_canvas_size", None)
         if canvas is not None and min(canvas) > 0:
@@ -261,13 +246,13 @@ class SuggestWidget(QWidget):
     def _labels_layer(self, image: Image, create: bool = False) -> Labels | None:
         name = f"{image.name} labels"
         layer = self.viewer.layers[name] if name in self.viewer.layers else None
-        if isinstance(layer, Labels) and _data(layer).shape == _image_shape(image):
+        if isinstance(layer, Labels) and layer_data(layer).shape == image_shape(image):
             return layer
         if not create:
             return None
         if layer is not None:
             name = f"{image.name} fewcell labels"
-        return self.viewer.add_labels(np.zeros(_image_shape(image), np.uint8), name=name, scale=image.scale,
+        return self.viewer.add_labels(np.zeros(image_shape(image), np.uint8), name=name, scale=image.scale,
                                       translate=image.translate)
 
     def _skip(self):
@@ -293,7 +278,7 @@ class SuggestWidget(QWidget):
         labels = self._labels_layer(layer)
         if labels is None:
             raise FewcellError(f"There is no '{layer.name} labels' layer; press Next to make one and paint in it.")
-        plane = np.asarray(_data(labels)[z] if z is not None else _data(labels))
+        plane = np.asarray(layer_data(labels)[z] if z is not None else layer_data(labels))
         self.session.accept(h.image, h.box, plane)
         self.state[self.current] = "accepted"
         self._mark()
@@ -314,14 +299,14 @@ class SuggestWidget(QWidget):
         for layer, planes in by_layer.items():
             if layer.ndim == 3:
                 first = next(iter(planes.values()))
-                data = np.zeros(_image_shape(layer), first.dtype)
+                data = np.zeros(image_shape(layer), first.dtype)
                 for z, lab in planes.items():
                     data[z] = lab
             else:
                 data = planes[None]
             name = f"{layer.name} {PREDICTION}"
-            old = self.viewer.layers[name] if name in self.viewer.layers else None
-            if isinstance(old, Labels) and old.metadata.get(RESULT_KEY) and old.data.shape == data.shape:
+            old = named_layer(self.viewer, name, Labels)
+            if old is not None and old.metadata.get(RESULT_KEY) and old.data.shape == data.shape:
                 old.data = data  # the prediction layer updates in place
             else:
                 self.viewer.add_labels(data, name=name, scale=layer.scale, translate=layer.translate,

@@ -13,10 +13,6 @@ from qtpy.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
     QFileDialog,
-    QFormLayout,
-    QGridLayout,
-    QGroupBox,
-    QVBoxLayout,
     QWidget,
 )
 
@@ -24,21 +20,19 @@ from ..engine.core.errors import FewcellError
 from ..engine.core.progress import Progress, run
 from ..engine.fewshot import Perceptron, PerceptronParams, fit_iter, support
 from ..engine.fewshot.features import Extractors
-from ._jobs import job_controls
-from ._layers import (
-    _as_planes,
-    _data,
-    _hbox,
-    _image_shape,
-    _plane,
-    _planes,
-    _rect,
-    _Row,
-    clear_rows,
+from .geometry import as_planes, image_planes, image_shape, layer_data, plane_at, rect_of
+from .jobs import job_controls
+from .layers import (
+    OWN_SUFFIXES,
+    RESULT_KEY,
+    ImageRows,
     fill_combo,
+    form_rows,
+    hbox,
+    named_layer,
+    vbox,
     watch_layers,
 )
-from .prompt_widget import RESULT_KEY
 
 NONE = "(none)"
 RESULT_SUFFIX = "fewcell perceptron"
@@ -51,6 +45,11 @@ def _clip(box, shape):
     y, x, h, w = box
     y0, x0, y1, x1 = max(0, y), max(0, x), min(shape[0], y + h), min(shape[1], x + w)
     return (y0, x0, y1 - y0, x1 - x0) if y1 > y0 and x1 > x0 else None
+
+
+def _own_labels(image, options: list[str], owners: dict) -> str | None:
+    """The labels named after the image ("<image> labels" / "<image> prompt labels"), else None."""
+    return next((n for n in options if n in [f"{image.name} {suffix}" for suffix in OWN_SUFFIXES]), None)
 
 
 def _predict_all(model: Perceptron, items: list[dict]):
@@ -74,12 +73,12 @@ class SupportWidget(QWidget):
     def __init__(self, napari_viewer):
         super().__init__()
         self.viewer = napari_viewer
-        self.rows: dict[str, _Row] = {}
         self.model: Perceptron | None = None
         self._fx: dict[str, Extractors] = {}  # per device: extractors with their feature cache (refits are fast)
 
-        self.support_box = QGroupBox("Support images (checked) and their labels")
-        self.support_grid = QGridLayout(self.support_box)
+        self.images = ImageRows(self.viewer, "Support images (checked) and their labels", NONE, _own_labels,
+                                follow_labels=True)
+        self.rows = self.images.rows  # the same dict, refilled by every refresh
         self.shapes_combo = QComboBox()
         self.shapes_combo.setToolTip("Optional. A box annotates the image it lies on: only the inside of boxes is "
                                      "read there. Images without a box are read whole.")
@@ -101,59 +100,23 @@ class SupportWidget(QWidget):
                    "load": ("Load perceptron…", self._load)}
         self.jobs = job_controls(self, buttons, "Check support images, choose their labels layers, then press Fit.")
 
-        form = QFormLayout()
-        form.addRow("Boxes", self.shapes_combo)
-        form.addRow(self.add_labels_button)
-        form.addRow("λ (L2 penalty)", self.lam_spin)
-        form.addRow(self.bfgs_check)
-        form.addRow("Device", self.device_combo)
-        form.addRow(self.fit_button)
-        form.addRow("Apply to", self.apply_combo)
-        form.addRow(self.apply_button)
-        form.addRow(_hbox(self.save_button, self.load_button))
-        layout = QVBoxLayout(self)
-        layout.addWidget(self.support_box)
-        layout.addLayout(form)
-        for w in (self.cancel_button, self.progress, self.status):
-            layout.addWidget(w)
-        layout.addStretch(1)
+        form = form_rows(
+            ("Boxes", self.shapes_combo), self.add_labels_button, ("λ (L2 penalty)", self.lam_spin), self.bfgs_check,
+            ("Device", self.device_combo), self.fit_button, ("Apply to", self.apply_combo), self.apply_button,
+            hbox(self.save_button, self.load_button),
+        )
+        vbox(self, self.images, form, self.cancel_button, self.progress, self.status)
         watch_layers(self.viewer, self._refresh)
 
     # ----------------------------------------------------------------- layer choices
     def _refresh(self):
-        layers = list(self.viewer.layers)
-        images = [lay for lay in layers if isinstance(lay, Image)]
-        labels = [lay for lay in layers if isinstance(lay, Labels) and not lay.metadata.get(RESULT_KEY)]
-        old, self.rows = clear_rows(self.support_grid, self.rows), {}
-        for i, img in enumerate(images):
-            prev = next((r for r in old if r.layer is img), None)
-            options = [lab.name for lab in labels if _data(lab).shape == _image_shape(img)]
-            own = [n for n in options if n in (f"{img.name} labels", f"{img.name} prompt labels")]
-            row = _Row(img, QCheckBox(img.name), QComboBox())
-            row.labels.addItems([NONE, *options])
-            if prev and prev.user_choice in (NONE, *options):
-                row.user_choice = prev.user_choice
-            row.labels.setCurrentText(row.user_choice or (own[0] if own else NONE))
-            # the checkbox keeps the user's choice while the labels stay; new labels check the image
-            same = prev is not None and prev.labels.currentText() == row.labels.currentText()
-            row.check.setChecked(prev.check.isChecked() if same else row.labels.currentText() != NONE)
-            row.labels.currentTextChanged.connect(lambda text, r=row: self._chose_labels(r, text))
-            self.support_grid.addWidget(row.check, i, 0)
-            self.support_grid.addWidget(row.labels, i, 1)
-            self.rows[img.name] = row
-        shapes = [lay.name for lay in layers if isinstance(lay, Shapes)]
+        shapes = [lay.name for lay in self.viewer.layers if isinstance(lay, Shapes)]
         # the plugin's own box layers (prompt / partial-label boxes) are picked by default: labels painted
         # only inside them must not be read as background elsewhere
         fill_combo(self.shapes_combo, shapes, NONE, [n for n in shapes if n.startswith("fewcell") and "box" in n])
 
-    @staticmethod
-    def _chose_labels(row: _Row, text: str):
-        row.user_choice = text
-        row.check.setChecked(text != NONE)
-
     def _layer(self, name: str, kind):
-        layer = self.viewer.layers[name] if name in self.viewer.layers else None
-        return layer if isinstance(layer, kind) else None
+        return named_layer(self.viewer, name, kind)
 
     def _target(self) -> Image:
         active = self.viewer.layers.selection.active
@@ -176,7 +139,7 @@ class SupportWidget(QWidget):
         name = f"{image.name} labels"
         layer = self._layer(name, Labels)
         if layer is None:
-            layer = self.viewer.add_labels(np.zeros(_image_shape(image), np.uint8), name=name, scale=image.scale,
+            layer = self.viewer.add_labels(np.zeros(image_shape(image), np.uint8), name=name, scale=image.scale,
                                            translate=image.translate)
         row = self.rows.get(image.name)
         if row is not None:
@@ -194,7 +157,7 @@ class SupportWidget(QWidget):
 
     def _collect_fit(self) -> dict:
         shapes, point = self._layer(self.shapes_combo.currentText(), Shapes), self.viewer.dims.point
-        checked = [r for r in self.rows.values() if r.check.isChecked() and r.layer in self.viewer.layers]
+        checked = self.images.checked()
         if not checked:
             raise FewcellError("No support image is checked; check an image and choose its labels layer.")
         data = []
@@ -203,13 +166,13 @@ class SupportWidget(QWidget):
             if labels is None:
                 raise FewcellError(f"The support image '{image.name}' has no labels layer; choose one in its row "
                                    "or uncheck it.")
-            stack, shape = image.ndim == 3, _image_shape(image)
-            if _data(labels).shape != shape:
-                raise FewcellError(f"The labels '{labels.name}' are {'×'.join(map(str, _data(labels).shape))} but "
+            stack, shape = image.ndim == 3, image_shape(image)
+            if layer_data(labels).shape != shape:
+                raise FewcellError(f"The labels '{labels.name}' are {'×'.join(map(str, layer_data(labels).shape))} but "
                                    f"'{image.name}' is {'×'.join(map(str, shape))}; choose labels of its shape.")
-            rects = [_rect(shapes, v, image, point) for v in shapes.data] if shapes is not None else []
-            lab_planes = _as_planes(_data(labels), stack)
-            for z, plane in enumerate(_planes(image)):
+            rects = [rect_of(shapes, v, image, point) for v in shapes.data] if shapes is not None else []
+            lab_planes = as_planes(layer_data(labels), stack)
+            for z, plane in enumerate(image_planes(image)):
                 lab = np.asarray(lab_planes[z])
                 if stack and not lab.any():
                     continue  # an all-0 plane of a stack is unannotated
@@ -249,10 +212,10 @@ class SupportWidget(QWidget):
         items = []
         for image in images:
             if mode == "plane" and image.ndim == 3:
-                plane, idx = _plane(image, self.viewer.dims.point)
+                plane, idx = plane_at(image, self.viewer.dims.point)
                 items.append({"name": image.name, "planes": [plane], "layer": image, "index": idx[0]})
             else:
-                items.append({"name": image.name, "planes": _planes(image), "layer": image, "index": None})
+                items.append({"name": image.name, "planes": image_planes(image), "layer": image, "index": None})
         model = self.model
         return {"items": items, "make": lambda: _predict_all(model, items), "done": self._apply_done}
 
@@ -261,7 +224,7 @@ class SupportWidget(QWidget):
         for item, planes in zip(self.jobs.job["items"], results):
             image = item["layer"]
             if item["index"] is not None:  # one plane of a stack: a stack-shaped layer with only that plane
-                labels = np.zeros(_image_shape(image), planes[0].dtype)
+                labels = np.zeros(image_shape(image), planes[0].dtype)
                 labels[item["index"]] = planes[0]
             else:
                 labels = np.stack(planes) if image.ndim == 3 else planes[0]

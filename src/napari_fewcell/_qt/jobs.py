@@ -132,11 +132,10 @@ class JobRunner:
             self.status.setText(self.cancelled_text)
 
 
-def job_controls(owner, buttons: dict, status_text: str) -> JobRunner:
+def job_controls(owner, buttons: dict, status_text: str = "", **runner_options) -> JobRunner:
     """Give ``owner`` a ``<key>_button`` per ``buttons`` entry (key: (text, slot)), plus ``cancel_button``,
-    ``progress`` and ``status`` widgets; returns the JobRunner that disables the buttons while busy."""
-    from qtpy.QtWidgets import QLabel, QProgressBar, QPushButton
-
+    ``progress`` and ``status`` widgets; returns the JobRunner (made with ``runner_options``, e.g.
+    ``cancelled_text``) that disables the buttons while busy."""
     for key, (text, slot) in buttons.items():
         button = QPushButton(text)
         button.clicked.connect(slot)
@@ -146,5 +145,4 @@ def job_controls(owner, buttons: dict, status_text: str) -> JobRunner:
     owner.status = QLabel(status_text)
     owner.status.setWordWrap(True)
     return JobRunner(owner.progress, owner.status, owner.cancel_button,
-                     [getattr(owner, f"{k}_button") for k in buttons])
-
+                     [getattr(owner, f"{k}_button") for k in buttons], **runner_options)

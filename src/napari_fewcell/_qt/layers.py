@@ -1,0 +1,190 @@
+"""Shared by the dock widgets: keeping layer choices current (layer-list events, combo boxes, the
+image-rows panel), the constants the widgets share, and small Qt helpers. Geometry is in geometry.py."""
+from __future__ import annotations
+
+from typing import Callable
+
+from napari.layers import Image, Labels
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFormLayout,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLayout,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from .geometry import image_shape, layer_data
+
+RESULT_KEY = "fewcell_result"  # metadata flag of result layers (never auto-picked as annotation labels)
+BOX_SIZE = 64  # side of the box the Add-box buttons place
+OWN_SUFFIXES = ("labels", "prompt labels")  # "<image> labels" / "<image> prompt labels" belong to <image>
+
+
+def watch_layers(viewer, refresh: Callable[[], None]) -> None:
+    """Call ``refresh()`` now and whenever a layer is added, removed, reordered or renamed."""
+
+    def changed(event=None):
+        if event is not None and getattr(event, "type", None) == "inserted":
+            event.value.events.name.connect(changed)
+        refresh()
+
+    for name in ("inserted", "removed", "reordered"):
+        getattr(viewer.layers.events, name).connect(changed)
+    for layer in viewer.layers:
+        layer.events.name.connect(changed)
+    refresh()
+
+
+def fill_combo(combo: QComboBox, names: list[str], placeholder: str | None, prefer: list[str]) -> None:
+    """Refill ``combo``, keeping its choice if still there, else the first preferred name (else the placeholder)."""
+    current = combo.currentText()
+    combo.blockSignals(True)
+    combo.clear()
+    if placeholder:
+        combo.addItem(placeholder)
+    combo.addItems(names)
+    keep = current in names or (current == placeholder and not prefer)
+    combo.setCurrentText(current if keep else (prefer[0] if prefer else placeholder or ""))
+    combo.blockSignals(False)
+
+
+def named_layer(viewer, name: str, kind):
+    """The layer called ``name`` if it is there and of type ``kind``, else None."""
+    layer = viewer.layers[name] if name in viewer.layers else None
+    return layer if isinstance(layer, kind) else None
+
+
+def annotation_labels(layers) -> list:
+    """The Labels layers that can annotate an image (not the plugin's own results)."""
+    return [lay for lay in layers if isinstance(lay, Labels) and not lay.metadata.get(RESULT_KEY)]
+
+
+# ---- the image-rows panel
+class ImageRow:
+    """One image of an image-rows panel: use it (checkbox) and its annotation labels (combobox)."""
+
+    def __init__(self, layer, check: QCheckBox, combo: QComboBox):
+        self.layer, self.check, self.labels = layer, check, combo
+        self.user_choice: str | None = None  # a labels choice made by the user (kept across rebuilds)
+
+
+class ImageRows(QGroupBox):
+    """A row per Image layer of ``viewer``: a checkbox to use it and a combobox of the Labels layers of
+    its shape, rebuilt whenever the layer list changes.
+
+    ``pick(image, options, owners)`` names the labels picked by default (None: the ``placeholder``);
+    ``owners`` maps "<image> labels" / "<image> prompt labels" to the image named so. A labels choice
+    made by the user is kept across rebuilds. With ``follow_labels`` choosing labels checks the row
+    (the placeholder unchecks it) and a row is checked when it has labels, unless the user unchecked it
+    while its labels stayed; without, a row keeps its check and a new one is checked unless it is a result.
+    """
+
+    def __init__(self, viewer, title: str, placeholder: str, pick: Callable[[Image, list[str], dict], str | None],
+                 follow_labels: bool = False):
+        super().__init__(title)
+        self.viewer, self.grid = viewer, QGridLayout(self)
+        self.placeholder, self.pick, self.follow_labels = placeholder, pick, follow_labels
+        self.rows: dict[str, ImageRow] = {}  # by image name; the same dict, refilled by every refresh
+        watch_layers(viewer, self.refresh)
+
+    def refresh(self) -> None:
+        """Rebuild the rows from the viewer's layers."""
+        layers = list(self.viewer.layers)
+        images = [lay for lay in layers if isinstance(lay, Image)]
+        labels = annotation_labels(layers)
+        owners = {f"{img.name} {suffix}": img.name for img in images for suffix in OWN_SUFFIXES}
+        old = self._clear()
+        for i, img in enumerate(images):
+            prev = next((r for r in old if r.layer is img), None)
+            options = [lab.name for lab in labels if layer_data(lab).shape == image_shape(img)]
+            row = ImageRow(img, QCheckBox(img.name), QComboBox())
+            row.labels.addItems([self.placeholder, *options])
+            if prev and prev.user_choice in (self.placeholder, *options):
+                row.user_choice = prev.user_choice
+            row.labels.setCurrentText(row.user_choice or self.pick(img, options, owners) or self.placeholder)
+            row.check.setChecked(self._checked(row, prev))
+            row.labels.currentTextChanged.connect(lambda text, r=row: self._chose(r, text))
+            self.grid.addWidget(row.check, i, 0)
+            self.grid.addWidget(row.labels, i, 1)
+            self.rows[img.name] = row
+
+    def _checked(self, row: ImageRow, prev: ImageRow | None) -> bool:
+        if not self.follow_labels:
+            return prev.check.isChecked() if prev else not row.layer.metadata.get(RESULT_KEY)
+        # the checkbox keeps the user's choice while the labels stay; new labels check the image
+        if prev is not None and prev.labels.currentText() == row.labels.currentText():
+            return prev.check.isChecked()
+        return row.labels.currentText() != self.placeholder
+
+    def _chose(self, row: ImageRow, text: str) -> None:
+        row.user_choice = text
+        if self.follow_labels:
+            row.check.setChecked(text != self.placeholder)
+
+    def _clear(self) -> list[ImageRow]:
+        """Remove the rows and their widgets; returns the old rows."""
+        old = list(self.rows.values())
+        for row in old:
+            for w in (row.check, row.labels):
+                self.grid.removeWidget(w)
+                w.deleteLater()
+        self.rows.clear()
+        return old
+
+    def checked(self) -> list[ImageRow]:
+        """The checked rows whose image is still in the viewer."""
+        return [r for r in self.rows.values() if r.check.isChecked() and r.layer in self.viewer.layers]
+
+
+# ---- Qt helpers
+def spin_box(lo: int, hi: int, value: int, special: str = "") -> QSpinBox:
+    spin = QSpinBox()
+    spin.setRange(lo, hi)
+    spin.setValue(value)
+    spin.setSpecialValueText(special)  # shown at the minimum
+    return spin
+
+
+def hlayout(*widgets) -> QHBoxLayout:
+    row = QHBoxLayout()
+    for w in widgets:
+        row.addWidget(w)
+    return row
+
+
+def hbox(*widgets) -> QWidget:
+    """``widgets`` side by side in one widget (no margins), e.g. for a form row."""
+    box = QWidget()
+    row = hlayout(*widgets)
+    row.setContentsMargins(0, 0, 0, 0)
+    box.setLayout(row)
+    return box
+
+
+def form_rows(*rows) -> QFormLayout:
+    """A form with a row per entry: ``(label, widget or layout)``, or a widget spanning the row."""
+    form = QFormLayout()
+    for row in rows:
+        if isinstance(row, tuple):
+            form.addRow(*row)
+        else:
+            form.addRow(row)
+    return form
+
+
+def vbox(owner: QWidget, *parts, stretch: bool = True) -> QVBoxLayout:
+    """Lay ``owner`` out top to bottom: ``parts`` (widgets or layouts), then a stretch unless told not to."""
+    layout = QVBoxLayout(owner)
+    for part in parts:
+        if isinstance(part, QLayout):
+            layout.addLayout(part)
+        else:
+            layout.addWidget(part)
+    if stretch:
+        layout.addStretch(1)
+    return layout
