@@ -12,13 +12,9 @@ basic features, σ 1–16). Median foreground Dice over 5 draws. Output pasted i
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_prompt import Dataset  # noqa: E402
+from common import Dataset, loco_names, perceptron_dice, set_threads
 
 
 def first_extras(x: np.ndarray) -> np.ndarray:
@@ -36,23 +32,17 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
 
-    import torch
-    from threadpoolctl import threadpool_limits
-
     from napari_fewcell.engine.core.progress import run
     from napari_fewcell.engine.fewshot import PerceptronParams, fit_iter, support
     from napari_fewcell.engine.fewshot import features as F
 
-    torch.set_num_threads(args.threads)
-    threadpool_limits(args.threads)
+    set_threads(args.threads)
     ds = Dataset(args.data, args.dataset)
     pool, val = ds.train[: len(ds.train) * 2 // 3], ds.train[len(ds.train) * 2 // 3 :]
-    shipped = F._extras
+    shipped = F.extras
     for label, fn in (("input + Gaussians σ 1–8", first_extras), ("input + multiscale basic σ 1–16", shipped)):
-        F._extras = fn
-        fx = F.Extractors(device="cpu", cache_bytes=8 << 30)
-        loco = [s["name"] for s in fx.spec if s["trained_on"] != args.dataset]
-        fx = F.Extractors(loco, device="cpu", cache_bytes=8 << 30)
+        F.extras = fn  # Extractors.region() calls the module's extras()
+        fx = F.Extractors(loco_names(args.dataset), device="cpu", cache_bytes=8 << 30)
         n_extras = fn(np.zeros((3, 8, 8), np.float32)).shape[0]  # the tiled path sizes its output by the names
         fx.feature_names = fx.feature_names[: -len(F.EXTRAS)] + [f"extra:{i}" for i in range(n_extras)]
         for k in (1, 5):
@@ -63,11 +53,7 @@ def main() -> None:
                 data = [support(ds.images[i], ds.labels[i], name=i) for i in ids]
                 for bfgs in (False, True):
                     m = run(fit_iter(data, PerceptronParams(bfgs=bfgs, seed=d), extractors=fx))
-                    dice = []
-                    for t in val:
-                        pred, gt = m.labels_from(m.probabilities(fx.features(ds.images[t]))) > 0, ds.labels[t] > 0
-                        dice.append(200 * (pred & gt).sum() / max(1, pred.sum() + gt.sum()))
-                    res[bfgs].append(np.mean(dice))
+                    res[bfgs].append(np.mean(perceptron_dice(m, fx, ds, val)))
             print(f"| {args.dataset} | {label} | {k} | {np.median(res[False]):.1f} | {np.median(res[True]):.1f} |",
                   flush=True)
 

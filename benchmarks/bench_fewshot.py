@@ -12,26 +12,24 @@ for 5 support images of 256² and the apply time per 512² image. See benchmarks
 from __future__ import annotations
 
 import argparse
-import datetime
-import os
-import shlex
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_prompt import Dataset, RFBaseline, finish_report, log  # noqa: E402
+from common import (
+    Dataset,
+    RFBaseline,
+    fg_dice,
+    finish_report,
+    log,
+    perceptron_dice,
+    report_header,
+    set_threads,
+    sha12,
+    trained_on,
+)
 
 SETS = ["dsb2018_fluo", "dsb2018_he", "isbi2012_membrane"]
 SHOTS = [1, 5, 10]
-
-
-def fg_dice(pred: np.ndarray, gt: np.ndarray) -> float:
-    p, g = pred > 0, gt > 0
-    den = int(p.sum()) + int(g.sum())
-    return 100.0 if den == 0 else 200.0 * float(np.logical_and(p, g).sum()) / den
 
 
 def q(values) -> str:
@@ -41,8 +39,6 @@ def q(values) -> str:
 
 def rf_fit_predict(rf: RFBaseline, ds: Dataset, ids, test_ids, max_pixels: int, seed: int) -> list[float]:
     """Random forest on a sample (as many pixels as the perceptron uses) of the support images' pixels."""
-    from sklearn.ensemble import RandomForestClassifier
-
     feats = [rf.cached(i, ds.images[i])[0] for i in ids]
     n = sum(f.shape[0] * f.shape[1] for f in feats)
     take = min(1.0, max_pixels / n)
@@ -54,13 +50,8 @@ def rf_fit_predict(rf: RFBaseline, ds: Dataset, ids, test_ids, max_pixels: int, 
             rows = rng.choice(rows, max(1, int(round(len(rows) * take))), replace=False)
         xs.append(f.reshape(-1, f.shape[-1])[rows])
         ys.append(ds.labels[i].ravel()[rows])
-    clf = RandomForestClassifier(n_estimators=100, n_jobs=rf.threads, random_state=seed)
-    clf.fit(np.concatenate(xs), np.concatenate(ys))
-    out = []
-    for t in test_ids:
-        f = rf.cached(t, ds.images[t])[0]
-        out.append(fg_dice(RFBaseline.predict(clf, f), ds.labels[t]))
-    return out
+    clf = rf.forest(np.concatenate(xs), np.concatenate(ys), seed)
+    return [fg_dice(rf.predict(clf, rf.cached(t, ds.images[t])[0]), ds.labels[t]) for t in test_ids]
 
 
 def run_set(ds: Dataset, fx, shots, draws: int, rf: RFBaseline | None, test_ids) -> dict:
@@ -76,9 +67,7 @@ def run_set(ds: Dataset, fx, shots, draws: int, rf: RFBaseline | None, test_ids)
             data = [support(ds.images[i], ds.labels[i], name=i) for i in ids]
             for label, bfgs in (("logistic", False), ("logistic + BFGS", True)):
                 model = run(fit_iter(data, PerceptronParams(bfgs=bfgs, seed=d), extractors=fx))
-                dice = [fg_dice(model.labels_from(model.probabilities(fx.features(ds.images[t]))), ds.labels[t])
-                        for t in test_ids]
-                rows[label].append(float(np.mean(dice)))
+                rows[label].append(float(np.mean(perceptron_dice(model, fx, ds, test_ids))))
                 if bfgs:
                     rows["fit_s"].append(model.meta["fit_seconds"])
                     rows["kept_bfgs"] += sum(r["kept"] == "bfgs" for r in model.meta["fit"])
@@ -138,9 +127,7 @@ def timing(data_root: str, repeats: int) -> list[str]:
         fit_s.append(time.perf_counter() - t0)
         img = isbi.images[isbi.test[r % len(isbi.test)]]
         t0 = time.perf_counter()
-        fx2 = Extractors(device="cpu")
-        model._fx = fx2
-        model.predict(img)
+        model.predict(img)  # with model.extractors, which never saw this image
         apply_s.append(time.perf_counter() - t0)
     med = lambda v: f"{np.median(v):.2f} s (min {np.min(v):.2f}, max {np.max(v):.2f})"  # noqa: E731
     return [
@@ -171,28 +158,14 @@ def main() -> None:
     ap.add_argument("--out", default="benchmarks/results/fewshot.md")
     args = ap.parse_args()
 
-    import sklearn
-    import torch
-    from threadpoolctl import threadpool_limits
+    from napari_fewcell.engine.fewshot.features import Extractors
+    from napari_fewcell.engine.nets.msd import shipped_names, shipped_path
 
-    from napari_fewcell.engine.fewshot.features import Extractors, sha256
-    from napari_fewcell.engine.nets.msd import shipped_dir, shipped_names
-
-    torch.set_num_threads(args.threads)
-    threadpool_limits(args.threads)
+    set_threads(args.threads)
     draws, shots = (2, [1, 5]) if args.quick else (args.draws, args.shots)
-    nproc = len(os.sched_getaffinity(0))
-    fx_all = Extractors(device="cpu")
-    trained_on = {s["name"]: s["trained_on"] for s in fx_all.spec}
-    rep = [
-        "# napari-fewcell few-shot perceptron benchmark" + (" (QUICK smoke run — not a result)" if args.quick else ""),
-        "",
-        f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC}; `nproc` = {nproc}; torch "
-        f"{torch.__version__}, {torch.get_num_threads()} threads; scikit-learn {sklearn.__version__}; device cpu",
-        f"- command: `{shlex.join([Path(sys.executable).name] + sys.argv)}`",
-        "",
-    ]
-    shas = {n: sha256(shipped_dir() / f"msd_{n}.pt")[:12] for n in shipped_names()}
+    source = trained_on()
+    rep = [*report_header("napari-fewcell few-shot perceptron benchmark", args.quick, libs=("sklearn",)), ""]
+    shas = {n: sha12(shipped_path(n)) for n in shipped_names()}
     if not args.timing_only:
         rep += [
             "## Leave-one-class-out Dice (foreground Dice %, mean over the test images of a draw; "
@@ -209,8 +182,8 @@ def main() -> None:
             log(f"{name}: loading")
             ds = Dataset(args.data, name)
             test_ids = ds.test[:2] if args.quick else ds.test
-            loco = [n for n in shipped_names() if trained_on[n] != name]
-            own = [n for n in shipped_names() if trained_on[n] == name]
+            loco = [n for n in shipped_names() if source[n] != name]
+            own = [n for n in shipped_names() if source[n] == name]
             fx = Extractors(loco, device="cpu", cache_bytes=12 << 30)
             rf = None if args.no_rf else RFBaseline(args.threads)
             res = run_set(ds, fx, shots, draws, rf, test_ids)
@@ -227,8 +200,6 @@ def main() -> None:
         rep += timing(args.data, 2 if args.quick else args.repeats)
     finish_report(rep, args.out)
 
-
-T0 = time.perf_counter()
 
 if __name__ == "__main__":
     main()

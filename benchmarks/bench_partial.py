@@ -11,60 +11,33 @@ Test images are only ever scored. Writes a Markdown report; see benchmarks/READM
 from __future__ import annotations
 
 import argparse
-import datetime
-import hashlib
-import re
-import shlex
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
-import tifffile
-import torch
-
-BOX = 64
-T0 = time.perf_counter()
-
-
-def log(msg: str) -> None:
-    print(f"[{time.perf_counter() - T0:7.1f}s] {msg}", file=sys.stderr, flush=True)
-
-
-def vm_hwm_gb() -> float:
-    return int(re.search(r"VmHWM:\s+(\d+)", Path("/proc/self/status").read_text()).group(1)) / 1024**2
-
-
-def dice_pct(pred, gt) -> float:
-    """The paper's metric: mean of the foreground and background Dice, in %."""
-    out = []
-    for v in (1, 0):
-        p, t = pred == v, gt == v
-        out.append(2 * (p & t).sum() / max(1, p.sum() + t.sum()))
-    return 100 * float(np.mean(out))
+from common import (
+    BOX,
+    Dataset,
+    command_line,
+    dice_pct,
+    log,
+    mean_sd,
+    nproc,
+    set_threads,
+    sha12,
+    utc_now,
+    vm_hwm_gb,
+    write_report,
+)
 
 
 def ms(values) -> str:
-    return f"{np.mean(values):.2f} ± {np.std(values):.2f}"
-
-
-def load(root: Path, name: str, limit: int):
-    d = root / name
-    rows = [line.split(",") for line in (d / "split.csv").read_text().split()[1:]]
-    train = [i for i, s in rows if s == "train"][:limit]
-    test = [i for i, s in rows if s == "test"]
-    img = {i: tifffile.imread(d / "images" / f"{i}.tif") for i in train + test}
-    lab = {i: (tifffile.imread(d / "labels" / f"{i}.tif") > 0).astype(np.uint8) for i in train + test}
-    return train, test, img, lab
+    return mean_sd(values, ddof=0)  # this report's sd is over the images themselves
 
 
 def centre_box(shape) -> tuple[int, int, int, int]:
     h, w = shape[:2]
     return (h - BOX) // 2, (w - BOX) // 2, BOX, BOX
-
-
-def sha(path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
 
 
 def main() -> None:
@@ -87,12 +60,15 @@ def main() -> None:
     ap.add_argument("--note", action="append", default=[])
     a = ap.parse_args()
 
+    import torch
+
     from napari_fewcell.engine import PseudoParams, TrainParams, annotate, pseudolabel_iter, run, train_iter
     from napari_fewcell.engine.nets.unet import default_weights_path, load_model
     from napari_fewcell.engine.partial import describe_epoch
 
-    torch.set_num_threads(a.threads)
-    train, test, img, lab = load(Path(a.data), a.dataset, 3 if a.quick else a.train_limit)
+    set_threads(a.threads)
+    ds = Dataset(a.data, a.dataset, train_limit=3 if a.quick else a.train_limit)
+    train, test, img, lab = ds.train, ds.test, ds.images, ds.labels
     if a.quick:
         test = test[:2]
     weights = a.weights or str(default_weights_path())
@@ -123,8 +99,8 @@ def main() -> None:
     lines = [
         f"### Partial labels on `{a.dataset}` — weights: {a.weights_label}",
         "",
-        f"- {datetime.datetime.now():%Y-%m-%d %H:%M}, `nproc` 2, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads; weights `{Path(weights).name}` sha256 {sha(weights)}; "
+        f"- {utc_now()}, `nproc` {nproc()}, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads; weights `{Path(weights).name}` sha256 {sha12(weights)}; "
         f"images seen in pre-training (full labels): {len(seen & set(train))} of the {len(train)} train images, "
         f"0 of the {len(test)} test images",
         f"- train images {train[0]}–{train[-1]} ({len(train)}), each with one centre 64×64 box of labels "
@@ -132,7 +108,7 @@ def main() -> None:
         f"- stage 1: {pp.epochs} epochs, lr {pp.lr}, dice weight {pp.dice_weight}; stage 2: U-Net from scratch, "
         f"{tp.steps} steps × {tp.batch} crops of {tp.crop}², no TTA"
         + (f", pixels with confidence < {a.ignore_below} ignored" if a.ignore_below > 0 else ""),
-        f"- command: `{shlex.join(['python', *sys.argv])}`",
+        f"- command: `{command_line()}`",
         *[f"- {n}" for n in a.note],
         "",
     ]
@@ -181,10 +157,7 @@ def main() -> None:
         "- stage-1 history: " + "; ".join(describe_epoch(h) for h in res.history),
         "",
     ]
-    text = "\n".join(lines)
-    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.out).write_text(text)
-    print(text)
+    write_report(lines, a.out)
 
 
 if __name__ == "__main__":

@@ -8,74 +8,28 @@ Boxes are drawn from train images only; test images are only ever scored.
 from __future__ import annotations
 
 import argparse
-import datetime
-import hashlib
 import json
-import os
-import re
-import resource
-import shlex
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
-import tifffile
-
-BOX = 64  # prompt box edge (pixels)
-T0 = time.perf_counter()
-
-
-def log(msg: str) -> None:
-    print(f"[{time.perf_counter() - T0:7.1f}s] {msg}", file=sys.stderr, flush=True)
-
-
-def peak_rss_gb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2  # KiB on Linux
-
-
-def vm_hwm_gb() -> float:
-    """Peak RSS of this process image only (Linux ru_maxrss also keeps the parent's RSS at fork+exec)."""
-    return int(re.search(r"VmHWM:\s+(\d+)", Path("/proc/self/status").read_text()).group(1)) / 1024**2
-
-
-class Dataset:
-    """All images and 0/1 labels of one data set, with its train/test ids from split.csv."""
-
-    def __init__(self, root: str, name: str):
-        d = Path(root) / name
-        rows = [line.split(",") for line in (d / "split.csv").read_text().split()[1:]]
-        self.name = name
-        self.train = [i for i, s in rows if s == "train"]
-        self.test = [i for i, s in rows if s == "test"]
-        self.images = {i: tifffile.imread(d / "images" / f"{i}.tif") for i, _ in rows}
-        self.labels = {i: (tifffile.imread(d / "labels" / f"{i}.tif") > 0).astype(np.uint8) for i, _ in rows}
-
-
-def finish_report(rep: list[str], out: str) -> None:
-    """Append wall time and peak memory, write the Markdown report to ``out`` and print it."""
-    rep.append(f"- wall time {time.perf_counter() - T0:.0f} s; peak memory (VmHWM) {vm_hwm_gb():.2f} GB")
-    text = "\n".join(rep) + "\n"
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    Path(out).write_text(text)
-    print(text)
-
-
-def timed(fn, *a):
-    t0 = time.perf_counter()
-    out = fn(*a)
-    return out, time.perf_counter() - t0
-
-
-def dice_pct(pred: np.ndarray, gt: np.ndarray) -> float:
-    """The paper's metric: mean of foreground Dice and background Dice, in %."""
-    p, g = pred > 0, gt > 0
-    out = []
-    for a, b in ((p, g), (~p, ~g)):
-        den = int(a.sum()) + int(b.sum())
-        out.append(100.0 if den == 0 else 200.0 * np.logical_and(a, b).sum() / den)
-    return float(np.mean(out))
+from common import (
+    BOX,
+    Dataset,
+    RFBaseline,
+    dice_pct,
+    elapsed,
+    log,
+    mean_sd,
+    peak_rss_gb,
+    report_header,
+    set_threads,
+    sha12,
+    timed,
+    vm_hwm_gb,
+    write_report,
+)
 
 
 def pick_box(seed: int, ds: Dataset, lo: float, hi: float) -> tuple[str, int, int]:
@@ -88,35 +42,6 @@ def pick_box(seed: int, ds: Dataset, lo: float, hi: float) -> tuple[str, int, in
             y, x = int(rng.integers(0, lab.shape[0] - BOX + 1)), int(rng.integers(0, lab.shape[1] - BOX + 1))
             if lo <= lab[y : y + BOX, x : x + BOX].mean() <= hi:
                 return src, y, x
-
-
-# ---- ilastik-style baseline: multiscale features + random forest fitted on the box pixels ----
-class RFBaseline:
-    def __init__(self, threads: int):
-        self.threads, self.cache = threads, {}
-
-    def features(self, img: np.ndarray) -> np.ndarray:
-        from skimage.feature import multiscale_basic_features
-
-        f = multiscale_basic_features(img, intensity=True, edges=True, texture=True, sigma_min=1, sigma_max=16,
-                                      workers=self.threads, channel_axis=-1 if img.ndim == 3 else None)
-        return f.astype(np.float32)  # the forest works in float32 anyway: same predictions, half the memory
-
-    def cached(self, key, img) -> tuple[np.ndarray, float]:
-        if key not in self.cache:
-            self.cache[key] = timed(self.features, img)
-        return self.cache[key]
-
-    def fit(self, feat: np.ndarray, labels: np.ndarray, y: int, x: int):
-        from sklearn.ensemble import RandomForestClassifier
-
-        clf = RandomForestClassifier(n_estimators=100, n_jobs=self.threads, random_state=0)
-        return clf.fit(feat[y : y + BOX, x : x + BOX].reshape(-1, feat.shape[-1]),
-                       labels[y : y + BOX, x : x + BOX].reshape(-1))
-
-    @staticmethod
-    def predict(clf, feat: np.ndarray) -> np.ndarray:
-        return clf.predict(feat.reshape(-1, feat.shape[-1])).reshape(feat.shape[:2])
 
 
 def score(ds: Dataset, test_ids, predict) -> tuple[list[float], list[float]]:
@@ -151,11 +76,6 @@ def one_shot(ds: Dataset, boxes, segs: dict, rf: RFBaseline, test_ids: list[str]
     return rows
 
 
-def ms(values) -> str:
-    v = np.asarray(values, float)
-    return f"{v.mean():.2f} ± {v.std(ddof=1) if len(v) > 1 else 0.0:.2f}"
-
-
 def one_shot_tables(rows: list[dict], methods: list[str]) -> list[str]:
     out = ["| box | source | y | x | " + " | ".join(methods) + " |", "|" + "---|" * (4 + len(methods))]
     for b, r in enumerate(rows):
@@ -166,7 +86,7 @@ def one_shot_tables(rows: list[dict], methods: list[str]) -> list[str]:
     for m in methods:
         per_box = [np.mean(r[m][0]) for r in rows]
         secs = np.mean([np.mean(r[m][1]) for r in rows])
-        out.append(f"| {m} | {ms(per_box)} | {min(per_box):.2f} | {max(per_box):.2f} | {secs:.2f} |")
+        out.append(f"| {m} | {mean_sd(per_box)} | {min(per_box):.2f} | {max(per_box):.2f} | {secs:.2f} |")
     return out
 
 
@@ -252,12 +172,11 @@ def memory(args, sizes) -> list[str]:
 
 
 def weights_line(label: str, path: str, model, test_ids: dict) -> str:
-    sha = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
     seen = getattr(model, "card", {}).get("training_images", {})
     leak = {s: sorted(set(map(str, seen.get(s, []))) & set(ids)) for s, ids in test_ids.items()}
     leak = {s: v for s, v in leak.items() if v}
     sets = ", ".join(f"{s} ({len(v)})" for s, v in seen.items()) or "not recorded in the card"
-    return (f"- {label}: `{path}` (sha256 {sha}); training images: {sets}; "
+    return (f"- {label}: `{path}` (sha256 {sha12(path)}); training images: {sets}; "
             f"test images among them: {leak if leak else 'none'}")
 
 
@@ -284,12 +203,10 @@ def main() -> None:
     mem = memory(args, sizes)
 
     import torch
-    from threadpoolctl import threadpool_limits
 
     from napari_fewcell.engine.prompt import PromptParams, Segmenter
 
-    torch.set_num_threads(args.threads)
-    threadpool_limits(args.threads)  # k-means / BLAS / OpenMP in sklearn
+    set_threads(args.threads)  # torch, and k-means / BLAS / OpenMP in sklearn
     n_boxes = 2 if args.quick else args.boxes
     n_test = 2 if args.quick else None
 
@@ -324,18 +241,10 @@ def main() -> None:
     w = [weights_line("shipped (`fewcell fast`)", args.weights, fast.model, tests)]
     if args.weights_noisbi:
         w.append(weights_line("no-ISBI", args.weights_noisbi, segs["fewcell fast, no-ISBI weights"].model, tests))
-    import skimage
-    import sklearn
-
-    nproc = len(os.sched_getaffinity(0))
     rep = [
-        "# napari-fewcell prompt benchmark" + (" (QUICK smoke run — not a result)" if args.quick else ""), "",
-        f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC}; machine: `nproc` = {nproc}; "
-        f"torch {torch.__version__}, torch threads {torch.get_num_threads()}; scikit-learn {sklearn.__version__}, "
-        f"scikit-image {skimage.__version__}; device cpu",
-        f"- command: `{shlex.join([Path(sys.executable).name] + sys.argv)}`",
+        *report_header("napari-fewcell prompt benchmark", args.quick, libs=("sklearn", "skimage")),
         *w, *(f"- note: {n}" for n in args.note),
-        f"- wall time: {time.perf_counter() - T0:.0f} s; peak RSS of this benchmark process (all methods, "
+        f"- wall time: {elapsed():.0f} s; peak RSS of this benchmark process (all methods, "
         f"incl. exact attention and RF): {peak_rss_gb():.2f} GB",
         "- metric (paper's): per test image, mean of foreground Dice % and background Dice %; averaged over test "
         "images, then over boxes. Prompt = one 64×64 box with its full labels, on a train image; "
@@ -358,10 +267,7 @@ def main() -> None:
         "a forked child's `ru_maxrss`); VmHWM (`/proc/self/status`, the child's own image) cross-checks it. "
         "'After imports + model load' includes torch, scikit-learn and the weights.", "",
     ]
-    text = "\n".join(rep)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text)
-    print(text)
+    write_report(rep, args.out)
     log(f"wrote {args.out}")
 
 

@@ -21,18 +21,19 @@ benchmarks/README.md.
 from __future__ import annotations
 
 import argparse
-import datetime
-import os
-import shlex
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_fewshot import fg_dice  # noqa: E402
-from bench_prompt import Dataset, finish_report, log  # noqa: E402
+from common import (
+    Dataset,
+    fg_dice,
+    finish_report,
+    loco_names,
+    log,
+    perceptron_dice,
+    report_header,
+    set_threads,
+)
 
 SETS = ["isbi2012_membrane", "dsb2018_fluo"]
 SOURCE = {"isbi2012_membrane": "fluo_nuclei", "dsb2018_fluo": "em_membrane"}  # a network of another class
@@ -54,9 +55,7 @@ def evaluate(ds: Dataset, fx, chosen, test_ids, seed: int) -> tuple:
         model = run(fit_iter(data, PerceptronParams(seed=seed), extractors=fx))
     except FewcellError:  # one class only: nothing can be fitted, nothing is segmented
         return float(np.mean([fg_dice(np.zeros_like(ds.labels[t]), ds.labels[t]) for t in test_ids])), None
-    dice = [fg_dice(model.labels_from(model.probabilities(fx.features(ds.images[t]))), ds.labels[t])
-            for t in test_ids]
-    return float(np.mean(dice)), model
+    return float(np.mean(perceptron_dice(model, fx, ds, test_ids))), model
 
 
 def loop(ds, pool_ids, fx, first_scorer, score: str, test_ids, budget: int, scale: int = 2) -> tuple[dict, list]:
@@ -142,7 +141,7 @@ def timing(data: str, repeats: int, full_res: bool) -> list[str]:
                                                                          device="cpu")),
         "prompt segmenter (shipped embedding U-Net)": PromptScorer(seg, prompt),
     }
-    rows = ["## Time to score 100 tiles of 256² (2 CPU threads; median of "
+    rows = [f"## Time to score 100 tiles of 256² ({torch.get_num_threads()} CPU threads; median of "
             f"{repeats} runs at 1/2 resolution, one run at full resolution; seconds)", "",
             "| model | scale | consistency | entropy | mc-dropout | random |", "|---|---|---|---|---|---|"]
     for label, scorer in models.items():
@@ -186,32 +185,21 @@ def main() -> None:
     ap.add_argument("--out", default="benchmarks/results/suggest.md")
     args = ap.parse_args()
 
-    import torch
-    from threadpoolctl import threadpool_limits
-
     from napari_fewcell.engine.core.progress import run
     from napari_fewcell.engine.fewshot.features import Extractors
-    from napari_fewcell.engine.nets.msd import shipped_names
     from napari_fewcell.engine.suggest import PretextParams, pretext_iter, shipped_network
 
-    torch.set_num_threads(args.threads)
-    threadpool_limits(args.threads)
+    set_threads(args.threads)
     draws = 2 if args.quick else args.draws
     budget = max(BUDGETS)
     rep = [
-        "# napari-fewcell: what to annotate next" + (" (QUICK smoke run — not a result)" if args.quick else ""),
-        "",
-        f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC}; `nproc` = "
-        f"{len(os.sched_getaffinity(0))}; torch {torch.__version__}, {args.threads} threads; device cpu",
-        f"- command: `{shlex.join([Path(sys.executable).name] + sys.argv)}`",
+        *report_header("napari-fewcell: what to annotate next", args.quick),
         f"- tiles 256², scored at 1/{args.scale} resolution; model refitted = perceptron (logistic + BFGS) on "
         "leave-one-class-out extractors; foreground Dice %, mean over the "
         + ("test images" if args.split == "test" else "VALIDATION images (the last third of the train split; "
            "pool = its first two thirds)"), "",
     ]
     if not args.timing_only:
-        fx_all = Extractors(device="cpu")
-        trained_on = {s["name"]: s["trained_on"] for s in fx_all.spec}
         rep += ["| target | protocol | score | 1 tile | 3 tiles | 5 tiles |", "|---|---|---|---|---|---|"]
         picks = []
         for name in args.sets:
@@ -223,7 +211,7 @@ def main() -> None:
                 pool, test_ids = ds.train[:k], ds.train[k:]
             if args.quick:
                 pool, test_ids = pool[:6], test_ids[:3]
-            fx = Extractors([n for n in shipped_names() if trained_on[n] != name], device="cpu", cache_bytes=12 << 30)
+            fx = Extractors(loco_names(name), device="cpu", cache_bytes=12 << 30)
             t0 = time.perf_counter()
             first = run(pretext_iter(shipped_network(SOURCE[name], device="cpu"), [ds.images[i] for i in pool],
                                      PretextParams(steps=20 if args.quick else PretextParams.steps)))
@@ -247,8 +235,6 @@ def main() -> None:
         rep += timing(args.data, 1 if args.quick else args.repeats, full_res=not args.quick)
     finish_report(rep, args.out)
 
-
-T0 = time.perf_counter()
 
 if __name__ == "__main__":
     main()

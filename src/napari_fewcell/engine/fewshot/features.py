@@ -83,7 +83,7 @@ class Extractors:
         xp = np.pad(x, ((0, 0), (0, ph), (0, pw)), mode="symmetric") if ph or pw else x
         t = torch.from_numpy(np.ascontiguousarray(xp))[None].to(self.device)
         maps = torch.cat([net.features(t)[0, :, :h, :w] for net in self.nets], 0).float().cpu().numpy()
-        return np.concatenate([maps, _extras(x)], axis=0)
+        return np.concatenate([maps, extras(x)], axis=0)
 
     @staticmethod
     def n_tiles(shape) -> int:
@@ -121,7 +121,7 @@ class Extractors:
         return feats
 
 
-def _extras(x: np.ndarray) -> np.ndarray:
+def extras(x: np.ndarray) -> np.ndarray:
     """The cheap extra features of a normalised (3, h, w) region: (len(EXTRAS), h, w)."""
     from skimage.feature import multiscale_basic_features
 
