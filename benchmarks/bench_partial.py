@@ -40,7 +40,7 @@ def centre_box(shape) -> tuple[int, int, int, int]:
     return (h - BOX) // 2, (w - BOX) // 2, BOX, BOX
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--data", required=True)
     ap.add_argument("--dataset", default="isbi2012_membrane")
@@ -58,25 +58,12 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="smoke test: 3 train / 2 test images, tiny budgets")
     ap.add_argument("--out", required=True)
     ap.add_argument("--note", action="append", default=[])
-    a = ap.parse_args()
+    return ap.parse_args()
 
-    import torch
 
-    from napari_fewcell.engine import PseudoParams, TrainParams, annotate, pseudolabel_iter, run, train_iter
-    from napari_fewcell.engine.nets.unet import default_weights_path, load_model
-    from napari_fewcell.engine.partial import describe_epoch
-
-    set_threads(a.threads)
-    ds = Dataset(a.data, a.dataset, train_limit=3 if a.quick else a.train_limit)
-    train, test, img, lab = ds.train, ds.test, ds.images, ds.labels
-    if a.quick:
-        test = test[:2]
-    weights = a.weights or str(default_weights_path())
-    card = load_model(weights).card
-    seen = set()
-    for c in (card, card.get("init_card") or {}, (card.get("init_card") or {}).get("init_card") or {}):
-        seen |= set((c.get("training_images") or {}).get(a.dataset, []))
-    assert not seen & set(test), "a test image is among the weights' training images"
+def stage_params(a, weights: str):
+    """Stage-1 and stage-2 parameters from the command line (tiny budgets with --quick)."""
+    from napari_fewcell.engine import PseudoParams, TrainParams
 
     pp = PseudoParams(weights=weights, device="cpu")
     if a.epochs is not None:
@@ -92,11 +79,14 @@ def main() -> None:
         tp.steps = a.train_steps
     if a.quick:
         tp.steps = 20
+    return pp, tp
 
-    boxes = {i: centre_box(img[i].shape) for i in train}
-    data = [annotate(img[i], lab[i], [boxes[i]], name=i) for i in train]
-    frac = np.mean([BOX * BOX / lab[i].size for i in train])
-    lines = [
+
+def header_lines(a, weights: str, seen: set, train: list, test: list, frac: float, pp, tp) -> list[str]:
+    """The report's title and set-up lines."""
+    import torch
+
+    return [
         f"### Partial labels on `{a.dataset}` — weights: {a.weights_label}",
         "",
         f"- {utc_now()}, `nproc` {nproc()}, torch {torch.__version__}, "
@@ -112,6 +102,34 @@ def main() -> None:
         *[f"- {n}" for n in a.note],
         "",
     ]
+
+
+def main() -> None:
+    a = parse_args()
+
+
+    from napari_fewcell.engine import PseudoParams, annotate, pseudolabel_iter, run, train_iter
+    from napari_fewcell.engine.nets.unet import default_weights_path, load_model
+    from napari_fewcell.engine.partial import describe_epoch
+
+    set_threads(a.threads)
+    ds = Dataset(a.data, a.dataset, train_limit=3 if a.quick else a.train_limit)
+    train, test, img, lab = ds.train, ds.test, ds.images, ds.labels
+    if a.quick:
+        test = test[:2]
+    weights = a.weights or str(default_weights_path())
+    card = load_model(weights).card
+    seen = set()
+    for c in (card, card.get("init_card") or {}, (card.get("init_card") or {}).get("init_card") or {}):
+        seen |= set((c.get("training_images") or {}).get(a.dataset, []))
+    assert not seen & set(test), "a test image is among the weights' training images"
+
+    pp, tp = stage_params(a, weights)
+
+    boxes = {i: centre_box(img[i].shape) for i in train}
+    data = [annotate(img[i], lab[i], [boxes[i]], name=i) for i in train]
+    frac = np.mean([BOX * BOX / lab[i].size for i in train])
+    lines = header_lines(a, weights, seen, train, test, frac, pp, tp)
 
     log("attention only (no fine-tuning)")
     base = run(pseudolabel_iter(data, PseudoParams(epochs=0, weights=weights, device="cpu")))

@@ -180,7 +180,7 @@ def weights_line(label: str, path: str, model, test_ids: dict) -> str:
             f"test images among them: {leak if leak else 'none'}")
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--data", required=True)
     ap.add_argument("--weights", required=True, help="shipped weights (trained with ISBI train images)")
@@ -193,10 +193,15 @@ def main() -> None:
     ap.add_argument("--note", action="append", default=[], help="a line for the report header (repeatable)")
     ap.add_argument("--memory-child", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.boxes < 6 and not args.quick and not args.memory_child:
+        ap.error("--boxes must be at least 6 (or use --quick)")
+    return args
+
+
+def main() -> None:
+    args = parse_args()
     if args.memory_child:
         return memory_child(args)
-    if args.boxes < 6 and not args.quick:
-        ap.error("--boxes must be at least 6 (or use --quick)")
 
     sizes = [512, 1024] if args.quick else [2048, 4096]
     log("memory (first, while this process is small: Linux ru_maxrss of a child includes the parent's RSS)")
