@@ -11,20 +11,39 @@ from .inputs import check_model_target
 
 
 def add_pretrain_parser(sub) -> None:
-    from ..engine.training.episodic import DATASETS
+    from ..engine.training.datasets import ALL_SETS
+    from ..engine.training.params import STRATEGIES, PretrainParams
 
-    p = sub.add_parser("pretrain", help="train the embedding network episodically (writes a weights file)")
+    d = PretrainParams
+    p = sub.add_parser("pretrain", help="pre-train the embedding network (writes a weights file; resumable)",
+                       description=cmd_pretrain.__doc__)
     add_data(p, "../shared/data")
     p.add_argument(
-        "--datasets", nargs="+", default=list(DATASETS), metavar="NAME[=WEIGHT]",
-        help="data sets to train on, each optionally with its sampling weight",
+        "--datasets", nargs="+", default=list(ALL_SETS), metavar="NAME[=WEIGHT]",
+        help="tasks to train on: SET (every label folder of it) or SET:FOLDER (e.g. tem_myelinated_axons:"
+             "labels_myelin), each optionally with its sampling weight (default: equal per task)",
     )
+    p.add_argument("--exclude", nargs="+", default=[], metavar="NAME",
+                   help="leave out a whole SET (leave-one-data-set-out) or one SET:FOLDER (a class-out fold)")
+    p.add_argument("--strategy", choices=STRATEGIES, default=d.strategy,
+                   help="episodic (paper 000), reptile (paper 003) or moco (paper 004: MoCo alternated with episodes)")
     p.add_argument("--dice-weight", type=float, default=0.0, help="weight of a soft-Dice term added to the loss")
-    p.add_argument("--invert-p", type=float, default=0.2, help="probability of inverting an episode's images")
+    p.add_argument("--invert-p", type=float, default=d.invert_p, help="probability of inverting an episode's images")
+    p.add_argument("--swap-p", type=float, default=d.swap_p,
+                   help="probability of swapping foreground and background in an episode")
     p.add_argument("--init", default=None, metavar="WEIGHTS.pt", help="start from these weights (warm start)")
-    p.add_argument("--steps", type=int, default=3000)
-    p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--steps", type=int, default=d.steps, help="optimiser steps (reptile: meta-iterations)")
+    p.add_argument("--batch", type=int, default=d.batch)
+    p.add_argument("--crop", type=int, default=d.crop, help="query crop edge")
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--inner-steps", type=int, default=d.inner_steps, help="reptile: Adam steps per task")
+    p.add_argument("--meta-step", type=float, default=d.meta_step, help="reptile: ε of the meta-update")
+    p.add_argument("--moco-every", type=int, default=d.moco_every, help="moco: one MoCo step every N steps")
+    p.add_argument("--resume", default=None, metavar="CKPT", help="continue the run saved in this checkpoint")
+    p.add_argument("--checkpoint", default=None, metavar="CKPT",
+                   help="where to keep the run's checkpoint (default: WEIGHTS.pt.ckpt)")
+    p.add_argument("--checkpoint-minutes", type=float, default=d.checkpoint_minutes,
+                   help="write a checkpoint at least this often")
     add_seed(p)
     add_threads(p)
     add_out(p, "WEIGHTS.pt")
@@ -54,19 +73,28 @@ def add_train_extractor_parser(sub) -> None:
 
 
 def cmd_pretrain(a) -> int:
+    """Pre-train the embedding network of prompt segmentation on the train splits of labelled data sets, by
+    episodes (paper 000), Reptile meta-learning (paper 003) or MoCo alternated with episodes (paper 004). A
+    checkpoint is written at least every --checkpoint-minutes; --resume CKPT continues a run from it.
+    """
     from ..engine.core.progress import run
-    from ..engine.training.episodic import DATASETS, PretrainParams, pretrain_iter
+    from ..engine.training.params import PretrainParams
+    from ..engine.training.pretrain import pretrain_iter
 
     names, weights = [], []
     for item in a.datasets:
         name, _, weight = item.partition("=")
         names.append(name)
-        weights.append(float(weight) if weight else DATASETS.get(name, 1.0))
+        weights.append(float(weight) if weight else None)
+    given = any(w is not None for w in weights)
     p = PretrainParams(
-        data=a.data, datasets=tuple(names), dataset_weights=tuple(weights), steps=a.steps, batch=a.batch,
-        seed=a.seed, threads=a.threads, lr=a.lr, dice_weight=a.dice_weight, invert_p=a.invert_p, init=a.init,
+        data=a.data, datasets=tuple(names), dataset_weights=tuple(w or 1.0 for w in weights) if given else None,
+        exclude=tuple(a.exclude), strategy=a.strategy, steps=a.steps, batch=a.batch, crop=a.crop, seed=a.seed,
+        threads=a.threads, lr=a.lr, dice_weight=a.dice_weight, invert_p=a.invert_p, swap_p=a.swap_p, init=a.init,
+        inner_steps=a.inner_steps, meta_step=a.meta_step, moco_every=a.moco_every,
+        checkpoint_minutes=a.checkpoint_minutes,
     )
-    run(pretrain_iter(p, a.out), Bar("pretrain"))
+    run(pretrain_iter(p, a.out, resume=a.resume, checkpoint=a.checkpoint), Bar("pretrain"))
     print(a.out)
     return 0
 

@@ -89,6 +89,18 @@ PERCEPTRON = Kind(
     damaged="{path} is damaged (its arrays do not fit together); fit the perceptron again.",
 )
 
+CHECKPOINT = Kind(
+    "napari-fewcell/pretrain-checkpoint", 1,
+    missing="The checkpoint {path} does not exist; give --resume the .ckpt file a `fewcell pretrain` run wrote.",
+    unreadable="{path} is not a readable pre-training checkpoint (corrupt or cut short); start the run again "
+               "without --resume, or resume from an older checkpoint.",
+    foreign="{path} is not a napari-fewcell pre-training checkpoint; give --resume the .ckpt file of a run.",
+    old_version="{path} is a checkpoint of format version {version}, but this napari-fewcell reads version "
+                "{expected}; start the run again without --resume.",
+    damaged="{path} does not fit this run's network or strategy (damaged, or written by another set-up); "
+            "resume with the same settings or start again.",
+)
+
 
 def torch_reader(path: Path):
     return torch.load(path, map_location="cpu", weights_only=True)

@@ -1,0 +1,64 @@
+"""Pre-training parameters, shared by every strategy, the CLI (``fewcell pretrain``) and the API."""
+from __future__ import annotations
+
+import dataclasses
+
+from ..core.errors import FewcellError
+from .datasets import ALL_SETS
+
+STRATEGIES = ("episodic", "reptile", "moco")
+
+
+@dataclasses.dataclass
+class PretrainParams:
+    data: str = "../shared/data"
+    datasets: tuple[str, ...] = ALL_SETS  #: tasks: ``SET`` (every label folder of it) or ``SET:FOLDER``
+    #: sampling weight per name of ``datasets`` (a set's weight is shared by its tasks); None = equal per task
+    dataset_weights: tuple[float, ...] | None = None
+    exclude: tuple[str, ...] = ()  #: ``SET`` (leave one data set out) or ``SET:FOLDER`` (leave one class out)
+    strategy: str = "episodic"  #: episodic (paper 000) | reptile (paper 003) | moco (paper 004, alternated)
+    steps: int = 3000  #: optimiser steps (reptile: meta-iterations)
+    batch: int = 8
+    crop: int = 128  #: query crop edge
+    box: int = 64  #: prompt box edge
+    context: int = 32  #: prompt context on each side
+    lr: float = 1e-3
+    seed: int = 0
+    threads: int = 0  #: torch threads (0 = torch's default)
+    base: int = 16
+    embed_dim: int = 32
+    tau: float = 0.1
+    dice_weight: float = 0.0  #: weight of a soft-Dice term (mean over classes) added to the cross entropy
+    invert_p: float = 0.2  #: probability of inverting prompt and query together
+    #: probability of swapping foreground and background in an episode (prompt and query alike): the prompt
+    #: defines the class, whatever the network saw as foreground before
+    swap_p: float = 0.0
+    init: str | None = None  #: weights file to start from (warm start); None = random init
+    query_pixels: int = 4096  #: query pixels scored per episode (random subset, for speed)
+    key_pixels: int = 1024  #: prompt pixels attended to per episode (random subset, for speed)
+    # reptile (paper 003, Algorithm 1)
+    inner_steps: int = 5  #: Adam steps on one task before the meta-update
+    meta_step: float = 1.0  #: ε of the meta-update θ ← θ + ε·mean(θ'_m − θ) (paper: 1.0)
+    shots: int = 2  #: K images per task
+    entropy_weight: float = 0.01  #: α, entropy regularisation on another data set's unlabelled task
+    distill_weight: float = 0.01  #: β, distillation between two data sets' bottleneck features
+    # moco (paper 004)
+    moco_every: int = 2  #: one MoCo step every N steps (the others episodic); 1 = MoCo only
+    moco_momentum: float = 0.99
+    moco_queue: int = 1024
+    moco_tau: float = 0.2
+    checkpoint_minutes: float = 10.0  #: a checkpoint at least this often (and at the end)
+
+    def check(self) -> None:
+        if self.strategy not in STRATEGIES:
+            raise FewcellError(f"There is no pre-training strategy {self.strategy!r}; choose one of "
+                               f"{', '.join(STRATEGIES)}.")
+        if self.steps < 1 or self.batch < 1 or self.crop < 16 or self.box < 8:
+            raise FewcellError("Pre-training needs one step and one episode or more, crops of 16 px and boxes of 8 px.")
+        if self.dataset_weights is not None and len(self.dataset_weights) != len(self.datasets):
+            raise FewcellError("Give one weight per data set (NAME=WEIGHT), or none.")
+        if self.checkpoint_minutes <= 0:
+            raise FewcellError("Checkpoints must be written at least every few minutes (a positive number).")
+
+    def as_card(self) -> dict:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(self).items()}
