@@ -142,3 +142,17 @@ def test_pretrain_bad_input_one_sentence_each(tmp_path, capsys):
     (tmp_path / "bad.ckpt").write_bytes(b"not a checkpoint at all")
     fails(["--datasets", "toy", "--resume", str(tmp_path / "bad.ckpt")], "not a readable pre-training checkpoint")
     fails(["--datasets", "toy", "--exclude", "toy"], "No data set is left")
+
+
+def test_a_stopped_run_checkpoints_its_last_finished_step(tmp_path):
+    """Closing the generator (Cancel, or SIGTERM in the CLI) writes a checkpoint of the last finished step."""
+    _dataset(tmp_path, "toy")
+    p = PretrainParams(data=str(tmp_path), datasets=("toy",), steps=20, batch=1, base=4, embed_dim=8, crop=64,
+                       query_pixels=256, key_pixels=128, checkpoint_minutes=60)  # no timed checkpoint in this test
+    gen = pretrain_iter(p, tmp_path / "w.pt")
+    for progress in gen:
+        if progress.done == 4:
+            break
+    gen.close()
+    assert torch.load(tmp_path / "w.pt.ckpt", weights_only=True)["step"] == 4
+    assert not (tmp_path / "w.pt").exists()  # no weights file for an unfinished run

@@ -77,9 +77,10 @@ def cmd_pretrain(a) -> int:
     episodes (paper 000), Reptile meta-learning (paper 003) or MoCo alternated with episodes (paper 004). A
     checkpoint is written at least every --checkpoint-minutes; --resume CKPT continues a run from it.
     """
+    from ..engine.core.errors import Cancelled
     from ..engine.core.progress import run
     from ..engine.training.params import PretrainParams
-    from ..engine.training.pretrain import pretrain_iter
+    from ..engine.training.pretrain import checkpoint_path, pretrain_iter
 
     names, weights = [], []
     for item in a.datasets:
@@ -94,9 +95,27 @@ def cmd_pretrain(a) -> int:
         inner_steps=a.inner_steps, meta_step=a.meta_step, moco_every=a.moco_every,
         checkpoint_minutes=a.checkpoint_minutes,
     )
-    run(pretrain_iter(p, a.out, resume=a.resume, checkpoint=a.checkpoint), Bar("pretrain"))
+    ckpt = a.checkpoint or str(checkpoint_path(a.out))
+    stop = stop_on_signals()
+    try:
+        run(pretrain_iter(p, a.out, resume=a.resume, checkpoint=ckpt), Bar("pretrain"), cancelled=stop.is_set)
+    except Cancelled:
+        print(f"\nfewcell: stopped; {ckpt} holds the last finished step: continue with the same command and "
+              f"--resume {ckpt}", file=sys.stderr)
+        return 130
     print(a.out)
     return 0
+
+
+def stop_on_signals():
+    """An event set by SIGTERM or SIGINT (a session's end, Ctrl-C): the run stops between two steps."""
+    import signal
+    import threading
+
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop
 
 
 def cmd_train_extractor(a) -> int:

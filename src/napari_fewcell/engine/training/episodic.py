@@ -124,7 +124,9 @@ class Episodic:
         self.model, self.tasks, self.p, self.rng, self.gen = model, tasks, p, rng, gen
         self.weights = task_weights(tasks, p)
         self.opt = torch.optim.Adam(model.parameters(), lr=p.lr)
-        self.sched = torch.optim.lr_scheduler.OneCycleLR(self.opt, max_lr=p.lr, total_steps=p.steps, pct_start=0.05)
+        # 5 % warm-up (a longer one for toy runs: OneCycleLR divides by zero when 5 % of the steps is one step)
+        warm = 0.05 if p.steps >= 40 else 0.3
+        self.sched = torch.optim.lr_scheduler.OneCycleLR(self.opt, max_lr=p.lr, total_steps=p.steps, pct_start=warm)
 
     def step(self) -> dict[str, float]:
         self.model.train()

@@ -83,7 +83,10 @@ class Checkpointer:
 
 def pretrain_iter(p: PretrainParams, out: str | Path, resume: str | Path | None = None,
                   checkpoint: str | Path | None = None) -> Generator[Progress, None, EmbedNet]:
-    """Train (or continue training) and save the embedding network; yields Progress every 10 steps."""
+    """Train (or continue training) and save the embedding network; yields Progress after every step.
+
+    Closing the generator (a Cancel, or the CLI's SIGTERM handler) writes a checkpoint of the last finished
+    step before it stops, so ``resume`` loses nothing."""
     p.check()
     t0 = time.time()
     if p.threads:
@@ -112,15 +115,22 @@ def pretrain_iter(p: PretrainParams, out: str | Path, resume: str | Path | None 
                 "numpy_rng": rng.bit_generator.state, "torch_gen": gen.get_state(), "torch_rng": torch.get_rng_state()}
 
     running: dict[str, float] = {}
+    done = start
     yield Progress(start, p.steps, f"{p.strategy}: from step {start}" if start else f"{p.strategy}: starting")
-    for step in range(start, p.steps):
-        losses = strategy.step()
-        running = {k: v if k not in running else 0.98 * running[k] + 0.02 * v for k, v in losses.items()}
-        if (step + 1) % 10 == 0 or step + 1 == p.steps:
-            history.append({"step": step + 1, **{k: round(v, 5) for k, v in running.items()}})
-            yield Progress(step + 1, p.steps, " ".join(f"{k} {v:.4f}" for k, v in running.items()))
-        if ckpt.due() and step + 1 < p.steps:
-            ckpt.save(snapshot(step + 1))
+    try:
+        for step in range(start, p.steps):
+            losses = strategy.step()
+            done = step + 1
+            running = {k: v if k not in running else 0.98 * running[k] + 0.02 * v for k, v in losses.items()}
+            if done % 10 == 0 or done == p.steps:
+                history.append({"step": done, **{k: round(v, 5) for k, v in running.items()}})
+            if ckpt.due() and done < p.steps:
+                ckpt.save(snapshot(done))
+            # a yield after every step: a stop request (Cancel, SIGTERM in the CLI) lands between two steps
+            yield Progress(done, p.steps, " ".join(f"{k} {v:.4f}" for k, v in running.items()))
+    except GeneratorExit:  # stopped between two steps: keep everything done so far
+        ckpt.save(snapshot(done))
+        raise
     ckpt.save(snapshot(p.steps))
     model.eval()
     card = {
