@@ -87,6 +87,15 @@ class EmbedNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.decode(x), dim=1)
 
+    def bottleneck(self, x: torch.Tensor) -> torch.Tensor:
+        """The deepest encoder features (the U-Net's latent code), ``base·2**depth`` channels at 1/2**depth
+        resolution; the same maps :meth:`body` computes before its first up-sampling."""
+        for i, block in enumerate(self.down):
+            if i:
+                x = F.max_pool2d(x, 2)
+            x = block(x)
+        return x
+
 
 class SegNet(EmbedNet):
     """U-Net returning class logits (``config.embed_dim`` = number of classes) at full resolution."""
