@@ -38,7 +38,15 @@ def add_pretrain_parser(sub) -> None:
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--inner-steps", type=int, default=d.inner_steps, help="reptile: Adam steps per task")
     p.add_argument("--meta-step", type=float, default=d.meta_step, help="reptile: ε of the meta-update")
+    p.add_argument("--shots", type=int, default=d.shots, help="reptile: K images per task")
+    p.add_argument("--entropy-weight", type=float, default=d.entropy_weight,
+                   help="reptile: α of the entropy regularisation on another data set's unlabelled images")
+    p.add_argument("--distill-weight", type=float, default=d.distill_weight,
+                   help="reptile: β of the distillation between two data sets' bottleneck features")
     p.add_argument("--moco-every", type=int, default=d.moco_every, help="moco: one MoCo step every N steps")
+    p.add_argument("--moco-queue", type=int, default=d.moco_queue, help="moco: negatives kept in the queue")
+    p.add_argument("--moco-momentum", type=float, default=d.moco_momentum, help="moco: key-encoder momentum")
+    p.add_argument("--moco-tau", type=float, default=d.moco_tau, help="moco: InfoNCE temperature")
     p.add_argument("--resume", default=None, metavar="CKPT", help="continue the run saved in this checkpoint")
     p.add_argument("--checkpoint", default=None, metavar="CKPT",
                    help="where to keep the run's checkpoint (default: WEIGHTS.pt.ckpt)")
@@ -92,7 +100,9 @@ def cmd_pretrain(a) -> int:
         data=a.data, datasets=tuple(names), dataset_weights=tuple(w or 1.0 for w in weights) if given else None,
         exclude=tuple(a.exclude), strategy=a.strategy, steps=a.steps, batch=a.batch, crop=a.crop, seed=a.seed,
         threads=a.threads, lr=a.lr, dice_weight=a.dice_weight, invert_p=a.invert_p, swap_p=a.swap_p, init=a.init,
-        inner_steps=a.inner_steps, meta_step=a.meta_step, moco_every=a.moco_every,
+        inner_steps=a.inner_steps, meta_step=a.meta_step, shots=a.shots, entropy_weight=a.entropy_weight,
+        distill_weight=a.distill_weight, moco_every=a.moco_every, moco_queue=a.moco_queue,
+        moco_momentum=a.moco_momentum, moco_tau=a.moco_tau,
         checkpoint_minutes=a.checkpoint_minutes,
     )
     ckpt = a.checkpoint or str(checkpoint_path(a.out))
