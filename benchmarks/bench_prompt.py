@@ -192,16 +192,36 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--quick", action="store_true", help="smoke test: 2 boxes, 2 test images, small memory sizes")
     ap.add_argument("--note", action="append", default=[], help="a line for the report header (repeatable)")
     ap.add_argument("--memory-child", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--latency-only", action="store_true",
+                    help="only section 4 (latency), for a re-check of speed on an otherwise idle machine")
     args = ap.parse_args()
     if args.boxes < 6 and not args.quick and not args.memory_child:
         ap.error("--boxes must be at least 6 (or use --quick)")
     return args
 
 
+def latency_only(args) -> None:
+    """Section 4 alone: the same image, box and steps as the full run."""
+    from napari_fewcell.engine.prompt import PromptParams, Segmenter
+
+    set_threads(args.threads)
+    fast = Segmenter(PromptParams(weights=args.weights, attention="prototypes", device="cpu"))
+    exact = Segmenter(PromptParams(weights=args.weights, attention="exact", device="cpu"), model=fast.model)
+    isbi = Dataset(args.data, "isbi2012_membrane")
+    box = pick_box(0, isbi, 1 / BOX**2, 1 - 1 / BOX**2)
+    lat = latency(isbi, box, fast, exact, RFBaseline(args.threads))
+    rep = [*report_header("napari-fewcell prompt benchmark — latency only", False, libs=("sklearn", "skimage")),
+           *(f"- note: {n}" for n in args.note), "",
+           f"## 4. Latency (torch threads {args.threads}, RF n_jobs {args.threads})", "", *lat, ""]
+    write_report(rep, args.out)
+
+
 def main() -> None:
     args = parse_args()
     if args.memory_child:
         return memory_child(args)
+    if args.latency_only:
+        return latency_only(args)
 
     sizes = [512, 1024] if args.quick else [2048, 4096]
     log("memory (first, while this process is small: Linux ru_maxrss of a child includes the parent's RSS)")
