@@ -5,6 +5,7 @@ Run the scripts as ``python benchmarks/<script>.py``: Python puts ``benchmarks/`
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import hashlib
 import importlib
@@ -12,7 +13,9 @@ import os
 import re
 import resource
 import shlex
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -69,18 +72,72 @@ def sha12(path) -> str:
 class Dataset:
     """All images and 0/1 labels of one data set, with its train/test ids from split.csv.
 
-    ``train_limit``: keep (and read) only the first N train images.
+    ``train_limit``: keep (and read) only the first N train images. ``folder``: the label folder
+    (``labels`` = the set's structure; e.g. ``labels_myelin`` for another structure of the same images).
     """
 
-    def __init__(self, root: str | Path, name: str, train_limit: int | None = None):
+    def __init__(self, root: str | Path, name: str, train_limit: int | None = None, folder: str = "labels"):
         d = Path(root) / name
         rows = [line.split(",") for line in (d / "split.csv").read_text().split()[1:]]
-        self.name = name
+        self.name, self.folder = name, folder
         self.train = [i for i, s in rows if s == "train"][:train_limit]
         self.test = [i for i, s in rows if s == "test"]
         ids = self.train + self.test
         self.images = {i: tifffile.imread(d / "images" / f"{i}.tif") for i in ids}
-        self.labels = {i: (tifffile.imread(d / "labels" / f"{i}.tif") > 0).astype(np.uint8) for i in ids}
+        self.labels = {i: (tifffile.imread(d / folder / f"{i}.tif") > 0).astype(np.uint8) for i in ids}
+
+
+# ---- what a weights file was pre-trained on (its card) ----------------------------------------------
+def weights_card(path) -> dict:
+    """The card of an embedding-weights file (``{}`` when it has none); one line and exit if it is unreadable."""
+    import torch
+
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - whatever the cause, the same one-line refusal
+        sys.exit(f"{path} is not a readable weights file ({str(err).splitlines()[0]})")
+    return (payload.get("card") or {}) if isinstance(payload, dict) else {}
+
+
+def card_chain(card: dict) -> list[dict]:
+    """A card, then the card of the weights it was initialised from (``init_card``), and so on."""
+    chain = []
+    while isinstance(card, dict) and card:
+        chain.append(card)
+        card = card.get("init_card")
+    return chain
+
+
+def seen_images(card: dict) -> dict[str, set[str]] | None:
+    """Task (``SET`` or ``SET:FOLDER``) → ids of the images trained on, over the card's whole init chain;
+    None when a card of the chain does not list its training images."""
+    seen: dict[str, set[str]] = {}
+    for c in card_chain(card):
+        images = c.get("training_images")
+        if not isinstance(images, dict):
+            return None
+        for task, ids in images.items():
+            seen.setdefault(task, set()).update(map(str, ids))
+    return seen
+
+
+def held_out(task: str, fold: str) -> bool:
+    """Whether a training task (``SET`` or ``SET:FOLDER``) touches a fold: any task of the fold's set, or for a
+    class-out fold ``SET:FOLDER`` the task of that folder (``SET`` itself is ``SET:labels``)."""
+    (tset, _, tfolder), (fset, _, ffolder) = task.partition(":"), fold.partition(":")
+    return tset == fset and (not ffolder or (tfolder or "labels") == ffolder)
+
+
+def unseen(card: dict, fold: str) -> tuple[bool, str]:
+    """(whether the weights never trained on the fold, a line saying what was checked and found)."""
+    seen, n_cards = seen_images(card), len(card_chain(card))
+    scope = "`training_images` of the card" + (f" and its {n_cards - 1} init card(s)" if n_cards > 1 else "")
+    if seen is None:
+        return False, f"{scope}: not recorded, so nothing shows the fold was held out"
+    hits = {t: len(ids) for t, ids in seen.items() if held_out(t, fold) and ids}
+    what = f"the task {fold}" if ":" in fold else f"any task of the set {fold}"
+    found = ", ".join(f"{t} ({n} images)" for t, n in hits.items())
+    return not hits, f"{scope} searched for {what}: " + (f"found {found}" if hits else "none → LODO")
 
 
 # ---- metrics --------------------------------------------------------------------------------------
@@ -135,6 +192,122 @@ class RFBaseline:
     @staticmethod
     def predict(clf, feat: np.ndarray) -> np.ndarray:
         return clf.predict(feat.reshape(-1, feat.shape[-1])).reshape(feat.shape[:2])
+
+
+# ---- one-shot prompts: seeded boxes, several methods scored image by image --------------------------
+def box_fractions(labels: np.ndarray) -> np.ndarray:
+    """Foreground fraction of the BOX×BOX box at every position (y, x) of a 0/1 label image."""
+    c = np.pad(labels.astype(np.int64).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+    return (c[BOX:, BOX:] - c[:-BOX, BOX:] - c[BOX:, :-BOX] + c[:-BOX, :-BOX]) / BOX**2
+
+
+def seeded_box(seed: int, ds: Dataset, lo: float, hi: float) -> tuple[str, int, int]:
+    """Seeded (train id, y, x) of a BOX×BOX box with a foreground fraction in [lo, hi]: the train images in a
+    seeded order, the first that has such a box, a position drawn uniformly among its valid ones."""
+    rng = np.random.default_rng(seed)
+    for src in rng.permutation(ds.train):
+        frac = box_fractions(ds.labels[src])
+        ys, xs = np.nonzero((frac >= lo) & (frac <= hi))
+        if len(ys):
+            k = int(rng.integers(len(ys)))
+            return str(src), int(ys[k]), int(xs[k])
+    sys.exit(f"No train image of {ds.name} ({ds.folder}) holds a {BOX}×{BOX} box with {lo:.0%}–{hi:.0%} foreground.")
+
+
+@dataclasses.dataclass
+class Scores:
+    """One method prompted with each box: per box, its numbers on every scored image and the prompt's own."""
+
+    dice: list = dataclasses.field(default_factory=list)  #: per box: [mean fg/bg Dice % per image]
+    fg: list = dataclasses.field(default_factory=list)  #: per box: [foreground Dice % per image]
+    secs: list = dataclasses.field(default_factory=list)  #: per box: [seconds per image]
+    prep: list = dataclasses.field(default_factory=list)  #: per box: seconds to prepare the prompt
+    info: list = dataclasses.field(default_factory=list)  #: per box: what the method said about its prompt
+
+    def per_box(self) -> list[float]:
+        return [float(np.mean(d)) for d in self.dice]
+
+    def mean(self) -> float:
+        return float(np.mean(self.per_box()))
+
+
+class ForestPrompt:
+    """The RF baseline as a prompt method for :func:`score_prompts`: prepare = features of the prompt image + the
+    forest on the box; apply = features + predict (features once per image for all boxes, their time counted
+    for every box)."""
+
+    def __init__(self, rf: RFBaseline):
+        self.rf, self.key, self.feat, self.t_feat = rf, None, None, 0.0
+
+    def prepare(self, ds: Dataset, box):
+        src, y, x = box
+        clf, secs = timed(lambda: self.rf.fit(self.rf.features(ds.images[src]), ds.labels[src], y, x))
+        return clf, secs, {}
+
+    def apply(self, clf, img, key):
+        if key != self.key:
+            (self.feat, self.t_feat), self.key = timed(self.rf.features, img), key
+        pred, secs = timed(self.rf.predict, clf, self.feat)
+        return pred, self.t_feat + secs
+
+
+def score_prompts(ds: Dataset, boxes, ids, methods: dict) -> dict[str, Scores]:
+    """Every method prompted with every box, scored on every image of ``ids``, image by image (one image's
+    features in memory at a time). A method has ``prepare(ds, box) -> (state, seconds, info)`` and
+    ``apply(state, image, key) -> (labels, seconds)``."""
+    scores, states = {m: Scores() for m in methods}, {m: [] for m in methods}
+    for m, method in methods.items():
+        for box in boxes:
+            state, secs, info = method.prepare(ds, box)
+            states[m].append(state)
+            for field, value in (("prep", secs), ("info", info), ("dice", []), ("fg", []), ("secs", [])):
+                getattr(scores[m], field).append(value)
+        log(f"{ds.name}: {m}: {len(boxes)} prompts prepared ({np.mean(scores[m].prep):.2f} s each)")
+    for n, i in enumerate(ids):
+        lab = ds.labels[i]
+        for m, method in methods.items():
+            for b, state in enumerate(states[m]):
+                pred, secs = method.apply(state, ds.images[i], (ds.name, i))
+                scores[m].dice[b].append(dice_pct(pred, lab))
+                scores[m].fg[b].append(fg_dice(pred, lab))
+                scores[m].secs[b].append(secs)
+        log(f"{ds.name}: image {n + 1}/{len(ids)} ({i}) scored")
+    return scores
+
+
+# ---- end to end: `fewcell segment` as a user runs it, vs the RF baseline ------------------------------
+def segment_cli(data, ds: Dataset, box, ids, weights, options=(), threads: int = 2) -> tuple[float, str]:
+    """(seconds, error) of `fewcell segment` in a fresh process on images ``ids`` of ``ds`` prompted by ``box``
+    (start-up, model load, prompt, read, segment, write); error is '' when it worked."""
+    import napari_fewcell
+
+    src, y, x = box
+    img_dir = Path(data) / ds.name / "images"
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(napari_fewcell.__file__).parents[1]), env.get("PYTHONPATH", "")])
+    with tempfile.TemporaryDirectory() as tmp:
+        lab = Path(tmp) / "prompt_labels.tif"
+        tifffile.imwrite(lab, ds.labels[src][y : y + BOX, x : x + BOX])
+        cmd = [sys.executable, "-m", "napari_fewcell.cli", "segment", *(str(img_dir / f"{i}.tif") for i in ids),
+               "--prompt-image", str(img_dir / f"{src}.tif"), "--prompt-labels", str(lab), "--box", str(y), str(x),
+               str(BOX), str(BOX), "--out", f"{tmp}/out", "--weights", str(weights), "--device", "cpu", *options]
+        proc, secs = timed(lambda: subprocess.run(cmd, capture_output=True, text=True, env=env))
+    error = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1] if proc.returncode else ""
+    return secs, error
+
+
+def rf_end_to_end(rf: RFBaseline, data, ds: Dataset, box, ids) -> float:
+    """Seconds of the RF baseline for the same job in this process: read the images, features of the prompt
+    image + fit on the box, features + predict on every image."""
+    src, y, x = box
+    img_dir = Path(data) / ds.name / "images"
+
+    def job():
+        clf = rf.fit(rf.features(tifffile.imread(img_dir / f"{src}.tif")), ds.labels[src], y, x)
+        for i in ids:
+            rf.predict(clf, rf.features(tifffile.imread(img_dir / f"{i}.tif")))
+
+    return timed(job)[1]
 
 
 # ---- workflow 3 (perceptron on MSD feature maps) ---------------------------------------------------
