@@ -1,5 +1,6 @@
 """napari-fewcell: segment a whole microscopy image from a tiny annotated prompt."""
 from .engine import (
+    Adaptation,
     Extractors,
     FewcellError,
     Perceptron,
@@ -15,6 +16,7 @@ from .engine import (
     SuggestParams,
     TrainParams,
     annotate,
+    estimate_text,
     fit,
     fit_iter,
     instance_labels,
@@ -35,4 +37,5 @@ __all__ = [
     "SegModel", "Segmenter", "TrainParams", "__version__", "annotate", "fit", "fit_iter", "instance_labels",
     "open_model", "pseudolabel", "pseudolabel_iter", "run", "segment", "support", "train_iter", "Session",
     "SessionParams", "SuggestParams", "Suggestion", "scorer_for", "suggest_iter",
+    "Adaptation", "estimate_text",
 ]

@@ -15,9 +15,9 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ..engine import FewcellError, Progress, PromptParams, Segmenter
+from ..engine import FewcellError, Progress, PromptParams, Segmenter, estimate_text
 from .geometry import box_corners, box_in_view, from_world, plane_at, shape2d, to_world
-from .jobs import job_controls
+from .jobs import default_progress_text, job_controls
 from .layers import (
     BOX_SIZE,
     RESULT_KEY,
@@ -33,13 +33,24 @@ from .layers import (
 BOX_LAYER = "fewcell prompt boxes"
 SAME = "(same as target)"
 NONE = "(none)"
+#: the "Adapt to the prompt" choices: (shown text, PromptParams.adapt)
+ADAPT_ITEMS = [("auto (best by the self-check)", "auto"), ("none (attention only, fastest)", "none"),
+               ("fuse (attention + filters)", "fuse"), ("finetune (a few seconds)", "finetune")]
 
 
 def _segment_gen(seg: Segmenter, job: dict):
-    """Prepare the prompt, then segment (the engine generator the job runs)."""
+    """Prepare the prompt, adapt to it, then segment (the engine generator the job runs); returns
+    (labels, prompt) so the status can show the prompt's self-check."""
     yield Progress(0, 0, "preparing the prompt")
     prompt = seg.prepare_prompt(job["prompt"], job["labels"], job["box"])
-    return (yield from seg.segment_iter(job["target"], prompt))
+    labels = yield from seg.segment_iter(job["target"], prompt)
+    return labels, prompt
+
+
+def _progress_text(p: Progress) -> str:
+    if p.message == "segmenting":
+        return f"Segmenting: tile {p.done} of {p.total}"
+    return default_progress_text(p)
 
 
 class PromptSegmentationWidget(QWidget):
@@ -64,17 +75,27 @@ class PromptSegmentationWidget(QWidget):
         self.attention_combo = QComboBox()
         self.attention_combo.addItem("prototypes (fast)", "prototypes")
         self.attention_combo.addItem("exact", "exact")
+        self.adapt_combo = QComboBox()
+        for text, value in ADAPT_ITEMS:
+            self.adapt_combo.addItem(text, value)
+        self.adapt_combo.setCurrentIndex(self.adapt_combo.findData(PromptParams().adapt))
+        self.adapt_combo.setToolTip(
+            "How to adapt to your image: 'fuse' adds intensity, edge and texture filters in a random forest, "
+            "'finetune' fine-tunes a copy of the network on the box, 'auto' picks the best by a check inside "
+            "the box (each quarter predicted from the other three); 'none' is attention only."
+        )
         self.weights_edit = QLineEdit()
         self.weights_edit.setPlaceholderText("shipped weights")
         self.weights_button = QPushButton("…")
         self.device_combo = QComboBox()
         self.device_combo.addItems(["auto", "cpu", "cuda"])
         self.jobs = job_controls(self, {"segment": ("Segment", self._segment)})
-        self.jobs.progress_text = lambda p: f"{p.message.capitalize()}: tile {p.done} of {p.total}"
+        self.jobs.progress_text = _progress_text
 
         form = form_rows(
             ("Image to segment", self.image_combo), ("Prompt image", self.prompt_image_combo),
             ("Prompt labels", self.labels_combo), ("Prompt boxes", self.shapes_combo), self.add_box_button,
+            ("Adapt to the prompt", self.adapt_combo),
             ("τ (temperature)", self.tau_spin), ("Attention", self.attention_combo),
             ("Weights", hlayout(self.weights_edit, self.weights_button)), ("Device", self.device_combo),
         )
@@ -151,12 +172,13 @@ class PromptSegmentationWidget(QWidget):
         tau = self.tau_spin.value()
         tau = None if tau <= self.tau_spin.minimum() else float(tau)
         weights = self.weights_edit.text().strip() or None
-        return weights, self.device_combo.currentText(), tau, self.attention_combo.currentData()
+        return (weights, self.device_combo.currentText(), tau, self.attention_combo.currentData(),
+                self.adapt_combo.currentData())
 
     def _get_segmenter(self, key: tuple) -> Segmenter:
         if key not in self._segmenters:
-            weights, device, tau, attention = key
-            seg = Segmenter(PromptParams(tau=tau, attention=attention, weights=weights, device=device))
+            weights, device, tau, attention, adapt = key
+            seg = Segmenter(PromptParams(tau=tau, attention=attention, weights=weights, device=device, adapt=adapt))
             if len(self._segmenters) >= 4:
                 self._segmenters.clear()
             self._segmenters[key] = seg
@@ -186,7 +208,8 @@ class PromptSegmentationWidget(QWidget):
     def _segment(self):
         self.jobs.start(self._collect_job, "Loading the model…")
 
-    def _segmented(self, labels):
+    def _segmented(self, result):
+        labels, prompt = result
         job = self.jobs.job
         layer = self.viewer.add_labels(
             labels, name=f"{job['name']} fewcell", scale=job["scale"], translate=job["translate"],
@@ -196,7 +219,8 @@ class PromptSegmentationWidget(QWidget):
         text = f"Added '{layer.name}' with label values {classes or 'none (all background)'}."
         if job["idx"]:
             text += f" Only the plane at index {job['idx']} was done: segmented the current plane."
-        self.status.setText(text)
+        estimate = estimate_text(prompt.path, prompt.check)
+        self.status.setText(f"{text} {estimate}." if estimate else text)
 
     def _fail(self, message: str):
         self.jobs.fail(message)

@@ -1,11 +1,15 @@
 """``fewcell segment``: segment whole images from one labelled prompt box (workflow 1)."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from ..engine.core.files import check_out_dir
 from .args import add_box, add_device, add_images, add_out, add_overwrite, add_tau, add_weights
 from .bar import Bar
+
+#: PromptParams.adapt's values (the engine's ADAPT_CHOICES; listed here so --help needs no torch)
+ADAPT = ["auto", "none", "fuse", "finetune"]
 
 
 def add_parser(sub) -> None:
@@ -26,22 +30,46 @@ def add_parser(sub) -> None:
         help="prototypes: fast (default); exact: every prompt pixel is a key (slow on CPU)",
     )
     s.add_argument("--prototypes", type=int, default=64, help="k-means prototypes per class (fast path)")
+    s.add_argument(
+        "--adapt", default=None, choices=ADAPT,
+        help="adapt to the prompt: none = attention only; fuse = attention + intensity/edge/texture filters in a "
+             "random forest; finetune = a few seconds of fine-tuning a copy of the network on the box; auto = the "
+             "best of them by a check inside the box (default: auto)",
+    )
     add_overwrite(s, "replace existing <stem>.tif files in --out")
     s.set_defaults(func=cmd_segment)
 
 
 def cmd_segment(a) -> int:
     from ..engine.core.files import read_image, write_labels_tif
+    from ..engine.core.image import as_image2d
     from ..engine.prompt import PromptParams, Segmenter
 
     params = PromptParams(tau=a.tau, attention=a.attention, prototypes=a.prototypes, weights=a.weights, device=a.device)
+    if a.adapt is not None:
+        params.adapt = a.adapt
     seg = Segmenter(params)
     prompt = seg.prepare_prompt(read_image(a.prompt_image), read_image(a.prompt_labels, "prompt labels"), a.box)
     out = check_out_dir(a.out, overwrite=a.overwrite, stems=[Path(p).stem for p in a.images])  # after the
     # prompt is known to be good, so a bad prompt leaves no empty --out folder behind
-    for path in a.images:
-        labels = seg.segment(read_image(path), prompt, Bar(Path(path).name))
+    for i, path in enumerate(a.images):
+        image = read_image(path)
+        if i == 0:  # adapt to the prompt once per run, after the first image is known to be good
+            as_image2d(image)
+            seg.adapt(prompt, Bar("prompt"))
+            print_estimate(prompt)
+        labels = seg.segment(image, prompt, Bar(Path(path).name))
         target = out / f"{Path(path).stem}.tif"
         write_labels_tif(target, labels, source=str(path), overwrite=True)
         print(target)
     return 0
+
+
+def print_estimate(prompt) -> None:
+    """The self-check on stderr, one line: the chosen path's estimate and every path's."""
+    from ..engine.prompt import estimate_text
+
+    text = estimate_text(prompt.path, prompt.check)
+    if text:
+        each = ", ".join(f"{path} {dice:.2f}" for path, dice in prompt.check.items())
+        print(f"fewcell: {text}; self-check inside the box: {each}.", file=sys.stderr)

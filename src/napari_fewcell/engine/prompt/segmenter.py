@@ -7,6 +7,10 @@ bar drive the same code::
     seg = Segmenter()                        # shipped weights, auto device
     prompt = seg.prepare_prompt(img, labels, box=(y, x, 64, 64))
     out = seg.segment(other_img, prompt)     # uint8/uint16 labels, 0 = background
+    prompt.path, prompt.check                # the adaptation chosen and its self-check (see adapt.py)
+
+The first segmentation with a prompt adapts to it once (``PromptParams.adapt``, see :mod:`.adapt`);
+``Segmenter.adapt_iter(prompt)`` does it beforehand, e.g. to show the estimate before any image is done.
 """
 from __future__ import annotations
 
@@ -25,6 +29,17 @@ from ..core.progress import Progress, run
 from ..core.tiling import windows
 from ..nets import attention
 from ..nets.unet import EmbedNet, load_model
+from .adapt import (
+    ADAPT_CHOICES,
+    FEATURE_MARGIN,
+    Adaptation,
+    BoxData,
+    PromptSource,
+    adapt_iter,
+    box_embeddings,
+    forest_proba,
+    window_features,
+)
 
 
 @dataclasses.dataclass
@@ -38,10 +53,25 @@ class PromptParams:
     margin: int = 32  #: context pixels around each tile
     weights: str | None = None  #: path of a weights file; None = shipped weights
     device: str = "auto"  #: auto | cpu | cuda | mps
+    #: adaptation to the prompt: "none" (attention only), "fuse" (attention + filters in a random forest),
+    #: "finetune" (a copy of the network fine-tuned on the box) or "auto" (the best by the self-check)
+    adapt: str = "auto"
+    trees: int = 50  #: trees of the "fuse" random forest
+    #: fine-tuning steps (≈ 2 s at ~0.05 s a step on a CPU core); a number of steps, not seconds, so that the
+    #: result and the "auto" choice do not depend on the machine's speed ...
+    finetune_steps: int = 40
+    finetune_seconds: float | None = 6.0  #: ... unless it is very busy: a cap on the time (None: no cap)
+    finetune_lr: float = 1e-4  #: Adam learning rate of the fine-tuning
 
     def check(self) -> None:
         if self.attention not in ("prototypes", "exact"):
             raise FewcellError(f"Unknown attention '{self.attention}': choose 'prototypes' or 'exact'.")
+        if self.adapt not in ADAPT_CHOICES:
+            raise FewcellError(f"Unknown adaptation '{self.adapt}': choose one of {', '.join(ADAPT_CHOICES)}.")
+        if self.trees < 1 or self.finetune_steps < 0 or not self.finetune_lr > 0:
+            raise FewcellError("The forest needs at least one tree, and fine-tuning a positive learning rate.")
+        if self.finetune_seconds is not None and not self.finetune_seconds >= 0:
+            raise FewcellError("The fine-tuning time must be zero or more seconds.")
         if self.tau is not None and not (np.isfinite(self.tau) and self.tau > 0):
             raise FewcellError(f"The temperature τ must be a positive number, not {self.tau}.")
         if self.prototypes < 1:
@@ -59,6 +89,10 @@ class Prompt:
     box: Box
     shape: tuple[int, int]  # (h, w) of the box
     _keys: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
+    source: PromptSource | None = dataclasses.field(default=None, repr=False, compare=False)  # for adaptation
+    path: str | None = None  #: the adaptation path chosen (after the first segmentation or ``adapt_iter``)
+    check: dict = dataclasses.field(default_factory=dict)  #: the self-check: {path: estimated Dice on the box}
+    _adapted: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
     @property
     def classes(self) -> np.ndarray:
@@ -98,17 +132,19 @@ class Segmenter:
         return float(self.params.tau if self.params.tau is not None else self.model.config.tau)
 
     @torch.inference_mode()
-    def embed(self, arr: np.ndarray, rng, rows: slice, cols: slice) -> torch.Tensor:
-        """Embeddings (D, h, w) of the region ``arr[rows, cols]`` of an (H, W, C) image normalised with ``rng``."""
+    def embed(self, arr: np.ndarray, rng, rows: slice, cols: slice, model: EmbedNet | None = None) -> torch.Tensor:
+        """Embeddings (D, h, w) of the region ``arr[rows, cols]`` of an (H, W, C) image normalised with ``rng``
+        (by ``model``, default the segmenter's)."""
+        model = model or self.model
         t = torch.from_numpy(normalize(arr[rows, cols], rng))[None].to(self.device)
-        t, h, w = pad_to_multiple(t, self.model.multiple)
-        return self.model(t)[0, :, :h, :w]
+        t, h, w = pad_to_multiple(t, model.multiple)
+        return model(t)[0, :, :h, :w]
 
-    def embed_box(self, arr: np.ndarray, box: Box) -> torch.Tensor:
+    def embed_box(self, arr: np.ndarray, box: Box, rng=None) -> torch.Tensor:
         """(h·w, D) embeddings (CPU) of the pixels of ``box`` in an (H, W, C) image, seen with their context."""
         y, x, h, w = box
         y0, y1, x0, x1 = with_context(box, self.params.margin, arr.shape[:2])
-        emb = self.embed(arr, intensity_range(arr), slice(y0, y1), slice(x0, x1))
+        emb = self.embed(arr, intensity_range(arr) if rng is None else rng, slice(y0, y1), slice(x0, x1))
         emb = emb[:, y - y0 : y - y0 + h, x - x0 : x - x0 + w]
         return emb.reshape(emb.shape[0], -1).T.float().cpu()
 
@@ -117,7 +153,9 @@ class Segmenter:
         arr = as_image2d(image, "prompt image")
         box = check_box(box, arr.shape[:2])
         lab = crop_prompt_labels(labels, box, arr.shape[:2])
-        return Prompt(self.embed_box(arr, box), lab.reshape(-1), box, box[2:])
+        rng = intensity_range(arr)
+        return Prompt(self.embed_box(arr, box, rng), lab.reshape(-1), box, box[2:],
+                      source=PromptSource.cut(arr, rng, box))
 
     def prompt_from_boxes(self, items: Sequence[tuple[np.ndarray, np.ndarray, Sequence[Box]]],
                           subject: str = "annotated boxes hold") -> Prompt:
@@ -139,22 +177,59 @@ class Segmenter:
         require_two_classes(lab, subject)
         return Prompt(torch.cat(embs), lab, first, first[2:])
 
+    def make_keys(self, embeddings: torch.Tensor, labels: np.ndarray) -> attention.PromptKeys:
+        """Attention keys of prompt pixels (M, D) with labels (M,), for this segmenter's settings."""
+        if self.params.attention == "exact":
+            keys = attention.exact_keys(embeddings, labels)
+        else:
+            keys = attention.prototype_keys(embeddings, labels, self.params.prototypes)
+        return keys.to(self.device)
+
     def keys(self, prompt: Prompt) -> attention.PromptKeys:
         """The prompt's attention keys for this segmenter's settings (computed once per prompt)."""
         key = (self.params.attention, self.params.prototypes, str(self.device))
         if key not in prompt._keys:
-            if self.params.attention == "exact":
-                keys = attention.exact_keys(prompt.embeddings, prompt.labels)
-            else:
-                keys = attention.prototype_keys(prompt.embeddings, prompt.labels, self.params.prototypes)
-            prompt._keys[key] = keys.to(self.device)
+            prompt._keys[key] = self.make_keys(prompt.embeddings, prompt.labels)
         return prompt._keys[key]
+
+    def adapt_iter(self, prompt: Prompt) -> Generator[Progress, None, Adaptation]:
+        """Adapt to the prompt as ``params.adapt`` says, once per prompt and settings (cached on the prompt);
+        sets ``prompt.path`` and ``prompt.check``. A prompt of several boxes is not adapted under "auto"."""
+        p = self.params
+        key = (id(self.model), str(self.device), self.tau, p.adapt, p.attention, p.prototypes, p.trees,
+               p.finetune_steps, p.finetune_seconds, p.finetune_lr)
+        if key not in prompt._adapted:
+            box = None
+            if prompt.source is not None and p.adapt != "none":
+                y = np.unique(prompt.labels, return_inverse=True)[1].reshape(-1)
+                box = BoxData(prompt.embeddings, y, prompt.source, self.tau)
+            ad = yield from adapt_iter(self.model, box, p)
+            if ad.model is not None:
+                ad.keys = self.make_keys(box_embeddings(ad.model, prompt.source), prompt.labels)
+            prompt._adapted[key] = ad
+        ad = prompt._adapted[key]
+        prompt.path, prompt.check = ad.path, dict(ad.check)
+        return ad
+
+    def adapt(self, prompt: Prompt, progress: Callable[[Progress], None] | None = None) -> Adaptation:
+        return run(self.adapt_iter(prompt), progress)
+
+    def tile_probs(self, arr: np.ndarray, rng, win, fwin, keys, ad: Adaptation) -> torch.Tensor:
+        """Class probabilities (h·w, C) of one tile: attention, then (fused path) the forest."""
+        emb = self.embed(arr, rng, *win.region, model=ad.model)[(slice(None), *win.inner)]
+        d = emb.shape[0]
+        probs = attention.attend(emb.reshape(d, -1).T.float(), keys, self.tau)
+        if ad.forest is not None:
+            x = np.hstack([window_features(arr, rng, fwin), probs.float().cpu().numpy()])
+            probs = torch.from_numpy(forest_proba(ad.forest, x, probs.shape[1])).to(self.device)
+        return probs
 
     def segment_iter(self, image, prompt: Prompt, confidence: bool = False) -> Generator[Progress, None, np.ndarray]:
         """Segment a whole 2D image tile by tile; yields Progress, returns the labels
         (with ``confidence``: a tuple of the labels and the winning class's probability, float16)."""
         arr = as_image2d(image)
-        keys = self.keys(prompt)
+        ad = yield from self.adapt_iter(prompt)
+        keys = self.keys(prompt) if ad.keys is None else ad.keys
         rng = intensity_range(arr)
         H, W = arr.shape[:2]
         dtype = np.uint8 if keys.classes.max() <= 255 else np.uint16
@@ -162,12 +237,12 @@ class Segmenter:
         conf = np.zeros((H, W), np.float16) if confidence else None
         lut = torch.as_tensor(keys.classes.astype(np.int64), device=self.device)
         tiles = windows((H, W), self.params.tile, self.params.margin)
+        ftiles = windows((H, W), self.params.tile, FEATURE_MARGIN)  # the same tiles, the filters' context
         yield Progress(0, len(tiles), "segmenting")
-        for i, win in enumerate(tiles):
+        for i, (win, fwin) in enumerate(zip(tiles, ftiles)):
             with torch.inference_mode():
-                emb = self.embed(arr, rng, *win.region)[(slice(None), *win.inner)]
-                d, h, w = emb.shape
-                probs = attention.attend(emb.reshape(d, -1).T.float(), keys, self.tau)
+                probs = self.tile_probs(arr, rng, win, fwin, keys, ad)
+                h, w = win.ty1 - win.ty, win.tx1 - win.tx
                 best, arg = probs.max(1)
                 out[win.tile] = lut[arg].reshape(h, w).cpu().numpy().astype(dtype)
                 if conf is not None:

@@ -1,0 +1,390 @@
+"""Adapting prompt segmentation to the user's image at prompt time, and an honest estimate of its quality.
+
+The one-shot network is good on image types like its pre-training data and worse than an
+ilastik-style random forest on image types it never saw. Three paths, chosen by ``PromptParams.adapt``:
+
+* ``"none"`` — prompt attention only (today's path, no extra cost);
+* ``"fuse"`` — a random forest on generic filters of the luminance (skimage's
+  ``multiscale_basic_features``, σ 1–16: intensity, edges, texture) ⊕ the attention's per-class
+  probability, fitted on the box's pixels. On the box the attention is nearly perfect (its keys are
+  those very pixels), so the forest is trained on the *out-of-sample* probability: each quadrant of
+  the box predicted by attention to the other three; at inference the attention is over the whole box;
+* ``"finetune"`` — a deep copy of the embedding network (never the shared one) fine-tuned for a few
+  seconds (a fixed number of Adam steps) on augmented views of the prompt region (queries: one quadrant
+  of the box; keys: the other quadrants; cross entropy of the attention output), BatchNorm in eval mode;
+* ``"auto"`` — the path with the best self-check estimate (ties within :data:`TIE` go to the cheaper).
+
+The self-check is leave-one-quadrant-out inside the box: each path predicts each quadrant from the
+other three and is scored by the mean over quadrants of the mean per-class Dice (quadrants holding
+one class only are skipped; if every quadrant holds one class, the Dice of the whole box's held-out
+predictions is used). Fine-tuning four times would cost four budgets, so ``finetune`` is estimated on
+ONE held-out quadrant (the one with the most balanced classes) as a paired difference: the attention's
+four-quadrant estimate plus (fine-tuned − attention) Dice on that quadrant, clipped to [0, 1]. One
+quadrant of 32×32 pixels is a noisy witness, and a network tuned on three quadrants of a box carries
+over to the fourth more easily than to another image: the fine-tuned path's estimate is the least
+reliable of the three, and "auto" may pick it where it is worse on the whole image.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import time
+from typing import Generator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..core.augment import MILD, augment
+from ..core.errors import FewcellError
+from ..core.geometry import Box, pad_to_multiple, with_context
+from ..core.image import as_image2d, intensity_range, normalize
+from ..core.progress import Progress
+from ..core.tiling import Window, windows
+from ..nets import attention
+from ..nets.unet import EmbedNet
+
+ADAPT_CHOICES = ("auto", "none", "fuse", "finetune")  #: values of ``PromptParams.adapt``
+PATHS = ("none", "fuse", "finetune")  #: the paths, cheapest first
+PATH_NAMES = {"none": "prompt attention only", "fuse": "fused with filters", "finetune": "fine-tuned network"}
+TIE = 0.005  #: estimates closer than this are a tie (the cheaper path wins)
+SIGMA_MIN, SIGMA_MAX = 1, 16  #: scales of the generic filters
+FEATURE_MARGIN = 72  #: context of a tile's filters: 4σ of the largest Gaussian (+ a few px for derivatives): no seams
+CONTEXT = 64  #: pixels of the prompt image kept around the box (filters of the box, fine-tuning)
+TUNE_CONTEXT = 32  #: context of the views the network is fine-tuned on
+TUNE_PIXELS = 1024  #: at most this many queries and keys per fine-tuning step
+
+@dataclasses.dataclass
+class PromptSource:
+    """The prompt image around the box, kept for adaptation: a normalised (3, h, w) region and the box in it."""
+
+    region: np.ndarray
+    offset: tuple[int, int]  #: the box's top-left corner in the region
+    shape: tuple[int, int]  #: the box's (h, w)
+
+    @classmethod
+    def cut(cls, arr: np.ndarray, rng, box: Box) -> "PromptSource":
+        y0, y1, x0, x1 = with_context(box, CONTEXT, arr.shape[:2])
+        return cls(normalize(arr[y0:y1, x0:x1], rng), (box[0] - y0, box[1] - x0), tuple(box[2:]))
+
+    @property
+    def box(self) -> tuple[slice, slice]:
+        (oy, ox), (h, w) = self.offset, self.shape
+        return slice(oy, oy + h), slice(ox, ox + w)
+
+
+@dataclasses.dataclass
+class BoxData:
+    """What the self-check and the paths read of a prompt: the box's embeddings by the shared network,
+    class indices, the region around the box and the temperature (plus the quadrant of each pixel)."""
+
+    emb: torch.Tensor  #: (M, D) on CPU
+    y: np.ndarray  #: (M,) class index 0..C-1
+    source: PromptSource
+    tau: float
+
+    def __post_init__(self):
+        self.quad = quadrants(*self.source.shape)
+        self.n_classes = int(self.y.max()) + 1
+
+
+@dataclasses.dataclass
+class Adaptation:
+    """The chosen path of a prompt and what it needs at inference."""
+
+    path: str
+    check: dict  #: {path: estimated mean per-class Dice on the box}
+    forest: object | None = None  #: "fuse": the fitted random forest
+    model: EmbedNet | None = None  #: "finetune": the fine-tuned copy of the network
+    keys: attention.PromptKeys | None = None  #: "finetune": the prompt's keys by the fine-tuned copy
+
+    @property
+    def estimate(self) -> float | None:
+        return self.check.get(self.path)
+
+
+def estimate_text(path: str | None, check: dict | None) -> str:
+    """The sentence the widget and the CLI show, e.g. 'Expected Dice on your box ≈ 0.83 (fused with filters)';
+    empty when there is no estimate (adapt="none", or a prompt of several boxes)."""
+    if not check or path not in check:
+        return ""
+    return f"Expected Dice on your box ≈ {check[path]:.2f} ({PATH_NAMES[path]})"
+
+
+# ----------------------------------------------------------------------------- generic filters
+def luminance_features(x: np.ndarray) -> np.ndarray:
+    """(h, w, F) float32 filters of a normalised (3, h, w) region's luminance (intensity, edges, texture)."""
+    from skimage.feature import multiscale_basic_features
+
+    return multiscale_basic_features(x.mean(0), intensity=True, edges=True, texture=True,
+                                     sigma_min=SIGMA_MIN, sigma_max=SIGMA_MAX).astype(np.float32)
+
+
+def window_features(arr: np.ndarray, rng, win: Window) -> np.ndarray:
+    """Filters (h·w, F) of one tile of an (H, W, C) image, computed on the tile with its context."""
+    f = luminance_features(normalize(arr[win.region], rng))[win.inner]
+    return f.reshape(-1, f.shape[-1])
+
+
+def generic_features(image, tile: int = 512) -> np.ndarray:
+    """(H, W, F) filters of a whole image, tile by tile (memory bounded by the tile, not the image)."""
+    arr = as_image2d(image)
+    rng = intensity_range(arr)
+    out = None
+    for win in windows(arr.shape[:2], tile, FEATURE_MARGIN):
+        f = window_features(arr, rng, win)
+        if out is None:
+            out = np.empty((*arr.shape[:2], f.shape[-1]), np.float32)
+        out[win.tile] = f.reshape(win.ty1 - win.ty, win.tx1 - win.tx, -1)
+    return out
+
+
+def box_features(source: PromptSource) -> np.ndarray:
+    """(M, F) filters of the box's pixels, computed on the box with its context."""
+    f = luminance_features(source.region)[source.box]
+    return f.reshape(-1, f.shape[-1])
+
+
+# ----------------------------------------------------------------------------- scoring
+def quadrants(h: int, w: int) -> np.ndarray:
+    """(h·w,) quadrant 0..3 of each pixel of an h×w box (row major)."""
+    rows = np.arange(h)[:, None] >= h // 2
+    cols = np.arange(w)[None, :] >= w // 2
+    return (rows * 2 + cols).reshape(-1)
+
+
+def mean_dice(pred: np.ndarray, truth: np.ndarray) -> float | None:
+    """Mean over the classes present in ``truth`` of their Dice; None when ``truth`` holds one class."""
+    classes = np.unique(truth)
+    if len(classes) < 2:
+        return None
+    dice = [2 * np.sum((pred == c) & (truth == c)) / (np.sum(pred == c) + np.sum(truth == c)) for c in classes]
+    return float(np.mean(dice))
+
+
+def quadrant_score(pred: np.ndarray, truth: np.ndarray, quad: np.ndarray) -> float:
+    """Mean over quadrants with two classes or more of the mean per-class Dice; the whole box's if none has."""
+    scores = [s for q in np.unique(quad) if (s := mean_dice(pred[quad == q], truth[quad == q])) is not None]
+    if scores:
+        return float(np.mean(scores))
+    pooled = mean_dice(pred, truth)
+    return 0.0 if pooled is None else pooled
+
+
+def held_out_probs(box: BoxData, emb: torch.Tensor | None = None, exclude: tuple = ()) -> np.ndarray:
+    """(M, C) class probabilities of each box pixel by attention to the pixels of the OTHER quadrants
+    (never to those of ``exclude``, whose rows stay 0).
+
+    Exact attention (every key pixel), whatever ``PromptParams.attention`` says: k-means prototypes for
+    the 16 key sets of a self-check would cost seconds, and the prototypes approximate exact attention
+    (tests/test_segment.py: the two agree on ≥ 97 % of pixels).
+    """
+    emb = box.emb if emb is None else emb
+    out = np.zeros((len(box.y), box.n_classes), np.float32)
+    for q in np.unique(box.quad):
+        train = (box.quad != q) & ~np.isin(box.quad, exclude)
+        if q in exclude or not train.any():
+            continue
+        keys = attention.exact_keys(emb[train], box.y[train])
+        with torch.inference_mode():
+            p = attention.attend(emb[box.quad == q].float(), keys, box.tau)
+        out[np.ix_(box.quad == q, keys.classes)] = p.float().cpu().numpy()
+    return out
+
+
+# ----------------------------------------------------------------------------- fuse
+def make_forest(trees: int):
+    from sklearn.ensemble import RandomForestClassifier
+
+    return RandomForestClassifier(n_estimators=trees, n_jobs=max(1, torch.get_num_threads()), random_state=0)
+
+
+def forest_proba(forest, x: np.ndarray, n_classes: int) -> np.ndarray:
+    """(N, C) class probabilities of a forest that may have seen only some of the C classes."""
+    out = np.zeros((len(x), n_classes), np.float32)
+    out[:, forest.classes_] = forest.predict_proba(x)
+    return out
+
+
+def fuse_check(box: BoxData, feats: np.ndarray, loqo: np.ndarray, trees: int) -> Generator[Progress, None, np.ndarray]:
+    """Held-out predictions of the fused path: each quadrant by a forest fitted on the other three, whose
+    attention feature is itself out-of-sample (nested: keys from the two quadrants left)."""
+    pred = np.zeros(len(box.y), np.int64)
+    quads = np.unique(box.quad)
+    for i, q in enumerate(quads):
+        train, test = box.quad != q, box.quad == q
+        nested = held_out_probs(box, exclude=(q,))
+        forest = make_forest(trees).fit(np.hstack([feats[train], nested[train]]), box.y[train])
+        pred[test] = forest_proba(forest, np.hstack([feats[test], loqo[test]]), box.n_classes).argmax(1)
+        yield Progress(i + 1, len(quads), "checking the fused path")
+    return pred
+
+
+# ----------------------------------------------------------------------------- finetune
+def embed_region(net: EmbedNet, x: torch.Tensor) -> torch.Tensor:
+    """(B, D, h, w) embeddings of a (B, 3, h, w) tensor (with gradients if enabled)."""
+    t, h, w = pad_to_multiple(x, net.multiple)
+    return net(t)[:, :, :h, :w]
+
+
+def view_loss(net: EmbedNet, region: np.ndarray, packed: np.ndarray, n_classes: int, tau: float,
+              rng: np.random.Generator, device) -> torch.Tensor | None:
+    """Cross entropy of the attention output on one augmented view of the prompt region: queries = the
+    pixels of one labelled quadrant, keys = those of the other labelled quadrants (never the query pixels
+    themselves, so the network learns to generalise across the box, not to match a pixel with itself).
+    ``packed`` = class·4 + quadrant (−1: not labelled)."""
+    img, lab = augment(region, packed, rng, MILD)
+    lab = lab.reshape(-1)
+    quads = np.unique(lab[lab >= 0] % 4)
+    if len(quads) < 2:
+        return None
+    q = rng.choice(quads)
+    qi = np.flatnonzero((lab >= 0) & (lab % 4 == q))
+    ki = np.flatnonzero((lab >= 0) & (lab % 4 != q))
+    qi = rng.choice(qi, min(len(qi), TUNE_PIXELS), replace=False)
+    ki = rng.choice(ki, min(len(ki), TUNE_PIXELS), replace=False)
+    emb = embed_region(net, torch.from_numpy(img)[None].to(device))[0].flatten(1).T
+    x, k = emb[torch.from_numpy(qi).to(device)], emb[torch.from_numpy(ki).to(device)]
+    v = F.one_hot(torch.from_numpy(lab[ki] // 4).to(device), n_classes).float()
+    o = torch.softmax(x @ k.T / tau, dim=1) @ v
+    return F.nll_loss(torch.log(o.clamp_min(1e-6)), torch.from_numpy(lab[qi] // 4).to(device))
+
+
+class Adam:
+    """Plain Adam (Kingma & Ba) in a few lines: ``torch.optim.Adam`` imports torch's compiler on first use,
+    seconds on a busy 2-core CPU, more than the whole fine-tuning budget."""
+
+    def __init__(self, params, lr: float, betas=(0.9, 0.999), eps: float = 1e-8):
+        self.params, self.lr, self.betas, self.eps, self.t = list(params), lr, betas, eps, 0
+        self.m = [torch.zeros_like(p) for p in self.params]
+        self.v = [torch.zeros_like(p) for p in self.params]
+
+    @torch.no_grad()
+    def step(self) -> None:
+        self.t += 1
+        (b1, b2), t = self.betas, self.t
+        for p, m, v in zip(self.params, self.m, self.v):
+            if p.grad is None:
+                continue
+            m.mul_(b1).add_(p.grad, alpha=1 - b1)
+            v.mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
+            denom = (v / (1 - b2**t)).sqrt_().add_(self.eps)
+            p.addcdiv_(m, denom, value=-self.lr / (1 - b1**t))
+            p.grad = None
+
+
+def tune_region(box: BoxData, held_out: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """The fine-tuning region (box + TUNE_CONTEXT) and its packed labels (class·4 + quadrant, −1 unlabelled)."""
+    src = box.source
+    (oy, ox), (h, w) = src.offset, src.shape
+    y0, x0 = max(0, oy - TUNE_CONTEXT), max(0, ox - TUNE_CONTEXT)
+    y1, x1 = min(src.region.shape[1], oy + h + TUNE_CONTEXT), min(src.region.shape[2], ox + w + TUNE_CONTEXT)
+    packed = np.full(src.region.shape[1:], -1, np.int64)
+    inner = (box.y * 4 + box.quad).reshape(h, w)
+    if held_out is not None:
+        inner = np.where(box.quad.reshape(h, w) == held_out, -1, inner)
+    packed[src.box] = inner
+    return np.ascontiguousarray(src.region[:, y0:y1, x0:x1]), packed[y0:y1, x0:x1]
+
+
+def finetune(model: EmbedNet, box: BoxData, params, held_out: int | None = None,
+             seed: int = 0) -> Generator[Progress, None, EmbedNet]:
+    """A deep copy of ``model`` fine-tuned on the prompt region (the shared model is never touched).
+
+    Runs ``params.finetune_steps`` Adam steps, or fewer if ``params.finetune_seconds`` (None: no cap) have
+    passed first; ``held_out`` is a quadrant left unlabelled (the self-check).
+    """
+    device = next(model.parameters()).device
+    net = copy.deepcopy(model).eval()  # eval: BatchNorm keeps its running statistics
+    for p in net.parameters():
+        p.requires_grad_(True)
+    opt = Adam(net.parameters(), lr=params.finetune_lr)
+    region, packed = tune_region(box, held_out)
+    rng = np.random.default_rng(seed)
+    t0, steps = time.perf_counter(), params.finetune_steps
+    for step in range(steps):
+        if params.finetune_seconds is not None and time.perf_counter() - t0 > params.finetune_seconds:
+            break
+        with torch.inference_mode(False), torch.enable_grad():
+            loss = view_loss(net, region, packed, box.n_classes, box.tau, rng, device)
+            if loss is not None:
+                loss.backward()
+                opt.step()
+        yield Progress(step + 1, steps, "fine-tuning the network")
+    for p in net.parameters():
+        p.requires_grad_(False)
+    return net.eval()
+
+
+@torch.inference_mode()
+def box_embeddings(net: EmbedNet, source: PromptSource) -> torch.Tensor:
+    """(M, D) CPU embeddings of the box's pixels by ``net``, seen with their context."""
+    device = next(net.parameters()).device
+    emb = embed_region(net, torch.from_numpy(source.region)[None].to(device))[(0, slice(None), *source.box)]
+    return emb.reshape(emb.shape[0], -1).T.float().cpu()
+
+
+def balanced_quadrant(box: BoxData) -> int:
+    """The quadrant whose second most frequent class is the largest share of it (the most informative)."""
+    def share(q):
+        counts = np.sort(np.bincount(box.y[box.quad == q], minlength=2))[::-1]
+        return counts[1] / max(1, counts.sum())
+
+    return int(max(np.unique(box.quad), key=share))
+
+
+def finetune_check(model: EmbedNet, box: BoxData, params, loqo: np.ndarray,
+                   none_score: float) -> Generator[Progress, None, float]:
+    """Paired estimate of the fine-tuned path on ONE held-out quadrant (see the module docstring)."""
+    h = balanced_quadrant(box)
+    net = yield from finetune(model, box, params, held_out=h)
+    probs = held_out_probs(box, box_embeddings(net, box.source))
+    test = box.quad == h
+    tuned, plain = (mean_dice(p[test].argmax(1), box.y[test]) for p in (probs, loqo))
+    if tuned is None or plain is None:  # a one-class quadrant: Dice of that class alone
+        tuned, plain = (float(np.mean(p[test].argmax(1) == box.y[test])) for p in (probs, loqo))
+    return float(np.clip(none_score + tuned - plain, 0.0, 1.0))
+
+
+# ----------------------------------------------------------------------------- the check and the choice
+def self_check(model: EmbedNet, box: BoxData, params, paths) -> Generator[Progress, None, tuple[dict, dict]]:
+    """{path: estimated Dice in [0, 1]} for ``paths`` (and "none", which the others build on), plus
+    what the final fit reuses (held-out attention probabilities, the box's filters)."""
+    loqo = held_out_probs(box)
+    check = {"none": quadrant_score(loqo.argmax(1), box.y, box.quad)}
+    reuse = {"loqo": loqo}
+    yield Progress(0, 0, "checking the prompt")
+    if "fuse" in paths:
+        reuse["feats"] = box_features(box.source)
+        pred = yield from fuse_check(box, reuse["feats"], loqo, params.trees)
+        check["fuse"] = quadrant_score(pred, box.y, box.quad)
+    if "finetune" in paths:
+        check["finetune"] = yield from finetune_check(model, box, params, loqo, check["none"])
+    return check, reuse
+
+
+def choose(check: dict) -> str:
+    """The path with the best estimate; within :data:`TIE` of the best, the cheapest."""
+    best = max(check.values())
+    return next(p for p in PATHS if p in check and check[p] >= best - TIE)
+
+
+def adapt_iter(model: EmbedNet, box: BoxData | None, params) -> Generator[Progress, None, Adaptation]:
+    """Check the paths ``params.adapt`` asks for and fit the chosen one, once per prompt."""
+    if params.adapt == "none":
+        return Adaptation("none", {})
+    if box is None:
+        if params.adapt == "auto":  # a prompt of several boxes (no single box to check on): attention
+            return Adaptation("none", {})
+        raise FewcellError(f"Adapting with '{params.adapt}' needs a prompt made by prepare_prompt (one box).")
+    paths = PATHS if params.adapt == "auto" else ("none", params.adapt)
+    check, reuse = yield from self_check(model, box, params, paths)
+    path = choose(check) if params.adapt == "auto" else params.adapt
+    if path == "fuse":
+        yield Progress(0, 0, "fitting the forest")
+        forest = make_forest(params.trees).fit(np.hstack([reuse["feats"], reuse["loqo"]]), box.y)
+        return Adaptation(path, check, forest=forest)
+    if path == "finetune":
+        net = yield from finetune(model, box, params)
+        return Adaptation(path, check, model=net)
+    return Adaptation(path, check)

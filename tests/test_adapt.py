@@ -1,0 +1,232 @@
+"""Adapting prompt segmentation to the prompt: the self-check, the paths, the choice, the API, CLI and widget.
+
+Small synthetic images and a randomly initialised tiny network (fast, and a network that cannot tell the
+classes apart, so the filters must); no timed assertions.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tifffile
+import torch
+
+from napari_fewcell.cli import main
+from napari_fewcell.cli.segment import ADAPT
+from napari_fewcell.engine import FewcellError, PromptParams, Segmenter, estimate_text
+from napari_fewcell.engine.core.image import intensity_range
+from napari_fewcell.engine.core.progress import Progress
+from napari_fewcell.engine.nets import attention
+from napari_fewcell.engine.nets.unet import EmbedNet, NetConfig
+from napari_fewcell.engine.prompt import ADAPT_CHOICES, generic_features
+from napari_fewcell.engine.prompt.adapt import PATHS, choose, mean_dice, quadrant_score, quadrants
+
+from .conftest import blobs, click_and_wait, dice_mean
+
+FAST = dict(device="cpu", finetune_steps=3, finetune_seconds=None)  # reproducible: steps, not seconds
+
+
+def tiny_net(seed: int = 0) -> EmbedNet:
+    torch.manual_seed(seed)
+    return EmbedNet(NetConfig(base=4, embed_dim=8))
+
+
+def noisy_disks(shape=(160, 160), seed=0):
+    """Large disks a little brighter than the background under heavy noise: a pixel's neighbourhood says
+    little, a smoothed image (the filters at σ 4–16) says a lot."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    mask = np.zeros(shape, np.uint8)
+    for _ in range(7):
+        cy, cx, r = rng.integers(0, shape[0]), rng.integers(0, shape[1]), rng.uniform(14, 26)
+        mask[(yy - cy) ** 2 + (xx - cx) ** 2 < r * r] = 1
+    img = 100 + 25 * mask + rng.normal(0, 40, shape)
+    return np.clip(img, 0, 255).astype(np.uint8), mask
+
+
+def balanced_box(mask, size=64):
+    """The box whose foreground share is closest to 40 %."""
+    spots = [(y, x) for y in range(0, mask.shape[0] - size + 1, 8) for x in range(0, mask.shape[1] - size + 1, 8)]
+    y, x = min(spots, key=lambda s: abs(mask[s[0] : s[0] + size, s[1] : s[1] + size].mean() - 0.4))
+    return y, x, size, size
+
+
+@pytest.fixture(scope="module")
+def case():
+    img, mask = noisy_disks()
+    return img, mask, balanced_box(mask)
+
+
+# ---- the self-check -------------------------------------------------------------------------
+def test_self_check_gives_a_dice_in_0_1_for_every_path(case):
+    img, mask, box = case
+    seg = Segmenter(PromptParams(adapt="auto", **FAST), model=tiny_net())
+    prompt = seg.prepare_prompt(img, mask, box)
+    seg.adapt(prompt)
+    assert set(prompt.check) == set(PATHS)
+    assert all(isinstance(v, float) and 0.0 <= v <= 1.0 for v in prompt.check.values())
+    assert prompt.path in PATHS and prompt.path == choose(prompt.check)
+    assert estimate_text(prompt.path, prompt.check).startswith("Expected Dice on your box ≈ 0.")
+
+
+def test_scores_skip_one_class_quadrants_and_fall_back_to_the_box():
+    quad = quadrants(4, 4)
+    assert np.bincount(quad).tolist() == [4, 4, 4, 4]
+    truth = np.zeros(16, int)
+    truth[quad == 0] = [0, 1, 0, 1]  # only quadrant 0 holds two classes
+    assert quadrant_score(truth.copy(), truth, quad) == 1.0
+    wrong = truth.copy()
+    wrong[quad == 1] = 1  # a mistake in a one-class quadrant is not counted ...
+    assert quadrant_score(wrong, truth, quad) == 1.0
+    assert mean_dice(np.zeros(4), np.zeros(4)) is None
+    halves = (quad >= 2).astype(int)  # ... unless no quadrant holds two classes: the whole box counts
+    assert quadrant_score(halves, halves, quad) == 1.0
+    assert quadrant_score(1 - halves, halves, quad) == 0.0
+
+
+def test_choice_prefers_the_cheaper_path_on_ties():
+    assert choose({"none": 0.80, "fuse": 0.80, "finetune": 0.80}) == "none"
+    assert choose({"none": 0.70, "fuse": 0.85, "finetune": 0.852}) == "fuse"
+    assert choose({"none": 0.70, "fuse": 0.75, "finetune": 0.90}) == "finetune"
+
+
+# ---- auto picks the better path -------------------------------------------------------------
+def test_auto_picks_the_filters_where_the_network_cannot_separate_the_classes(case):
+    img, mask, box = case
+    net = tiny_net()
+    plain = Segmenter(PromptParams(adapt="none", **FAST), model=net)
+    auto = Segmenter(PromptParams(adapt="auto", **FAST), model=net)
+    prompt = auto.prepare_prompt(img, mask, box)
+    out = auto.segment(img, prompt)
+    assert prompt.path == "fuse", prompt.check
+    assert prompt.check["fuse"] > prompt.check["none"] + 0.2
+    other, other_mask = noisy_disks(seed=1)
+    assert dice_mean(out, mask) > dice_mean(plain.segment(img, prompt), mask) + 0.2
+    assert dice_mean(auto.segment(other, prompt), other_mask) > dice_mean(plain.segment(other, prompt), other_mask)
+
+
+def test_fused_tiles_agree_with_the_whole_image(case):
+    img, mask, box = case
+    net = tiny_net()
+    whole = Segmenter(PromptParams(adapt="fuse", **FAST), model=net)
+    tiled = Segmenter(PromptParams(adapt="fuse", tile=64, **FAST), model=net)
+    prompt = whole.prepare_prompt(img, mask, box)
+    assert (whole.segment(img, prompt) == tiled.segment(img, prompt)).mean() > 0.99
+    feats = generic_features(img, tile=64)
+    assert feats.shape[:2] == img.shape and np.allclose(feats, generic_features(img), atol=1e-4)
+
+
+# ---- "none" is today's path -----------------------------------------------------------------
+def test_none_is_attention_only_exactly(case):
+    img, mask, box = case
+    seg = Segmenter(PromptParams(adapt="none", device="cpu"), model=tiny_net(3))
+    prompt = seg.prepare_prompt(img, mask, box)
+    out = seg.segment(img, prompt)
+    assert prompt.path == "none" and prompt.check == {}
+    # by hand, as before adaptation existed: one tile, prototype keys, attention, arg-max
+    arr = img[..., None]
+    emb = seg.embed(arr, intensity_range(arr), slice(None), slice(None))
+    y, x, h, w = box
+    box_emb = emb[:, y : y + h, x : x + w].reshape(emb.shape[0], -1).T
+    keys = attention.prototype_keys(box_emb, mask[y : y + h, x : x + w].reshape(-1), 64)
+    probs = attention.attend(emb.reshape(emb.shape[0], -1).T.float(), keys, seg.tau)
+    expected = keys.classes[probs.argmax(1).numpy()].reshape(img.shape)
+    np.testing.assert_array_equal(out, expected)
+
+
+def test_prompt_of_several_boxes_is_not_adapted_under_auto(case):
+    img, mask, box = case
+    seg = Segmenter(PromptParams(adapt="auto", **FAST), model=tiny_net())
+    prompt = seg.prompt_from_boxes([(img[..., None], mask, [box])])
+    seg.segment(img, prompt)
+    assert prompt.path == "none" and prompt.check == {}
+    with pytest.raises(FewcellError, match="needs a prompt made by prepare_prompt"):
+        Segmenter(PromptParams(adapt="fuse", **FAST), model=seg.model).segment(img, prompt)
+
+
+# ---- fine-tuning ----------------------------------------------------------------------------
+def test_finetune_never_touches_the_shared_network(case):
+    img, mask, box = case
+    seg = Segmenter(PromptParams(adapt="finetune", finetune_lr=1e-2, **FAST), model=tiny_net())
+    before = {k: v.clone() for k, v in seg.model.state_dict().items()}
+    prompt = seg.prepare_prompt(img, mask, box)
+    out = seg.segment(img, prompt)
+    assert out.shape == img.shape and prompt.path == "finetune" and set(prompt.check) == {"none", "finetune"}
+    for k, v in seg.model.state_dict().items():
+        torch.testing.assert_close(v, before[k], rtol=0, atol=0)
+    assert all(not p.requires_grad or p.grad is None for p in seg.model.parameters())
+    tuned = seg.adapt(prompt).model
+    assert tuned is not seg.model
+    assert any(not torch.equal(a, b) for a, b in zip(tuned.state_dict().values(), before.values()))
+
+
+def test_adaptation_runs_once_per_prompt_and_reports_progress(case):
+    img, mask, box = case
+    seg = Segmenter(PromptParams(adapt="auto", **FAST), model=tiny_net())
+    prompt = seg.prepare_prompt(img, mask, box)
+    steps = []
+    seg.segment(img, prompt, steps.append)
+    messages = {p.message for p in steps}
+    assert {"checking the prompt", "checking the fused path", "fine-tuning the network", "segmenting"} <= messages
+    assert all(isinstance(p, Progress) for p in steps)
+    again = []
+    seg.segment(img, prompt, again.append)
+    assert {p.message for p in again} == {"segmenting"}  # the adaptation is cached on the prompt
+
+
+def test_bad_adapt_value_is_one_sentence():
+    with pytest.raises(FewcellError, match=r"^Unknown adaptation 'fast': choose one of auto, none, fuse, finetune\.$"):
+        PromptParams(adapt="fast").check()
+    assert ADAPT == list(ADAPT_CHOICES)
+    assert PromptParams().adapt in ADAPT_CHOICES
+
+
+# ---- command line ---------------------------------------------------------------------------
+def _cli_args(tmp_path, *extra):
+    img, mask = blobs((120, 130), seed=7)
+    tifffile.imwrite(tmp_path / "a.tif", img)
+    tifffile.imwrite(tmp_path / "lab.tif", mask)
+    return ["segment", str(tmp_path / "a.tif"), "--prompt-image", str(tmp_path / "a.tif"), "--prompt-labels",
+            str(tmp_path / "lab.tif"), "--box", "30", "40", "64", "64", "--out", str(tmp_path / "o"),
+            "--device", "cpu", *extra]
+
+
+@pytest.mark.parametrize("adapt", ["fuse", "none"])
+def test_cli_adapt_option(tmp_path, capsys, adapt):
+    assert main(_cli_args(tmp_path, "--adapt", adapt)) == 0
+    err = capsys.readouterr().err
+    assert tifffile.imread(tmp_path / "o" / "a.tif").shape == (120, 130)
+    if adapt == "fuse":
+        assert err.count("Expected Dice on your box ≈") == 1 and "(fused with filters)" in err
+    else:
+        assert "Expected Dice" not in err
+
+
+def test_cli_bad_adapt_value(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(_cli_args(tmp_path, "--adapt", "fast"))
+    assert exit_info.value.code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("fewcell") and "invalid choice: 'fast'" in last and "Traceback" not in last
+    assert not (tmp_path / "o").exists()
+
+
+# ---- widget ---------------------------------------------------------------------------------
+def test_widget_shows_the_estimate(make_napari_viewer, qtbot):
+    from napari_fewcell._qt.prompt_widget import PromptSegmentationWidget
+
+    from .test_widget import blobs as gray_blobs
+    from .test_widget import paint_disk_in_box
+
+    viewer = make_napari_viewer()
+    widget = PromptSegmentationWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Prompt segmentation")
+    assert widget.adapt_combo.currentData() == PromptParams().adapt
+    assert [widget.adapt_combo.itemData(i) for i in range(widget.adapt_combo.count())] == list(ADAPT_CHOICES)
+    viewer.add_image(gray_blobs(128, 140), name="cells")
+    widget.add_box_button.click()
+    paint_disk_in_box(viewer, viewer.layers["cells prompt labels"])
+    widget.adapt_combo.setCurrentIndex(widget.adapt_combo.findData("fuse"))
+    click_and_wait(qtbot, widget, widget.segment_button)
+    assert "cells fewcell" in viewer.layers, widget.status.text()
+    text = widget.status.text()
+    assert "Expected Dice on your box ≈ " in text and "(fused with filters)" in text, text
