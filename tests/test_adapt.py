@@ -18,7 +18,7 @@ from napari_fewcell.engine.core.progress import Progress
 from napari_fewcell.engine.nets import attention
 from napari_fewcell.engine.nets.unet import EmbedNet, NetConfig
 from napari_fewcell.engine.prompt import ADAPT_CHOICES, generic_features
-from napari_fewcell.engine.prompt.adapt import PATHS, choose, mean_dice, quadrant_score, quadrants
+from napari_fewcell.engine.prompt.adapt import AUTO_PATHS, choose, mean_dice, quadrant_score, quadrants
 
 from .conftest import blobs, click_and_wait, dice_mean
 
@@ -62,10 +62,15 @@ def test_self_check_gives_a_dice_in_0_1_for_every_path(case):
     seg = Segmenter(PromptParams(adapt="auto", **FAST), model=tiny_net())
     prompt = seg.prepare_prompt(img, mask, box)
     seg.adapt(prompt)
-    assert set(prompt.check) == set(PATHS)
+    assert set(prompt.check) == set(AUTO_PATHS)  # auto chooses between the paths whose check is trusted
     assert all(isinstance(v, float) and 0.0 <= v <= 1.0 for v in prompt.check.values())
-    assert prompt.path in PATHS and prompt.path == choose(prompt.check)
+    assert prompt.path in AUTO_PATHS and prompt.path == choose(prompt.check)
     assert estimate_text(prompt.path, prompt.check).startswith("Expected Dice on your box ≈ 0.")
+    tuned = Segmenter(PromptParams(adapt="finetune", **FAST), model=tiny_net())
+    prompt = tuned.prepare_prompt(img, mask, box)
+    tuned.adapt(prompt)
+    assert set(prompt.check) == {"none", "finetune"} and prompt.path == "finetune"
+    assert all(0.0 <= v <= 1.0 for v in prompt.check.values())
 
 
 def test_scores_skip_one_class_quadrants_and_fall_back_to_the_box():
@@ -166,7 +171,7 @@ def test_adaptation_runs_once_per_prompt_and_reports_progress(case):
     steps = []
     seg.segment(img, prompt, steps.append)
     messages = {p.message for p in steps}
-    assert {"checking the prompt", "checking the fused path", "fine-tuning the network", "segmenting"} <= messages
+    assert {"checking the prompt", "checking the fused path", "segmenting"} <= messages
     assert all(isinstance(p, Progress) for p in steps)
     again = []
     seg.segment(img, prompt, again.append)
