@@ -111,6 +111,8 @@ def exact_vs_fast(ds, boxes, seg_exact, rows, test_ids) -> list[str]:
 
 
 def latency(ds, box, seg, seg_exact, rf: RFBaseline) -> list[str]:
+    from napari_fewcell.engine.prompt import PromptParams, Segmenter
+
     src, y, x = box
     img = ds.images[ds.test[0]]
     prompt, t_prep = timed(seg.prepare_prompt, ds.images[src], ds.labels[src], (y, x, BOX, BOX))
@@ -120,7 +122,12 @@ def latency(ds, box, seg, seg_exact, rf: RFBaseline) -> list[str]:
     t_exact = timed(seg_exact.segment, img, prompt)[1]
     clf, t_fit = timed(lambda: rf.fit(rf.features(ds.images[src]), ds.labels[src], y, x))
     r = float(np.median([timed(lambda: rf.predict(clf, rf.features(img)))[1] for _ in range(3)]))
-    log(f"latency: fast {f:.3f} s, exact {t_exact:.2f} s, RF {r:.2f} s")
+    default = Segmenter(PromptParams(device="cpu"), model=seg.model)  # the widget's and CLI's default path
+    prompt_d = default.prepare_prompt(ds.images[src], ds.labels[src], (y, x, BOX, BOX))
+    t_adapt = timed(default.adapt, prompt_d)[1]
+    default.segment(img, prompt_d)  # warm-up, not counted
+    d = float(np.median([timed(default.segment, img, prompt_d)[1] for _ in range(3)]))
+    log(f"latency: fast {f:.3f} s, exact {t_exact:.2f} s, default ({prompt_d.path}) {d:.3f} s, RF {r:.2f} s")
     return [f"Image {ds.name} {ds.test[0]} ({img.shape[0]}×{img.shape[1]}), prompt box {src} y={y} x={x}; "
             "model already loaded, one warm-up call not counted.", "",
             "| step | seconds |", "|---|---|",
@@ -128,6 +135,9 @@ def latency(ds, box, seg, seg_exact, rf: RFBaseline) -> list[str]:
             f"| fewcell k-means prototype keys (once per prompt, cached) | {t_keys:.3f} |",
             f"| fewcell `segment`, fast path (median of 5) | {f:.3f} |",
             f"| fewcell `segment`, exact attention (1 run) | {t_exact:.2f} |",
+            f"| default path (adapt={default.params.adapt} → {prompt_d.path}): check + adaptation, once per prompt "
+            f"| {t_adapt:.2f} |",
+            f"| default path: `segment` (median of 3) | {d:.3f} |",
             f"| RF baseline fit on the box (prompt-image features + fit, once) | {t_fit:.2f} |",
             f"| RF baseline features + predict (median of 3) | {r:.2f} |",
             f"| **ratio fewcell fast / RF** | **{f / r:.3f}** |"]
@@ -141,7 +151,7 @@ def memory_child(args) -> None:
     torch.set_num_threads(args.threads)
     from napari_fewcell.engine.prompt import PromptParams, Segmenter
 
-    seg = Segmenter(PromptParams(weights=args.weights, device="cpu"))
+    seg = Segmenter(PromptParams(weights=args.weights, device="cpu", adapt="none"))
     loaded = peak_rss_gb(), vm_hwm_gb()
     ds = Dataset(args.data, "isbi2012_membrane")
     src, y, x = pick_box(0, ds, 1 / BOX**2, 1 - 1 / BOX**2)
@@ -200,13 +210,20 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def latency_only(args) -> None:
-    """Section 4 alone: the same image, box and steps as the full run."""
+def attention_segmenters(weights: str):
+    """Prompt attention alone (adapt="none", the path of the figures of workflow 1): fast and exact."""
     from napari_fewcell.engine.prompt import PromptParams, Segmenter
 
+    fast = Segmenter(PromptParams(weights=weights, attention="prototypes", device="cpu", adapt="none"))
+    exact = Segmenter(PromptParams(weights=weights, attention="exact", device="cpu", adapt="none"), model=fast.model)
+    return fast, exact
+
+
+def latency_only(args) -> None:
+    """Section 4 alone: the same image, box and steps as the full run."""
+
     set_threads(args.threads)
-    fast = Segmenter(PromptParams(weights=args.weights, attention="prototypes", device="cpu"))
-    exact = Segmenter(PromptParams(weights=args.weights, attention="exact", device="cpu"), model=fast.model)
+    fast, exact = attention_segmenters(args.weights)
     isbi = Dataset(args.data, "isbi2012_membrane")
     box = pick_box(0, isbi, 1 / BOX**2, 1 - 1 / BOX**2)
     lat = latency(isbi, box, fast, exact, RFBaseline(args.threads))
@@ -235,12 +252,11 @@ def main() -> None:
     n_boxes = 2 if args.quick else args.boxes
     n_test = 2 if args.quick else None
 
-    fast = Segmenter(PromptParams(weights=args.weights, attention="prototypes", device="cpu"))
-    exact = Segmenter(PromptParams(weights=args.weights, attention="exact", device="cpu"), model=fast.model)
+    fast, exact = attention_segmenters(args.weights)
     segs = {"fewcell fast": fast}
     if args.weights_noisbi:
         segs["fewcell fast, no-ISBI weights"] = Segmenter(
-            PromptParams(weights=args.weights_noisbi, attention="prototypes", device="cpu"))
+            PromptParams(weights=args.weights_noisbi, attention="prototypes", device="cpu", adapt="none"))
     methods = list(segs) + ["RF baseline"]
     rf = RFBaseline(args.threads)
 
