@@ -8,26 +8,7 @@ from napari_fewcell.engine.nets.unet import load_model
 from napari_fewcell.engine.training.params import PretrainParams
 from napari_fewcell.engine.training.pretrain import pretrain_iter
 
-from .conftest import blobs
-
-
-def _dataset(root, name, n=3, extra=None, shape=(160, 160)):
-    """A toy data set; ``extra`` names a second label folder (the blobs' complement: another 'structure')."""
-    d = root / name
-    (d / "images").mkdir(parents=True)
-    (d / "labels").mkdir()
-    if extra:
-        (d / extra).mkdir()
-    rows = ["id,split"]
-    for i in range(n):
-        img, mask = blobs(shape, seed=i, n=25)
-        tifffile.imwrite(d / "images" / f"{i:03d}.tif", img)
-        tifffile.imwrite(d / "labels" / f"{i:03d}.tif", mask)
-        if extra:
-            tifffile.imwrite(d / extra / f"{i:03d}.tif", (mask == 0).astype(np.uint8))
-        rows.append(f"{i:03d},train")
-    rows.append("999,test")  # a test image that must never be read
-    (d / "split.csv").write_text("\n".join(rows) + "\n")
+from .pretraining import cut_and_resume, toy_set
 
 
 def loss_of(progress) -> float:
@@ -37,7 +18,7 @@ def loss_of(progress) -> float:
 
 
 def test_pretrain_learns_and_writes_loadable_weights(tmp_path):
-    _dataset(tmp_path, "toy")
+    toy_set(tmp_path, "toy")
     p = PretrainParams(data=str(tmp_path), datasets=("toy",), steps=30, batch=2, base=4, embed_dim=8,
                        query_pixels=512, key_pixels=256, dice_weight=1.0)
     losses = []
@@ -49,7 +30,7 @@ def test_pretrain_learns_and_writes_loadable_weights(tmp_path):
 
 
 def test_pretrain_cli_warm_start(tmp_path):
-    _dataset(tmp_path, "toy")
+    toy_set(tmp_path, "toy")
     first = tmp_path / "a.pt"
     assert main(["pretrain", "--data", str(tmp_path), "--datasets", "toy", "--steps", "2", "--batch", "1",
                  "--out", str(first)]) == 0
@@ -65,7 +46,7 @@ def test_train_extractor_command_writes_a_loadable_msd(tmp_path):
     """`fewcell train-extractor` on a toy data set: train/validation split by image, best epoch kept."""
     from napari_fewcell.engine.nets.msd import load_msd
 
-    _dataset(tmp_path, "toy", n=5)
+    toy_set(tmp_path, "toy", n=5)
     out = tmp_path / "msd_toy.pt"
     assert main(["train-extractor", "--data", str(tmp_path), "--dataset", "toy", "--name", "toy", "--out", str(out),
                  "--depth", "6", "--crop", "48", "--batch", "2", "--steps-per-epoch", "5", "--max-epochs", "3",
@@ -86,8 +67,8 @@ def test_tasks_extra_label_folders_and_exclusion(tmp_path):
     """A set with two label folders gives two tasks on the same images; --exclude drops a set or one folder."""
     from napari_fewcell.engine.training.datasets import load_tasks
 
-    _dataset(tmp_path, "toy", extra="labels_other")
-    _dataset(tmp_path, "second")
+    toy_set(tmp_path, "toy", extra="labels_other")
+    toy_set(tmp_path, "second")
     tasks = load_tasks(tmp_path, ["toy", "second"])
     assert [t.name for t in tasks] == ["toy", "toy:labels_other", "second"]
     assert tasks[0].images is tasks[1].images  # read once
@@ -99,30 +80,14 @@ def test_tasks_extra_label_folders_and_exclusion(tmp_path):
 
 def test_resumed_run_continues_from_the_checkpoint_step(tmp_path):
     """A run cut after its first checkpoint and resumed ends with the same weights as one run straight through."""
-    _dataset(tmp_path, "toy")
+    toy_set(tmp_path, "toy")
     p = PretrainParams(data=str(tmp_path), datasets=("toy",), steps=12, batch=1, base=4, embed_dim=8, crop=64,
                        query_pixels=256, key_pixels=128, checkpoint_minutes=1e-9)  # a checkpoint after every step
-    run(pretrain_iter(p, tmp_path / "full.pt"))
-    gen = pretrain_iter(p, tmp_path / "cut.pt", checkpoint=tmp_path / "cut.ckpt")
-    for progress in gen:
-        if progress.done >= 5:
-            break
-    gen.close()  # as if the session ended here
-    state = torch.load(tmp_path / "cut.ckpt", weights_only=True)
-    assert 5 <= state["step"] < 12
-    seen = []
-    run(pretrain_iter(p, tmp_path / "resumed.pt", resume=tmp_path / "cut.ckpt", checkpoint=tmp_path / "cut.ckpt"),
-        lambda pr: seen.append(pr.done))
-    assert seen[0] == state["step"]  # continues from the checkpoint's step, not from 0
-    full = torch.load(tmp_path / "full.pt", weights_only=True)
-    resumed = torch.load(tmp_path / "resumed.pt", weights_only=True)
-    assert resumed["card"]["resumed_at_steps"] == [state["step"]]
-    for k, v in full["state_dict"].items():
-        assert torch.allclose(v.float(), resumed["state_dict"][k].float(), atol=1e-5), k
+    cut_and_resume(p, tmp_path)
 
 
 def test_pretrain_bad_input_one_sentence_each(tmp_path, capsys):
-    _dataset(tmp_path, "toy")
+    toy_set(tmp_path, "toy")
     base = ["pretrain", "--data", str(tmp_path), "--steps", "1", "--batch", "1", "--out", str(tmp_path / "w.pt")]
 
     def fails(args, *words):
@@ -136,7 +101,7 @@ def test_pretrain_bad_input_one_sentence_each(tmp_path, capsys):
     (tmp_path / "nolabels" / "images").mkdir(parents=True)
     (tmp_path / "nolabels" / "split.csv").write_text("id,split\n000,train\n")
     fails(["--datasets", "nolabels"], "has no labels folder")
-    _dataset(tmp_path, "wrong")
+    toy_set(tmp_path, "wrong")
     tifffile.imwrite(tmp_path / "wrong" / "labels" / "001.tif", np.zeros((10, 12), np.uint8))
     fails(["--datasets", "wrong"], "are 10×12 but the image is 160×160")
     (tmp_path / "bad.ckpt").write_bytes(b"not a checkpoint at all")
@@ -146,7 +111,7 @@ def test_pretrain_bad_input_one_sentence_each(tmp_path, capsys):
 
 def test_a_stopped_run_checkpoints_its_last_finished_step(tmp_path):
     """Closing the generator (Cancel, or SIGTERM in the CLI) writes a checkpoint of the last finished step."""
-    _dataset(tmp_path, "toy")
+    toy_set(tmp_path, "toy")
     p = PretrainParams(data=str(tmp_path), datasets=("toy",), steps=20, batch=1, base=4, embed_dim=8, crop=64,
                        query_pixels=256, key_pixels=128, checkpoint_minutes=60)  # no timed checkpoint in this test
     gen = pretrain_iter(p, tmp_path / "w.pt")

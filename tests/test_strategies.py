@@ -4,7 +4,6 @@ import math
 
 import numpy as np
 import pytest
-import tifffile
 import torch
 
 from napari_fewcell.cli import main
@@ -16,31 +15,13 @@ from napari_fewcell.engine.training.params import PretrainParams
 from napari_fewcell.engine.training.pretrain import initial_model, pretrain_iter
 from napari_fewcell.engine.training.reptile import other_task
 
-from .conftest import blobs
+from .pretraining import cut_and_resume, toy_set
 
 #: torch on one thread in each test (restored after): a shared machine is far slower with two competing threads
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 #: tiny networks and crops: every run here takes a few seconds on one core
 SMALL = dict(datasets=("a", "b"), base=4, embed_dim=8, crop=64, query_pixels=256, key_pixels=128)
-
-
-def toy_set(root, name, n=3, seed=0, radius=7, extra=None):
-    """A toy data set of blob images (``extra``: a second label folder, the blobs' complement)."""
-    d = root / name
-    (d / "images").mkdir(parents=True)
-    (d / "labels").mkdir()
-    if extra:
-        (d / extra).mkdir()
-    rows = ["id,split"]
-    for i in range(n):
-        img, mask = blobs((160, 160), seed=seed + i, n=25, radius=radius)
-        tifffile.imwrite(d / "images" / f"{i:03d}.tif", img)
-        tifffile.imwrite(d / "labels" / f"{i:03d}.tif", mask)
-        if extra:
-            tifffile.imwrite(d / extra / f"{i:03d}.tif", (mask == 0).astype(np.uint8))
-        rows.append(f"{i:03d},train")
-    (d / "split.csv").write_text("\n".join(rows) + "\n")
 
 
 @pytest.fixture
@@ -131,25 +112,9 @@ def test_resumed_run_continues_from_the_checkpoint_step(toy, strategy):
     """A run cut after a checkpoint and resumed ends with the same weights as one run straight through."""
     p = PretrainParams(data=str(toy), strategy=strategy, steps=8, batch=1, inner_steps=2, moco_every=2,
                        moco_queue=3, checkpoint_minutes=1e-9, **SMALL)  # a checkpoint after every step
-    run(pretrain_iter(p, toy / "full.pt"))
-    gen = pretrain_iter(p, toy / "cut.pt", checkpoint=toy / "cut.ckpt")
-    for progress in gen:
-        if progress.done >= 5:
-            break
-    gen.close()  # as if the session ended here
-    state = torch.load(toy / "cut.ckpt", weights_only=True)
-    assert 5 <= state["step"] < 8
+    state = cut_and_resume(p, toy)
     if strategy == "moco":
         assert state["strategy"]["count"] == state["step"] and state["strategy"]["queue"].shape == (3, 128)
-    seen = []
-    run(pretrain_iter(p, toy / "resumed.pt", resume=toy / "cut.ckpt", checkpoint=toy / "cut.ckpt"),
-        lambda pr: seen.append(pr.done))
-    assert seen[0] == state["step"]  # continues from the checkpoint's step, not from 0
-    full = torch.load(toy / "full.pt", weights_only=True)
-    resumed = torch.load(toy / "resumed.pt", weights_only=True)
-    assert resumed["card"]["resumed_at_steps"] == [state["step"]]
-    for k, v in full["state_dict"].items():
-        assert torch.allclose(v.float(), resumed["state_dict"][k].float(), atol=1e-5), k
 
 
 @pytest.mark.parametrize("strategy", ["reptile", "moco"])
