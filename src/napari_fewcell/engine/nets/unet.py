@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..core import modelfile
+from ..core.geometry import pad_to_multiple
 
 DEFAULT_WEIGHTS = "fewcell_embed_v1.pt"
 
@@ -86,6 +87,12 @@ class EmbedNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.decode(x), dim=1)
+
+    def any_size(self, x: torch.Tensor, fn=None, mode: str = "auto") -> torch.Tensor:
+        """``fn(x)`` (default: the network itself; e.g. ``self.body``) for an input of any height and width:
+        padded at the bottom and right to multiples of :attr:`multiple`, the output cropped back."""
+        t, h, w = pad_to_multiple(x, self.multiple, mode)
+        return (fn or self)(t)[..., :h, :w]
 
     def bottleneck(self, x: torch.Tensor) -> torch.Tensor:
         """The deepest encoder features (the U-Net's latent code), ``base·2**depth`` channels at 1/2**depth

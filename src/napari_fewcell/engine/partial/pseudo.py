@@ -33,7 +33,7 @@ from ..core.annotation import AnnotatedImage, annotate, check_annotations, class
 from ..core.augment import MILD, augment
 from ..core.device import select_device
 from ..core.errors import FewcellError
-from ..core.geometry import pad_to_multiple, with_context
+from ..core.geometry import with_context
 from ..core.image import intensity_range, normalize
 from ..core.losses import soft_dice
 from ..core.progress import Progress, relay, run
@@ -164,8 +164,7 @@ class _Trainer:
         return augment(self.images[i][:, y0:y1, x0:x1], lab, self.rng, MILD if jitter else None)
 
     def _embed(self, imgs: np.ndarray) -> torch.Tensor:
-        t, h, w = pad_to_multiple(torch.from_numpy(imgs).to(self.device), self.model.multiple, "replicate")
-        return self.model(t)[..., :h, :w]
+        return self.model.any_size(torch.from_numpy(imgs).to(self.device), mode="replicate")
 
     def _pixels(self, emb: torch.Tensor, lab: np.ndarray, sel_max: int):
         """(n, D) embeddings and (n,) index labels of up to ``sel_max`` pixels with lab != −2."""

@@ -26,7 +26,6 @@ from ..core.annotation import class_index, require_two_classes
 from ..core.augment import augment
 from ..core.device import select_device
 from ..core.errors import FewcellError
-from ..core.geometry import pad_to_multiple
 from ..core.image import as_image2d, intensity_range, normalize
 from ..core.losses import soft_dice
 from ..core.progress import Progress, run
@@ -71,9 +70,12 @@ class SegModel:
     # ---- inference -------------------------------------------------------------------------
     @torch.inference_mode()
     def _probs(self, t: torch.Tensor) -> torch.Tensor:
-        t, h, w = pad_to_multiple(t, self.net.multiple)
+        return self.net.any_size(t, self._padded_probs)
+
+    def _padded_probs(self, t: torch.Tensor) -> torch.Tensor:
+        """Class probabilities of an input padded to the network's multiple (the mean of 8 views with TTA)."""
         if not self.tta:
-            return self.net(t).softmax(1)[..., :h, :w]
+            return self.net(t).softmax(1)
         acc = 0
         for k in range(4):
             for flip in (False, True):
@@ -82,7 +84,7 @@ class SegModel:
                 y = self.net(x).softmax(1)
                 y = y.flip(3) if flip else y
                 acc = acc + torch.rot90(y, -k, (2, 3))
-        return (acc / 8)[..., :h, :w]
+        return acc / 8
 
     def predict_iter(self, image, tile: int = 512, margin: int = 32) -> Generator[Progress, None, np.ndarray]:
         arr = as_image2d(image)

@@ -40,7 +40,7 @@ import torch.nn.functional as F
 
 from ..core.augment import MILD, augment
 from ..core.errors import FewcellError
-from ..core.geometry import Box, pad_to_multiple, with_context
+from ..core.geometry import Box, with_context
 from ..core.image import as_image2d, intensity_range, normalize
 from ..core.progress import Progress
 from ..core.tiling import Window, windows
@@ -225,12 +225,6 @@ def fuse_check(box: BoxData, feats: np.ndarray, loqo: np.ndarray, trees: int) ->
 
 
 # ----------------------------------------------------------------------------- finetune
-def embed_region(net: EmbedNet, x: torch.Tensor) -> torch.Tensor:
-    """(B, D, h, w) embeddings of a (B, 3, h, w) tensor (with gradients if enabled)."""
-    t, h, w = pad_to_multiple(x, net.multiple)
-    return net(t)[:, :, :h, :w]
-
-
 def view_loss(net: EmbedNet, region: np.ndarray, packed: np.ndarray, n_classes: int, tau: float,
               rng: np.random.Generator, device) -> torch.Tensor | None:
     """Cross entropy of the attention output on one augmented view of the prompt region: queries = the
@@ -247,7 +241,7 @@ def view_loss(net: EmbedNet, region: np.ndarray, packed: np.ndarray, n_classes: 
     ki = np.flatnonzero((lab >= 0) & (lab % 4 != q))
     qi = rng.choice(qi, min(len(qi), TUNE_PIXELS), replace=False)
     ki = rng.choice(ki, min(len(ki), TUNE_PIXELS), replace=False)
-    emb = embed_region(net, torch.from_numpy(img)[None].to(device))[0].flatten(1).T
+    emb = net.any_size(torch.from_numpy(img)[None].to(device))[0].flatten(1).T
     x, k = emb[torch.from_numpy(qi).to(device)], emb[torch.from_numpy(ki).to(device)]
     v = F.one_hot(torch.from_numpy(lab[ki] // 4).to(device), n_classes).float()
     o = torch.softmax(x @ k.T / tau, dim=1) @ v
@@ -324,7 +318,7 @@ def finetune(model: EmbedNet, box: BoxData, params, held_out: int | None = None,
 def box_embeddings(net: EmbedNet, source: PromptSource) -> torch.Tensor:
     """(M, D) CPU embeddings of the box's pixels by ``net``, seen with their context."""
     device = next(net.parameters()).device
-    emb = embed_region(net, torch.from_numpy(source.region)[None].to(device))[(0, slice(None), *source.box)]
+    emb = net.any_size(torch.from_numpy(source.region)[None].to(device))[(0, slice(None), *source.box)]
     return emb.reshape(emb.shape[0], -1).T.float().cpu()
 
 

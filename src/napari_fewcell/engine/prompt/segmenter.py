@@ -23,7 +23,7 @@ import torch
 from ..core.annotation import label_values, require_two_classes
 from ..core.device import select_device
 from ..core.errors import FewcellError
-from ..core.geometry import Box, check_box, pad_to_multiple, with_context
+from ..core.geometry import Box, check_box, with_context
 from ..core.image import as_image2d, intensity_range, normalize
 from ..core.progress import Progress, run
 from ..core.tiling import windows
@@ -136,9 +136,7 @@ class Segmenter:
         """Embeddings (D, h, w) of the region ``arr[rows, cols]`` of an (H, W, C) image normalised with ``rng``
         (by ``model``, default the segmenter's)."""
         model = model or self.model
-        t = torch.from_numpy(normalize(arr[rows, cols], rng))[None].to(self.device)
-        t, h, w = pad_to_multiple(t, model.multiple)
-        return model(t)[0, :, :h, :w]
+        return model.any_size(torch.from_numpy(normalize(arr[rows, cols], rng))[None].to(self.device))[0]
 
     def embed_box(self, arr: np.ndarray, box: Box, rng=None) -> torch.Tensor:
         """(h·w, D) embeddings (CPU) of the pixels of ``box`` in an (H, W, C) image, seen with their context."""

@@ -10,7 +10,6 @@ import torch.nn.functional as F
 
 from ..core.device import select_device
 from ..core.errors import FewcellError
-from ..core.geometry import pad_to_multiple
 from ..fewshot.perceptron import Perceptron
 from ..nets.attention import attend
 from ..nets.msd import MSDNet, load_msd, shipped_names, shipped_path
@@ -84,8 +83,7 @@ class SegModelScorer(Scorer):
         self.name = "stage-2 network"
 
     def maps(self, x):
-        t, h, w = pad_to_multiple(x, self.net.multiple)
-        return self.net.body(t)[..., :h, :w]
+        return self.net.any_size(x, self.net.body)
 
     def head(self, m):
         return self.net.head(m).softmax(1)
@@ -103,8 +101,7 @@ class PromptScorer(Scorer):
         self.name = "prompt segmenter"
 
     def maps(self, x):
-        t, h, w = pad_to_multiple(x, self.seg.model.multiple)
-        return self.seg.model.decode(t)[..., :h, :w]
+        return self.seg.model.any_size(x, self.seg.model.decode)
 
     def head(self, m):
         n, d, h, w = m.shape
