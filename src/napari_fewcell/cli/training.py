@@ -96,8 +96,9 @@ def cmd_pretrain(a) -> int:
         names.append(name)
         weights.append(float(weight) if weight else None)
     given = any(w is not None for w in weights)
+    chosen = tuple(1.0 if w is None else w for w in weights) if given else None  # a weight of 0 stays 0
     p = PretrainParams(
-        data=a.data, datasets=tuple(names), dataset_weights=tuple(w or 1.0 for w in weights) if given else None,
+        data=a.data, datasets=tuple(names), dataset_weights=chosen,
         exclude=tuple(a.exclude), strategy=a.strategy, steps=a.steps, batch=a.batch, crop=a.crop, seed=a.seed,
         threads=a.threads, lr=a.lr, dice_weight=a.dice_weight, invert_p=a.invert_p, swap_p=a.swap_p, init=a.init,
         inner_steps=a.inner_steps, meta_step=a.meta_step, shots=a.shots, entropy_weight=a.entropy_weight,
