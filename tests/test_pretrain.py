@@ -121,3 +121,19 @@ def test_a_stopped_run_checkpoints_its_last_finished_step(tmp_path):
     gen.close()
     assert torch.load(tmp_path / "w.pt.ckpt", weights_only=True)["step"] == 4
     assert not (tmp_path / "w.pt").exists()  # no weights file for an unfinished run
+
+
+def test_cpu_budget_stops_the_run_and_the_card_says_when(tmp_path):
+    """--cpu-minutes ends a run once its training loop has used that much CPU time: fewer steps than --steps,
+    the weights written, and the card records the steps done and the CPU seconds used (the budget comparison's
+    evidence). The checkpoint holds the last step, so resuming it does no further step."""
+    toy_set(tmp_path, "toy")
+    out = tmp_path / "w.pt"
+    assert main(["pretrain", "--data", str(tmp_path), "--datasets", "toy", "--steps", "100000", "--batch", "1",
+                 "--crop", "64", "--cpu-minutes", "0.005", "--out", str(out)]) == 0
+    card = torch.load(out, weights_only=True)["card"]
+    assert 1 <= card["steps_done"] < 100000
+    assert card["cpu_seconds"] >= 0.3  # 0.005 min
+    assert card["params"]["cpu_minutes"] == 0.005
+    state = torch.load(str(out) + ".ckpt", weights_only=True)
+    assert state["step"] == card["steps_done"]

@@ -33,6 +33,9 @@ def add_pretrain_parser(sub) -> None:
                    help="probability of swapping foreground and background in an episode")
     p.add_argument("--init", default=None, metavar="WEIGHTS.pt", help="start from these weights (warm start)")
     p.add_argument("--steps", type=int, default=d.steps, help="optimiser steps (reptile: meta-iterations)")
+    p.add_argument("--cpu-minutes", type=float, default=d.cpu_minutes,
+                   help="stop when training has used this much CPU time (all threads, over resumes); --steps is "
+                        "then an upper bound. For comparing strategies at an equal CPU budget (0 = no budget)")
     p.add_argument("--batch", type=int, default=d.batch)
     p.add_argument("--crop", type=int, default=d.crop, help="query crop edge")
     p.add_argument("--lr", type=float, default=d.lr)
@@ -104,7 +107,7 @@ def cmd_pretrain(a) -> int:
         inner_steps=a.inner_steps, meta_step=a.meta_step, shots=a.shots, entropy_weight=a.entropy_weight,
         distill_weight=a.distill_weight, moco_every=a.moco_every, moco_queue=a.moco_queue,
         moco_momentum=a.moco_momentum, moco_tau=a.moco_tau,
-        checkpoint_minutes=a.checkpoint_minutes,
+        checkpoint_minutes=a.checkpoint_minutes, cpu_minutes=a.cpu_minutes,
     )
     ckpt = a.checkpoint or str(checkpoint_path(a.out))
     stop = stop_on_signals()

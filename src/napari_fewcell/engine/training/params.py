@@ -48,6 +48,9 @@ class PretrainParams:
     moco_queue: int = 1024
     moco_tau: float = 0.2
     checkpoint_minutes: float = 10.0  #: a checkpoint at least this often (and at the end)
+    #: stop when the training loop has used this much CPU time (all threads, summed over resumes); 0 = no budget.
+    #: ``steps`` is then an upper bound: runs of different strategies compared at an equal CPU budget
+    cpu_minutes: float = 0.0
 
     def check(self) -> None:
         if self.strategy not in STRATEGIES:
@@ -57,6 +60,8 @@ class PretrainParams:
             raise FewcellError("Pre-training needs one step and one episode or more, crops of 16 px and boxes of 8 px.")
         if self.dataset_weights is not None and len(self.dataset_weights) != len(self.datasets):
             raise FewcellError("Give one weight per data set (NAME=WEIGHT), or none.")
+        if self.cpu_minutes < 0:
+            raise FewcellError("A CPU budget is a number of minutes, 0 for none.")
         if self.checkpoint_minutes <= 0:
             raise FewcellError("Checkpoints must be written at least every few minutes (a positive number).")
 

@@ -26,7 +26,8 @@ from .episodic import Episodic
 from .params import PretrainParams
 
 #: parameters that must match between a checkpoint and the run resuming it
-FIXED = ("strategy", "datasets", "dataset_weights", "exclude", "steps", "base", "embed_dim", "tau", "seed")
+FIXED = ("strategy", "datasets", "dataset_weights", "exclude", "steps", "cpu_minutes", "base", "embed_dim", "tau",
+         "seed")
 
 
 def strategy_class(name: str):
@@ -98,7 +99,7 @@ def pretrain_iter(p: PretrainParams, out: str | Path, resume: str | Path | None 
     rng = np.random.default_rng(p.seed)
     model = initial_model(p)
     strategy = strategy_class(p.strategy)(model, tasks, p, rng, gen)
-    start, elapsed, history, resumes = 0, 0.0, [], []
+    start, elapsed, cpu, history, resumes = 0, 0.0, 0.0, [], []
     if state is not None:
         modelfile.build(resume, modelfile.CHECKPOINT, lambda: (model.load_state_dict(state["model"]),
                                                                strategy.load_state_dict(state["strategy"])))
@@ -106,19 +107,30 @@ def pretrain_iter(p: PretrainParams, out: str | Path, resume: str | Path | None 
         gen.set_state(state["torch_gen"])
         torch.set_rng_state(state["torch_rng"])
         start, elapsed, history = int(state["step"]), float(state["elapsed"]), list(state.get("history", []))
+        cpu = float(state.get("cpu_seconds", 0.0))
         resumes = [*state.get("resumes", []), start]
     ckpt = Checkpointer(checkpoint or checkpoint_path(out), p.checkpoint_minutes)
 
+    c0 = time.process_time()  # CPU time of the training loop only (all threads), not of reading the data
+
+    def cpu_used() -> float:
+        return cpu + time.process_time() - c0
+
     def snapshot(step: int) -> dict:
         return {"params": p.as_card(), "step": step, "elapsed": elapsed + time.time() - t0, "history": history,
+                "cpu_seconds": cpu_used(),
                 "resumes": resumes, "model": modelfile.state_dict(model), "strategy": strategy.state_dict(),
                 "numpy_rng": rng.bit_generator.state, "torch_gen": gen.get_state(), "torch_rng": torch.get_rng_state()}
 
     running: dict[str, float] = {}
-    done = start
+    done, last = start, p.steps
+    budget = p.cpu_minutes * 60
     yield Progress(start, p.steps, f"{p.strategy}: from step {start}" if start else f"{p.strategy}: starting")
     try:
         for step in range(start, p.steps):
+            if budget and cpu_used() >= budget:  # the CPU budget is spent: the step before this one is the last
+                last = step
+                break
             losses = strategy.step()
             done = step + 1
             running = {k: v if k not in running else 0.98 * running[k] + 0.02 * v for k, v in losses.items()}
@@ -131,7 +143,10 @@ def pretrain_iter(p: PretrainParams, out: str | Path, resume: str | Path | None 
     except GeneratorExit:  # stopped between two steps: keep everything done so far
         ckpt.save(snapshot(done))
         raise
-    ckpt.save(snapshot(p.steps))
+    if last < p.steps:
+        history.append({"step": last, **{k: round(v, 5) for k, v in running.items()}})
+        yield Progress(p.steps, p.steps, f"CPU budget of {p.cpu_minutes:g} min spent after {last} steps")
+    ckpt.save(snapshot(last))
     model.eval()
     card = {
         "init_card": getattr(model, "card", None) if p.init else None,
@@ -142,6 +157,8 @@ def pretrain_iter(p: PretrainParams, out: str | Path, resume: str | Path | None 
         "final_loss": running.get("loss"),
         "final_losses": running,
         "wall_seconds": round(elapsed + time.time() - t0, 1),
+        "cpu_seconds": round(cpu_used(), 1),
+        "steps_done": last,
         "resumed_at_steps": resumes,
         "torch": str(torch.__version__),
         "threads": torch.get_num_threads(),
