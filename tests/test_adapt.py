@@ -90,8 +90,27 @@ def test_scores_skip_one_class_quadrants_and_fall_back_to_the_box():
 
 def test_choice_prefers_the_cheaper_path_on_ties():
     assert choose({"none": 0.80, "fuse": 0.80, "finetune": 0.80}) == "none"
+    assert choose({"none": 0.70, "forest": 0.85, "fuse": 0.852}) == "forest"
+    assert choose({"none": 0.70, "forest": 0.80, "fuse": 0.85}) == "fuse"
     assert choose({"none": 0.70, "fuse": 0.85, "finetune": 0.852}) == "fuse"
     assert choose({"none": 0.70, "fuse": 0.75, "finetune": 0.90}) == "finetune"
+
+
+def test_the_forest_path_runs_no_network(case):
+    """adapt="forest" is the classic pixel classifier: after the prompt is embedded once (for the check of
+    "none" it is compared with), segmenting an image never calls the network."""
+    img, mask, box = case
+    seg = Segmenter(PromptParams(adapt="forest", **FAST), model=tiny_net())
+    prompt = seg.prepare_prompt(img, mask, box)
+    seg.adapt(prompt)
+    assert prompt.path == "forest" and set(prompt.check) == {"none", "forest"}
+
+    def refuse(*a, **k):
+        raise AssertionError("the forest path ran the network")
+
+    seg.model.forward = refuse
+    out = seg.segment(img, prompt)
+    assert dice_mean(out, mask) > 0.7
 
 
 # ---- auto picks the better path -------------------------------------------------------------
@@ -102,8 +121,8 @@ def test_auto_picks_the_filters_where_the_network_cannot_separate_the_classes(ca
     auto = Segmenter(PromptParams(adapt="auto", **FAST), model=net)
     prompt = auto.prepare_prompt(img, mask, box)
     out = auto.segment(img, prompt)
-    assert prompt.path == "fuse", prompt.check
-    assert prompt.check["fuse"] > prompt.check["none"] + 0.2
+    assert prompt.path in ("forest", "fuse"), prompt.check  # the two filter paths (a tie goes to the forest)
+    assert prompt.check[prompt.path] > prompt.check["none"] + 0.2
     other, other_mask = noisy_disks(seed=1)
     assert dice_mean(out, mask) > dice_mean(plain.segment(img, prompt), mask) + 0.2
     assert dice_mean(auto.segment(other, prompt), other_mask) > dice_mean(plain.segment(other, prompt), other_mask)
@@ -171,7 +190,7 @@ def test_adaptation_runs_once_per_prompt_and_reports_progress(case):
     steps = []
     seg.segment(img, prompt, steps.append)
     messages = {p.message for p in steps}
-    assert {"checking the prompt", "checking the fused path", "segmenting"} <= messages
+    assert {"checking the prompt", "checking the forest", "checking the fused path", "segmenting"} <= messages
     assert all(isinstance(p, Progress) for p in steps)
     again = []
     seg.segment(img, prompt, again.append)
@@ -179,7 +198,8 @@ def test_adaptation_runs_once_per_prompt_and_reports_progress(case):
 
 
 def test_bad_adapt_value_is_one_sentence():
-    with pytest.raises(FewcellError, match=r"^Unknown adaptation 'fast': choose one of auto, none, fuse, finetune\.$"):
+    sentence = r"^Unknown adaptation 'fast': choose one of auto, none, forest, fuse, finetune\.$"
+    with pytest.raises(FewcellError, match=sentence):
         PromptParams(adapt="fast").check()
     assert ADAPT == list(ADAPT_CHOICES)
     assert PromptParams().adapt in ADAPT_CHOICES

@@ -35,7 +35,8 @@ SAME = "(same as target)"
 NONE = "(none)"
 #: the "Adapt to the prompt" choices: (shown text, PromptParams.adapt)
 ADAPT_ITEMS = [("auto (best by the self-check)", "auto"), ("none (attention only, fastest)", "none"),
-               ("fuse (attention + filters)", "fuse"), ("finetune (a few seconds)", "finetune")]
+               ("forest (filters only, no network)", "forest"), ("fuse (attention + filters)", "fuse"),
+               ("finetune (a few seconds)", "finetune")]
 
 
 def _segment_gen(seg: Segmenter, job: dict):
@@ -81,6 +82,7 @@ class PromptSegmentationWidget(QWidget):
         self.adapt_combo.setCurrentIndex(self.adapt_combo.findData(PromptParams().adapt))
         self.adapt_combo.setToolTip(
             "How to adapt to your image: 'fuse' adds intensity, edge and texture filters in a random forest, "
+            "'forest' is that forest on the filters alone (no network: the classic pixel classifier), "
             "'finetune' fine-tunes a copy of the network on the box, 'auto' picks the best by a check inside "
             "the box (each quarter predicted from the other three); 'none' is attention only."
         )

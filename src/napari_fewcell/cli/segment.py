@@ -9,7 +9,7 @@ from .args import add_box, add_device, add_images, add_out, add_overwrite, add_t
 from .bar import Bar
 
 #: PromptParams.adapt's values (the engine's ADAPT_CHOICES; listed here so --help needs no torch)
-ADAPT = ["auto", "none", "fuse", "finetune"]
+ADAPT = ["auto", "none", "forest", "fuse", "finetune"]
 
 
 def add_parser(sub) -> None:
@@ -32,9 +32,10 @@ def add_parser(sub) -> None:
     s.add_argument("--prototypes", type=int, default=64, help="k-means prototypes per class (fast path)")
     s.add_argument(
         "--adapt", default=None, choices=ADAPT,
-        help="adapt to the prompt: none = attention only; fuse = attention + intensity/edge/texture filters in a "
-             "random forest; finetune = a few seconds of fine-tuning a copy of the network on the box; auto = the "
-             "best of them by a check inside the box (default: auto)",
+        help="adapt to the prompt: none = attention only; forest = intensity/edge/texture filters in a random "
+             "forest, no network; fuse = attention + those filters in a random forest; finetune = a few seconds "
+             "of fine-tuning a copy of the network on the box; auto = the "
+             "best of none, forest and fuse by a check inside the box (default: auto)",
     )
     add_overwrite(s, "replace existing <stem>.tif files in --out")
     s.set_defaults(func=cmd_segment)

@@ -4,6 +4,9 @@ The one-shot network is good on image types like its pre-training data and worse
 ilastik-style random forest on image types it never saw. Three paths, chosen by ``PromptParams.adapt``:
 
 * ``"none"`` — prompt attention only (today's path, no extra cost);
+* ``"forest"`` — the random forest below on the filters alone, without the network: the ilastik-style
+  pixel classifier, kept as a path so that "auto" can fall back to it where the network does not help
+  (an image type far from its pre-training);
 * ``"fuse"`` — a random forest on generic filters of the luminance (skimage's
   ``multiscale_basic_features``, σ 1–16: intensity, edges, texture) ⊕ the attention's per-class
   probability, fitted on the box's pixels. On the box the attention is nearly perfect (its keys are
@@ -12,7 +15,7 @@ ilastik-style random forest on image types it never saw. Three paths, chosen by 
 * ``"finetune"`` — a deep copy of the embedding network (never the shared one) fine-tuned for a few
   seconds (a fixed number of Adam steps) on augmented views of the prompt region (queries: one quadrant
   of the box; keys: the other quadrants; cross entropy of the attention output), BatchNorm in eval mode;
-* ``"auto"`` — of attention alone and the fused path, the one with the better self-check estimate
+* ``"auto"`` — of attention alone, the forest and the fused path, the one with the better self-check estimate
   (ties within :data:`TIE` go to the cheaper). The fine-tuned path is left to an explicit choice: its
   estimate (below) was too optimistic too often to pick by it (a TEM axon prompt estimated at 0.94
   scored 0.79 on the whole image).
@@ -47,10 +50,12 @@ from ..core.tiling import Window, windows
 from ..nets import attention
 from ..nets.unet import EmbedNet
 
-ADAPT_CHOICES = ("auto", "none", "fuse", "finetune")  #: values of ``PromptParams.adapt``
-PATHS = ("none", "fuse", "finetune")  #: the paths, cheapest first
-AUTO_PATHS = ("none", "fuse")  #: what "auto" chooses between (the paths whose self-check can be trusted)
-PATH_NAMES = {"none": "prompt attention only", "fuse": "fused with filters", "finetune": "fine-tuned network"}
+ADAPT_CHOICES = ("auto", "none", "forest", "fuse", "finetune")  #: values of ``PromptParams.adapt``
+PATHS = ("none", "forest", "fuse", "finetune")  #: the paths, cheapest first (ties go to the earlier)
+#: what "auto" chooses between: the paths whose self-check can be trusted, the forest among them (the floor)
+AUTO_PATHS = ("none", "forest", "fuse")
+PATH_NAMES = {"none": "prompt attention only", "forest": "filters only, no network", "fuse": "fused with filters",
+              "finetune": "fine-tuned network"}
 TIE = 0.005  #: estimates closer than this are a tie (the cheaper path wins)
 SIGMA_MIN, SIGMA_MAX = 1, 16  #: scales of the generic filters
 FEATURE_MARGIN = 72  #: context of a tile's filters: 4σ of the largest Gaussian (+ a few px for derivatives): no seams
@@ -210,17 +215,23 @@ def forest_proba(forest, x: np.ndarray, n_classes: int) -> np.ndarray:
     return out
 
 
-def fuse_check(box: BoxData, feats: np.ndarray, loqo: np.ndarray, trees: int) -> Generator[Progress, None, np.ndarray]:
-    """Held-out predictions of the fused path: each quadrant by a forest fitted on the other three, whose
-    attention feature is itself out-of-sample (nested: keys from the two quadrants left)."""
+def forest_check(box: BoxData, feats: np.ndarray, loqo: np.ndarray | None,
+                 trees: int) -> Generator[Progress, None, np.ndarray]:
+    """Held-out predictions of a forest path: each quadrant by a forest fitted on the other three. With
+    ``loqo`` (the fused path) the attention feature is itself out-of-sample (nested: keys from the two
+    quadrants left); without it (the forest path) the forest sees the filters only."""
     pred = np.zeros(len(box.y), np.int64)
     quads = np.unique(box.quad)
     for i, q in enumerate(quads):
         train, test = box.quad != q, box.quad == q
-        nested = held_out_probs(box, exclude=(q,))
-        forest = make_forest(trees).fit(np.hstack([feats[train], nested[train]]), box.y[train])
-        pred[test] = forest_proba(forest, np.hstack([feats[test], loqo[test]]), box.n_classes).argmax(1)
-        yield Progress(i + 1, len(quads), "checking the fused path")
+        if loqo is None:
+            x_train, x_test = feats[train], feats[test]
+        else:
+            nested = held_out_probs(box, exclude=(q,))
+            x_train, x_test = np.hstack([feats[train], nested[train]]), np.hstack([feats[test], loqo[test]])
+        forest = make_forest(trees).fit(x_train, box.y[train])
+        pred[test] = forest_proba(forest, x_test, box.n_classes).argmax(1)
+        yield Progress(i + 1, len(quads), "checking the forest" if loqo is None else "checking the fused path")
     return pred
 
 
@@ -352,10 +363,12 @@ def self_check(model: EmbedNet, box: BoxData, params, paths) -> Generator[Progre
     check = {"none": quadrant_score(loqo.argmax(1), box.y, box.quad)}
     reuse = {"loqo": loqo}
     yield Progress(0, 0, "checking the prompt")
-    if "fuse" in paths:
+    if "fuse" in paths or "forest" in paths:
         reuse["feats"] = box_features(box.source)
-        pred = yield from fuse_check(box, reuse["feats"], loqo, params.trees)
-        check["fuse"] = quadrant_score(pred, box.y, box.quad)
+    for path in ("forest", "fuse"):
+        if path in paths:
+            pred = yield from forest_check(box, reuse["feats"], loqo if path == "fuse" else None, params.trees)
+            check[path] = quadrant_score(pred, box.y, box.quad)
     if "finetune" in paths:
         check["finetune"] = yield from finetune_check(model, box, params, loqo, check["none"])
     return check, reuse
@@ -378,10 +391,10 @@ def adapt_iter(model: EmbedNet, box: BoxData | None, params) -> Generator[Progre
     paths = AUTO_PATHS if params.adapt == "auto" else ("none", params.adapt)
     check, reuse = yield from self_check(model, box, params, paths)
     path = choose(check) if params.adapt == "auto" else params.adapt
-    if path == "fuse":
+    if path in ("fuse", "forest"):
         yield Progress(0, 0, "fitting the forest")
-        forest = make_forest(params.trees).fit(np.hstack([reuse["feats"], reuse["loqo"]]), box.y)
-        return Adaptation(path, check, forest=forest)
+        x = np.hstack([reuse["feats"], reuse["loqo"]]) if path == "fuse" else reuse["feats"]
+        return Adaptation(path, check, forest=make_forest(params.trees).fit(x, box.y))
     if path == "finetune":
         net = yield from finetune(model, box, params)
         return Adaptation(path, check, model=net)

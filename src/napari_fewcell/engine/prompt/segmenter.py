@@ -53,10 +53,11 @@ class PromptParams:
     margin: int = 32  #: context pixels around each tile
     weights: str | None = None  #: path of a weights file; None = shipped weights
     device: str = "auto"  #: auto | cpu | cuda | mps
-    #: adaptation to the prompt: "none" (attention only), "fuse" (attention + filters in a random forest),
+    #: adaptation to the prompt: "none" (attention only), "forest" (filters in a random forest, no network),
+    #: "fuse" (attention + filters in a random forest),
     #: "finetune" (a copy of the network fine-tuned on the box) or "auto" (the best by the self-check)
     adapt: str = "auto"
-    trees: int = 50  #: trees of the "fuse" random forest
+    trees: int = 50  #: trees of the "forest" and "fuse" random forests
     #: fine-tuning steps (≈ 2 s at ~0.05 s a step on a CPU core); a number of steps, not seconds, so that the
     #: result and the "auto" choice do not depend on the machine's speed ...
     finetune_steps: int = 40
@@ -213,7 +214,11 @@ class Segmenter:
         return run(self.adapt_iter(prompt), progress)
 
     def tile_probs(self, arr: np.ndarray, rng, win, fwin, keys, ad: Adaptation) -> torch.Tensor:
-        """Class probabilities (h·w, C) of one tile: attention, then (fused path) the forest."""
+        """Class probabilities (h·w, C) of one tile: attention, then (fused path) the forest; the forest path
+        runs no network."""
+        if ad.path == "forest":
+            probs = forest_proba(ad.forest, window_features(arr, rng, fwin), len(keys.classes))
+            return torch.from_numpy(probs).to(self.device)
         emb = self.embed(arr, rng, *win.region, model=ad.model)[(slice(None), *win.inner)]
         d = emb.shape[0]
         probs = attention.attend(emb.reshape(d, -1).T.float(), keys, self.tau)
