@@ -28,6 +28,7 @@ from common import (
     log,
     mean_sd,
     report_header,
+    rf_cli,
     rf_end_to_end,
     score_prompts,
     seeded_box,
@@ -45,7 +46,7 @@ from napari_fewcell.engine.training.datasets import split_name
 
 FOLDS = ("isbi2012_membrane", "usiigaci_phase_contrast_cells", "dsb2018_he", "tem_myelinated_axons",
          "tem_myelinated_axons:labels_myelin")
-ADAPT = ("none", "fuse", "finetune", "auto")
+ADAPT = ("none", "forest", "fuse", "finetune", "auto")
 RF = "RF baseline"
 
 
@@ -183,16 +184,20 @@ class Fewcell:
 def end_to_end(args, ds: Dataset, box, ids, w: Weights, adapt: str, rf: RFBaseline) -> list[str]:
     opt = ["--adapt", adapt] if cli_has_adapt() else []
     t_cli, error = segment_cli(args.data, ds, box, ids, w.path, opt, args.threads)
-    if error:
-        log(f"{ds.name}: fewcell segment failed: {error}")
-        return [f"- `fewcell segment` **failed**: {error}"]
+    t_cmd, rf_error = rf_cli(args.data, ds, box, ids, args.threads)
+    if error or rf_error:
+        log(f"{ds.name}: a command failed: {error or rf_error}")
+        return [f"- {'`fewcell segment`' if error else 'the RF command'} **failed**: {error or rf_error}"]
     t_rf, n = rf_end_to_end(rf, args.data, ds, box, ids), len(ids)
-    log(f"{ds.name}: end to end fewcell {t_cli:.1f} s, RF {t_rf:.1f} s")
+    log(f"{ds.name}: end to end fewcell {t_cli:.1f} s, RF command {t_cmd:.1f} s, RF in process {t_rf:.1f} s")
     return [f"Weights {w.label}, box 0, the {n} scored images.", "", "| end to end | seconds | s / image |",
             "|---|---|---|", f"| `{' '.join(['fewcell segment', *opt])}` in a subprocess (start-up, model load, "
-            f"prompt, read, segment, write) | {t_cli:.2f} | {t_cli / n:.2f} |", "| RF baseline in this process (read, "
-            f"features + fit on the prompt image, features + predict) | {t_rf:.2f} | {t_rf / n:.2f} |",
-            f"| **ratio fewcell / RF** | **{t_cli / t_rf:.2f}** | |"]
+            f"prompt, read, segment, write) | {t_cli:.2f} | {t_cli / n:.2f} |", "| RF baseline as a command in a "
+            f"subprocess (benchmarks/rf_cli.py: start-up, read, features, fit, predict, write) | {t_cmd:.2f} | "
+            f"{t_cmd / n:.2f} |", "| RF baseline in this process (read, features + fit on the prompt image, "
+            f"features + predict; no start-up, no writing) | {t_rf:.2f} | {t_rf / n:.2f} |",
+            f"| **ratio fewcell / RF command** (equal terms) | **{t_cli / t_cmd:.2f}** | |",
+            f"| ratio fewcell / RF in this process | {t_cli / t_rf:.2f} | |"]
 
 
 # ---- one fold ---------------------------------------------------------------------------------------
@@ -223,7 +228,7 @@ def run_fold(args, fold: str, ws: list[Weights], paths, default: str, has_adapt:
         methods.update({key(w, p): Fewcell(model, w.path, p, has_adapt) for p in paths})
     methods[RF] = ForestPrompt(rf)
     scores = score_prompts(ds, boxes, ids, methods)
-    e2e = end_to_end(args, ds, boxes[0], ids, ws[0], default, rf)
+    e2e = [] if args.no_end_to_end else end_to_end(args, ds, boxes[0], ids, ws[0], default, rf)
     return Fold(fold, ds, boxes, ids, ws, scores, e2e)
 
 
@@ -264,18 +269,24 @@ def targets(folds: list[Fold], default: str, split: str) -> list[str]:
 
 
 def strategies(folds: list[Fold], default: str) -> list[str]:
-    """Strategy × fold: Dice of the default path and the pre-training wall seconds (with its init runs)."""
+    """Strategy × fold: Dice of the default path, and the run's CPU seconds, steps and wall seconds (its own,
+    then with its init runs)."""
     if all(len(f.weights) < 2 for f in folds):
         return ["(one weights file per fold: nothing to compare)"]
-    names = sorted({w.strategy for f in folds for w in f.weights})
+    names = list(dict.fromkeys(w.strategy for f in folds for w in f.weights))
     out = ["| strategy | " + " | ".join(f.fold for f in folds) + " |", "|" + "---|" * (len(folds) + 1)]
     for s in names:
         cells = []
         for f in folds:
             w = next((w for w in f.weights if w.strategy == s), None)
-            walls = [c.get("wall_seconds") or 0 for c in card_chain(w.card)] if w else []
-            cells.append(f"{f.scores[key(w, default)].mean():.2f} ({walls[0]:.0f} s; {sum(walls):.0f} s with init "
-                         "runs)" if w and walls else "—")
+            chain = card_chain(w.card) if w else []
+            if not chain:
+                cells.append("—")
+                continue
+            c, walls = chain[0], [c.get("wall_seconds") or 0 for c in chain]
+            cpu = f"{c['cpu_seconds']:.0f} CPU s, {c.get('steps_done')} steps; " if "cpu_seconds" in c else ""
+            cells.append(f"{f.scores[key(w, default)].mean():.2f} ({cpu}{walls[0]:.0f} s wall; {sum(walls):.0f} s "
+                         "with init runs)")
         out.append(f"| {s} | " + " | ".join(cells) + " |")
     return out
 
@@ -326,7 +337,7 @@ def fold_section(f: Fold, paths) -> list[str]:
                    f"| {np.mean(sc.prep):.2f} | {np.median(sc.secs):.3f} |")
     for w in f.weights:
         out += ["", f"### {f.fold}: self-check, {w.label}", "", *self_check(f, w, paths)]
-    return out + ["", f"### {f.fold}: end to end", "", *f.e2e, ""]
+    return out + (["", f"### {f.fold}: end to end", "", *f.e2e, ""] if f.e2e else [""])
 
 
 def parse_args() -> argparse.Namespace:
@@ -343,6 +354,8 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--split", choices=["test", "val"], default="test",
                     help="val: score train images no box was cut from (for choosing defaults)")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--paths", nargs="+", choices=ADAPT, help="adapt paths to score (default: all)")
+    ap.add_argument("--no-end-to-end", action="store_true", help="skip the CLI-vs-RF timing")
     ap.add_argument("--out", help="default benchmarks/results/generalise[_quick].md")
     ap.add_argument("--quick", action="store_true",
                     help="smoke test: 1 fold (dsb2018_he), 2 boxes, 2 images, --allow-seen")
@@ -366,6 +379,9 @@ def main() -> None:
     weights = parse_weights(args)  # refuses weights that saw their fold before any work
     set_threads(args.threads)
     paths, default, has_adapt = adapt_paths()
+    paths = [p for p in paths if p in (args.paths or paths)] or paths
+    if default not in paths:
+        sys.exit(f"bench_generalise: error: --paths must include the default path {default}")
     rf, load = RFBaseline(args.threads), [os.getloadavg()[0]]
     folds = []
     for n, fold in enumerate(args.folds):
@@ -389,7 +405,8 @@ def main() -> None:
         "the CPU are not final",
         "", "## Summary: Dice % (mean ± sd over boxes)", "", *summary(folds, paths, default), "",
         "### Targets", "", *targets(folds, default, args.split), "",
-        f"## Strategies: Dice % of `{default}` (pre-training wall seconds)", "", *strategies(folds, default), "",
+        f"## Strategies: Dice % of `{default}` (pre-training CPU and wall seconds)", "",
+        *strategies(folds, default), "",
         *[line for f in folds for line in fold_section(f, paths)],
     ]
     finish_report(rep, args.out)

@@ -276,24 +276,44 @@ def score_prompts(ds: Dataset, boxes, ids, methods: dict) -> dict[str, Scores]:
 
 
 # ---- end to end: `fewcell segment` as a user runs it, vs the RF baseline ------------------------------
-def segment_cli(data, ds: Dataset, box, ids, weights, options=(), threads: int = 2) -> tuple[float, str]:
-    """(seconds, error) of `fewcell segment` in a fresh process on images ``ids`` of ``ds`` prompted by ``box``
-    (start-up, model load, prompt, read, segment, write); error is '' when it worked."""
+def timed_command(cmd: list[str], threads: int) -> tuple[float, str]:
+    """(seconds, error) of a command in a fresh process with ``threads`` BLAS/OpenMP threads and this checkout's
+    package importable; error is the last line of its stderr ('' when it worked)."""
     import napari_fewcell
 
-    src, y, x = box
-    img_dir = Path(data) / ds.name / "images"
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     env["PYTHONPATH"] = os.pathsep.join([str(Path(napari_fewcell.__file__).parents[1]), env.get("PYTHONPATH", "")])
+    proc, secs = timed(lambda: subprocess.run(cmd, capture_output=True, text=True, env=env))
+    error = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1] if proc.returncode else ""
+    return secs, error
+
+
+def prompt_command(data, ds: Dataset, box, ids, tool: list[str], options=(), threads: int = 2) -> tuple[float, str]:
+    """(seconds, error) of a one-shot segmentation command ``tool`` in a fresh process on images ``ids`` of
+    ``ds`` prompted by ``box`` (start-up, prompt, read, segment, write): `fewcell segment` or the RF command."""
+    src, y, x = box
+    img_dir = Path(data) / ds.name / "images"
     with tempfile.TemporaryDirectory() as tmp:
         lab = Path(tmp) / "prompt_labels.tif"
         tifffile.imwrite(lab, ds.labels[src][y : y + BOX, x : x + BOX])
-        cmd = [sys.executable, "-m", "napari_fewcell.cli", "segment", *(str(img_dir / f"{i}.tif") for i in ids),
-               "--prompt-image", str(img_dir / f"{src}.tif"), "--prompt-labels", str(lab), "--box", str(y), str(x),
-               str(BOX), str(BOX), "--out", f"{tmp}/out", "--weights", str(weights), "--device", "cpu", *options]
-        proc, secs = timed(lambda: subprocess.run(cmd, capture_output=True, text=True, env=env))
-    error = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1] if proc.returncode else ""
-    return secs, error
+        cmd = [*tool, *(str(img_dir / f"{i}.tif") for i in ids), "--prompt-image", str(img_dir / f"{src}.tif"),
+               "--prompt-labels", str(lab), "--box", str(y), str(x), str(BOX), str(BOX), "--out", f"{tmp}/out",
+               *options]
+        return timed_command(cmd, threads)
+
+
+def segment_cli(data, ds: Dataset, box, ids, weights, options=(), threads: int = 2) -> tuple[float, str]:
+    """(seconds, error) of `fewcell segment` in a fresh process (start-up, model load, prompt, read, segment,
+    write)."""
+    return prompt_command(data, ds, box, ids, [sys.executable, "-m", "napari_fewcell.cli", "segment"],
+                          ["--weights", str(weights), "--device", "cpu", *options], threads)
+
+
+def rf_cli(data, ds: Dataset, box, ids, threads: int = 2) -> tuple[float, str]:
+    """(seconds, error) of the RF baseline as a command in a fresh process (benchmarks/rf_cli.py: start-up,
+    imports, read, features, fit, predict, write): the end-to-end comparison on equal terms."""
+    tool = [sys.executable, str(Path(__file__).with_name("rf_cli.py"))]
+    return prompt_command(data, ds, box, ids, tool, ["--threads", str(threads)], threads)
 
 
 def rf_end_to_end(rf: RFBaseline, data, ds: Dataset, box, ids) -> float:
