@@ -18,7 +18,15 @@ from napari_fewcell.engine.core.progress import Progress
 from napari_fewcell.engine.nets import attention
 from napari_fewcell.engine.nets.unet import EmbedNet, NetConfig
 from napari_fewcell.engine.prompt import ADAPT_CHOICES, generic_features
-from napari_fewcell.engine.prompt.adapt import AUTO_PATHS, choose, mean_dice, quadrant_score, quadrants
+from napari_fewcell.engine.prompt.adapt import (
+    AUTO_PATHS,
+    BoxData,
+    PromptSource,
+    choose,
+    mean_dice,
+    quadrant_score,
+    quadrants,
+)
 
 from .conftest import blobs, click_and_wait, dice_mean
 
@@ -255,3 +263,17 @@ def test_widget_shows_the_estimate(make_napari_viewer, qtbot):
     assert "cells fewcell" in viewer.layers, widget.status.text()
     text = widget.status.text()
     assert "Expected Dice on your box ≈ " in text and "(fused with filters)" in text, text
+
+
+def test_the_self_check_buffer_keeps_neighbours_of_the_held_out_quarter_out_of_training():
+    src = PromptSource(np.zeros((3, 8, 8), np.float32), (0, 0), (8, 8))
+    y = np.zeros(64, np.int64)
+    plain = BoxData(torch.zeros(64, 4), y, src, 0.1)
+    assert np.array_equal(plain.train_mask(0), plain.quad != 0)  # no buffer: the other three quarters
+    wide = BoxData(torch.zeros(64, 4), y, src, 0.1, buffer=2)
+    mask = wide.train_mask(0).reshape(8, 8)  # quarter 0 = rows 0-3, cols 0-3; the band reaches row/col 5
+    assert not mask[:6, :6].any() and mask[6:, :].all() and mask[:, 6:].all()
+    huge = BoxData(torch.zeros(64, 4), y, src, 0.1, buffer=100)  # wider than the box: no buffer
+    assert np.array_equal(huge.train_mask(3), huge.quad != 3)
+    with pytest.raises(FewcellError, match="buffer"):
+        PromptParams(check_buffer=-1).check()

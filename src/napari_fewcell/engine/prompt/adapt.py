@@ -91,10 +91,24 @@ class BoxData:
     y: np.ndarray  #: (M,) class index 0..C-1
     source: PromptSource
     tau: float
+    #: pixels of the other quadrants this close (Chebyshev) to the held-out one are not trained on in the self-check
+    buffer: int = 0
 
     def __post_init__(self):
         self.quad = quadrants(*self.source.shape)
         self.n_classes = int(self.y.max()) + 1
+
+    def train_mask(self, q: int) -> np.ndarray:
+        """(M,) the pixels a path checked on quadrant ``q`` may learn from: the other quadrants, minus a band of
+        ``buffer`` pixels around ``q`` (neighbours of the held-out pixels share their filters and objects)."""
+        h, w = self.source.shape
+        rows, cols = np.arange(h) >= h // 2, np.arange(w) >= w // 2
+        r, c = np.flatnonzero(rows == bool(q // 2)), np.flatnonzero(cols == bool(q % 2))
+        near = np.zeros((h, w), bool)
+        b = self.buffer
+        near[max(0, r[0] - b) : r[-1] + 1 + b, max(0, c[0] - b) : c[-1] + 1 + b] = True
+        far = ~near.reshape(-1)
+        return far if far.any() else self.quad != q  # a buffer wider than the box: no buffer
 
 
 @dataclasses.dataclass
@@ -191,7 +205,7 @@ def held_out_probs(box: BoxData, emb: torch.Tensor | None = None, exclude: tuple
     emb = box.emb if emb is None else emb
     out = np.zeros((len(box.y), box.n_classes), np.float32)
     for q in np.unique(box.quad):
-        train = (box.quad != q) & ~np.isin(box.quad, exclude)
+        train = box.train_mask(q) & ~np.isin(box.quad, exclude)
         if q in exclude or not train.any():
             continue
         keys = attention.exact_keys(emb[train], box.y[train])
@@ -223,7 +237,7 @@ def forest_check(box: BoxData, feats: np.ndarray, loqo: np.ndarray | None,
     pred = np.zeros(len(box.y), np.int64)
     quads = np.unique(box.quad)
     for i, q in enumerate(quads):
-        train, test = box.quad != q, box.quad == q
+        train, test = box.train_mask(q), box.quad == q
         if loqo is None:
             x_train, x_test = feats[train], feats[test]
         else:

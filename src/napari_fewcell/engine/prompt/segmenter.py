@@ -63,12 +63,17 @@ class PromptParams:
     finetune_steps: int = 40
     finetune_seconds: float | None = 6.0  #: ... unless it is very busy: a cap on the time (None: no cap)
     finetune_lr: float = 1e-4  #: Adam learning rate of the fine-tuning
+    #: the self-check trains on no pixel this close to the quarter it predicts (a spatial buffer: neighbouring
+    #: pixels share objects and filters, which flatters the forests more than attention)
+    check_buffer: int = 0
 
     def check(self) -> None:
         if self.attention not in ("prototypes", "exact"):
             raise FewcellError(f"Unknown attention '{self.attention}': choose 'prototypes' or 'exact'.")
         if self.adapt not in ADAPT_CHOICES:
             raise FewcellError(f"Unknown adaptation '{self.adapt}': choose one of {', '.join(ADAPT_CHOICES)}.")
+        if self.check_buffer < 0:
+            raise FewcellError("The self-check's buffer is a number of pixels, 0 or more.")
         if self.trees < 1 or self.finetune_steps < 0 or not self.finetune_lr > 0:
             raise FewcellError("The forest needs at least one tree, and fine-tuning a positive learning rate.")
         if self.finetune_seconds is not None and not self.finetune_seconds >= 0:
@@ -196,12 +201,12 @@ class Segmenter:
         sets ``prompt.path`` and ``prompt.check``. A prompt of several boxes is not adapted under "auto"."""
         p = self.params
         key = (id(self.model), str(self.device), self.tau, p.adapt, p.attention, p.prototypes, p.trees,
-               p.finetune_steps, p.finetune_seconds, p.finetune_lr)
+               p.finetune_steps, p.finetune_seconds, p.finetune_lr, p.check_buffer)
         if key not in prompt._adapted:
             box = None
             if prompt.source is not None and p.adapt != "none":
                 y = np.unique(prompt.labels, return_inverse=True)[1].reshape(-1)
-                box = BoxData(prompt.embeddings, y, prompt.source, self.tau)
+                box = BoxData(prompt.embeddings, y, prompt.source, self.tau, p.check_buffer)
             ad = yield from adapt_iter(self.model, box, p)
             if ad.model is not None:
                 ad.keys = self.make_keys(box_embeddings(ad.model, prompt.source), prompt.labels)
