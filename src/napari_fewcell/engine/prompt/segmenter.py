@@ -210,6 +210,8 @@ class Segmenter:
             ad = yield from adapt_iter(self.model, box, p)
             if ad.model is not None:
                 ad.keys = self.make_keys(box_embeddings(ad.model, prompt.source), prompt.labels)
+            elif ad.path == "forest":  # no attention on this path: its keys only name the classes (no k-means)
+                ad.keys = attention.exact_keys(prompt.embeddings, prompt.labels)
             prompt._adapted[key] = ad
         ad = prompt._adapted[key]
         prompt.path, prompt.check = ad.path, dict(ad.check)
