@@ -139,8 +139,8 @@ def luminance_features(x: np.ndarray) -> np.ndarray:
     """(h, w, F) float32 filters of a normalised (3, h, w) region's luminance (intensity, edges, texture)."""
     from skimage.feature import multiscale_basic_features
 
-    return multiscale_basic_features(x.mean(0), intensity=True, edges=True, texture=True,
-                                     sigma_min=SIGMA_MIN, sigma_max=SIGMA_MAX).astype(np.float32)
+    return multiscale_basic_features(x.mean(0), intensity=True, edges=True, texture=True, sigma_min=SIGMA_MIN,
+                                     sigma_max=SIGMA_MAX, workers=max(1, torch.get_num_threads())).astype(np.float32)
 
 
 def window_features(arr: np.ndarray, rng, win: Window) -> np.ndarray:
