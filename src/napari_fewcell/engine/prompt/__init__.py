@@ -1,5 +1,6 @@
 """Workflow 1 — prompt (one-shot) segmentation (paper 000 §3.2), adapted to the prompt at prompt time."""
-from .adapt import ADAPT_CHOICES, PATH_NAMES, Adaptation, estimate_text, generic_features
+from .adapt import ADAPT_CHOICES, PATH_NAMES, Adaptation, estimate_text
+from .filters import generic_features
 from .segmenter import Prompt, PromptParams, Segmenter, crop_prompt_labels, segment
 
 __all__ = ["ADAPT_CHOICES", "PATH_NAMES", "Adaptation", "Prompt", "PromptParams", "Segmenter", "crop_prompt_labels",

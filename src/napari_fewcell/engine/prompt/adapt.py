@@ -44,11 +44,11 @@ import torch.nn.functional as F
 from ..core.augment import MILD, augment
 from ..core.errors import FewcellError
 from ..core.geometry import Box, with_context
-from ..core.image import as_image2d, intensity_range, normalize
+from ..core.image import normalize
 from ..core.progress import Progress
-from ..core.tiling import Window, windows
 from ..nets import attention
 from ..nets.unet import EmbedNet
+from .filters import forest_proba, luminance_features, make_forest
 
 ADAPT_CHOICES = ("auto", "none", "forest", "fuse", "finetune")  #: values of ``PromptParams.adapt``
 PATHS = ("none", "forest", "fuse", "finetune")  #: the paths, cheapest first (ties go to the earlier)
@@ -57,8 +57,6 @@ AUTO_PATHS = ("none", "forest", "fuse")
 PATH_NAMES = {"none": "prompt attention only", "forest": "filters only, no network", "fuse": "fused with filters",
               "finetune": "fine-tuned network"}
 TIE = 0.005  #: estimates closer than this are a tie (the cheaper path wins)
-SIGMA_MIN, SIGMA_MAX = 1, 16  #: scales of the generic filters
-FEATURE_MARGIN = 72  #: context of a tile's filters: 4σ of the largest Gaussian (+ a few px for derivatives): no seams
 CONTEXT = 64  #: pixels of the prompt image kept around the box (filters of the box, fine-tuning)
 TUNE_CONTEXT = 32  #: context of the views the network is fine-tuned on
 TUNE_PIXELS = 1024  #: at most this many queries and keys per fine-tuning step
@@ -134,34 +132,7 @@ def estimate_text(path: str | None, check: dict | None) -> str:
     return f"Expected Dice on your box ≈ {check[path]:.2f} ({PATH_NAMES[path]})"
 
 
-# ----------------------------------------------------------------------------- generic filters
-def luminance_features(x: np.ndarray) -> np.ndarray:
-    """(h, w, F) float32 filters of a normalised (3, h, w) region's luminance (intensity, edges, texture)."""
-    from skimage.feature import multiscale_basic_features
-
-    return multiscale_basic_features(x.mean(0), intensity=True, edges=True, texture=True, sigma_min=SIGMA_MIN,
-                                     sigma_max=SIGMA_MAX, workers=max(1, torch.get_num_threads())).astype(np.float32)
-
-
-def window_features(arr: np.ndarray, rng, win: Window) -> np.ndarray:
-    """Filters (h·w, F) of one tile of an (H, W, C) image, computed on the tile with its context."""
-    f = luminance_features(normalize(arr[win.region], rng))[win.inner]
-    return f.reshape(-1, f.shape[-1])
-
-
-def generic_features(image, tile: int = 512) -> np.ndarray:
-    """(H, W, F) filters of a whole image, tile by tile (memory bounded by the tile, not the image)."""
-    arr = as_image2d(image)
-    rng = intensity_range(arr)
-    out = None
-    for win in windows(arr.shape[:2], tile, FEATURE_MARGIN):
-        f = window_features(arr, rng, win)
-        if out is None:
-            out = np.empty((*arr.shape[:2], f.shape[-1]), np.float32)
-        out[win.tile] = f.reshape(win.ty1 - win.ty, win.tx1 - win.tx, -1)
-    return out
-
-
+# ----------------------------------------------------------------------------- filters of the box
 def box_features(source: PromptSource) -> np.ndarray:
     """(M, F) filters of the box's pixels, computed on the box with its context."""
     f = luminance_features(source.region)[source.box]
@@ -215,20 +186,7 @@ def held_out_probs(box: BoxData, emb: torch.Tensor | None = None, exclude: tuple
     return out
 
 
-# ----------------------------------------------------------------------------- fuse
-def make_forest(trees: int):
-    from sklearn.ensemble import RandomForestClassifier
-
-    return RandomForestClassifier(n_estimators=trees, n_jobs=max(1, torch.get_num_threads()), random_state=0)
-
-
-def forest_proba(forest, x: np.ndarray, n_classes: int) -> np.ndarray:
-    """(N, C) class probabilities of a forest that may have seen only some of the C classes."""
-    out = np.zeros((len(x), n_classes), np.float32)
-    out[:, forest.classes_] = forest.predict_proba(x)
-    return out
-
-
+# ----------------------------------------------------------------------------- forest and fuse
 def forest_check(box: BoxData, feats: np.ndarray, loqo: np.ndarray | None,
                  trees: int) -> Generator[Progress, None, np.ndarray]:
     """Held-out predictions of a forest path: each quadrant by a forest fitted on the other three. With

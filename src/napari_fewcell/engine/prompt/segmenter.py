@@ -29,17 +29,8 @@ from ..core.progress import Progress, run
 from ..core.tiling import windows
 from ..nets import attention
 from ..nets.unet import EmbedNet, load_model
-from .adapt import (
-    ADAPT_CHOICES,
-    FEATURE_MARGIN,
-    Adaptation,
-    BoxData,
-    PromptSource,
-    adapt_iter,
-    box_embeddings,
-    forest_proba,
-    window_features,
-)
+from .adapt import ADAPT_CHOICES, Adaptation, BoxData, PromptSource, adapt_iter, box_embeddings
+from .filters import FEATURE_MARGIN, forest_proba, window_features
 
 
 @dataclasses.dataclass

@@ -148,7 +148,15 @@ def pretrain_iter(p: PretrainParams, out: str | Path, resume: str | Path | None 
         yield Progress(p.steps, p.steps, f"CPU budget of {p.cpu_minutes:g} min spent after {last} steps")
     ckpt.save(snapshot(last))
     model.eval()
-    card = {
+    spent = {"wall_seconds": round(elapsed + time.time() - t0, 1), "cpu_seconds": round(cpu_used(), 1),
+             "steps_done": last, "resumed_at_steps": resumes}
+    save_weights(model, out, weights_card(p, model, tasks, running, spent))
+    return model
+
+
+def weights_card(p: PretrainParams, model: EmbedNet, tasks, running: dict, spent: dict) -> dict:
+    """The card saved in the weights file: recipe, images trained on, final losses, time spent."""
+    return {
         "init_card": getattr(model, "card", None) if p.init else None,
         "strategy": p.strategy,
         "params": p.as_card(),
@@ -156,15 +164,10 @@ def pretrain_iter(p: PretrainParams, out: str | Path, resume: str | Path | None 
         "excluded": list(p.exclude),
         "final_loss": running.get("loss"),
         "final_losses": running,
-        "wall_seconds": round(elapsed + time.time() - t0, 1),
-        "cpu_seconds": round(cpu_used(), 1),
-        "steps_done": last,
-        "resumed_at_steps": resumes,
+        **spent,
         "torch": str(torch.__version__),
         "threads": torch.get_num_threads(),
     }
-    save_weights(model, out, card)
-    return model
 
 
 def describe(p: PretrainParams) -> str:

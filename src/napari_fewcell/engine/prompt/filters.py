@@ -1,0 +1,52 @@
+"""Generic filters (intensity, edges, texture at σ 1–16: skimage's ``multiscale_basic_features``) and the
+random forests on them: the "forest" and "fuse" paths of prompt adaptation, tile by tile without seams."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..core.image import as_image2d, intensity_range, normalize
+from ..core.tiling import Window, windows
+
+SIGMA_MIN, SIGMA_MAX = 1, 16  #: scales of the generic filters
+FEATURE_MARGIN = 72  #: context of a tile's filters: 4σ of the largest Gaussian (+ a few px for derivatives): no seams
+
+
+def luminance_features(x: np.ndarray) -> np.ndarray:
+    """(h, w, F) float32 filters of a normalised (3, h, w) region's luminance (intensity, edges, texture)."""
+    from skimage.feature import multiscale_basic_features
+
+    return multiscale_basic_features(x.mean(0), intensity=True, edges=True, texture=True, sigma_min=SIGMA_MIN,
+                                     sigma_max=SIGMA_MAX, workers=max(1, torch.get_num_threads())).astype(np.float32)
+
+
+def window_features(arr: np.ndarray, rng, win: Window) -> np.ndarray:
+    """Filters (h·w, F) of one tile of an (H, W, C) image, computed on the tile with its context."""
+    f = luminance_features(normalize(arr[win.region], rng))[win.inner]
+    return f.reshape(-1, f.shape[-1])
+
+
+def generic_features(image, tile: int = 512) -> np.ndarray:
+    """(H, W, F) filters of a whole image, tile by tile (memory bounded by the tile, not the image)."""
+    arr = as_image2d(image)
+    rng = intensity_range(arr)
+    out = None
+    for win in windows(arr.shape[:2], tile, FEATURE_MARGIN):
+        f = window_features(arr, rng, win)
+        if out is None:
+            out = np.empty((*arr.shape[:2], f.shape[-1]), np.float32)
+        out[win.tile] = f.reshape(win.ty1 - win.ty, win.tx1 - win.tx, -1)
+    return out
+
+
+def make_forest(trees: int):
+    from sklearn.ensemble import RandomForestClassifier
+
+    return RandomForestClassifier(n_estimators=trees, n_jobs=max(1, torch.get_num_threads()), random_state=0)
+
+
+def forest_proba(forest, x: np.ndarray, n_classes: int) -> np.ndarray:
+    """(N, C) class probabilities of a forest that may have seen only some of the C classes."""
+    out = np.zeros((len(x), n_classes), np.float32)
+    out[:, forest.classes_] = forest.predict_proba(x)
+    return out
