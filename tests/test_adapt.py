@@ -198,7 +198,7 @@ def test_adaptation_runs_once_per_prompt_and_reports_progress(case):
     steps = []
     seg.segment(img, prompt, steps.append)
     messages = {p.message for p in steps}
-    assert {"checking the prompt", "checking the forest", "checking the fused path", "segmenting"} <= messages
+    assert {"checking the prompt", "checking the fused path", "segmenting"} <= messages
     assert all(isinstance(p, Progress) for p in steps)
     again = []
     seg.segment(img, prompt, again.append)

@@ -35,7 +35,7 @@ def add_parser(sub) -> None:
         help="adapt to the prompt: none = attention only; forest = intensity/edge/texture filters in a random "
              "forest, no network; fuse = attention + those filters in a random forest; finetune = a few seconds "
              "of fine-tuning a copy of the network on the box; auto = the "
-             "best of none, forest and fuse by a check inside the box (default: auto)",
+             "better of none and fuse by a check inside the box (default: auto)",
     )
     add_overwrite(s, "replace existing <stem>.tif files in --out")
     s.set_defaults(func=cmd_segment)

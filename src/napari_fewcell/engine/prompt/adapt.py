@@ -1,12 +1,12 @@
 """Adapting prompt segmentation to the user's image at prompt time, and an honest estimate of its quality.
 
 The one-shot network is good on image types like its pre-training data and worse than an
-ilastik-style random forest on image types it never saw. Three paths, chosen by ``PromptParams.adapt``:
+ilastik-style random forest on image types it never saw. Four paths, chosen by ``PromptParams.adapt``:
 
 * ``"none"`` — prompt attention only (today's path, no extra cost);
 * ``"forest"`` — the random forest below on the filters alone, without the network: the ilastik-style
-  pixel classifier, kept as a path so that "auto" can fall back to it where the network does not help
-  (an image type far from its pre-training);
+  pixel classifier, and the fastest path on an image type far from the network's pre-training (no
+  network runs on the images). Not a candidate of "auto" (see :data:`AUTO_PATHS`);
 * ``"fuse"`` — a random forest on generic filters of the luminance (skimage's
   ``multiscale_basic_features``, σ 1–16: intensity, edges, texture) ⊕ the attention's per-class
   probability, fitted on the box's pixels. On the box the attention is nearly perfect (its keys are
@@ -15,7 +15,7 @@ ilastik-style random forest on image types it never saw. Three paths, chosen by 
 * ``"finetune"`` — a deep copy of the embedding network (never the shared one) fine-tuned for a few
   seconds (a fixed number of Adam steps) on augmented views of the prompt region (queries: one quadrant
   of the box; keys: the other quadrants; cross entropy of the attention output), BatchNorm in eval mode;
-* ``"auto"`` — of attention alone, the forest and the fused path, the one with the better self-check estimate
+* ``"auto"`` — of attention alone and the fused path, the one with the better self-check estimate
   (ties within :data:`TIE` go to the cheaper). The fine-tuned path is left to an explicit choice: its
   estimate (below) was too optimistic too often to pick by it (a TEM axon prompt estimated at 0.94
   scored 0.79 on the whole image).
@@ -52,8 +52,10 @@ from .filters import forest_proba, luminance_features, make_forest
 
 ADAPT_CHOICES = ("auto", "none", "forest", "fuse", "finetune")  #: values of ``PromptParams.adapt``
 PATHS = ("none", "forest", "fuse", "finetune")  #: the paths, cheapest first (ties go to the earlier)
-#: what "auto" chooses between: the paths whose self-check can be trusted, the forest among them (the floor)
-AUTO_PATHS = ("none", "forest", "fuse")
+#: what "auto" chooses between. Not the forest: with it as a third candidate, auto did worse on validation images
+#: (mean 72.8 against 74.1 without it; benchmarks/results/generalise_val_forest.md): the forest's self-check is
+#: the most optimistic, so auto took it where the network was better
+AUTO_PATHS = ("none", "fuse")
 PATH_NAMES = {"none": "prompt attention only", "forest": "filters only, no network", "fuse": "fused with filters",
               "finetune": "fine-tuned network"}
 TIE = 0.005  #: estimates closer than this are a tie (the cheaper path wins)
