@@ -16,7 +16,7 @@ go() {  # OUT, then pretrain options
 case $1 in
   # dsb2018_he fold: every shipped or earlier weights file saw dsb2018_he, so this one starts from random weights
   dsb_he) go runs/lodo_dsb2018he_episodic.pt --exclude dsb2018_he --strategy episodic --lr 1e-3 \
-            --cpu-minutes "${CPU_MINUTES:-40}" ;;
+            --cpu-minutes "${CPU_MINUTES:-30}" ;;
   # class-out fold: the TEM images with their axon labels, never labels_myelin; the shipped weights never saw TEM
   myelin) go "runs/classout_myelin_$2_warm.pt" --exclude tem_myelinated_axons:labels_myelin --strategy "$2" \
             --init $INIT --lr 3e-4 --cpu-minutes "${CPU_MINUTES:-12}" ;;
