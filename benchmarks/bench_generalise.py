@@ -306,7 +306,7 @@ def self_check(f: Fold, w: Weights, paths) -> list[str]:
     errors, regret = {}, []
     for b, est in enumerate(infos):
         chosen = f.scores[key(w, "auto")].info[b]["path"] if "auto" in paths else None
-        if chosen is not None:  # what auto itself got, against the best of the paths it chooses from
+        if chosen is not None and len(got) > 1:  # what auto got, against the best of the other paths scored
             regret.append(max(got[p][b] for p in got if p != "auto") - got["auto"][b])
         for p, e in est.items():
             if p in got:
