@@ -43,7 +43,8 @@ def main() -> None:
             src, y, x = seeded_box(b, ds, 0.05, 0.95)
             cells = []
             for buf in BUFFERS:
-                seg = Segmenter(PromptParams(adapt="forest", check_buffer=buf, device="cpu"), model=copy.deepcopy(model))
+                params = PromptParams(adapt="forest", check_buffer=buf, device="cpu")
+                seg = Segmenter(params, model=copy.deepcopy(model))
                 prompt = seg.prepare_prompt(ds.images[src], ds.labels[src], (y, x, BOX, BOX))
                 check = dict(seg.adapt(prompt).check)
                 seg.params.adapt = "fuse"
