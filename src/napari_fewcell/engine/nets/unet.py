@@ -73,14 +73,20 @@ class EmbedNet(nn.Module):
         """The U-Net's head output (before any normalisation) at full resolution."""
         return self.head(self.body(x))
 
-    def body(self, x: torch.Tensor) -> torch.Tensor:
-        """The maps the 1×1 head reads (the input of the last layer), at full resolution."""
+    def encode(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The encoder's maps at every level, full resolution first, the bottleneck last."""
         skips = []
         for i, block in enumerate(self.down):
             if i:
                 x = F.max_pool2d(x, 2)
             x = block(x)
             skips.append(x)
+        return skips
+
+    def body(self, x: torch.Tensor) -> torch.Tensor:
+        """The maps the 1×1 head reads (the input of the last layer), at full resolution."""
+        skips = self.encode(x)
+        x = skips[-1]
         for up, fuse, skip in zip(self.up, self.fuse, skips[-2::-1]):
             x = fuse(torch.cat([up(x), skip], dim=1))
         return x
@@ -97,11 +103,7 @@ class EmbedNet(nn.Module):
     def bottleneck(self, x: torch.Tensor) -> torch.Tensor:
         """The deepest encoder features (the U-Net's latent code), ``base·2**depth`` channels at 1/2**depth
         resolution; the same maps :meth:`body` computes before its first up-sampling."""
-        for i, block in enumerate(self.down):
-            if i:
-                x = F.max_pool2d(x, 2)
-            x = block(x)
-        return x
+        return self.encode(x)[-1]
 
 
 class SegNet(EmbedNet):
