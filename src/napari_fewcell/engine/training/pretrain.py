@@ -123,13 +123,12 @@ def pretrain_iter(p: PretrainParams, out: str | Path, resume: str | Path | None 
                 "numpy_rng": rng.bit_generator.state, "torch_gen": gen.get_state(), "torch_rng": torch.get_rng_state()}
 
     running: dict[str, float] = {}
-    done, last = start, p.steps
+    done = start
     budget = p.cpu_minutes * 60
     yield Progress(start, p.steps, f"{p.strategy}: from step {start}" if start else f"{p.strategy}: starting")
     try:
         for step in range(start, p.steps):
-            if budget and cpu_used() >= budget:  # the CPU budget is spent: the step before this one is the last
-                last = step
+            if budget and cpu_used() >= budget:  # the CPU budget is spent: ``done`` steps is where the run ends
                 break
             losses = strategy.step()
             done = step + 1
@@ -143,13 +142,13 @@ def pretrain_iter(p: PretrainParams, out: str | Path, resume: str | Path | None 
     except GeneratorExit:  # stopped between two steps: keep everything done so far
         ckpt.save(snapshot(done))
         raise
-    if last < p.steps:
-        history.append({"step": last, **{k: round(v, 5) for k, v in running.items()}})
-        yield Progress(p.steps, p.steps, f"CPU budget of {p.cpu_minutes:g} min spent after {last} steps")
-    ckpt.save(snapshot(last))
+    if done < p.steps:
+        history.append({"step": done, **{k: round(v, 5) for k, v in running.items()}})
+        yield Progress(p.steps, p.steps, f"CPU budget of {p.cpu_minutes:g} min spent after {done} steps")
+    ckpt.save(snapshot(done))
     model.eval()
     spent = {"wall_seconds": round(elapsed + time.time() - t0, 1), "cpu_seconds": round(cpu_used(), 1),
-             "steps_done": last, "resumed_at_steps": resumes}
+             "steps_done": done, "resumed_at_steps": resumes}
     save_weights(model, out, weights_card(p, model, tasks, running, spent))
     return model
 
