@@ -101,10 +101,9 @@ class BoxData:
     def train_mask(self, q: int) -> np.ndarray:
         """(M,) the pixels a path checked on quadrant ``q`` may learn from: the other quadrants, minus a band of
         ``buffer`` pixels around ``q`` (neighbours of the held-out pixels share their filters and objects)."""
-        h, w = self.source.shape
-        rows, cols = np.arange(h) >= h // 2, np.arange(w) >= w // 2
-        r, c = np.flatnonzero(rows == bool(q // 2)), np.flatnonzero(cols == bool(q % 2))
-        near = np.zeros((h, w), bool)
+        held = (self.quad == q).reshape(self.source.shape)
+        r, c = np.flatnonzero(held.any(1)), np.flatnonzero(held.any(0))  # the rows and columns of quadrant q
+        near = np.zeros(held.shape, bool)
         b = self.buffer
         near[max(0, r[0] - b) : r[-1] + 1 + b, max(0, c[0] - b) : c[-1] + 1 + b] = True
         far = ~near.reshape(-1)
@@ -117,9 +116,10 @@ class Adaptation:
 
     path: str
     check: dict  #: {path: estimated mean per-class Dice on the box}
-    forest: object | None = None  #: "fuse": the fitted random forest
+    forest: object | None = None  #: "forest" and "fuse": the fitted random forest
     model: EmbedNet | None = None  #: "finetune": the fine-tuned copy of the network
-    keys: attention.PromptKeys | None = None  #: "finetune": the prompt's keys by the fine-tuned copy
+    #: "finetune": the prompt's keys by the fine-tuned copy; "forest": exact keys, only for their classes
+    keys: attention.PromptKeys | None = None
 
     @property
     def estimate(self) -> float | None:
