@@ -19,6 +19,7 @@ from .args import (
     add_weights,
 )
 from .bar import Bar
+from .batch import add_batch_options, check_batch_args, expand_inputs, run_batch
 from .inputs import check_model_target, parse_class_names, read_set, write_results
 
 
@@ -57,12 +58,13 @@ def add_pseudolabel_parser(sub) -> None:
 
 def add_predict_parser(sub) -> None:
     r = sub.add_parser("predict", help="apply a saved model (perceptron .npz or network .pt) to images")
-    add_images(r, "images or stacks")
+    add_images(r, "images or stacks: files, folders, quoted globs, zarr arrays")
     r.add_argument("--model", required=True, metavar="MODEL",
                    help="a model saved by napari-fewcell: a perceptron (.npz, `fewcell fit`) or a network (.pt)")
     add_out(r, "DIR", "folder for <IMAGE stem>.tif labels")
     add_instances(r)
     add_tta(r, "average the 8 flips/rotations (8× slower)")
+    add_batch_options(r)
     add_run_options(r, cmd_predict, "replace existing <stem>.tif files in --out", seed=False)
 
 
@@ -100,19 +102,12 @@ def cmd_pseudolabel(a) -> int:
 
 
 def cmd_predict(a) -> int:
-    from ..engine.core.files import read_image
-    from ..engine.core.image import planes_of
-    from ..engine.core.progress import run
+    from ..engine.batch.cluster import ModelFileSpec
     from ..engine.models import open_model
 
-    model = open_model(a.model, device=a.device, tta=True if a.tta else None)  # a perceptron or a network
-    read = [(path, planes_of(read_image(path), Path(path).name)) for path in a.images]
-    out = check_out_dir(a.out, overwrite=a.overwrite, stems=[Path(p).stem for p in a.images])
-    results, layout = [], []
-    for path, (planes, stack) in read:
-        for z, plane in enumerate(planes):
-            results.append(run(model.predict_iter(plane), Bar(f"{Path(path).name}" + (f"[{z}]" if stack else ""))))
-        layout.append((path, len(planes), stack))
-    write_results(out, layout, results, "prediction", model.class_names, a.instances,
-                  extra={"model": str(a.model)})
-    return 0
+    check_batch_args(a)
+    tta = True if a.tta else None
+    model = open_model(a.model, device=a.device, tta=tta)  # a perceptron or a network
+    sources = expand_inputs(a.images)
+    meta = {"kind": "prediction", "model": str(a.model), "classes": model.class_names}
+    return run_batch(a, model, ModelFileSpec(str(Path(a.model).resolve()), a.device, tta), sources, meta, a.instances)

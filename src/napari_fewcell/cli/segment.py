@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-from ..engine.core.files import check_out_dir
 from .args import add_box, add_device, add_images, add_out, add_overwrite, add_tau, add_weights
 from .bar import Bar
+from .batch import add_batch_options, check_batch_args, expand_inputs, run_batch
 
 #: PromptParams.adapt's values (the engine's ADAPT_CHOICES; listed here so --help needs no torch)
 ADAPT = ["auto", "none", "forest", "fuse", "finetune"]
@@ -14,14 +13,14 @@ ADAPT = ["auto", "none", "forest", "fuse", "finetune"]
 
 def add_parser(sub) -> None:
     s = sub.add_parser("segment", help="segment whole images from one labelled prompt box")
-    add_images(s, "images to segment (TIFF or anything skimage reads)")
+    add_images(s, "images to segment: files (TIFF or anything skimage reads), folders, quoted globs, zarr arrays")
     s.add_argument("--prompt-image", required=True, metavar="P.tif", help="image holding the prompt box")
     s.add_argument(
         "--prompt-labels", required=True, metavar="L.tif",
         help="labels: the size of the prompt image (only the box is read) or exactly the box's size",
     )
     add_box(s, "prompt box")
-    add_out(s, "DIR", "folder for <IMAGE stem>.tif label images")
+    add_out(s, "DIR", "folder for <IMAGE stem>.tif label images (<stem>.zarr for a big zarr input)")
     add_tau(s, "attention temperature (default: the weights' own, 0.1)")
     add_weights(s, "weights file (default: shipped weights)")
     add_device(s)
@@ -38,32 +37,29 @@ def add_parser(sub) -> None:
              "better of none and fuse by a check inside the box (default: auto)",
     )
     add_overwrite(s, "replace existing <stem>.tif files in --out")
+    add_batch_options(s)
     s.set_defaults(func=cmd_segment)
 
 
 def cmd_segment(a) -> int:
-    from ..engine.core.files import read_image, write_labels_tif
-    from ..engine.core.image import as_image2d
+    from ..engine.batch.cluster import PromptSpec
+    from ..engine.core.blocks import open_image
+    from ..engine.core.files import read_image
     from ..engine.prompt import PromptParams, Segmenter
 
+    check_batch_args(a)
     params = PromptParams(tau=a.tau, attention=a.attention, prototypes=a.prototypes, weights=a.weights, device=a.device)
     if a.adapt is not None:
         params.adapt = a.adapt
     seg = Segmenter(params)
     prompt = seg.prepare_prompt(read_image(a.prompt_image), read_image(a.prompt_labels, "prompt labels"), a.box)
-    out = check_out_dir(a.out, overwrite=a.overwrite, stems=[Path(p).stem for p in a.images])  # after the
-    # prompt is known to be good, so a bad prompt leaves no empty --out folder behind
-    for i, path in enumerate(a.images):
-        image = read_image(path)
-        if i == 0:  # adapt to the prompt once per run, after the first image is known to be good
-            as_image2d(image)
-            seg.adapt(prompt, Bar("prompt"))
-            print_estimate(prompt)
-        labels = seg.segment(image, prompt, Bar(Path(path).name))
-        target = out / f"{Path(path).stem}.tif"
-        write_labels_tif(target, labels, source=str(path), overwrite=True)
-        print(target)
-    return 0
+    sources = expand_inputs(a.images)
+    open_image(sources[0])  # adapt to the prompt once per run, after the first image is known to be good
+    seg.adapt(prompt, Bar("prompt"))
+    print_estimate(prompt)
+    meta = {"kind": "segmentation", "prompt_image": str(a.prompt_image), "box": [float(v) for v in a.box],
+            "adapt": prompt.path}
+    return run_batch(a, seg.blocks_for(prompt), PromptSpec(params, prompt), sources, meta)
 
 
 def print_estimate(prompt) -> None:

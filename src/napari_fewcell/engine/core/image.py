@@ -41,19 +41,27 @@ def as_image2d(image, name: str = "image") -> np.ndarray:
     return arr
 
 
-def intensity_range(arr: np.ndarray, max_samples: int = 1_000_000) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel (low, high) percentiles of an (H, W, C) image, from a strided subsample."""
-    h, w = arr.shape[:2]
-    step = max(1, int(np.sqrt(h * w / max_samples)))
-    sample = arr[::step, ::step].reshape(-1, arr.shape[-1]).astype(np.float32)
+def sample_step(shape: tuple[int, int], max_samples: int = 1_000_000) -> int:
+    """The stride of the subsample :func:`intensity_range` reads (at most ``max_samples`` pixels)."""
+    return max(1, int(np.sqrt(shape[0] * shape[1] / max_samples)))
+
+
+def range_of_sample(sample: np.ndarray, channels: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel (low, high) of an (N, C) pixel sample: one range for all channels, so colour balance is kept
+    (gray stored as RGB, or images whose channels differ)."""
+    sample = sample.astype(np.float32)
     lo = np.percentile(sample, LOW_PCT, axis=0)
     hi = np.percentile(sample, HIGH_PCT, axis=0)
-    # gray stored as RGB, or images whose channels differ: use one range for all channels so
-    # colour balance is kept
     lo_all, hi_all = float(lo.min()), float(hi.max())
     if hi_all <= lo_all:
         hi_all = lo_all + 1.0
-    return np.full(arr.shape[-1], lo_all, np.float32), np.full(arr.shape[-1], hi_all, np.float32)
+    return np.full(channels, lo_all, np.float32), np.full(channels, hi_all, np.float32)
+
+
+def intensity_range(arr: np.ndarray, max_samples: int = 1_000_000) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel (low, high) percentiles of an (H, W, C) image, from a strided subsample."""
+    step = sample_step(arr.shape[:2], max_samples)
+    return range_of_sample(arr[::step, ::step].reshape(-1, arr.shape[-1]), arr.shape[-1])
 
 
 def normalize(arr: np.ndarray, rng: tuple[np.ndarray, np.ndarray]) -> np.ndarray:

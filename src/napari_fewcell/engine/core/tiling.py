@@ -33,6 +33,12 @@ class Window(NamedTuple):
         """The tile, in the coordinates of the region read."""
         return slice(self.ty - self.y0, self.ty1 - self.y0), slice(self.tx - self.x0, self.tx1 - self.x0)
 
+    def widen(self, margin: int, shape: tuple[int, int]) -> "Window":
+        """The same tile with ``margin`` pixels of context (clipped to an image of ``shape``)."""
+        H, W = shape[:2]
+        return Window(self.ty, self.ty1, self.tx, self.tx1, max(0, self.ty - margin), min(H, self.ty1 + margin),
+                      max(0, self.tx - margin), min(W, self.tx1 + margin))
+
 
 def windows(shape: tuple[int, int], tile: int, margin: int) -> list[Window]:
     """Tiles of ``tile``² (smaller at the bottom and right edges) covering ``shape``, row by row."""

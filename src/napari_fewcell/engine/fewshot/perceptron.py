@@ -36,11 +36,12 @@ from scipy.special import expit
 
 from ..core import modelfile
 from ..core.annotation import AnnotatedImage, annotate, require_two_classes
+from ..core.blocks import LazyImage, block_windows, label_blocks_iter, open_image
 from ..core.errors import FewcellError
-from ..core.image import as_image2d
+from ..core.image import as_image2d, normalize
 from ..core.progress import Progress, run
 from ..nets.msd import shipped_names
-from .features import EXTRAS, Extractors
+from .features import EXTRAS, MARGIN, TILE, Extractors
 
 DICE_EPS = 1.0  #: smoothing of the soft Dice loss
 log = logging.getLogger(__name__)
@@ -172,17 +173,40 @@ class Perceptron:
         arr = as_image2d(image, name)
         _check_channels(arr, self.meta.get("channels"), name)
         fx = self.extractors
-        n = fx.n_tiles(arr.shape[:2])
-        yield Progress(0, n, "predicting")
-        if n == 1:  # through the feature cache: applying to a support image costs nothing more
+        if fx.n_tiles(arr.shape[:2]) == 1:  # through the feature cache: applying to a support image costs nothing
+            yield Progress(0, 1, "predicting")
             labels = self.labels_from(self.probabilities(fx.features(arr)))
             yield Progress(1, 1, "predicting")
             return labels
-        labels = np.zeros(arr.shape[:2], np.uint8 if self.classes.max() <= 255 else np.uint16)
-        for i, (rows, cols, feats) in enumerate(fx.tiles(arr)):  # large images: one tile's features at a time
-            labels[rows, cols] = self.labels_from(self.probabilities(feats))
-            yield Progress(i + 1, n, "predicting")
-        return labels
+        out = np.zeros(arr.shape[:2], self.label_dtype())  # large images: one tile's features at a time
+        return (yield from label_blocks_iter(self, LazyImage(arr, name), out))
+
+    def predict_lazy_iter(self, image, out, todo=None, on_block=None) -> Generator:
+        """Predict a big image (a LazyImage or what ``open_image`` takes) block by block into ``out`` (zarr or
+        numpy); the same labels as ``predict`` pixel for pixel, one block in memory at a time."""
+        image = image if isinstance(image, LazyImage) else open_image(image)
+        _check_channels(image.read(slice(0, 64), slice(0, 64)), self.meta.get("channels"), image.name)
+        return (yield from label_blocks_iter(self, image, out, todo, on_block))
+
+    # ---- block by block (a BlockModel) ---------------------------------------------------
+    tile = TILE  #: the extractors' tile (margin: MARGIN)
+    verb = "predicting"
+
+    def label_dtype(self) -> np.dtype:
+        return np.dtype(np.uint8 if self.classes.max() <= 255 else np.uint16)
+
+    def plan(self, image: LazyImage):
+        return image.intensity_range()
+
+    def block_iter(self, image: LazyImage, rng, block) -> Generator[Progress, None, np.ndarray]:
+        y, x, h, w = block
+        out = np.zeros((h, w), self.label_dtype())
+        tiles = block_windows(block, image.shape, TILE, MARGIN)
+        for i, win in enumerate(tiles):
+            feats = self.extractors.region(normalize(image.window(win), rng))[(slice(None), *win.inner)]
+            out[win.ty - y : win.ty1 - y, win.tx - x : win.tx1 - x] = self.labels_from(self.probabilities(feats))
+            yield Progress(i + 1, len(tiles), "predicting")
+        return out
 
     def predict(self, image) -> np.ndarray:
         return run(self.predict_iter(image))

@@ -24,12 +24,12 @@ import torch.nn.functional as F
 from ..core import modelfile
 from ..core.annotation import class_index, require_two_classes
 from ..core.augment import augment
+from ..core.blocks import LazyImage, block_windows, label_blocks_iter, open_image
 from ..core.device import select_device
 from ..core.errors import FewcellError
 from ..core.image import as_image2d, intensity_range, normalize
 from ..core.losses import soft_dice
 from ..core.progress import Progress, run
-from ..core.tiling import windows
 from ..nets.unet import NetConfig, SegNet
 
 
@@ -86,19 +86,37 @@ class SegModel:
                 acc = acc + torch.rot90(y, -k, (2, 3))
         return acc / 8
 
-    def predict_iter(self, image, tile: int = 512, margin: int = 32) -> Generator[Progress, None, np.ndarray]:
-        arr = as_image2d(image)
-        rng = intensity_range(arr)
-        dtype = np.uint8 if self.classes.max() <= 255 else np.uint16
-        out = np.zeros(arr.shape[:2], dtype)
-        tiles = windows(arr.shape[:2], tile, margin)
-        yield Progress(0, len(tiles), "predicting")
+    # ---- block by block (a BlockModel: big images, clusters) ---------------------------------
+    tile, margin = 512, 32  #: tiles and their context
+    verb = "predicting"
+
+    def label_dtype(self) -> np.dtype:
+        return np.dtype(np.uint8 if self.classes.max() <= 255 else np.uint16)
+
+    def plan(self, image: LazyImage):
+        return image.intensity_range()
+
+    def block_iter(self, image: LazyImage, rng, block) -> Generator[Progress, None, np.ndarray]:
+        y, x, h, w = block
+        out = np.zeros((h, w), self.label_dtype())
+        tiles = block_windows(block, image.shape, self.tile, self.margin)
         for i, win in enumerate(tiles):
-            t = torch.from_numpy(normalize(arr[win.region], rng))[None].to(self.device)
+            t = torch.from_numpy(normalize(image.window(win), rng))[None].to(self.device)
             p = self._probs(t)[(0, slice(None), *win.inner)]
-            out[win.tile] = self.classes[p.argmax(0).cpu().numpy()].astype(dtype)
+            out[win.ty - y : win.ty1 - y, win.tx - x : win.tx1 - x] = self.classes[p.argmax(0).cpu().numpy()]
             yield Progress(i + 1, len(tiles), "predicting")
         return out
+
+    def predict_iter(self, image, name: str = "image") -> Generator[Progress, None, np.ndarray]:
+        arr = as_image2d(image, name)
+        out = np.zeros(arr.shape[:2], self.label_dtype())
+        return (yield from label_blocks_iter(self, LazyImage(arr), out))
+
+    def predict_lazy_iter(self, image, out, todo=None, on_block=None) -> Generator:
+        """Predict a big image (a LazyImage or what ``open_image`` takes) block by block into ``out`` (zarr or
+        numpy); the same labels as ``predict`` pixel for pixel, one block in memory at a time."""
+        image = image if isinstance(image, LazyImage) else open_image(image)
+        return (yield from label_blocks_iter(self, image, out, todo, on_block))
 
     def predict(self, image) -> np.ndarray:
         return run(self.predict_iter(image))

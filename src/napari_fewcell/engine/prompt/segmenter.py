@@ -21,12 +21,12 @@ import numpy as np
 import torch
 
 from ..core.annotation import label_values, require_two_classes
+from ..core.blocks import LazyImage, block_windows, label_blocks_iter, local, open_image
 from ..core.device import select_device
 from ..core.errors import FewcellError
 from ..core.geometry import Box, check_box, with_context
 from ..core.image import as_image2d, intensity_range, normalize
 from ..core.progress import Progress, run
-from ..core.tiling import windows
 from ..nets import attention
 from ..nets.unet import EmbedNet, load_model
 from .adapt import ADAPT_CHOICES, Adaptation, BoxData, PromptSource, adapt_iter, box_embeddings
@@ -122,6 +122,7 @@ class Segmenter:
         self.params = params or PromptParams()
         self.params.check()
         self.device = select_device(self.params.device)
+        self.own_weights = model is None  #: the weights came from params.weights (or are the shipped ones)
         self.model = model.to(self.device).eval() if model is not None else load_model(self.params.weights, self.device)
 
     @property
@@ -191,8 +192,7 @@ class Segmenter:
         """Adapt to the prompt as ``params.adapt`` says, once per prompt and settings (cached on the prompt);
         sets ``prompt.path`` and ``prompt.check``. A prompt of several boxes is not adapted under "auto"."""
         p = self.params
-        key = (id(self.model), str(self.device), self.tau, p.adapt, p.attention, p.prototypes, p.trees,
-               p.finetune_steps, p.finetune_seconds, p.finetune_lr, p.check_buffer)
+        key = self.adapt_key()
         if key not in prompt._adapted:
             box = None
             if prompt.source is not None and p.adapt != "none":
@@ -208,48 +208,59 @@ class Segmenter:
         prompt.path, prompt.check = ad.path, dict(ad.check)
         return ad
 
+    def adapt_key(self) -> tuple:
+        """What an adaptation depends on: the network (the weights file, or this object's own model) and the
+        settings. A copy of this segmenter on another process (a cluster worker) finds the same key."""
+        p = self.params
+        net = (p.weights or "shipped") if self.own_weights else id(self.model)
+        return (net, str(self.device), self.tau, p.adapt, p.attention, p.prototypes, p.trees, p.finetune_steps,
+                p.finetune_seconds, p.finetune_lr, p.check_buffer)
+
     def adapt(self, prompt: Prompt, progress: Callable[[Progress], None] | None = None) -> Adaptation:
         return run(self.adapt_iter(prompt), progress)
 
-    def tile_probs(self, arr: np.ndarray, rng, win, fwin, keys, ad: Adaptation) -> torch.Tensor:
+    def tile_probs(self, sub: np.ndarray, rng, win, fwin, keys, ad: Adaptation) -> torch.Tensor:
         """Class probabilities (h·w, C) of one tile: attention, then (fused path) the forest; the forest path
-        runs no network."""
+        runs no network. ``sub`` is the region read (``read_window``), ``win`` and ``fwin`` the tile with the
+        network's and the filters' context in ``sub``'s coordinates."""
         if ad.path == "forest":
-            probs = forest_proba(ad.forest, window_features(arr, rng, fwin), len(keys.classes))
+            probs = forest_proba(ad.forest, window_features(sub, rng, fwin), len(keys.classes))
             return torch.from_numpy(probs).to(self.device)
-        emb = self.embed(arr, rng, *win.region, model=ad.model)[(slice(None), *win.inner)]
+        emb = self.embed(sub, rng, *win.region, model=ad.model)[(slice(None), *win.inner)]
         d = emb.shape[0]
         probs = attention.attend(emb.reshape(d, -1).T.float(), keys, self.tau)
         if ad.forest is not None:
-            x = np.hstack([window_features(arr, rng, fwin), probs.float().cpu().numpy()])
+            x = np.hstack([window_features(sub, rng, fwin), probs.float().cpu().numpy()])
             probs = torch.from_numpy(forest_proba(ad.forest, x, probs.shape[1])).to(self.device)
         return probs
+
+    def blocks_for(self, prompt: Prompt, confidence: bool = False) -> "PromptBlocks":
+        """This segmenter and an adapted prompt as a :class:`~..core.blocks.BlockModel` (big images, clusters)."""
+        ad = self.adapted(prompt)
+        if ad is None:
+            raise FewcellError("Adapt to the prompt first (Segmenter.adapt or adapt_iter).")
+        return PromptBlocks(self, prompt, ad, confidence)
+
+    def adapted(self, prompt: Prompt) -> Adaptation | None:
+        return prompt._adapted.get(self.adapt_key())
 
     def segment_iter(self, image, prompt: Prompt, confidence: bool = False) -> Generator[Progress, None, np.ndarray]:
         """Segment a whole 2D image tile by tile; yields Progress, returns the labels
         (with ``confidence``: a tuple of the labels and the winning class's probability, float16)."""
         arr = as_image2d(image)
-        ad = yield from self.adapt_iter(prompt)
-        keys = self.keys(prompt) if ad.keys is None else ad.keys
-        rng = intensity_range(arr)
-        H, W = arr.shape[:2]
-        dtype = np.uint8 if keys.classes.max() <= 255 else np.uint16
-        out = np.zeros((H, W), dtype)
-        conf = np.zeros((H, W), np.float16) if confidence else None
-        lut = torch.as_tensor(keys.classes.astype(np.int64), device=self.device)
-        tiles = windows((H, W), self.params.tile, self.params.margin)
-        ftiles = windows((H, W), self.params.tile, FEATURE_MARGIN)  # the same tiles, the filters' context
-        yield Progress(0, len(tiles), "segmenting")
-        for i, (win, fwin) in enumerate(zip(tiles, ftiles)):
-            with torch.inference_mode():
-                probs = self.tile_probs(arr, rng, win, fwin, keys, ad)
-                h, w = win.ty1 - win.ty, win.tx1 - win.tx
-                best, arg = probs.max(1)
-                out[win.tile] = lut[arg].reshape(h, w).cpu().numpy().astype(dtype)
-                if conf is not None:
-                    conf[win.tile] = best.reshape(h, w).cpu().numpy()
-            yield Progress(i + 1, len(tiles), "segmenting")
-        return (out, conf) if confidence else out
+        yield from self.adapt_iter(prompt)
+        model = self.blocks_for(prompt, confidence)
+        image = LazyImage(arr)
+        out = np.zeros(arr.shape[:2], model.label_dtype())
+        out = (out, np.zeros(arr.shape[:2], np.float16)) if confidence else out
+        return (yield from label_blocks_iter(model, image, out))
+
+    def segment_lazy_iter(self, image, prompt: Prompt, out, todo=None, on_block=None) -> Generator:
+        """Segment a big image (a :class:`LazyImage`, or anything :func:`open_image` takes) block by block into
+        ``out`` (a zarr or numpy array of its height and width); only one block is ever in memory."""
+        image = image if isinstance(image, LazyImage) else open_image(image)
+        yield from self.adapt_iter(prompt)
+        return (yield from label_blocks_iter(self.blocks_for(prompt), image, out, todo, on_block))
 
     def segment(self, image, prompt: Prompt, progress: Callable[[Progress], None] | None = None) -> np.ndarray:
         return run(self.segment_iter(image, prompt), progress)
@@ -264,3 +275,45 @@ def segment(image, prompt_image, prompt_labels, box: Iterable[int], params: Prom
     """
     seg = Segmenter(params)
     return seg.segment(image, seg.prepare_prompt(prompt_image, prompt_labels, box))
+
+
+class PromptBlocks:
+    """A segmenter and an adapted prompt applied block by block (a :class:`~..core.blocks.BlockModel`): the
+    tiles and their context are those of the in-memory path, so the labels are the same pixel for pixel."""
+
+    verb = "segmenting"
+
+    def __init__(self, seg: Segmenter, prompt: Prompt, ad: Adaptation, confidence: bool = False):
+        self.seg, self.prompt, self.ad, self.confidence = seg, prompt, ad, confidence
+        self.keys = seg.keys(prompt) if ad.keys is None else ad.keys
+        self.tile = seg.params.tile
+        self.lut = torch.as_tensor(self.keys.classes.astype(np.int64), device=seg.device)
+
+    def label_dtype(self) -> np.dtype:
+        return np.dtype(np.uint8 if self.keys.classes.max() <= 255 else np.uint16)
+
+    def plan(self, image: LazyImage):
+        return image.intensity_range()
+
+    def block_iter(self, image: LazyImage, rng, block) -> Generator[Progress, None, np.ndarray]:
+        seg, (y, x, h, w) = self.seg, block
+        margin = seg.params.margin
+        uses_filters = self.ad.forest is not None  # the fused and forest paths
+        read_margin = max(margin, FEATURE_MARGIN) if uses_filters else margin
+        out = np.zeros((h, w), self.label_dtype())
+        conf = np.zeros((h, w), np.float16) if self.confidence else None
+        tiles = block_windows(block, image.shape, self.tile, read_margin)
+        for i, outer in enumerate(tiles):
+            sub = image.window(outer)
+            win = local(outer.widen(margin, image.shape), outer)
+            fwin = local(outer.widen(FEATURE_MARGIN, image.shape), outer) if uses_filters else None
+            with torch.inference_mode():
+                probs = seg.tile_probs(sub, rng, win, fwin, self.keys, self.ad)
+                th, tw = outer.ty1 - outer.ty, outer.tx1 - outer.tx
+                best, arg = probs.max(1)
+                rows, cols = slice(outer.ty - y, outer.ty1 - y), slice(outer.tx - x, outer.tx1 - x)
+                out[rows, cols] = self.lut[arg].reshape(th, tw).cpu().numpy().astype(out.dtype)
+                if conf is not None:
+                    conf[rows, cols] = best.reshape(th, tw).cpu().numpy()
+            yield Progress(i + 1, len(tiles), "segmenting")
+        return (out, conf) if self.confidence else out

@@ -1,0 +1,214 @@
+"""Big and lazy image layers (dask, zarr, multiscale): segmented block by block into a new zarr array on disk,
+shown as a new Labels layer that reads that array lazily, so the image is never held in memory whole.
+
+Shared by the dock widgets (Segment, Apply network, Apply perceptron). Everything but :class:`OutputFolder` is
+Qt-free. A :class:`LazyTarget` is made on the GUI thread (it only looks at shapes); the image is opened
+(:class:`~..engine.core.blocks.LazyImage`: chunk checks, one sentence on bad chunks) and the output array made
+on the job's thread.
+"""
+from __future__ import annotations
+
+import re
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from qtpy.QtWidgets import QFileDialog, QLineEdit, QPushButton
+
+from ..engine.core.blocks import LazyImage
+from ..engine.core.errors import FewcellError
+from ..engine.core.geometry import check_box, with_context
+from ..engine.core.progress import Progress
+from ..engine.prompt.adapt import CONTEXT, PromptSource
+from ..engine.prompt.segmenter import Prompt, crop_prompt_labels
+from .geometry import layer_data, plane_at, shape2d
+from .layers import RESULT_KEY, hbox
+
+#: a numpy image layer is taken block by block above this many pixels (per plane) or bytes
+LAZY_PIXELS, LAZY_BYTES = 4096 * 4096, 256 << 20
+#: where the labels of big images go unless the user picks a folder
+OUTPUT_ROOT = Path(tempfile.gettempdir()) / "napari-fewcell"
+ZARR_KEY = "fewcell_zarr"  # metadata of a result layer: the path of the zarr array it reads
+
+
+def is_big(data) -> bool:
+    shape = tuple(data.shape)
+    pixels = int(np.prod(shape[-2:])) if len(shape) >= 2 else 0
+    return pixels > LAZY_PIXELS or int(np.prod(shape)) * np.dtype(data.dtype).itemsize > LAZY_BYTES
+
+
+def is_lazy(layer) -> bool:
+    """A multiscale layer, a layer whose data is not a numpy array (dask, zarr, …), or a big one."""
+    data = layer_data(layer)
+    return bool(getattr(layer, "multiscale", False)) or not isinstance(data, np.ndarray) or is_big(data)
+
+
+def new_output_path(name: str, folder: str | Path | None = None) -> Path:
+    """A zarr path that does not exist yet: ``<folder>/<layer name>-<timestamp>.zarr`` (the folder defaults to
+    OUTPUT_ROOT); results always go to new files."""
+    root = Path(folder).expanduser() if folder else OUTPUT_ROOT
+    if folder and not root.is_dir():
+        raise FewcellError(f"The output folder {root} does not exist; choose an existing folder for big images.")
+    stem = f"{re.sub(r'[^A-Za-z0-9._-]+', '_', name).strip('_') or 'image'}-{time.strftime('%Y%m%d-%H%M%S')}"
+    path, n = root / f"{stem}.zarr", 1
+    while path.exists():
+        n += 1
+        path = root / f"{stem}-{n}.zarr"
+    return path
+
+
+class LazyTarget:
+    """An image layer to be segmented block by block: its level-0 array, its geometry and the new zarr path."""
+
+    def __init__(self, layer, folder: str | Path | None = None):
+        self.name, self.data = layer.name, layer_data(layer)
+        levels = list(layer.data) if getattr(layer, "multiscale", False) else [self.data]
+        self.level_shapes = [tuple(level.shape[:2]) for level in levels]
+        self.scale, self.translate = layer.scale[-2:], layer.translate[-2:]
+        self.path = new_output_path(layer.name, folder)
+
+    def open(self) -> LazyImage:
+        """The image, read region by region (a FewcellError with one sentence on unworkable chunks)."""
+        return LazyImage(self.data, self.name)
+
+    def create(self, dtype, edge: int):
+        """The new, empty (H, W) zarr array the labels are written into, in chunks of whole blocks."""
+        import zarr
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        H, W = self.level_shapes[0]
+        return zarr.create_array(store=str(self.path), shape=(H, W), chunks=(min(edge, H), min(edge, W)),
+                                 dtype=np.dtype(dtype), fill_value=0)
+
+    def labels_data(self, out):
+        """The Labels layer's data: the zarr array, or for a multiscale image one lazy strided view of it per level."""
+        if len(self.level_shapes) == 1:
+            return out
+        import dask.array as da
+
+        full, (H, W) = da.from_zarr(out), self.level_shapes[0]
+        return [full[:: max(1, round(H / h)), :: max(1, round(W / w))] for h, w in self.level_shapes]
+
+    def add_labels(self, viewer, out, name: str):
+        """A new Labels layer reading ``out`` lazily, placed like the image; the zarr path is in its metadata."""
+        data = self.labels_data(out)
+        return viewer.add_labels(data, name=name, scale=self.scale, translate=self.translate,
+                                 multiscale=isinstance(data, list), metadata={RESULT_KEY: True, ZARR_KEY: str(self.path)})
+
+
+def lazy_target(layer, folder: str | Path | None = None) -> LazyTarget | None:
+    """A LazyTarget for a lazy or big 2D (or RGB) image layer; None for an in-memory image or a small stack (the
+    usual path); a sentence for a big lazy stack."""
+    if not is_lazy(layer):
+        return None
+    if layer.ndim == 2:
+        return LazyTarget(layer, folder)
+    data = layer_data(layer)
+    if isinstance(data, np.ndarray) or not is_big(data):
+        return None  # in memory already, or small enough to read: planes as before
+    raise FewcellError(f"The image '{layer.name}' is a big lazy stack, which is not segmented block by block; "
+                       "apply to the current plane only, or open a single 2D plane of it.")
+
+
+def lazy_targets(layers, folder: str | Path | None = None) -> dict[str, LazyTarget]:
+    """The LazyTarget of every lazy 2D layer among ``layers``, by layer name."""
+    found = ((layer.name, lazy_target(layer, folder)) for layer in layers)
+    return {name: target for name, target in found if target is not None}
+
+
+# ---- the engine generators the jobs run
+def predict_lazy(model, target: LazyTarget):
+    """Apply a saved model (a SegModel or a Perceptron) block by block; returns the zarr array of labels."""
+    image = target.open()
+    out = target.create(model.label_dtype(), image.block_edge(model.tile))
+    return (yield from model.predict_lazy_iter(image, out))
+
+
+def segment_lazy(seg, prompt, target: LazyTarget):
+    """Adapt the segmenter to ``prompt`` and segment the target block by block; returns the zarr array."""
+    image = target.open()
+    yield from seg.adapt_iter(prompt)
+    blocks = seg.blocks_for(prompt)
+    out = target.create(blocks.label_dtype(), image.block_edge(blocks.tile))
+    return (yield from seg.segment_lazy_iter(image, prompt, out))
+
+
+def prepare_prompt(seg, source, labels, box) -> Prompt:
+    """``seg.prepare_prompt`` for a prompt image that is an array or a LazyTarget: of a lazy image only the box
+    with its context is read (the intensity range from the same strided sample), so the prompt is the same."""
+    if not isinstance(source, LazyTarget):
+        return seg.prepare_prompt(source, labels, box)
+    image = source.open()
+    box = check_box(box, image.shape)
+    lab = crop_prompt_labels(labels, box, image.shape)
+    rng = image.intensity_range()
+    y0, y1, x0, x1 = with_context(box, max(CONTEXT, seg.params.margin), image.shape)
+    sub = image.read(slice(y0, y1), slice(x0, x1))
+    inner = (box[0] - y0, box[1] - x0, box[2], box[3])
+    return Prompt(seg.embed_box(sub, inner, rng), lab.reshape(-1), box, box[2:],
+                  source=PromptSource.cut(sub, rng, inner))
+
+
+def prompt_labels(labels_layer, image_layer, box, point) -> np.ndarray:
+    """The prompt labels: only the box of them when they lie over a lazy 2D image, else the plane shown."""
+    data = layer_data(labels_layer)
+    y, x, h, w = (int(v) for v in box)
+    over = labels_layer.ndim == 2 and tuple(data.shape) == shape2d(image_layer)
+    if over and image_layer.ndim == 2 and is_lazy(image_layer) and y >= 0 and x >= 0:
+        return np.array(data[y : y + h, x : x + w])
+    return np.array(plane_at(labels_layer, point)[0])
+
+
+def relay(gen, name: str):
+    """Drive ``gen``, yielding its Progress with the image's name; returns its result."""
+    while True:
+        try:
+            p = next(gen)
+        except StopIteration as stop:
+            return stop.value
+        yield Progress(p.done, p.total, f"{p.message} {name}")
+
+
+def written_text(target: LazyTarget) -> str:
+    return f"labels written to {target.path}"
+
+
+# ---- widget parts
+class CancelNote:
+    """Wraps a widget's ``collect()`` so that a cancelled job that writes big images' labels says where the
+    partly written arrays stay (job["lazy"]: the LazyTargets of the job)."""
+
+    def __init__(self, jobs):
+        self.jobs, self.base = jobs, jobs.cancelled_text
+
+    def __call__(self, collect):
+        def wrapped() -> dict:
+            job = collect()
+            paths = [str(t.path) for t in job.get("lazy", ())]
+            self.jobs.cancelled_text = self.base if not paths else (
+                f"{self.base} Partly written labels may remain in {', '.join(paths)}; delete them if not needed.")
+            return job
+
+        return wrapped
+
+
+class OutputFolder:
+    """The "Big images: output folder" field (empty: a new folder under the system's temporary folder)."""
+
+    def __init__(self, parent):
+        self.edit = QLineEdit()
+        self.edit.setPlaceholderText(f"{OUTPUT_ROOT} (temporary)")
+        self.edit.setToolTip("Where the labels of big or lazy (dask, zarr, multiscale) images are written, as "
+                             "new zarr arrays; the image is read block by block, never whole.")
+        self.button = QPushButton("…")
+        self.button.clicked.connect(lambda: self.choose(parent))
+        self.widget = hbox(self.edit, self.button)
+
+    def choose(self, parent) -> None:
+        folder = QFileDialog.getExistingDirectory(parent, "Output folder for the labels of big images")
+        if folder:
+            self.edit.setText(folder)
+
+    def folder(self) -> str | None:
+        return self.edit.text().strip() or None

@@ -1,0 +1,179 @@
+"""Batch units on a dask.distributed cluster: a ``LocalCluster`` on this machine, or the scheduler of a real
+cluster (``dask scheduler`` and ``dask worker ADDRESS`` by hand, dask-jobqueue on SLURM, ...).
+
+Each worker builds the model once, when it joins (a worker plugin; a worker that is restarted after a crash
+builds it again), keeps it, and does units: it reads its input and writes its output itself, so the client
+only ever receives a few numbers per unit. A unit lost with its worker is run again by the scheduler on
+another one; units write their outputs atomically, so nothing half-written is ever left under a final name.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import os
+import sys
+import uuid
+from typing import Callable, Sequence
+
+from distributed import WorkerPlugin
+
+from ..core.errors import FewcellError
+from ..core.progress import run
+from .units import Output, Unit, finish, run_unit
+
+PLUGIN = "napari-fewcell"  #: the worker plugin's name
+CONNECT_SECONDS = 8  #: how long to try an unreachable scheduler before saying so
+WORKER_WAIT_SECONDS = 60  #: how long to wait for workers to join a scheduler
+
+
+@dataclasses.dataclass
+class ModelFileSpec:
+    """How a worker builds a saved model (a perceptron or a stage-2 network): the path must be readable there."""
+
+    path: str
+    device: str = "auto"
+    tta: bool | None = None
+
+    def build(self):
+        from ..models import open_model
+
+        return open_model(self.path, device=self.device, tta=self.tta)
+
+
+@dataclasses.dataclass
+class PromptSpec:
+    """How a worker builds the prompt segmenter: the parameters and the prepared, adapted prompt (sent once)."""
+
+    params: object  #: PromptParams
+    prompt: object  #: Prompt (adapted on the client: its adaptation travels with it)
+
+    def build(self):
+        from ..prompt import Segmenter
+
+        seg = Segmenter(self.params)
+        run(seg.adapt_iter(self.prompt))  # found in the prompt's cache when the worker's device is the client's
+        return seg.blocks_for(self.prompt)
+
+
+class ModelPlugin(WorkerPlugin):
+    """A worker plugin holding the model that ``spec.build()`` makes, built once per worker process (again on a
+    worker that restarts), with torch's threads set to the worker's share of its cores."""
+
+    name = PLUGIN
+
+    def __init__(self, spec):
+        self.spec, self.model, self.images = spec, None, {}
+
+    def setup(self, worker):
+        import torch
+
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(1, worker.state.nthreads)))
+        self.model, self.images = self.spec.build(), {}
+
+
+def unit_task(unit: Unit, instances: str | None = None) -> dict:
+    """One unit on a worker, with the model its plugin holds."""
+    from distributed import get_worker
+
+    plugin = get_worker().plugins[PLUGIN]
+    return run(run_unit(plugin.model, unit, plugin.images, instances))
+
+
+def connect(scheduler: str, workers: int = 0):
+    """A Client: ``scheduler`` = "local" starts a LocalCluster of ``workers`` processes (default: one per core, one
+    thread each); otherwise it is a scheduler's address, and ``workers`` (if given) is how many to wait for."""
+    from distributed import Client, LocalCluster
+
+    if scheduler == "local":
+        n = workers or os.cpu_count() or 1
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+                               silence_logs=logging.ERROR)
+        return Client(cluster)
+    try:
+        client = Client(scheduler, timeout=f"{CONNECT_SECONDS}s")
+    except Exception:  # noqa: BLE001 - OSError, TimeoutError, ValueError for a malformed address
+        raise FewcellError(
+            f"Could not reach a dask scheduler at {scheduler} within {CONNECT_SECONDS} s; start one with "
+            "`dask scheduler` (it prints its address, e.g. tcp://HOST:8786) or use --scheduler local."
+        ) from None
+    try:
+        client.wait_for_workers(max(1, workers), timeout=WORKER_WAIT_SECONDS)
+    except Exception:  # noqa: BLE001 - TimeoutError
+        client.close()
+        raise FewcellError(
+            f"No {'' if workers <= 1 else f'{workers} '}dask worker joined the scheduler at {scheduler} within "
+            f"{WORKER_WAIT_SECONDS} s; start workers with `dask worker {scheduler}`."
+        ) from None
+    return client
+
+
+@contextlib.contextmanager
+def session(scheduler: str, workers: int = 0):
+    """``connect``, check the workers, and close the client (and a local cluster) at the end."""
+    client = connect(scheduler, workers)
+    try:
+        check_workers(client)
+        yield client
+    finally:
+        cluster = client.cluster if scheduler == "local" else None
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def check_workers(client) -> None:
+    """Every worker can import this very napari-fewcell; one sentence naming the others."""
+    from ... import __version__
+
+    def probe():  # a closure: pickled by value, so a worker without the package can still run it
+        try:
+            import napari_fewcell
+
+            return napari_fewcell.__version__
+        except Exception as err:  # noqa: BLE001
+            return f"! {type(err).__name__}"
+
+    answers = client.run(probe)
+    missing = sorted(w for w, v in answers.items() if str(v).startswith("!"))
+    if missing:
+        raise FewcellError(
+            f"The dask worker(s) {', '.join(missing)} cannot import napari_fewcell; install napari-fewcell "
+            f"{__version__} in the workers' Python environment (pip install napari-fewcell) and start them again."
+        )
+    other = sorted(f"{w} ({v})" for w, v in answers.items() if v != __version__)
+    if other:
+        raise FewcellError(
+            f"The dask worker(s) {', '.join(other)} run another napari-fewcell than this one ({__version__}); "
+            "install the same version everywhere."
+        )
+
+
+def run_on_cluster(client, spec, units: Sequence[Unit], outputs: Sequence[Output], instances: str | None = None,
+                   on_done: Callable[[Unit, dict], None] | None = None, progress_bar: bool = True) -> list[dict]:
+    """Do ``units`` on the cluster's workers (each builds ``spec``'s model once), then move every complete output
+    into place. With ``progress_bar``, dask's progress bar is drawn on stderr; ``on_done(unit, record)`` is called
+    as each unit finishes. Returns the units' records (no pixels)."""
+    from distributed import as_completed
+    from distributed.diagnostics.progressbar import progress
+
+    client.register_plugin(ModelPlugin(spec), name=PLUGIN)
+    run_id = uuid.uuid4().hex[:8]
+    futures = client.map(unit_task, list(units), instances=instances, pure=False,
+                         key=[f"fewcell-{run_id}-{i}" for i in range(len(units))])
+    unit_of = {f.key: u for f, u in zip(futures, units)}
+    try:
+        if progress_bar and units:
+            with contextlib.redirect_stdout(sys.stderr):
+                progress(futures, multi=False)
+        records = []
+        for fut in as_completed(futures):
+            record = fut.result()  # a unit's FewcellError is raised here, with its sentence
+            records.append(record)
+            if on_done is not None:
+                on_done(unit_of[fut.key], record)
+    finally:
+        client.cancel(futures)
+    for o in outputs:
+        finish(o)
+    return records

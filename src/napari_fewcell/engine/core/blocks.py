@@ -1,0 +1,246 @@
+"""Big images, block by block: a 2D image read region by region from numpy, dask, zarr or a TIFF file
+(:class:`LazyImage`), the grid of blocks a large image is cut into, and the one driver that fills an output
+array (numpy or zarr) block by block through a model's :class:`BlockModel` methods.
+
+A block is a square of whole tiles (a multiple of the model's tile edge, aligned on the image's origin), so
+the tiles inside the blocks are exactly the tiles of the in-memory path and the result is the same, pixel for
+pixel; only one block's region (with its context margin) is ever in memory.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Generator, Protocol, Sequence
+
+import numpy as np
+
+from .errors import FewcellError
+from .geometry import Box
+from .image import as_image2d, range_of_sample, sample_step
+from .progress import Progress
+from .tiling import Window
+
+#: the edge of a block when the input gives no hint (in-memory arrays), and the range of block edges
+BLOCK, MIN_BLOCK, MAX_BLOCK = 2048, 512, 4096
+#: chunks of fewer than MIN_CHUNK² pixels make reading a tile open too many chunks
+MIN_CHUNK = 16
+#: a chunk larger than this is never read a tile at a time (each read would decompress all of it) ...
+MAX_CHUNK_BYTES = 512 << 20
+#: ... unless the whole image is this small: then it is simply read into memory
+SMALL_IMAGE_BYTES = 1 << 30
+
+
+class LazyImage:
+    """A 2D gray or colour image (H, W[, C]) read region by region, never whole unless it is small.
+
+    ``data`` is a numpy array, a dask array, a zarr array or anything with ``shape``, ``dtype`` and numpy
+    slicing (tifffile's zarr store of a TIFF, a memory map). Regions come back as (h, w, C) numpy arrays, as
+    :func:`~.image.as_image2d` returns them.
+    """
+
+    def __init__(self, data, name: str = "image"):
+        self.name = name
+        shape, dtype = tuple(getattr(data, "shape", ())), np.dtype(getattr(data, "dtype", np.float32))
+        # the same checks as for an in-memory image, on a 8×8 corner of it (no pixel is read beyond that)
+        probe = np.zeros((8, 8, *shape[2:]), dtype) if len(shape) in (2, 3) else np.zeros(shape, dtype)
+        if len(shape) in (2, 3) and min(shape[:2]) < 8:
+            probe = np.zeros(shape, dtype)
+        as_image2d(probe, name)
+        self.shape: tuple[int, int] = shape[:2]
+        self.dtype = dtype
+        self.channels = 1 if len(shape) == 2 else min(shape[2], 3)
+        self.chunks = chunk_shape(data)
+        self.data = settle_chunks(data, self.chunks, name)
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.shape)) * self.channels * self.dtype.itemsize
+
+    def read(self, rows: slice, cols: slice) -> np.ndarray:
+        """The region ``[rows, cols]`` as an (h, w, C) numpy array (the checks of ``as_image2d``)."""
+        sel = (rows, cols) if len(self.data.shape) == 2 else (rows, cols, slice(0, self.channels))
+        region = self.data[sel]
+        if hasattr(region, "compute"):  # dask
+            region = region.compute()
+        return as_image2d(np.asarray(region), self.name)
+
+    def window(self, win: Window) -> np.ndarray:
+        return self.read(*win.region)
+
+    def intensity_range(self) -> tuple[np.ndarray, np.ndarray]:
+        """The same range as :func:`~.image.intensity_range` of the whole image, from the same strided sample,
+        read chunk by chunk."""
+        step = sample_step(self.shape)
+        sel = (slice(None, None, step), slice(None, None, step))
+        sample = self.data[sel if len(self.data.shape) == 2 else (*sel, slice(0, self.channels))]
+        if hasattr(sample, "compute"):
+            sample = sample.compute()
+        sample = np.asarray(sample)
+        return range_of_sample(sample.reshape(-1, 1 if sample.ndim == 2 else sample.shape[-1]), self.channels)
+
+    def block_edge(self, tile: int) -> int:
+        """The block edge for a model with tiles of ``tile``: the input's chunk edge rounded to whole tiles
+        (within 512–4096 px), so that output chunks can follow the input's; 2048 for in-memory arrays."""
+        hint = max(self.chunks) if self.chunks else BLOCK
+        edge = max(MIN_BLOCK, min(MAX_BLOCK, hint))
+        return max(tile, int(round(edge / tile)) * tile)
+
+
+def chunk_shape(data) -> tuple[int, int] | None:
+    """(rows, cols) of the array's chunks (the first chunk of a dask array), None for in-memory arrays."""
+    chunks = getattr(data, "chunks", None)
+    if chunks is None or isinstance(data, np.ndarray):
+        return None
+    first = [c[0] if isinstance(c, tuple) else c for c in chunks[:2]]
+    return int(first[0]), int(first[1])
+
+
+def settle_chunks(data, chunks: tuple[int, int] | None, name: str):
+    """Make an array's chunks workable: a dask array with tiny chunks is rechunked; a stored array with tiny
+    chunks, or with huge chunks when the image is large, is refused with a sentence; a small image with huge
+    chunks is read into memory once."""
+    if chunks is None:
+        return data
+    shape = data.shape
+    itemsize = np.dtype(data.dtype).itemsize * (shape[2] if len(shape) == 3 else 1)
+    chunk_bytes = chunks[0] * chunks[1] * itemsize
+    image_bytes = shape[0] * shape[1] * itemsize
+    is_dask = hasattr(data, "dask")
+    if chunks[0] * chunks[1] < MIN_CHUNK**2 and chunks[0] * chunks[1] < shape[0] * shape[1]:
+        if is_dask:
+            return data.rechunk({0: BLOCK, 1: BLOCK})
+        raise FewcellError(
+            f"The {name} is stored in chunks of {chunks[0]}×{chunks[1]} pixels, so reading one tile would open "
+            f"thousands of chunks; store it again with chunks of 512–4096 pixels (e.g. dask.array.from_zarr(...)"
+            ".rechunk(2048).to_zarr(...))."
+        )
+    if chunk_bytes > MAX_CHUNK_BYTES:
+        if image_bytes <= SMALL_IMAGE_BYTES:
+            return np.asarray(data[...].compute() if is_dask else data[...])
+        raise FewcellError(
+            f"The {name} is stored in chunks of {chunks[0]}×{chunks[1]} pixels ({chunk_bytes / 2**20:.0f} MiB "
+            "each), too large to read a tile at a time; store it again with chunks of 512–4096 pixels."
+        )
+    return data
+
+
+def blocks(shape: tuple[int, int], edge: int) -> list[Box]:
+    """(y, x, h, w) blocks of ``edge``² (smaller at the bottom and right) covering ``shape``, row by row."""
+    H, W = shape
+    return [(y, x, min(edge, H - y), min(edge, W - x)) for y in range(0, H, edge) for x in range(0, W, edge)]
+
+
+def block_windows(block: Box, shape: tuple[int, int], tile: int, margin: int) -> list[Window]:
+    """The image's tiles (``windows(shape, tile, margin)``) that lie in ``block``; the block's edge is a
+    multiple of ``tile`` and its corner on the tile grid, so these are exactly the in-memory path's tiles."""
+    y, x, h, w = block
+    if y % tile or x % tile:
+        raise ValueError(f"block {block} is not on the grid of {tile}-pixel tiles")
+    out = []
+    for ty in range(y, y + h, tile):
+        for tx in range(x, x + w, tile):
+            ty1, tx1 = min(shape[0], ty + tile), min(shape[1], tx + tile)
+            out.append(Window(ty, ty1, tx, tx1, ty, ty1, tx, tx1).widen(margin, shape))
+    return out
+
+
+def local(win: Window, outer: Window) -> Window:
+    """``win`` in the coordinates of ``outer``'s region (``win``'s region must lie inside it)."""
+    dy, dx = outer.y0, outer.x0
+    return Window(win.ty - dy, win.ty1 - dy, win.tx - dx, win.tx1 - dx, win.y0 - dy, win.y1 - dy,
+                  win.x0 - dx, win.x1 - dx)
+
+
+class BlockModel(Protocol):
+    """What a model offers to be applied block by block (the prompt segmenter, a stage-2 network, a perceptron).
+
+    ``plan`` computes once per image what every block needs (the intensity range, the prompt's keys, ...);
+    ``block_iter`` yields one Progress per tile and returns the labels of one block.
+    """
+
+    tile: int
+    verb: str  #: what the progress bar says ("segmenting", "predicting")
+
+    def label_dtype(self) -> np.dtype: ...
+
+    def plan(self, image: LazyImage): ...
+
+    def block_iter(self, image: LazyImage, plan, block: Box) -> Generator[Progress, None, np.ndarray]: ...
+
+
+def label_blocks_iter(model: BlockModel, image: LazyImage, out, todo: Sequence[Box] | None = None,
+                      on_block=None, message: str | None = None) -> Generator[Progress, None, object]:
+    """Fill ``out`` (numpy or zarr, the image's height and width) block by block with ``model``'s labels; yields
+    one Progress per tile; ``todo`` limits the work to some blocks; ``on_block(block)`` is called after each
+    block is written (e.g. to record it as done). Returns ``out``."""
+    message = message or getattr(model, "verb", "labelling")
+    edge = image.block_edge(model.tile)
+    todo = blocks(image.shape, edge) if todo is None else list(todo)
+    plan = model.plan(image)
+    n_tiles = [len(block_windows(b, image.shape, model.tile, 0)) for b in todo]
+    total, done = sum(n_tiles), 0
+    yield Progress(0, total, message)
+    for block, n in zip(todo, n_tiles):
+        gen = model.block_iter(image, plan, block)
+        while True:
+            try:
+                p = next(gen)
+            except StopIteration as stop:
+                labels = stop.value
+                break
+            yield Progress(done + min(p.done, n), total, message)
+        y, x, h, w = block
+        for o, lab in zip(out, labels) if isinstance(out, tuple) else [(out, labels)]:
+            o[y : y + h, x : x + w] = lab
+        done += n
+        if on_block is not None:
+            on_block(block)
+        yield Progress(done, total, message)
+    return out
+
+
+def open_image(source, name: str | None = None) -> LazyImage:
+    """A LazyImage of a numpy/dask/zarr array, or of a path: a zarr array, an OME-Zarr (level 0 of its
+    multiscale), a TIFF (read through tifffile's zarr store: tiles and strips on demand) or any other image
+    file (read whole)."""
+    if not isinstance(source, (str, Path)):
+        return LazyImage(source, name or "image")
+    path = Path(source)
+    name = name or path.name
+    if path.is_dir():
+        return LazyImage(open_zarr(path), name)
+    if not path.is_file():
+        raise FewcellError(f"The image {path} does not exist.")
+    if path.suffix.lower() in (".tif", ".tiff"):
+        import tifffile
+        import zarr
+
+        try:
+            store = tifffile.imread(path, aszarr=True)
+            arr = zarr.open(store, mode="r")
+            if not hasattr(arr, "shape"):  # a multi-resolution TIFF: a group of levels
+                arr = arr[sorted(arr.array_keys())[0]]
+        except Exception:  # noqa: BLE001
+            raise FewcellError(f"Could not read the image {path}: it is not a TIFF file this tool can read.") from None
+        return LazyImage(arr, name)
+    from .files import read_image
+
+    return LazyImage(read_image(path), name)
+
+
+def open_zarr(path: Path):
+    """The array at ``path``: a zarr array, or level 0 of an OME-Zarr multiscale group; a sentence otherwise."""
+    import zarr
+
+    try:
+        node = zarr.open(str(path), mode="r")
+    except Exception:  # noqa: BLE001
+        raise FewcellError(f"{path} is a folder but not a zarr array; give a zarr array or an image file.") from None
+    if hasattr(node, "shape"):
+        return node
+    multiscales = node.attrs.get("multiscales") or node.attrs.get("ome", {}).get("multiscales")
+    try:
+        return node[multiscales[0]["datasets"][0]["path"]]
+    except (TypeError, KeyError, IndexError):
+        arrays = sorted(node.array_keys())
+        hint = f" (it holds {', '.join(arrays[:5])}: give {path / arrays[0]})" if arrays else ""
+        raise FewcellError(f"{path} is a zarr group, not an image array{hint}.") from None
