@@ -21,6 +21,7 @@ ALLOWED = {
     "training": {"core", "nets"},
     "models": {"core", "partial", "fewshot"},
     "suggest": {"core", "nets", "prompt", "partial", "fewshot"},
+    "batch": {"core", "prompt", "partial", "fewshot", "models"},
 }
 GUI = ("napari", "qtpy", "magicgui", "PyQt5", "PyQt6", "PySide2", "PySide6", "superqt")
 
