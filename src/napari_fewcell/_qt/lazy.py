@@ -18,10 +18,8 @@ from qtpy.QtWidgets import QFileDialog, QLineEdit, QPushButton
 
 from ..engine.core.blocks import LazyImage
 from ..engine.core.errors import FewcellError
-from ..engine.core.geometry import check_box, with_context
 from ..engine.core.progress import Progress
-from ..engine.prompt.adapt import CONTEXT, PromptSource
-from ..engine.prompt.segmenter import Prompt, crop_prompt_labels
+from ..engine.prompt.segmenter import Prompt
 from .geometry import layer_data, plane_at, shape2d
 from .layers import RESULT_KEY, hbox
 
@@ -66,16 +64,18 @@ class LazyTarget:
         levels = list(layer.data) if getattr(layer, "multiscale", False) else [self.data]
         self.level_shapes = [tuple(level.shape[:2]) for level in levels]
         self.scale, self.translate = layer.scale[-2:], layer.translate[-2:]
-        self.path = new_output_path(layer.name, folder)
+        self.folder, self.path = folder, new_output_path(layer.name, folder)
 
     def open(self) -> LazyImage:
         """The image, read region by region (a FewcellError with one sentence on unworkable chunks)."""
-        return LazyImage(self.data, self.name)
+        return LazyImage(self.data, f"image '{self.name}'")
 
     def create(self, dtype, edge: int):
         """The new, empty (H, W) zarr array the labels are written into, in chunks of whole blocks."""
         import zarr
 
+        if self.path.exists():  # made meanwhile by another job: results never overwrite
+            self.path = new_output_path(self.name, self.folder)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         H, W = self.level_shapes[0]
         return zarr.create_array(store=str(self.path), shape=(H, W), chunks=(min(edge, H), min(edge, W)),
@@ -92,9 +92,9 @@ class LazyTarget:
 
     def add_labels(self, viewer, out, name: str):
         """A new Labels layer reading ``out`` lazily, placed like the image; the zarr path is in its metadata."""
-        data = self.labels_data(out)
+        data, meta = self.labels_data(out), {RESULT_KEY: True, ZARR_KEY: str(self.path)}
         return viewer.add_labels(data, name=name, scale=self.scale, translate=self.translate,
-                                 multiscale=isinstance(data, list), metadata={RESULT_KEY: True, ZARR_KEY: str(self.path)})
+                                 multiscale=isinstance(data, list), metadata=meta)
 
 
 def lazy_target(layer, folder: str | Path | None = None) -> LazyTarget | None:
@@ -135,19 +135,8 @@ def segment_lazy(seg, prompt, target: LazyTarget):
 
 
 def prepare_prompt(seg, source, labels, box) -> Prompt:
-    """``seg.prepare_prompt`` for a prompt image that is an array or a LazyTarget: of a lazy image only the box
-    with its context is read (the intensity range from the same strided sample), so the prompt is the same."""
-    if not isinstance(source, LazyTarget):
-        return seg.prepare_prompt(source, labels, box)
-    image = source.open()
-    box = check_box(box, image.shape)
-    lab = crop_prompt_labels(labels, box, image.shape)
-    rng = image.intensity_range()
-    y0, y1, x0, x1 = with_context(box, max(CONTEXT, seg.params.margin), image.shape)
-    sub = image.read(slice(y0, y1), slice(x0, x1))
-    inner = (box[0] - y0, box[1] - x0, box[2], box[3])
-    return Prompt(seg.embed_box(sub, inner, rng), lab.reshape(-1), box, box[2:],
-                  source=PromptSource.cut(sub, rng, inner))
+    """``seg.prepare_prompt`` for a prompt image that is an array or a LazyTarget (only its box is read)."""
+    return seg.prepare_prompt(source.open() if isinstance(source, LazyTarget) else source, labels, box)
 
 
 def prompt_labels(labels_layer, image_layer, box, point) -> np.ndarray:

@@ -36,6 +36,7 @@ from .layers import (
     vbox,
     watch_layers,
 )
+from .lazy import CancelNote, OutputFolder, lazy_target, predict_lazy, written_text
 
 BOX_LAYER = "fewcell boxes"
 UNANNOTATED = "(unannotated)"
@@ -88,13 +89,14 @@ class PartialLabelsWidget(QWidget):
                    "save": ("Save network…", self._save), "load": ("Load network…", self._load)}
         self.jobs = job_controls(self, buttons, cancelled_text="Cancelled.")
         self.jobs.progress_text = self._progress_text
+        self.cancel_note, self.big_folder = CancelNote(self.jobs), OutputFolder(self)
 
         form = form_rows(
             ("Boxes", self.shapes_combo), self.add_box_button, ("Epochs", self.epochs),
             ("Steps per epoch", self.steps_per_epoch), ("Device", self.device_combo), self.oneshot,
             hbox(self.generate_button, self.export_button), ("Export as", hbox(self.instances, self.instance_method)),
             ("Training steps", self.train_steps), hbox(self.train_button, self.apply_button),
-            hbox(self.save_button, self.load_button),
+            ("Big images: output folder", self.big_folder.widget), hbox(self.save_button, self.load_button),
         )
         vbox(self, self.images, form, self.cancel_button, self.progress, self.status)
         watch_layers(self.viewer, self._refresh)
@@ -253,12 +255,17 @@ class PartialLabelsWidget(QWidget):
         if self.model is None:
             raise FewcellError("There is no network yet; train one or load a saved one first.")
         image, model = self._target().layer, self.model
-        planes = image_planes(image)
+        lazy = lazy_target(image, self.big_folder.folder())  # a big or lazy image: block by block into zarr
+        planes = None if lazy else image_planes(image)
         return {"name": image.name, "stack": image.ndim == 3, "scale": image.scale, "translate": image.translate,
-                "done": self._apply_done, "make": lambda: _predict_planes(model, planes)}
+                "done": self._apply_done, "lazy": [lazy] if lazy else [],
+                "make": lambda: predict_lazy(model, lazy) if lazy else _predict_planes(model, planes)}
 
     def _apply_done(self, planes):
         job = self.jobs.job
+        if job["lazy"]:
+            layer = job["lazy"][0].add_labels(self.viewer, planes, f"{job['name']} fewcell net")
+            return self.status.setText(f"Added '{layer.name}' ({written_text(job['lazy'][0])}).")
         labels = np.stack(planes) if job["stack"] else planes[0]
         layer = self.viewer.add_labels(labels, name=f"{job['name']} fewcell net", scale=job["scale"],
                                        translate=job["translate"], metadata={RESULT_KEY: True})
@@ -276,7 +283,7 @@ class PartialLabelsWidget(QWidget):
         self._start(self._collect_apply, "Predicting…")
 
     def _start(self, collect, text: str):
-        self.jobs.start(collect, text)
+        self.jobs.start(self.cancel_note(collect), text)
 
     def _progress_text(self, p: Progress) -> str:
         epochs = self.jobs.job.get("epochs")

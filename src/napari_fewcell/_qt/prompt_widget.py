@@ -29,6 +29,16 @@ from .layers import (
     vbox,
     watch_layers,
 )
+from .lazy import (
+    CancelNote,
+    LazyTarget,
+    OutputFolder,
+    lazy_target,
+    prepare_prompt,
+    prompt_labels,
+    segment_lazy,
+    written_text,
+)
 
 BOX_LAYER = "fewcell prompt boxes"
 SAME = "(same as target)"
@@ -43,7 +53,9 @@ def _segment_gen(seg: Segmenter, job: dict):
     """Prepare the prompt, adapt to it, then segment (the engine generator the job runs); returns
     (labels, prompt) so the status can show the prompt's self-check."""
     yield Progress(0, 0, "preparing the prompt")
-    prompt = seg.prepare_prompt(job["prompt"], job["labels"], job["box"])
+    prompt = prepare_prompt(seg, job["prompt"], job["labels"], job["box"])
+    if isinstance(job["target"], LazyTarget):  # a big or lazy image: block by block into a new zarr array
+        return (yield from segment_lazy(seg, prompt, job["target"])), prompt
     labels = yield from seg.segment_iter(job["target"], prompt)
     return labels, prompt
 
@@ -91,8 +103,10 @@ class PromptSegmentationWidget(QWidget):
         self.weights_button = QPushButton("…")
         self.device_combo = QComboBox()
         self.device_combo.addItems(["auto", "cpu", "cuda"])
+        self.big_folder = OutputFolder(self)
         self.jobs = job_controls(self, {"segment": ("Segment", self._segment)})
         self.jobs.progress_text = _progress_text
+        self.cancel_note = CancelNote(self.jobs)
 
         form = form_rows(
             ("Image to segment", self.image_combo), ("Prompt image", self.prompt_image_combo),
@@ -100,6 +114,7 @@ class PromptSegmentationWidget(QWidget):
             ("Adapt to the prompt", self.adapt_combo),
             ("τ (temperature)", self.tau_spin), ("Attention", self.attention_combo),
             ("Weights", hlayout(self.weights_edit, self.weights_button)), ("Device", self.device_combo),
+            ("Big images: output folder", self.big_folder.widget),
         )
         vbox(self, form, hlayout(self.segment_button, self.cancel_button), self.progress, self.status)
 
@@ -191,14 +206,16 @@ class PromptSegmentationWidget(QWidget):
         target, prompt_image = self._target_and_prompt_images()
         labels = self._layer(self.labels_combo.currentText(), Labels, "prompt labels")
         shapes = self._layer(self.shapes_combo.currentText(), Shapes, "prompt boxes")
-        point = self.viewer.dims.point
-        plane, idx = plane_at(target, point)
-        prompt, _ = plane_at(prompt_image, point)
-        prompt_labels, _ = plane_at(labels, point)
+        point, folder = self.viewer.dims.point, self.big_folder.folder()
+        box = self._box(shapes, prompt_image, point)
+        lazy = lazy_target(target, folder) if target.ndim == 2 else None  # a stack: its current plane, as ever
+        plane, idx = (lazy, ()) if lazy is not None else plane_at(target, point)
+        source = lazy_target(prompt_image) if prompt_image.ndim == 2 else None
+        prompt = source if source is not None else plane_at(prompt_image, point)[0]
         return {
-            "key": self._params_key(), "target": plane, "prompt": prompt, "labels": np.array(prompt_labels),
-            "box": self._box(shapes, prompt_image, point), "name": target.name, "idx": idx,
-            "scale": target.scale[-2:], "translate": target.translate[-2:],
+            "key": self._params_key(), "target": plane, "prompt": prompt,
+            "labels": prompt_labels(labels, prompt_image, box, point), "box": box, "name": target.name, "idx": idx,
+            "scale": target.scale[-2:], "translate": target.translate[-2:], "lazy": [lazy] if lazy else [],
         }
 
     def _collect_job(self) -> dict:
@@ -208,17 +225,21 @@ class PromptSegmentationWidget(QWidget):
         return job
 
     def _segment(self):
-        self.jobs.start(self._collect_job, "Loading the model…")
+        self.jobs.start(self.cancel_note(self._collect_job), "Loading the model…")
 
     def _segmented(self, result):
         labels, prompt = result
         job = self.jobs.job
-        layer = self.viewer.add_labels(
-            labels, name=f"{job['name']} fewcell", scale=job["scale"], translate=job["translate"],
-            metadata={RESULT_KEY: True},
-        )
-        classes = [int(c) for c in np.unique(labels) if c]
-        text = f"Added '{layer.name}' with label values {classes or 'none (all background)'}."
+        if job["lazy"]:
+            layer = job["lazy"][0].add_labels(self.viewer, labels, f"{job['name']} fewcell")
+            text = f"Added '{layer.name}' ({written_text(job['lazy'][0])})."
+        else:
+            layer = self.viewer.add_labels(
+                labels, name=f"{job['name']} fewcell", scale=job["scale"], translate=job["translate"],
+                metadata={RESULT_KEY: True},
+            )
+            classes = [int(c) for c in np.unique(labels) if c]
+            text = f"Added '{layer.name}' with label values {classes or 'none (all background)'}."
         if job["idx"]:
             text += f" Only the plane at index {job['idx']} was done: segmented the current plane."
         estimate = estimate_text(prompt.path, prompt.check)

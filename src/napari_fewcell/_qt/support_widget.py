@@ -33,6 +33,7 @@ from .layers import (
     vbox,
     watch_layers,
 )
+from .lazy import CancelNote, OutputFolder, lazy_target, predict_lazy, relay, written_text
 
 NONE = "(none)"
 RESULT_SUFFIX = "fewcell perceptron"
@@ -54,9 +55,14 @@ def _own_labels(image, options: list[str], owners: dict) -> str | None:
 
 def _predict_all(model: Perceptron, items: list[dict]):
     """Predict every plane of every item; yields overall progress; returns one list of planes per item."""
-    total, done, out = sum(len(it["planes"]) for it in items), 0, []
+    total, done, out = sum(len(it["planes"]) or 1 for it in items), 0, []
     yield Progress(0, total, "predicting")
     for it in items:
+        if it.get("target") is not None:  # a big or lazy image: block by block into a new zarr array
+            out.append((yield from relay(predict_lazy(model, it["target"]), it["name"])))
+            done += 1
+            yield Progress(done, total, f"predicted {it['name']}")
+            continue
         planes = []
         for z, plane in enumerate(it["planes"]):
             planes.append(run(model.predict_iter(plane, it["name"])))  # progress is reported per plane
@@ -99,10 +105,12 @@ class SupportWidget(QWidget):
                    "apply": ("Apply", self._apply), "save": ("Save perceptron…", self._save),
                    "load": ("Load perceptron…", self._load)}
         self.jobs = job_controls(self, buttons, "Check support images, choose their labels layers, then press Fit.")
+        self.cancel_note, self.big_folder = CancelNote(self.jobs), OutputFolder(self)
 
         form = form_rows(
             ("Boxes", self.shapes_combo), self.add_labels_button, ("λ (L2 penalty)", self.lam_spin), self.bfgs_check,
             ("Device", self.device_combo), self.fit_button, ("Apply to", self.apply_combo), self.apply_button,
+            ("Big images: output folder", self.big_folder.widget),
             hbox(self.save_button, self.load_button),
         )
         vbox(self, self.images, form, self.cancel_button, self.progress, self.status)
@@ -198,7 +206,7 @@ class SupportWidget(QWidget):
         )
 
     def _fit(self):
-        self.jobs.start(self._collect_fit, "Computing features…")
+        self.jobs.start(self.cancel_note(self._collect_fit), "Computing features…")
 
     # ----------------------------------------------------------------- apply
     def _collect_apply(self) -> dict:
@@ -209,20 +217,27 @@ class SupportWidget(QWidget):
             images = [lay for lay in self.viewer.layers if isinstance(lay, Image)]
         else:
             images = [self._target()]
-        items = []
+        items, folder = [], self.big_folder.folder()
         for image in images:
             if mode == "plane" and image.ndim == 3:
                 plane, idx = plane_at(image, self.viewer.dims.point)
                 items.append({"name": image.name, "planes": [plane], "layer": image, "index": idx[0]})
+            elif (target := lazy_target(image, folder)) is not None:
+                items.append({"name": image.name, "planes": [], "layer": image, "index": None, "target": target})
             else:
                 items.append({"name": image.name, "planes": image_planes(image), "layer": image, "index": None})
         model = self.model
-        return {"items": items, "make": lambda: _predict_all(model, items), "done": self._apply_done}
+        return {"items": items, "make": lambda: _predict_all(model, items), "done": self._apply_done,
+                "lazy": [it["target"] for it in items if it.get("target")]}
 
     def _apply_done(self, results):
-        added = []
+        added, written = [], []
         for item, planes in zip(self.jobs.job["items"], results):
             image = item["layer"]
+            if item.get("target") is not None:  # the zarr array of a big or lazy image
+                added.append(item["target"].add_labels(self.viewer, planes, f"{item['name']} {RESULT_SUFFIX}").name)
+                written.append(written_text(item["target"]))
+                continue
             if item["index"] is not None:  # one plane of a stack: a stack-shaped layer with only that plane
                 labels = np.zeros(image_shape(image), planes[0].dtype)
                 labels[item["index"]] = planes[0]
@@ -231,10 +246,11 @@ class SupportWidget(QWidget):
             layer = self.viewer.add_labels(labels, name=f"{item['name']} {RESULT_SUFFIX}", scale=image.scale,
                                            translate=image.translate, metadata={RESULT_KEY: True})
             added.append(layer.name)
-        self.status.setText(f"Added {', '.join(repr(n) for n in added)}.")
+        where = f" ({'; '.join(written)})" if written else ""
+        self.status.setText(f"Added {', '.join(repr(n) for n in added)}{where}.")
 
     def _apply(self):
-        self.jobs.start(self._collect_apply, "Predicting…")
+        self.jobs.start(self.cancel_note(self._collect_apply), "Predicting…")
 
     # ----------------------------------------------------------------- files
     def save_to(self, path) -> Path | None:

@@ -29,7 +29,7 @@ from ..core.image import as_image2d, intensity_range, normalize
 from ..core.progress import Progress, run
 from ..nets import attention
 from ..nets.unet import EmbedNet, load_model
-from .adapt import ADAPT_CHOICES, Adaptation, BoxData, PromptSource, adapt_iter, box_embeddings
+from .adapt import ADAPT_CHOICES, CONTEXT, Adaptation, BoxData, PromptSource, adapt_iter, box_embeddings
 from .filters import FEATURE_MARGIN, forest_proba, window_features
 
 
@@ -145,13 +145,20 @@ class Segmenter:
         return emb.reshape(emb.shape[0], -1).T.float().cpu()
 
     def prepare_prompt(self, image, labels, box: Iterable[int]) -> Prompt:
-        """Embed the prompt box (with its surrounding context) of ``image``; ``labels`` as for the CLI."""
-        arr = as_image2d(image, "prompt image")
-        box = check_box(box, arr.shape[:2])
-        lab = crop_prompt_labels(labels, box, arr.shape[:2])
-        rng = intensity_range(arr)
-        return Prompt(self.embed_box(arr, box, rng), lab.reshape(-1), box, box[2:],
-                      source=PromptSource.cut(arr, rng, box))
+        """Embed the prompt box (with its surrounding context) of ``image``; ``labels`` as for the CLI.
+
+        ``image`` may be a :class:`LazyImage` (a big dask/zarr image): only the box with its context is read, and
+        the intensity range comes from the same strided sample, so the prompt is the same as from memory."""
+        if not isinstance(image, LazyImage):
+            image = LazyImage(as_image2d(image, "prompt image"), "prompt image")
+        box = check_box(box, image.shape)
+        lab = crop_prompt_labels(labels, box, image.shape)
+        rng = image.intensity_range()
+        y0, y1, x0, x1 = with_context(box, max(CONTEXT, self.params.margin), image.shape)
+        sub = image.read(slice(y0, y1), slice(x0, x1))
+        inner = (box[0] - y0, box[1] - x0, box[2], box[3])
+        return Prompt(self.embed_box(sub, inner, rng), lab.reshape(-1), box, box[2:],
+                      source=PromptSource.cut(sub, rng, inner))
 
     def prompt_from_boxes(self, items: Sequence[tuple[np.ndarray, np.ndarray, Sequence[Box]]],
                           subject: str = "annotated boxes hold") -> Prompt:
