@@ -58,17 +58,17 @@ class PromptSpec:
 
 class ModelPlugin(WorkerPlugin):
     """A worker plugin holding the model that ``spec.build()`` makes, built once per worker process (again on a
-    worker that restarts), with torch's threads set to the worker's share of its cores."""
+    worker that restarts), with ``threads`` torch threads for each of the worker's task threads."""
 
     name = PLUGIN
 
-    def __init__(self, spec):
-        self.spec, self.model, self.images = spec, None, {}
+    def __init__(self, spec, threads: int = 1):
+        self.spec, self.threads, self.model, self.images = spec, threads, None, {}
 
     def setup(self, worker):
         import torch
 
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(1, worker.state.nthreads)))
+        torch.set_num_threads(max(1, self.threads))
         self.model, self.images = self.spec.build(), {}
 
 
@@ -149,6 +149,15 @@ def check_workers(client) -> None:
         )
 
 
+def torch_threads(client) -> int:
+    """torch threads per task thread: the task threads of a LocalCluster share this machine's cores; on a cluster
+    each gets one (workers are started one per core or with --nthreads, and dask's nanny sets OMP_NUM_THREADS=1)."""
+    if type(getattr(client, "cluster", None)).__name__ == "LocalCluster":
+        threads = sum(w.get("nthreads", 1) for w in client.scheduler_info()["workers"].values())
+        return max(1, (os.cpu_count() or 1) // max(1, threads))
+    return 1
+
+
 def run_on_cluster(client, spec, units: Sequence[Unit], outputs: Sequence[Output], instances: str | None = None,
                    on_done: Callable[[Unit, dict], None] | None = None, progress_bar: bool = True) -> list[dict]:
     """Do ``units`` on the cluster's workers (each builds ``spec``'s model once), then move every complete output
@@ -157,7 +166,7 @@ def run_on_cluster(client, spec, units: Sequence[Unit], outputs: Sequence[Output
     from distributed import as_completed
     from distributed.diagnostics.progressbar import progress
 
-    client.register_plugin(ModelPlugin(spec), name=PLUGIN)
+    client.register_plugin(ModelPlugin(spec, torch_threads(client)), name=PLUGIN)
     run_id = uuid.uuid4().hex[:8]
     futures = client.map(unit_task, list(units), instances=instances, pure=False,
                          key=[f"fewcell-{run_id}-{i}" for i in range(len(units))])
@@ -165,7 +174,7 @@ def run_on_cluster(client, spec, units: Sequence[Unit], outputs: Sequence[Output
     try:
         if progress_bar and units:
             with contextlib.redirect_stdout(sys.stderr):
-                progress(futures, multi=False)
+                progress(futures, multi=False, interval="1s")
         records = []
         for fut in as_completed(futures):
             record = fut.result()  # a unit's FewcellError is raised here, with its sentence
