@@ -19,6 +19,8 @@ from .image import as_image2d, range_of_sample, sample_step
 from .progress import Progress
 from .tiling import Window
 
+#: context read around a block with it: more than any model's tile margin (32, 72, 96)
+CONTEXT = 128
 #: the edge of a block when the input gives no hint (in-memory arrays), and the range of block edges
 BLOCK, MIN_BLOCK, MAX_BLOCK = 2048, 512, 4096
 #: chunks of fewer than MIN_CHUNK² pixels make reading a tile open too many chunks
@@ -50,6 +52,7 @@ class LazyImage:
         self.channels = 1 if len(shape) == 2 else min(shape[2], 3)
         self.chunks = chunk_shape(data)
         self.data = settle_chunks(data, self.chunks, name)
+        self._range = None
 
     @property
     def nbytes(self) -> int:
@@ -66,16 +69,27 @@ class LazyImage:
     def window(self, win: Window) -> np.ndarray:
         return self.read(*win.region)
 
+    def around(self, block: Box, margin: int = CONTEXT) -> "LazyImage":
+        """This image with ``block`` and ``margin`` pixels around it read once, so that its tiles are cut from
+        memory instead of each decompressing the chunks they touch."""
+        y, x, h, w = block
+        y0, x0 = max(0, y - margin), max(0, x - margin)
+        y1, x1 = min(self.shape[0], y + h + margin), min(self.shape[1], x + w + margin)
+        return RegionCache(self, (y0, y1, x0, x1), self.read(slice(y0, y1), slice(x0, x1)))
+
     def intensity_range(self) -> tuple[np.ndarray, np.ndarray]:
         """The same range as :func:`~.image.intensity_range` of the whole image, from the same strided sample,
-        read chunk by chunk."""
+        read chunk by chunk (once: it is kept)."""
+        if self._range is not None:
+            return self._range
         step = sample_step(self.shape)
         sel = (slice(None, None, step), slice(None, None, step))
         sample = self.data[sel if len(self.data.shape) == 2 else (*sel, slice(0, self.channels))]
         if hasattr(sample, "compute"):
             sample = sample.compute()
         sample = np.asarray(sample)
-        return range_of_sample(sample.reshape(-1, 1 if sample.ndim == 2 else sample.shape[-1]), self.channels)
+        self._range = range_of_sample(sample.reshape(-1, 1 if sample.ndim == 2 else sample.shape[-1]), self.channels)
+        return self._range
 
     def block_edge(self, tile: int) -> int:
         """The block edge for a model with tiles of ``tile``: the input's chunk edge rounded to whole tiles
@@ -83,6 +97,23 @@ class LazyImage:
         hint = max(self.chunks) if self.chunks else BLOCK
         edge = max(MIN_BLOCK, min(MAX_BLOCK, hint))
         return max(tile, int(round(edge / tile)) * tile)
+
+
+class RegionCache(LazyImage):
+    """A LazyImage whose reads inside one region are served from memory (``LazyImage.around``)."""
+
+    def __init__(self, base: LazyImage, bounds: tuple[int, int, int, int], region: np.ndarray):
+        self.__dict__.update(base.__dict__)
+        self.base, self.bounds, self.region = base, bounds, region
+
+    def read(self, rows: slice, cols: slice) -> np.ndarray:
+        y0, y1, x0, x1 = self.bounds
+        if y0 <= rows.start and rows.stop <= y1 and x0 <= cols.start and cols.stop <= x1:
+            return self.region[rows.start - y0 : rows.stop - y0, cols.start - x0 : cols.stop - x0]
+        return self.base.read(rows, cols)
+
+    def intensity_range(self):
+        return self.base.intensity_range()
 
 
 def chunk_shape(data) -> tuple[int, int] | None:
@@ -180,7 +211,7 @@ def label_blocks_iter(model: BlockModel, image: LazyImage, out, todo: Sequence[B
     total, done = sum(n_tiles), 0
     yield Progress(0, total, message)
     for block, n in zip(todo, n_tiles):
-        gen = model.block_iter(image, plan, block)
+        gen = model.block_iter(image.around(block), plan, block)
         while True:
             try:
                 p = next(gen)
