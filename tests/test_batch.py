@@ -177,6 +177,25 @@ def test_cli_bad_batch_input(big, sample, tmp_path, capsys):
     SegModel(SegNet(NetConfig(base=8, depth=2, embed_dim=3)), [0, 1], device="cpu").save(model)
     assert "--instances" in bad(capsys, ["predict", str(tmp_path / "z.zarr"), "--model", str(model), "--out", o,
                                          "--instances", "components", "--device", "cpu"])
+    assert "would replace the image itself" in bad(capsys, cli_args(sample, str(tmp_path / "z.zarr"), "--out",
+                                                                    str(tmp_path), "--overwrite"))
+    assert (tmp_path / "z.zarr").is_dir()
     blocker = tmp_path / "file"
     blocker.write_text("x")
     assert "Cannot write into" in bad(capsys, cli_args(sample, str(tmp_path / "z.zarr"), "--out", str(blocker / "o")))
+
+
+def test_allocator_tuned_once_unless_asked_not_to():
+    import platform
+    import subprocess
+    import sys
+
+    code = ("from napari_fewcell.engine.core.allocator import tune_allocator as t; "
+            "from napari_fewcell.engine.core.device import select_device; select_device('cpu'); print(t(), t())")
+    env = {k: v for k, v in os.environ.items() if k != "FEWCELL_NO_MALLOPT"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
+    glibc = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+    assert out.split() == ([str(glibc)] * 2)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**env, "FEWCELL_NO_MALLOPT": "1"}).stdout
+    assert out.split() == ["False", "False"]

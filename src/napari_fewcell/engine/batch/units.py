@@ -106,6 +106,8 @@ def plan(sources: Sequence[str], out: str | Path, model, fmt: str = "auto", resu
         big = is_big_source(src, big_pixels)
         suffix = ".zarr" if big and (fmt == "zarr" or (fmt == "auto" and Path(src).is_dir())) else ".tif"
         target = folder / f"{stem}{suffix}"
+        if target.resolve() == Path(src).resolve():
+            raise FewcellError(f"The labels of {src} would replace the image itself; choose another --out folder.")
         if target.exists() and not (resume or overwrite):
             raise FewcellError(f"{target} already exists; allow overwriting (--overwrite), resume an interrupted "
                                "run (--resume) or choose another folder.")

@@ -1,15 +1,18 @@
-"""Device selection: CUDA, then MPS, then CPU, with an explicit override."""
+"""Device selection: CUDA, then MPS, then CPU, with an explicit override (and the allocator tuned once)."""
 from __future__ import annotations
 
 import torch
 
+from .allocator import tune_allocator
 from .errors import FewcellError
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
 def select_device(name: str = "auto") -> torch.device:
-    """Return the torch device for ``name`` (auto|cpu|cuda|mps)."""
+    """Return the torch device for ``name`` (auto|cpu|cuda|mps); the first call also tunes the C allocator for
+    CPU inference (``allocator.py``)."""
+    tune_allocator()
     name = (name or "auto").lower()
     if name not in DEVICES:
         raise FewcellError(f"Unknown device '{name}': choose one of {', '.join(DEVICES)}.")
