@@ -388,8 +388,9 @@ def estimate_lines(args, tp: dict, r: dict, big: dict | None) -> list[str]:
         "the CLI's worker plugin to the cores per worker thread), so on 2 cores an efficiency near 0.5 only says "
         "that 2 workers get no more from 2 cores than 1 worker does; it does not measure how dask scales. How "
         "much of the per-core rate survives at 16 cores is an assumption:", "", *table, "",
-        "- This assumes one worker per core with one torch thread each; with the CLI's current setting each of 16 "
-        "workers would start as many torch threads as the node has cores (oversubscription), which would cost more.",
+        "- This assumes one worker per core with one torch thread each: what the CLI's worker plugin sets "
+        "(`engine/batch/cluster.py`: on a LocalCluster, the cores ÷ its task threads; on a scheduler's workers, one "
+        "per task thread, so start them one per core or with --nthreads = cores).",
         "- What limits it: **memory bandwidth** (every tile runs a convolutional network: 16 workers share the "
         "node's memory channels; not measured here, 2 cores cannot show it); **disk**: "
         f"{tp['bytes_per_px']:.2f} bytes per pixel in + out → {node * tp['bytes_per_px']:.1f} MB/s at {node:.1f} "
