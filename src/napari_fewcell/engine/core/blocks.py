@@ -15,7 +15,7 @@ import numpy as np
 
 from .errors import FewcellError
 from .geometry import Box
-from .image import as_image2d, range_of_sample, sample_step
+from .image import as_image2d, normalize, range_of_sample, sample_step
 from .progress import Progress
 from .tiling import Window
 
@@ -198,6 +198,36 @@ class BlockModel(Protocol):
     def block_iter(self, image: LazyImage, plan, block: Box) -> Generator[Progress, None, np.ndarray]: ...
 
 
+class TiledModel:
+    """A BlockModel whose labels come tile by tile from ``tile_labels(x, win)``: ``x`` is the normalised (3, h, w)
+    region of tile ``win`` with ``margin`` pixels of context; it returns the tile's labels (a stage-2 network, a
+    perceptron: subclasses set ``tile``, ``margin``, ``classes`` and ``tile_labels``)."""
+
+    tile: int
+    margin: int
+    classes: np.ndarray
+    verb = "predicting"
+
+    def label_dtype(self) -> np.dtype:
+        return np.dtype(np.uint8 if self.classes.max() <= 255 else np.uint16)
+
+    def plan(self, image: LazyImage):
+        return image.intensity_range()
+
+    def tile_labels(self, x: np.ndarray, win: Window) -> np.ndarray:
+        raise NotImplementedError
+
+    def block_iter(self, image: LazyImage, rng, block: Box) -> Generator[Progress, None, np.ndarray]:
+        y, x, h, w = block
+        out = np.zeros((h, w), self.label_dtype())
+        tiles = block_windows(block, image.shape, self.tile, self.margin)
+        for i, win in enumerate(tiles):
+            out[win.ty - y : win.ty1 - y, win.tx - x : win.tx1 - x] = self.tile_labels(
+                normalize(image.window(win), rng), win)
+            yield Progress(i + 1, len(tiles), self.verb)
+        return out
+
+
 def label_blocks_iter(model: BlockModel, image: LazyImage, out, todo: Sequence[Box] | None = None,
                       on_block=None, message: str | None = None) -> Generator[Progress, None, object]:
     """Fill ``out`` (numpy or zarr, the image's height and width) block by block with ``model``'s labels; yields
@@ -225,7 +255,6 @@ def label_blocks_iter(model: BlockModel, image: LazyImage, out, todo: Sequence[B
         done += n
         if on_block is not None:
             on_block(block)
-        yield Progress(done, total, message)
     return out
 
 

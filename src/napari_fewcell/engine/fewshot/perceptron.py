@@ -36,12 +36,13 @@ from scipy.special import expit
 
 from ..core import modelfile
 from ..core.annotation import AnnotatedImage, annotate, require_two_classes
-from ..core.blocks import LazyImage, block_windows, label_blocks_iter, open_image
+from ..core.blocks import LazyImage, TiledModel, label_blocks_iter, open_image
 from ..core.errors import FewcellError
-from ..core.image import as_image2d, normalize
+from ..core.image import as_image2d
 from ..core.progress import Progress, run
 from ..nets.msd import shipped_names
-from .features import EXTRAS, MARGIN, TILE, Extractors
+from . import features
+from .features import EXTRAS, Extractors
 
 DICE_EPS = 1.0  #: smoothing of the soft Dice loss
 log = logging.getLogger(__name__)
@@ -132,7 +133,7 @@ def _fit_one(X: np.ndarray, y: np.ndarray, p: PerceptronParams) -> tuple[np.ndar
 
 
 # ---- the model --------------------------------------------------------------------------------
-class Perceptron:
+class Perceptron(TiledModel):
     """A fitted perceptron: weights per foreground class over standardised extractor features."""
 
     def __init__(self, W, b, mean, std, classes, fg, meta: dict, extractors: Extractors | None = None):
@@ -167,7 +168,7 @@ class Perceptron:
         labels = self.fg[best]
         if 0 in self.classes:
             labels = np.where(probs.max(-1) >= 0.5, labels, 0)
-        return labels.astype(np.uint8 if self.classes.max() <= 255 else np.uint16)
+        return labels.astype(self.label_dtype())
 
     def predict_iter(self, image, name: str = "image") -> Generator[Progress, None, np.ndarray]:
         arr = as_image2d(image, name)
@@ -188,25 +189,17 @@ class Perceptron:
         _check_channels(image.read(slice(0, 64), slice(0, 64)), self.meta.get("channels"), image.name)
         return (yield from label_blocks_iter(self, image, out, todo, on_block))
 
-    # ---- block by block (a BlockModel) ---------------------------------------------------
-    tile = TILE  #: the extractors' tile (margin: MARGIN)
-    verb = "predicting"
+    # ---- block by block (a TiledModel) ---------------------------------------------------
+    @property
+    def tile(self) -> int:
+        return features.TILE  #: the extractors' tiles (read at run time, as Extractors.n_tiles does) ...
 
-    def label_dtype(self) -> np.dtype:
-        return np.dtype(np.uint8 if self.classes.max() <= 255 else np.uint16)
+    @property
+    def margin(self) -> int:
+        return features.MARGIN  #: ... and their context
 
-    def plan(self, image: LazyImage):
-        return image.intensity_range()
-
-    def block_iter(self, image: LazyImage, rng, block) -> Generator[Progress, None, np.ndarray]:
-        y, x, h, w = block
-        out = np.zeros((h, w), self.label_dtype())
-        tiles = block_windows(block, image.shape, TILE, MARGIN)
-        for i, win in enumerate(tiles):
-            feats = self.extractors.region(normalize(image.window(win), rng))[(slice(None), *win.inner)]
-            out[win.ty - y : win.ty1 - y, win.tx - x : win.tx1 - x] = self.labels_from(self.probabilities(feats))
-            yield Progress(i + 1, len(tiles), "predicting")
-        return out
+    def tile_labels(self, x: np.ndarray, win) -> np.ndarray:
+        return self.labels_from(self.probabilities(self.extractors.region(x)[(slice(None), *win.inner)]))
 
     def predict(self, image) -> np.ndarray:
         return run(self.predict_iter(image))

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from ..core import modelfile
 from ..core.annotation import class_index, require_two_classes
 from ..core.augment import augment
-from ..core.blocks import LazyImage, block_windows, label_blocks_iter, open_image
+from ..core.blocks import LazyImage, TiledModel, label_blocks_iter, open_image
 from ..core.device import select_device
 from ..core.errors import FewcellError
 from ..core.image import as_image2d, intensity_range, normalize
@@ -55,7 +55,7 @@ class TrainParams:
             raise FewcellError(f"The learning rate must be a positive number, not {self.lr}.")
 
 
-class SegModel:
+class SegModel(TiledModel):
     """A trained segmentation network with its class values and card."""
 
     def __init__(self, net: SegNet, classes: Sequence[int], card: dict | None = None,
@@ -86,26 +86,12 @@ class SegModel:
                 acc = acc + torch.rot90(y, -k, (2, 3))
         return acc / 8
 
-    # ---- block by block (a BlockModel: big images, clusters) ---------------------------------
+    # ---- block by block (a TiledModel: big images, clusters) -------------------------------
     tile, margin = 512, 32  #: tiles and their context
-    verb = "predicting"
 
-    def label_dtype(self) -> np.dtype:
-        return np.dtype(np.uint8 if self.classes.max() <= 255 else np.uint16)
-
-    def plan(self, image: LazyImage):
-        return image.intensity_range()
-
-    def block_iter(self, image: LazyImage, rng, block) -> Generator[Progress, None, np.ndarray]:
-        y, x, h, w = block
-        out = np.zeros((h, w), self.label_dtype())
-        tiles = block_windows(block, image.shape, self.tile, self.margin)
-        for i, win in enumerate(tiles):
-            t = torch.from_numpy(normalize(image.window(win), rng))[None].to(self.device)
-            p = self._probs(t)[(0, slice(None), *win.inner)]
-            out[win.ty - y : win.ty1 - y, win.tx - x : win.tx1 - x] = self.classes[p.argmax(0).cpu().numpy()]
-            yield Progress(i + 1, len(tiles), "predicting")
-        return out
+    def tile_labels(self, x: np.ndarray, win) -> np.ndarray:
+        p = self._probs(torch.from_numpy(x)[None].to(self.device))[(0, slice(None), *win.inner)]
+        return self.classes[p.argmax(0).cpu().numpy()]
 
     def predict_iter(self, image, name: str = "image") -> Generator[Progress, None, np.ndarray]:
         arr = as_image2d(image, name)
