@@ -199,3 +199,27 @@ def test_allocator_tuned_once_unless_asked_not_to():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**env, "FEWCELL_NO_MALLOPT": "1"}).stdout
     assert out.split() == ["False", "False"]
+
+
+def test_predict_a_big_stack_plane_by_plane(sample, tmp_path, monkeypatch, capsys):
+    """A Z×H×W zarr or TIFF stack above the size limit is done plane by plane, block by block: the labels of each
+    plane are the in-memory ones; `segment` still refuses a stack with its sentence."""
+    torch = pytest.importorskip("torch")
+    from napari_fewcell.engine.batch import units
+
+    torch.manual_seed(0)
+    model = SegModel(SegNet(NetConfig(base=8, depth=2, embed_dim=3)), [0, 1, 2], device="cpu")
+    model.save(tmp_path / "net.pt")
+    stack = np.stack([np.roll(sample["image"], 90 * z, axis=1)[:300, :400] for z in range(3)])
+    to_zarr(tmp_path / "s.zarr", stack, (1, 128, 128))
+    tifffile.imwrite(tmp_path / "t.tif", stack, photometric="minisblack")
+    monkeypatch.setattr(units, "BIG_PIXELS", 1000)
+    assert main(["predict", str(tmp_path / "s.zarr"), str(tmp_path / "t.tif"), "--model", str(tmp_path / "net.pt"),
+                 "--out", str(tmp_path / "o"), "--device", "cpu"]) == 0
+    ref = np.stack([model.predict(plane) for plane in stack])
+    np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "o" / "s.zarr"))[:], ref)
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "o" / "t.tif"), ref)
+    assert sorted(os.listdir(tmp_path / "o")) == ["s.zarr", "t.tif"]
+    capsys.readouterr()
+    assert "stacks are not supported" in bad(capsys, cli_args(sample, str(tmp_path / "s.zarr"), "--out",
+                                                              str(tmp_path / "o2")))

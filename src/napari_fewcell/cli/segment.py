@@ -59,7 +59,7 @@ def cmd_segment(a) -> int:
     print_estimate(prompt)
     meta = {"kind": "segmentation", "prompt_image": str(a.prompt_image), "box": [float(v) for v in a.box],
             "adapt": prompt.path}
-    return run_batch(a, seg.blocks_for(prompt), PromptSpec(params, prompt), sources, meta)
+    return run_batch(a, seg.blocks_for(prompt), PromptSpec(params, prompt), sources, meta, stacks=False)
 
 
 def print_estimate(prompt) -> None:

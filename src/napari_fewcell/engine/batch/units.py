@@ -21,7 +21,7 @@ from typing import Generator, Sequence
 
 import numpy as np
 
-from ..core.blocks import LazyImage, blocks, label_blocks_iter, open_image
+from ..core.blocks import LazyImage, blocks, label_blocks_iter, open_array, open_image, open_planes
 from ..core.errors import FewcellError
 from ..core.files import atomic_write, check_out_dir, read_image, read_labels_meta, write_labels_tif
 from ..core.geometry import Box
@@ -40,8 +40,9 @@ class Output:
 
     source: str
     target: str  #: the final path: <out>/<stem>.tif or <out>/<stem>.zarr
-    shape: tuple[int, int] | None = None  #: a big image's (H, W); None for a small image (labelled whole)
+    shape: tuple[int, int] | None = None  #: a big image's (H, W) (of each plane); None for a small image
     edge: int = 0  #: a big image's block edge (its output's chunk edge)
+    planes: int = 0  #: a big stack's number of planes (its output is Z×H×W); 0 for a 2D image
     dtype: str = "uint8"
     meta: tuple = ()  #: (key, value) pairs for the labels' metadata
 
@@ -59,23 +60,32 @@ class Output:
         t = Path(self.target)
         return t.with_name(f".{t.stem}.zarr.done")
 
-    def marker(self, block: Box) -> Path:
-        return self.markers / f"{block[0]}_{block[1]}"
+    def marker(self, block: Box, plane: int = 0) -> Path:
+        return self.markers / f"{plane}_{block[0]}_{block[1]}"
+
+    def all_units(self) -> list["Unit"]:
+        """Every unit of a big output: each block of each plane."""
+        return [Unit(self, b, z) for z in range(max(1, self.planes)) for b in blocks(self.shape, self.edge)]
 
 
 @dataclasses.dataclass(frozen=True)
 class Unit:
     output: Output
     block: Box | None = None  #: None: the whole (small) image
+    plane: int = 0  #: the plane of a big stack
 
     @property
     def name(self) -> str:
         name = Path(self.output.source).name
-        return name if self.block is None else f"{name} block y={self.block[0]} x={self.block[1]}"
+        if self.block is None:
+            return name
+        plane = f" plane {self.plane}" if self.output.planes else ""
+        return f"{name}{plane} block y={self.block[0]} x={self.block[1]}"
 
 
 def is_big_source(path: str, big_pixels: int = BIG_PIXELS) -> bool:
-    """A zarr folder, or a TIFF with more than ``big_pixels`` pixels (its header is read, not its pixels)."""
+    """A zarr folder, or a TIFF image or stack with more than ``big_pixels`` pixels in all (its header is read,
+    not its pixels)."""
     p = Path(path)
     if p.is_dir():
         return True
@@ -87,23 +97,25 @@ def is_big_source(path: str, big_pixels: int = BIG_PIXELS) -> bool:
                 shape = tf.series[0].shape
         except Exception:  # noqa: BLE001 - an unreadable file is reported when it is read
             return False
-        return len(shape) in (2, 3) and int(np.prod(shape[:2])) > big_pixels and (len(shape) == 2 or shape[2] <= 4)
+        colour = shape[-1] in (3, 4) and len(shape) in (3, 4)
+        return int(np.prod(shape[:-1] if colour else shape)) > big_pixels
     return False
 
 
 def plan(sources: Sequence[str], out: str | Path, model, fmt: str = "auto", resume: bool = False,
-         overwrite: bool = False, meta: dict | None = None, big_pixels: int = BIG_PIXELS
+         overwrite: bool = False, meta: dict | None = None, big_pixels: int | None = None, stacks: bool = True
          ) -> tuple[list[Output], list[Unit]]:
     """The outputs and the units of work for ``sources`` (paths); ``model`` (a BlockModel) gives the tile and the
     labels' type. Checks everything before any work: the folder, two inputs of one name, existing outputs
-    (refused unless ``overwrite``; skipped with ``resume``)."""
+    (refused unless ``overwrite``; skipped with ``resume``). A big stack is done plane by plane, block by block
+    (``stacks``=False refuses stacks with a sentence)."""
     if fmt not in FORMATS:
         raise FewcellError(f"Unknown output format '{fmt}': choose one of {', '.join(FORMATS)}.")
     stems = [Path(s).stem if not Path(s).is_dir() else Path(s).name.removesuffix(".zarr") for s in sources]
     folder = check_out_dir(out, overwrite=True, stems=stems)
     outputs, units = [], []
     for src, stem in zip(sources, stems):
-        big = is_big_source(src, big_pixels)
+        big = is_big_source(src, BIG_PIXELS if big_pixels is None else big_pixels)
         suffix = ".zarr" if big and (fmt == "zarr" or (fmt == "auto" and Path(src).is_dir())) else ".tif"
         target = folder / f"{stem}{suffix}"
         if target.resolve() == Path(src).resolve():
@@ -117,12 +129,14 @@ def plan(sources: Sequence[str], out: str | Path, model, fmt: str = "auto", resu
             outputs.append(Output(str(src), str(target), meta=tuple((meta or {}).items())))
             units.append(Unit(outputs[-1]))
             continue
-        image = open_image(src)
-        o = Output(str(src), str(target), image.shape, image.block_edge(model.tile), str(model.label_dtype()),
-                   tuple((meta or {}).items()))
+        planes = open_planes(src) if stacks else [open_image(src)]
+        stacked = len(planes) > 1 or len(open_array(src).shape) > 2 + (planes[0].channels > 1)
+        o = Output(str(src), str(target), shape=planes[0].shape, edge=planes[0].block_edge(model.tile),
+                   planes=len(planes) if stacked else 0, dtype=str(model.label_dtype()),
+                   meta=tuple((meta or {}).items()))
         outputs.append(o)
         done = start_partial(o, resume)
-        units += [Unit(o, b) for b in blocks(o.shape, o.edge) if b[:2] not in done]
+        units += [u for u in o.all_units() if o.marker(u.block, u.plane).name not in done]
     return outputs, units
 
 
@@ -144,23 +158,25 @@ def is_complete(target: Path, source: str) -> bool:
         return False
 
 
-def start_partial(o: Output, resume: bool) -> set[tuple[int, int]]:
-    """Create (or, resuming, reopen) a big output's partial zarr; returns the (y, x) of its finished blocks."""
+def start_partial(o: Output, resume: bool) -> set[str]:
+    """Create (or, resuming, reopen) a big output's partial zarr; returns the marker names of its finished
+    blocks."""
     import zarr
 
-    stamp = {"source": o.source, "shape": list(o.shape), "edge": o.edge, "dtype": o.dtype,
+    stamp = {"source": o.source, "shape": list(o.shape), "planes": o.planes, "edge": o.edge, "dtype": o.dtype,
              "meta": json.loads(json.dumps(dict(o.meta), default=str))}
     if resume and o.partial.is_dir() and o.markers.is_dir():
         try:
             if zarr.open_array(str(o.partial), mode="r").attrs.get("fewcell") == stamp:
-                return {tuple(int(v) for v in m.name.split("_")) for m in o.markers.iterdir()}
+                return {m.name for m in o.markers.iterdir()}
         except Exception:  # noqa: BLE001 - a damaged partial output is started again
             pass
     shutil.rmtree(o.partial, ignore_errors=True)
     shutil.rmtree(o.markers, ignore_errors=True)
     try:
-        arr = zarr.create_array(store=str(o.partial), shape=o.shape, chunks=(o.edge, o.edge), dtype=o.dtype,
-                                fill_value=0, overwrite=True)
+        shape, chunks = ((o.planes, *o.shape), (1, o.edge, o.edge)) if o.planes else (o.shape, (o.edge, o.edge))
+        arr = zarr.create_array(store=str(o.partial), shape=shape, chunks=chunks, dtype=o.dtype, fill_value=0,
+                                overwrite=True)
         arr.attrs["fewcell"] = stamp
         o.markers.mkdir()
     except OSError:
@@ -195,11 +211,25 @@ def run_unit(model, unit: Unit, images: dict | None = None, instances: str | Non
 
     images = {} if images is None else images
     if o.source not in images:
-        images[o.source] = open_image(o.source)
+        images[o.source] = open_planes(o.source) if o.planes else [open_image(o.source)]
     out = zarr.open_array(str(o.partial), mode="r+")
-    yield from label_blocks_iter(model, images[o.source], out, todo=[unit.block])
-    o.marker(unit.block).touch()
+    yield from label_blocks_iter(model, images[o.source][unit.plane], PlaneView(out, unit.plane) if o.planes else out,
+                                 todo=[unit.block])
+    o.marker(unit.block, unit.plane).touch()
     return {"target": o.target, "pixels": unit.block[2] * unit.block[3]}
+
+
+class PlaneView:
+    """One plane of a Z×H×W array, read and written as a 2D array (``plane[rows] ``, ``plane[rows, cols] = v``)."""
+
+    def __init__(self, arr, z: int):
+        self.arr, self.z = arr, z
+
+    def __getitem__(self, key):
+        return self.arr[(self.z, *(key if isinstance(key, tuple) else (key,)))]
+
+    def __setitem__(self, key, value) -> None:
+        self.arr[(self.z, *key)] = value
 
 
 def finish(o: Output) -> bool:
@@ -208,7 +238,7 @@ def finish(o: Output) -> bool:
     if not o.big:
         return Path(o.target).exists()
     done = {m.name for m in o.markers.iterdir()} if o.markers.is_dir() else set()
-    if any(f"{b[0]}_{b[1]}" not in done for b in blocks(o.shape, o.edge)):
+    if any(o.marker(u.block, u.plane).name not in done for u in o.all_units()):
         return False
     import zarr
 
@@ -229,21 +259,25 @@ def finish(o: Output) -> bool:
 
 
 def write_tiled_tif(target: Path, arr, meta: dict, tile: int = 512) -> None:
-    """A zarr array → a tiled, compressed TIFF, one row of tiles in memory at a time, written atomically."""
+    """A zarr array (H×W, or Z×H×W: one page a plane) → a tiled, compressed TIFF, one row of tiles in memory at a
+    time, written atomically."""
     import tifffile
 
-    H, W = arr.shape
+    H, W = arr.shape[-2:]
+    planes = [arr] if arr.ndim == 2 else [PlaneView(arr, z) for z in range(arr.shape[0])]
 
     def tiles():
-        for y in range(0, H, tile):
-            row = arr[y : y + tile]
-            for x in range(0, W, tile):
-                t = np.zeros((tile, tile), arr.dtype)
-                part = row[:, x : x + tile]
-                t[: part.shape[0], : part.shape[1]] = part
-                yield t
+        for plane in planes:
+            for y in range(0, H, tile):
+                row = plane[y : y + tile]
+                for x in range(0, W, tile):
+                    t = np.zeros((tile, tile), arr.dtype)
+                    part = row[:, x : x + tile]
+                    t[: part.shape[0], : part.shape[1]] = part
+                    yield t
 
     meta = {"classes": {}, **meta}
     atomic_write(target, lambda tmp: tifffile.imwrite(
-        tmp, tiles(), shape=(H, W), dtype=arr.dtype, tile=(tile, tile), compression="zlib",
-        photometric="minisblack", description=json.dumps(meta, default=str), metadata=None, bigtiff=H * W > 2**31))
+        tmp, tiles(), shape=arr.shape, dtype=arr.dtype, tile=(tile, tile), compression="zlib",
+        photometric="minisblack", description=json.dumps(meta, default=str), metadata=None,
+        bigtiff=int(np.prod(arr.shape)) > 2**31))

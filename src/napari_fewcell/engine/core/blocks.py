@@ -264,10 +264,33 @@ def open_image(source, name: str | None = None) -> LazyImage:
     file (read whole)."""
     if not isinstance(source, (str, Path)):
         return LazyImage(source, name or "image")
-    path = Path(source)
-    name = name or path.name
+    return LazyImage(open_array(source), name or Path(source).name)
+
+
+def open_planes(source, name: str | None = None) -> list[LazyImage]:
+    """The 2D planes of an image or a stack (Z×H×W, Z×H×W×3), each a LazyImage read region by region: a stack on
+    disk is never read whole (its planes are lazy views of the array)."""
+    data = open_array(source) if isinstance(source, (str, Path)) else source
+    name = name or (Path(source).name if isinstance(source, (str, Path)) else "image")
+    shape = tuple(data.shape)
+    if len(shape) == 2 or (len(shape) == 3 and shape[-1] in (1, 3, 4)):
+        return [LazyImage(data, name)]
+    if not (len(shape) == 3 or (len(shape) == 4 and shape[-1] in (3, 4))):
+        raise FewcellError(f"The {name} has shape {shape}; expected a 2D image (H×W, or H×W×3 colour) or a stack of "
+                           "them (Z×H×W).")
+    if not hasattr(data, "dask"):
+        import dask.array as da
+
+        chunks = getattr(data, "chunks", None)
+        data = da.from_array(data, chunks=chunks if chunks and not isinstance(data, np.ndarray) else "auto")
+    return [LazyImage(data[z], f"{name} plane {z}") for z in range(shape[0])]
+
+
+def open_array(path) -> object:
+    """The pixels of an image file or zarr path as an array read on demand (whole only for non-TIFF files)."""
+    path = Path(path)
     if path.is_dir():
-        return LazyImage(open_zarr(path), name)
+        return open_zarr(path)
     if not path.is_file():
         raise FewcellError(f"The image {path} does not exist.")
     if path.suffix.lower() in (".tif", ".tiff"):
@@ -281,10 +304,10 @@ def open_image(source, name: str | None = None) -> LazyImage:
                 arr = arr[sorted(arr.array_keys())[0]]
         except Exception:  # noqa: BLE001
             raise FewcellError(f"Could not read the image {path}: it is not a TIFF file this tool can read.") from None
-        return LazyImage(arr, name)
+        return arr
     from .files import read_image
 
-    return LazyImage(read_image(path), name)
+    return read_image(path)
 
 
 def open_zarr(path: Path):
