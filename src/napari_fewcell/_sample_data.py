@@ -1,4 +1,5 @@
-"""napari sample: a CC0 DSB2018 fluorescence nuclei image with a painted 64×64 prompt box."""
+"""napari samples, each an image with a painted 64×64 prompt box: CC0 DSB2018 fluorescence nuclei, and MIT
+Usiigaci phase-contrast cells (sample_data/README.md)."""
 from __future__ import annotations
 
 import json
@@ -6,10 +7,12 @@ from importlib import resources
 
 import tifffile
 
+SPECS = {"nuclei": "nuclei_prompt.json", "phase contrast": "phase_contrast_prompt.json"}
 
-def sample_paths() -> dict:
+
+def sample_paths(kind: str = "nuclei") -> dict:
     root = resources.files("napari_fewcell.sample_data")
-    spec = json.loads((root / "nuclei_prompt.json").read_text())
+    spec = json.loads((root / SPECS[kind]).read_text())
     return {
         "image": root / spec["image"],
         "prompt_labels": root / spec["prompt_labels"],
@@ -17,15 +20,24 @@ def sample_paths() -> dict:
     }
 
 
-def nuclei_sample():
-    p = sample_paths()
+def sample_layers(kind: str) -> list:
+    """The image, its prompt labels (painted inside the box only) and the prompt box, as napari layer data."""
+    p = sample_paths(kind)
     image = tifffile.imread(p["image"])
     labels = tifffile.imread(p["prompt_labels"])
     y, x, h, w = p["box"]
     rect = [[y, x], [y, x + w], [y + h, x + w], [y + h, x]]
     return [
-        (image, {"name": "nuclei"}, "image"),
-        (labels, {"name": "nuclei prompt labels"}, "labels"),
+        (image, {"name": kind}, "image"),
+        (labels, {"name": f"{kind} prompt labels"}, "labels"),
         ([rect], {"name": "fewcell prompt boxes", "shape_type": "rectangle", "edge_color": "yellow",
                   "face_color": "transparent", "edge_width": 2}, "shapes"),
     ]
+
+
+def nuclei_sample():
+    return sample_layers("nuclei")
+
+
+def phase_contrast_sample():
+    return sample_layers("phase contrast")
