@@ -30,6 +30,12 @@ def test_cli_end_to_end_on_sample_data(sample, tmp_path):
     out = tifffile.imread(tmp_path / "out" / "nuclei.tif")
     assert out.dtype == np.uint8 and out.shape == sample["image"].shape
     assert dice_mean(out, sample["truth"]) > 0.8
+    from napari_fewcell.engine.core.files import file_sha256, read_labels_meta
+    from napari_fewcell.engine.nets.unet import default_weights_path
+
+    meta = read_labels_meta(tmp_path / "out" / "nuclei.tif")  # provenance in the label file
+    assert meta["boxes"] == [list(sample["box"])] and meta["weights_sha256"] == file_sha256(default_weights_path())
+    assert meta["kind"] == "segmentation" and meta["adapt"] == "auto" and meta["adapt_path"] in ("none", "fuse")
 
 
 def test_cli_box_sized_labels_and_several_images(tmp_path, capsys):

@@ -43,7 +43,7 @@ def test_phase_contrast_sample_segments(one_thread):
     when the box was chosen; phase contrast is one of the hard image types, docs/benchmarks.md)."""
     from importlib import resources
 
-    from napari_fewcell.engine.prompt import Segmenter, PromptParams
+    from napari_fewcell.engine.prompt import PromptParams, Segmenter
 
     from .conftest import dice_mean
 

@@ -66,6 +66,9 @@ def test_sample_segment(viewer_widget, qtbot, sample):
     assert out.data.shape == (520, 696) and out.data.dtype == np.uint8
     assert set(np.unique(out.data)) <= {0, 1}
     assert dice_mean(out.data, sample["truth"]) > 0.8  # the same engine result as the CLI/API tests
+    made = out.metadata["fewcell"]  # provenance: how the result was made
+    assert made["boxes"] == [[256, 416, 64, 64]] and made["adapt_path"] in ("none", "fuse")
+    assert len(made["weights_sha256"]) == 64 and made["tau"] > 0 and made["prompt_pixels"]["1"] > 0
     # a result layer is never picked as prompt labels
     assert widget.labels_combo.currentText() == "nuclei prompt labels"
 

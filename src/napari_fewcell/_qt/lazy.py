@@ -90,9 +90,10 @@ class LazyTarget:
         full, (H, W) = da.from_zarr(out), self.level_shapes[0]
         return [full[:: max(1, round(H / h)), :: max(1, round(W / w))] for h, w in self.level_shapes]
 
-    def add_labels(self, viewer, out, name: str):
-        """A new Labels layer reading ``out`` lazily, placed like the image; the zarr path is in its metadata."""
-        data, meta = self.labels_data(out), {RESULT_KEY: True, ZARR_KEY: str(self.path)}
+    def add_labels(self, viewer, out, name: str, extra: dict | None = None):
+        """A new Labels layer reading ``out`` lazily, placed like the image; the zarr path (and ``extra``) is in
+        its metadata."""
+        data, meta = self.labels_data(out), {RESULT_KEY: True, ZARR_KEY: str(self.path), **(extra or {})}
         return viewer.add_labels(data, name=name, scale=self.scale, translate=self.translate,
                                  multiscale=isinstance(data, list), metadata=meta)
 

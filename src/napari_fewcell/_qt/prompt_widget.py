@@ -41,6 +41,7 @@ from .lazy import (
 )
 
 BOX_LAYER = "fewcell prompt boxes"
+PROVENANCE = "fewcell"  #: the result layer's metadata key for how it was made (Segmenter.provenance)
 SAME = "(same as target)"
 NONE = "(none)"
 #: the "Adapt to the prompt" choices: (shown text, PromptParams.adapt)
@@ -51,13 +52,13 @@ ADAPT_ITEMS = [("auto (best by the self-check)", "auto"), ("none (attention only
 
 def _segment_gen(seg: Segmenter, job: dict):
     """Prepare the prompt, adapt to it, then segment (the engine generator the job runs); returns
-    (labels, prompt) so the status can show the prompt's self-check."""
+    (labels, prompt, provenance): the status shows the prompt's self-check, the layer keeps the provenance."""
     yield Progress(0, 0, "preparing the prompt")
     prompt = prepare_prompt(seg, job["prompt"], job["labels"], job["box"])
     if isinstance(job["target"], LazyTarget):  # a big or lazy image: block by block into a new zarr array
-        return (yield from segment_lazy(seg, prompt, job["target"])), prompt
+        return (yield from segment_lazy(seg, prompt, job["target"])), prompt, seg.provenance(prompt)
     labels = yield from seg.segment_iter(job["target"], prompt)
-    return labels, prompt
+    return labels, prompt, seg.provenance(prompt)
 
 
 def _progress_text(p: Progress) -> str:
@@ -228,15 +229,15 @@ class PromptSegmentationWidget(QWidget):
         self.jobs.start(self.cancel_note(self._collect_job), "Loading the model…")
 
     def _segmented(self, result):
-        labels, prompt = result
+        labels, prompt, provenance = result
         job = self.jobs.job
         if job["lazy"]:
-            layer = job["lazy"][0].add_labels(self.viewer, labels, f"{job['name']} fewcell")
+            layer = job["lazy"][0].add_labels(self.viewer, labels, f"{job['name']} fewcell", {PROVENANCE: provenance})
             text = f"Added '{layer.name}' ({written_text(job['lazy'][0])})."
         else:
             layer = self.viewer.add_labels(
                 labels, name=f"{job['name']} fewcell", scale=job["scale"], translate=job["translate"],
-                metadata={RESULT_KEY: True},
+                metadata={RESULT_KEY: True, PROVENANCE: provenance},
             )
             classes = [int(c) for c in np.unique(labels) if c]
             text = f"Added '{layer.name}' with label values {classes or 'none (all background)'}."

@@ -57,8 +57,7 @@ def cmd_segment(a) -> int:
     open_image(sources[0])  # adapt to the prompt once per run, after the first image is known to be good
     seg.adapt(prompt, Bar("prompt"))
     print_estimate(prompt)
-    meta = {"kind": "segmentation", "prompt_image": str(a.prompt_image), "box": [float(v) for v in a.box],
-            "adapt": prompt.path}
+    meta = {"kind": "segmentation", "prompt_image": str(a.prompt_image), **seg.provenance(prompt)}
     return run_batch(a, seg.blocks_for(prompt), PromptSpec(params, prompt), sources, meta, stacks=False)
 
 

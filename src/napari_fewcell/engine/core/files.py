@@ -2,6 +2,7 @@
 (tifffile; skimage for other formats) and their export."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -26,6 +27,11 @@ def read_image(path: str | Path, what: str = "image") -> np.ndarray:
         return imread(path)
     except Exception:  # noqa: BLE001
         raise FewcellError(f"Could not read the {what} {path}: it is not an image file this tool can read.") from None
+
+
+def file_sha256(path: str | Path) -> str:
+    """The SHA-256 of a file's bytes (model and weights files: which exact file made a result)."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def check_out_dir(out: str | Path, overwrite: bool = False, stems: list[str] = ()) -> Path:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
-from pathlib import Path
 from typing import Iterator, Sequence
 
 import numpy as np
@@ -24,6 +23,7 @@ import torch
 
 from ..core.device import select_device
 from ..core.errors import FewcellError
+from ..core.files import file_sha256
 from ..core.image import as_image2d, intensity_range, normalize
 from ..core.tiling import n_windows, windows
 from ..nets.msd import MSDNet, load_msd, shipped_names, shipped_path
@@ -33,10 +33,6 @@ EXTRAS = [f"input:{c}" for c in "rgb"] + [f"{kind}:{s}" for s in SIGMAS
                                           for kind in ("smooth", "edges", "hessian1", "hessian2")]
 TILE, MARGIN = 1024, 96  #: images larger than TILE² are processed in tiles with MARGIN px of context
 MIN_SIDE = 32  #: smaller images are mirror-padded to this size (the dilations reach 10 px)
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 class Extractors:
@@ -64,7 +60,7 @@ class Extractors:
         for f in files:
             net, name, card = load_msd(f)
             self.nets.append(net.to(self.device))
-            self.spec.append({"name": name, "sha256": sha256(f), "layers": net.config.n_maps,
+            self.spec.append({"name": name, "sha256": file_sha256(f), "layers": net.config.n_maps,
                               "trained_on": card.get("trained_on", "")})
         self.feature_names = [f"{s['name']}:{i}" for s in self.spec for i in [*range(s["layers"]), "out"]] + EXTRAS
         self._cache: OrderedDict[tuple, np.ndarray] = OrderedDict()

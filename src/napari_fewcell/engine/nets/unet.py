@@ -132,4 +132,5 @@ def load_model(path: str | Path | None = None, device: torch.device | str = "cpu
     path = Path(path) if path else default_weights_path()
     model, payload = modelfile.load_network(path, modelfile.EMBED, lambda config: EmbedNet(NetConfig(**config)))
     model.card = payload.get("card", {})
+    model.weights_path = str(path)  # provenance: which file made a result
     return model.to(device).eval()
