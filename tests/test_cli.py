@@ -128,3 +128,15 @@ def test_cli_cuda_absent(sample, tmp_path, capsys):
     if torch.cuda.is_available():
         pytest.skip("a CUDA GPU is present")
     assert "no CUDA GPU" in _bad(capsys, _args(sample, tmp_path / "o", "--device", "cuda"))
+
+
+def test_cli_segment_instances(sample, tmp_path):
+    """--instances on segment, as on predict: one id per nucleus (touching ones split by the watershed)."""
+    assert main(_args(sample, tmp_path / "o", "--device", "cpu", "--instances", "watershed")) == 0
+    inst = tifffile.imread(tmp_path / "o" / "nuclei.tif")
+    assert main(_args(sample, tmp_path / "c", "--device", "cpu")) == 0
+    classes = tifffile.imread(tmp_path / "c" / "nuclei.tif")
+    assert ((inst > 0) == (classes > 0)).all() and len(np.unique(inst)) - 1 > 10
+    from napari_fewcell.engine.core.files import read_labels_meta
+
+    assert read_labels_meta(tmp_path / "o" / "nuclei.tif")["kind"] == "instances"

@@ -152,3 +152,14 @@ def test_stack_segments_current_plane(viewer_widget, qtbot):
     assert set(np.unique(out.data)) <= {0, 1}
     assert "segmented the current plane" in widget.status.text().lower()
     assert "(2,)" in widget.status.text()
+
+
+def test_instances_output(viewer_widget, qtbot, sample):
+    """Output 'instances (watershed)': one label per nucleus; the provenance says so."""
+    viewer, widget = viewer_widget
+    viewer.open_sample("napari-fewcell", "nuclei")
+    widget.output_combo.setCurrentIndex(widget.output_combo.findData("watershed"))
+    click_and_wait(qtbot, widget)
+    out = viewer.layers["nuclei fewcell"]
+    assert len(np.unique(out.data)) - 1 > 10 and "objects" in widget.status.text()
+    assert out.metadata["fewcell"]["instances"] == "watershed"

@@ -15,7 +15,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ..engine import FewcellError, Progress, PromptParams, Segmenter, estimate_text
+from ..engine import FewcellError, Progress, PromptParams, Segmenter, estimate_text, instance_labels
 from .geometry import box_corners, box_in_view, from_world, plane_at, shape2d, to_world
 from .jobs import default_progress_text, job_controls
 from .layers import (
@@ -41,6 +41,7 @@ from .lazy import (
 )
 
 BOX_LAYER = "fewcell prompt boxes"
+OUTPUTS = [("classes", None), ("instances (components)", "components"), ("instances (watershed)", "watershed")]
 PROVENANCE = "fewcell"  #: the result layer's metadata key for how it was made (Segmenter.provenance)
 SAME = "(same as target)"
 NONE = "(none)"
@@ -56,9 +57,13 @@ def _segment_gen(seg: Segmenter, job: dict):
     yield Progress(0, 0, "preparing the prompt")
     prompt = prepare_prompt(seg, job["prompt"], job["labels"], job["box"])
     if isinstance(job["target"], LazyTarget):  # a big or lazy image: block by block into a new zarr array
-        return (yield from segment_lazy(seg, prompt, job["target"])), prompt, seg.provenance(prompt)
-    labels = yield from seg.segment_iter(job["target"], prompt)
-    return labels, prompt, seg.provenance(prompt)
+        labels = yield from segment_lazy(seg, prompt, job["target"])
+    else:
+        labels = yield from seg.segment_iter(job["target"], prompt)
+    if job["instances"]:
+        yield Progress(0, 0, "numbering the objects")
+        labels = instance_labels(labels, job["instances"])
+    return labels, prompt, {**seg.provenance(prompt), "instances": job["instances"]}
 
 
 def _progress_text(p: Progress) -> str:
@@ -104,6 +109,11 @@ class PromptSegmentationWidget(QWidget):
         self.weights_button = QPushButton("…")
         self.device_combo = QComboBox()
         self.device_combo.addItems(["auto", "cpu", "cuda"])
+        self.output_combo = QComboBox()
+        for text, value in OUTPUTS:
+            self.output_combo.addItem(text, value)
+        self.output_combo.setToolTip("Classes: one value per class. Instances: one label per object (components: "
+                                     "connected regions; watershed: touching round objects split too).")
         self.big_folder = OutputFolder(self)
         self.jobs = job_controls(self, {"segment": ("Segment", self._segment)})
         self.jobs.progress_text = _progress_text
@@ -112,7 +122,7 @@ class PromptSegmentationWidget(QWidget):
         form = form_rows(
             ("Image to segment", self.image_combo), ("Prompt image", self.prompt_image_combo),
             ("Prompt labels", self.labels_combo), ("Prompt boxes", self.shapes_combo), self.add_box_button,
-            ("Adapt to the prompt", self.adapt_combo),
+            ("Adapt to the prompt", self.adapt_combo), ("Output", self.output_combo),
             ("τ (temperature)", self.tau_spin), ("Attention", self.attention_combo),
             ("Weights", hlayout(self.weights_edit, self.weights_button)), ("Device", self.device_combo),
             ("Big images: output folder", self.big_folder.widget),
@@ -211,12 +221,16 @@ class PromptSegmentationWidget(QWidget):
         box = self._box(shapes, prompt_image, point)
         lazy = lazy_target(target, folder) if target.ndim == 2 else None  # a stack: its current plane, as ever
         plane, idx = (lazy, ()) if lazy is not None else plane_at(target, point)
+        if lazy is not None and self.output_combo.currentData():
+            raise FewcellError("Instances need the whole image, and this one is segmented block by block; choose "
+                               "'classes' as the output.")
         source = lazy_target(prompt_image) if prompt_image.ndim == 2 else None
         prompt = source if source is not None else plane_at(prompt_image, point)[0]
         return {
             "key": self._params_key(), "target": plane, "prompt": prompt,
             "labels": prompt_labels(labels, prompt_image, box, point), "box": box, "name": target.name, "idx": idx,
             "scale": target.scale[-2:], "translate": target.translate[-2:], "lazy": [lazy] if lazy else [],
+            "instances": self.output_combo.currentData(),
         }
 
     def _collect_job(self) -> dict:
@@ -239,8 +253,9 @@ class PromptSegmentationWidget(QWidget):
                 labels, name=f"{job['name']} fewcell", scale=job["scale"], translate=job["translate"],
                 metadata={RESULT_KEY: True, PROVENANCE: provenance},
             )
-            classes = [int(c) for c in np.unique(labels) if c]
-            text = f"Added '{layer.name}' with label values {classes or 'none (all background)'}."
+            values = [int(c) for c in np.unique(labels) if c]
+            text = f"Added '{layer.name}' with " + (f"{len(values)} objects." if job["instances"] else
+                                                     f"label values {values or 'none (all background)'}.")
         if job["idx"]:
             text += f" Only the plane at index {job['idx']} was done: segmented the current plane."
         estimate = estimate_text(prompt.path, prompt.check)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 
-from .args import add_box, add_device, add_images, add_out, add_overwrite, add_tau, add_weights
+from .args import add_box, add_device, add_images, add_instances, add_out, add_overwrite, add_tau, add_weights
 from .bar import Bar
 from .batch import add_batch_options, check_batch_args, expand_inputs, run_batch
 
@@ -36,6 +36,7 @@ def add_parser(sub) -> None:
              "of fine-tuning a copy of the network on the box; auto = the "
              "better of none and fuse by a check inside the box (default: auto)",
     )
+    add_instances(s)
     add_overwrite(s, "replace existing <stem>.tif files in --out")
     add_batch_options(s)
     s.set_defaults(func=cmd_segment)
@@ -58,7 +59,7 @@ def cmd_segment(a) -> int:
     seg.adapt(prompt, Bar("prompt"))
     print_estimate(prompt)
     meta = {"kind": "segmentation", "prompt_image": str(a.prompt_image), **seg.provenance(prompt)}
-    return run_batch(a, seg.blocks_for(prompt), PromptSpec(params, prompt), sources, meta, stacks=False)
+    return run_batch(a, seg.blocks_for(prompt), PromptSpec(params, prompt), sources, meta, a.instances, stacks=False)
 
 
 def print_estimate(prompt) -> None:
