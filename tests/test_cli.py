@@ -95,8 +95,9 @@ def test_cli_stack_nan_and_zero_size(tmp_path, capsys, sample):
     p = sample["paths"]
     base = ["--prompt-image", str(p["image"]), "--prompt-labels", str(p["prompt_labels"]), "--box", "256", "416", "64",
             "64"]
-    assert "stacks are not supported yet" in _bad(capsys, ["segment", str(tmp_path / "stack.tif"), *base, "--out",
-                                                           str(tmp_path / "o1")])
+    assert main(["segment", str(tmp_path / "stack.tif"), *base, "--out", str(tmp_path / "o1")]) == 0  # every plane
+    assert tifffile.imread(tmp_path / "o1" / "stack.tif").shape == (3, 64, 64)
+    capsys.readouterr()
     assert "NaN" in _bad(capsys, ["segment", str(tmp_path / "nan.tif"), *base, "--out", str(tmp_path / "o2")])
     err = _bad(capsys, ["segment", str(tmp_path / "zero.tif"), *base, "--out", str(tmp_path / "o3")])
     assert "empty" in err or "not an image" in err

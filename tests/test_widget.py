@@ -163,3 +163,25 @@ def test_instances_output(viewer_widget, qtbot, sample):
     out = viewer.layers["nuclei fewcell"]
     assert len(np.unique(out.data)) - 1 > 10 and "objects" in widget.status.text()
     assert out.metadata["fewcell"]["instances"] == "watershed"
+
+
+def test_whole_stack(viewer_widget, qtbot):
+    """'Segment the whole stack': every plane with the prompt of the plane shown, one Labels stack placed like the
+    image, equal plane by plane to segmenting each plane alone."""
+    viewer, widget = viewer_widget
+    stack = np.stack([blobs(96, 96, seed=s) for s in range(4)])
+    viewer.add_image(stack, name="stack", scale=(2.0, 0.5, 0.5), translate=(0, 10, -4))
+    viewer.dims.set_current_step(0, 1)
+    qtbot.mouseClick(widget.add_box_button, LEFT)
+    paint_disk_in_box(viewer, viewer.layers["stack prompt labels"])
+    widget.whole_stack.setChecked(True)
+    click_and_wait(qtbot, widget)
+    out = viewer.layers["stack fewcell"]
+    assert out.data.shape == (4, 96, 96), widget.status.text()
+    np.testing.assert_allclose(out.scale, (2.0, 0.5, 0.5))
+    assert "all 4 planes" in widget.status.text().lower()
+    seg = widget._get_segmenter(widget._params_key())
+    box = widget._box(viewer.layers[BOX_LAYER], viewer.layers["stack"], viewer.dims.point)
+    prompt = seg.prepare_prompt(stack[1], viewer.layers["stack prompt labels"].data, box)
+    for z in range(4):
+        np.testing.assert_array_equal(out.data[z], seg.segment(stack[z], prompt))

@@ -25,6 +25,15 @@ def plane_at(layer, point) -> tuple[np.ndarray, tuple[int, ...]]:
     return np.asarray(data[idx]), idx
 
 
+def whole_stack(layer) -> np.ndarray:
+    """All planes of a Z×Y×X (or T×Y×X, RGB too) layer as one array; a sentence for more leading axes."""
+    lead = layer.ndim - 2
+    if lead != 1:
+        raise FewcellError(f"'Segment the whole stack' takes a Z×Y×X (or T×Y×X) image; '{layer.name}' has {lead} "
+                           "axes before Y and X: segment the plane shown instead.")
+    return np.asarray(layer_data(layer))
+
+
 def to_world(layer, yx, point) -> np.ndarray:
     """World (y, x) of the data (y, x) of ``layer``'s plane shown at ``point``."""
     data = np.array(layer.world_to_data(point), float)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 from napari.layers import Image, Labels, Shapes
 from qtpy.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDoubleSpinBox,
     QFileDialog,
@@ -16,7 +17,7 @@ from qtpy.QtWidgets import (
 )
 
 from ..engine import FewcellError, Progress, PromptParams, Segmenter, estimate_text, instance_labels
-from .geometry import box_corners, box_in_view, from_world, plane_at, shape2d, to_world
+from .geometry import box_corners, box_in_view, from_world, plane_at, shape2d, to_world, whole_stack
 from .jobs import default_progress_text, job_controls
 from .layers import (
     BOX_SIZE,
@@ -58,6 +59,8 @@ def _segment_gen(seg: Segmenter, job: dict):
     prompt = prepare_prompt(seg, job["prompt"], job["labels"], job["box"])
     if isinstance(job["target"], LazyTarget):  # a big or lazy image: block by block into a new zarr array
         labels = yield from segment_lazy(seg, prompt, job["target"])
+    elif job["stack"]:  # every plane, one Labels stack
+        labels = yield from seg.segment_stack_iter(job["target"], prompt)
     else:
         labels = yield from seg.segment_iter(job["target"], prompt)
     if job["instances"]:
@@ -114,6 +117,9 @@ class PromptSegmentationWidget(QWidget):
             self.output_combo.addItem(text, value)
         self.output_combo.setToolTip("Classes: one value per class. Instances: one label per object (components: "
                                      "connected regions; watershed: touching round objects split too).")
+        self.whole_stack = QCheckBox("Segment the whole stack")
+        self.whole_stack.setToolTip("On a Z×Y×X or T×Y×X image: every plane with the same prompt, one Labels stack "
+                                    "(off: the plane shown).")
         self.big_folder = OutputFolder(self)
         self.jobs = job_controls(self, {"segment": ("Segment", self._segment)})
         self.jobs.progress_text = _progress_text
@@ -122,7 +128,7 @@ class PromptSegmentationWidget(QWidget):
         form = form_rows(
             ("Image to segment", self.image_combo), ("Prompt image", self.prompt_image_combo),
             ("Prompt labels", self.labels_combo), ("Prompt boxes", self.shapes_combo), self.add_box_button,
-            ("Adapt to the prompt", self.adapt_combo), ("Output", self.output_combo),
+            ("Adapt to the prompt", self.adapt_combo), ("Output", self.output_combo), self.whole_stack,
             ("τ (temperature)", self.tau_spin), ("Attention", self.attention_combo),
             ("Weights", hlayout(self.weights_edit, self.weights_button)), ("Device", self.device_combo),
             ("Big images: output folder", self.big_folder.widget),
@@ -221,6 +227,9 @@ class PromptSegmentationWidget(QWidget):
         box = self._box(shapes, prompt_image, point)
         lazy = lazy_target(target, folder) if target.ndim == 2 else None  # a stack: its current plane, as ever
         plane, idx = (lazy, ()) if lazy is not None else plane_at(target, point)
+        stack = bool(self.whole_stack.isChecked() and idx)
+        if stack:
+            plane, idx = whole_stack(target), ()
         if lazy is not None and self.output_combo.currentData():
             raise FewcellError("Instances need the whole image, and this one is segmented block by block; choose "
                                "'classes' as the output.")
@@ -229,8 +238,8 @@ class PromptSegmentationWidget(QWidget):
         return {
             "key": self._params_key(), "target": plane, "prompt": prompt,
             "labels": prompt_labels(labels, prompt_image, box, point), "box": box, "name": target.name, "idx": idx,
-            "scale": target.scale[-2:], "translate": target.translate[-2:], "lazy": [lazy] if lazy else [],
-            "instances": self.output_combo.currentData(),
+            "scale": target.scale, "translate": target.translate, "lazy": [lazy] if lazy else [],
+            "instances": self.output_combo.currentData(), "stack": stack,
         }
 
     def _collect_job(self) -> dict:
@@ -250,7 +259,8 @@ class PromptSegmentationWidget(QWidget):
             text = f"Added '{layer.name}' ({written_text(job['lazy'][0])})."
         else:
             layer = self.viewer.add_labels(
-                labels, name=f"{job['name']} fewcell", scale=job["scale"], translate=job["translate"],
+                labels, name=f"{job['name']} fewcell", scale=job["scale"][-labels.ndim:],
+                translate=job["translate"][-labels.ndim:],
                 metadata={RESULT_KEY: True, PROVENANCE: provenance},
             )
             values = [int(c) for c in np.unique(labels) if c]
@@ -258,6 +268,8 @@ class PromptSegmentationWidget(QWidget):
                                                      f"label values {values or 'none (all background)'}.")
         if job["idx"]:
             text += f" Only the plane at index {job['idx']} was done: segmented the current plane."
+        if job["stack"]:
+            text += f" All {labels.shape[0]} planes were segmented with the one prompt."
         estimate = estimate_text(prompt.path, prompt.check)
         self.status.setText(f"{text} {estimate}." if estimate else text)
 

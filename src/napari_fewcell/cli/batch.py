@@ -65,14 +65,13 @@ def check_batch_args(a) -> None:
         a.scheduler = "local"
 
 
-def run_batch(a, model, spec, sources: list[str], meta: dict, instances: str | None = None,
-              stacks: bool = True) -> int:
+def run_batch(a, model, spec, sources: list[str], meta: dict, instances: str | None = None) -> int:
     """Plan the outputs of ``sources`` in ``a.out`` and do the work with ``model`` here, or on a cluster where each
     worker builds its own from ``spec``; prints each output written."""
     from ..engine.batch import finish, plan, run_unit
     from ..engine.core.progress import run
 
-    outputs, units = plan(sources, a.out, model, a.out_format, a.resume, a.overwrite, meta, stacks=stacks)
+    outputs, units = plan(sources, a.out, model, a.out_format, a.resume, a.overwrite, meta)
     if instances and any(o.big for o in outputs):
         raise FewcellError("--instances needs each image whole; big images are labelled block by block, so number "
                            "their objects afterwards, or leave out --instances.")

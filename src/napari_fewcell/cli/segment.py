@@ -13,7 +13,8 @@ ADAPT = ["auto", "none", "forest", "fuse", "finetune"]
 
 def add_parser(sub) -> None:
     s = sub.add_parser("segment", help="segment whole images from one labelled prompt box")
-    add_images(s, "images to segment: files (TIFF or anything skimage reads), folders, quoted globs, zarr arrays")
+    add_images(s, "images or stacks (Z×H×W: every plane) to segment: files (TIFF or anything skimage reads), "
+                  "folders, quoted globs, zarr arrays")
     s.add_argument("--prompt-image", required=True, metavar="P.tif", help="image holding the prompt box")
     s.add_argument(
         "--prompt-labels", required=True, metavar="L.tif",
@@ -44,7 +45,7 @@ def add_parser(sub) -> None:
 
 def cmd_segment(a) -> int:
     from ..engine.batch.cluster import PromptSpec
-    from ..engine.core.blocks import open_image
+    from ..engine.core.blocks import open_planes
     from ..engine.core.files import read_image
     from ..engine.prompt import PromptParams, Segmenter
 
@@ -55,11 +56,11 @@ def cmd_segment(a) -> int:
     seg = Segmenter(params)
     prompt = seg.prepare_prompt(read_image(a.prompt_image), read_image(a.prompt_labels, "prompt labels"), a.box)
     sources = expand_inputs(a.images)
-    open_image(sources[0])  # adapt to the prompt once per run, after the first image is known to be good
+    open_planes(sources[0])  # adapt to the prompt once per run, after the first image is known to be good
     seg.adapt(prompt, Bar("prompt"))
     print_estimate(prompt)
     meta = {"kind": "segmentation", "prompt_image": str(a.prompt_image), **seg.provenance(prompt)}
-    return run_batch(a, seg.blocks_for(prompt), PromptSpec(params, prompt), sources, meta, a.instances, stacks=False)
+    return run_batch(a, seg.blocks_for(prompt), PromptSpec(params, prompt), sources, meta, a.instances)
 
 
 def print_estimate(prompt) -> None:

@@ -103,12 +103,12 @@ def is_big_source(path: str, big_pixels: int = BIG_PIXELS) -> bool:
 
 
 def plan(sources: Sequence[str], out: str | Path, model, fmt: str = "auto", resume: bool = False,
-         overwrite: bool = False, meta: dict | None = None, big_pixels: int | None = None, stacks: bool = True
+         overwrite: bool = False, meta: dict | None = None, big_pixels: int | None = None
          ) -> tuple[list[Output], list[Unit]]:
     """The outputs and the units of work for ``sources`` (paths); ``model`` (a BlockModel) gives the tile and the
     labels' type. Checks everything before any work: the folder, two inputs of one name, existing outputs
-    (refused unless ``overwrite``; skipped with ``resume``). A big stack is done plane by plane, block by block
-    (``stacks``=False refuses stacks with a sentence)."""
+    (refused unless ``overwrite``; skipped with ``resume``). A big stack is done plane by plane, block by
+    block."""
     if fmt not in FORMATS:
         raise FewcellError(f"Unknown output format '{fmt}': choose one of {', '.join(FORMATS)}.")
     stems = [Path(s).stem if not Path(s).is_dir() else Path(s).name.removesuffix(".zarr") for s in sources]
@@ -129,7 +129,7 @@ def plan(sources: Sequence[str], out: str | Path, model, fmt: str = "auto", resu
             outputs.append(Output(str(src), str(target), meta=tuple((meta or {}).items())))
             units.append(Unit(outputs[-1]))
             continue
-        planes = open_planes(src) if stacks else [open_image(src)]
+        planes = open_planes(src)
         stacked = len(planes) > 1 or len(open_array(src).shape) > 2 + (planes[0].channels > 1)
         o = Output(str(src), str(target), shape=planes[0].shape, edge=planes[0].block_edge(model.tile),
                    planes=len(planes) if stacked else 0, dtype=str(model.label_dtype()),

@@ -25,7 +25,7 @@ from ..core.blocks import LazyImage, block_windows, label_blocks_iter, local, op
 from ..core.device import select_device
 from ..core.errors import FewcellError
 from ..core.geometry import Box, check_box, with_context
-from ..core.image import as_image2d, intensity_range, normalize
+from ..core.image import as_image2d, intensity_range, normalize, planes_of
 from ..core.progress import Progress, run
 from ..nets import attention
 from ..nets.unet import EmbedNet, load_model
@@ -278,6 +278,26 @@ class Segmenter:
         out = np.zeros(arr.shape[:2], model.label_dtype())
         out = (out, np.zeros(arr.shape[:2], np.float16)) if confidence else out
         return (yield from label_blocks_iter(model, image, out))
+
+    def segment_stack_iter(self, stack, prompt: Prompt) -> Generator[Progress, None, np.ndarray]:
+        """Segment every plane of a stack (Z×H×W, Z×H×W×3; a 2D image is a stack of one) with one prompt; yields
+        Progress over planes (after every tile, so Cancel is quick) and returns the labels stack."""
+        planes, _ = planes_of(stack, "stack")
+        yield from self.adapt_iter(prompt)
+        out = None
+        for z, plane in enumerate(planes):
+            gen = self.segment_iter(plane, prompt)
+            while True:
+                try:
+                    next(gen)
+                except StopIteration as stop:
+                    labels = stop.value
+                    break
+                yield Progress(z, len(planes), f"segmenting plane {z + 1} of {len(planes)}")
+            out = np.zeros((len(planes), *labels.shape), labels.dtype) if out is None else out
+            out[z] = labels
+        yield Progress(len(planes), len(planes), "segmenting planes")
+        return out
 
     def segment_lazy_iter(self, image, prompt: Prompt, out, todo=None, on_block=None) -> Generator:
         """Segment a big image (a :class:`LazyImage`, or anything :func:`open_image` takes) block by block into
