@@ -7,7 +7,9 @@ import tifffile
 
 from napari_fewcell.cli import main
 
-from .conftest import blobs, dice_mean
+from .conftest import SAMPLE, blobs, dice_mean
+
+SAMPLE_TRUTH = SAMPLE / "nuclei_labels.tif"  # labels the size of the image: several boxes may be cut from it
 
 
 def _args(sample, out, *extra):
@@ -141,3 +143,16 @@ def test_cli_segment_instances(sample, tmp_path):
     from napari_fewcell.engine.core.files import read_labels_meta
 
     assert read_labels_meta(tmp_path / "o" / "nuclei.tif")["kind"] == "instances"
+
+
+def test_cli_several_boxes(sample, tmp_path):
+    """--box repeated: a prompt of several boxes; the label file's provenance lists them."""
+    from napari_fewcell.engine.core.files import read_labels_meta
+
+    p = sample["paths"]
+    assert main(["segment", str(p["image"]), "--prompt-image", str(p["image"]), "--prompt-labels",
+                 str(SAMPLE_TRUTH), "--box", "256", "416", "64", "64", "--box", "96", "96", "64", "64",
+                 "--out", str(tmp_path / "o"), "--device", "cpu"]) == 0
+    out = tifffile.imread(tmp_path / "o" / "nuclei.tif")
+    assert dice_mean(out, sample["truth"]) > 0.8
+    assert read_labels_meta(tmp_path / "o" / "nuclei.tif")["boxes"] == [[256, 416, 64, 64], [96, 96, 64, 64]]

@@ -170,3 +170,19 @@ def test_weights_roundtrip_and_wrong_layout(tmp_path):
 def test_cuda_requested_but_absent():
     with pytest.raises(FewcellError, match="no CUDA GPU"):
         Segmenter(PromptParams(device="cuda"))
+
+
+def test_several_boxes_overlap_counts_once(sample):
+    """prepare_prompt_boxes: one box = prepare_prompt; two boxes: their pixels together, a pixel in both once
+    (the later box wins); labels must then be the image's size."""
+    from napari_fewcell.engine.core.errors import FewcellError
+
+    seg = Segmenter(PromptParams(device="cpu", adapt="none"))
+    img, truth = sample["image"], sample["truth"]
+    one = seg.prepare_prompt_boxes(img, truth, [(256, 416, 64, 64)])
+    assert one.labels.size == 64 * 64 and one.source is not None  # the single-box path (adaptable)
+    two = seg.prepare_prompt_boxes(img, truth, [(256, 416, 64, 64), (288, 448, 64, 64)])
+    assert two.labels.size == 2 * 64 * 64 - 32 * 32 and two.embeddings.shape[0] == two.labels.size
+    assert set(np.unique(seg.segment(img, two))) <= {0, 1}
+    with pytest.raises(FewcellError, match="size of the prompt image"):
+        seg.prepare_prompt_boxes(img, truth[:64, :64], [(0, 0, 64, 64), (64, 64, 64, 64)])

@@ -185,3 +185,23 @@ def test_whole_stack(viewer_widget, qtbot):
     prompt = seg.prepare_prompt(stack[1], viewer.layers["stack prompt labels"].data, box)
     for z in range(4):
         np.testing.assert_array_equal(out.data[z], seg.segment(stack[z], prompt))
+
+
+def test_several_prompt_boxes(viewer_widget, qtbot, sample):
+    """Every rectangle of the prompt-box layer is part of the prompt; the status counts boxes and pixels per
+    class; the result is the engine's for the same boxes."""
+    viewer, widget = viewer_widget
+    viewer.open_sample("napari-fewcell", "nuclei")
+    second = (96, 96, 64, 64)
+    y, x, h, w = second
+    viewer.layers[BOX_LAYER].add_rectangles([[y, x], [y + h, x + w]])
+    labels = viewer.layers["nuclei prompt labels"]
+    labels.data[y : y + h, x : x + w] = sample["truth"][y : y + h, x : x + w]
+    click_and_wait(qtbot, widget)
+    out = viewer.layers["nuclei fewcell"]
+    assert out.metadata["fewcell"]["boxes"] == [[256, 416, 64, 64], list(second)]
+    assert "2 boxes" in widget.status.text() and "class 1:" in widget.status.text()
+    seg = widget._get_segmenter(widget._params_key())
+    prompt = seg.prepare_prompt_boxes(sample["image"], labels.data, [(256, 416, 64, 64), second])
+    np.testing.assert_array_equal(out.data, seg.segment(sample["image"], prompt))
+    assert dice_mean(out.data, sample["truth"]) > 0.8

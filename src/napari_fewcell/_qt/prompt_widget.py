@@ -56,7 +56,9 @@ def _segment_gen(seg: Segmenter, job: dict):
     """Prepare the prompt, adapt to it, then segment (the engine generator the job runs); returns
     (labels, prompt, provenance): the status shows the prompt's self-check, the layer keeps the provenance."""
     yield Progress(0, 0, "preparing the prompt")
-    prompt = prepare_prompt(seg, job["prompt"], job["labels"], job["box"])
+    boxes = job["boxes"]
+    prompt = prepare_prompt(seg, job["prompt"], job["labels"], boxes[0]) if len(boxes) == 1 else \
+        seg.prepare_prompt_boxes(job["prompt"], job["labels"], boxes)
     if isinstance(job["target"], LazyTarget):  # a big or lazy image: block by block into a new zarr array
         labels = yield from segment_lazy(seg, prompt, job["target"])
     elif job["stack"]:  # every plane, one Labels stack
@@ -66,7 +68,7 @@ def _segment_gen(seg: Segmenter, job: dict):
     if job["instances"]:
         yield Progress(0, 0, "numbering the objects")
         labels = instance_labels(labels, job["instances"])
-    return labels, prompt, {**seg.provenance(prompt), "instances": job["instances"]}
+    return labels, prompt, {**seg.provenance(prompt, boxes), "instances": job["instances"]}
 
 
 def _progress_text(p: Progress) -> str:
@@ -196,7 +198,17 @@ class PromptSegmentationWidget(QWidget):
         if len(shapes.data) == 0:
             raise FewcellError(f"The layer '{shapes.name}' holds no box; press 'Add prompt box' or draw a rectangle.")
         selected = sorted(shapes.selected_data)
-        verts = np.asarray(shapes.data[selected[-1] if selected else -1], float)
+        return self._shape_box(shapes, selected[-1] if selected else -1, image, point)
+
+    def _boxes(self, shapes, image, point) -> list[tuple[int, int, int, int]]:
+        """Every rectangle of the prompt-box layer, in drawing order: all of them are the prompt."""
+        if len(shapes.data) == 0:
+            raise FewcellError(f"The layer '{shapes.name}' holds no box; press 'Add prompt box' or draw a rectangle.")
+        return [self._shape_box(shapes, i, image, point) for i in range(len(shapes.data))]
+
+    @staticmethod
+    def _shape_box(shapes, i: int, image, point) -> tuple[int, int, int, int]:
+        verts = np.asarray(shapes.data[i], float)
         pts = np.array([from_world(image, to_world(shapes, v[-2:], point), point)[-2:] for v in verts])
         (y0, x0), (y1, x1) = np.round(pts.min(0)), np.round(pts.max(0))
         return int(y0), int(x0), int(y1 - y0), int(x1 - x0)
@@ -224,7 +236,8 @@ class PromptSegmentationWidget(QWidget):
         labels = self._layer(self.labels_combo.currentText(), Labels, "prompt labels")
         shapes = self._layer(self.shapes_combo.currentText(), Shapes, "prompt boxes")
         point, folder = self.viewer.dims.point, self.big_folder.folder()
-        box = self._box(shapes, prompt_image, point)
+        boxes = self._boxes(shapes, prompt_image, point)
+        box = boxes[-1]
         lazy = lazy_target(target, folder) if target.ndim == 2 else None  # a stack: its current plane, as ever
         plane, idx = (lazy, ()) if lazy is not None else plane_at(target, point)
         stack = bool(self.whole_stack.isChecked() and idx)
@@ -234,10 +247,13 @@ class PromptSegmentationWidget(QWidget):
             raise FewcellError("Instances need the whole image, and this one is segmented block by block; choose "
                                "'classes' as the output.")
         source = lazy_target(prompt_image) if prompt_image.ndim == 2 else None
+        if source is not None and len(boxes) > 1:
+            raise FewcellError("A prompt of several boxes needs the prompt image in memory; paint them on a crop of "
+                               "this big image, or keep one box.")
         prompt = source if source is not None else plane_at(prompt_image, point)[0]
         return {
             "key": self._params_key(), "target": plane, "prompt": prompt,
-            "labels": prompt_labels(labels, prompt_image, box, point), "box": box, "name": target.name, "idx": idx,
+            "labels": prompt_labels(labels, prompt_image, box, point), "boxes": boxes, "name": target.name, "idx": idx,
             "scale": target.scale, "translate": target.translate, "lazy": [lazy] if lazy else [],
             "instances": self.output_combo.currentData(), "stack": stack,
         }
@@ -270,6 +286,9 @@ class PromptSegmentationWidget(QWidget):
             text += f" Only the plane at index {job['idx']} was done: segmented the current plane."
         if job["stack"]:
             text += f" All {labels.shape[0]} planes were segmented with the one prompt."
+        if len(provenance["boxes"]) > 1:
+            pixels = ", ".join(f"class {c}: {n}" for c, n in provenance["prompt_pixels"].items())
+            text += f" Prompt: {len(provenance['boxes'])} boxes ({pixels} pixels; attention only)."
         estimate = estimate_text(prompt.path, prompt.check)
         self.status.setText(f"{text} {estimate}." if estimate else text)
 

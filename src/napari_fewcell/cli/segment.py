@@ -20,7 +20,8 @@ def add_parser(sub) -> None:
         "--prompt-labels", required=True, metavar="L.tif",
         help="labels: the size of the prompt image (only the box is read) or exactly the box's size",
     )
-    add_box(s, "prompt box")
+    add_box(s, "prompt box; repeat it for several boxes of the prompt image (then --prompt-labels must be the "
+               "size of the prompt image; a prompt of several boxes uses attention only)", repeat=True)
     add_out(s, "DIR", "folder for <IMAGE stem>.tif label images (<stem>.zarr for a big zarr input)")
     add_tau(s, "attention temperature (default: the weights' own, 0.1)")
     add_weights(s, "weights file (default: shipped weights)")
@@ -54,12 +55,13 @@ def cmd_segment(a) -> int:
     if a.adapt is not None:
         params.adapt = a.adapt
     seg = Segmenter(params)
-    prompt = seg.prepare_prompt(read_image(a.prompt_image), read_image(a.prompt_labels, "prompt labels"), a.box)
+    prompt = seg.prepare_prompt_boxes(read_image(a.prompt_image), read_image(a.prompt_labels, "prompt labels"), a.box)
     sources = expand_inputs(a.images)
     open_planes(sources[0])  # adapt to the prompt once per run, after the first image is known to be good
     seg.adapt(prompt, Bar("prompt"))
     print_estimate(prompt)
-    meta = {"kind": "segmentation", "prompt_image": str(a.prompt_image), **seg.provenance(prompt)}
+    meta = {"kind": "segmentation", "prompt_image": str(a.prompt_image),
+            **seg.provenance(prompt, [[round(float(v)) for v in b] for b in a.box])}
     return run_batch(a, seg.blocks_for(prompt), PromptSpec(params, prompt), sources, meta, a.instances)
 
 

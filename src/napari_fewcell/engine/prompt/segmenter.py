@@ -164,21 +164,42 @@ class Segmenter:
                           subject: str = "annotated boxes hold") -> Prompt:
         """One prompt made of several annotated boxes: ``items`` = [(image (H, W, C), labels (H, W), boxes)].
 
-        The boxes' pixels and labels are concatenated (each box is embedded with its own context);
-        together they must hold at least two classes (a single box may hold one).
+        The boxes' pixels and labels are concatenated (each box is embedded with its own context); a pixel in
+        two boxes of one image counts once, for the later box. Together they must hold at least two classes
+        (a single box may hold one).
         """
         embs, labs, first = [], [], None
         for arr, labels, boxes in items:
-            for box in boxes:
-                embs.append(self.embed_box(arr, box))
+            for i, box in enumerate(boxes):
                 y, x, h, w = box
-                labs.append(np.asarray(labels)[y : y + h, x : x + w].reshape(-1))
+                keep = np.ones((h, w), bool)
+                for later in boxes[i + 1 :]:  # the later box wins where two overlap
+                    ly, lx, lh, lw = later
+                    keep[max(0, ly - y) : max(0, ly + lh - y), max(0, lx - x) : max(0, lx + lw - x)] = False
+                keep = keep.reshape(-1)
+                embs.append(self.embed_box(arr, box)[torch.from_numpy(keep)])
+                labs.append(np.asarray(labels)[y : y + h, x : x + w].reshape(-1)[keep])
                 first = first or box
         if not embs:
             raise FewcellError("No annotated box to take a prompt from; draw a box and paint inside it.")
         lab = np.concatenate(labs)
         require_two_classes(lab, subject)
         return Prompt(torch.cat(embs), lab, first, first[2:])
+
+    def prepare_prompt_boxes(self, image, labels, boxes: Sequence[Iterable[int]]) -> Prompt:
+        """The prompt of one or several boxes of one image: one box as ``prepare_prompt`` (adapted to); several
+        as ``prompt_from_boxes`` (attention over all their pixels; ``labels`` the size of the image)."""
+        if len(boxes) == 1:
+            return self.prepare_prompt(image, labels, boxes[0])
+        arr = as_image2d(image, "prompt image")
+        lab = np.asarray(labels)
+        lab = lab[0] if lab.ndim == 3 and lab.shape[0] == 1 else lab
+        if lab.shape != arr.shape[:2]:
+            raise FewcellError(f"With several prompt boxes the prompt labels must be the size of the prompt image "
+                               f"({arr.shape[0]}×{arr.shape[1]}), not {'×'.join(map(str, lab.shape))}.")
+        checked = [check_box(b, arr.shape[:2]) for b in boxes]
+        return self.prompt_from_boxes([(arr, label_values(lab, "prompt labels"), checked)],
+                                      "prompt boxes hold")
 
     def provenance(self, prompt: Prompt, boxes=None) -> dict:
         """How a result was made, for the result layer's metadata and the label file: the prompt box(es), the
