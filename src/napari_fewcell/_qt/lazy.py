@@ -150,14 +150,9 @@ def prompt_labels(labels_layer, image_layer, box, point) -> np.ndarray:
     return np.array(plane_at(labels_layer, point)[0])
 
 
-def relay(gen, name: str):
-    """Drive ``gen``, yielding its Progress with the image's name; returns its result."""
-    while True:
-        try:
-            p = next(gen)
-        except StopIteration as stop:
-            return stop.value
-        yield Progress(p.done, p.total, f"{p.message} {name}")
+def named(name: str):
+    """The Progress of a job on one image, with the image's name (for ``relay``)."""
+    return lambda p: Progress(p.done, p.total, f"{p.message} {name}")
 
 
 def written_text(target: LazyTarget) -> str:

@@ -17,7 +17,7 @@ from qtpy.QtWidgets import (
 )
 
 from ..engine.core.errors import FewcellError
-from ..engine.core.progress import Progress, run
+from ..engine.core.progress import Progress, relay, run
 from ..engine.fewshot import Perceptron, PerceptronParams, fit_iter, support
 from ..engine.fewshot.features import Extractors
 from .geometry import as_planes, image_planes, image_shape, layer_data, plane_at, rect_of
@@ -33,7 +33,7 @@ from .layers import (
     vbox,
     watch_layers,
 )
-from .lazy import CancelNote, OutputFolder, lazy_target, predict_lazy, relay, written_text
+from .lazy import CancelNote, OutputFolder, lazy_target, named, predict_lazy, written_text
 
 NONE = "(none)"
 RESULT_SUFFIX = "fewcell perceptron"
@@ -59,7 +59,7 @@ def _predict_all(model: Perceptron, items: list[dict]):
     yield Progress(0, total, "predicting")
     for it in items:
         if it.get("target") is not None:  # a big or lazy image: block by block into a new zarr array
-            out.append((yield from relay(predict_lazy(model, it["target"]), it["name"])))
+            out.append((yield from relay(predict_lazy(model, it["target"]), named(it["name"]))))
             done += 1
             yield Progress(done, total, f"predicted {it['name']}")
             continue

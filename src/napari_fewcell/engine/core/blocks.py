@@ -16,8 +16,8 @@ import numpy as np
 from .errors import FewcellError
 from .geometry import Box
 from .image import as_image2d, normalize, range_of_sample, sample_step
-from .progress import Progress
-from .tiling import Window
+from .progress import Progress, relay
+from .tiling import Window, windows
 
 #: context read around a block with it: more than any model's tile margin (32, 72, 96)
 CONTEXT = 128
@@ -42,21 +42,16 @@ class LazyImage:
     def __init__(self, data, name: str = "image"):
         self.name = name
         shape, dtype = tuple(getattr(data, "shape", ())), np.dtype(getattr(data, "dtype", np.float32))
-        # the same checks as for an in-memory image, on a 8×8 corner of it (no pixel is read beyond that)
-        probe = np.zeros((8, 8, *shape[2:]), dtype) if len(shape) in (2, 3) else np.zeros(shape, dtype)
-        if len(shape) in (2, 3) and min(shape[:2]) < 8:
-            probe = np.zeros(shape, dtype)
-        as_image2d(probe, name)
+        # the same checks as for an in-memory image, on an 8×8 corner of it when it has the shape of an image, else
+        # on a zero-copy stand-in of its shape (no pixel is read, nothing the size of the data is allocated)
+        image_like = len(shape) in (2, 3) and min(shape[:2]) >= 8
+        as_image2d(np.broadcast_to(np.zeros((), dtype), (8, 8, *shape[2:]) if image_like else shape), name)
         self.shape: tuple[int, int] = shape[:2]
         self.dtype = dtype
         self.channels = 1 if len(shape) == 2 else min(shape[2], 3)
         self.chunks = chunk_shape(data)
         self.data = settle_chunks(data, self.chunks, name)
         self._range = None
-
-    @property
-    def nbytes(self) -> int:
-        return int(np.prod(self.shape)) * self.channels * self.dtype.itemsize
 
     def read(self, rows: slice, cols: slice) -> np.ndarray:
         """The region ``[rows, cols]`` as an (h, w, C) numpy array (the checks of ``as_image2d``)."""
@@ -163,15 +158,9 @@ def blocks(shape: tuple[int, int], edge: int) -> list[Box]:
 def block_windows(block: Box, shape: tuple[int, int], tile: int, margin: int) -> list[Window]:
     """The image's tiles (``windows(shape, tile, margin)``) that lie in ``block``; the block's edge is a
     multiple of ``tile`` and its corner on the tile grid, so these are exactly the in-memory path's tiles."""
-    y, x, h, w = block
-    if y % tile or x % tile:
+    if block[0] % tile or block[1] % tile:
         raise ValueError(f"block {block} is not on the grid of {tile}-pixel tiles")
-    out = []
-    for ty in range(y, y + h, tile):
-        for tx in range(x, x + w, tile):
-            ty1, tx1 = min(shape[0], ty + tile), min(shape[1], tx + tile)
-            out.append(Window(ty, ty1, tx, tx1, ty, ty1, tx, tx1).widen(margin, shape))
-    return out
+    return windows(shape, tile, margin, block)
 
 
 def local(win: Window, outer: Window) -> Window:
@@ -198,6 +187,11 @@ class BlockModel(Protocol):
     def block_iter(self, image: LazyImage, plan, block: Box) -> Generator[Progress, None, np.ndarray]: ...
 
 
+def label_dtype_for(classes) -> np.dtype:
+    """The labels' type for these class values: uint8 up to 255, else uint16."""
+    return np.dtype(np.uint8 if np.max(classes) <= 255 else np.uint16)
+
+
 class TiledModel:
     """A BlockModel whose labels come tile by tile from ``tile_labels(x, win)``: ``x`` is the normalised (3, h, w)
     region of tile ``win`` with ``margin`` pixels of context; it returns the tile's labels (a stage-2 network, a
@@ -209,7 +203,7 @@ class TiledModel:
     verb = "predicting"
 
     def label_dtype(self) -> np.dtype:
-        return np.dtype(np.uint8 if self.classes.max() <= 255 else np.uint16)
+        return label_dtype_for(self.classes)
 
     def plan(self, image: LazyImage):
         return image.intensity_range()
@@ -241,14 +235,8 @@ def label_blocks_iter(model: BlockModel, image: LazyImage, out, todo: Sequence[B
     total, done = sum(n_tiles), 0
     yield Progress(0, total, message)
     for block, n in zip(todo, n_tiles):
-        gen = model.block_iter(image.around(block), plan, block)
-        while True:
-            try:
-                p = next(gen)
-            except StopIteration as stop:
-                labels = stop.value
-                break
-            yield Progress(done + min(p.done, n), total, message)
+        labels = yield from relay(model.block_iter(image.around(block), plan, block),
+                                  lambda p: Progress(done + min(p.done, n), total, message))
         y, x, h, w = block
         for o, lab in zip(out, labels) if isinstance(out, tuple) else [(out, labels)]:
             o[y : y + h, x : x + w] = lab
@@ -273,7 +261,7 @@ def open_planes(source, name: str | None = None) -> list[LazyImage]:
     data = open_array(source) if isinstance(source, (str, Path)) else source
     name = name or (Path(source).name if isinstance(source, (str, Path)) else "image")
     shape = tuple(data.shape)
-    if len(shape) == 2 or (len(shape) == 3 and shape[-1] in (1, 3, 4)):
+    if not is_stack(shape):
         return [LazyImage(data, name)]
     if not (len(shape) == 3 or (len(shape) == 4 and shape[-1] in (3, 4))):
         raise FewcellError(f"The {name} has shape {shape}; expected a 2D image (H×W, or H×W×3 colour) or a stack of "
@@ -284,6 +272,11 @@ def open_planes(source, name: str | None = None) -> list[LazyImage]:
         chunks = getattr(data, "chunks", None)
         data = da.from_array(data, chunks=chunks if chunks and not isinstance(data, np.ndarray) else "auto")
     return [LazyImage(data[z], f"{name} plane {z}") for z in range(shape[0])]
+
+
+def is_stack(shape) -> bool:
+    """Whether an array of ``shape`` is a stack of planes rather than one 2D image (gray, or H×W×1|3|4)."""
+    return not (len(shape) == 2 or (len(shape) == 3 and shape[-1] in (1, 3, 4)))
 
 
 def open_array(path) -> object:

@@ -32,11 +32,12 @@ def run(gen: Generator, progress: Callable[[Progress], None] | None = None,
             raise Cancelled("cancelled")
 
 
-def relay(gen: Generator, progress: Progress):
-    """Run a sub-generator, yielding ``progress`` instead of its own (stays cancellable between its steps)."""
+def relay(gen: Generator, progress: Progress | Callable[[Progress], Progress]):
+    """Run a sub-generator, yielding ``progress`` instead of each of its own — or ``progress(p)`` when it is a
+    function of the sub-generator's Progress p (stays cancellable between its steps); returns its value."""
     while True:
         try:
-            next(gen)
+            p = next(gen)
         except StopIteration as stop:
             return stop.value
-        yield progress
+        yield progress(p) if callable(progress) else progress

@@ -40,15 +40,16 @@ class Window(NamedTuple):
                       max(0, self.tx - margin), min(W, self.tx1 + margin))
 
 
-def windows(shape: tuple[int, int], tile: int, margin: int) -> list[Window]:
-    """Tiles of ``tile``² (smaller at the bottom and right edges) covering ``shape``, row by row."""
-    H, W = shape[:2]
+def windows(shape: tuple[int, int], tile: int, margin: int,
+            block: tuple[int, int, int, int] | None = None) -> list[Window]:
+    """Tiles of ``tile``² (smaller at the bottom and right edges) covering ``shape``, row by row; with ``block``
+    = (y, x, h, w), only the tiles from its corner to its end (the corner on the tile grid: the same tiles)."""
+    y, x, h, w = block or (0, 0, *shape[:2])
     out = []
-    for ty in range(0, H, tile):
-        for tx in range(0, W, tile):
-            ty1, tx1 = min(H, ty + tile), min(W, tx + tile)
-            out.append(Window(ty, ty1, tx, tx1, max(0, ty - margin), min(H, ty1 + margin),
-                              max(0, tx - margin), min(W, tx1 + margin)))
+    for ty in range(y, y + h, tile):
+        for tx in range(x, x + w, tile):
+            ty1, tx1 = min(shape[0], ty + tile), min(shape[1], tx + tile)
+            out.append(Window(ty, ty1, tx, tx1, ty, ty1, tx, tx1).widen(margin, shape))
     return out
 
 

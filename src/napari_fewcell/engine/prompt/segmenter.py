@@ -21,12 +21,12 @@ import numpy as np
 import torch
 
 from ..core.annotation import label_values, require_two_classes
-from ..core.blocks import LazyImage, block_windows, label_blocks_iter, local, open_image
+from ..core.blocks import LazyImage, block_windows, label_blocks_iter, label_dtype_for, local, open_image
 from ..core.device import select_device
 from ..core.errors import FewcellError
 from ..core.geometry import Box, check_box, with_context
 from ..core.image import as_image2d, intensity_range, normalize, planes_of
-from ..core.progress import Progress, run
+from ..core.progress import Progress, relay, run
 from ..nets import attention
 from ..nets.unet import EmbedNet, load_model
 from .adapt import ADAPT_CHOICES, CONTEXT, Adaptation, BoxData, PromptSource, adapt_iter, box_embeddings
@@ -266,7 +266,7 @@ class Segmenter:
 
     def tile_probs(self, sub: np.ndarray, rng, win, fwin, keys, ad: Adaptation) -> torch.Tensor:
         """Class probabilities (h·w, C) of one tile: attention, then (fused path) the forest; the forest path
-        runs no network. ``sub`` is the region read (``read_window``), ``win`` and ``fwin`` the tile with the
+        runs no network. ``sub`` is the region read (``LazyImage.window``), ``win`` and ``fwin`` the tile with the
         network's and the filters' context in ``sub``'s coordinates."""
         if ad.path == "forest":
             probs = forest_proba(ad.forest, window_features(sub, rng, fwin), len(keys.classes))
@@ -307,14 +307,8 @@ class Segmenter:
         yield from self.adapt_iter(prompt)
         out = None
         for z, plane in enumerate(planes):
-            gen = self.segment_iter(plane, prompt)
-            while True:
-                try:
-                    next(gen)
-                except StopIteration as stop:
-                    labels = stop.value
-                    break
-                yield Progress(z, len(planes), f"segmenting plane {z + 1} of {len(planes)}")
+            labels = yield from relay(self.segment_iter(plane, prompt),
+                                      Progress(z, len(planes), f"segmenting plane {z + 1} of {len(planes)}"))
             out = np.zeros((len(planes), *labels.shape), labels.dtype) if out is None else out
             out[z] = labels
         yield Progress(len(planes), len(planes), "segmenting planes")
@@ -355,7 +349,7 @@ class PromptBlocks:
         self.lut = torch.as_tensor(self.keys.classes.astype(np.int64), device=seg.device)
 
     def label_dtype(self) -> np.dtype:
-        return np.dtype(np.uint8 if self.keys.classes.max() <= 255 else np.uint16)
+        return label_dtype_for(self.keys.classes)
 
     def plan(self, image: LazyImage):
         return image.intensity_range()
