@@ -76,19 +76,14 @@ def write_results(out: Path, layout, planes: list, source_kind: str, classes: di
                    extra: dict | None = None) -> None:
     import numpy as np
 
-    from ..engine.core.files import write_labels_tif
-    from ..engine.core.instances import instance_labels
+    from ..engine.core.files import write_result_labels
 
     i = 0
     for path, n, stack in layout:
         lab = np.stack(planes[i : i + n]) if stack else planes[i]
         i += n
-        if instances:
-            lab = instance_labels(lab, instances)
         target = out / f"{Path(path).stem}.tif"
-        meta = {"kind": "instances" if instances else source_kind, **(extra or {})}
-        write_labels_tif(target, lab, source=str(path), classes={} if instances else classes,
-                         overwrite=True, extra=meta)
+        write_result_labels(target, lab, str(path), classes, instances, source_kind, extra)
         print(target)
 
 

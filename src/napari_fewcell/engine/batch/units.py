@@ -21,12 +21,11 @@ from typing import Generator, Sequence
 
 import numpy as np
 
-from ..core.blocks import LazyImage, blocks, label_blocks_iter, open_array, open_image, open_planes
+from ..core.blocks import LazyImage, blocks, is_stack, label_blocks_iter, open_array, open_planes
 from ..core.errors import FewcellError
-from ..core.files import atomic_write, check_out_dir, read_image, read_labels_meta, write_labels_tif
+from ..core.files import atomic_write, check_out_dir, read_image, read_labels_meta, write_result_labels
 from ..core.geometry import Box
 from ..core.image import planes_of
-from ..core.instances import instance_labels
 from ..core.progress import Progress
 
 #: images with more pixels than this are labelled block by block (bounded memory) instead of whole
@@ -129,10 +128,10 @@ def plan(sources: Sequence[str], out: str | Path, model, fmt: str = "auto", resu
             outputs.append(Output(str(src), str(target), meta=tuple((meta or {}).items())))
             units.append(Unit(outputs[-1]))
             continue
-        planes = open_planes(src)
-        stacked = len(planes) > 1 or len(open_array(src).shape) > 2 + (planes[0].channels > 1)
+        data = open_array(src)
+        planes = open_planes(data, Path(src).name)
         o = Output(str(src), str(target), shape=planes[0].shape, edge=planes[0].block_edge(model.tile),
-                   planes=len(planes) if stacked else 0, dtype=str(model.label_dtype()),
+                   planes=len(planes) if is_stack(data.shape) else 0, dtype=str(model.label_dtype()),
                    meta=tuple((meta or {}).items()))
         outputs.append(o)
         done = start_partial(o, resume)
@@ -199,19 +198,15 @@ def run_unit(model, unit: Unit, images: dict | None = None, instances: str | Non
             out = np.zeros(image.shape, model.label_dtype())
             labels.append((yield from label_blocks_iter(model, image, out)))
         lab = np.stack(labels) if stack else labels[0]
-        if instances:
-            lab = instance_labels(lab, instances)
         meta = dict(o.meta)
-        if instances:
-            meta.update(kind="instances", classes={})
-        classes = meta.pop("classes", {})
-        write_labels_tif(o.target, lab, source=o.source, classes=classes, overwrite=True, extra=meta)
+        classes, kind = meta.pop("classes", {}), meta.pop("kind", "labels")
+        write_result_labels(o.target, lab, o.source, classes, instances, kind, meta)
         return {"target": o.target, "pixels": int(lab.size)}
     import zarr
 
     images = {} if images is None else images
     if o.source not in images:
-        images[o.source] = open_planes(o.source) if o.planes else [open_image(o.source)]
+        images[o.source] = open_planes(o.source)
     out = zarr.open_array(str(o.partial), mode="r+")
     yield from label_blocks_iter(model, images[o.source][unit.plane], PlaneView(out, unit.plane) if o.planes else out,
                                  todo=[unit.block])
@@ -246,8 +241,7 @@ def finish(o: Output) -> bool:
     meta = {"software": "napari-fewcell", "source": o.source, **dict(o.meta)}
     target = Path(o.target)
     if target.suffix == ".zarr":
-        arr.attrs.update({k: v for k, v in meta.items()})
-        arr.attrs["source"] = o.source
+        arr.attrs.update(meta)
         if target.exists():
             shutil.rmtree(target)
         o.partial.rename(target)

@@ -127,13 +127,17 @@ def export_labels(folder: str | Path, items, overwrite: bool = False, classes: d
     Every target is checked before anything is written, so a conflict writes nothing; each
     file is written atomically. ``instances`` = "components" | "watershed" numbers objects.
     """
+    folder = check_out_dir(folder, overwrite=overwrite, stems=[stem for stem, _, _ in items])
+    return [write_result_labels(folder / f"{stem}.tif", labels, source, classes, instances, kind)
+            for stem, labels, source in items]
+
+
+def write_result_labels(path: str | Path, labels: np.ndarray, source: str, classes: dict | None,
+                        instances: str | None, kind: str, extra: dict | None = None) -> Path:
+    """Write a result's labels (replacing ``path``): class labels of ``kind``, or with ``instances`` =
+    "components" | "watershed" one id per object (then no class names, and kind "instances")."""
     from .instances import instance_labels
 
-    folder = check_out_dir(folder, overwrite=overwrite, stems=[stem for stem, _, _ in items])
-    written = []
-    for stem, labels, source in items:
-        lab = instance_labels(labels, instances) if instances else labels
-        written.append(write_labels_tif(folder / f"{stem}.tif", lab, source=source,
-                                        classes={} if instances else classes, overwrite=True,
-                                        extra={"kind": "instances" if instances else kind}))
-    return written
+    lab = instance_labels(labels, instances) if instances else labels
+    return write_labels_tif(path, lab, source=source, classes={} if instances else classes, overwrite=True,
+                            extra={**(extra or {}), "kind": "instances" if instances else kind})

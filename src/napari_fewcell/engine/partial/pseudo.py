@@ -31,6 +31,7 @@ import torch.nn.functional as F
 
 from ..core.annotation import AnnotatedImage, annotate, check_annotations, class_index
 from ..core.augment import MILD, augment
+from ..core.blocks import label_dtype_for
 from ..core.device import select_device
 from ..core.errors import FewcellError
 from ..core.geometry import with_context
@@ -291,7 +292,7 @@ def pseudolabel_iter(data: Sequence[AnnotatedImage], params: PseudoParams | None
         step = Progress(n, len(data), f"labelling {d.name or n + 1}")
         yield step
         labels, conf = yield from relay(seg.segment_iter(d.image, prompt, confidence=True), step)
-        labels = labels.astype(np.uint8 if classes.max() <= 255 else np.uint16)
+        labels = labels.astype(label_dtype_for(classes))
         labels[d.known] = d.labels[d.known]
         conf[d.known] = 1.0
         out.append(labels)
