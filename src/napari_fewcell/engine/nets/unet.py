@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..core import modelfile
+from ..core.files import file_sha256
 from ..core.geometry import pad_to_multiple
 
 DEFAULT_WEIGHTS = "fewcell_embed_v1.pt"
@@ -132,5 +133,5 @@ def load_model(path: str | Path | None = None, device: torch.device | str = "cpu
     path = Path(path) if path else default_weights_path()
     model, payload = modelfile.load_network(path, modelfile.EMBED, lambda config: EmbedNet(NetConfig(**config)))
     model.card = payload.get("card", {})
-    model.weights_path = str(path)  # provenance: which file made a result
+    model.weights_path, model.weights_sha256 = str(path), file_sha256(path)  # provenance: which file made a result
     return model.to(device).eval()

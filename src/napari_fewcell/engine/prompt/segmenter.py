@@ -206,13 +206,12 @@ class Segmenter:
         weights file and its SHA-256, τ, the attention, the adaptation asked for and the path it took with its
         self-check, and the prompt's pixels per class."""
         from ... import __version__
-        from ..core.files import file_sha256
 
-        path = getattr(self.model, "weights_path", None)
         p = self.params
         return {
             "version": __version__, "boxes": [list(map(int, b)) for b in (boxes or [prompt.box])],
-            "weights": path or "an in-memory network", "weights_sha256": file_sha256(path) if path else None,
+            "weights": getattr(self.model, "weights_path", "an in-memory network"),
+            "weights_sha256": getattr(self.model, "weights_sha256", None),
             "tau": self.tau, "attention": p.attention, "prototypes": p.prototypes, "adapt": p.adapt,
             "adapt_path": prompt.path, "check": {k: round(float(v), 4) for k, v in prompt.check.items()},
             "prompt_pixels": {str(int(c)): int((prompt.labels == c).sum()) for c in np.unique(prompt.labels)},
