@@ -180,7 +180,7 @@ def test_several_boxes_overlap_counts_once(sample):
     seg = Segmenter(PromptParams(device="cpu", adapt="none"))
     img, truth = sample["image"], sample["truth"]
     one = seg.prepare_prompt_boxes(img, truth, [(256, 416, 64, 64)])
-    assert one.labels.size == 64 * 64 and one.source is not None  # the single-box path (adaptable)
+    assert one.labels.size == 64 * 64 and one.sources  # the single-box path (adaptable)
     two = seg.prepare_prompt_boxes(img, truth, [(256, 416, 64, 64), (288, 448, 64, 64)])
     assert two.labels.size == 2 * 64 * 64 - 32 * 32 and two.embeddings.shape[0] == two.labels.size
     assert set(np.unique(seg.segment(img, two))) <= {0, 1}

@@ -65,49 +65,113 @@ TUNE_PIXELS = 1024  #: at most this many queries and keys per fine-tuning step
 
 @dataclasses.dataclass
 class PromptSource:
-    """The prompt image around the box, kept for adaptation: a normalised (3, h, w) region and the box in it."""
+    """One annotated part of a prompt, kept for adaptation: a normalised (3, h, w) region of the prompt image
+    around a rectangle (a box, or the bounding box of a correction stroke), the rectangle in it, and which of the
+    rectangle's pixels are labelled (``mask``; None: all of them, a whole box)."""
 
     region: np.ndarray
-    offset: tuple[int, int]  #: the box's top-left corner in the region
-    shape: tuple[int, int]  #: the box's (h, w)
+    offset: tuple[int, int]  #: the rectangle's top-left corner in the region
+    shape: tuple[int, int]  #: the rectangle's (h, w)
+    mask: np.ndarray | None = None  #: (h, w) bool: the labelled pixels (None: the whole rectangle)
+    kind: str = "box"  #: "box" or "stroke" (a correction)
 
     @classmethod
-    def cut(cls, arr: np.ndarray, rng, box: Box) -> "PromptSource":
+    def cut(cls, arr: np.ndarray, rng, box: Box, mask: np.ndarray | None = None, kind: str = "box") -> "PromptSource":
         y0, y1, x0, x1 = with_context(box, CONTEXT, arr.shape[:2])
-        return cls(normalize(arr[y0:y1, x0:x1], rng), (box[0] - y0, box[1] - x0), tuple(box[2:]))
+        return cls(normalize(arr[y0:y1, x0:x1], rng), (box[0] - y0, box[1] - x0), tuple(box[2:]), mask, kind)
 
     @property
     def box(self) -> tuple[slice, slice]:
         (oy, ox), (h, w) = self.offset, self.shape
         return slice(oy, oy + h), slice(ox, ox + w)
 
+    @property
+    def size(self) -> int:
+        """The number of labelled pixels."""
+        return int(self.shape[0] * self.shape[1] if self.mask is None else self.mask.sum())
+
+    def take(self, a: np.ndarray) -> np.ndarray:
+        """(N, ...) the labelled pixels (row major) of an (h, w, ...) array over the rectangle."""
+        return a.reshape(-1, *a.shape[2:]) if self.mask is None else a[self.mask]
+
+    def put(self, values: np.ndarray, fill) -> np.ndarray:
+        """The (h, w) rectangle holding ``values`` (N,) at the labelled pixels and ``fill`` elsewhere."""
+        out = np.full(self.shape, fill, values.dtype)
+        out[(slice(None), slice(None)) if self.mask is None else self.mask] = \
+            values.reshape(self.shape) if self.mask is None else values
+        return out
+
+    def quadrants(self) -> np.ndarray:
+        """(N,) the quadrant 0..3 of the rectangle of each labelled pixel."""
+        return self.take(quadrants(*self.shape).reshape(self.shape))
+
+    def positions(self) -> np.ndarray:
+        """(N, 2) (row, column) in the rectangle of each labelled pixel."""
+        return self.take(np.stack(np.indices(self.shape), -1))
+
+
+def as_sources(source) -> list[PromptSource]:
+    return list(source) if isinstance(source, (list, tuple)) else [source]
+
+
+def pixel_groups(sources: list[PromptSource]) -> np.ndarray:
+    """(M,) the self-check's held-out group of each labelled pixel of the parts, in order. With one box (and any
+    correction strokes): the box's four quadrants (0..3), each stroke a group of its own; with several boxes, each
+    part a group of its own (the check predicts each box from the others: no neighbouring pixels in training)."""
+    one_box = sum(s.kind == "box" for s in sources) == 1
+    out, g = [], 4 if one_box else 0
+    for s in sources:
+        if one_box and s.kind == "box":
+            out.append(s.quadrants())
+        else:
+            out.append(np.full(s.size, g, np.int64))
+            g += 1
+    return np.concatenate(out) if out else np.zeros(0, np.int64)
+
 
 @dataclasses.dataclass
 class BoxData:
-    """What the self-check and the paths read of a prompt: the box's embeddings by the shared network,
-    class indices, the region around the box and the temperature (plus the quadrant of each pixel)."""
+    """What the self-check and the paths read of a prompt: the embeddings of its labelled pixels by the shared
+    network, class indices, the parts (:class:`PromptSource`, one or a list) and the temperature (plus the
+    held-out group of each pixel: :func:`pixel_groups`)."""
 
     emb: torch.Tensor  #: (M, D) on CPU
     y: np.ndarray  #: (M,) class index 0..C-1
-    source: PromptSource
+    source: PromptSource | list[PromptSource]
     tau: float
     #: pixels of the other quadrants this close (Chebyshev) to the held-out one are not trained on in the self-check
     buffer: int = 0
 
     def __post_init__(self):
-        self.quad = quadrants(*self.source.shape)
+        self.sources = as_sources(self.source)
+        self.quad = pixel_groups(self.sources)
         self.n_classes = int(self.y.max()) + 1
+        ends = np.cumsum([s.size for s in self.sources])
+        self.spans = [slice(int(e - s.size), int(e)) for e, s in zip(ends, self.sources)]
+        #: the pixels the self-check scores: those of boxes (a correction stroke marks hard pixels on purpose; it
+        #: is learnt from, never scored, so the estimate stays one of Dice on the boxes)
+        self.scored = np.concatenate([np.full(s.size, s.kind == "box") for s in self.sources])
+        self.held_groups = np.unique(self.quad[self.scored])
+
+    def score(self, pred: np.ndarray) -> float:
+        """The self-check's score of held-out predictions (M,): :func:`quadrant_score` on the boxes' pixels."""
+        return quadrant_score(pred[self.scored], self.y[self.scored], self.quad[self.scored])
 
     def train_mask(self, q: int) -> np.ndarray:
-        """(M,) the pixels a path checked on quadrant ``q`` may learn from: the other quadrants, minus a band of
-        ``buffer`` pixels around ``q`` (neighbours of the held-out pixels share their filters and objects)."""
-        held = (self.quad == q).reshape(self.source.shape)
-        r, c = np.flatnonzero(held.any(1)), np.flatnonzero(held.any(0))  # the rows and columns of quadrant q
-        near = np.zeros(held.shape, bool)
-        b = self.buffer
-        near[max(0, r[0] - b) : r[-1] + 1 + b, max(0, c[0] - b) : c[-1] + 1 + b] = True
-        far = ~near.reshape(-1)
-        return far if far.any() else self.quad != q  # a buffer wider than the box: no buffer
+        """(M,) the pixels a path checked on group ``q`` may learn from: the other groups, minus a band of
+        ``buffer`` pixels around ``q`` in its part (neighbours of the held-out pixels share their filters and
+        objects)."""
+        other = self.quad != q
+        if self.buffer <= 0:
+            return other
+        i = next(i for i, span in enumerate(self.spans) if (self.quad[span] == q).any())
+        span, pos = self.spans[i], self.sources[i].positions()
+        held = pos[self.quad[span] == q]
+        (r0, c0), (r1, c1), b = held.min(0), held.max(0), self.buffer
+        near = np.zeros(len(self.quad), bool)
+        near[span] = (pos[:, 0] >= r0 - b) & (pos[:, 0] <= r1 + b) & (pos[:, 1] >= c0 - b) & (pos[:, 1] <= c1 + b)
+        far = other & ~near
+        return far if far.any() else other  # a buffer wider than the box: no buffer
 
 
 @dataclasses.dataclass
@@ -135,10 +199,9 @@ def estimate_text(path: str | None, check: dict | None) -> str:
 
 
 # ----------------------------------------------------------------------------- filters of the box
-def box_features(source: PromptSource) -> np.ndarray:
-    """(M, F) filters of the box's pixels, computed on the box with its context."""
-    f = luminance_features(source.region)[source.box]
-    return f.reshape(-1, f.shape[-1])
+def box_features(source: PromptSource | list[PromptSource]) -> np.ndarray:
+    """(M, F) filters of the labelled pixels of the part(s), each computed on its rectangle with its context."""
+    return np.concatenate([s.take(luminance_features(s.region)[s.box]) for s in as_sources(source)])
 
 
 # ----------------------------------------------------------------------------- scoring
@@ -195,7 +258,7 @@ def forest_check(box: BoxData, feats: np.ndarray, loqo: np.ndarray | None,
     ``loqo`` (the fused path) the attention feature is itself out-of-sample (nested: keys from the two
     quadrants left); without it (the forest path) the forest sees the filters only."""
     pred = np.zeros(len(box.y), np.int64)
-    quads = np.unique(box.quad)
+    quads = box.held_groups
     for i, q in enumerate(quads):
         train, test = box.train_mask(q), box.quad == q
         if loqo is None:
@@ -256,18 +319,24 @@ class Adam:
             p.grad = None
 
 
-def tune_region(box: BoxData, held_out: int | None) -> tuple[np.ndarray, np.ndarray]:
-    """The fine-tuning region (box + TUNE_CONTEXT) and its packed labels (class·4 + quadrant, −1 unlabelled)."""
-    src = box.source
-    (oy, ox), (h, w) = src.offset, src.shape
-    y0, x0 = max(0, oy - TUNE_CONTEXT), max(0, ox - TUNE_CONTEXT)
-    y1, x1 = min(src.region.shape[1], oy + h + TUNE_CONTEXT), min(src.region.shape[2], ox + w + TUNE_CONTEXT)
-    packed = np.full(src.region.shape[1:], -1, np.int64)
-    inner = (box.y * 4 + box.quad).reshape(h, w)
-    if held_out is not None:
-        inner = np.where(box.quad.reshape(h, w) == held_out, -1, inner)
-    packed[src.box] = inner
-    return np.ascontiguousarray(src.region[:, y0:y1, x0:x1]), packed[y0:y1, x0:x1]
+def tune_regions(box: BoxData, held_out: int | None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The fine-tuning views' sources: per part, its rectangle + TUNE_CONTEXT and the packed labels (class·4 +
+    quadrant of the rectangle, −1 unlabelled or in the held-out group); a part with one quadrant labelled is left
+    out (a view needs queries and keys from different quadrants)."""
+    out = []
+    for src, span in zip(box.sources, box.spans):
+        (oy, ox), (h, w) = src.offset, src.shape
+        y0, x0 = max(0, oy - TUNE_CONTEXT), max(0, ox - TUNE_CONTEXT)
+        y1, x1 = min(src.region.shape[1], oy + h + TUNE_CONTEXT), min(src.region.shape[2], ox + w + TUNE_CONTEXT)
+        values = box.y[span].astype(np.int64) * 4 + src.quadrants()
+        if held_out is not None:
+            values = np.where(box.quad[span] == held_out, -1, values)
+        if len(np.unique(values[values >= 0] % 4)) < 2:
+            continue
+        packed = np.full(src.region.shape[1:], -1, np.int64)
+        packed[src.box] = src.put(values, -1)
+        out.append((np.ascontiguousarray(src.region[:, y0:y1, x0:x1]), packed[y0:y1, x0:x1]))
+    return out
 
 
 def finetune(model: EmbedNet, box: BoxData, params, held_out: int | None = None,
@@ -282,12 +351,15 @@ def finetune(model: EmbedNet, box: BoxData, params, held_out: int | None = None,
     for p in net.parameters():
         p.requires_grad_(True)
     opt = Adam(net.parameters(), lr=params.finetune_lr)
-    region, packed = tune_region(box, held_out)
+    views = tune_regions(box, held_out)
     rng = np.random.default_rng(seed)
     t0, steps = time.perf_counter(), params.finetune_steps
     for step in range(steps):
         if params.finetune_seconds is not None and time.perf_counter() - t0 > params.finetune_seconds:
             break
+        if not views:
+            break
+        region, packed = views[0] if len(views) == 1 else views[rng.integers(len(views))]
         with torch.inference_mode(False), torch.enable_grad():
             loss = view_loss(net, region, packed, box.n_classes, box.tau, rng, device)
             if loss is not None:
@@ -300,11 +372,14 @@ def finetune(model: EmbedNet, box: BoxData, params, held_out: int | None = None,
 
 
 @torch.inference_mode()
-def box_embeddings(net: EmbedNet, source: PromptSource) -> torch.Tensor:
-    """(M, D) CPU embeddings of the box's pixels by ``net``, seen with their context."""
+def box_embeddings(net: EmbedNet, source: PromptSource | list[PromptSource]) -> torch.Tensor:
+    """(M, D) CPU embeddings of the labelled pixels of the part(s) by ``net``, each seen with its context."""
     device = next(net.parameters()).device
-    emb = net.any_size(torch.from_numpy(source.region)[None].to(device))[(0, slice(None), *source.box)]
-    return emb.reshape(emb.shape[0], -1).T.float().cpu()
+    out = []
+    for s in as_sources(source):
+        emb = net.any_size(torch.from_numpy(s.region)[None].to(device))[(0, slice(None), *s.box)]
+        out.append(torch.from_numpy(s.take(emb.permute(1, 2, 0).float().cpu().numpy())))
+    return torch.cat(out)
 
 
 def balanced_quadrant(box: BoxData) -> int:
@@ -313,7 +388,7 @@ def balanced_quadrant(box: BoxData) -> int:
         counts = np.sort(np.bincount(box.y[box.quad == q], minlength=2))[::-1]
         return counts[1] / max(1, counts.sum())
 
-    return int(max(np.unique(box.quad), key=share))
+    return int(max(box.held_groups, key=share))
 
 
 def finetune_check(model: EmbedNet, box: BoxData, params, loqo: np.ndarray,
@@ -321,7 +396,7 @@ def finetune_check(model: EmbedNet, box: BoxData, params, loqo: np.ndarray,
     """Paired estimate of the fine-tuned path on ONE held-out quadrant (see the module docstring)."""
     h = balanced_quadrant(box)
     net = yield from finetune(model, box, params, held_out=h)
-    probs = held_out_probs(box, box_embeddings(net, box.source))
+    probs = held_out_probs(box, box_embeddings(net, box.sources))
     test = box.quad == h
     tuned, plain = (mean_dice(p[test].argmax(1), box.y[test]) for p in (probs, loqo))
     if tuned is None or plain is None:  # a one-class quadrant: Dice of that class alone
@@ -334,15 +409,15 @@ def self_check(model: EmbedNet, box: BoxData, params, paths) -> Generator[Progre
     """{path: estimated Dice in [0, 1]} for ``paths`` (and "none", which the others build on), plus
     what the final fit reuses (held-out attention probabilities, the box's filters)."""
     loqo = held_out_probs(box)
-    check = {"none": quadrant_score(loqo.argmax(1), box.y, box.quad)}
+    check = {"none": box.score(loqo.argmax(1))}
     reuse = {"loqo": loqo}
     yield Progress(0, 0, "checking the prompt")
     if "fuse" in paths or "forest" in paths:
-        reuse["feats"] = box_features(box.source)
+        reuse["feats"] = box_features(box.sources)
     for path in ("forest", "fuse"):
         if path in paths:
             pred = yield from forest_check(box, reuse["feats"], loqo if path == "fuse" else None, params.trees)
-            check[path] = quadrant_score(pred, box.y, box.quad)
+            check[path] = box.score(pred)
     if "finetune" in paths:
         check["finetune"] = yield from finetune_check(model, box, params, loqo, check["none"])
     return check, reuse
@@ -359,9 +434,10 @@ def adapt_iter(model: EmbedNet, box: BoxData | None, params) -> Generator[Progre
     if params.adapt == "none":
         return Adaptation("none", {})
     if box is None:
-        if params.adapt == "auto":  # a prompt of several boxes (no single box to check on): attention
+        if params.adapt == "auto":  # a prompt of boxes of several images (prompt_from_boxes): attention
             return Adaptation("none", {})
-        raise FewcellError(f"Adapting with '{params.adapt}' needs a prompt made by prepare_prompt (one box).")
+        raise FewcellError(f"Adapting with '{params.adapt}' needs a prompt made by prepare_prompt or "
+                           "prepare_prompt_boxes (boxes of one image).")
     paths = AUTO_PATHS if params.adapt == "auto" else ("none", params.adapt)
     check, reuse = yield from self_check(model, box, params, paths)
     path = choose(check) if params.adapt == "auto" else params.adapt

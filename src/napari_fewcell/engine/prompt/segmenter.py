@@ -30,6 +30,7 @@ from ..core.progress import Progress, relay, run
 from ..nets import attention
 from ..nets.unet import EmbedNet, load_model
 from .adapt import ADAPT_CHOICES, CONTEXT, Adaptation, BoxData, PromptSource, adapt_iter, box_embeddings
+from .corrections import correction_parts, correction_sets
 from .filters import FEATURE_MARGIN, forest_proba, window_features
 
 
@@ -86,7 +87,12 @@ class Prompt:
     box: Box
     shape: tuple[int, int]  # (h, w) of the box
     _keys: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
-    source: PromptSource | None = dataclasses.field(default=None, repr=False, compare=False)  # for adaptation
+    #: the annotated parts (boxes, correction strokes) for adaptation; empty: attention only
+    sources: list[PromptSource] = dataclasses.field(default_factory=list, repr=False, compare=False)
+    boxes: list[Box] = dataclasses.field(default_factory=list)  #: every box of the prompt
+    #: what the status says about it: pixels of a box also in a later box, correction pixels inside a box
+    #: (ignored: the box's labels win), correction strokes used and their pixels
+    notes: dict = dataclasses.field(default_factory=dict)
     path: str | None = None  #: the adaptation path chosen (after the first segmentation or ``adapt_iter``)
     check: dict = dataclasses.field(default_factory=dict)  #: the self-check: {path: estimated Dice on the box}
     _adapted: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
@@ -96,23 +102,37 @@ class Prompt:
         return np.unique(self.labels)
 
 
-def crop_prompt_labels(labels, box: Box, image_shape: tuple[int, int]) -> np.ndarray:
-    """Labels of the box, from labels the size of the prompt image or exactly the box's size."""
-    lab = np.asarray(labels)
+ONE_CLASS_HINT = ("one class cannot be segmented against nothing — paint at least one structure and leave (or "
+                  "paint) some background in the box")
+
+
+def crop_prompt_labels(labels, box: Box, image_shape: tuple[int, int], require: bool = True,
+                       several: bool = False) -> np.ndarray:
+    """Labels of the box, from labels the size of the prompt image (a numpy, dask or zarr array: only the box is
+    read) or, unless ``several`` boxes share them, exactly the box's size; ``require``: two classes at least."""
+    lab = labels if hasattr(labels, "shape") and hasattr(labels, "__getitem__") else np.asarray(labels)
     if lab.ndim == 3 and lab.shape[0] == 1:
         lab = lab[0]
     y, x, h, w = box
-    if lab.shape == tuple(image_shape):
-        lab = lab[y : y + h, x : x + w]
-    elif lab.shape != (h, w):
-        raise FewcellError(
-            f"The prompt labels are {'×'.join(map(str, lab.shape))} but must be the size of the prompt image "
-            f"({image_shape[0]}×{image_shape[1]}) or of the box ({h}×{w})."
-        )
-    lab = label_values(lab, "prompt labels")
-    require_two_classes(lab, "prompt box holds", "one class cannot be segmented against nothing — paint at least "
-                        "one structure and leave (or paint) some background in the box")
+    if tuple(lab.shape) == tuple(image_shape):
+        lab = np.asarray(lab[y : y + h, x : x + w])
+    elif several or tuple(lab.shape) != (h, w):
+        size = f"({image_shape[0]}×{image_shape[1]})" + ("" if several else f" or of the box ({h}×{w})")
+        raise FewcellError(f"The prompt labels are {'×'.join(map(str, lab.shape))} but must be the size of the "
+                           f"prompt image {size}.")
+    lab = label_values(np.asarray(lab), "prompt labels")
+    if require:
+        require_two_classes(lab, "prompt box holds", ONE_CLASS_HINT)
     return lab
+
+
+def later_boxes_mask(box: Box, later: Sequence[Box]) -> np.ndarray:
+    """(h, w) True where no later box covers the pixel of ``box`` (the later box wins where two overlap)."""
+    y, x, h, w = box
+    keep = np.ones((h, w), bool)
+    for ly, lx, lh, lw in later:
+        keep[max(0, ly - y) : max(0, ly + lh - y), max(0, lx - x) : max(0, lx + lw - x)] = False
+    return keep
 
 
 class Segmenter:
@@ -149,16 +169,54 @@ class Segmenter:
 
         ``image`` may be a :class:`LazyImage` (a big dask/zarr image): only the box with its context is read, and
         the intensity range comes from the same strided sample, so the prompt is the same as from memory."""
+        return self.prepare_prompt_boxes(image, labels, [box])
+
+    def prepare_prompt_boxes(self, image, labels, boxes: Sequence[Iterable[int]], corrections=None) -> Prompt:
+        """The prompt of one or several boxes of one image, plus correction strokes: every box's labelled pixels
+        and every corrected pixel are keys of the attention, and adaptation (``PromptParams.adapt``) learns from
+        them all (its self-check holds out each box in turn; with one box, each quarter of it).
+
+        ``labels``: the size of the image (only the boxes are read), or with one box its size. A pixel in two
+        boxes counts once, for the later box. ``corrections``: None, an (H, W) int array the size of the image
+        (−1: not corrected, v ≥ 0: the pixel is class v, e.g. from :func:`corrections_from_edit`), or a list of
+        (image, corrections) pairs for strokes on other images (planes) than the prompt's. Corrected pixels
+        inside a box are ignored (the box's labels win). ``image`` may be a :class:`LazyImage`.
+        """
         if not isinstance(image, LazyImage):
             image = LazyImage(as_image2d(image, "prompt image"), "prompt image")
-        box = check_box(box, image.shape)
-        lab = crop_prompt_labels(labels, box, image.shape)
+        if not len(boxes):
+            raise FewcellError("No prompt box: draw a box and paint inside it.")
+        checked = [check_box(b, image.shape) for b in boxes]
         rng = image.intensity_range()
-        y0, y1, x0, x1 = with_context(box, max(CONTEXT, self.params.margin), image.shape)
+        parts, notes = [], {"overlap_pixels": 0}
+        for i, box in enumerate(checked):
+            lab = crop_prompt_labels(labels, box, image.shape, require=len(boxes) == 1 and corrections is None,
+                                     several=len(boxes) > 1)
+            keep = later_boxes_mask(box, checked[i + 1 :])
+            notes["overlap_pixels"] += int((~keep).sum())
+            parts.append((*self.cut_part(image, rng, box, keep if not keep.all() else None), lab[keep]))
+        for img, corr in correction_sets(image, corrections):
+            strokes, inside = correction_parts(corr, checked)
+            notes["inside_box_pixels"] = notes.get("inside_box_pixels", 0) + inside
+            r = img.intensity_range() if img is not image else rng
+            for rect, mask, values in strokes:
+                parts.append((*self.cut_part(img, r, rect, mask, "stroke"), values))
+        strokes = [s for _, s, _ in parts if s.kind == "stroke"]
+        notes.update(strokes=len(strokes), stroke_pixels=sum(s.size for s in strokes))
+        lab = np.concatenate([v for _, _, v in parts])
+        require_two_classes(lab, "prompt box holds" if len(parts) == 1 else "prompt boxes and corrections hold",
+                            ONE_CLASS_HINT)
+        return Prompt(torch.cat([e for e, _, _ in parts]), lab, checked[0], checked[0][2:],
+                      sources=[s for _, s, _ in parts], boxes=checked, notes=notes)
+
+    def cut_part(self, image: LazyImage, rng, rect: Box, mask=None, kind: str = "box"):
+        """(embeddings (N, D) of the labelled pixels of ``rect``, its :class:`PromptSource`), read with context."""
+        y0, y1, x0, x1 = with_context(rect, max(CONTEXT, self.params.margin), image.shape)
         sub = image.read(slice(y0, y1), slice(x0, x1))
-        inner = (box[0] - y0, box[1] - x0, box[2], box[3])
-        return Prompt(self.embed_box(sub, inner, rng), lab.reshape(-1), box, box[2:],
-                      source=PromptSource.cut(sub, rng, inner))
+        inner = (rect[0] - y0, rect[1] - x0, rect[2], rect[3])
+        emb = self.embed_box(sub, inner, rng)
+        emb = emb if mask is None else emb[torch.from_numpy(mask.reshape(-1))]
+        return emb, PromptSource.cut(sub, rng, inner, mask, kind)
 
     def prompt_from_boxes(self, items: Sequence[tuple[np.ndarray, np.ndarray, Sequence[Box]]],
                           subject: str = "annotated boxes hold") -> Prompt:
@@ -172,11 +230,7 @@ class Segmenter:
         for arr, labels, boxes in items:
             for i, box in enumerate(boxes):
                 y, x, h, w = box
-                keep = np.ones((h, w), bool)
-                for later in boxes[i + 1 :]:  # the later box wins where two overlap
-                    ly, lx, lh, lw = later
-                    keep[max(0, ly - y) : max(0, ly + lh - y), max(0, lx - x) : max(0, lx + lw - x)] = False
-                keep = keep.reshape(-1)
+                keep = later_boxes_mask(box, boxes[i + 1 :]).reshape(-1)
                 embs.append(self.embed_box(arr, box)[torch.from_numpy(keep)])
                 labs.append(np.asarray(labels)[y : y + h, x : x + w].reshape(-1)[keep])
                 first = first or box
@@ -186,21 +240,6 @@ class Segmenter:
         require_two_classes(lab, subject)
         return Prompt(torch.cat(embs), lab, first, first[2:])
 
-    def prepare_prompt_boxes(self, image, labels, boxes: Sequence[Iterable[int]]) -> Prompt:
-        """The prompt of one or several boxes of one image: one box as ``prepare_prompt`` (adapted to); several
-        as ``prompt_from_boxes`` (attention over all their pixels; ``labels`` the size of the image)."""
-        if len(boxes) == 1:
-            return self.prepare_prompt(image, labels, boxes[0])
-        arr = as_image2d(image, "prompt image")
-        lab = np.asarray(labels)
-        lab = lab[0] if lab.ndim == 3 and lab.shape[0] == 1 else lab
-        if lab.shape != arr.shape[:2]:
-            raise FewcellError(f"With several prompt boxes the prompt labels must be the size of the prompt image "
-                               f"({arr.shape[0]}×{arr.shape[1]}), not {'×'.join(map(str, lab.shape))}.")
-        checked = [check_box(b, arr.shape[:2]) for b in boxes]
-        return self.prompt_from_boxes([(arr, label_values(lab, "prompt labels"), checked)],
-                                      "prompt boxes hold")
-
     def provenance(self, prompt: Prompt, boxes=None) -> dict:
         """How a result was made, for the result layer's metadata and the label file: the prompt box(es), the
         weights file and its SHA-256, τ, the attention, the adaptation asked for and the path it took with its
@@ -209,7 +248,8 @@ class Segmenter:
 
         p = self.params
         return {
-            "version": __version__, "boxes": [list(map(int, b)) for b in (boxes or [prompt.box])],
+            "version": __version__, "boxes": [list(map(int, b)) for b in (boxes or prompt.boxes or [prompt.box])],
+            "corrections": {k: prompt.notes[k] for k in ("strokes", "stroke_pixels") if k in prompt.notes},
             "weights": getattr(self.model, "weights_path", "an in-memory network"),
             "weights_sha256": getattr(self.model, "weights_sha256", None),
             "tau": self.tau, "attention": p.attention, "prototypes": p.prototypes, "adapt": p.adapt,
@@ -239,12 +279,12 @@ class Segmenter:
         key = self.adapt_key()
         if key not in prompt._adapted:
             box = None
-            if prompt.source is not None and p.adapt != "none":
+            if prompt.sources and p.adapt != "none":
                 y = np.unique(prompt.labels, return_inverse=True)[1].reshape(-1)
-                box = BoxData(prompt.embeddings, y, prompt.source, self.tau, p.check_buffer)
+                box = BoxData(prompt.embeddings, y, prompt.sources, self.tau, p.check_buffer)
             ad = yield from adapt_iter(self.model, box, p)
             if ad.model is not None:
-                ad.keys = self.make_keys(box_embeddings(ad.model, prompt.source), prompt.labels)
+                ad.keys = self.make_keys(box_embeddings(ad.model, prompt.sources), prompt.labels)
             elif ad.path == "forest":  # no attention on this path: its keys only name the classes (no k-means)
                 ad.keys = attention.exact_keys(prompt.embeddings, prompt.labels)
             prompt._adapted[key] = ad
