@@ -193,6 +193,14 @@ class RFBaseline:
     def predict(clf, feat: np.ndarray) -> np.ndarray:
         return clf.predict(feat.reshape(-1, feat.shape[-1])).reshape(feat.shape[:2])
 
+    @staticmethod
+    def predict_confidence(clf, feat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(labels, confidence): the labels of :meth:`predict` (the class of highest probability) and that
+        probability per pixel, float32 — the forest's counterpart of ``segment_iter(..., confidence=True)``."""
+        proba = clf.predict_proba(feat.reshape(-1, feat.shape[-1]))
+        labels = clf.classes_[proba.argmax(1)].reshape(feat.shape[:2])
+        return labels, proba.max(1).astype(np.float32).reshape(feat.shape[:2])
+
 
 # ---- one-shot prompts: seeded boxes, several methods scored image by image --------------------------
 def box_fractions(labels: np.ndarray) -> np.ndarray:
