@@ -156,3 +156,28 @@ def test_cli_several_boxes(sample, tmp_path):
     out = tifffile.imread(tmp_path / "o" / "nuclei.tif")
     assert dice_mean(out, sample["truth"]) > 0.8
     assert read_labels_meta(tmp_path / "o" / "nuclei.tif")["boxes"] == [[256, 416, 64, 64], [96, 96, 64, 64]]
+
+
+def test_cli_corrected_result_joins_the_prompt(sample, tmp_path, capsys):
+    """--corrected RESULT EDITED: the pixels changed outside the box are correction keys (provenance counts
+    them); a result of another size gets one sentence and exit code 2."""
+    from napari_fewcell.engine.core.files import read_labels_meta
+
+    assert main(_args(sample, tmp_path / "a", "--device", "cpu", "--adapt", "none")) == 0
+    result = tmp_path / "a" / "nuclei.tif"
+    first = tifffile.imread(result)
+    edited = first.copy()
+    edited[:40, :40] = 0  # erased: background
+    edited[300:306, 20:30] = 1  # painted: nucleus
+    changed = int((edited != first).sum())
+    assert changed > 0
+    tifffile.imwrite(tmp_path / "edited.tif", edited)
+    assert main(_args(sample, tmp_path / "b", "--device", "cpu", "--adapt", "none", "--corrected", str(result),
+                      str(tmp_path / "edited.tif"))) == 0
+    meta = read_labels_meta(tmp_path / "b" / "nuclei.tif")
+    assert meta["corrections"]["strokes"] >= 1 and meta["corrections"]["stroke_pixels"] == changed
+    tifffile.imwrite(tmp_path / "small.tif", edited[:100])
+    assert main(_args(sample, tmp_path / "c", "--device", "cpu", "--corrected", str(result),
+                      str(tmp_path / "small.tif"))) == 2
+    err = capsys.readouterr().err
+    assert "size" in err and "Traceback" not in err

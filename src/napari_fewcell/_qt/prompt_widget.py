@@ -17,6 +17,7 @@ from qtpy.QtWidgets import (
 )
 
 from ..engine import FewcellError, Progress, PromptParams, Segmenter, estimate_text, instance_labels
+from ..engine.prompt import apply_corrections
 from .geometry import box_corners, box_in_view, from_world, plane_at, shape2d, to_world, whole_stack
 from .jobs import default_progress_text, job_controls
 from .layers import (
@@ -40,6 +41,7 @@ from .lazy import (
     segment_lazy,
     written_text,
 )
+from .live import LiveMode, ResultRecord, corrections_text
 
 BOX_LAYER = "fewcell prompt boxes"
 OUTPUTS = [("classes", None), ("instances (components)", "components"), ("instances (watershed)", "watershed")]
@@ -57,8 +59,8 @@ def _segment_gen(seg: Segmenter, job: dict):
     (labels, prompt, provenance): the status shows the prompt's self-check, the layer keeps the provenance."""
     yield Progress(0, 0, "preparing the prompt")
     boxes = job["boxes"]
-    prompt = prepare_prompt(seg, job["prompt"], job["labels"], boxes[0]) if len(boxes) == 1 else \
-        seg.prepare_prompt_boxes(job["prompt"], job["labels"], boxes)
+    prompt = prepare_prompt(seg, job["prompt"], job["labels"], boxes[0]) if len(boxes) == 1 and not \
+        job["corrections"] else seg.prepare_prompt_boxes(job["prompt"], job["labels"], boxes, job["corrections"])
     if isinstance(job["target"], LazyTarget):  # a big or lazy image: block by block into a new zarr array
         labels = yield from segment_lazy(seg, prompt, job["target"])
     elif job["stack"]:  # every plane, one Labels stack
@@ -122,6 +124,9 @@ class PromptSegmentationWidget(QWidget):
         self.whole_stack = QCheckBox("Segment the whole stack")
         self.whole_stack.setToolTip("On a Z×Y×X or T×Y×X image: every plane with the same prompt, one Labels stack "
                                     "(off: the plane shown).")
+        self.live_check = QCheckBox("Live")
+        self.live_check.setToolTip("Re-segment 0.3 s after every stroke, box move or correction: what is on screen "
+                                   "first, then the rest, into one result layer updated in place (2D images).")
         self.big_folder = OutputFolder(self)
         self.jobs = job_controls(self, {"segment": ("Segment", self._segment)})
         self.jobs.progress_text = _progress_text
@@ -131,12 +136,15 @@ class PromptSegmentationWidget(QWidget):
             ("Image to segment", self.image_combo), ("Prompt image", self.prompt_image_combo),
             ("Prompt labels", self.labels_combo), ("Prompt boxes", self.shapes_combo), self.add_box_button,
             ("Adapt to the prompt", self.adapt_combo), ("Output", self.output_combo), self.whole_stack,
+            self.live_check,
             ("τ (temperature)", self.tau_spin), ("Attention", self.attention_combo),
             ("Weights", hlayout(self.weights_edit, self.weights_button)), ("Device", self.device_combo),
             ("Big images: output folder", self.big_folder.widget),
         )
         vbox(self, form, hlayout(self.segment_button, self.cancel_button), self.progress, self.status)
 
+        self.record: ResultRecord | None = None  #: the latest result layer (its edits are corrections)
+        self.live = LiveMode(self, self.live_check)
         self.add_box_button.clicked.connect(self._add_box)
         self.weights_button.clicked.connect(self._choose_weights)
         watch_layers(self.viewer, self._refresh)
@@ -251,12 +259,59 @@ class PromptSegmentationWidget(QWidget):
             raise FewcellError("A prompt of several boxes needs the prompt image in memory; paint them on a crop of "
                                "this big image, or keep one box.")
         prompt = source if source is not None else plane_at(prompt_image, point)[0]
-        return {
+        corrections, plane_note = self._corrections(target, prompt_image, boxes, idx)
+        return {"corrections": corrections, "plane_note": plane_note,
             "key": self._params_key(), "target": plane, "prompt": prompt,
             "labels": prompt_labels(labels, prompt_image, box, point), "boxes": boxes, "name": target.name, "idx": idx,
             "scale": target.scale, "translate": target.translate, "lazy": [lazy] if lazy else [],
             "instances": self.output_combo.currentData(), "stack": stack,
         }
+
+    def _corrections(self, target, prompt_image, boxes, idx) -> tuple[list | None, str]:
+        """The edits of the latest result layer of this image (if still there) as (plane, corrections) pairs, and
+        what the status says of their planes."""
+        rec = self.record
+        if rec is None or rec.target != target.name:
+            return None, ""
+        if rec.foreground is None and rec.layer in self.viewer.layers and rec.layer.metadata.get("fewcell", {}).get(
+                "instances"):
+            raise FewcellError("Corrections on an instance result need a prompt of one class and background; correct "
+                               "a class result instead.")
+        if rec.harvest(self.viewer, boxes if prompt_image is target and not rec.stack else ()) is None:
+            self.record = None
+            return None, ""
+        pairs = rec.pairs()
+        planes = [(z,) for z in range(len(rec.corrections)) if (rec.corrections[z] >= 0).any()] if rec.stack else \
+            ([rec.plane] if rec.plane and pairs else [])
+        other = [str(z[0]) for z in planes if z != tuple(idx)]
+        note = f", painted on plane {', '.join(other)}: read from that plane" if other and idx else ""
+        return pairs or None, note
+
+    def check_live(self) -> None:
+        """One sentence if live update cannot run on the chosen image."""
+        target, _ = self._target_and_prompt_images()
+        if target.ndim != 2 or getattr(target, "multiscale", False) or lazy_target(target, None) is not None:
+            raise FewcellError(f"Live update works on a 2D image in memory; '{target.name}' is "
+                               f"{'a stack' if target.ndim > 2 else 'a big (lazy) image'}: untick Live and press "
+                               "Segment (it does stacks and big images).")
+
+    def live_sources(self) -> list[tuple[object, str]]:
+        """The layers whose edits start a live update: strokes on the prompt labels, boxes drawn or moved."""
+        out = []
+        for combo, kind, event in ((self.labels_combo, Labels, "paint"), (self.shapes_combo, Shapes, "data")):
+            layer = named_layer(self.viewer, combo.currentText(), kind)
+            if layer is not None:
+                out.append((layer, event))
+        return out
+
+    def collect_live(self) -> dict:
+        """What a live update needs, read on the GUI thread."""
+        self.check_live()
+        job = self._collect()
+        target = self._layer(self.image_combo.currentText(), Image, "image to segment")
+        key = self._params_key()
+        return {**job, "segmenter": self._get_segmenter(key), "session_key": (id(target), key), "image": job["target"],
+                "view": np.asarray(target.corner_pixels)}
 
     def _collect_job(self) -> dict:
         job = self._collect()
@@ -270,6 +325,10 @@ class PromptSegmentationWidget(QWidget):
     def _segmented(self, result):
         labels, prompt, provenance = result
         job = self.jobs.job
+        rec = self.record if job["corrections"] else None
+        if rec is not None and not job["instances"] and not job["lazy"] and rec.stack == job["stack"] and \
+                rec.plane == job["idx"] and rec.corrections.shape == labels.shape:
+            labels = apply_corrections(labels, rec.corrections)  # what the user painted stays
         if job["lazy"]:
             layer = job["lazy"][0].add_labels(self.viewer, labels, f"{job['name']} fewcell", {PROVENANCE: provenance})
             text = f"Added '{layer.name}' ({written_text(job['lazy'][0])})."
@@ -279,6 +338,10 @@ class PromptSegmentationWidget(QWidget):
                 translate=job["translate"][-labels.ndim:],
                 metadata={RESULT_KEY: True, PROVENANCE: provenance},
             )
+            classes = [int(c) for c in prompt.classes if c]
+            self.record = ResultRecord(layer, np.array(labels, copy=True), job["name"], job["idx"], job["stack"],
+                                       classes[0] if job["instances"] and len(classes) == 1 else None,
+                                       job["target"], rec.corrections if rec is not None else None)
             values = [int(c) for c in np.unique(labels) if c]
             text = f"Added '{layer.name}' with " + (f"{len(values)} objects." if job["instances"] else
                                                      f"label values {values or 'none (all background)'}.")
@@ -286,9 +349,11 @@ class PromptSegmentationWidget(QWidget):
             text += f" Only the plane at index {job['idx']} was done: segmented the current plane."
         if job["stack"]:
             text += f" All {labels.shape[0]} planes were segmented with the one prompt."
-        if len(provenance["boxes"]) > 1:
-            pixels = ", ".join(f"class {c}: {n}" for c, n in provenance["prompt_pixels"].items())
-            text += f" Prompt: {len(provenance['boxes'])} boxes ({pixels} pixels; attention only)."
+        pixels = ", ".join(f"class {c}: {n}" for c, n in provenance["prompt_pixels"].items())
+        text += f" Prompt: {len(provenance['boxes'])} box{'es' if len(provenance['boxes']) > 1 else ''} ({pixels} " \
+                "pixels)."
+        notes = corrections_text(prompt.notes, job["plane_note"])
+        text += f" {notes[:1].upper()}{notes[1:]}." if notes else ""
         estimate = estimate_text(prompt.path, prompt.check)
         self.status.setText(f"{text} {estimate}." if estimate else text)
 

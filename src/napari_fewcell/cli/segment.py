@@ -21,7 +21,15 @@ def add_parser(sub) -> None:
         help="labels: the size of the prompt image (only the box is read) or exactly the box's size",
     )
     add_box(s, "prompt box; repeat it for several boxes of the prompt image (then --prompt-labels must be the "
-               "size of the prompt image; a prompt of several boxes uses attention only)", repeat=True)
+               "size of the prompt image; where two boxes overlap the later one counts)", repeat=True)
+    s.add_argument(
+        "--corrected", nargs=2, metavar=("RESULT", "EDITED"), default=None,
+        help="corrections: a class-label result of the prompt image (as this command writes it) and your edited "
+             "copy of it; every pixel you changed outside the boxes (painted with a class, or erased to 0 = "
+             "background) joins the prompt",
+    )
+    s.add_argument("--stroke-weight", type=float, default=None,
+                   help="how many pixels a corrected pixel counts for in the attention (default 1)")
     add_out(s, "DIR", "folder for <IMAGE stem>.tif label images (<stem>.zarr for a big zarr input)")
     add_tau(s, "attention temperature (default: the weights' own, 0.1)")
     add_weights(s, "weights file (default: shipped weights)")
@@ -54,15 +62,32 @@ def cmd_segment(a) -> int:
     params = PromptParams(tau=a.tau, attention=a.attention, prototypes=a.prototypes, weights=a.weights, device=a.device)
     if a.adapt is not None:
         params.adapt = a.adapt
+    if a.stroke_weight is not None:
+        params.stroke_weight = a.stroke_weight
+    params.check()
     seg = Segmenter(params)
-    prompt = seg.prepare_prompt_boxes(read_image(a.prompt_image), read_image(a.prompt_labels, "prompt labels"), a.box)
+    boxes = [[round(float(v)) for v in b] for b in a.box]
+    corrections = read_corrections(a.corrected, boxes)
+    prompt = seg.prepare_prompt_boxes(read_image(a.prompt_image), read_image(a.prompt_labels, "prompt labels"), boxes,
+                                      corrections)
     sources = expand_inputs(a.images)
     open_planes(sources[0])  # adapt to the prompt once per run, after the first image is known to be good
     seg.adapt(prompt, Bar("prompt"))
     print_estimate(prompt)
     meta = {"kind": "segmentation", "prompt_image": str(a.prompt_image),
-            **seg.provenance(prompt, [[round(float(v)) for v in b] for b in a.box])}
+            **seg.provenance(prompt, boxes)}
     return run_batch(a, seg.blocks_for(prompt), PromptSpec(params, prompt), sources, meta, a.instances)
+
+
+def read_corrections(corrected, boxes):
+    """The corrections of ``--corrected RESULT EDITED`` (None without it)."""
+    if not corrected:
+        return None
+    from ..engine.core.files import read_image
+    from ..engine.prompt import corrections_from_edit
+
+    result, edited = (read_image(path, what) for path, what in zip(corrected, ("result", "edited result")))
+    return corrections_from_edit(result, edited, [tuple(b) for b in boxes])
 
 
 def print_estimate(prompt) -> None:

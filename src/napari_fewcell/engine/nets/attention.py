@@ -76,28 +76,33 @@ def one_hot_labels(labels: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
     return q, classes
 
 
-def exact_keys(emb: torch.Tensor, labels: np.ndarray) -> PromptKeys:
-    """Every prompt pixel is a key. emb (M, D), labels (M,)."""
+def exact_keys(emb: torch.Tensor, labels: np.ndarray, weights: np.ndarray | None = None) -> PromptKeys:
+    """Every prompt pixel is a key. emb (M, D), labels (M,); ``weights`` (M,): a pixel of weight w counts as w
+    pixels (an additive log w bias; None: 1 each)."""
     q, classes = one_hot_labels(labels)
-    return PromptKeys(emb.float(), q, None, classes)
+    bias = None if weights is None else torch.from_numpy(np.log(np.asarray(weights, np.float64)).astype(np.float32))
+    return PromptKeys(emb.float(), q, bias, classes)
 
 
-def prototype_keys(emb: torch.Tensor, labels: np.ndarray, k: int = 64, seed: int = 0) -> PromptKeys:
-    """At most ``k`` k-means prototypes per class, weighted by log cluster size."""
+def prototype_keys(emb: torch.Tensor, labels: np.ndarray, k: int = 64, seed: int = 0,
+                   weights: np.ndarray | None = None) -> PromptKeys:
+    """At most ``k`` k-means prototypes per class, weighted by log cluster size (the sum of its pixels'
+    ``weights``, 1 each by default; k-means weighs them alike)."""
     from sklearn.cluster import KMeans
 
     emb_np = emb.detach().float().cpu().numpy()
+    weights = np.ones(len(emb_np)) if weights is None else np.asarray(weights, np.float64)
     classes = np.unique(labels)
     keys, values, bias = [], [], []
     for ci, c in enumerate(classes):
-        pts = emb_np[labels == c]
+        pts, w = emb_np[labels == c], weights[labels == c]
         n_clusters = min(k, len(np.unique(pts.round(4), axis=0)))
         if n_clusters >= len(pts):
-            centres, counts = pts, np.ones(len(pts))
+            centres, counts = pts, w
         else:
-            km = KMeans(n_clusters=n_clusters, n_init=1, max_iter=50, random_state=seed).fit(pts)
+            km = KMeans(n_clusters=n_clusters, n_init=1, max_iter=50, random_state=seed).fit(pts, sample_weight=w)
             centres = km.cluster_centers_
-            counts = np.bincount(km.labels_, minlength=n_clusters).astype(np.float64)
+            counts = np.bincount(km.labels_, weights=w, minlength=n_clusters).astype(np.float64)
             keep = counts > 0
             centres, counts = centres[keep], counts[keep]
         keys.append(centres)

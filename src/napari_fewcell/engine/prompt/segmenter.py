@@ -58,6 +58,9 @@ class PromptParams:
     #: the self-check trains on no pixel this close to the quarter it predicts (a spatial buffer: neighbouring
     #: pixels share objects and filters, which flatters the forests more than attention)
     check_buffer: int = 0
+    #: a corrected pixel counts for this many pixels in the attention (a stroke is a few dozen pixels against a
+    #: box's thousands, and the user painted it where the result was wrong)
+    stroke_weight: float = 1.0
 
     def check(self) -> None:
         if self.attention not in ("prototypes", "exact"):
@@ -72,6 +75,8 @@ class PromptParams:
             raise FewcellError("The fine-tuning time must be zero or more seconds.")
         if self.tau is not None and not (np.isfinite(self.tau) and self.tau > 0):
             raise FewcellError(f"The temperature τ must be a positive number, not {self.tau}.")
+        if not (np.isfinite(self.stroke_weight) and self.stroke_weight >= 1):
+            raise FewcellError("A correction pixel's weight must be 1 or more.")
         if self.prototypes < 1:
             raise FewcellError("The number of prototypes per class must be at least 1.")
         if self.tile < 64:
@@ -93,6 +98,8 @@ class Prompt:
     #: what the status says about it: pixels of a box also in a later box, correction pixels inside a box
     #: (ignored: the box's labels win), correction strokes used and their pixels
     notes: dict = dataclasses.field(default_factory=dict)
+    #: (M,) how many pixels each prompt pixel counts for in the attention (None: 1 each; correction strokes more)
+    weights: np.ndarray | None = dataclasses.field(default=None, repr=False)
     path: str | None = None  #: the adaptation path chosen (after the first segmentation or ``adapt_iter``)
     check: dict = dataclasses.field(default_factory=dict)  #: the self-check: {path: estimated Dice on the box}
     _adapted: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
@@ -206,8 +213,11 @@ class Segmenter:
         lab = np.concatenate([v for _, _, v in parts])
         require_two_classes(lab, "prompt box holds" if len(parts) == 1 else "prompt boxes and corrections hold",
                             ONE_CLASS_HINT)
+        weights = np.concatenate([np.full(s.size, 1.0 if s.kind == "box" else self.params.stroke_weight)
+                                  for _, s, _ in parts])
         return Prompt(torch.cat([e for e, _, _ in parts]), lab, checked[0], checked[0][2:],
-                      sources=[s for _, s, _ in parts], boxes=checked, notes=notes)
+                      sources=[s for _, s, _ in parts], boxes=checked, notes=notes,
+                      weights=None if (weights == 1).all() else weights)
 
     def cut_part(self, image: LazyImage, rng, rect: Box, mask=None, kind: str = "box"):
         """(embeddings (N, D) of the labelled pixels of ``rect``, its :class:`PromptSource`), read with context."""
@@ -257,19 +267,19 @@ class Segmenter:
             "prompt_pixels": {str(int(c)): int((prompt.labels == c).sum()) for c in np.unique(prompt.labels)},
         }
 
-    def make_keys(self, embeddings: torch.Tensor, labels: np.ndarray) -> attention.PromptKeys:
-        """Attention keys of prompt pixels (M, D) with labels (M,), for this segmenter's settings."""
+    def make_keys(self, embeddings: torch.Tensor, labels: np.ndarray, weights=None) -> attention.PromptKeys:
+        """Attention keys of prompt pixels (M, D) with labels (M,) and weights (M,), for this segmenter's settings."""
         if self.params.attention == "exact":
-            keys = attention.exact_keys(embeddings, labels)
+            keys = attention.exact_keys(embeddings, labels, weights)
         else:
-            keys = attention.prototype_keys(embeddings, labels, self.params.prototypes)
+            keys = attention.prototype_keys(embeddings, labels, self.params.prototypes, weights=weights)
         return keys.to(self.device)
 
     def keys(self, prompt: Prompt) -> attention.PromptKeys:
         """The prompt's attention keys for this segmenter's settings (computed once per prompt)."""
         key = (self.params.attention, self.params.prototypes, str(self.device))
         if key not in prompt._keys:
-            prompt._keys[key] = self.make_keys(prompt.embeddings, prompt.labels)
+            prompt._keys[key] = self.make_keys(prompt.embeddings, prompt.labels, prompt.weights)
         return prompt._keys[key]
 
     def adapt_iter(self, prompt: Prompt) -> Generator[Progress, None, Adaptation]:
@@ -284,7 +294,7 @@ class Segmenter:
                 box = BoxData(prompt.embeddings, y, prompt.sources, self.tau, p.check_buffer)
             ad = yield from adapt_iter(self.model, box, p)
             if ad.model is not None:
-                ad.keys = self.make_keys(box_embeddings(ad.model, prompt.sources), prompt.labels)
+                ad.keys = self.make_keys(box_embeddings(ad.model, prompt.sources), prompt.labels, prompt.weights)
             elif ad.path == "forest":  # no attention on this path: its keys only name the classes (no k-means)
                 ad.keys = attention.exact_keys(prompt.embeddings, prompt.labels)
             prompt._adapted[key] = ad

@@ -1,0 +1,240 @@
+"""Corrections on a result layer and live update, for the prompt segmentation widget (Qt glue only).
+
+* :class:`ResultRecord` remembers what the widget wrote into its latest result layer, so the pixels the user has
+  changed since (a brush stroke, a fill, an erasure) are found by comparison and become correction keys of the
+  next prompt (``Segmenter.prepare_prompt_boxes(..., corrections=...)``).
+* :class:`LiveMode` re-segments, 300 ms after the last stroke on the prompt labels, box move or correction, what
+  is on screen first and then the rest, into one result layer updated in place; a newer stroke stops a stale run.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import numpy as np
+from napari.qt.threading import thread_worker
+from qtpy.QtCore import QTimer
+
+from ..engine import FewcellError, Progress
+from ..engine.prompt import apply_corrections, corrections_from_edit, merge_corrections
+from ..engine.prompt.live import LiveSession, Patch
+from .layers import RESULT_KEY
+
+DEBOUNCE_MS = 300  #: live update waits this long after the last stroke
+VIEW_DONE = "view done"  #: the Progress message after the patches of the view
+
+
+@dataclasses.dataclass
+class ResultRecord:
+    """The widget's latest result layer and what it wrote there (``produced``); ``corrections`` gathered so far."""
+
+    layer: object
+    produced: np.ndarray
+    target: str  #: name of the image layer segmented
+    plane: tuple  #: the plane's leading indices (() for a 2D image or a whole stack)
+    stack: bool  #: the result is a whole stack (Z×Y×X)
+    foreground: int | None  #: instance results: the class of every object (corrections map to it)
+    images: object  #: the image (2D) or stack the result is of (corrections are keys from it)
+    corrections: np.ndarray | None = None
+
+    def harvest(self, viewer, boxes=()) -> np.ndarray | None:
+        """Merge the user's edits of the layer since it was written into ``corrections``; None if the layer is
+        gone from the viewer."""
+        if self.layer not in viewer.layers:
+            return None
+        edits = corrections_from_edit(self.produced, np.asarray(self.layer.data), boxes, self.foreground)
+        self.corrections = merge_corrections(self.corrections, edits)
+        self.produced = np.array(self.layer.data, copy=True)
+        return self.corrections
+
+    def pairs(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(image plane, corrections) of every plane holding a correction."""
+        corr = self.corrections
+        if corr is None or not (corr >= 0).any():
+            return []
+        if not self.stack:
+            return [(self.images, corr)]
+        return [(self.images[z], corr[z]) for z in range(len(corr)) if (corr[z] >= 0).any()]
+
+
+def corrections_text(notes: dict, plane_note: str = "") -> str:
+    """What the status says of the prompt's boxes and corrections."""
+    parts = []
+    if notes.get("overlap_pixels"):
+        parts.append(f"{notes['overlap_pixels']} pixels lie in two boxes: the later box's labels count")
+    if notes.get("strokes"):
+        parts.append(f"{notes['stroke_pixels']} corrected pixels ({notes['strokes']} strokes{plane_note}) joined "
+                     "the prompt")
+    if notes.get("inside_box_pixels"):
+        parts.append(f"{notes['inside_box_pixels']} corrected pixels inside a box were ignored (the box's labels "
+                     "win)")
+    return "; ".join(parts)
+
+
+@thread_worker(start_thread=False)
+def _live_run(make):
+    """Drive a live generator; a FewcellError ends it with its sentence (returned)."""
+    try:
+        yield from make()
+    except FewcellError as err:
+        return str(err)
+    return None
+
+
+class LiveMode:
+    """Live update of one result layer while the user paints (see the module docstring)."""
+
+    def __init__(self, widget, check):
+        self.widget, self.check = widget, check
+        self.timer = QTimer()
+        self.timer.setSingleShot(True)
+        self.timer.setInterval(DEBOUNCE_MS)
+        self.timer.timeout.connect(self.update)
+        self.session: LiveSession | None = None
+        self.session_key = None
+        self.worker = None
+        self.pending = self.hold = False
+        self.boxes: list = []
+        self.watched: list = []
+        self.layer = None  #: the live result layer
+        self.corrections: np.ndarray | None = None
+        self.started = self.finished = self.stopped = 0  #: runs started, run to the end, stopped by a newer one
+        self.stroke_at = self.view_at = None  #: perf_counter of the last stroke and of the last view update
+        check.toggled.connect(self.toggled)
+
+    # ---------------------------------------------------------------- switching on and off
+    def toggled(self, on: bool) -> None:
+        if not on:
+            self.unwatch()
+            self.timer.stop()
+            if self.worker is not None:
+                self.worker.quit()
+            return
+        try:
+            self.widget.check_live()
+        except FewcellError as err:
+            self.check.setChecked(False)
+            self.widget.status.setText(str(err))
+            return
+        self.watch()
+        self.schedule()
+
+    def watch(self) -> None:
+        self.unwatch()
+        for layer, event in self.widget.live_sources():
+            getattr(layer.events, event).connect(self.on_edit)
+            self.watched.append((layer, event))
+        if self.layer is not None:
+            self.layer.events.paint.connect(self.on_correction)
+            self.watched.append((self.layer, "paint"))
+
+    def unwatch(self) -> None:
+        for layer, event in self.watched:
+            getattr(layer.events, event).disconnect(self.on_edit if event != "paint" or layer is not self.layer
+                                                    else self.on_correction)
+        self.watched = []
+
+    # ---------------------------------------------------------------- events
+    def on_edit(self, event=None) -> None:
+        self.schedule()
+
+    def on_correction(self, event=None) -> None:
+        """A stroke on the live result: a correction. napari announces a stroke before it writes it, so the
+        pixels are compared with what was written a moment later; meanwhile no stale patch is written."""
+        self.hold = True
+        QTimer.singleShot(0, self.harvest)
+
+    def harvest(self) -> None:
+        self.hold = False
+        if self.layer is None:
+            return
+        edits = corrections_from_edit(self.produced, np.asarray(self.layer.data), self.boxes)
+        self.corrections = merge_corrections(self.corrections, edits)
+        self.produced = np.array(self.layer.data, copy=True)
+        self.schedule()
+
+    def schedule(self) -> None:
+        """(Re)start the debounce timer: one update DEBOUNCE_MS after the last of a burst of edits."""
+        self.stroke_at = time.perf_counter()
+        self.timer.start()
+
+    # ---------------------------------------------------------------- runs
+    def update(self) -> None:
+        if self.worker is not None:  # one run at a time: stop the stale one, start when it has stopped
+            self.pending = True
+            self.worker.quit()
+            return
+        try:
+            job = self.widget.collect_live()
+        except FewcellError as err:
+            self.widget.status.setText(str(err))
+            return
+        self.boxes = job["boxes"]
+        if self.session is None or self.session_key != job["session_key"]:
+            self.session, self.session_key = LiveSession(job["segmenter"], job["image"]), job["session_key"]
+            self.layer = None
+        self.ensure_layer(job)
+        corrections = [(job["image"], self.corrections)] if self.corrections is not None else None
+        seg, session, view = job["segmenter"], self.session, job["view"]
+
+        def make():
+            yield Progress(0, 0, "preparing the prompt")
+            prompt = seg.prepare_prompt_boxes(job["prompt"], job["labels"], job["boxes"], corrections)
+            self.notes = prompt.notes
+            for item in session.run(prompt, view):
+                yield item
+                if isinstance(item, Progress) and item.message == "segmenting the rest of the image":
+                    yield Progress(0, 0, VIEW_DONE)
+
+        self.worker = worker = _live_run(make)
+        worker.yielded.connect(lambda item: self.on_item(worker, item))
+        worker.returned.connect(lambda error: self.on_returned(worker, error))
+        worker.finished.connect(lambda: self.on_finished(worker))
+        self.started += 1
+        worker.start()
+
+    def ensure_layer(self, job) -> None:
+        if self.layer is not None and self.layer in self.widget.viewer.layers:
+            return
+        shape = job["image"].shape[:2]
+        self.produced = np.zeros(shape, np.uint8)
+        self.corrections = None
+        self.layer = self.widget.viewer.add_labels(
+            self.produced.copy(), name=f"{job['name']} fewcell live", scale=job["scale"][-2:],
+            translate=job["translate"][-2:], metadata={RESULT_KEY: True})
+        self.watch()
+
+    def on_item(self, worker, item) -> None:
+        if worker is not self.worker or self.layer is None or self.hold:
+            return
+        if isinstance(item, Patch):
+            labels = item.labels
+            if self.corrections is not None:  # what the user painted stays
+                labels = apply_corrections(labels, self.corrections[item.rows, item.cols])
+            if labels.max(initial=0) > np.iinfo(self.layer.data.dtype).max:
+                self.layer.data = self.layer.data.astype(np.uint16)
+                self.produced = self.produced.astype(np.uint16)
+            self.layer.data[item.rows, item.cols] = labels
+            self.produced[item.rows, item.cols] = labels
+            self.layer.refresh()
+        elif item.message == VIEW_DONE:
+            self.view_at = time.perf_counter()
+            self.widget.status.setText("Live: the view is up to date; segmenting the rest…")
+
+    def on_returned(self, worker, error) -> None:
+        if worker is self.worker and error:
+            self.widget.status.setText(error)
+
+    def on_finished(self, worker) -> None:
+        if worker is not self.worker:
+            return
+        if self.pending:
+            self.stopped += 1
+        else:
+            self.finished += 1
+            notes = corrections_text(getattr(self, "notes", {}))
+            self.widget.status.setText("Live: up to date." + (f" {notes}." if notes else ""))
+        self.worker = None
+        if self.pending:
+            self.pending = False
+            self.update()

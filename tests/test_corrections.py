@@ -1,0 +1,139 @@
+"""Several prompt boxes and correction strokes (issue 14, item 1): the engine side."""
+import numpy as np
+import pytest
+import torch
+
+from napari_fewcell.engine import FewcellError, PromptParams, Segmenter
+from napari_fewcell.engine.prompt import apply_corrections, corrections_from_edit, merge_corrections
+from napari_fewcell.engine.prompt.adapt import BoxData, PromptSource, pixel_groups
+from napari_fewcell.engine.prompt.corrections import PART_PIXELS, correction_parts
+
+from .conftest import blobs, dice_mean
+
+
+@pytest.fixture(scope="module")
+def seg():
+    return Segmenter(PromptParams(device="cpu", adapt="none"))
+
+
+def squares_and_discs(seed=0):
+    """Bright discs (class 1) in the left half, mid-grey squares in the right half that the user calls
+    background (debris, say), dark background: a box on the left never shows a square."""
+    rng = np.random.default_rng(seed)
+    img = rng.normal(0.1, 0.02, (160, 256)).astype(np.float32)
+    truth = np.zeros(img.shape, np.uint8)
+    yy, xx = np.mgrid[:160, :256]
+    for cy, cx in [(30, 30), (30, 90), (90, 40), (130, 100), (100, 100)]:
+        disc = (yy - cy) ** 2 + (xx - cx) ** 2 < 81
+        img[disc], truth[disc] = 0.9, 1
+    for cy, cx in [(30, 180), (90, 160), (90, 220), (135, 190), (40, 235)]:
+        img[cy - 8 : cy + 8, cx - 8 : cx + 8] = 0.45
+    return img, truth
+
+
+def test_corrections_from_an_edit_skip_boxes_and_map_instances():
+    produced = np.zeros((20, 20), np.uint8)
+    edited = produced.copy()
+    edited[2:4, 2:4] = 1  # painted
+    edited[10:12, 10:12] = 1  # painted inside the box below: ignored
+    corr = corrections_from_edit(produced, edited, boxes=[(8, 8, 6, 6)])
+    assert (corr[2:4, 2:4] == 1).all() and (corr >= 0).sum() == 4
+    inst = np.zeros((20, 20), np.uint16)
+    inst[5:7, 5:7] = 7
+    edited = inst.copy()
+    edited[5:7, 5:7] = 0  # a false object erased
+    edited[15:17, 15:17] = 3  # a missed object painted with an instance id
+    corr = corrections_from_edit(inst, edited, foreground=2)
+    assert (corr[5:7, 5:7] == 0).all() and (corr[15:17, 15:17] == 2).all() and (corr >= 0).sum() == 8
+    with pytest.raises(FewcellError, match="size"):
+        corrections_from_edit(produced, np.zeros((20, 21), np.uint8))
+
+
+def test_merge_and_apply_corrections_keep_the_users_pixels():
+    first = np.full((6, 6), -1, np.int32)
+    first[0, 0] = 1
+    second = np.full((6, 6), -1, np.int32)
+    second[0, 0], second[5, 5] = 0, 2
+    merged = merge_corrections(first, second)
+    assert merged[0, 0] == 0 and merged[5, 5] == 2 and (merged >= 0).sum() == 2
+    out = apply_corrections(np.ones((6, 6), np.uint8), merged)
+    assert out[0, 0] == 0 and out[5, 5] == 2 and out[1, 1] == 1 and out.dtype == np.uint8
+
+
+def test_strokes_become_parts_close_ones_joined_big_ones_thinned():
+    corr = np.full((700, 700), -1, np.int32)
+    corr[10, 10:20] = 1
+    corr[14, 10:20] = 0  # 4 px from the first stroke: the same part
+    corr[100, 100:110] = 1  # far: a part of its own
+    corr[52:56, 52:56] = 1  # inside the box below: ignored and counted
+    parts, inside = correction_parts(corr, [(50, 50, 10, 10)])
+    assert inside == 16 and len(parts) == 2
+    (rect, mask, values), (rect2, mask2, values2) = parts
+    assert rect == (10, 10, 5, 10) and mask.sum() == 20 and sorted(np.unique(values)) == [0, 1]
+    assert rect2 == (100, 100, 1, 10) and (values2 == 1).all()
+    fill = np.zeros((700, 700), np.int32)  # a flood fill of the whole image as background
+    parts, _ = correction_parts(fill, [])
+    assert len(parts) == 4  # cut into rectangles of at most 512 px
+    assert all(m.sum() <= PART_PIXELS and r[2] <= 512 and r[3] <= 512 for r, m, _ in parts)
+
+
+def test_several_boxes_count_overlaps_once_and_adapt_together(blob_image):
+    img, mask = blob_image
+    seg = Segmenter(PromptParams(device="cpu", adapt="fuse", trees=10))
+    boxes = [(10, 10, 40, 40), (30, 30, 40, 40), (80, 70, 40, 40)]
+    prompt = seg.prepare_prompt_boxes(img, mask, boxes)
+    assert prompt.labels.size == 3 * 1600 - 400 and prompt.notes["overlap_pixels"] == 400
+    assert prompt.boxes == boxes and [s.kind for s in prompt.sources] == ["box"] * 3
+    out = seg.segment(img, prompt)
+    assert prompt.path == "fuse" and set(prompt.check) == {"none", "fuse"}
+    assert dice_mean(out, mask) > 0.8
+    with pytest.raises(FewcellError, match="size of the prompt image"):
+        seg.prepare_prompt_boxes(img, mask[10:50, 10:50], boxes[:2])
+
+
+def test_self_check_groups_hold_out_boxes_and_never_score_strokes():
+    def src(kind, n=8, mask=None):
+        return PromptSource(np.zeros((3, n, n), np.float32), (0, 0), (n, n), mask, kind)
+
+    stroke = np.zeros((8, 8), bool)
+    stroke[2, :5] = True
+    one = pixel_groups([src("box"), src("stroke", mask=stroke)])
+    assert sorted(np.unique(one[:64])) == [0, 1, 2, 3] and (one[64:] == 4).all()
+    two = pixel_groups([src("box"), src("box"), src("stroke", mask=stroke)])
+    assert (two[:64] == 0).all() and (two[64:128] == 1).all() and (two[128:] == 2).all()
+    y = np.r_[np.zeros(100, int), np.ones(33, int)]
+    box = BoxData(torch.zeros(133, 4), y, [src("box"), src("box"), src("stroke", mask=stroke)], 0.1, buffer=2)
+    assert list(box.held_groups) == [0, 1] and box.scored.sum() == 128
+    assert not box.train_mask(0)[:64].any() and box.train_mask(0)[64:].all()  # another box is not near
+
+
+def test_one_box_a_correction_fixes_what_the_box_never_showed(seg):
+    img, truth = squares_and_discs()
+    box = (10, 10, 64, 64)  # discs and background only
+    plain = seg.prepare_prompt_boxes(img, truth, [box])
+    before = seg.segment(img, plain)
+    square = (slice(82, 98), slice(152, 168))
+    assert (before[square] == 1).mean() > 0.5  # objects the box never showed: taken for discs
+    corr = np.full(img.shape, -1, np.int32)
+    corr[88:92, 154:166] = 0  # one stroke across one square: "background"
+    fixed = seg.prepare_prompt_boxes(img, truth, [box], corrections=corr)
+    assert fixed.notes["strokes"] == 1 and fixed.notes["stroke_pixels"] == 48
+    after = seg.segment(img, fixed)
+    others = np.zeros(img.shape, bool)
+    for cy, cx in [(30, 180), (90, 220), (135, 190), (40, 235)]:  # the squares nobody painted
+        others[cy - 8 : cy + 8, cx - 8 : cx + 8] = True
+    assert (after[others] == 0).mean() > (before[others] == 0).mean() + 0.3
+    assert dice_mean(after, truth) > dice_mean(before, truth)
+
+
+def test_a_correction_alone_may_bring_the_second_class(seg):
+    img, mask = blobs((128, 128), seed=4)
+    empty = (0, 0, 20, 20)
+    assert not mask[:20, :20].any()
+    with pytest.raises(FewcellError, match="class"):
+        seg.prepare_prompt_boxes(img, mask, [empty])
+    corr = np.where(mask > 0, 1, -1).astype(np.int32)
+    prompt = seg.prepare_prompt_boxes(img, mask, [empty], corrections=corr)
+    assert sorted(np.unique(prompt.labels)) == [0, 1]
+    with pytest.raises(FewcellError, match="size of the image"):
+        seg.prepare_prompt_boxes(img, mask, [empty], corrections=corr[:50])
