@@ -174,18 +174,21 @@ class LiveMode:
             self.session, self.session_key = LiveSession(job["segmenter"], job["image"]), job["session_key"]
             self.layer = None
         self.ensure_layer(job)
-        corrections = [(job["image"], self.corrections)] if self.corrections is not None else None
-        seg, session, view = job["segmenter"], self.session, job["view"]
+        seg, session, view, same = job["segmenter"], self.session, job["view"], job["same_image"]
+        corrections = self.corrections if same else [(job["image"], self.corrections)]
+        corrections = None if self.corrections is None else corrections
 
         def make():
             yield Progress(0, 0, "preparing the prompt")
-            prompt = seg.prepare_prompt_boxes(job["prompt"], job["labels"], job["boxes"], corrections)
+            prompt = seg.prepare_prompt_boxes(job["prompt"], job["labels"], job["boxes"], corrections,
+                                              session.region_embeddings if same else None)
             self.notes = prompt.notes
             for item in session.run(prompt, view):
                 yield item
                 if isinstance(item, Progress) and item.message == "segmenting the rest of the image":
                     yield Progress(0, 0, VIEW_DONE)
 
+        self.view_shown, self.unshown = False, 0
         self.worker = worker = _live_run(make)
         worker.yielded.connect(lambda item: self.on_item(worker, item))
         worker.returned.connect(lambda error: self.on_returned(worker, error))
@@ -216,10 +219,19 @@ class LiveMode:
                 self.produced = self.produced.astype(np.uint16)
             self.layer.data[item.rows, item.cols] = labels
             self.produced[item.rows, item.cols] = labels
-            self.layer.refresh()
+            self.unshown += 1
+            if item.final or self.view_shown:  # the view's patches are shown together (one refresh)
+                self.show()
         elif item.message == VIEW_DONE:
+            self.show()
+            self.view_shown = True
             self.view_at = time.perf_counter()
             self.widget.status.setText("Live: the view is up to date; segmenting the rest…")
+
+    def show(self) -> None:
+        if self.unshown:
+            self.layer.refresh()
+            self.unshown = 0
 
     def on_returned(self, worker, error) -> None:
         if worker is self.worker and error:
@@ -228,6 +240,8 @@ class LiveMode:
     def on_finished(self, worker) -> None:
         if worker is not self.worker:
             return
+        if self.layer is not None and not self.pending:
+            self.show()
         if self.pending:
             self.stopped += 1
         else:

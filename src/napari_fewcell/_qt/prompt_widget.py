@@ -310,8 +310,9 @@ class PromptSegmentationWidget(QWidget):
         job = self._collect()
         target = self._layer(self.image_combo.currentText(), Image, "image to segment")
         key = self._params_key()
+        _, prompt_image = self._target_and_prompt_images()
         return {**job, "segmenter": self._get_segmenter(key), "session_key": (id(target), key), "image": job["target"],
-                "view": np.asarray(target.corner_pixels)}
+                "view": np.asarray(target.corner_pixels), "same_image": prompt_image is target}
 
     def _collect_job(self) -> dict:
         job = self._collect()

@@ -48,6 +48,9 @@ def naive_attention(x: torch.Tensor, p: torch.Tensor, q: torch.Tensor, tau: floa
 
 #: at most this many query × key scores are held at once (256 MB of float32)
 MAX_SCORES = 2**26
+#: up to this many keys (prototypes), a plain matmul + softmax: 1.6× faster than torch's fused kernel on a 2-core
+#: CPU for 1 Mpx × 128 keys (the fused kernel pays off for the exact path's thousands of keys)
+SMALL_KEYS = 1024
 
 
 def attend(x: torch.Tensor, prompt: PromptKeys, tau: float, chunk: int = 65536) -> torch.Tensor:
@@ -58,6 +61,8 @@ def attend(x: torch.Tensor, prompt: PromptKeys, tau: float, chunk: int = 65536) 
     if tau <= 0 or not np.isfinite(tau):
         raise FewcellError(f"The temperature τ must be a positive number, not {tau}.")
     chunk = max(1, min(chunk, MAX_SCORES // max(1, prompt.keys.shape[0])))
+    if prompt.keys.shape[0] <= SMALL_KEYS:
+        return small_attend(x, prompt, tau, chunk)
     k = prompt.keys[None, None]  # (1, 1, M, D)
     v = prompt.values[None, None].to(x.dtype)
     mask = None if prompt.bias is None else prompt.bias.to(x.dtype)[None, None, None, :]
@@ -67,6 +72,18 @@ def attend(x: torch.Tensor, prompt: PromptKeys, tau: float, chunk: int = 65536) 
         o = F.scaled_dot_product_attention(qx, k, v, attn_mask=mask, scale=1.0 / tau)
         out.append(o[0, 0])
     return torch.cat(out) if len(out) > 1 else out[0]
+
+
+def small_attend(x: torch.Tensor, prompt: PromptKeys, tau: float, chunk: int) -> torch.Tensor:
+    """``attend`` for a few keys: softmax(x·kᵀ/τ + bias) @ v by matmul, ``chunk`` queries at a time."""
+    keys, values = prompt.keys.to(x.dtype), prompt.values.to(x.dtype)
+    bias = torch.zeros(keys.shape[0], dtype=x.dtype, device=x.device) if prompt.bias is None else \
+        prompt.bias.to(x.dtype)
+    out = torch.empty(x.shape[0], values.shape[1], dtype=x.dtype, device=x.device)
+    for start in range(0, x.shape[0], chunk):
+        scores = torch.addmm(bias, x[start : start + chunk], keys.T, alpha=1.0 / tau)
+        out[start : start + chunk] = torch.softmax(scores, dim=1) @ values
+    return out
 
 
 def one_hot_labels(labels: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:

@@ -65,6 +65,20 @@ class LiveSession:
             self.cache[i] = emb.to(torch.float16)
         return self.cache[i]
 
+    def region_embeddings(self, rect) -> torch.Tensor:
+        """(h·w, D) float32 embeddings of the rectangle (y, x, h, w) from the cached tiles (a prompt box on this
+        image costs no network run: ``Segmenter.prepare_prompt_boxes(..., embeddings=...)``)."""
+        y, x, h, w = rect
+        out = None
+        for i, t in enumerate(self.tiles):
+            y0, y1, x0, x1 = max(y, t.ty), min(y + h, t.ty1), max(x, t.tx), min(x + w, t.tx1)
+            if y1 <= y0 or x1 <= x0:
+                continue
+            emb = self.embedding(i)
+            out = torch.empty(emb.shape[0], h, w) if out is None else out
+            out[:, y0 - y : y1 - y, x0 - x : x1 - x] = emb[:, y0 - t.ty : y1 - t.ty, x0 - t.tx : x1 - t.tx].float()
+        return out.reshape(out.shape[0], -1).T.contiguous()
+
     def embed_iter(self, view=None) -> Generator[Progress, None, None]:
         """Fill the cache, the tiles in view first (e.g. when live mode is switched on, before any stroke)."""
         order = self.order(view_box(view, self.shape))

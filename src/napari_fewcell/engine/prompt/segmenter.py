@@ -178,7 +178,8 @@ class Segmenter:
         the intensity range comes from the same strided sample, so the prompt is the same as from memory."""
         return self.prepare_prompt_boxes(image, labels, [box])
 
-    def prepare_prompt_boxes(self, image, labels, boxes: Sequence[Iterable[int]], corrections=None) -> Prompt:
+    def prepare_prompt_boxes(self, image, labels, boxes: Sequence[Iterable[int]], corrections=None,
+                             embeddings: Callable[[Box], torch.Tensor] | None = None) -> Prompt:
         """The prompt of one or several boxes of one image, plus correction strokes: every box's labelled pixels
         and every corrected pixel are keys of the attention, and adaptation (``PromptParams.adapt``) learns from
         them all (its self-check holds out each box in turn; with one box, each quarter of it).
@@ -187,7 +188,9 @@ class Segmenter:
         boxes counts once, for the later box. ``corrections``: None, an (H, W) int array the size of the image
         (−1: not corrected, v ≥ 0: the pixel is class v, e.g. from :func:`corrections_from_edit`), or a list of
         (image, corrections) pairs for strokes on other images (planes) than the prompt's. Corrected pixels
-        inside a box are ignored (the box's labels win). ``image`` may be a :class:`LazyImage`.
+        inside a box are ignored (the box's labels win). ``image`` may be a :class:`LazyImage`. ``embeddings``:
+        a function giving the (h·w, D) embeddings of a rectangle (y, x, h, w) of ``image`` that are already
+        known (live update caches the whole image's), instead of running the network on it.
         """
         if not isinstance(image, LazyImage):
             image = LazyImage(as_image2d(image, "prompt image"), "prompt image")
@@ -201,13 +204,15 @@ class Segmenter:
                                      several=len(boxes) > 1)
             keep = later_boxes_mask(box, checked[i + 1 :])
             notes["overlap_pixels"] += int((~keep).sum())
-            parts.append((*self.cut_part(image, rng, box, keep if not keep.all() else None), lab[keep]))
+            parts.append((*self.cut_part(image, rng, box, keep if not keep.all() else None, "box", embeddings),
+                          lab[keep]))
         for img, corr in correction_sets(image, corrections):
             strokes, inside = correction_parts(corr, checked)
             notes["inside_box_pixels"] = notes.get("inside_box_pixels", 0) + inside
             r = img.intensity_range() if img is not image else rng
             for rect, mask, values in strokes:
-                parts.append((*self.cut_part(img, r, rect, mask, "stroke"), values))
+                known = embeddings if img is image else None
+                parts.append((*self.cut_part(img, r, rect, mask, "stroke", known), values))
         strokes = [s for _, s, _ in parts if s.kind == "stroke"]
         notes.update(strokes=len(strokes), stroke_pixels=sum(s.size for s in strokes))
         lab = np.concatenate([v for _, _, v in parts])
@@ -219,12 +224,13 @@ class Segmenter:
                       sources=[s for _, s, _ in parts], boxes=checked, notes=notes,
                       weights=None if (weights == 1).all() else weights)
 
-    def cut_part(self, image: LazyImage, rng, rect: Box, mask=None, kind: str = "box"):
-        """(embeddings (N, D) of the labelled pixels of ``rect``, its :class:`PromptSource`), read with context."""
+    def cut_part(self, image: LazyImage, rng, rect: Box, mask=None, kind: str = "box", embeddings=None):
+        """(embeddings (N, D) of the labelled pixels of ``rect``, its :class:`PromptSource`), read with context
+        (``embeddings``: a function giving the rectangle's, instead of the network)."""
         y0, y1, x0, x1 = with_context(rect, max(CONTEXT, self.params.margin), image.shape)
         sub = image.read(slice(y0, y1), slice(x0, x1))
         inner = (rect[0] - y0, rect[1] - x0, rect[2], rect[3])
-        emb = self.embed_box(sub, inner, rng)
+        emb = self.embed_box(sub, inner, rng) if embeddings is None else embeddings(rect)
         emb = emb if mask is None else emb[torch.from_numpy(mask.reshape(-1))]
         return emb, PromptSource.cut(sub, rng, inner, mask, kind)
 
