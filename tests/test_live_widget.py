@@ -122,6 +122,7 @@ def test_live_a_stroke_gives_exactly_one_update_of_one_layer(viewer_widget, qtbo
     expected = seg.segment(img, seg.prepare_prompt_boxes(img, labels.data, boxes))
     assert (layer.data == expected).mean() > 0.999  # the same labels as Segment (embeddings cached as float16)
     assert "Live: up to date" in widget.status.text()
+    assert layer.metadata["fewcell"]["live"] and layer.metadata["fewcell"]["boxes"] == [list(b) for b in boxes]
 
 
 def test_live_a_second_stroke_cancels_the_first_run(viewer_widget, qtbot):

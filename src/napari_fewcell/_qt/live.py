@@ -182,7 +182,7 @@ class LiveMode:
             yield Progress(0, 0, "preparing the prompt")
             prompt = seg.prepare_prompt_boxes(job["prompt"], job["labels"], job["boxes"], corrections,
                                               session.region_embeddings if same else None)
-            self.notes = prompt.notes
+            self.notes, self.prompt = prompt.notes, (seg, prompt, job["boxes"])
             for item in session.run(prompt, view):
                 yield item
                 if isinstance(item, Progress) and item.message == "segmenting the rest of the image":
@@ -246,6 +246,9 @@ class LiveMode:
             self.stopped += 1
         else:
             self.finished += 1
+            if self.layer is not None and getattr(self, "prompt", None) is not None:
+                seg, prompt, boxes = self.prompt
+                self.layer.metadata["fewcell"] = {**seg.provenance(prompt, boxes), "live": True}
             notes = corrections_text(getattr(self, "notes", {}))
             self.widget.status.setText("Live: up to date." + (f" {notes}." if notes else ""))
         self.worker = None
