@@ -16,6 +16,8 @@ from .engine import (
     SuggestParams,
     TrainParams,
     annotate,
+    apply_corrections,
+    corrections_from_edit,
     estimate_text,
     fit,
     fit_iter,
@@ -37,5 +39,5 @@ __all__ = [
     "SegModel", "Segmenter", "TrainParams", "__version__", "annotate", "fit", "fit_iter", "instance_labels",
     "open_model", "pseudolabel", "pseudolabel_iter", "run", "segment", "support", "train_iter", "Session",
     "SessionParams", "SuggestParams", "Suggestion", "scorer_for", "suggest_iter",
-    "Adaptation", "estimate_text",
+    "Adaptation", "estimate_text", "apply_corrections", "corrections_from_edit",
 ]

@@ -11,7 +11,16 @@ from .core.progress import Progress, run
 from .fewshot import Extractors, Perceptron, PerceptronParams, fit, fit_iter, support
 from .models import open_model
 from .partial import PseudoParams, PseudoResult, SegModel, TrainParams, pseudolabel, pseudolabel_iter, train_iter
-from .prompt import Adaptation, Prompt, PromptParams, Segmenter, estimate_text, segment
+from .prompt import (
+    Adaptation,
+    Prompt,
+    PromptParams,
+    Segmenter,
+    apply_corrections,
+    corrections_from_edit,
+    estimate_text,
+    segment,
+)
 from .suggest import Session, SessionParams, Suggestion, SuggestParams, scorer_for, suggest_iter
 
 __all__ = [
@@ -19,5 +28,5 @@ __all__ = [
     "Prompt", "PromptParams", "PseudoParams", "PseudoResult", "SegModel", "Segmenter", "TrainParams", "annotate",
     "fit", "fit_iter", "instance_labels", "open_model", "pseudolabel", "pseudolabel_iter", "run", "segment",
     "support", "train_iter", "Session", "SessionParams", "SuggestParams", "Suggestion", "scorer_for", "suggest_iter",
-    "Adaptation", "estimate_text",
+    "Adaptation", "estimate_text", "apply_corrections", "corrections_from_edit",
 ]
