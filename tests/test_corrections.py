@@ -66,13 +66,14 @@ def test_strokes_become_parts_close_ones_joined_big_ones_thinned():
     corr[14, 10:20] = 0  # 4 px from the first stroke: the same part
     corr[100, 100:110] = 1  # far: a part of its own
     corr[52:56, 52:56] = 1  # inside the box below: ignored and counted
-    parts, inside = correction_parts(corr, [(50, 50, 10, 10)])
-    assert inside == 16 and len(parts) == 2
+    parts, inside, outside = correction_parts(corr, [(50, 50, 10, 10)])
+    assert inside == 16 and outside == 30 and len(parts) == 2
     (rect, mask, values), (rect2, mask2, values2) = parts
     assert rect == (10, 10, 5, 10) and mask.sum() == 20 and sorted(np.unique(values)) == [0, 1]
     assert rect2 == (100, 100, 1, 10) and (values2 == 1).all()
     fill = np.zeros((700, 700), np.int32)  # a flood fill of the whole image as background
-    parts, _ = correction_parts(fill, [])
+    parts, _, outside = correction_parts(fill, [])
+    assert outside == 700 * 700
     assert len(parts) == 4  # cut into rectangles of at most 512 px
     assert all(m.sum() <= PART_PIXELS and r[2] <= 512 and r[3] <= 512 for r, m, _ in parts)
 
@@ -121,7 +122,7 @@ def test_one_box_a_correction_fixes_what_the_box_never_showed():
     corr = np.full(img.shape, -1, np.int32)
     corr[88:92, 152:168] = 1  # one stroke across one square
     fixed = seg.prepare_prompt_boxes(img, truth, [box], corrections=corr)
-    assert fixed.notes["strokes"] == 1 and fixed.notes["stroke_pixels"] == 64
+    assert fixed.notes["strokes"] == 1 and fixed.notes["stroke_pixels"] == 64 == fixed.notes["stroke_keys"]
     assert [s.kind for s in fixed.sources] == ["box", "stroke"]
     after = seg.segment(img, fixed)
     assert (after[others] == 1).mean() > 0.9

@@ -64,7 +64,7 @@ def corrections_text(notes: dict, plane_note: str = "") -> str:
         parts.append(f"{notes['overlap_pixels']} pixels lie in two boxes: the later box's labels count")
     if notes.get("strokes"):
         parts.append(f"{notes['stroke_pixels']} corrected pixels ({notes['strokes']} strokes{plane_note}) joined "
-                     "the prompt")
+                     f"the prompt ({notes['stroke_keys']} of them as keys)")
     if notes.get("inside_box_pixels"):
         parts.append(f"{notes['inside_box_pixels']} corrected pixels inside a box were ignored (the box's labels "
                      "win)")

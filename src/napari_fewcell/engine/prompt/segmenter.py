@@ -206,15 +206,17 @@ class Segmenter:
             notes["overlap_pixels"] += int((~keep).sum())
             parts.append((*self.cut_part(image, rng, box, keep if not keep.all() else None, "box", embeddings),
                           lab[keep]))
+        notes["stroke_pixels"] = 0
         for img, corr in correction_sets(image, corrections):
-            strokes, inside = correction_parts(corr, checked)
+            strokes, inside, outside = correction_parts(corr, checked)
             notes["inside_box_pixels"] = notes.get("inside_box_pixels", 0) + inside
+            notes["stroke_pixels"] += outside
             r = img.intensity_range() if img is not image else rng
             for rect, mask, values in strokes:
                 known = embeddings if img is image else None
                 parts.append((*self.cut_part(img, r, rect, mask, "stroke", known), values))
         strokes = [s for _, s, _ in parts if s.kind == "stroke"]
-        notes.update(strokes=len(strokes), stroke_pixels=sum(s.size for s in strokes))
+        notes.update(strokes=len(strokes), stroke_keys=sum(s.size for s in strokes))
         lab = np.concatenate([v for _, _, v in parts])
         require_two_classes(lab, "prompt box holds" if len(parts) == 1 else "prompt boxes and corrections hold",
                             ONE_CLASS_HINT)
@@ -265,7 +267,8 @@ class Segmenter:
         p = self.params
         return {
             "version": __version__, "boxes": [list(map(int, b)) for b in (boxes or prompt.boxes or [prompt.box])],
-            "corrections": {k: prompt.notes[k] for k in ("strokes", "stroke_pixels") if k in prompt.notes},
+            "corrections": {k: prompt.notes[k] for k in ("strokes", "stroke_pixels", "stroke_keys")
+                            if k in prompt.notes},
             "weights": getattr(self.model, "weights_path", "an in-memory network"),
             "weights_sha256": getattr(self.model, "weights_sha256", None),
             "tau": self.tau, "attention": p.attention, "prototypes": p.prototypes, "adapt": p.adapt,
