@@ -1,7 +1,9 @@
 """How much a correction pixel should count in the attention (``PromptParams.stroke_weight``), chosen on TRAIN
 images only: per set, seeded 64×64 boxes on train images; the one-box result on the prompt image gives the
-stroke (a brush of radius 2 px along the skeleton of the largest wrong region outside the box, at most 150 px
-of skeleton); the prompt with the stroke is scored on other train images (mean of fg and bg Dice %). With
+stroke (``common.correction_stroke``, the rule of bench_boxes.py: a brush of radius 2 px along the skeleton of the
+largest wrong region outside the box, at most 150 px of skeleton; the reports in results/stroke_*_val.md were made
+with an earlier copy of it that took 4-connected regions and a diamond brush); the prompt
+with the stroke is scored on other train images (mean of fg and bg Dice %). With
 ``--band R``, a last column adds to the stroke (weight 1) the band of pixels within R px of it that the user left
 unchanged, labelled with the one-box result (the issue's "band of already-correct result pixels").
 
@@ -12,34 +14,13 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-from common import BOX, Dataset, dice_pct, finish_report, log, report_header, seeded_box, set_threads
+from common import BOX, Dataset, correction_stroke, dice_pct, finish_report, log, report_header, seeded_box, set_threads
 from scipy import ndimage as ndi
-from skimage.morphology import skeletonize
 
 from napari_fewcell.engine.prompt import PromptParams, Segmenter
 
 SETS = {"isbi2012_membrane": "../runs/lodo_isbi_episodic.pt", "usiigaci_phase_contrast_cells": None,
         "tem_myelinated_axons": None}
-
-
-def stroke_on_worst_error(pred: np.ndarray, truth: np.ndarray, box, radius: int = 2, length: int = 150):
-    """The corrections array (−1 elsewhere) of one brush stroke along the largest wrong region outside the box."""
-    wrong = pred != truth
-    y, x, h, w = box
-    wrong[y : y + h, x : x + w] = False
-    comps, n = ndi.label(wrong)
-    corr = np.full(truth.shape, -1, np.int32)
-    if not n:
-        return corr
-    big = comps == (1 + int(np.argmax(np.bincount(comps.ravel())[1:])))
-    skel = np.argwhere(skeletonize(big))
-    far = np.unravel_index(np.argmax(ndi.distance_transform_edt(big)), big.shape)
-    skel = skel[np.argsort(((skel - far) ** 2).sum(1))[:length]]
-    line = np.zeros(big.shape, bool)
-    line[tuple(skel.T)] = True
-    brush = ndi.binary_dilation(line, iterations=radius) & big
-    corr[brush] = truth[brush]
-    return corr
 
 
 def main():
@@ -75,7 +56,8 @@ def main():
                 seg = Segmenter(PromptParams(weights=weights, adapt=adapt))
                 one = seg.prepare_prompt_boxes(ds.images[src], ds.labels[src], [box])
                 pred = seg.segment(ds.images[src], one)
-                corr = stroke_on_worst_error(pred, ds.labels[src], box)
+                corr = correction_stroke(pred, ds.labels[src], (y, x))["corrections"]
+                corr = np.full(pred.shape, -1, np.int32) if corr is None else corr
                 px.append(int((corr >= 0).sum()))
                 row = [np.mean([dice_pct(seg.segment(ds.images[i], one), ds.labels[i]) for i in others])]
                 for w in a.weights_to_try:
