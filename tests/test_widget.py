@@ -205,3 +205,36 @@ def test_several_prompt_boxes(viewer_widget, qtbot, sample):
     prompt = seg.prepare_prompt_boxes(sample["image"], labels.data, [(256, 416, 64, 64), second])
     np.testing.assert_array_equal(out.data, seg.segment(sample["image"], prompt))
     assert dice_mean(out.data, sample["truth"]) > 0.8
+
+
+def test_boxes_on_several_planes_of_a_stack(viewer_widget, qtbot):
+    """A 3D box layer over a stack: each rectangle is read from its own plane (the prompt: the plane shown and
+    the others); the provenance lists each box's plane; the result equals the engine's for the same boxes."""
+    viewer, widget = viewer_widget
+    stack = np.stack([blobs(96, 96, seed=s) for s in range(4)])
+    truth = (stack > 100).astype(np.uint8)
+    viewer.add_image(stack, name="stack")
+    labels = viewer.add_labels(np.zeros(stack.shape, np.uint8), name="stack prompt labels")
+    boxes = {0: (10, 10, 40, 40), 2: (40, 30, 40, 40)}
+    for z, (y, x, h, w) in boxes.items():
+        labels.data[z, y : y + h, x : x + w] = truth[z, y : y + h, x : x + w]
+    viewer.add_shapes([np.array([[z, y, x], [z, y, x + w], [z, y + h, x + w], [z, y + h, x]], float)
+                       for z, (y, x, h, w) in boxes.items()], shape_type="rectangle", name=BOX_LAYER)
+    widget._refresh()
+    widget.labels_combo.setCurrentText("stack prompt labels")
+    widget.shapes_combo.setCurrentText(BOX_LAYER)
+    viewer.dims.set_current_step(0, 1)  # no box on the plane shown: the first plane with boxes leads
+    click_and_wait(qtbot, widget)
+    out = viewer.layers["stack fewcell"]
+    meta = out.metadata["fewcell"]
+    assert meta["boxes"] == [list(boxes[0]), list(boxes[2])] and meta["box_planes"] == [0, 2], widget.status.text()
+    assert "2 boxes" in widget.status.text()
+    seg = widget._get_segmenter(widget._params_key())
+    prompt = seg.prepare_prompt_boxes(stack[0], labels.data[0], [boxes[0]], more=[(stack[2], labels.data[2],
+                                                                                    [boxes[2]])])
+    np.testing.assert_array_equal(out.data, seg.segment(stack[1], prompt))
+    labels2d = viewer.add_labels(np.zeros(stack.shape[1:], np.uint8), name="flat labels")
+    widget._refresh()
+    widget.labels_combo.setCurrentText(labels2d.name)
+    qtbot.mouseClick(widget.segment_button, LEFT)
+    assert "labels layer of 4 planes" in widget.status.text()

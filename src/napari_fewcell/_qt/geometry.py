@@ -77,6 +77,20 @@ def rect_of(shapes, verts, image, point) -> tuple[int | None, tuple[int, int, in
     return plane, (int(y0), int(x0), int(y1 - y0), int(x1 - x0))
 
 
+def boxes_by_plane(shapes, image, point) -> dict[int, list[tuple[int, int, int, int]]] | None:
+    """{plane: [(y, x, h, w)]} of every rectangle of a 3D shapes layer over a Z×Y×X (or T×Y×X) image, in drawing
+    order; None when the shapes (or the image) are 2D: the rectangles then lie on whatever plane is shown."""
+    if shapes.ndim < 3 or image.ndim - (3 if getattr(image, "rgb", False) else 2) != 1:
+        return None
+    n = layer_data(image).shape[0]
+    out: dict[int, list] = {}
+    for verts in shapes.data:
+        plane, box = rect_of(shapes, verts, image, point)
+        if plane is not None and 0 <= plane < n:
+            out.setdefault(plane, []).append(box)
+    return out or None
+
+
 def camera_of(viewer):
     scene = getattr(viewer, "scene", None)  # napari >= 0.9 (viewer.camera is deprecated there)
     return scene.camera if scene is not None else viewer.camera

@@ -18,7 +18,17 @@ from qtpy.QtWidgets import (
 
 from ..engine import FewcellError, Progress, PromptParams, Segmenter, estimate_text, instance_labels
 from ..engine.prompt import apply_corrections
-from .geometry import box_corners, box_in_view, from_world, plane_at, shape2d, to_world, whole_stack
+from .geometry import (
+    box_corners,
+    box_in_view,
+    boxes_by_plane,
+    from_world,
+    layer_data,
+    plane_at,
+    shape2d,
+    to_world,
+    whole_stack,
+)
 from .jobs import default_progress_text, job_controls
 from .layers import (
     BOX_SIZE,
@@ -60,7 +70,8 @@ def _segment_gen(seg: Segmenter, job: dict):
     yield Progress(0, 0, "preparing the prompt")
     boxes = job["boxes"]
     prompt = prepare_prompt(seg, job["prompt"], job["labels"], boxes[0]) if len(boxes) == 1 and not \
-        job["corrections"] else seg.prepare_prompt_boxes(job["prompt"], job["labels"], boxes, job["corrections"])
+        job["corrections"] and not job["more"] else \
+        seg.prepare_prompt_boxes(job["prompt"], job["labels"], boxes, job["corrections"], more=job["more"])
     if isinstance(job["target"], LazyTarget):  # a big or lazy image: block by block into a new zarr array
         labels = yield from segment_lazy(seg, prompt, job["target"])
     elif job["stack"]:  # every plane, one Labels stack
@@ -70,7 +81,8 @@ def _segment_gen(seg: Segmenter, job: dict):
     if job["instances"]:
         yield Progress(0, 0, "numbering the objects")
         labels = instance_labels(labels, job["instances"])
-    return labels, prompt, {**seg.provenance(prompt, boxes), "instances": job["instances"]}
+    planes = {"box_planes": job["box_planes"]} if job["box_planes"] else {}
+    return labels, prompt, {**seg.provenance(prompt), **planes, "instances": job["instances"]}
 
 
 def _progress_text(p: Progress) -> str:
@@ -259,13 +271,31 @@ class PromptSegmentationWidget(QWidget):
             raise FewcellError("A prompt of several boxes needs the prompt image in memory; paint them on a crop of "
                                "this big image, or keep one box.")
         prompt = source if source is not None else plane_at(prompt_image, point)[0]
+        prompt_lab, more, planes = prompt_labels(labels, prompt_image, box, point), [], None
+        groups = boxes_by_plane(shapes, prompt_image, point) if source is None else None
+        if groups:  # boxes on planes of a stack: the plane shown (else the first) and the others
+            prompt, prompt_lab, boxes, more, planes = self._planes_prompt(groups, prompt_image, labels, point)
         corrections, plane_note = self._corrections(target, prompt_image, boxes, idx)
-        return {"corrections": corrections, "plane_note": plane_note,
+        return {"corrections": corrections, "plane_note": plane_note, "more": more, "box_planes": planes,
             "key": self._params_key(), "target": plane, "prompt": prompt,
-            "labels": prompt_labels(labels, prompt_image, box, point), "boxes": boxes, "name": target.name, "idx": idx,
+            "labels": prompt_lab, "boxes": boxes, "name": target.name, "idx": idx,
             "scale": target.scale, "translate": target.translate, "lazy": [lazy] if lazy else [],
             "instances": self.output_combo.currentData(), "stack": stack,
         }
+
+    @staticmethod
+    def _planes_prompt(groups: dict, prompt_image, labels, point):
+        """(plane, labels, boxes) of the main plane, the (plane, labels, boxes) of the others, and each box's plane."""
+        data, lab = np.asarray(layer_data(prompt_image)), layer_data(labels)
+        if lab.ndim != 3 or lab.shape[0] != data.shape[0]:
+            raise FewcellError(f"Boxes on several planes need prompt labels painted on those planes: a Z×Y×X labels "
+                               f"layer of {data.shape[0]} planes, not '{labels.name}'.")
+        shown = plane_at(prompt_image, point)[1][0]
+        main = shown if shown in groups else min(groups)
+        others = [z for z in sorted(groups) if z != main]
+        more = [(data[z], np.asarray(lab[z]), groups[z]) for z in others]
+        planes = [main] * len(groups[main]) + [z for z in others for _ in groups[z]]
+        return data[main], np.asarray(lab[main]), groups[main], more, planes
 
     def _corrections(self, target, prompt_image, boxes, idx) -> tuple[list | None, str]:
         """The edits of the latest result layer of this image (if still there) as (plane, corrections) pairs, and

@@ -179,7 +179,7 @@ class Segmenter:
         return self.prepare_prompt_boxes(image, labels, [box])
 
     def prepare_prompt_boxes(self, image, labels, boxes: Sequence[Iterable[int]], corrections=None,
-                             embeddings: Callable[[Box], torch.Tensor] | None = None) -> Prompt:
+                             embeddings: Callable[[Box], torch.Tensor] | None = None, more=()) -> Prompt:
         """The prompt of one or several boxes of one image, plus correction strokes: every box's labelled pixels
         and every corrected pixel are keys of the attention, and adaptation (``PromptParams.adapt``) learns from
         them all (its self-check holds out each box in turn; with one box, each quarter of it).
@@ -190,7 +190,8 @@ class Segmenter:
         (image, corrections) pairs for strokes on other images (planes) than the prompt's. Corrected pixels
         inside a box are ignored (the box's labels win). ``image`` may be a :class:`LazyImage`. ``embeddings``:
         a function giving the (h·w, D) embeddings of a rectangle (y, x, h, w) of ``image`` that are already
-        known (live update caches the whole image's), instead of running the network on it.
+        known (live update caches the whole image's), instead of running the network on it. ``more``: boxes on
+        other images (other planes of a stack), as (image, labels, boxes) triples; they join the prompt alike.
         """
         if not isinstance(image, LazyImage):
             image = LazyImage(as_image2d(image, "prompt image"), "prompt image")
@@ -199,13 +200,14 @@ class Segmenter:
         checked = [check_box(b, image.shape) for b in boxes]
         rng = image.intensity_range()
         parts, notes = [], {"overlap_pixels": 0}
-        for i, box in enumerate(checked):
-            lab = crop_prompt_labels(labels, box, image.shape, require=len(boxes) == 1 and corrections is None,
-                                     several=len(boxes) > 1)
-            keep = later_boxes_mask(box, checked[i + 1 :])
-            notes["overlap_pixels"] += int((~keep).sum())
-            parts.append((*self.cut_part(image, rng, box, keep if not keep.all() else None, "box", embeddings),
-                          lab[keep]))
+        alone = len(boxes) == 1 and corrections is None and not more
+        self.box_parts(image, rng, labels, checked, parts, notes, alone, embeddings)
+        every = list(checked)
+        for img, lab, bxs in more:
+            img = img if isinstance(img, LazyImage) else LazyImage(as_image2d(img, "prompt image"), "prompt image")
+            bxs = [check_box(b, img.shape) for b in bxs]
+            self.box_parts(img, img.intensity_range(), lab, bxs, parts, notes, False, None)
+            every += bxs
         notes["stroke_pixels"] = 0
         for img, corr in correction_sets(image, corrections):
             strokes, inside, outside = correction_parts(corr, checked)
@@ -223,8 +225,19 @@ class Segmenter:
         weights = np.concatenate([np.full(s.size, 1.0 if s.kind == "box" else self.params.stroke_weight)
                                   for _, s, _ in parts])
         return Prompt(torch.cat([e for e, _, _ in parts]), lab, checked[0], checked[0][2:],
-                      sources=[s for _, s, _ in parts], boxes=checked, notes=notes,
+                      sources=[s for _, s, _ in parts], boxes=every, notes=notes,
                       weights=None if (weights == 1).all() else weights)
+
+    def box_parts(self, image: LazyImage, rng, labels, boxes: list[Box], parts: list, notes: dict, alone: bool,
+                  embeddings) -> None:
+        """Append the parts (embeddings, source, labels) of the boxes of one image to ``parts`` (the later box
+        wins where two overlap; counted in ``notes``); ``alone``: the only box of the prompt (two classes)."""
+        for i, box in enumerate(boxes):
+            lab = crop_prompt_labels(labels, box, image.shape, require=alone, several=len(boxes) > 1)
+            keep = later_boxes_mask(box, boxes[i + 1 :])
+            notes["overlap_pixels"] += int((~keep).sum())
+            parts.append((*self.cut_part(image, rng, box, keep if not keep.all() else None, "box", embeddings),
+                          lab[keep]))
 
     def cut_part(self, image: LazyImage, rng, rect: Box, mask=None, kind: str = "box", embeddings=None):
         """(embeddings (N, D) of the labelled pixels of ``rect``, its :class:`PromptSource`), read with context
