@@ -91,6 +91,20 @@ def boxes_by_plane(shapes, image, point) -> dict[int, list[tuple[int, int, int, 
     return out or None
 
 
+def planes_prompt(groups: dict, prompt_image, labels, point):
+    """(plane, labels, boxes) of the main plane, the (plane, labels, boxes) of the others, and each box's plane."""
+    data, lab = np.asarray(layer_data(prompt_image)), layer_data(labels)
+    if lab.ndim != 3 or lab.shape[0] != data.shape[0]:
+        raise FewcellError(f"Boxes on several planes need prompt labels painted on those planes: a Z×Y×X labels "
+                           f"layer of {data.shape[0]} planes, not '{labels.name}'.")
+    shown = plane_at(prompt_image, point)[1][0]
+    main = shown if shown in groups else min(groups)
+    others = [z for z in sorted(groups) if z != main]
+    more = [(data[z], np.asarray(lab[z]), groups[z]) for z in others]
+    planes = [main] * len(groups[main]) + [z for z in others for _ in groups[z]]
+    return data[main], np.asarray(lab[main]), groups[main], more, planes
+
+
 def camera_of(viewer):
     scene = getattr(viewer, "scene", None)  # napari >= 0.9 (viewer.camera is deprecated there)
     return scene.camera if scene is not None else viewer.camera

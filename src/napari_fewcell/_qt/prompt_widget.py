@@ -23,8 +23,8 @@ from .geometry import (
     box_in_view,
     boxes_by_plane,
     from_world,
-    layer_data,
     plane_at,
+    planes_prompt,
     shape2d,
     to_world,
     whole_stack,
@@ -274,7 +274,7 @@ class PromptSegmentationWidget(QWidget):
         prompt_lab, more, planes = prompt_labels(labels, prompt_image, box, point), [], None
         groups = boxes_by_plane(shapes, prompt_image, point) if source is None else None
         if groups:  # boxes on planes of a stack: the plane shown (else the first) and the others
-            prompt, prompt_lab, boxes, more, planes = self._planes_prompt(groups, prompt_image, labels, point)
+            prompt, prompt_lab, boxes, more, planes = planes_prompt(groups, prompt_image, labels, point)
         corrections, plane_note = self._corrections(target, prompt_image, boxes, idx)
         return {"corrections": corrections, "plane_note": plane_note, "more": more, "box_planes": planes,
             "key": self._params_key(), "target": plane, "prompt": prompt,
@@ -282,20 +282,6 @@ class PromptSegmentationWidget(QWidget):
             "scale": target.scale, "translate": target.translate, "lazy": [lazy] if lazy else [],
             "instances": self.output_combo.currentData(), "stack": stack,
         }
-
-    @staticmethod
-    def _planes_prompt(groups: dict, prompt_image, labels, point):
-        """(plane, labels, boxes) of the main plane, the (plane, labels, boxes) of the others, and each box's plane."""
-        data, lab = np.asarray(layer_data(prompt_image)), layer_data(labels)
-        if lab.ndim != 3 or lab.shape[0] != data.shape[0]:
-            raise FewcellError(f"Boxes on several planes need prompt labels painted on those planes: a Z×Y×X labels "
-                               f"layer of {data.shape[0]} planes, not '{labels.name}'.")
-        shown = plane_at(prompt_image, point)[1][0]
-        main = shown if shown in groups else min(groups)
-        others = [z for z in sorted(groups) if z != main]
-        more = [(data[z], np.asarray(lab[z]), groups[z]) for z in others]
-        planes = [main] * len(groups[main]) + [z for z in others for _ in groups[z]]
-        return data[main], np.asarray(lab[main]), groups[main], more, planes
 
     def _corrections(self, target, prompt_image, boxes, idx) -> tuple[list | None, str]:
         """The edits of the latest result layer of this image (if still there) as (plane, corrections) pairs, and
