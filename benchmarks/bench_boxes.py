@@ -101,6 +101,8 @@ class Triple:
     self_dice: float  #: fewcell one-box Dice % on its own prompt image (what the stroke corrects)
     one: tuple  #: (segmenter, prompt) of the one-box fewcell prompt
     forests: dict  #: method → fitted forest
+    #: Dice % on the prompt image itself, the stroke's pixels left out: {method: Dice} for 1 box and 1 box + stroke
+    own: dict = dataclasses.field(default_factory=dict)
 
 
 class Fewcell:
@@ -172,8 +174,24 @@ def make_triple(seed: int, ds: Dataset, one: Fewcell, rf: RFBaseline) -> Triple:
     fg = [100 * float(lab[y : y + BOX, x : x + BOX].mean()) for y, x in boxes]
     log(f"{ds.name}: triple {seed}: image {src}, boxes {boxes}; one-box path {prompt.path}; stroke "
         f"{stroke['stroke_px']} px on a {stroke['component_px']} px error component")
-    return Triple(seed, src, boxes, fg, stroke, dice_pct(pred, lab), (seg, prompt),
-                  fit_forests(rf, ds, src, boxes, stroke))
+    forests = fit_forests(rf, ds, src, boxes, stroke)
+    return Triple(seed, src, boxes, fg, stroke, dice_pct(pred, lab), (seg, prompt), forests,
+                  own_image(ds, src, boxes[0], stroke, seg, pred, rf, forests))
+
+
+def own_image(ds: Dataset, src: str, box, stroke: dict, seg, pred, rf: RFBaseline, forests: dict) -> dict:
+    """Dice % on the image the user corrects, before and after the stroke, the stroke's own pixels left out
+    (what the interactive loop shows the user), fewcell and the RF."""
+    img, lab = ds.images[src], ds.labels[src]
+    if stroke["mask"] is None:
+        return {}
+    keep = ~stroke["mask"]
+    y, x = box
+    after = seg.segment(img, seg.prepare_prompt_boxes(img, lab, [(y, x, BOX, BOX)], corrections=stroke["corrections"]))
+    feat = rf.features(img)
+    return {F1: dice_pct(pred[keep], lab[keep]), FC: dice_pct(after[keep], lab[keep]),
+            R1: dice_pct(rf.predict(forests[R1], feat)[keep], lab[keep]),
+            RC: dice_pct(rf.predict(forests[RC], feat)[keep], lab[keep])}
 
 
 # ---- one fold ---------------------------------------------------------------------------------------------
@@ -229,6 +247,23 @@ def summary(folds: list[Fold]) -> list[str]:
         out.append(f"| {f.fold} | {d3.mean():+.2f} | {d3.min():+.2f} | {int((d3 < 0).sum())}/{len(d3)} | "
                    f"{dc.mean():+.2f} | {dc.min():+.2f} | {px:.0f} | {paths_text(f, F1)} | {paths_text(f, F3)} | "
                    f"{paths_text(f, FC)} |")
+    return out + own_table(folds)
+
+
+def own_gain(f: Fold, a: str, b: str) -> float:
+    """Mean over triples of the Dice difference a − b on the prompt image itself (stroke pixels left out)."""
+    d = [t.own[a] - t.own[b] for t in f.triples if t.own]
+    return float(np.mean(d)) if d else float("nan")
+
+
+def own_table(folds: list[Fold]) -> list[str]:
+    out = ["", "On the image the user corrects (the prompt image; the stroke's own pixels left out), Dice % (mean over "
+           "triples):", "", "| fold | fewcell 1 box | fewcell 1 box + stroke | fewcell stroke − 1 | RF 1 box | "
+           "RF 1 box + stroke | RF stroke − 1 |", "|" + "---|" * 7]
+    for f in folds:
+        m = {k: np.mean([t.own[k] for t in f.triples if t.own]) for k in (F1, FC, R1, RC)}
+        out.append(f"| {f.fold} | {m[F1]:.2f} | {m[FC]:.2f} | {own_gain(f, FC, F1):+.2f} | {m[R1]:.2f} | "
+                   f"{m[RC]:.2f} | {own_gain(f, RC, R1):+.2f} |")
     return out
 
 
@@ -265,6 +300,10 @@ def targets(folds: list[Fold]) -> list[str]:
         + "; RF with the same stroke: "
         + ", ".join(f"{f.fold} {f.diff(RC, R1).mean():+.2f}" for f in lodo),
     ]
+    own = {f.fold: own_gain(f, FC, F1) for f in lodo}
+    out.append("- on the image the user corrects (the stroke's pixels left out), one box + the stroke against one "
+               f"box: {', '.join(f'{k} {v:+.2f}' for k, v in own.items())}; RF: "
+               + ", ".join(f"{f.fold} {own_gain(f, RC, R1):+.2f}" for f in lodo))
     skipped = [f"{f.fold} · {f.w.strategy}" for f in folds if not f.w.lodo]
     if skipped:
         out.append(f"- **NOT LODO, not counted above:** {', '.join(skipped)}")

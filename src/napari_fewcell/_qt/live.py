@@ -17,11 +17,10 @@ from qtpy.QtCore import QTimer
 
 from ..engine import FewcellError, Progress
 from ..engine.prompt import apply_corrections, corrections_from_edit, merge_corrections
-from ..engine.prompt.live import LiveSession, Patch
+from ..engine.prompt.live import VIEW_DONE, VIEW_FINAL, LiveSession, Patch
 from .layers import RESULT_KEY
 
 DEBOUNCE_MS = 300  #: live update waits this long after the last stroke
-VIEW_DONE = "view done"  #: the Progress message after the patches of the view
 
 
 @dataclasses.dataclass
@@ -99,7 +98,8 @@ class LiveMode:
         self.layer = None  #: the live result layer
         self.corrections: np.ndarray | None = None
         self.started = self.finished = self.stopped = 0  #: runs started, run to the end, stopped by a newer one
-        self.stroke_at = self.view_at = None  #: perf_counter of the last stroke and of the last view update
+        #: perf_counter of the last stroke, of the last view update (attention) and of its final labels
+        self.stroke_at = self.view_at = self.final_at = None
         check.toggled.connect(self.toggled)
 
     # ---------------------------------------------------------------- switching on and off
@@ -183,10 +183,7 @@ class LiveMode:
             prompt = seg.prepare_prompt_boxes(job["prompt"], job["labels"], job["boxes"], corrections,
                                               session.region_embeddings if same else None)
             self.notes, self.prompt = prompt.notes, (seg, prompt, job["boxes"])
-            for item in session.run(prompt, view):
-                yield item
-                if isinstance(item, Progress) and item.message == "segmenting the rest of the image":
-                    yield Progress(0, 0, VIEW_DONE)
+            yield from session.run(prompt, view)
 
         self.view_shown, self.unshown = False, 0
         self.worker = worker = _live_run(make)
@@ -226,6 +223,10 @@ class LiveMode:
             self.show()
             self.view_shown = True
             self.view_at = time.perf_counter()
+            self.widget.status.setText("Live: the view is updated (attention); adapting…")
+        elif item.message == VIEW_FINAL:
+            self.show()
+            self.final_at = time.perf_counter()
             self.widget.status.setText("Live: the view is up to date; segmenting the rest…")
 
     def show(self) -> None:

@@ -20,6 +20,10 @@ ilastik-style random forest on image types it never saw. Four paths, chosen by `
   estimate (below) was too optimistic too often to pick by it (a TEM axon prompt estimated at 0.94
   scored 0.79 on the whole image).
 
+A prompt may hold several boxes and correction strokes (:class:`PromptSource` parts): every path learns from all
+their pixels. With one box the self-check is leave-one-quadrant-out inside the box; with several, each box is
+held out in turn (:func:`pixel_groups`); strokes are learnt from, never scored.
+
 The self-check is leave-one-quadrant-out inside the box: each path predicts each quadrant from the
 other three and is scored by the mean over quadrants of the mean per-class Dice (quadrants holding
 one class only are skipped; if every quadrant holds one class, the Dice of the whole box's held-out
@@ -192,7 +196,7 @@ class Adaptation:
 
 def estimate_text(path: str | None, check: dict | None) -> str:
     """The sentence the widget and the CLI show, e.g. 'Expected Dice on your box ≈ 0.83 (fused with filters)';
-    empty when there is no estimate (adapt="none", or a prompt of several boxes)."""
+    empty when there is no estimate (adapt="none", or a prompt of boxes of several images: prompt_from_boxes)."""
     if not check or path not in check:
         return ""
     return f"Expected Dice on your box ≈ {check[path]:.2f} ({PATH_NAMES[path]})"

@@ -2,10 +2,11 @@
 
 A :class:`LiveSession` holds one 2D image and the embedding network's output for it, tile by tile, computed once
 (the tiles and context of ``Segmenter.segment``, so the attention's labels are the same pixel for pixel). A new
-prompt then costs only the attention: :meth:`LiveSession.run` labels the pixels in view first, then the rest of
-the image, then — unless the adaptation chose attention only — the adapted path, in view first again. It yields
-:class:`Progress` and :class:`Patch` (a labelled rectangle to paint into the result); the caller stops it (closes
-the generator) when a newer prompt arrives.
+prompt then costs only the attention: :meth:`LiveSession.run` labels the pixels in view by attention first
+(:data:`VIEW_DONE`), then adapts to the prompt and labels the view's tiles by the chosen path (:data:`VIEW_FINAL`;
+at once if the path is attention alone), then the rest of the image. It yields :class:`Progress` and
+:class:`Patch` (a labelled rectangle to paint into the result); the caller stops it (closes the generator) when a
+newer prompt arrives.
 """
 from __future__ import annotations
 
@@ -21,6 +22,9 @@ from ..core.tiling import Window, windows
 from ..nets import attention
 from .filters import FEATURE_MARGIN, forest_proba, window_features
 from .segmenter import Prompt, Segmenter
+
+VIEW_DONE = "view done"  #: the Progress message after the view's first (attention) patches
+VIEW_FINAL = "view final"  #: ... and after the view's tiles by the prompt's chosen path
 
 
 @dataclasses.dataclass
@@ -114,26 +118,29 @@ class LiveSession:
         return lut.reshape(rows.stop - rows.start, cols.stop - cols.start)
 
     def run(self, prompt: Prompt, view=None) -> Generator[Progress | Patch, None, None]:
-        """Attention in view, attention elsewhere, then the adapted path (if any), in view first: Patches."""
+        """Attention in view, then the chosen path in view, then the chosen path elsewhere: Patches."""
         keys = self.seg.keys(prompt)
         box = view_box(view, self.shape)
         order = self.order(box)
         shown = [i for i in order if self.meets(i, box)]
-        for n, i in enumerate(shown):  # the view: only its pixels
+        for i in shown:  # the view: only its pixels
             rows, cols, probs = self.attend(i, keys, box)
             yield Patch(rows, cols, self.labels(probs, keys.classes, rows, cols), False)
-        yield Progress(0, 0, "segmenting the rest of the image")
-        for n, i in enumerate(order):
-            rows, cols, probs = self.attend(i, keys)
-            yield Patch(rows, cols, self.labels(probs, keys.classes, rows, cols), False)
-            yield Progress(n + 1, len(order), "segmenting")
+        yield Progress(0, 0, VIEW_DONE)
         ad = yield from self.seg.adapt_iter(prompt)
         if ad.path == "none":
+            for n, i in enumerate(order):
+                rows, cols, probs = self.attend(i, keys)
+                yield Patch(rows, cols, self.labels(probs, keys.classes, rows, cols), True)
+                yield Progress(n + 1, len(order), "segmenting")
+                if n + 1 == len(shown):
+                    yield Progress(0, 0, VIEW_FINAL)
             return
-        yield from self.adapted(prompt, ad, order)
+        yield from self.adapted(prompt, ad, order, len(shown))
 
-    def adapted(self, prompt: Prompt, ad, order: list[int]) -> Generator[Progress | Patch, None, None]:
-        """The adapted path tile by tile (the tiles of ``Segmenter.segment``: the same labels)."""
+    def adapted(self, prompt: Prompt, ad, order: list[int], shown: int) -> Generator[Progress | Patch, None, None]:
+        """The adapted path tile by tile (the tiles of ``Segmenter.segment``: the same labels); the first ``shown``
+        tiles are the view's."""
         keys = ad.keys if ad.keys is not None else self.seg.keys(prompt)
         for n, i in enumerate(order):
             t, f = self.tiles[i], self.feature_tiles[i]
@@ -150,6 +157,8 @@ class LiveSession:
                     probs = torch.from_numpy(forest_proba(ad.forest, x, probs.shape[1]))
             yield Patch(rows, cols, self.labels(probs, keys.classes, rows, cols), True)
             yield Progress(n + 1, len(order), "adapting the result")
+            if n + 1 == shown:
+                yield Progress(0, 0, VIEW_FINAL)
 
     def meets(self, i: int, box) -> bool:
         t, (y0, y1, x0, x1) = self.tiles[i], box

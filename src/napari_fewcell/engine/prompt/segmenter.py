@@ -306,7 +306,8 @@ class Segmenter:
 
     def adapt_iter(self, prompt: Prompt) -> Generator[Progress, None, Adaptation]:
         """Adapt to the prompt as ``params.adapt`` says, once per prompt and settings (cached on the prompt);
-        sets ``prompt.path`` and ``prompt.check``. A prompt of several boxes is not adapted under "auto"."""
+        sets ``prompt.path`` and ``prompt.check``. A prompt of boxes of several images (``prompt_from_boxes``) is
+        not adapted under "auto"."""
         p = self.params
         key = self.adapt_key()
         if key not in prompt._adapted:
