@@ -28,7 +28,7 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-from bench_generalise import parse_weights, weights_lines
+from bench_generalise import check_folds, fold_parser, parse_weights, weights_lines
 from common import (
     BOX,
     RADIUS,
@@ -369,13 +369,9 @@ def engine_line(adapt: str) -> str:
 
 
 def parse_args() -> argparse.Namespace:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", required=True)
-    ap.add_argument("--folds", nargs="+", metavar="FOLD", help=f"SET or SET:FOLDER (default: {' '.join(FOLDS)})")
-    ap.add_argument("--weights", action="append", default=[], metavar="FOLD[@STRATEGY]=PATH",
-                    help="weights pre-trained without FOLD: exactly one per fold (card-checked as bench_generalise)")
-    ap.add_argument("--allow-seen", action="store_true",
-                    help="score weights that saw their fold (labelled NOT LODO, left out of the targets)")
+    ap = fold_parser(__doc__, "weights pre-trained without FOLD: exactly one per fold (card-checked as "
+                     "bench_generalise)", "score weights that saw their fold (labelled NOT LODO, left out of the "
+                     "targets)", FOLDS)
     ap.add_argument("--triples", type=int, default=3, help="seeded triples of boxes per fold (seeds 0..K-1)")
     ap.add_argument("--max-test", type=int, default=6, help="score the first N test images")
     ap.add_argument("--adapt", default="auto", help="PromptParams.adapt for every fewcell prompt")
@@ -391,10 +387,7 @@ def parse_args() -> argparse.Namespace:
         args.folds, args.triples, args.max_test = args.folds[:2], 1, 2
         args.weights = [w for w in args.weights if w.partition("=")[0].partition("@")[0] in args.folds]
     args.out = args.out or f"benchmarks/results/boxes{'_quick' if args.quick else ''}.md"
-    for fold in args.folds:
-        set_name, folder = split_name(fold)
-        if not (Path(args.data) / set_name / (folder or "labels")).is_dir():
-            ap.error(f"fold {fold}: no folder {Path(args.data) / set_name / (folder or 'labels')}")
+    check_folds(ap, args)
     return args
 
 

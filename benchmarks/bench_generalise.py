@@ -340,15 +340,20 @@ def fold_section(f: Fold, paths) -> list[str]:
     return out + (["", f"### {f.fold}: end to end", "", *f.e2e, ""] if f.e2e else [""])
 
 
-def parse_args() -> argparse.Namespace:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def fold_parser(doc: str, weights_help: str, seen_help: str, folds=FOLDS) -> argparse.ArgumentParser:
+    """The options of a leave-one-out benchmark: --data, --folds, --weights, --allow-seen."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", required=True)
-    ap.add_argument("--folds", nargs="+", metavar="FOLD", help=f"SET or SET:FOLDER (default: {' '.join(FOLDS)})")
-    ap.add_argument("--weights", action="append", default=[], metavar="FOLD[@STRATEGY]=PATH",
-                    help="weights pre-trained without FOLD (repeatable: several strategies per fold)")
-    ap.add_argument("--allow-seen", action="store_true",
-                    help="score weights that saw their fold (labelled NOT LODO); folds without --weights get the "
-                         "shipped weights")
+    ap.add_argument("--folds", nargs="+", metavar="FOLD", help=f"SET or SET:FOLDER (default: {' '.join(folds)})")
+    ap.add_argument("--weights", action="append", default=[], metavar="FOLD[@STRATEGY]=PATH", help=weights_help)
+    ap.add_argument("--allow-seen", action="store_true", help=seen_help)
+    return ap
+
+
+def parse_args() -> argparse.Namespace:
+    ap = fold_parser(__doc__, "weights pre-trained without FOLD (repeatable: several strategies per fold)",
+                     "score weights that saw their fold (labelled NOT LODO); folds without --weights get the "
+                     "shipped weights")
     ap.add_argument("--boxes", type=int, default=4, help="seeded 64×64 prompt boxes per fold")
     ap.add_argument("--max-test", type=int, default=8, help="score the first N images of the split")
     ap.add_argument("--split", choices=["test", "val"], default="test",
@@ -367,11 +372,16 @@ def parse_args() -> argparse.Namespace:
     if args.quick:
         args.folds, args.boxes, args.max_test, args.allow_seen = args.folds[:1], 2, 2, True
     args.out = args.out or f"benchmarks/results/generalise{'_quick' if args.quick else ''}.md"
+    check_folds(ap, args)
+    return args
+
+
+def check_folds(ap: argparse.ArgumentParser, args) -> None:
+    """An argparse error for a fold whose label folder is missing under --data."""
     for fold in args.folds:
         set_name, folder = split_name(fold)
         if not (Path(args.data) / set_name / (folder or "labels")).is_dir():
             ap.error(f"fold {fold}: no folder {Path(args.data) / set_name / (folder or 'labels')}")
-    return args
 
 
 def main() -> None:

@@ -69,3 +69,13 @@ def click_and_wait(qtbot, widget, button, timeout: int = JOB_TIMEOUT):
     qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: not widget.jobs.busy, timeout=timeout)
 
+
+@pytest.fixture
+def viewer_widget(make_napari_viewer):
+    """A napari viewer with the prompt-segmentation widget docked."""
+    from napari_fewcell._qt.prompt_widget import PromptSegmentationWidget
+
+    viewer = make_napari_viewer()
+    widget = PromptSegmentationWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Prompt segmentation")
+    return viewer, widget

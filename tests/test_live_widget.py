@@ -2,20 +2,11 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
-from napari_fewcell._qt.prompt_widget import BOX_LAYER, PromptSegmentationWidget
+from napari_fewcell._qt.prompt_widget import BOX_LAYER
 from napari_fewcell.engine.prompt import apply_corrections, corrections_from_edit
 
 from .test_widget import LEFT, TIMEOUT, blobs, click_and_wait, paint_disk_in_box
-
-
-@pytest.fixture
-def viewer_widget(make_napari_viewer):
-    viewer = make_napari_viewer()
-    widget = PromptSegmentationWidget(viewer)
-    viewer.window.add_dock_widget(widget, name="Prompt segmentation")
-    return viewer, widget
 
 
 def set_adapt(widget, value: str) -> None:

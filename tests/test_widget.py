@@ -5,23 +5,14 @@ The shipped weights may be untrained, so only shapes, dtypes and label values ar
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from qtpy.QtCore import Qt
 
-from napari_fewcell._qt.prompt_widget import BOX_LAYER, PromptSegmentationWidget
+from napari_fewcell._qt.prompt_widget import BOX_LAYER
 
 from .conftest import dice_mean
 
 TIMEOUT = 60_000  # ms; the CPU may be shared with other jobs
 LEFT = Qt.MouseButton.LeftButton
-
-
-@pytest.fixture
-def viewer_widget(make_napari_viewer):
-    viewer = make_napari_viewer()
-    widget = PromptSegmentationWidget(viewer)
-    viewer.window.add_dock_widget(widget, name="Prompt segmentation")
-    return viewer, widget
 
 
 def blobs(h: int, w: int, seed: int = 0) -> np.ndarray:
