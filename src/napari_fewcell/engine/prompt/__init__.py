@@ -2,7 +2,8 @@
 from .adapt import ADAPT_CHOICES, PATH_NAMES, Adaptation, estimate_text
 from .corrections import apply_corrections, corrections_from_edit, empty_corrections, merge_corrections
 from .filters import generic_features
-from .segmenter import Prompt, PromptParams, Segmenter, crop_prompt_labels, segment
+from .parts import crop_prompt_labels
+from .segmenter import Prompt, PromptParams, Segmenter, segment
 
 __all__ = ["ADAPT_CHOICES", "PATH_NAMES", "Adaptation", "Prompt", "PromptParams", "Segmenter", "apply_corrections",
            "corrections_from_edit", "crop_prompt_labels", "empty_corrections", "estimate_text", "generic_features",

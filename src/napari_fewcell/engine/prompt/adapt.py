@@ -47,12 +47,11 @@ import torch.nn.functional as F
 
 from ..core.augment import MILD, augment
 from ..core.errors import FewcellError
-from ..core.geometry import Box, with_context
-from ..core.image import normalize
 from ..core.progress import Progress
 from ..nets import attention
 from ..nets.unet import EmbedNet
 from .filters import forest_proba, luminance_features, make_forest
+from .parts import BoxData, PromptSource, as_sources, mean_dice
 
 ADAPT_CHOICES = ("auto", "none", "forest", "fuse", "finetune")  #: values of ``PromptParams.adapt``
 PATHS = ("none", "forest", "fuse", "finetune")  #: the paths, cheapest first (ties go to the earlier)
@@ -63,120 +62,8 @@ AUTO_PATHS = ("none", "fuse")
 PATH_NAMES = {"none": "prompt attention only", "forest": "filters only, no network", "fuse": "fused with filters",
               "finetune": "fine-tuned network"}
 TIE = 0.005  #: estimates closer than this are a tie (the cheaper path wins)
-CONTEXT = 64  #: pixels of the prompt image kept around the box (filters of the box, fine-tuning)
 TUNE_CONTEXT = 32  #: context of the views the network is fine-tuned on
 TUNE_PIXELS = 1024  #: at most this many queries and keys per fine-tuning step
-
-@dataclasses.dataclass
-class PromptSource:
-    """One annotated part of a prompt, kept for adaptation: a normalised (3, h, w) region of the prompt image
-    around a rectangle (a box, or the bounding box of a correction stroke), the rectangle in it, and which of the
-    rectangle's pixels are labelled (``mask``; None: all of them, a whole box)."""
-
-    region: np.ndarray
-    offset: tuple[int, int]  #: the rectangle's top-left corner in the region
-    shape: tuple[int, int]  #: the rectangle's (h, w)
-    mask: np.ndarray | None = None  #: (h, w) bool: the labelled pixels (None: the whole rectangle)
-    kind: str = "box"  #: "box" or "stroke" (a correction)
-
-    @classmethod
-    def cut(cls, arr: np.ndarray, rng, box: Box, mask: np.ndarray | None = None, kind: str = "box") -> "PromptSource":
-        y0, y1, x0, x1 = with_context(box, CONTEXT, arr.shape[:2])
-        return cls(normalize(arr[y0:y1, x0:x1], rng), (box[0] - y0, box[1] - x0), tuple(box[2:]), mask, kind)
-
-    @property
-    def box(self) -> tuple[slice, slice]:
-        (oy, ox), (h, w) = self.offset, self.shape
-        return slice(oy, oy + h), slice(ox, ox + w)
-
-    @property
-    def size(self) -> int:
-        """The number of labelled pixels."""
-        return int(self.shape[0] * self.shape[1] if self.mask is None else self.mask.sum())
-
-    def take(self, a: np.ndarray) -> np.ndarray:
-        """(N, ...) the labelled pixels (row major) of an (h, w, ...) array over the rectangle."""
-        return a.reshape(-1, *a.shape[2:]) if self.mask is None else a[self.mask]
-
-    def put(self, values: np.ndarray, fill) -> np.ndarray:
-        """The (h, w) rectangle holding ``values`` (N,) at the labelled pixels and ``fill`` elsewhere."""
-        out = np.full(self.shape, fill, values.dtype)
-        out[(slice(None), slice(None)) if self.mask is None else self.mask] = \
-            values.reshape(self.shape) if self.mask is None else values
-        return out
-
-    def quadrants(self) -> np.ndarray:
-        """(N,) the quadrant 0..3 of the rectangle of each labelled pixel."""
-        return self.take(quadrants(*self.shape).reshape(self.shape))
-
-    def positions(self) -> np.ndarray:
-        """(N, 2) (row, column) in the rectangle of each labelled pixel."""
-        return self.take(np.stack(np.indices(self.shape), -1))
-
-
-def as_sources(source) -> list[PromptSource]:
-    return list(source) if isinstance(source, (list, tuple)) else [source]
-
-
-def pixel_groups(sources: list[PromptSource]) -> np.ndarray:
-    """(M,) the self-check's held-out group of each labelled pixel of the parts, in order. With one box (and any
-    correction strokes): the box's four quadrants (0..3), each stroke a group of its own; with several boxes, each
-    part a group of its own (the check predicts each box from the others: no neighbouring pixels in training)."""
-    one_box = sum(s.kind == "box" for s in sources) == 1
-    out, g = [], 4 if one_box else 0
-    for s in sources:
-        if one_box and s.kind == "box":
-            out.append(s.quadrants())
-        else:
-            out.append(np.full(s.size, g, np.int64))
-            g += 1
-    return np.concatenate(out) if out else np.zeros(0, np.int64)
-
-
-@dataclasses.dataclass
-class BoxData:
-    """What the self-check and the paths read of a prompt: the embeddings of its labelled pixels by the shared
-    network, class indices, the parts (:class:`PromptSource`, one or a list) and the temperature (plus the
-    held-out group of each pixel: :func:`pixel_groups`)."""
-
-    emb: torch.Tensor  #: (M, D) on CPU
-    y: np.ndarray  #: (M,) class index 0..C-1
-    source: PromptSource | list[PromptSource]
-    tau: float
-    #: pixels of the other quadrants this close (Chebyshev) to the held-out one are not trained on in the self-check
-    buffer: int = 0
-
-    def __post_init__(self):
-        self.sources = as_sources(self.source)
-        self.quad = pixel_groups(self.sources)
-        self.n_classes = int(self.y.max()) + 1
-        ends = np.cumsum([s.size for s in self.sources])
-        self.spans = [slice(int(e - s.size), int(e)) for e, s in zip(ends, self.sources)]
-        #: the pixels the self-check scores: those of boxes (a correction stroke marks hard pixels on purpose; it
-        #: is learnt from, never scored, so the estimate stays one of Dice on the boxes)
-        self.scored = np.concatenate([np.full(s.size, s.kind == "box") for s in self.sources])
-        self.held_groups = np.unique(self.quad[self.scored])
-
-    def score(self, pred: np.ndarray) -> float:
-        """The self-check's score of held-out predictions (M,): :func:`quadrant_score` on the boxes' pixels."""
-        return quadrant_score(pred[self.scored], self.y[self.scored], self.quad[self.scored])
-
-    def train_mask(self, q: int) -> np.ndarray:
-        """(M,) the pixels a path checked on group ``q`` may learn from: the other groups, minus a band of
-        ``buffer`` pixels around ``q`` in its part (neighbours of the held-out pixels share their filters and
-        objects)."""
-        other = self.quad != q
-        if self.buffer <= 0:
-            return other
-        i = next(i for i, span in enumerate(self.spans) if (self.quad[span] == q).any())
-        span, pos = self.spans[i], self.sources[i].positions()
-        held = pos[self.quad[span] == q]
-        (r0, c0), (r1, c1), b = held.min(0), held.max(0), self.buffer
-        near = np.zeros(len(self.quad), bool)
-        near[span] = (pos[:, 0] >= r0 - b) & (pos[:, 0] <= r1 + b) & (pos[:, 1] >= c0 - b) & (pos[:, 1] <= c1 + b)
-        far = other & ~near
-        return far if far.any() else other  # a buffer wider than the box: no buffer
-
 
 @dataclasses.dataclass
 class Adaptation:
@@ -209,31 +96,6 @@ def box_features(source: PromptSource | list[PromptSource]) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- scoring
-def quadrants(h: int, w: int) -> np.ndarray:
-    """(h·w,) quadrant 0..3 of each pixel of an h×w box (row major)."""
-    rows = np.arange(h)[:, None] >= h // 2
-    cols = np.arange(w)[None, :] >= w // 2
-    return (rows * 2 + cols).reshape(-1)
-
-
-def mean_dice(pred: np.ndarray, truth: np.ndarray) -> float | None:
-    """Mean over the classes present in ``truth`` of their Dice; None when ``truth`` holds one class."""
-    classes = np.unique(truth)
-    if len(classes) < 2:
-        return None
-    dice = [2 * np.sum((pred == c) & (truth == c)) / (np.sum(pred == c) + np.sum(truth == c)) for c in classes]
-    return float(np.mean(dice))
-
-
-def quadrant_score(pred: np.ndarray, truth: np.ndarray, quad: np.ndarray) -> float:
-    """Mean over quadrants with two classes or more of the mean per-class Dice; the whole box's if none has."""
-    scores = [s for q in np.unique(quad) if (s := mean_dice(pred[quad == q], truth[quad == q])) is not None]
-    if scores:
-        return float(np.mean(scores))
-    pooled = mean_dice(pred, truth)
-    return 0.0 if pooled is None else pooled
-
-
 def held_out_probs(box: BoxData, emb: torch.Tensor | None = None, exclude: tuple = ()) -> np.ndarray:
     """(M, C) class probabilities of each box pixel by attention to the pixels of the OTHER quadrants
     (never to those of ``exclude``, whose rows stay 0).

@@ -20,8 +20,8 @@ from typing import Callable, Generator, Iterable, Sequence
 import numpy as np
 import torch
 
-from ..core.annotation import label_values, require_two_classes
-from ..core.blocks import LazyImage, block_windows, label_blocks_iter, label_dtype_for, local, open_image
+from ..core.annotation import require_two_classes
+from ..core.blocks import LazyImage, label_blocks_iter, open_image
 from ..core.device import select_device
 from ..core.errors import FewcellError
 from ..core.geometry import Box, check_box, with_context
@@ -29,9 +29,11 @@ from ..core.image import as_image2d, intensity_range, normalize, planes_of
 from ..core.progress import Progress, relay, run
 from ..nets import attention
 from ..nets.unet import EmbedNet, load_model
-from .adapt import ADAPT_CHOICES, CONTEXT, Adaptation, BoxData, PromptSource, adapt_iter, box_embeddings
+from .adapt import ADAPT_CHOICES, Adaptation, adapt_iter, box_embeddings
+from .blocks import PromptBlocks
 from .corrections import correction_parts, correction_sets
-from .filters import FEATURE_MARGIN, forest_proba, window_features
+from .filters import forest_proba, window_features
+from .parts import CONTEXT, ONE_CLASS_HINT, BoxData, PromptSource, crop_prompt_labels, later_boxes_mask
 
 
 @dataclasses.dataclass
@@ -107,39 +109,6 @@ class Prompt:
     @property
     def classes(self) -> np.ndarray:
         return np.unique(self.labels)
-
-
-ONE_CLASS_HINT = ("one class cannot be segmented against nothing — paint at least one structure and leave (or "
-                  "paint) some background in the box")
-
-
-def crop_prompt_labels(labels, box: Box, image_shape: tuple[int, int], require: bool = True,
-                       several: bool = False) -> np.ndarray:
-    """Labels of the box, from labels the size of the prompt image (a numpy, dask or zarr array: only the box is
-    read) or, unless ``several`` boxes share them, exactly the box's size; ``require``: two classes at least."""
-    lab = labels if hasattr(labels, "shape") and hasattr(labels, "__getitem__") else np.asarray(labels)
-    if lab.ndim == 3 and lab.shape[0] == 1:
-        lab = lab[0]
-    y, x, h, w = box
-    if tuple(lab.shape) == tuple(image_shape):
-        lab = np.asarray(lab[y : y + h, x : x + w])
-    elif several or tuple(lab.shape) != (h, w):
-        size = f"({image_shape[0]}×{image_shape[1]})" + ("" if several else f" or of the box ({h}×{w})")
-        raise FewcellError(f"The prompt labels are {'×'.join(map(str, lab.shape))} but must be the size of the "
-                           f"prompt image {size}.")
-    lab = label_values(np.asarray(lab), "prompt labels")
-    if require:
-        require_two_classes(lab, "prompt box holds", ONE_CLASS_HINT)
-    return lab
-
-
-def later_boxes_mask(box: Box, later: Sequence[Box]) -> np.ndarray:
-    """(h, w) True where no later box covers the pixel of ``box`` (the later box wins where two overlap)."""
-    y, x, h, w = box
-    keep = np.ones((h, w), bool)
-    for ly, lx, lh, lw in later:
-        keep[max(0, ly - y) : max(0, ly + lh - y), max(0, lx - x) : max(0, lx + lw - x)] = False
-    return keep
 
 
 class Segmenter:
@@ -351,7 +320,7 @@ class Segmenter:
             probs = torch.from_numpy(forest_proba(ad.forest, x, probs.shape[1])).to(self.device)
         return probs
 
-    def blocks_for(self, prompt: Prompt, confidence: bool = False) -> "PromptBlocks":
+    def blocks_for(self, prompt: Prompt, confidence: bool = False) -> PromptBlocks:
         """This segmenter and an adapted prompt as a :class:`~..core.blocks.BlockModel` (big images, clusters)."""
         ad = self.adapted(prompt)
         if ad is None:
@@ -406,45 +375,3 @@ def segment(image, prompt_image, prompt_labels, box: Iterable[int], params: Prom
     """
     seg = Segmenter(params)
     return seg.segment(image, seg.prepare_prompt(prompt_image, prompt_labels, box))
-
-
-class PromptBlocks:
-    """A segmenter and an adapted prompt applied block by block (a :class:`~..core.blocks.BlockModel`): the
-    tiles and their context are those of the in-memory path, so the labels are the same pixel for pixel."""
-
-    verb = "segmenting"
-
-    def __init__(self, seg: Segmenter, prompt: Prompt, ad: Adaptation, confidence: bool = False):
-        self.seg, self.prompt, self.ad, self.confidence = seg, prompt, ad, confidence
-        self.keys = seg.keys(prompt) if ad.keys is None else ad.keys
-        self.tile = seg.params.tile
-        self.lut = torch.as_tensor(self.keys.classes.astype(np.int64), device=seg.device)
-
-    def label_dtype(self) -> np.dtype:
-        return label_dtype_for(self.keys.classes)
-
-    def plan(self, image: LazyImage):
-        return image.intensity_range()
-
-    def block_iter(self, image: LazyImage, rng, block) -> Generator[Progress, None, np.ndarray]:
-        seg, (y, x, h, w) = self.seg, block
-        margin = seg.params.margin
-        uses_filters = self.ad.forest is not None  # the fused and forest paths
-        read_margin = max(margin, FEATURE_MARGIN) if uses_filters else margin
-        out = np.zeros((h, w), self.label_dtype())
-        conf = np.zeros((h, w), np.float16) if self.confidence else None
-        tiles = block_windows(block, image.shape, self.tile, read_margin)
-        for i, outer in enumerate(tiles):
-            sub = image.window(outer)
-            win = local(outer.widen(margin, image.shape), outer)
-            fwin = local(outer.widen(FEATURE_MARGIN, image.shape), outer) if uses_filters else None
-            with torch.inference_mode():
-                probs = seg.tile_probs(sub, rng, win, fwin, self.keys, self.ad)
-                th, tw = outer.ty1 - outer.ty, outer.tx1 - outer.tx
-                best, arg = probs.max(1)
-                rows, cols = slice(outer.ty - y, outer.ty1 - y), slice(outer.tx - x, outer.tx1 - x)
-                out[rows, cols] = self.lut[arg].reshape(th, tw).cpu().numpy().astype(out.dtype)
-                if conf is not None:
-                    conf[rows, cols] = best.reshape(th, tw).cpu().numpy()
-            yield Progress(i + 1, len(tiles), "segmenting")
-        return (out, conf) if self.confidence else out

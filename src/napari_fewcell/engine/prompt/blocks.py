@@ -1,0 +1,57 @@
+"""A segmenter and an adapted prompt applied block by block: the prompt's :class:`~..core.blocks.BlockModel`."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Generator
+
+import numpy as np
+import torch
+
+from ..core.blocks import LazyImage, block_windows, label_dtype_for, local
+from ..core.progress import Progress
+from .adapt import Adaptation
+from .filters import FEATURE_MARGIN
+
+if TYPE_CHECKING:
+    from .segmenter import Prompt, Segmenter
+
+
+class PromptBlocks:
+    """A segmenter and an adapted prompt applied block by block (a :class:`~..core.blocks.BlockModel`): the
+    tiles and their context are those of the in-memory path, so the labels are the same pixel for pixel."""
+
+    verb = "segmenting"
+
+    def __init__(self, seg: Segmenter, prompt: Prompt, ad: Adaptation, confidence: bool = False):
+        self.seg, self.prompt, self.ad, self.confidence = seg, prompt, ad, confidence
+        self.keys = seg.keys(prompt) if ad.keys is None else ad.keys
+        self.tile = seg.params.tile
+        self.lut = torch.as_tensor(self.keys.classes.astype(np.int64), device=seg.device)
+
+    def label_dtype(self) -> np.dtype:
+        return label_dtype_for(self.keys.classes)
+
+    def plan(self, image: LazyImage):
+        return image.intensity_range()
+
+    def block_iter(self, image: LazyImage, rng, block) -> Generator[Progress, None, np.ndarray]:
+        seg, (y, x, h, w) = self.seg, block
+        margin = seg.params.margin
+        uses_filters = self.ad.forest is not None  # the fused and forest paths
+        read_margin = max(margin, FEATURE_MARGIN) if uses_filters else margin
+        out = np.zeros((h, w), self.label_dtype())
+        conf = np.zeros((h, w), np.float16) if self.confidence else None
+        tiles = block_windows(block, image.shape, self.tile, read_margin)
+        for i, outer in enumerate(tiles):
+            sub = image.window(outer)
+            win = local(outer.widen(margin, image.shape), outer)
+            fwin = local(outer.widen(FEATURE_MARGIN, image.shape), outer) if uses_filters else None
+            with torch.inference_mode():
+                probs = seg.tile_probs(sub, rng, win, fwin, self.keys, self.ad)
+                th, tw = outer.ty1 - outer.ty, outer.tx1 - outer.tx
+                best, arg = probs.max(1)
+                rows, cols = slice(outer.ty - y, outer.ty1 - y), slice(outer.tx - x, outer.tx1 - x)
+                out[rows, cols] = self.lut[arg].reshape(th, tw).cpu().numpy().astype(out.dtype)
+                if conf is not None:
+                    conf[rows, cols] = best.reshape(th, tw).cpu().numpy()
+            yield Progress(i + 1, len(tiles), "segmenting")
+        return (out, conf) if self.confidence else out
