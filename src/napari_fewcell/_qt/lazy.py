@@ -19,7 +19,6 @@ from qtpy.QtWidgets import QFileDialog, QLineEdit, QPushButton
 from ..engine.core.blocks import LazyImage
 from ..engine.core.errors import FewcellError
 from ..engine.core.progress import Progress
-from ..engine.prompt.segmenter import Prompt
 from .geometry import layer_data, plane_at, shape2d
 from .layers import RESULT_KEY, hbox
 
@@ -133,11 +132,6 @@ def segment_lazy(seg, prompt, target: LazyTarget):
     blocks = seg.blocks_for(prompt)
     out = target.create(blocks.label_dtype(), image.block_edge(blocks.tile))
     return (yield from seg.segment_lazy_iter(image, prompt, out))
-
-
-def prepare_prompt(seg, source, labels, box) -> Prompt:
-    """``seg.prepare_prompt`` for a prompt image that is an array or a LazyTarget (only its box is read)."""
-    return seg.prepare_prompt(source.open() if isinstance(source, LazyTarget) else source, labels, box)
 
 
 def prompt_labels(labels_layer, image_layer, box, point) -> np.ndarray:

@@ -94,9 +94,10 @@ class LiveMode:
         self.worker = None
         self.pending = self.hold = False
         self.boxes: list = []
-        self.watched: list = []
-        self.layer = None  #: the live result layer
-        self.corrections: np.ndarray | None = None
+        self.watched: list = []  #: (event emitter, handler) pairs connected
+        self.record: ResultRecord | None = None  #: the live result layer, what was written there, the corrections
+        self.notes: dict = {}  #: the last prompt's notes (boxes, corrections), for the status line
+        self.prompt = None  #: (segmenter, prompt, boxes) of the last run, for the layer's provenance
         self.started = self.finished = self.stopped = 0  #: runs started, run to the end, stopped by a newer one
         #: perf_counter of the last stroke, of the last view update (attention) and of its final labels
         self.stroke_at = self.view_at = self.final_at = None
@@ -119,19 +120,27 @@ class LiveMode:
         self.watch()
         self.schedule()
 
+    @property
+    def layer(self):
+        """The live result layer (None before the first run)."""
+        return None if self.record is None else self.record.layer
+
+    @property
+    def corrections(self) -> np.ndarray | None:
+        return None if self.record is None else self.record.corrections
+
     def watch(self) -> None:
         self.unwatch()
-        for layer, event in self.widget.live_sources():
-            getattr(layer.events, event).connect(self.on_edit)
-            self.watched.append((layer, event))
+        emitters = [(getattr(layer.events, event), self.on_edit) for layer, event in self.widget.live_sources()]
         if self.layer is not None:
-            self.layer.events.paint.connect(self.on_correction)
-            self.watched.append((self.layer, "paint"))
+            emitters.append((self.layer.events.paint, self.on_correction))
+        for emitter, handler in emitters:
+            emitter.connect(handler)
+        self.watched = emitters
 
     def unwatch(self) -> None:
-        for layer, event in self.watched:
-            getattr(layer.events, event).disconnect(self.on_edit if event != "paint" or layer is not self.layer
-                                                    else self.on_correction)
+        for emitter, handler in self.watched:
+            emitter.disconnect(handler)
         self.watched = []
 
     # ---------------------------------------------------------------- events
@@ -146,12 +155,8 @@ class LiveMode:
 
     def harvest(self) -> None:
         self.hold = False
-        if self.layer is None:
-            return
-        edits = corrections_from_edit(self.produced, np.asarray(self.layer.data), self.boxes)
-        self.corrections = merge_corrections(self.corrections, edits)
-        self.produced = np.array(self.layer.data, copy=True)
-        self.schedule()
+        if self.record is not None and self.record.harvest(self.widget.viewer, self.boxes) is not None:
+            self.schedule()
 
     def schedule(self) -> None:
         """(Re)start the debounce timer: one update DEBOUNCE_MS after the last of a burst of edits."""
@@ -172,7 +177,7 @@ class LiveMode:
         self.boxes = job["boxes"]
         if self.session is None or self.session_key != job["session_key"]:
             self.session, self.session_key = LiveSession(job["segmenter"], job["image"]), job["session_key"]
-            self.layer = None
+            self.record = None
         self.ensure_layer(job)
         seg, session, view, same = job["segmenter"], self.session, job["view"], job["same_image"]
         corrections = self.corrections if same else [(job["image"], self.corrections)]
@@ -196,26 +201,25 @@ class LiveMode:
     def ensure_layer(self, job) -> None:
         if self.layer is not None and self.layer in self.widget.viewer.layers:
             return
-        shape = job["image"].shape[:2]
-        self.produced = np.zeros(shape, np.uint8)
-        self.corrections = None
-        self.layer = self.widget.viewer.add_labels(
-            self.produced.copy(), name=f"{job['name']} fewcell live", scale=job["scale"][-2:],
+        produced = np.zeros(job["image"].shape[:2], np.uint8)
+        layer = self.widget.viewer.add_labels(
+            produced.copy(), name=f"{job['name']} fewcell live", scale=job["scale"][-2:],
             translate=job["translate"][-2:], metadata={RESULT_KEY: True})
+        self.record = ResultRecord(layer, produced, job["name"], (), False, None, job["image"])
         self.watch()
 
     def on_item(self, worker, item) -> None:
         if worker is not self.worker or self.layer is None or self.hold:
             return
         if isinstance(item, Patch):
-            labels = item.labels
-            if self.corrections is not None:  # what the user painted stays
-                labels = apply_corrections(labels, self.corrections[item.rows, item.cols])
-            if labels.max(initial=0) > np.iinfo(self.layer.data.dtype).max:
-                self.layer.data = self.layer.data.astype(np.uint16)
-                self.produced = self.produced.astype(np.uint16)
-            self.layer.data[item.rows, item.cols] = labels
-            self.produced[item.rows, item.cols] = labels
+            rec, labels = self.record, item.labels
+            if rec.corrections is not None:  # what the user painted stays
+                labels = apply_corrections(labels, rec.corrections[item.rows, item.cols])
+            if labels.max(initial=0) > np.iinfo(rec.layer.data.dtype).max:
+                rec.layer.data = rec.layer.data.astype(np.uint16)
+                rec.produced = rec.produced.astype(np.uint16)
+            rec.layer.data[item.rows, item.cols] = labels
+            rec.produced[item.rows, item.cols] = labels
             self.unshown += 1
             if item.final or self.view_shown:  # the view's patches are shown together (one refresh)
                 self.show()
@@ -247,10 +251,10 @@ class LiveMode:
             self.stopped += 1
         else:
             self.finished += 1
-            if self.layer is not None and getattr(self, "prompt", None) is not None:
+            if self.layer is not None and self.prompt is not None:
                 seg, prompt, boxes = self.prompt
                 self.layer.metadata["fewcell"] = {**seg.provenance(prompt, boxes), "live": True}
-            notes = corrections_text(getattr(self, "notes", {}))
+            notes = corrections_text(self.notes)
             self.widget.status.setText("Live: up to date." + (f" {notes}." if notes else ""))
         self.worker = None
         if self.pending:

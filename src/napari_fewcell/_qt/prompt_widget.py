@@ -46,7 +46,6 @@ from .lazy import (
     LazyTarget,
     OutputFolder,
     lazy_target,
-    prepare_prompt,
     prompt_labels,
     segment_lazy,
     written_text,
@@ -68,10 +67,9 @@ def _segment_gen(seg: Segmenter, job: dict):
     """Prepare the prompt, adapt to it, then segment (the engine generator the job runs); returns
     (labels, prompt, provenance): the status shows the prompt's self-check, the layer keeps the provenance."""
     yield Progress(0, 0, "preparing the prompt")
-    boxes = job["boxes"]
-    prompt = prepare_prompt(seg, job["prompt"], job["labels"], boxes[0]) if len(boxes) == 1 and not \
-        job["corrections"] and not job["more"] else \
-        seg.prepare_prompt_boxes(job["prompt"], job["labels"], boxes, job["corrections"], more=job["more"])
+    source = job["prompt"]  # a LazyTarget: only the boxes (with context) are read
+    source = source.open() if isinstance(source, LazyTarget) else source
+    prompt = seg.prepare_prompt_boxes(source, job["labels"], job["boxes"], job["corrections"], more=job["more"])
     if isinstance(job["target"], LazyTarget):  # a big or lazy image: block by block into a new zarr array
         labels = yield from segment_lazy(seg, prompt, job["target"])
     elif job["stack"]:  # every plane, one Labels stack
@@ -250,8 +248,9 @@ class PromptSegmentationWidget(QWidget):
             self._segmenters[key] = seg
         return self._segmenters[key]
 
-    def _collect(self) -> dict:
-        """Everything the worker needs, read from the layers on the GUI thread."""
+    def _collect(self, corrections: bool = True) -> dict:
+        """Everything the worker needs, read from the layers on the GUI thread (``corrections``: with the edits of
+        the latest Segment result; live update keeps its own)."""
         target, prompt_image = self._target_and_prompt_images()
         labels = self._layer(self.labels_combo.currentText(), Labels, "prompt labels")
         shapes = self._layer(self.shapes_combo.currentText(), Shapes, "prompt boxes")
@@ -275,8 +274,9 @@ class PromptSegmentationWidget(QWidget):
         groups = boxes_by_plane(shapes, prompt_image, point) if source is None else None
         if groups:  # boxes on planes of a stack: the plane shown (else the first) and the others
             prompt, prompt_lab, boxes, more, planes = planes_prompt(groups, prompt_image, labels, point)
-        corrections, plane_note = self._corrections(target, prompt_image, boxes, idx)
+        corrections, plane_note = self._corrections(target, prompt_image, boxes, idx) if corrections else (None, "")
         return {"corrections": corrections, "plane_note": plane_note, "more": more, "box_planes": planes,
+            "target_layer": target, "same_image": prompt_image is target,
             "key": self._params_key(), "target": plane, "prompt": prompt,
             "labels": prompt_lab, "boxes": boxes, "name": target.name, "idx": idx,
             "scale": target.scale, "translate": target.translate, "lazy": [lazy] if lazy else [],
@@ -323,12 +323,10 @@ class PromptSegmentationWidget(QWidget):
     def collect_live(self) -> dict:
         """What a live update needs, read on the GUI thread."""
         self.check_live()
-        job = self._collect()
-        target = self._layer(self.image_combo.currentText(), Image, "image to segment")
-        key = self._params_key()
-        _, prompt_image = self._target_and_prompt_images()
+        job = self._collect(corrections=False)
+        target, key = job["target_layer"], job["key"]
         return {**job, "segmenter": self._get_segmenter(key), "session_key": (id(target), key), "image": job["target"],
-                "view": np.asarray(target.corner_pixels), "same_image": prompt_image is target}
+                "view": np.asarray(target.corner_pixels)}
 
     def _collect_job(self) -> dict:
         job = self._collect()

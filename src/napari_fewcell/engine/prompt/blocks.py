@@ -23,7 +23,7 @@ class PromptBlocks:
 
     def __init__(self, seg: Segmenter, prompt: Prompt, ad: Adaptation, confidence: bool = False):
         self.seg, self.prompt, self.ad, self.confidence = seg, prompt, ad, confidence
-        self.keys = seg.keys(prompt) if ad.keys is None else ad.keys
+        self.keys = seg.path_keys(prompt, ad)
         self.tile = seg.params.tile
         self.lut = torch.as_tensor(self.keys.classes.astype(np.int64), device=seg.device)
 

@@ -20,7 +20,7 @@ from ..core.image import as_image2d, intensity_range
 from ..core.progress import Progress
 from ..core.tiling import Window, windows
 from ..nets import attention
-from .filters import FEATURE_MARGIN, forest_proba, window_features
+from .filters import FEATURE_MARGIN
 from .segmenter import Prompt, Segmenter
 
 VIEW_DONE = "view done"  #: the Progress message after the view's first (attention) patches
@@ -128,35 +128,21 @@ class LiveSession:
             yield Patch(rows, cols, self.labels(probs, keys.classes, rows, cols), False)
         yield Progress(0, 0, VIEW_DONE)
         ad = yield from self.seg.adapt_iter(prompt)
-        if ad.path == "none":
-            for n, i in enumerate(order):
-                rows, cols, probs = self.attend(i, keys)
-                yield Patch(rows, cols, self.labels(probs, keys.classes, rows, cols), True)
-                yield Progress(n + 1, len(order), "segmenting")
-                if n + 1 == len(shown):
-                    yield Progress(0, 0, VIEW_FINAL)
-            return
-        yield from self.adapted(prompt, ad, order, len(shown))
+        yield from self.final_pass(prompt, ad, order, len(shown))
 
-    def adapted(self, prompt: Prompt, ad, order: list[int], shown: int) -> Generator[Progress | Patch, None, None]:
-        """The adapted path tile by tile (the tiles of ``Segmenter.segment``: the same labels); the first ``shown``
-        tiles are the view's."""
-        keys = ad.keys if ad.keys is not None else self.seg.keys(prompt)
+    def final_pass(self, prompt: Prompt, ad, order: list[int], shown: int) -> Generator[Progress | Patch, None, None]:
+        """Every tile by the prompt's chosen path (the tiles of ``Segmenter.segment``: the same labels), the
+        cached attention wherever the path uses the shared network; the first ``shown`` tiles are the view's."""
+        keys = self.seg.path_keys(prompt, ad)
+        message = "segmenting" if ad.path == "none" else "adapting the result"
         for n, i in enumerate(order):
             t, f = self.tiles[i], self.feature_tiles[i]
-            rows, cols = slice(t.ty, t.ty1), slice(t.tx, t.tx1)
+            cached = None if ad.path == "forest" or ad.model is not None else self.attend(i, keys)[2]
             with torch.inference_mode():
-                if ad.path == "forest":
-                    probs = torch.from_numpy(forest_proba(ad.forest, window_features(self.arr, self.rng, f),
-                                                          len(keys.classes)))
-                elif ad.model is not None:  # fine-tuned: its own embeddings
-                    probs = self.seg.tile_probs(self.arr, self.rng, t, None, keys, ad)
-                else:  # fused: cached attention, then the forest on filters + attention
-                    probs = self.attend(i, keys)[2]
-                    x = np.hstack([window_features(self.arr, self.rng, f), probs.float().cpu().numpy()])
-                    probs = torch.from_numpy(forest_proba(ad.forest, x, probs.shape[1]))
+                probs = self.seg.tile_probs(self.arr, self.rng, t, f, keys, ad, cached)
+            rows, cols = slice(t.ty, t.ty1), slice(t.tx, t.tx1)
             yield Patch(rows, cols, self.labels(probs, keys.classes, rows, cols), True)
-            yield Progress(n + 1, len(order), "adapting the result")
+            yield Progress(n + 1, len(order), message)
             if n + 1 == shown:
                 yield Progress(0, 0, VIEW_FINAL)
 

@@ -305,16 +305,19 @@ class Segmenter:
     def adapt(self, prompt: Prompt, progress: Callable[[Progress], None] | None = None) -> Adaptation:
         return run(self.adapt_iter(prompt), progress)
 
-    def tile_probs(self, sub: np.ndarray, rng, win, fwin, keys, ad: Adaptation) -> torch.Tensor:
+    def tile_probs(self, sub: np.ndarray, rng, win, fwin, keys, ad: Adaptation,
+                   attended: torch.Tensor | None = None) -> torch.Tensor:
         """Class probabilities (h·w, C) of one tile: attention, then (fused path) the forest; the forest path
         runs no network. ``sub`` is the region read (``LazyImage.window``), ``win`` and ``fwin`` the tile with the
-        network's and the filters' context in ``sub``'s coordinates."""
+        network's and the filters' context in ``sub``'s coordinates. ``attended``: the tile's attention
+        probabilities when they are already known (live update's cached embeddings), instead of the network."""
         if ad.path == "forest":
             probs = forest_proba(ad.forest, window_features(sub, rng, fwin), len(keys.classes))
             return torch.from_numpy(probs).to(self.device)
-        emb = self.embed(sub, rng, *win.region, model=ad.model)[(slice(None), *win.inner)]
-        d = emb.shape[0]
-        probs = attention.attend(emb.reshape(d, -1).T.float(), keys, self.tau)
+        probs = attended
+        if probs is None:
+            emb = self.embed(sub, rng, *win.region, model=ad.model)[(slice(None), *win.inner)]
+            probs = attention.attend(emb.reshape(emb.shape[0], -1).T.float(), keys, self.tau)
         if ad.forest is not None:
             x = np.hstack([window_features(sub, rng, fwin), probs.float().cpu().numpy()])
             probs = torch.from_numpy(forest_proba(ad.forest, x, probs.shape[1])).to(self.device)
@@ -326,6 +329,11 @@ class Segmenter:
         if ad is None:
             raise FewcellError("Adapt to the prompt first (Segmenter.adapt or adapt_iter).")
         return PromptBlocks(self, prompt, ad, confidence)
+
+    def path_keys(self, prompt: Prompt, ad: Adaptation) -> attention.PromptKeys:
+        """The keys a tile attends to on the prompt's adapted path: the path's own (fine-tuned, forest), else the
+        prompt's."""
+        return self.keys(prompt) if ad.keys is None else ad.keys
 
     def adapted(self, prompt: Prompt) -> Adaptation | None:
         return prompt._adapted.get(self.adapt_key())
