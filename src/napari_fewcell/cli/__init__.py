@@ -24,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     partial.add_predict_parser(sub)
     suggest.add_parser(sub)
     training.add_pretrain_parser(sub)
+    training.add_bank_parser(sub)
     training.add_train_extractor_parser(sub)
     return ap
 

@@ -36,6 +36,18 @@ def add_pretrain_parser(sub) -> None:
     p.add_argument("--cpu-minutes", type=float, default=d.cpu_minutes,
                    help="stop when training has used this much CPU time (all threads, over resumes); --steps is "
                         "then an upper bound. For comparing strategies at an equal CPU budget (0 = no budget)")
+    p.add_argument("--wall-minutes", type=float, default=d.wall_minutes,
+                   help="stop after this much wall time (over resumes); the learning rate warms up and decays "
+                        "(cosine) over the larger of --steps and this time, so a fixed-time run ends at a low rate "
+                        "on any machine (0 = no budget: one-cycle over --steps)")
+    p.add_argument("--device", default=d.device, choices=["cpu", "cuda", "auto"],
+                   help="where the network trains (episodic; a GPU machine: cuda)")
+    p.add_argument("--sampler", default=d.sampler, choices=["numpy", "torch"],
+                   help="episodic: cut and augment episodes one by one with numpy, or in batch with torch on --device")
+    p.add_argument("--scale", type=float, nargs=2, default=list(d.scale), metavar=("LOW", "HIGH"),
+                   help="--sampler torch: rescale each episode by a factor drawn log-uniformly in [LOW, HIGH]")
+    p.add_argument("--query-pixels", type=int, default=d.query_pixels, help="query pixels scored per episode")
+    p.add_argument("--key-pixels", type=int, default=d.key_pixels, help="prompt pixels attended to per episode")
     p.add_argument("--batch", type=int, default=d.batch)
     p.add_argument("--crop", type=int, default=d.crop, help="query crop edge")
     p.add_argument("--lr", type=float, default=d.lr)
@@ -59,6 +71,40 @@ def add_pretrain_parser(sub) -> None:
     add_threads(p)
     add_out(p, "WEIGHTS.pt")
     p.set_defaults(func=cmd_pretrain)
+
+
+def add_bank_parser(sub) -> None:
+    from ..engine.training.datasets import ALL_SETS
+
+    b = sub.add_parser("pretrain-bank", help="pack the data sets' train splits into one compact crop bank (.npz)",
+                       description=cmd_bank.__doc__)
+    add_data(b, "../shared/data")
+    b.add_argument("--sets", nargs="+", default=list(ALL_SETS), metavar="SET", help="data sets to pack")
+    b.add_argument("--window", type=int, default=512, help="largest window kept of an image (px)")
+    b.add_argument("--budget-mpx", type=float, default=4.5, help="megapixels per set, about")
+    add_seed(b)
+    add_out(b, "BANK.npz")
+    b.set_defaults(func=cmd_bank)
+
+
+def cmd_bank(a) -> int:
+    """Pack the train splits of the labelled data sets (every label folder) into one .npz crop bank: whole images
+    up to --window², seeded windows of larger ones up to about --budget-mpx per set, uint8, compressed. Pre-train
+    from it anywhere with fewcell pretrain --data BANK.npz (a GPU machine carries it with the tree)."""
+    from pathlib import Path
+
+    from ..engine.core.errors import FewcellError
+    from ..engine.training.bank import build_bank
+
+    if not a.out.endswith(".npz"):
+        raise FewcellError(f"A crop bank is a .npz file; name --out like bank.npz, not {a.out}.")
+    if a.window < 64 or a.budget_mpx <= 0:
+        raise FewcellError("--window must be 64 px or more and --budget-mpx a positive number.")
+    meta = build_bank(a.data, a.out, a.sets, a.window, a.budget_mpx, a.seed)
+    n = sum(len(s["ids"]) for s in meta["sets"].values())
+    print(f"{a.out}: {n} windows of {len(meta['sets'])} sets, {Path(a.out).stat().st_size / 2**20:.1f} MiB",
+          file=sys.stderr)
+    return 0
 
 
 def add_train_extractor_parser(sub) -> None:
@@ -107,7 +153,9 @@ def cmd_pretrain(a) -> int:
         inner_steps=a.inner_steps, meta_step=a.meta_step, shots=a.shots, entropy_weight=a.entropy_weight,
         distill_weight=a.distill_weight, moco_every=a.moco_every, moco_queue=a.moco_queue,
         moco_momentum=a.moco_momentum, moco_tau=a.moco_tau,
-        checkpoint_minutes=a.checkpoint_minutes, cpu_minutes=a.cpu_minutes,
+        checkpoint_minutes=a.checkpoint_minutes, cpu_minutes=a.cpu_minutes, wall_minutes=a.wall_minutes,
+        device=a.device, sampler=a.sampler, scale=tuple(a.scale), query_pixels=a.query_pixels,
+        key_pixels=a.key_pixels,
     )
     ckpt = a.checkpoint or str(checkpoint_path(a.out))
     stop = stop_on_signals()

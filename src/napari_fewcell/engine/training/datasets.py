@@ -108,13 +108,9 @@ def load_set(root: Path, set_name: str, folders: Sequence[str] | None) -> list[D
     return tasks
 
 
-def load_tasks(root: str | Path, names: Sequence[str] = ALL_SETS, exclude: Sequence[str] = ()) -> list[DataSet]:
-    """Every task named (``SET`` or ``SET:FOLDER``) less those excluded, each set read once."""
-    root = Path(root)
-    if not root.is_dir():
-        raise FewcellError(f"The data folder {root} does not exist; give --data the folder holding the data sets.")
+def wanted_folders(names: Sequence[str], exclude: Sequence[str]) -> dict[str, list[str] | None]:
+    """Set → the label folders asked for (None: every folder), sets excluded whole left out."""
     excluded_sets = {n for n in exclude if ":" not in n}
-    excluded_tasks = {n for n in exclude if ":" in n}
     wanted: dict[str, list[str] | None] = {}
     for name in names:
         set_name, folder = split_name(name)
@@ -124,13 +120,28 @@ def load_tasks(root: str | Path, names: Sequence[str] = ALL_SETS, exclude: Seque
             wanted[set_name] = None
         elif wanted.get(set_name, []) is not None:
             wanted.setdefault(set_name, []).append(folder)
-    tasks = []
-    for set_name, folders in wanted.items():
-        tasks += [t for t in load_set(root, set_name, folders) if t.name not in excluded_tasks
-                  and f"{t.set_name}:labels" not in excluded_tasks]
+    return wanted
+
+
+def drop_excluded(tasks: list[DataSet], exclude: Sequence[str]) -> list[DataSet]:
+    """The tasks less those excluded by ``SET:FOLDER``; one sentence when nothing is left."""
+    excluded_tasks = {n for n in exclude if ":" in n}
+    tasks = [t for t in tasks if t.name not in excluded_tasks and f"{t.set_name}:labels" not in excluded_tasks]
     if not tasks:
         raise FewcellError("No data set is left to train on after --exclude; name at least one set not excluded.")
     return tasks
+
+
+def load_tasks(root: str | Path, names: Sequence[str] = ALL_SETS, exclude: Sequence[str] = ()) -> list[DataSet]:
+    """Every task named (``SET`` or ``SET:FOLDER``) less those excluded, each set read once."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FewcellError(f"The data folder {root} does not exist; give --data the folder holding the data sets "
+                           "(or a crop bank .npz).")
+    tasks = []
+    for set_name, folders in wanted_folders(names, exclude).items():
+        tasks += load_set(root, set_name, folders)
+    return drop_excluded(tasks, exclude)
 
 
 def load_training_sets(root: str | Path, names) -> list[DataSet]:

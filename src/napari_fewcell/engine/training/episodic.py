@@ -14,10 +14,12 @@ import torch
 import torch.nn.functional as F
 
 from ..core.augment import STRONG, augment
+from ..core.device import select_device
 from ..core.losses import soft_dice
 from ..nets.unet import EmbedNet
 from .datasets import DataSet
 from .params import PretrainParams
+from .torch_episodes import TorchEpisodes
 
 
 def crop(img, lab, size, rng, y=None, x=None):
@@ -94,13 +96,24 @@ def attention_output(model: EmbedNet, batch, p: PretrainParams, generator: torch
     k = ep[:, :, c : c + p.box, c : c + p.box].flatten(2).transpose(1, 2)  # (B, M, D)
     y = ql.flatten(1).long()
     v = F.one_hot(pl.flatten(1).long(), 2).float()  # (B, M, 2)
-    qsel = torch.rand(B, x.shape[1], generator=generator).argsort(1)[:, : p.query_pixels]
-    ksel = torch.rand(B, k.shape[1], generator=generator).argsort(1)[:, : p.key_pixels]
+    qsel, ksel = pixel_draws(B, x.shape[1], k.shape[1], p, generator, x.device)
     x = torch.take_along_dim(x, qsel[..., None], 1)[:, None]
     y = torch.take_along_dim(y, qsel, 1)
     k = torch.take_along_dim(k, ksel[..., None], 1)[:, None]
     v = torch.take_along_dim(v, ksel[..., None], 1)[:, None]
     return F.scaled_dot_product_attention(x, k, v, scale=1.0 / p.tau)[:, 0], y
+
+
+def pixel_draws(B: int, n_query: int, n_key: int, p: PretrainParams, generator, device):
+    """Random query and key pixels of each episode: drawn by the CPU generator on a CPU; on another device by a
+    generator there, seeded from it (no copy to the device, and no CPU sort, per step)."""
+    if device.type != "cpu" and generator is not None:
+        generator = torch.Generator(device=device).manual_seed(int(torch.randint(2**62, (1,), generator=generator)))
+    else:
+        device = "cpu"
+    qsel = torch.rand(B, n_query, generator=generator, device=device).argsort(1)[:, : p.query_pixels]
+    ksel = torch.rand(B, n_key, generator=generator, device=device).argsort(1)[:, : p.key_pixels]
+    return qsel, ksel
 
 
 def episode_loss(model: EmbedNet, batch, p: PretrainParams, generator: torch.Generator | None = None,
@@ -123,23 +136,47 @@ class Episodic:
                  gen: torch.Generator):
         self.model, self.tasks, self.p, self.rng, self.gen = model, tasks, p, rng, gen
         self.weights = task_weights(tasks, p)
+        self.device = select_device(p.device)
+        model.to(self.device)
+        self.sampler = TorchEpisodes(tasks, self.weights, p, rng, self.device) if p.sampler == "torch" else None
         self.opt = torch.optim.Adam(model.parameters(), lr=p.lr)
+        self.progress = 0.0  #: share of the run done (steps or wall time, the larger), set by the driver
+        if p.wall_minutes:  # the time-based schedule: lr_at(progress) set before every step
+            self.sched = None
+            return
         # 5 % warm-up (a longer one for toy runs: OneCycleLR divides by zero when 5 % of the steps is one step)
         warm = 0.05 if p.steps >= 40 else 0.3
         self.sched = torch.optim.lr_scheduler.OneCycleLR(self.opt, max_lr=p.lr, total_steps=p.steps, pct_start=warm)
 
+    def lr_at(self, f: float) -> float:
+        """Linear warm-up over the first 5 % of the run, then a cosine decay to 1 % of ``lr``."""
+        f = min(max(f, 0.0), 1.0)
+        if f < 0.05:
+            return self.p.lr * (0.04 + 0.96 * f / 0.05)
+        return self.p.lr * (0.01 + 0.99 * 0.5 * (1 + np.cos(np.pi * (f - 0.05) / 0.95)))
+
+    def batch(self) -> list[torch.Tensor]:
+        if self.sampler is not None:
+            return self.sampler.batch()
+        return [t.to(self.device) for t in episode_batch(self.tasks, self.weights, self.p, self.rng)]
+
     def step(self) -> dict[str, float]:
         self.model.train()
-        loss = episode_loss(self.model, episode_batch(self.tasks, self.weights, self.p, self.rng), self.p, self.gen)
+        if self.sched is None:
+            for group in self.opt.param_groups:
+                group["lr"] = self.lr_at(self.progress)
+        loss = episode_loss(self.model, self.batch(), self.p, self.gen)
         self.opt.zero_grad()
         loss.backward()
         self.opt.step()
-        self.sched.step()
+        if self.sched is not None:
+            self.sched.step()
         return {"loss": loss.item()}
 
     def state_dict(self) -> dict:
-        return {"opt": self.opt.state_dict(), "sched": self.sched.state_dict()}
+        return {"opt": self.opt.state_dict(), **({"sched": self.sched.state_dict()} if self.sched else {})}
 
     def load_state_dict(self, state: dict) -> None:
         self.opt.load_state_dict(state["opt"])
-        self.sched.load_state_dict(state["sched"])
+        if self.sched is not None:
+            self.sched.load_state_dict(state["sched"])

@@ -7,6 +7,7 @@ from ..core.errors import FewcellError
 from .datasets import ALL_SETS
 
 STRATEGIES = ("episodic", "reptile", "moco")
+SAMPLERS = ("numpy", "torch")
 
 
 @dataclasses.dataclass
@@ -51,6 +52,14 @@ class PretrainParams:
     #: stop when the training loop has used this much CPU time (all threads, summed over resumes); 0 = no budget.
     #: ``steps`` is then an upper bound: runs of different strategies compared at an equal CPU budget
     cpu_minutes: float = 0.0
+    #: stop after this many minutes of wall time (summed over resumes); the learning rate then follows a
+    #: warm-up and a cosine decay over the larger of steps and time spent, so a run of a fixed time on any
+    #: machine ends at a low rate (0 = no time budget: the one-cycle schedule over ``steps``)
+    wall_minutes: float = 0.0
+    device: str = "cpu"  #: cpu | cuda | auto: where the network trains
+    #: episodic: numpy (one episode at a time on the CPU) or torch (cut and augmented on ``device``, in batch)
+    sampler: str = "numpy"
+    scale: tuple[float, float] = (1.0, 1.0)  #: torch sampler: episode rescaling factor, drawn log-uniformly
 
     def check(self) -> None:
         if self.strategy not in STRATEGIES:
@@ -60,6 +69,15 @@ class PretrainParams:
             raise FewcellError("Pre-training needs one step and one episode or more, crops of 16 px and boxes of 8 px.")
         if self.dataset_weights is not None and len(self.dataset_weights) != len(self.datasets):
             raise FewcellError("Give one weight per data set (NAME=WEIGHT), or none.")
+        if self.sampler not in SAMPLERS:
+            raise FewcellError(f"There is no episode sampler {self.sampler!r}; choose one of {', '.join(SAMPLERS)}.")
+        if not 0.1 <= self.scale[0] <= self.scale[1] <= 10 or (self.scale != (1.0, 1.0) and self.sampler != "torch"):
+            raise FewcellError("--scale takes two factors LOW HIGH between 0.1 and 10 (LOW ≤ HIGH), with --sampler torch.")
+        if (self.device != "cpu" or self.sampler != "numpy" or self.wall_minutes) and self.strategy != "episodic":
+            raise FewcellError("--device, --sampler torch and --wall-minutes are for the episodic strategy; "
+                               "drop them or use --strategy episodic.")
+        if self.wall_minutes < 0:
+            raise FewcellError("A wall-time budget is a number of minutes, 0 for none.")
         if self.cpu_minutes < 0:
             raise FewcellError("A CPU budget is a number of minutes, 0 for none.")
         if self.checkpoint_minutes <= 0:

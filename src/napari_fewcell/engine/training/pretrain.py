@@ -21,7 +21,7 @@ from ..core import modelfile
 from ..core.errors import FewcellError
 from ..core.progress import Progress
 from ..nets.unet import EmbedNet, NetConfig, load_model, save_weights
-from .datasets import load_tasks
+from .bank import load_any
 from .episodic import Episodic
 from .params import PretrainParams
 
@@ -93,13 +93,13 @@ def pretrain_iter(p: PretrainParams, out: str | Path, resume: str | Path | None 
     if p.threads:
         torch.set_num_threads(p.threads)
     state = read_checkpoint(resume, p) if resume else None  # a bad checkpoint fails before any data is read
-    tasks = load_tasks(p.data, p.datasets, p.exclude)
+    tasks = load_any(p.data, p.datasets, p.exclude)
     torch.manual_seed(p.seed)
     gen = torch.Generator().manual_seed(p.seed)
     rng = np.random.default_rng(p.seed)
     model = initial_model(p)
     strategy = strategy_class(p.strategy)(model, tasks, p, rng, gen)
-    start, elapsed, cpu, history, resumes = 0, 0.0, 0.0, [], []
+    start, elapsed, cpu, trained, history, resumes = 0, 0.0, 0.0, 0.0, [], []
     if state is not None:
         modelfile.build(resume, modelfile.CHECKPOINT, lambda: (model.load_state_dict(state["model"]),
                                                                strategy.load_state_dict(state["strategy"])))
@@ -107,29 +107,34 @@ def pretrain_iter(p: PretrainParams, out: str | Path, resume: str | Path | None 
         gen.set_state(state["torch_gen"])
         torch.set_rng_state(state["torch_rng"])
         start, elapsed, history = int(state["step"]), float(state["elapsed"]), list(state.get("history", []))
-        cpu = float(state.get("cpu_seconds", 0.0))
+        cpu, trained = float(state.get("cpu_seconds", 0.0)), float(state.get("train_seconds", 0.0))
         resumes = [*state.get("resumes", []), start]
     ckpt = Checkpointer(checkpoint or checkpoint_path(out), p.checkpoint_minutes)
 
-    c0 = time.process_time()  # CPU time of the training loop only (all threads), not of reading the data
+    # CPU time (all threads) and wall time of the training loop only, not of reading the data
+    c0, c1 = time.process_time(), time.time()
 
     def cpu_used() -> float:
         return cpu + time.process_time() - c0
 
+    def wall_used() -> float:  # wall time of the training loop only (over resumes), not of reading the data
+        return trained + time.time() - c1
+
     def snapshot(step: int) -> dict:
         return {"params": p.as_card(), "step": step, "elapsed": elapsed + time.time() - t0, "history": history,
-                "cpu_seconds": cpu_used(),
+                "cpu_seconds": cpu_used(), "train_seconds": wall_used(),
                 "resumes": resumes, "model": modelfile.state_dict(model), "strategy": strategy.state_dict(),
                 "numpy_rng": rng.bit_generator.state, "torch_gen": gen.get_state(), "torch_rng": torch.get_rng_state()}
 
     running: dict[str, float] = {}
     done = start
-    budget = p.cpu_minutes * 60
+    budget, wall = p.cpu_minutes * 60, p.wall_minutes * 60
     yield Progress(start, p.steps, f"{p.strategy}: from step {start}" if start else f"{p.strategy}: starting")
     try:
         for step in range(start, p.steps):
-            if budget and cpu_used() >= budget:  # the CPU budget is spent: ``done`` steps is where the run ends
-                break
+            if (budget and cpu_used() >= budget) or (wall and wall_used() >= wall):  # a budget is spent:
+                break  # ``done`` steps is where the run ends
+            strategy.progress = max(step / p.steps, wall_used() / wall if wall else 0.0)
             losses = strategy.step()
             done = step + 1
             running = {k: v if k not in running else 0.98 * running[k] + 0.02 * v for k, v in losses.items()}
@@ -144,10 +149,13 @@ def pretrain_iter(p: PretrainParams, out: str | Path, resume: str | Path | None 
         raise
     if done < p.steps:
         history.append({"step": done, **{k: round(v, 5) for k, v in running.items()}})
-        yield Progress(p.steps, p.steps, f"CPU budget of {p.cpu_minutes:g} min spent after {done} steps")
+        spent_what = f"CPU budget of {p.cpu_minutes:g}" if budget and cpu_used() >= budget else \
+            f"wall-time budget of {p.wall_minutes:g}"
+        yield Progress(p.steps, p.steps, f"{spent_what} min spent after {done} steps")
     ckpt.save(snapshot(done))
     model.eval()
     spent = {"wall_seconds": round(elapsed + time.time() - t0, 1), "cpu_seconds": round(cpu_used(), 1),
+             "train_seconds": round(wall_used(), 1),
              "steps_done": done, "resumed_at_steps": resumes}
     save_weights(model, out, weights_card(p, model, tasks, running, spent))
     return model
@@ -159,13 +167,14 @@ def weights_card(p: PretrainParams, model: EmbedNet, tasks, running: dict, spent
         "init_card": getattr(model, "card", None) if p.init else None,
         "strategy": p.strategy,
         "params": p.as_card(),
-        "training_images": {t.name: t.ids for t in tasks},
+        "training_images": {t.name: list(dict.fromkeys(t.ids)) for t in tasks},  # a crop bank repeats an id
         "excluded": list(p.exclude),
         "final_loss": running.get("loss"),
         "final_losses": running,
         **spent,
         "torch": str(torch.__version__),
         "threads": torch.get_num_threads(),
+        "device": torch.cuda.get_device_name() if str(p.device) != "cpu" and torch.cuda.is_available() else "cpu",
     }
 
 

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Pre-training at scale: the all-sets network and one network per leave-one-out fold, side by side on one
+# machine (a GPU machine of the device tool, or any CPU: DEVICE=cpu), from the crop bank
+# (`fewcell pretrain-bank --data ../shared/data --budget-mpx 7 --out .bank/bank.npz`; the bank stays out of
+# git: .git/info/exclude, since not every set's licence allows copying it into the repository).
+#
+#   bash runs/gpu_pretrain.sh OUT_DIR [MINUTES]         # DEVICE=cuda (default) or cpu; MINUTES default 6.5
+#
+# WARM=1 starts each run from the CPU-trained weights that never saw its fold (the shipped network for the
+# sets it never saw and for all8; runs/lodo_isbi_episodic.pt, runs/lodo_dsb2018he_episodic.pt) with
+# LR (default 5e-4) and SCALE (default "0.75 1.33"); otherwise from random weights (lr 2e-3, scale 0.6-1.7).
+#
+# Every run is `fewcell pretrain` (episodic, torch sampler, random init) with a wall-time budget: the
+# learning rate warms up and decays over that time, and each run checkpoints every 2 minutes
+# (resume: the same command with --resume OUT.pt.ckpt). OUT_DIR receives <name>.pt, <name>.log and
+# tarballs of them (what the device tool brings back: at most 8 files).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out="${1:?usage: runs/gpu_pretrain.sh OUT_DIR [MINUTES]}"; minutes="${2:-6.5}"
+device="${DEVICE:-cuda}"; bank="${BANK:-.bank/bank.npz}"; py="${PY:-python3}"
+mkdir -p "$out"
+export PYTHONPATH="$PWD/src" OMP_NUM_THREADS=1 PYTHONUNBUFFERED=1
+shipped=src/napari_fewcell/weights/fewcell_embed_v1.pt
+declare -A inits=([all8]=$shipped [lodo_isbi]=runs/lodo_isbi_episodic.pt [lodo_dsb2018he]=runs/lodo_dsb2018he_episodic.pt
+  [lodo_usiigaci]=$shipped [lodo_tem]=$shipped [classout_myelin]=$shipped [lodo_coelho]=$shipped
+  [lodo_cervical]=$shipped)
+if [ "${WARM:-0}" = 1 ]; then lr="${LR:-5e-4}"; scale="${SCALE:-0.75 1.33}"; else lr="${LR:-2e-3}"; scale="${SCALE:-0.6 1.7}"; fi
+# shellcheck disable=SC2206
+common=(--data "$bank" --strategy episodic --sampler torch --device "$device" --scale $scale
+        --batch "${BATCH:-32}" --query-pixels 4096 --key-pixels "${KEYS:-2048}" --lr "$lr" --dice-weight 0.5 --swap-p 0.2
+        --invert-p 0.2 --steps 200000 --wall-minutes "$minutes" --checkpoint-minutes 2 --threads 1 --seed 0)
+declare -A folds=(
+  [all8]=""
+  [lodo_isbi]="--exclude isbi2012_membrane"
+  [lodo_usiigaci]="--exclude usiigaci_phase_contrast_cells"
+  [lodo_dsb2018he]="--exclude dsb2018_he"
+  [lodo_tem]="--exclude tem_myelinated_axons"
+  [classout_myelin]="--exclude tem_myelinated_axons:labels_myelin"
+  [lodo_coelho]="--exclude coelho2009_nih3t3_nuclei"
+  [lodo_cervical]="--exclude isbi2014_cervical_synth_cells"
+)
+"$py" -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), \
+  torch.cuda.get_device_name() if torch.cuda.is_available() else '')"
+pids=()
+for name in "${!folds[@]}"; do
+  # shellcheck disable=SC2086
+  timeout -s TERM "$(python3 -c "print(int($minutes * 60 + 90))")" \
+    "$py" -m napari_fewcell.cli pretrain "${common[@]}" ${folds[$name]} \
+    $([ "${WARM:-0}" = 1 ] && echo "--init ${inits[$name]}") --out "$out/$name.pt" \
+    >"$out/$name.log" 2>&1 &
+  pids+=($!)
+done
+fail=0
+for pid in "${pids[@]}"; do wait "$pid" || fail=$((fail + 1)); done
+for name in "${!folds[@]}"; do
+  echo "== $name: $(tr '\r' '\n' <"$out/$name.log" | grep -v '^$' | tail -n 1)"
+done
+(cd "$out" && tar cf weights_a.tar all8.pt lodo_isbi.pt lodo_usiigaci.pt lodo_dsb2018he.pt 2>/dev/null;
+ tar cf weights_b.tar lodo_tem.pt classout_myelin.pt lodo_coelho.pt lodo_cervical.pt 2>/dev/null;
+ tar cf ckpt_all8.tar all8.pt.ckpt 2>/dev/null; tar czf logs.tgz ./*.log)
+echo "runs failed: $fail"
+exit "$fail"
