@@ -92,6 +92,22 @@ def test_several_boxes_count_overlaps_once_and_adapt_together(blob_image):
         seg.prepare_prompt_boxes(img, mask[10:50, 10:50], boxes[:2])
 
 
+@pytest.mark.parametrize("adapt", ["none", "fuse"])
+def test_same_boxes_in_any_order_give_the_same_labels(blob_image, adapt):
+    """Issue 20, item 5: the boxes (overlapping ones too) and a correction, given in two orders → identical labels,
+    the same self-check and the same provenance order."""
+    img, mask = blob_image
+    seg = Segmenter(PromptParams(device="cpu", adapt=adapt, trees=10))
+    boxes = [(80, 70, 40, 40), (10, 10, 40, 40), (30, 30, 40, 40)]
+    corr = np.full(mask.shape, -1)
+    corr[150:153, 20:60] = 1
+    a = seg.prepare_prompt_boxes(img, mask, boxes, corrections=corr)
+    b = seg.prepare_prompt_boxes(img, mask, boxes[::-1], corrections=corr)
+    assert a.boxes == b.boxes == sorted(boxes)
+    la, lb = seg.segment(img, a), seg.segment(img, b)
+    assert (la == lb).all() and a.check == b.check and a.path == b.path == adapt
+
+
 def test_self_check_groups_hold_out_boxes_and_never_score_strokes():
     def src(kind, n=8, mask=None):
         return PromptSource(np.zeros((3, n, n), np.float32), (0, 0), (n, n), mask, kind)

@@ -50,7 +50,7 @@ def test_overlapping_boxes_the_later_one_counts_and_the_status_says_so(viewer_wi
     labels = viewer.layers["nuclei prompt labels"]
     labels.data[y : y + 64, x : x + 64] = sample["truth"][y : y + 64, x : x + 64]
     click_and_wait(qtbot, widget)
-    assert "1536 pixels lie in two boxes: the later box's labels count" in widget.status.text()
+    assert "1536 pixels lie in two boxes: they count once" in widget.status.text()
 
 
 def test_a_correction_on_another_plane_is_read_from_that_plane(viewer_widget, qtbot):

@@ -60,7 +60,7 @@ def corrections_text(notes: dict, plane_note: str = "") -> str:
     """What the status says of the prompt's boxes and corrections."""
     parts = []
     if notes.get("overlap_pixels"):
-        parts.append(f"{notes['overlap_pixels']} pixels lie in two boxes: the later box's labels count")
+        parts.append(f"{notes['overlap_pixels']} pixels lie in two boxes: they count once")
     if notes.get("strokes"):
         parts.append(f"{notes['stroke_pixels']} corrected pixels ({notes['strokes']} strokes{plane_note}) joined "
                      f"the prompt ({notes['stroke_keys']} of them as keys)")

@@ -21,7 +21,7 @@ def add_parser(sub) -> None:
         help="labels: the size of the prompt image (only the box is read) or exactly the box's size",
     )
     add_box(s, "prompt box; repeat it for several boxes of the prompt image (then --prompt-labels must be the "
-               "size of the prompt image; where two boxes overlap the later one counts)", repeat=True)
+               "size of the prompt image; a pixel in two boxes counts once; their order does not matter)", repeat=True)
     s.add_argument(
         "--corrected", nargs=2, metavar=("RESULT", "EDITED"), default=None,
         help="corrections: a class-label result of the prompt image (as this command writes it) and your edited "

@@ -154,7 +154,8 @@ class Segmenter:
         them all (its self-check holds out each box in turn; with one box, each quarter of it).
 
         ``labels``: the size of the image (only the boxes are read), or with one box its size. A pixel in two
-        boxes counts once, for the later box. ``corrections``: None, an (H, W) int array the size of the image
+        boxes counts once. The boxes are taken in a fixed order (top, left, height, width), whatever the order given,
+        so the same boxes give the same labels in any order (``prompt.boxes`` lists them so). ``corrections``: None, an (H, W) int array the size of the image
         (−1: not corrected, v ≥ 0: the pixel is class v, e.g. from :func:`corrections_from_edit`), or a list of
         (image, corrections) pairs for strokes on other images (planes) than the prompt's. Corrected pixels
         inside a box are ignored (the box's labels win). ``image`` may be a :class:`LazyImage`. ``embeddings``:
@@ -166,7 +167,7 @@ class Segmenter:
             image = LazyImage(as_image2d(image, "prompt image"), "prompt image")
         if not len(boxes):
             raise FewcellError("No prompt box: draw a box and paint inside it.")
-        checked = [check_box(b, image.shape) for b in boxes]
+        checked = sorted(check_box(b, image.shape) for b in boxes)  # order-free: same boxes, same labels
         rng = image.intensity_range()
         parts, notes = [], {"overlap_pixels": 0}
         alone = len(boxes) == 1 and corrections is None and not more
@@ -174,7 +175,7 @@ class Segmenter:
         every = list(checked)
         for img, lab, bxs in more:
             img = img if isinstance(img, LazyImage) else LazyImage(as_image2d(img, "prompt image"), "prompt image")
-            bxs = [check_box(b, img.shape) for b in bxs]
+            bxs = sorted(check_box(b, img.shape) for b in bxs)
             self.box_parts(img, img.intensity_range(), lab, bxs, parts, notes, False, None)
             every += bxs
         notes["stroke_pixels"] = 0
@@ -223,7 +224,7 @@ class Segmenter:
         """One prompt made of several annotated boxes: ``items`` = [(image (H, W, C), labels (H, W), boxes)].
 
         The boxes' pixels and labels are concatenated (each box is embedded with its own context); a pixel in
-        two boxes of one image counts once, for the later box. Together they must hold at least two classes
+        two boxes of one image counts once (boxes in a fixed order). Together they must hold at least two classes
         (a single box may hold one).
         """
         embs, labs, first = [], [], None
