@@ -66,7 +66,7 @@ def test_self_check_gives_a_dice_in_0_1_for_every_path(case):
     assert set(prompt.check) == set(AUTO_PATHS)  # auto chooses between the paths whose check is trusted
     assert all(isinstance(v, float) and 0.0 <= v <= 1.0 for v in prompt.check.values())
     assert prompt.path in AUTO_PATHS and prompt.path == choose(prompt.check)
-    assert estimate_text(prompt.path, prompt.check).startswith("Expected Dice on your box ≈ 0.")
+    assert estimate_text(prompt.path, prompt.check).startswith("Self-check inside your box: Dice ≈ 0.")
     tuned = Segmenter(PromptParams(adapt="finetune", **FAST), model=tiny_net())
     prompt = tuned.prepare_prompt(img, mask, box)
     tuned.adapt(prompt)
@@ -222,9 +222,10 @@ def test_cli_adapt_option(tmp_path, capsys, adapt):
     err = capsys.readouterr().err
     assert tifffile.imread(tmp_path / "o" / "a.tif").shape == (120, 130)
     if adapt == "fuse":
-        assert err.count("Expected Dice on your box ≈") == 1 and "(fused with filters)" in err
+        assert err.count("Self-check inside your box: Dice ≈") == 1 and "(fused with filters)" in err
+        assert "the whole image may differ" in err and "add a box" in err.lower()  # one box: another one helps
     else:
-        assert "Expected Dice" not in err
+        assert "Self-check" not in err
 
 
 def test_cli_bad_adapt_value(tmp_path, capsys):
@@ -255,7 +256,25 @@ def test_widget_shows_the_estimate(make_napari_viewer, qtbot):
     click_and_wait(qtbot, widget, widget.segment_button)
     assert "cells fewcell" in viewer.layers, widget.status.text()
     text = widget.status.text()
-    assert "Expected Dice on your box ≈ " in text and "(fused with filters)" in text, text
+    assert "Self-check inside your box: Dice ≈ " in text and "(fused with filters)" in text, text
+    assert "the whole image may differ" in text, text
+
+
+def test_estimate_sentence_says_what_it_is_and_when_to_add_a_box():
+    """Issue 20 item 4 / issue 22 item 6: the number is the box's, the whole image may differ by the measured error;
+    one box or a sparse class asks for another box; several boxes are 'your boxes'."""
+    from napari_fewcell.engine.prompt.adapt import CHECK_ERROR
+
+    check = {"none": 0.71, "fuse": 0.9}
+    one = estimate_text("fuse", check, 1, np.array([0] * 700 + [1] * 300))
+    assert one.startswith("Self-check inside your box: Dice ≈ 0.90 (fused with filters)")
+    assert f"by {CHECK_ERROR['mean']:.2f} on average, up to {CHECK_ERROR['max']:.2f}" in one
+    assert one.endswith("Add a box elsewhere in the image for a surer result")
+    three = estimate_text("none", check, 3, np.array([0] * 700 + [1] * 300))
+    assert three.startswith("Self-check inside your boxes: Dice ≈ 0.71") and "Add a box" not in three
+    sparse = estimate_text("fuse", check, 3, np.array([0] * 950 + [1] * 50))
+    assert sparse.endswith("A class covers only 5% of your boxes: add a box where it is common for a surer result")
+    assert estimate_text("fuse", None) == "" and estimate_text(None, check) == ""
 
 
 def test_the_self_check_buffer_keeps_neighbours_of_the_held_out_quarter_out_of_training():

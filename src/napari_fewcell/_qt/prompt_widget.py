@@ -369,7 +369,7 @@ class PromptSegmentationWidget(QWidget):
                 "pixels)."
         notes = corrections_text(prompt.notes, job["plane_note"])
         text += f" {notes[:1].upper()}{notes[1:]}." if notes else ""
-        estimate = estimate_text(prompt.path, prompt.check)
+        estimate = estimate_text(prompt.path, prompt.check, len(provenance["boxes"]), prompt.labels)
         self.status.setText(f"{text} {estimate}." if estimate else text)
 
     def _fail(self, message: str):
