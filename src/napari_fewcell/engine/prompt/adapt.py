@@ -75,6 +75,7 @@ class Adaptation:
     model: EmbedNet | None = None  #: "finetune": the fine-tuned copy of the network
     #: "finetune": the prompt's keys by the fine-tuned copy; "forest": exact keys, only for their classes
     keys: attention.PromptKeys | None = None
+    embedding: bool = False  #: "fuse": the forest also reads each pixel's embedding (PromptParams.fuse_embedding)
 
     @property
     def estimate(self) -> float | None:
@@ -140,7 +141,7 @@ def held_out_probs(box: BoxData, emb: torch.Tensor | None = None, exclude: tuple
 
 # ----------------------------------------------------------------------------- forest and fuse
 def forest_check(box: BoxData, feats: np.ndarray, loqo: np.ndarray | None,
-                 trees: int) -> Generator[Progress, None, np.ndarray]:
+                 trees: int, extra: np.ndarray | None = None) -> Generator[Progress, None, np.ndarray]:
     """Held-out predictions of a forest path: each quadrant by a forest fitted on the other three. With
     ``loqo`` (the fused path) the attention feature is itself out-of-sample (nested: keys from the two
     quadrants left); without it (the forest path) the forest sees the filters only."""
@@ -153,6 +154,8 @@ def forest_check(box: BoxData, feats: np.ndarray, loqo: np.ndarray | None,
         else:
             nested = held_out_probs(box, exclude=(q,))
             x_train, x_test = np.hstack([feats[train], nested[train]]), np.hstack([feats[test], loqo[test]])
+            if extra is not None:  # the network's own per-pixel features (PromptParams.fuse_embedding)
+                x_train, x_test = np.hstack([x_train, extra[train]]), np.hstack([x_test, extra[test]])
         forest = make_forest(trees).fit(x_train, box.y[train])
         pred[test] = forest_proba(forest, x_test, box.n_classes).argmax(1)
         yield Progress(i + 1, len(quads), "checking the forest" if loqo is None else "checking the fused path")
@@ -301,9 +304,12 @@ def self_check(model: EmbedNet, box: BoxData, params, paths) -> Generator[Progre
     yield Progress(0, 0, "checking the prompt")
     if "fuse" in paths or "forest" in paths:
         reuse["feats"] = box_features(box.sources)
+    reuse["extra"] = box.emb.float().numpy() if getattr(params, "fuse_embedding", False) else None
     for path in ("forest", "fuse"):
         if path in paths:
-            pred = yield from forest_check(box, reuse["feats"], loqo if path == "fuse" else None, params.trees)
+            fused = path == "fuse"
+            pred = yield from forest_check(box, reuse["feats"], loqo if fused else None, params.trees,
+                                           reuse["extra"] if fused else None)
             check[path] = box.score(pred)
     if "finetune" in paths:
         check["finetune"] = yield from finetune_check(model, box, params, loqo, check["none"])
@@ -331,7 +337,9 @@ def adapt_iter(model: EmbedNet, box: BoxData | None, params) -> Generator[Progre
     if path in ("fuse", "forest"):
         yield Progress(0, 0, "fitting the forest")
         x = np.hstack([reuse["feats"], reuse["loqo"]]) if path == "fuse" else reuse["feats"]
-        return Adaptation(path, check, forest=make_forest(params.trees).fit(x, box.y))
+        embedding = path == "fuse" and reuse["extra"] is not None
+        x = np.hstack([x, reuse["extra"]]) if embedding else x
+        return Adaptation(path, check, forest=make_forest(params.trees).fit(x, box.y), embedding=embedding)
     if path == "finetune":
         net = yield from finetune(model, box, params)
         return Adaptation(path, check, model=net)

@@ -63,6 +63,9 @@ class PromptParams:
     #: a corrected pixel counts for this many pixels in the attention (a stroke is a few dozen pixels against a
     #: box's thousands, and the user painted it where the result was wrong)
     stroke_weight: float = 1.0
+    #: the fused path's forest also reads each pixel's embedding by the network (a feature bank: the network's
+    #: knowledge as 32 features instead of one attention probability)
+    fuse_embedding: bool = False
 
     def check(self) -> None:
         if self.attention not in ("prototypes", "exact"):
@@ -301,7 +304,7 @@ class Segmenter:
         p = self.params
         net = (p.weights or "shipped") if self.own_weights else id(self.model)
         return (net, str(self.device), self.tau, p.adapt, p.attention, p.prototypes, p.trees, p.finetune_steps,
-                p.finetune_seconds, p.finetune_lr, p.check_buffer)
+                p.finetune_seconds, p.finetune_lr, p.check_buffer, p.fuse_embedding)
 
     def adapt(self, prompt: Prompt, progress: Callable[[Progress], None] | None = None) -> Adaptation:
         return run(self.adapt_iter(prompt), progress)
@@ -315,12 +318,15 @@ class Segmenter:
         if ad.path == "forest":
             probs = forest_proba(ad.forest, window_features(sub, rng, fwin), len(keys.classes))
             return torch.from_numpy(probs).to(self.device)
-        probs = attended
-        if probs is None:
+        probs, emb = attended, None
+        if probs is None or ad.embedding:
             emb = self.embed(sub, rng, *win.region, model=ad.model)[(slice(None), *win.inner)]
-            probs = attention.attend(emb.reshape(emb.shape[0], -1).T.float(), keys, self.tau)
+            emb = emb.reshape(emb.shape[0], -1).T.float()
+        if probs is None:
+            probs = attention.attend(emb, keys, self.tau)
         if ad.forest is not None:
-            x = np.hstack([window_features(sub, rng, fwin), probs.float().cpu().numpy()])
+            x = np.hstack([window_features(sub, rng, fwin), probs.float().cpu().numpy()]
+                          + ([emb.cpu().numpy()] if ad.embedding else []))
             probs = torch.from_numpy(forest_proba(ad.forest, x, probs.shape[1])).to(self.device)
         return probs
 
