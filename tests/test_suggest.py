@@ -117,6 +117,28 @@ def test_random_score_is_seeded():
     assert sorted(h.box for h in a) == sorted(tile_boxes((64, 64), 16))
 
 
+def _three_textures(rng) -> np.ndarray:
+    """A 128×192 image: a flat left third, a noisy middle third, stripes on the right third (three kinds)."""
+    img = np.full((128, 192), 60.0)
+    img[:, 64:128] += rng.normal(0, 40, (128, 64))
+    img[:, 128:] = 60 + 120 * ((np.arange(64) // 4) % 2)[None, :]
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def test_coverage_suggests_one_tile_of_each_kind_without_a_model():
+    """Issue 21 item 3: the cold start covers the images' kinds of texture, the largest first; an annotated kind
+    is passed over."""
+    img = _three_textures(np.random.default_rng(0))
+    p = sg.SuggestParams(tile=32, top=3, score="coverage", scale=1)
+    hits = run(sg.suggest_iter([img], None, p))
+    kinds = [h.box[1] // 64 for h in hits]
+    assert sorted(kinds) == [0, 1, 2]  # one tile of each third
+    assert abs(sum(h.score for h in hits) - 1) < 1e-6 and hits[0].score >= hits[-1].score
+    again = run(sg.suggest_iter([img], None, sg.SuggestParams(tile=32, top=2, score="coverage", scale=1),
+                                exclude={0: [(0, 128, 32, 32)]}))
+    assert all(h.box[1] < 128 for h in again)  # the stripes are annotated: the other two kinds come first
+
+
 def test_tiles_cover_image_flush_with_edges():
     boxes = tile_boxes((100, 70), 32)
     cover = np.zeros((100, 70), int)

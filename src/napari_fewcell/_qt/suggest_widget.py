@@ -62,7 +62,8 @@ class SuggestWidget(QWidget):
         self.score_combo = QComboBox()
         self.score_combo.addItems(SCORES)
         self.score_combo.setToolTip("consistency: predictions change under auto-contrast, brightness and sharpness "
-                                    "(paper 001); entropy; MC-dropout; random.")
+                                    "(paper 001); entropy; MC-dropout; random; coverage: one tile per kind of "
+                                    "texture in the images, no model needed (a cold start).")
         self.score_with_combo = QComboBox()
         for text, key in SCORE_WITH:
             self.score_with_combo.addItem(text, key)

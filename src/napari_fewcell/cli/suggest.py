@@ -81,13 +81,13 @@ def _read_planes(paths: list[str]):
 
 
 def _scorer(a, params, planes):
-    """The scorer of --model, else the shipped network (adapted with --pretext); None for the random score."""
+    """The scorer of --model, else the shipped network (adapted with --pretext); None for the scores needing no model."""
     from ..engine import suggest as sg
     from ..engine.core.progress import run
     from ..engine.models import open_model
     from ..engine.suggest import PretextParams, pretext_iter
 
-    if params.score == "random":
+    if params.score in sg.NO_MODEL:
         return None
     if a.model:
         return sg.scorer_for(open_model(a.model, device=a.device))

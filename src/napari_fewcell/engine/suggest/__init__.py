@@ -2,11 +2,11 @@
 tile suggestions and the suggest → annotate → accept → refit session."""
 from .pretext import PretextParams, pretext_iter, pretext_labels
 from .scorers import MSDScorer, PerceptronScorer, PromptScorer, Scorer, SegModelScorer, scorer_for, shipped_network
-from .scores import SCORES, SuggestParams, augmentations, autocontrast, brightness, score_batch, sharpness
+from .scores import NO_MODEL, SCORES, SuggestParams, augmentations, autocontrast, brightness, score_batch, sharpness
 from .session import Session, SessionParams
 from .tiles import Suggestion, candidates, suggest_iter
 
-__all__ = ["MSDScorer", "PerceptronScorer", "PretextParams", "PromptScorer", "SCORES", "Scorer", "SegModelScorer",
+__all__ = ["NO_MODEL", "MSDScorer", "PerceptronScorer", "PretextParams", "PromptScorer", "SCORES", "Scorer", "SegModelScorer",
            "Session", "SessionParams", "SuggestParams", "Suggestion", "augmentations", "autocontrast", "brightness",
            "candidates", "pretext_iter", "pretext_labels", "score_batch", "scorer_for", "sharpness", "shipped_network",
            "suggest_iter"]

@@ -9,6 +9,8 @@
 - ``mc-dropout``: 10 passes with dropout (p = 0.5) on the input of the model's last layer,
   entropy of the mean prediction (paper 001 §4.1, after Gal & Ghahramani).
 - ``random``: a seeded uniform draw.
+- ``coverage`` (no model): tiles that together cover the images' kinds of texture, each kind once
+  (:mod:`.coverage`); the cold start, before any tile is annotated.
 """
 from __future__ import annotations
 
@@ -21,7 +23,8 @@ import torch.nn.functional as F
 from ..core.errors import FewcellError
 from .scorers import Scorer
 
-SCORES = ("consistency", "entropy", "mc-dropout", "random")
+SCORES = ("consistency", "entropy", "mc-dropout", "random", "coverage")
+NO_MODEL = ("random", "coverage")  #: scores that need no model
 EPS = 1e-6
 
 

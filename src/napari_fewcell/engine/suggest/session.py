@@ -27,7 +27,7 @@ from ..fewshot.perceptron import PerceptronParams, fit_iter
 from ..prompt.segmenter import PromptParams, Segmenter
 from .pretext import PretextParams, pretext_iter
 from .scorers import PerceptronScorer, PromptScorer, Scorer, shipped_network
-from .scores import SuggestParams
+from .scores import NO_MODEL, SuggestParams
 from .tiles import Suggestion, candidates, suggest_iter
 
 MODELS = ("perceptron", "prompt")
@@ -98,7 +98,7 @@ class Session:
 
     def suggest_iter(self) -> Generator[Progress, None, list[Suggestion]]:
         """Score every tile not yet accepted or skipped; the best ``top`` first."""
-        scorer = None if self.params.suggest.score == "random" else (yield from self.scorer_iter())
+        scorer = None if self.params.suggest.score in NO_MODEL else (yield from self.scorer_iter())
         p = self.params.suggest
         top = dataclasses.replace(p, top=max(1, min(p.top, self.tiles_left())))  # near the end, fewer are left
         return (yield from suggest_iter(self.arrs, scorer, top, self.exclude(), self.names))

@@ -24,8 +24,9 @@ from ..core.errors import FewcellError
 from ..core.geometry import Box, overlaps, tile_boxes
 from ..core.image import as_image2d, intensity_range, normalize
 from ..core.progress import Progress
+from . import coverage
 from .scorers import Scorer
-from .scores import SuggestParams, score_batch
+from .scores import NO_MODEL, SuggestParams, score_batch
 
 
 class Suggestion(NamedTuple):
@@ -61,11 +62,11 @@ def suggest_iter(images: Sequence, scorer: Scorer | None, params: SuggestParams 
     """Score every tile of ``images`` (2D gray or RGB arrays) and return the ``top`` best, best first.
 
     ``exclude`` maps an image index to boxes already annotated (or skipped): tiles overlapping them
-    are not suggested. ``scorer`` None is allowed for the random score only.
+    are not suggested. ``scorer`` None is allowed for the scores that need no model (random, coverage).
     """
     p = params or SuggestParams()
     p.check()
-    if scorer is None and p.score != "random":
+    if scorer is None and p.score not in NO_MODEL:
         raise FewcellError(f"The {p.score} score needs a model; fit one (or use the shipped network) first.")
     arrs, cands = candidates(images, p.tile, exclude, names)
     if not cands:
@@ -73,9 +74,11 @@ def suggest_iter(images: Sequence, scorer: Scorer | None, params: SuggestParams 
     if p.top > len(cands):
         raise FewcellError(f"Asked for the top {p.top} tiles but there are only {len(cands)} tiles to choose "
                            f"from; ask for at most {len(cands)} (or use smaller tiles).")
+    scale = max(1, min(p.scale, p.tile // 16))
+    if p.score == "coverage":
+        return (yield from coverage_iter(arrs, cands, exclude or {}, p, scale))
     device = scorer.device if scorer is not None else torch.device("cpu")
     gen = torch.Generator().manual_seed(p.seed)
-    scale = max(1, min(p.scale, p.tile // 16))
     norm = {}
     scores = np.empty(len(cands))
     yield Progress(0, len(cands), f"scoring tiles ({p.score})")
@@ -103,3 +106,17 @@ def suggest_iter(images: Sequence, scorer: Scorer | None, params: SuggestParams 
     picked += [int(j) for j in order if int(j) not in picked][: p.top - len(picked)]
     return [Suggestion(r + 1, cands[j][0], tuple(int(v) for v in cands[j][1]), float(scores[j]))
             for r, j in enumerate(picked)]
+
+
+def coverage_iter(arrs, cands, exclude: dict, p: SuggestParams, scale: int) -> Generator[Progress, None, list]:
+    """The coverage score's suggestions (:mod:`.coverage`): one tile per kind of texture, the commonest first."""
+    ranges = [intensity_range(a) for a in arrs]
+    desc = []
+    for s in range(0, len(cands), p.batch):
+        desc.append(coverage.descriptors(arrs, cands[s : s + p.batch], ranges, scale))
+        yield Progress(s + len(desc[-1]), len(cands), "describing tiles (coverage)")
+    done = [(i, b) for i, bs in exclude.items() for b in bs if i < len(arrs)]
+    covered = coverage.descriptors(arrs, done, ranges, scale) if done else None
+    picked, scores = coverage.pick(np.vstack(desc), p.top, covered, p.seed)
+    return [Suggestion(r + 1, cands[j][0], tuple(int(v) for v in cands[j][1]), s)
+            for r, (j, s) in enumerate(zip(picked, scores))]
