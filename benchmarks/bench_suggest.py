@@ -13,7 +13,8 @@ test images). Two protocols:
 - **once** (paper 001, Algorithm 1): the pretext-adapted network scores the pool once and the top
   1, 3, 5 tiles are annotated.
 
-``random`` draws 10 tile sequences (mean ± sd). A budget whose tiles hold only one class cannot
+``random`` draws 10 tile sequences (mean ± sd). A score ``A+B`` (loop only) chooses the first tile by A and the
+next ones by B, e.g. ``coverage+consistency``: the model-free cold start, then the refitted perceptron. A budget whose tiles hold only one class cannot
 fit a perceptron: its prediction is all background (Dice 0 unless the test image is empty), as a
 user would see. Then: the time to score 100 tiles of 256² per score and model. See
 benchmarks/README.md.
@@ -64,8 +65,10 @@ def loop(ds, pool_ids, fx, first_scorer, score: str, test_ids, budget: int, scal
 
     images = [ds.images[i] for i in pool_ids]
     chosen, exclude, out, scorer = [], {}, {}, first_scorer
+    first, _, later = score.partition("+")  # "coverage+consistency": the first tile by coverage, then consistency
     for b in range(1, budget + 1):
-        (hit,) = run(suggest_iter(images, scorer, SuggestParams(score=score, top=1, scale=scale), exclude=exclude))
+        now = first if b == 1 or not later else later
+        (hit,) = run(suggest_iter(images, scorer, SuggestParams(score=now, top=1, scale=scale), exclude=exclude))
         chosen.append((pool_ids[hit.image], hit.box))
         exclude.setdefault(hit.image, []).append(hit.box)
         dice, model = evaluate(ds, fx, chosen, test_ids, seed=b)

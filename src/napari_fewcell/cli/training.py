@@ -36,18 +36,7 @@ def add_pretrain_parser(sub) -> None:
     p.add_argument("--cpu-minutes", type=float, default=d.cpu_minutes,
                    help="stop when training has used this much CPU time (all threads, over resumes); --steps is "
                         "then an upper bound. For comparing strategies at an equal CPU budget (0 = no budget)")
-    p.add_argument("--wall-minutes", type=float, default=d.wall_minutes,
-                   help="stop after this much wall time (over resumes); the learning rate warms up and decays "
-                        "(cosine) over the larger of --steps and this time, so a fixed-time run ends at a low rate "
-                        "on any machine (0 = no budget: one-cycle over --steps)")
-    p.add_argument("--device", default=d.device, choices=["cpu", "cuda", "auto"],
-                   help="where the network trains (episodic; a GPU machine: cuda)")
-    p.add_argument("--sampler", default=d.sampler, choices=["numpy", "torch"],
-                   help="episodic: cut and augment episodes one by one with numpy, or in batch with torch on --device")
-    p.add_argument("--scale", type=float, nargs=2, default=list(d.scale), metavar=("LOW", "HIGH"),
-                   help="--sampler torch: rescale each episode by a factor drawn log-uniformly in [LOW, HIGH]")
-    p.add_argument("--query-pixels", type=int, default=d.query_pixels, help="query pixels scored per episode")
-    p.add_argument("--key-pixels", type=int, default=d.key_pixels, help="prompt pixels attended to per episode")
+    add_scale_options(p, d)
     p.add_argument("--batch", type=int, default=d.batch)
     p.add_argument("--crop", type=int, default=d.crop, help="query crop edge")
     p.add_argument("--lr", type=float, default=d.lr)
@@ -71,6 +60,22 @@ def add_pretrain_parser(sub) -> None:
     add_threads(p)
     add_out(p, "WEIGHTS.pt")
     p.set_defaults(func=cmd_pretrain)
+
+
+def add_scale_options(p, d) -> None:
+    """``fewcell pretrain``'s options for training at scale: a time budget, the device, the batch sampler."""
+    p.add_argument("--wall-minutes", type=float, default=d.wall_minutes,
+                   help="stop after this much wall time (over resumes); the learning rate warms up and decays "
+                        "(cosine) over the larger of --steps and this time, so a fixed-time run ends at a low rate "
+                        "on any machine (0 = no budget: one-cycle over --steps)")
+    p.add_argument("--device", default=d.device, choices=["cpu", "cuda", "auto"],
+                   help="where the network trains (episodic; a GPU machine: cuda)")
+    p.add_argument("--sampler", default=d.sampler, choices=["numpy", "torch"],
+                   help="episodic: cut and augment episodes one by one with numpy, or in batch with torch on --device")
+    p.add_argument("--scale", type=float, nargs=2, default=list(d.scale), metavar=("LOW", "HIGH"),
+                   help="--sampler torch: rescale each episode by a factor drawn log-uniformly in [LOW, HIGH]")
+    p.add_argument("--query-pixels", type=int, default=d.query_pixels, help="query pixels scored per episode")
+    p.add_argument("--key-pixels", type=int, default=d.key_pixels, help="prompt pixels attended to per episode")
 
 
 def add_bank_parser(sub) -> None:

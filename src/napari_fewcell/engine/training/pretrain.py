@@ -82,6 +82,36 @@ class Checkpointer:
         self.last = time.time()
 
 
+class Clock:
+    """CPU time (all threads) and wall time of the training loop only (not of reading the data), over resumes."""
+
+    def __init__(self, cpu: float = 0.0, loop: float = 0.0):
+        self.c0, self.t0, self.cpu0, self.loop0 = time.process_time(), time.time(), cpu, loop
+
+    def cpu(self) -> float:
+        return self.cpu0 + time.process_time() - self.c0
+
+    def loop(self) -> float:
+        return self.loop0 + time.time() - self.t0
+
+
+def restore(state: dict | None, resume, model: EmbedNet, strategy, rng: np.random.Generator,
+            gen: torch.Generator) -> tuple[int, float, float, float, list, list]:
+    """Load a checkpoint's state into the run (nothing for a new run); returns where the run stands: (step, wall
+    seconds, CPU seconds, training-loop seconds, loss history, the steps it was resumed at)."""
+    if state is None:
+        return 0, 0.0, 0.0, 0.0, [], []
+    modelfile.build(resume, modelfile.CHECKPOINT, lambda: (model.load_state_dict(state["model"]),
+                                                           strategy.load_state_dict(state["strategy"])))
+    rng.bit_generator.state = state["numpy_rng"]
+    gen.set_state(state["torch_gen"])
+    torch.set_rng_state(state["torch_rng"])
+    start = int(state["step"])
+    return (start, float(state["elapsed"]), float(state.get("cpu_seconds", 0.0)),
+            float(state.get("train_seconds", 0.0)), list(state.get("history", [])),
+            [*state.get("resumes", []), start])
+
+
 def pretrain_iter(p: PretrainParams, out: str | Path, resume: str | Path | None = None,
                   checkpoint: str | Path | None = None) -> Generator[Progress, None, EmbedNet]:
     """Train (or continue training) and save the embedding network; yields Progress after every step.
@@ -99,26 +129,10 @@ def pretrain_iter(p: PretrainParams, out: str | Path, resume: str | Path | None 
     rng = np.random.default_rng(p.seed)
     model = initial_model(p)
     strategy = strategy_class(p.strategy)(model, tasks, p, rng, gen)
-    start, elapsed, cpu, trained, history, resumes = 0, 0.0, 0.0, 0.0, [], []
-    if state is not None:
-        modelfile.build(resume, modelfile.CHECKPOINT, lambda: (model.load_state_dict(state["model"]),
-                                                               strategy.load_state_dict(state["strategy"])))
-        rng.bit_generator.state = state["numpy_rng"]
-        gen.set_state(state["torch_gen"])
-        torch.set_rng_state(state["torch_rng"])
-        start, elapsed, history = int(state["step"]), float(state["elapsed"]), list(state.get("history", []))
-        cpu, trained = float(state.get("cpu_seconds", 0.0)), float(state.get("train_seconds", 0.0))
-        resumes = [*state.get("resumes", []), start]
+    start, elapsed, cpu, trained, history, resumes = restore(state, resume, model, strategy, rng, gen)
     ckpt = Checkpointer(checkpoint or checkpoint_path(out), p.checkpoint_minutes)
 
-    # CPU time (all threads) and wall time of the training loop only, not of reading the data
-    c0, c1 = time.process_time(), time.time()
-
-    def cpu_used() -> float:
-        return cpu + time.process_time() - c0
-
-    def wall_used() -> float:  # wall time of the training loop only (over resumes), not of reading the data
-        return trained + time.time() - c1
+    cpu_used, wall_used = (clock := Clock(cpu, trained)).cpu, clock.loop
 
     def snapshot(step: int) -> dict:
         return {"params": p.as_card(), "step": step, "elapsed": elapsed + time.time() - t0, "history": history,
@@ -149,14 +163,13 @@ def pretrain_iter(p: PretrainParams, out: str | Path, resume: str | Path | None 
         raise
     if done < p.steps:
         history.append({"step": done, **{k: round(v, 5) for k, v in running.items()}})
-        spent_what = f"CPU budget of {p.cpu_minutes:g}" if budget and cpu_used() >= budget else \
+        what = f"CPU budget of {p.cpu_minutes:g}" if budget and cpu_used() >= budget else \
             f"wall-time budget of {p.wall_minutes:g}"
-        yield Progress(p.steps, p.steps, f"{spent_what} min spent after {done} steps")
+        yield Progress(p.steps, p.steps, f"{what} min spent after {done} steps")
     ckpt.save(snapshot(done))
     model.eval()
     spent = {"wall_seconds": round(elapsed + time.time() - t0, 1), "cpu_seconds": round(cpu_used(), 1),
-             "train_seconds": round(wall_used(), 1),
-             "steps_done": done, "resumed_at_steps": resumes}
+             "train_seconds": round(wall_used(), 1), "steps_done": done, "resumed_at_steps": resumes}
     save_weights(model, out, weights_card(p, model, tasks, running, spent))
     return model
 
