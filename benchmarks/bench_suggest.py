@@ -111,6 +111,25 @@ def random_draws(ds, pool_ids, fx, test_ids, budget: int, draws: int) -> dict:
     return res
 
 
+def coverage_timing(data: str, repeats: int) -> list[str]:
+    """Seconds for the coverage score (no model) to describe and group the same 100 tiles of 256² and pick 5."""
+    import torch
+
+    from napari_fewcell.engine.core.progress import run
+    from napari_fewcell.engine.suggest import SuggestParams, suggest_iter
+
+    ds = Dataset(data, "isbi2012_membrane")
+    images = [ds.images[i] for i in sorted(ds.images)[:25]]
+    ts = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        run(suggest_iter(images, None, SuggestParams(score="coverage", top=5)))
+        ts.append(time.perf_counter() - t0)
+    log(f"  timing coverage: {np.median(ts):.2f} s")
+    return ["", f"Coverage (no model; 100 tiles of 256² from 25 ISBI images, at 1/2 resolution, top 5; "
+            f"{torch.get_num_threads()} threads, median of {repeats} runs): {np.median(ts):.2f} s.", ""]
+
+
 def timing(data: str, repeats: int, full_res: bool) -> list[str]:
     """Seconds to score 100 tiles of 256² (25 ISBI images of 512², 4 tiles each)."""
     import torch
@@ -169,6 +188,45 @@ def timing(data: str, repeats: int, full_res: bool) -> list[str]:
     return rows
 
 
+def accuracy_rows(args) -> list[str]:
+    """The Dice table (random draws, then each protocol and score per set) and the tiles each chose."""
+    from napari_fewcell.engine.core.progress import run
+    from napari_fewcell.engine.fewshot.features import Extractors
+    from napari_fewcell.engine.suggest import PretextParams, pretext_iter, shipped_network
+
+    draws, budget = (2 if args.quick else args.draws), max(BUDGETS)
+    rep = ["| target | protocol | score | 1 tile | 3 tiles | 5 tiles |", "|---|---|---|---|---|---|"]
+    picks = []
+    for name in args.sets:
+        log(f"{name}: loading")
+        ds = Dataset(args.data, name)
+        pool, test_ids = ds.train, ds.test
+        if args.split == "val":
+            k = round(len(ds.train) * 2 / 3)
+            pool, test_ids = ds.train[:k], ds.train[k:]
+        if args.quick:
+            pool, test_ids = pool[:6], test_ids[:3]
+        fx = Extractors(loco_names(name), device="cpu", cache_bytes=12 << 30)
+        t0 = time.perf_counter()
+        first = run(pretext_iter(shipped_network(SOURCE[name], device="cpu"), [ds.images[i] for i in pool],
+                                 PretextParams(steps=20 if args.quick else PretextParams.steps)))
+        log(f"{name}: pretext {time.perf_counter() - t0:.0f} s")
+        rnd = random_draws(ds, pool, fx, test_ids, budget, draws)
+        rep.append(f"| {name} | — | random ({draws} draws) | " + " | ".join(
+            f"{np.mean(rnd[b]):.1f} ± {np.std(rnd[b]):.1f}" for b in BUDGETS) + " |")
+        for proto, fn in (("loop", loop), ("once", once)):
+            if proto not in args.protocols:
+                continue
+            for score in [sc for sc in args.scores if proto == "loop" or "+" not in sc]:
+                res, chosen = fn(ds, pool, fx, first, score, test_ids, budget, args.scale)
+                rep.append(f"| {name} | {proto} | {score} | " + " | ".join(f"{res[b]:.1f}" for b in BUDGETS)
+                           + " |")
+                picks.append(f"- {name}, {proto}, {score}: " + "; ".join(f"{i} {list(b)}" for i, b in chosen))
+                log(f"  {proto} {score}: " + ", ".join(f"{b}: {res[b]:.1f}" for b in BUDGETS))
+        del fx
+    return rep + ["", "Tiles chosen (image id, [y, x, h, w]):", "", *picks, ""]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--data", required=True)
@@ -178,6 +236,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3, help="timing repeats")
     ap.add_argument("--no-timing", action="store_true")
     ap.add_argument("--timing-only", action="store_true")
+    ap.add_argument("--coverage-timing-only", action="store_true", help="only time the coverage score")
     ap.add_argument("--quick", action="store_true", help="smoke test: 2 draws, 3 test images, 6 pool images")
     ap.add_argument("--split", choices=["test", "val"], default="test",
                     help="val: pool = the first 2/3 of the train split, scored on the rest of it (for choosing "
@@ -188,13 +247,7 @@ def main() -> None:
     ap.add_argument("--out", default="benchmarks/results/suggest.md")
     args = ap.parse_args()
 
-    from napari_fewcell.engine.core.progress import run
-    from napari_fewcell.engine.fewshot.features import Extractors
-    from napari_fewcell.engine.suggest import PretextParams, pretext_iter, shipped_network
-
     set_threads(args.threads)
-    draws = 2 if args.quick else args.draws
-    budget = max(BUDGETS)
     rep = [
         *report_header("napari-fewcell: what to annotate next", args.quick),
         f"- tiles 256², scored at 1/{args.scale} resolution; model refitted = perceptron (logistic + BFGS) on "
@@ -202,40 +255,14 @@ def main() -> None:
         + ("test images" if args.split == "test" else "VALIDATION images (the last third of the train split; "
            "pool = its first two thirds)"), "",
     ]
-    if not args.timing_only:
-        rep += ["| target | protocol | score | 1 tile | 3 tiles | 5 tiles |", "|---|---|---|---|---|---|"]
-        picks = []
-        for name in args.sets:
-            log(f"{name}: loading")
-            ds = Dataset(args.data, name)
-            pool, test_ids = ds.train, ds.test
-            if args.split == "val":
-                k = round(len(ds.train) * 2 / 3)
-                pool, test_ids = ds.train[:k], ds.train[k:]
-            if args.quick:
-                pool, test_ids = pool[:6], test_ids[:3]
-            fx = Extractors(loco_names(name), device="cpu", cache_bytes=12 << 30)
-            t0 = time.perf_counter()
-            first = run(pretext_iter(shipped_network(SOURCE[name], device="cpu"), [ds.images[i] for i in pool],
-                                     PretextParams(steps=20 if args.quick else PretextParams.steps)))
-            log(f"{name}: pretext {time.perf_counter() - t0:.0f} s")
-            rnd = random_draws(ds, pool, fx, test_ids, budget, draws)
-            rep.append(f"| {name} | — | random ({draws} draws) | " + " | ".join(
-                f"{np.mean(rnd[b]):.1f} ± {np.std(rnd[b]):.1f}" for b in BUDGETS) + " |")
-            for proto, fn in (("loop", loop), ("once", once)):
-                if proto not in args.protocols:
-                    continue
-                for score in [sc for sc in args.scores if proto == "loop" or "+" not in sc]:
-                    res, chosen = fn(ds, pool, fx, first, score, test_ids, budget, args.scale)
-                    rep.append(f"| {name} | {proto} | {score} | " + " | ".join(f"{res[b]:.1f}" for b in BUDGETS)
-                               + " |")
-                    picks.append(f"- {name}, {proto}, {score}: " + "; ".join(f"{i} {list(b)}" for i, b in chosen))
-                    log(f"  {proto} {score}: " + ", ".join(f"{b}: {res[b]:.1f}" for b in BUDGETS))
-            del fx
-        rep += ["", "Tiles chosen (image id, [y, x, h, w]):", "", *picks, ""]
-    if not args.no_timing:
+    if not (args.timing_only or args.coverage_timing_only):
+        rep += accuracy_rows(args)
+    if args.coverage_timing_only:
+        rep += coverage_timing(args.data, args.repeats)
+    elif not args.no_timing:
         log("timing")
         rep += timing(args.data, 1 if args.quick else args.repeats, full_res=not args.quick)
+        rep += coverage_timing(args.data, 1 if args.quick else args.repeats)
     finish_report(rep, args.out)
 
 
