@@ -181,3 +181,25 @@ def test_cli_corrected_result_joins_the_prompt(sample, tmp_path, capsys):
                       str(tmp_path / "small.tif"))) == 2
     err = capsys.readouterr().err
     assert "size" in err and "Traceback" not in err
+
+
+def test_inputs_and_outputs_are_checked_before_any_work(sample, tmp_path, capsys):
+    """Issue 22 item 1: an unreadable image or an existing output is one sentence before the prompt is checked,
+    and a refused run creates nothing."""
+    bad = tmp_path / "broken.tif"
+    bad.write_bytes(b"not an image at all")
+    out = tmp_path / "new" / "out"
+    args = ["segment", str(SAMPLE / "nuclei.tif"), str(bad), "--prompt-image", str(SAMPLE / "nuclei.tif"),
+            "--prompt-labels", str(SAMPLE / "nuclei_prompt_labels.tif"), "--box", "256", "416", "64", "64",
+            "--out", str(out), "--device", "cpu"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "broken.tif" in err and "Traceback" not in err and err.strip().count("\n") == 0, err
+    assert "checking the prompt" not in err  # refused before the prompt check
+    assert not (tmp_path / "new").exists()  # nothing created
+    out.mkdir(parents=True)
+    (out / "nuclei.tif").write_bytes(b"an earlier result")
+    assert main(args[:2] + args[3:]) == 2
+    err = capsys.readouterr().err
+    assert "already exists" in err and "checking the prompt" not in err, err
+    assert (out / "nuclei.tif").read_bytes() == b"an earlier result"

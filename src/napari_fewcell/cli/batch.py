@@ -58,6 +58,17 @@ def expand_inputs(items: list[str]) -> list[str]:
     return out
 
 
+def check_before_work(a, sources: list[str]) -> None:
+    """Before any work (a prompt check, a model load): every input opens and every output may be written; nothing
+    is created when one of them refuses."""
+    from ..engine.batch import targets
+    from ..engine.core.blocks import open_planes
+
+    for src in sources:
+        open_planes(src)
+    targets(sources, a.out, a.out_format, a.resume, a.overwrite, create=False)
+
+
 def check_batch_args(a) -> None:
     if a.workers < 0:
         raise FewcellError("--workers is a number of worker processes, 1 or more.")

@@ -19,7 +19,7 @@ from .args import (
     add_weights,
 )
 from .bar import Bar
-from .batch import add_batch_options, check_batch_args, expand_inputs, run_batch
+from .batch import add_batch_options, check_batch_args, check_before_work, expand_inputs, run_batch
 from .inputs import check_model_target, parse_class_names, read_set, write_results
 
 
@@ -106,8 +106,9 @@ def cmd_predict(a) -> int:
     from ..engine.models import open_model
 
     check_batch_args(a)
+    sources = expand_inputs(a.images)
+    check_before_work(a, sources)  # a bad input or an existing output is said before the model is loaded
     tta = True if a.tta else None
     model = open_model(a.model, device=a.device, tta=tta)  # a perceptron or a network
-    sources = expand_inputs(a.images)
     meta = {"kind": "prediction", "model": str(a.model), "classes": model.class_names}
     return run_batch(a, model, ModelFileSpec(str(Path(a.model).resolve()), a.device, tta), sources, meta, a.instances)

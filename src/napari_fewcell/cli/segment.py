@@ -5,7 +5,7 @@ import sys
 
 from .args import add_box, add_device, add_images, add_instances, add_out, add_overwrite, add_tau, add_weights
 from .bar import Bar
-from .batch import add_batch_options, check_batch_args, expand_inputs, run_batch
+from .batch import add_batch_options, check_batch_args, check_before_work, expand_inputs, run_batch
 
 #: PromptParams.adapt's values (the engine's ADAPT_CHOICES; listed here so --help needs no torch)
 ADAPT = ["auto", "none", "forest", "fuse", "finetune"]
@@ -57,7 +57,6 @@ def add_parser(sub) -> None:
 
 def cmd_segment(a) -> int:
     from ..engine.batch.cluster import PromptSpec
-    from ..engine.core.blocks import open_planes
     from ..engine.core.files import read_image
     from ..engine.prompt import PromptParams, Segmenter
 
@@ -69,13 +68,13 @@ def cmd_segment(a) -> int:
         params.stroke_weight = a.stroke_weight
     params.fuse_embedding = a.fuse_embedding
     params.check()
+    sources = expand_inputs(a.images)
+    check_before_work(a, sources)  # a bad input or an existing output is said before the prompt is checked
     seg = Segmenter(params)
     boxes = [[round(float(v)) for v in b] for b in a.box]
     corrections = read_corrections(a.corrected, boxes)
     prompt = seg.prepare_prompt_boxes(read_image(a.prompt_image), read_image(a.prompt_labels, "prompt labels"), boxes,
                                       corrections)
-    sources = expand_inputs(a.images)
-    open_planes(sources[0])  # adapt to the prompt once per run, after the first image is known to be good
     seg.adapt(prompt, Bar("prompt"))
     print_estimate(prompt)
     meta = {"kind": "segmentation", "prompt_image": str(a.prompt_image),

@@ -105,23 +105,10 @@ def plan(sources: Sequence[str], out: str | Path, model, fmt: str = "auto", resu
          overwrite: bool = False, meta: dict | None = None, big_pixels: int | None = None
          ) -> tuple[list[Output], list[Unit]]:
     """The outputs and the units of work for ``sources`` (paths); ``model`` (a BlockModel) gives the tile and the
-    labels' type. Checks everything before any work: the folder, two inputs of one name, existing outputs
-    (refused unless ``overwrite``; skipped with ``resume``). A big stack is done plane by plane, block by
-    block."""
-    if fmt not in FORMATS:
-        raise FewcellError(f"Unknown output format '{fmt}': choose one of {', '.join(FORMATS)}.")
-    stems = [Path(s).stem if not Path(s).is_dir() else Path(s).name.removesuffix(".zarr") for s in sources]
-    folder = check_out_dir(out, overwrite=True, stems=stems)
+    labels' type. Checks everything before any work (:func:`targets`). A big stack is done plane by plane, block
+    by block."""
     outputs, units = [], []
-    for src, stem in zip(sources, stems):
-        big = is_big_source(src, BIG_PIXELS if big_pixels is None else big_pixels)
-        suffix = ".zarr" if big and (fmt == "zarr" or (fmt == "auto" and Path(src).is_dir())) else ".tif"
-        target = folder / f"{stem}{suffix}"
-        if target.resolve() == Path(src).resolve():
-            raise FewcellError(f"The labels of {src} would replace the image itself; choose another --out folder.")
-        if target.exists() and not (resume or overwrite):
-            raise FewcellError(f"{target} already exists; allow overwriting (--overwrite), resume an interrupted "
-                               "run (--resume) or choose another folder.")
+    for src, target, big in targets(sources, out, fmt, resume, overwrite, big_pixels):
         if resume and is_complete(target, src):
             continue
         if not big:
@@ -137,6 +124,30 @@ def plan(sources: Sequence[str], out: str | Path, model, fmt: str = "auto", resu
         done = start_partial(o, resume)
         units += [u for u in o.all_units() if o.marker(u.block, u.plane).name not in done]
     return outputs, units
+
+
+def targets(sources: Sequence[str], out: str | Path, fmt: str = "auto", resume: bool = False,
+            overwrite: bool = False, big_pixels: int | None = None, create: bool = True
+            ) -> list[tuple[str, Path, bool]]:
+    """(source, output path, big) of every source, checked: the folder, two inputs of one name, an output that
+    would replace its input, existing outputs (refused unless ``overwrite``; kept for ``resume``). ``create``
+    False creates nothing (the check a command makes before any work)."""
+    if fmt not in FORMATS:
+        raise FewcellError(f"Unknown output format '{fmt}': choose one of {', '.join(FORMATS)}.")
+    stems = [Path(s).stem if not Path(s).is_dir() else Path(s).name.removesuffix(".zarr") for s in sources]
+    folder = check_out_dir(out, overwrite=True, stems=stems, create=create)
+    out_list = []
+    for src, stem in zip(sources, stems):
+        big = is_big_source(src, BIG_PIXELS if big_pixels is None else big_pixels)
+        suffix = ".zarr" if big and (fmt == "zarr" or (fmt == "auto" and Path(src).is_dir())) else ".tif"
+        target = folder / f"{stem}{suffix}"
+        if target.resolve() == Path(src).resolve():
+            raise FewcellError(f"The labels of {src} would replace the image itself; choose another --out folder.")
+        if target.exists() and not (resume or overwrite):
+            raise FewcellError(f"{target} already exists; allow overwriting (--overwrite), resume an interrupted "
+                               "run (--resume) or choose another folder.")
+        out_list.append((src, target, big))
+    return out_list
 
 
 def is_complete(target: Path, source: str) -> bool:

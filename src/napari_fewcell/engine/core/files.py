@@ -34,11 +34,17 @@ def file_sha256(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def check_out_dir(out: str | Path, overwrite: bool = False, stems: list[str] = ()) -> Path:
-    """Create ``out`` if needed and make sure we can write there without clobbering anything."""
+def check_out_dir(out: str | Path, overwrite: bool = False, stems: list[str] = (), create: bool = True) -> Path:
+    """Create ``out`` if needed and make sure we can write there without clobbering anything; ``create`` False:
+    the same checks, creating nothing (a folder that does not exist yet must be creatable)."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise FewcellError(f"--out {out} is a file, not a folder; give a folder to write the results into.")
+    if not create:
+        parent = next(p for p in [out, *out.parents] if p.exists())
+        if not parent.is_dir() or not os.access(parent, os.W_OK):
+            raise FewcellError(f"Cannot write into {out}; choose a folder you have write permission for.")
+        return out
     try:
         out.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=out, prefix=".fewcell-write-test"):
