@@ -203,3 +203,27 @@ def test_inputs_and_outputs_are_checked_before_any_work(sample, tmp_path, capsys
     err = capsys.readouterr().err
     assert "already exists" in err and "checking the prompt" not in err, err
     assert (out / "nuclei.tif").read_bytes() == b"an earlier result"
+
+
+def test_labels_saved_as_0_255_are_binary_and_far_values_are_refused(sample, tmp_path, capsys):
+    """Issue 22 item 3: a 0/255 mask is read as classes 0/1 (one stderr sentence; the output holds 0 and 1);
+    values far above the number of classes get one sentence and exit 2."""
+    lab = tifffile.imread(SAMPLE / "nuclei_prompt_labels.tif")
+    mask = tmp_path / "mask255.tif"
+    tifffile.imwrite(mask, (lab > 0).astype(np.uint8) * 255)
+    args = ["segment", str(SAMPLE / "nuclei.tif"), "--prompt-image", str(SAMPLE / "nuclei.tif"), "--prompt-labels",
+            str(mask), "--box", "256", "416", "64", "64", "--out", str(tmp_path / "o"), "--device", "cpu",
+            "--adapt", "none"]
+    assert main(args) == 0
+    assert "holds only 0 and 255: read as a binary mask" in capsys.readouterr().err
+    assert set(np.unique(tifffile.imread(tmp_path / "o" / "nuclei.tif")).tolist()) == {0, 1}
+    far = tmp_path / "far.tif"
+    odd = (lab > 0).astype(np.uint8)
+    odd[256, 416] = 200
+    tifffile.imwrite(far, odd)
+    args[args.index(str(mask))] = str(far)
+    args[args.index(str(tmp_path / "o"))] = str(tmp_path / "o2")
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert "class values must be 1..K" in err and err.count("\n") == 0 and "Traceback" not in err, err
+    assert not (tmp_path / "o2").exists()

@@ -1,9 +1,31 @@
 """Reading the CLI's inputs (images, labels, support pairs), checking and writing its outputs."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from ..engine.core.errors import FewcellError
+
+
+def read_labels(path, what: str = "labels"):
+    """A labels file: value v is class v, 0 background. A file holding exactly the values 0 and 255 (the usual
+    binary-mask export) is read as 0/1, said in one stderr sentence; values far above the number of classes
+    (e.g. 0, 1, 200) are refused with one sentence."""
+    import numpy as np
+
+    from ..engine.core.files import read_image
+
+    lab = read_image(path, what)
+    values = np.unique(lab)
+    if values.tolist() == [0, 255]:
+        print(f"fewcell: {path} holds only 0 and 255: read as a binary mask (255 = class 1).", file=sys.stderr)
+        return (lab > 0).astype(np.uint8)
+    classes = int((values > 0).sum())
+    if values.size and values.max() > max(32, 4 * classes):
+        shown = ", ".join(str(v) for v in values[:6]) + (", …" if values.size > 6 else "")
+        raise FewcellError(f"The {what} {path} hold the values {shown}: class values must be 1..K for K classes "
+                           "(0 = background); relabel them 1, 2, … (or save a binary mask as 0/1 or 0/255).")
+    return lab
 
 
 def labels_for(images: list[str], labels: list[str]) -> list[str | None]:
@@ -41,7 +63,7 @@ def read_set(a):
         if lab_path is None:
             lab_planes = [None] * len(planes)
         else:
-            lab = read_image(lab_path, "labels")
+            lab = read_labels(lab_path, "labels")
             if stack:
                 if lab.shape[:1] != (len(planes),) or lab.ndim != 3:
                     raise FewcellError(
@@ -99,7 +121,7 @@ def read_support(a) -> list:
     for img_path, lab_path in a.support:
         name = Path(img_path).name
         planes, stack = planes_of(read_image(img_path), name)
-        lab = read_image(lab_path, "labels")
+        lab = read_labels(lab_path, "labels")
         if stack:
             if lab.ndim != 3 or lab.shape[0] != len(planes):
                 raise FewcellError(

@@ -59,6 +59,7 @@ def cmd_segment(a) -> int:
     from ..engine.batch.cluster import PromptSpec
     from ..engine.core.files import read_image
     from ..engine.prompt import PromptParams, Segmenter
+    from .inputs import read_labels
 
     check_batch_args(a)
     params = PromptParams(tau=a.tau, attention=a.attention, prototypes=a.prototypes, weights=a.weights, device=a.device)
@@ -73,8 +74,8 @@ def cmd_segment(a) -> int:
     seg = Segmenter(params)
     boxes = [[round(float(v)) for v in b] for b in a.box]
     corrections = read_corrections(a.corrected, boxes)
-    prompt = seg.prepare_prompt_boxes(read_image(a.prompt_image), read_image(a.prompt_labels, "prompt labels"), boxes,
-                                      corrections)
+    labels = read_labels(a.prompt_labels, "prompt labels")
+    prompt = seg.prepare_prompt_boxes(read_image(a.prompt_image), labels, boxes, corrections)
     seg.adapt(prompt, Bar("prompt"))
     print_estimate(prompt)
     meta = {"kind": "segmentation", "prompt_image": str(a.prompt_image),
