@@ -229,3 +229,15 @@ def test_boxes_on_several_planes_of_a_stack(viewer_widget, qtbot):
     widget.labels_combo.setCurrentText(labels2d.name)
     qtbot.mouseClick(widget.segment_button, LEFT)
     assert "labels layer of 4 planes" in widget.status.text()
+
+
+def test_segment_before_any_box_says_what_to_do(viewer_widget, qtbot):
+    """Issue 22 item 9: Segment with an image but no box yet says what to do, in one sentence."""
+    from napari_fewcell._qt.prompt_widget import NO_BOX
+
+    viewer, widget = viewer_widget
+    viewer.add_image(blobs(64, 64), name="cells")
+    qtbot.mouseClick(widget.segment_button, LEFT)  # refused before any job starts
+    qtbot.waitUntil(lambda: widget.status.text() == NO_BOX, timeout=TIMEOUT)
+    assert "press 'Add prompt box', paint inside it, then Segment" in NO_BOX
+    assert "cells fewcell" not in viewer.layers

@@ -57,6 +57,7 @@ OUTPUTS = [("classes", None), ("instances (components)", "components"), ("instan
 PROVENANCE = "fewcell"  #: the result layer's metadata key for how it was made (Segmenter.provenance)
 SAME = "(same as target)"
 NONE = "(none)"
+NO_BOX = "No prompt box yet: press 'Add prompt box', paint inside it, then Segment."
 #: the "Adapt to the prompt" choices: (shown text, PromptParams.adapt)
 ADAPT_ITEMS = [("auto (best by the self-check)", "auto"), ("none (attention only, fastest)", "none"),
                ("forest (filters only, no network)", "forest"), ("fuse (attention + filters)", "fuse"),
@@ -214,14 +215,14 @@ class PromptSegmentationWidget(QWidget):
     def _box(self, shapes, image, point) -> tuple[int, int, int, int]:
         """(y, x, h, w) in the prompt image's data of the selected (else last) shape."""
         if len(shapes.data) == 0:
-            raise FewcellError(f"The layer '{shapes.name}' holds no box; press 'Add prompt box' or draw a rectangle.")
+            raise FewcellError(f"The layer '{shapes.name}' holds no box: {NO_BOX[len('No prompt box yet: '):]}")
         selected = sorted(shapes.selected_data)
         return self._shape_box(shapes, selected[-1] if selected else -1, image, point)
 
     def _boxes(self, shapes, image, point) -> list[tuple[int, int, int, int]]:
         """Every rectangle of the prompt-box layer, in drawing order: all of them are the prompt."""
         if len(shapes.data) == 0:
-            raise FewcellError(f"The layer '{shapes.name}' holds no box; press 'Add prompt box' or draw a rectangle.")
+            raise FewcellError(f"The layer '{shapes.name}' holds no box: {NO_BOX[len('No prompt box yet: '):]}")
         return [self._shape_box(shapes, i, image, point) for i in range(len(shapes.data))]
 
     @staticmethod
@@ -252,6 +253,9 @@ class PromptSegmentationWidget(QWidget):
         """Everything the worker needs, read from the layers on the GUI thread (``corrections``: with the edits of
         the latest Segment result; live update keeps its own)."""
         target, prompt_image = self._target_and_prompt_images()
+        if all(n in ("", NONE, SAME) or n not in self.viewer.layers
+               for n in (self.labels_combo.currentText(), self.shapes_combo.currentText())):
+            raise FewcellError(NO_BOX)
         labels = self._layer(self.labels_combo.currentText(), Labels, "prompt labels")
         shapes = self._layer(self.shapes_combo.currentText(), Shapes, "prompt boxes")
         point, folder = self.viewer.dims.point, self.big_folder.folder()
