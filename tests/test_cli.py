@@ -203,6 +203,11 @@ def test_inputs_and_outputs_are_checked_before_any_work(sample, tmp_path, capsys
     err = capsys.readouterr().err
     assert "already exists" in err and "checking the prompt" not in err, err
     assert (out / "nuclei.tif").read_bytes() == b"an earlier result"
+    twice = args[:2] + [str(SAMPLE / "nuclei.tif")] + args[3:-4] + ["--out", str(tmp_path / "two"), "--device", "cpu"]
+    assert main(twice) == 2
+    err = capsys.readouterr().err
+    assert "Two input images are named 'nuclei'" in err and "checking the prompt" not in err, err
+    assert not (tmp_path / "two").exists()
 
 
 def test_labels_saved_as_0_255_are_binary_and_far_values_are_refused(sample, tmp_path, capsys):

@@ -117,9 +117,17 @@ def session(scheduler: str, workers: int = 0):
         yield client
     finally:
         cluster = client.cluster if scheduler == "local" else None
-        client.close()
-        if cluster is not None:
-            cluster.close()
+        # closing a local cluster cancels the scheduler's progress-bar feed, which distributed logs as an ERROR with
+        # a CancelledError traceback on a run that succeeded: quiet the local scheduler's log while it closes
+        quiet = logging.getLogger("distributed.scheduler")
+        level = quiet.level
+        quiet.setLevel(logging.CRITICAL if cluster is not None else level)
+        try:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+        finally:
+            quiet.setLevel(level)
 
 
 def check_workers(client) -> None:

@@ -44,13 +44,13 @@ def check_out_dir(out: str | Path, overwrite: bool = False, stems: list[str] = (
         parent = next(p for p in [out, *out.parents] if p.exists())
         if not parent.is_dir() or not os.access(parent, os.W_OK):
             raise FewcellError(f"Cannot write into {out}; choose a folder you have write permission for.")
-        return out
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=out, prefix=".fewcell-write-test"):
-            pass
-    except OSError:
-        raise FewcellError(f"Cannot write into {out}; choose a folder you have write permission for.") from None
+    else:
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=out, prefix=".fewcell-write-test"):
+                pass
+        except OSError:
+            raise FewcellError(f"Cannot write into {out}; choose a folder you have write permission for.") from None
     seen = set()
     for stem in stems:
         if stem in seen:
