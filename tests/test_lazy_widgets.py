@@ -246,3 +246,19 @@ def test_which_layers_go_block_by_block(make_napari_viewer, monkeypatch, out_roo
     assert str(err.value).count(". ") == 0
     with pytest.raises(FewcellError, match="does not exist"):
         lazy.new_output_path("x", out_root / "missing")
+
+
+def test_big_images_folder_shows_only_for_a_lazy_image(make_napari_viewer):
+    """Issue 22 item 10: the 'Big images: output folder' row is hidden for an in-memory image and shown for a lazy
+    (dask) one, following the image chosen."""
+    viewer = make_napari_viewer()
+    widget = PromptSegmentationWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Prompt segmentation")
+    row = widget.big_folder.widget
+    viewer.add_image(np.zeros((64, 64), np.uint8), name="small")
+    assert widget.image_combo.currentText() == "small" and row.isHidden()
+    viewer.add_image(da.zeros((256, 256), chunks=128, dtype=np.uint8), name="lazy")
+    widget.image_combo.setCurrentText("lazy")
+    assert not row.isHidden()
+    widget.image_combo.setCurrentText("small")
+    assert row.isHidden()

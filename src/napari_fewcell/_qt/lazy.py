@@ -191,3 +191,12 @@ class OutputFolder:
 
     def folder(self) -> str | None:
         return self.edit.text().strip() or None
+
+    def show_for(self, form, layer) -> None:
+        """Show the field (and its label in ``form``) only while ``layer`` is a big or lazy image: the only images
+        whose labels go to that folder."""
+        visible = layer is not None and is_lazy(layer)
+        self.widget.setVisible(visible)
+        label = form.labelForField(self.widget)
+        if label is not None:
+            label.setVisible(visible)

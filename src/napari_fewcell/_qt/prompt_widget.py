@@ -153,6 +153,9 @@ class PromptSegmentationWidget(QWidget):
             ("Big images: output folder", self.big_folder.widget),
         )
         vbox(self, form, hlayout(self.segment_button, self.cancel_button), self.progress, self.status)
+        self.image_combo.currentTextChanged.connect(lambda name: self.big_folder.show_for(
+            form, self.viewer.layers[name] if name in self.viewer.layers else None))
+        self.big_folder.show_for(form, None)
 
         self.record: ResultRecord | None = None  #: the latest result layer (its edits are corrections)
         self.live = LiveMode(self, self.live_check)
