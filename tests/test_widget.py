@@ -241,3 +241,25 @@ def test_segment_before_any_box_says_what_to_do(viewer_widget, qtbot):
     qtbot.waitUntil(lambda: widget.status.text() == NO_BOX, timeout=TIMEOUT)
     assert "press 'Add prompt box', paint inside it, then Segment" in NO_BOX
     assert "cells fewcell" not in viewer.layers
+
+
+def test_box_and_result_colours_stand_out(viewer_widget, qtbot):
+    """Issue 22 items 7 and 8: the prompt box's edge is lime and widens with the image (visible at the fitted view
+    of a large image); a one-class result over an RGB image is cyan (yellow over a gray one), not dark red."""
+    from napari_fewcell._qt.layers import BOX_COLOR
+
+    viewer, widget = viewer_widget
+    rgb = np.stack([blobs(1200, 1200, seed=1)] * 3, axis=-1)
+    viewer.add_image(rgb, name="he", rgb=True)
+    widget.add_box_button.click()
+    shapes = viewer.layers[BOX_LAYER]
+    assert shapes.edge_width[-1] == 4.0  # 1200 / 300
+    assert np.allclose(shapes.edge_color[-1][:3], [0, 1, 0])  # lime
+    assert BOX_COLOR == "lime"
+    labels = viewer.layers["he prompt labels"]
+    y, x = (np.asarray(shapes.data[-1]).min(0)).astype(int)
+    labels.data[y : y + 64, x : x + 64] = rgb[y : y + 64, x : x + 64, 0] > 100
+    widget.adapt_combo.setCurrentIndex(widget.adapt_combo.findData("none"))
+    click_and_wait(qtbot, widget)
+    result = viewer.layers["he fewcell"]
+    assert np.allclose(result.colormap.map(np.array([1]))[0], [0, 1, 1, 1])  # cyan

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Callable
 
+import numpy as np
+
 from napari.layers import Image, Labels
 from qtpy.QtWidgets import (
     QCheckBox,
@@ -18,7 +20,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from .geometry import image_shape, layer_data
+from .geometry import image_shape, layer_data, shape2d
 
 RESULT_KEY = "fewcell_result"  # metadata flag of result layers (never auto-picked as annotation labels)
 BOX_SIZE = 64  # side of the box the Add-box buttons place
@@ -188,3 +190,23 @@ def vbox(owner: QWidget, *parts, stretch: bool = True) -> QVBoxLayout:
     if stretch:
         layout.addStretch(1)
     return layout
+
+
+# ---- how fewcell's layers look
+BOX_COLOR = "lime"  #: the prompt box's edge: stands out on dark fluorescence and on pink/purple H&E alike
+
+
+def box_edge(image) -> float:
+    """The prompt box's edge width (data pixels): 2 px, more for a large image, so that the box stays visible at the
+    view that fits the whole image (about 1/300 of its larger side)."""
+    return float(max(2, round(max(shape2d(image)) / 300)))
+
+
+def result_colormap(image):
+    """The colour of a one-class result: cyan over a colour (RGB) image, yellow over a gray one; the default
+    dark red blends into H&E's purple."""
+    from napari.utils.colormaps import DirectLabelColormap
+
+    shape = np.shape(image)
+    rgb = len(shape) >= 3 and shape[-1] in (3, 4)
+    return DirectLabelColormap(color_dict={None: "transparent", 0: "transparent", 1: "cyan" if rgb else "yellow"})

@@ -24,8 +24,10 @@ from ..engine.partial import PseudoParams, SegModel, TrainParams, describe_epoch
 from .geometry import as_planes, box_corners, box_in_view, image_planes, image_shape, layer_data, plane_at, rect_of
 from .jobs import default_progress_text, job_controls
 from .layers import (
+    BOX_COLOR,
     BOX_SIZE,
     RESULT_KEY,
+    box_edge,
     ImageRow,
     ImageRows,
     fill_combo,
@@ -144,7 +146,7 @@ class PartialLabelsWidget(QWidget):
             shapes = self.viewer.add_shapes(ndim=image.ndim, name=BOX_LAYER, **place)
         rect = box_corners(shapes, image, (y0, x0, h, w), point)
         rect[:, :-2] = np.round(rect[:, :-2])
-        shapes.add_rectangles(rect, edge_color="yellow", face_color="transparent", edge_width=2)
+        shapes.add_rectangles(rect, edge_color=BOX_COLOR, face_color="transparent", edge_width=box_edge(image))
         self.shapes_combo.setCurrentText(shapes.name)
         labels = self._layer(row.labels.currentText(), Labels)
         if labels is None:

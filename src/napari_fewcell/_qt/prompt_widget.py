@@ -31,13 +31,16 @@ from .geometry import (
 )
 from .jobs import default_progress_text, job_controls
 from .layers import (
+    BOX_COLOR,
     BOX_SIZE,
     RESULT_KEY,
     annotation_labels,
+    box_edge,
     fill_combo,
     form_rows,
     hlayout,
     named_layer,
+    result_colormap,
     vbox,
     watch_layers,
 )
@@ -203,7 +206,7 @@ class PromptSegmentationWidget(QWidget):
         if shapes is None:
             shapes = self.viewer.add_shapes(ndim=2, name=BOX_LAYER, **place)
         rect = box_corners(shapes, image, (y0, x0, h, w), point)
-        shapes.add_rectangles(rect, edge_color="yellow", face_color="transparent", edge_width=2)
+        shapes.add_rectangles(rect, edge_color=BOX_COLOR, face_color="transparent", edge_width=box_edge(image))
         shapes.selected_data = {len(shapes.data) - 1}
         self.labels_combo.setCurrentText(labels.name)
         self.shapes_combo.setCurrentText(shapes.name)
@@ -365,6 +368,8 @@ class PromptSegmentationWidget(QWidget):
                                        classes[0] if job["instances"] and len(classes) == 1 else None,
                                        job["target"], rec.corrections if rec is not None else None)
             values = [int(c) for c in np.unique(labels) if c]
+            if not job["instances"] and values == [1]:  # one class: a colour that stands out on the image
+                layer.colormap = result_colormap(job["target"])
             text = f"Added '{layer.name}' with " + (f"{len(values)} objects." if job["instances"] else
                                                      f"label values {values or 'none (all background)'}.")
         if job["idx"]:
