@@ -30,7 +30,7 @@ def sample_layers(kind: str) -> list:
     return [
         (image, {"name": kind}, "image"),
         (labels, {"name": f"{kind} prompt labels"}, "labels"),
-        ([rect], {"name": "fewcell prompt boxes", "shape_type": "rectangle", "edge_color": "yellow",
+        ([rect], {"name": "fewcell prompt boxes", "shape_type": "rectangle", "edge_color": "lime",
                   "face_color": "transparent", "edge_width": 2}, "shapes"),
     ]
 
