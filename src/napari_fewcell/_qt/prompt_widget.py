@@ -106,25 +106,7 @@ class PromptSegmentationWidget(QWidget):
         self.labels_combo = QComboBox()
         self.shapes_combo = QComboBox()
         self.add_box_button = QPushButton("Add prompt box")
-        self.tau_spin = QDoubleSpinBox()
-        self.tau_spin.setRange(0.0, 10.0)
-        self.tau_spin.setDecimals(3)
-        self.tau_spin.setSingleStep(0.01)
-        self.tau_spin.setSpecialValueText("default")  # shown at the minimum: τ of the weights
-        self.tau_spin.setToolTip("Attention temperature τ; 'default' uses the value the weights were trained with.")
-        self.attention_combo = QComboBox()
-        self.attention_combo.addItem("prototypes (fast)", "prototypes")
-        self.attention_combo.addItem("exact", "exact")
-        self.adapt_combo = QComboBox()
-        for text, value in ADAPT_ITEMS:
-            self.adapt_combo.addItem(text, value)
-        self.adapt_combo.setCurrentIndex(self.adapt_combo.findData(PromptParams().adapt))
-        self.adapt_combo.setToolTip(
-            "How to adapt to your image: 'fuse' adds intensity, edge and texture filters in a random forest, "
-            "'forest' is that forest on the filters alone (no network: the classic pixel classifier), "
-            "'finetune' fine-tunes a copy of the network on the box, 'auto' picks the best by a check inside "
-            "the box (each quarter predicted from the other three); 'none' is attention only."
-        )
+        self._make_settings()
         self.weights_edit = QLineEdit()
         self.weights_edit.setPlaceholderText("shipped weights")
         self.weights_button = QPushButton("…")
@@ -165,6 +147,28 @@ class PromptSegmentationWidget(QWidget):
         self.add_box_button.clicked.connect(self._add_box)
         self.weights_button.clicked.connect(self._choose_weights)
         watch_layers(self.viewer, self._refresh)
+
+    def _make_settings(self) -> None:
+        """The temperature, attention and adaptation fields (their defaults: PromptParams')."""
+        self.tau_spin = QDoubleSpinBox()
+        self.tau_spin.setRange(0.0, 10.0)
+        self.tau_spin.setDecimals(3)
+        self.tau_spin.setSingleStep(0.01)
+        self.tau_spin.setSpecialValueText("default")  # shown at the minimum: τ of the weights
+        self.tau_spin.setToolTip("Attention temperature τ; 'default' uses the value the weights were trained with.")
+        self.attention_combo = QComboBox()
+        self.attention_combo.addItem("prototypes (fast)", "prototypes")
+        self.attention_combo.addItem("exact", "exact")
+        self.adapt_combo = QComboBox()
+        for text, value in ADAPT_ITEMS:
+            self.adapt_combo.addItem(text, value)
+        self.adapt_combo.setCurrentIndex(self.adapt_combo.findData(PromptParams().adapt))
+        self.adapt_combo.setToolTip(
+            "How to adapt to your image: 'fuse' adds intensity, edge and texture filters in a random forest, "
+            "'forest' is that forest on the filters alone (no network: the classic pixel classifier), "
+            "'finetune' fine-tunes a copy of the network on the box, 'auto' picks the best by a check inside "
+            "the box (each quarter predicted from the other three); 'none' is attention only."
+        )
 
     # ----------------------------------------------------------------- layer choices
     def _refresh(self):
