@@ -28,7 +28,7 @@ def test_cli_end_to_end_on_sample_data(sample, tmp_path):
         capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
-    assert "segmenting" in proc.stderr  # progress bar on stderr
+    assert "labels [" in proc.stderr and "1/1 done (nuclei" in proc.stderr  # one progress bar on stderr
     out = tifffile.imread(tmp_path / "out" / "nuclei.tif")
     assert out.dtype == np.uint8 and out.shape == sample["image"].shape
     assert dice_mean(out, sample["truth"]) > 0.8
@@ -232,3 +232,24 @@ def test_labels_saved_as_0_255_are_binary_and_far_values_are_refused(sample, tmp
     err = capsys.readouterr().err.strip()
     assert "class values must be 1..K" in err and err.count("\n") == 0 and "Traceback" not in err, err
     assert not (tmp_path / "o2").exists()
+
+
+def test_one_overall_bar_with_the_time_left(capsys):
+    """Issue 22 item 5: many units (images, blocks of a big image) draw one bar: units done out of all, the time
+    spent and the time left; off a terminal, a line at the start, at most every 5 s, and at the end."""
+    from napari_fewcell.cli.bar import Overall
+    from napari_fewcell.engine.core.progress import Progress
+
+    overall = Overall("labels", 4)
+    for k in range(4):
+        step = overall.unit(k, f"big.zarr block {k}")
+        step(Progress(0, 2, "segmenting"))
+        if k == 1:
+            overall.last = -1e9  # as if 5 s had passed
+            step(Progress(1, 2, "segmenting"))
+        step(Progress(2, 2, "segmenting"))
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 3, lines  # start, the one due line, the end: not one bar per block
+    assert lines[0].startswith("labels [") and "0/4 done (big.zarr block 0)" in lines[0]
+    assert "1/4 done (big.zarr block 1)" in lines[1] and "s left" in lines[1]
+    assert "4/4 done (big.zarr block 3)" in lines[2] and "left" not in lines[2]

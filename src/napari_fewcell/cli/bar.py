@@ -25,3 +25,32 @@ class Bar:
         if self.tty and p.done == p.total:
             sys.stderr.write("\n")
         sys.stderr.flush()
+
+
+class Overall:
+    """One bar over many units of work (the images, or the blocks of a big image): units done out of all, the time
+    spent and the time left, instead of one bar per unit. ``unit(k, name)`` is the progress callback of unit k."""
+
+    def __init__(self, label: str, total: int):
+        self.label, self.total, self.t0 = label, max(1, total), time.time()
+        self.tty, self.last = sys.stderr.isatty(), -1.0
+
+    def unit(self, k: int, name: str):
+        def progress(p) -> None:
+            self.show(k + p.done / max(1, p.total), name)
+
+        return progress
+
+    def show(self, done: float, name: str) -> None:
+        end = done >= self.total
+        if not self.tty and not end and time.time() - self.last < 5:
+            return
+        self.last, spent = time.time(), time.time() - self.t0
+        frac = done / self.total
+        left = f", about {spent * (1 - frac) / frac:.0f}s left" if 0 < frac < 1 else ""
+        line = (f"{self.label} [{'#' * int(frac * 30):<30}] {int(done)}/{self.total} done ({name}) "
+                f"{spent:.1f}s{left}")
+        sys.stderr.write(("\r" + line + " " * 8) if self.tty else (line + "\n"))
+        if self.tty and end:
+            sys.stderr.write("\n")
+        sys.stderr.flush()

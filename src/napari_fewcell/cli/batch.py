@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from ..engine.core.errors import FewcellError
-from .bar import Bar
+from .bar import Overall
 
 #: the image files a folder given as input contributes (beside zarr arrays)
 IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp")
@@ -90,8 +90,9 @@ def run_batch(a, model, spec, sources: list[str], meta: dict, instances: str | N
         print("fewcell: every output is already complete; nothing to do.", file=sys.stderr)
     if a.scheduler is None:
         images: dict = {}
-        for unit in units:
-            run(run_unit(model, unit, images, instances), Bar(unit.name))
+        overall = Overall("labels", len(units))  # one bar over every image and block, with the time left
+        for k, unit in enumerate(units):
+            run(run_unit(model, unit, images, instances), overall.unit(k, unit.name))
         for o in outputs:
             finish(o)
     else:
