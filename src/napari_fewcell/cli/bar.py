@@ -1,4 +1,4 @@
-"""The progress bar every ``fewcell`` verb draws on stderr."""
+"""The progress bars every ``fewcell`` verb draws on stderr."""
 from __future__ import annotations
 
 import sys
@@ -6,7 +6,7 @@ import time
 
 
 class Bar:
-    """A one-line progress bar on stderr (plain lines when stderr is not a terminal)."""
+    """A one-line progress bar on stderr (plain lines when stderr is not a terminal, at most one every 5 s)."""
 
     def __init__(self, label: str):
         self.label = label
@@ -14,26 +14,33 @@ class Bar:
         self.last = -1.0
         self.t0 = time.time()
 
+    pad = 0  #: spaces after a terminal line (to wipe a longer line before it)
+
     def __call__(self, p) -> None:
-        frac = p.done / max(1, p.total)
-        if not self.tty and p.done not in (0, p.total) and time.time() - self.last < 5:
+        self.draw(p.done / max(1, p.total), f"{p.done}/{p.total} {p.message}", p.done == 0, p.done == p.total)
+
+    def draw(self, frac: float, text: str, first: bool, end: bool, after: str = "") -> None:
+        """One line: the label, a bar filled to ``frac``, ``text``, the seconds spent and ``after``; off a terminal
+        only the first, the last, and at most one every 5 s between."""
+        if not self.tty and not (first or end) and time.time() - self.last < 5:
             return
         self.last = time.time()
-        bar = "#" * int(frac * 30)
-        line = f"{self.label} [{bar:<30}] {p.done}/{p.total} {p.message} {time.time() - self.t0:.1f}s"
-        sys.stderr.write(("\r" + line) if self.tty else (line + "\n"))
-        if self.tty and p.done == p.total:
+        line = f"{self.label} [{'#' * int(frac * 30):<30}] {text} {time.time() - self.t0:.1f}s{after}"
+        sys.stderr.write(("\r" + line + " " * self.pad) if self.tty else (line + "\n"))
+        if self.tty and end:
             sys.stderr.write("\n")
         sys.stderr.flush()
 
 
-class Overall:
+class Overall(Bar):
     """One bar over many units of work (the images, or the blocks of a big image): units done out of all, the time
     spent and the time left, instead of one bar per unit. ``unit(k, name)`` is the progress callback of unit k."""
 
+    pad = 8
+
     def __init__(self, label: str, total: int):
-        self.label, self.total, self.t0 = label, max(1, total), time.time()
-        self.tty, self.last = sys.stderr.isatty(), -1.0
+        super().__init__(label)
+        self.total = max(1, total)
 
     def unit(self, k: int, name: str):
         def progress(p) -> None:
@@ -42,15 +49,6 @@ class Overall:
         return progress
 
     def show(self, done: float, name: str) -> None:
-        end = done >= self.total
-        if not self.tty and not end and time.time() - self.last < 5:
-            return
-        self.last, spent = time.time(), time.time() - self.t0
-        frac = done / self.total
+        frac, spent = done / self.total, time.time() - self.t0
         left = f", about {spent * (1 - frac) / frac:.0f}s left" if 0 < frac < 1 else ""
-        line = (f"{self.label} [{'#' * int(frac * 30):<30}] {int(done)}/{self.total} done ({name}) "
-                f"{spent:.1f}s{left}")
-        sys.stderr.write(("\r" + line + " " * 8) if self.tty else (line + "\n"))
-        if self.tty and end:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
+        self.draw(frac, f"{int(done)}/{self.total} done ({name})", done == 0, done >= self.total, left)
