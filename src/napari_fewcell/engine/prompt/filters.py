@@ -12,12 +12,13 @@ SIGMA_MIN, SIGMA_MAX = 1, 16  #: scales of the generic filters
 FEATURE_MARGIN = 72  #: context of a tile's filters: 4σ of the largest Gaussian (+ a few px for derivatives): no seams
 
 
-def luminance_features(x: np.ndarray) -> np.ndarray:
-    """(h, w, F) float32 filters of a normalised (3, h, w) region's luminance (intensity, edges, texture)."""
+def luminance_features(x: np.ndarray, sigma_max: int = SIGMA_MAX) -> np.ndarray:
+    """(h, w, F) float32 filters of a normalised (3, h, w) region's luminance (intensity, edges, texture), at
+    Gaussian scales SIGMA_MIN to ``sigma_max``."""
     from skimage.feature import multiscale_basic_features
 
     return multiscale_basic_features(x.mean(0), intensity=True, edges=True, texture=True, sigma_min=SIGMA_MIN,
-                                     sigma_max=SIGMA_MAX, workers=max(1, torch.get_num_threads())).astype(np.float32)
+                                     sigma_max=sigma_max, workers=max(1, torch.get_num_threads())).astype(np.float32)
 
 
 def window_features(arr: np.ndarray, rng, win: Window) -> np.ndarray:

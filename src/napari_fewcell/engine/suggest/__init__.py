@@ -6,7 +6,7 @@ from .scores import NO_MODEL, SCORES, SuggestParams, augmentations, autocontrast
 from .session import Session, SessionParams
 from .tiles import Suggestion, candidates, suggest_iter
 
-__all__ = ["NO_MODEL", "MSDScorer", "PerceptronScorer", "PretextParams", "PromptScorer", "SCORES", "Scorer", "SegModelScorer",
-           "Session", "SessionParams", "SuggestParams", "Suggestion", "augmentations", "autocontrast", "brightness",
-           "candidates", "pretext_iter", "pretext_labels", "score_batch", "scorer_for", "sharpness", "shipped_network",
-           "suggest_iter"]
+__all__ = ["MSDScorer", "NO_MODEL", "PerceptronScorer", "PretextParams", "PromptScorer", "SCORES", "Scorer",
+           "SegModelScorer", "Session", "SessionParams", "SuggestParams", "Suggestion", "augmentations",
+           "autocontrast", "brightness", "candidates", "pretext_iter", "pretext_labels", "score_batch", "scorer_for",
+           "sharpness", "shipped_network", "suggest_iter"]

@@ -13,31 +13,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..core.image import normalize
+from ..prompt.filters import luminance_features
 
 SIGMA_MAX = 8  #: largest Gaussian of the descriptor's filters (at the scoring resolution)
 
 
-def descriptor(tile: np.ndarray) -> np.ndarray:
-    """(2F,) mean and standard deviation over a normalised (3, h, w) tile of its luminance filters."""
-    from skimage.feature import multiscale_basic_features
-
-    f = multiscale_basic_features(tile.mean(0), intensity=True, edges=True, texture=True, sigma_min=1,
-                                  sigma_max=SIGMA_MAX)
-    f = f.reshape(-1, f.shape[-1])
-    return np.concatenate([f.mean(0), f.std(0)]).astype(np.float32)
-
-
-def descriptors(arrs, boxes, ranges, scale: int) -> np.ndarray:
-    """(N, 2F) descriptors of the (image index, (y, x, h, w)) boxes, each tile area-averaged by ``scale``."""
+def descriptors(tiles) -> np.ndarray:
+    """(N, 2F) mean and standard deviation over each normalised (3, h, w) tile of its luminance filters."""
     out = []
-    for i, (y, x, h, w) in boxes:
-        t = normalize(arrs[i][y : y + h, x : x + w], ranges[i])
-        if scale > 1:
-            hh, ww = t.shape[1] // scale * scale, t.shape[2] // scale * scale
-            t = t[:, :hh, :ww].reshape(3, hh // scale, scale, ww // scale, scale).mean((2, 4))
-        out.append(descriptor(t))
-    return np.stack(out)
+    for tile in tiles:
+        f = luminance_features(np.asarray(tile), SIGMA_MAX)
+        f = f.reshape(-1, f.shape[-1])
+        out.append(np.concatenate([f.mean(0), f.std(0)]))
+    return np.stack(out).astype(np.float32)
 
 
 def pick(desc: np.ndarray, top: int, covered: np.ndarray | None = None, seed: int = 0) -> tuple[list[int], list[float]]:

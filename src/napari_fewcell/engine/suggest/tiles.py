@@ -84,15 +84,7 @@ def suggest_iter(images: Sequence, scorer: Scorer | None, params: SuggestParams 
     yield Progress(0, len(cands), f"scoring tiles ({p.score})")
     for s in range(0, len(cands), p.batch):
         chunk = cands[s : s + p.batch]
-        tiles = []
-        for i, (y, x, h, w) in chunk:
-            if i not in norm:  # one intensity range per image, so tiles are comparable
-                norm[i] = intensity_range(arrs[i])
-            tiles.append(normalize(arrs[i][y : y + h, x : x + w], norm[i]))
-        t = torch.from_numpy(np.stack(tiles)).to(device)
-        if scale > 1:
-            t = F.avg_pool2d(t, scale)
-        scores[s : s + len(chunk)] = score_batch(scorer, t, p, gen)
+        scores[s : s + len(chunk)] = score_batch(scorer, scoring_tiles(arrs, chunk, norm, scale).to(device), p, gen)
         yield Progress(s + len(chunk), len(cands), f"scoring tiles ({p.score})")
     order = np.argsort(-scores, kind="stable")
     # best first, passing over a tile that overlaps a better suggestion of the same image (edge tiles
@@ -108,15 +100,26 @@ def suggest_iter(images: Sequence, scorer: Scorer | None, params: SuggestParams 
             for r, j in enumerate(picked)]
 
 
+def scoring_tiles(arrs, boxes, norm: dict, scale: int) -> torch.Tensor:
+    """The (image index, box) tiles normalised, (N, 3, h, w), at the scoring resolution (area-averaged by
+    ``scale``). One intensity range per image, kept in ``norm``, so that tiles are comparable."""
+    tiles = []
+    for i, (y, x, h, w) in boxes:
+        if i not in norm:
+            norm[i] = intensity_range(arrs[i])
+        tiles.append(normalize(arrs[i][y : y + h, x : x + w], norm[i]))
+    t = torch.from_numpy(np.stack(tiles))
+    return F.avg_pool2d(t, scale) if scale > 1 else t
+
+
 def coverage_iter(arrs, cands, exclude: dict, p: SuggestParams, scale: int) -> Generator[Progress, None, list]:
     """The coverage score's suggestions (:mod:`.coverage`): one tile per kind of texture, the commonest first."""
-    ranges = [intensity_range(a) for a in arrs]
-    desc = []
+    norm, desc = {}, []
     for s in range(0, len(cands), p.batch):
-        desc.append(coverage.descriptors(arrs, cands[s : s + p.batch], ranges, scale))
+        desc.append(coverage.descriptors(scoring_tiles(arrs, cands[s : s + p.batch], norm, scale)))
         yield Progress(s + len(desc[-1]), len(cands), "describing tiles (coverage)")
-    done = [(i, b) for i, bs in exclude.items() for b in bs if i < len(arrs)]
-    covered = coverage.descriptors(arrs, done, ranges, scale) if done else None
+    done = [(i, b) for i, bs in exclude.items() for b in bs if i < len(arrs)]  # annotated boxes: any size
+    covered = np.vstack([coverage.descriptors(scoring_tiles(arrs, [d], norm, scale)) for d in done]) if done else None
     picked, scores = coverage.pick(np.vstack(desc), p.top, covered, p.seed)
     return [Suggestion(r + 1, cands[j][0], tuple(int(v) for v in cands[j][1]), s)
             for r, (j, s) in enumerate(zip(picked, scores))]
