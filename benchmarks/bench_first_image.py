@@ -59,7 +59,8 @@ def main() -> None:
 
     set_threads(args.threads)
     big = Path(args.data) / "coelho2009_nih3t3_nuclei" / "images" / "001.tif"
-    images = {"sample 512²": SAMPLE / "nuclei.tif", f"Coelho 001 ({'×'.join(map(str, tifffile.imread(big).shape))})": big}
+    size = "×".join(map(str, tifffile.imread(big).shape))
+    images = {"sample 512²": SAMPLE / "nuclei.tif", f"Coelho 001 ({size})": big}
     rows = ["| image | fresh process, run 1 (s) | later runs (s) |", "|---|---|---|"]
     for name, path in images.items():
         secs = []

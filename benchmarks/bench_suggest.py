@@ -14,8 +14,9 @@ test images). Two protocols:
   1, 3, 5 tiles are annotated.
 
 ``random`` draws 10 tile sequences (mean ± sd). A score ``A+B`` (loop only) chooses the first tile by A and the
-next ones by B, e.g. ``coverage+consistency``: the model-free cold start, then the refitted perceptron. A budget whose tiles hold only one class cannot
-fit a perceptron: its prediction is all background (Dice 0 unless the test image is empty), as a
+next ones by B, e.g. ``coverage+consistency``: the model-free cold start, then the refitted perceptron. A budget
+whose tiles hold only one class cannot fit a perceptron: its prediction is all background (Dice 0 unless the test
+image is empty), as a
 user would see. Then: the time to score 100 tiles of 256² per score and model. See
 benchmarks/README.md.
 """

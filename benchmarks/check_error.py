@@ -55,7 +55,8 @@ def main() -> None:
         lines += [f"## `{report}`", "", "| estimate of | boxes × weights | folds | mean \\|error\\| | max \\|error\\| "
                   "| mean error (+: optimistic) | share > 0.15 |", "|---|---|---|---|---|---|---|"]
         groups = {"the path auto chose (what a user is shown)": [r for r in rows if r["chosen"]]}
-        groups.update({f"path {p}": [r for r in rows if r["path"] == p] for p in dict.fromkeys(r["path"] for r in rows)})
+        paths = dict.fromkeys(r["path"] for r in rows)
+        groups.update({f"path {p}": [r for r in rows if r["path"] == p] for p in paths})
         for name, g in groups.items():
             if g:
                 lines.append(f"| {name} " + stats(g))

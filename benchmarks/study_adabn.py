@@ -1,10 +1,10 @@
 #!/usr/bin/env python
 """Variants of prompt segmentation studied on validation images (issue 20). --variant adabn (default): AdaBN at prompt
-time (item 2): each fold's leave-one-out weights with their own
-BatchNorm statistics and with statistics taken from the prompt image (8 seeded 256² crops, cumulative average;
-a copy of the network, the prompt and the images embedded by it). --variant embedding: the fused path's forest
-also reads each pixel's 32-d embedding (PromptParams.fuse_embedding; item 1's feature bank). Boxes and scored images as bench_generalise.py
---split val (seeded 64×64 boxes from train images, scored on other train images); the RF baseline beside.
+time (item 2): each fold's leave-one-out weights with their own BatchNorm statistics and with statistics taken
+from the prompt image (8 seeded 256² crops, cumulative average; a copy of the network, the prompt and the images
+embedded by it). --variant embedding: the fused path's forest also reads each pixel's 32-d embedding
+(PromptParams.fuse_embedding; item 1's feature bank). Boxes and scored images as bench_generalise.py --split val
+(seeded 64×64 boxes from train images, scored on other train images); the RF baseline beside.
 
     python benchmarks/study_adabn.py --data ../shared/data --out benchmarks/results/adabn_val.md \
         FOLD=WEIGHTS [FOLD=WEIGHTS ...]

@@ -81,7 +81,7 @@ def _read_planes(paths: list[str]):
 
 
 def _scorer(a, params, planes):
-    """The scorer of --model, else the shipped network (adapted with --pretext); None for the scores needing no model."""
+    """The scorer of --model, else the shipped network (adapted with --pretext); None for a score needing no model."""
     from ..engine import suggest as sg
     from ..engine.core.progress import run
     from ..engine.models import open_model

@@ -157,10 +157,11 @@ class Segmenter:
         them all (its self-check holds out each box in turn; with one box, each quarter of it).
 
         ``labels``: the size of the image (only the boxes are read), or with one box its size. A pixel in two
-        boxes counts once. The boxes are taken in a fixed order (top, left, height, width), whatever the order given,
-        so the same boxes give the same labels in any order (``prompt.boxes`` lists them so). ``corrections``: None, an (H, W) int array the size of the image
-        (−1: not corrected, v ≥ 0: the pixel is class v, e.g. from :func:`corrections_from_edit`), or a list of
-        (image, corrections) pairs for strokes on other images (planes) than the prompt's. Corrected pixels
+        boxes counts once. The boxes are taken in a fixed order (top, left, height, width), whatever the order
+        given, so the same boxes give the same labels in any order (``prompt.boxes`` lists them so).
+        ``corrections``: None, an (H, W) int array the size of the image (−1: not corrected, v ≥ 0: the pixel is
+        class v, e.g. from :func:`corrections_from_edit`), or a list of (image, corrections) pairs for strokes on
+        other images (planes) than the prompt's. Corrected pixels
         inside a box are ignored (the box's labels win). ``image`` may be a :class:`LazyImage`. ``embeddings``:
         a function giving the (h·w, D) embeddings of a rectangle (y, x, h, w) of ``image`` that are already
         known (live update caches the whole image's), instead of running the network on it. ``more``: boxes on

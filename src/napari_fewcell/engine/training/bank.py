@@ -24,7 +24,8 @@ from .datasets import ALL_SETS, DataSet, drop_excluded, load_set, load_tasks, wa
 BANK_FORMAT = "napari-fewcell/crop-bank"
 
 
-def windows_of(shape: tuple[int, int], window: int, n: int, rng: np.random.Generator) -> list[tuple[int, int, int, int]]:
+def windows_of(shape: tuple[int, int], window: int, n: int,
+               rng: np.random.Generator) -> list[tuple[int, int, int, int]]:
     """``n`` seeded (y, x, h, w) windows of at most ``window``² inside an image of ``shape`` (the whole image
     when it fits)."""
     H, W = shape

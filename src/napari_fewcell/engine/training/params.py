@@ -72,7 +72,8 @@ class PretrainParams:
         if self.sampler not in SAMPLERS:
             raise FewcellError(f"There is no episode sampler {self.sampler!r}; choose one of {', '.join(SAMPLERS)}.")
         if not 0.1 <= self.scale[0] <= self.scale[1] <= 10 or (self.scale != (1.0, 1.0) and self.sampler != "torch"):
-            raise FewcellError("--scale takes two factors LOW HIGH between 0.1 and 10 (LOW ≤ HIGH), with --sampler torch.")
+            raise FewcellError("--scale takes two factors LOW HIGH between 0.1 and 10 (LOW ≤ HIGH), with "
+                               "--sampler torch.")
         if (self.device != "cpu" or self.sampler != "numpy" or self.wall_minutes) and self.strategy != "episodic":
             raise FewcellError("--device, --sampler torch and --wall-minutes are for the episodic strategy; "
                                "drop them or use --strategy episodic.")
