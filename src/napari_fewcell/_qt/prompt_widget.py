@@ -60,7 +60,8 @@ OUTPUTS = [("classes", None), ("instances (components)", "components"), ("instan
 PROVENANCE = "fewcell"  #: the result layer's metadata key for how it was made (Segmenter.provenance)
 SAME = "(same as target)"
 NONE = "(none)"
-NO_BOX = "No prompt box yet: press 'Add prompt box', paint inside it, then Segment."
+ADD_BOX = "press 'Add prompt box', paint inside it, then Segment."
+NO_BOX = f"No prompt box yet: {ADD_BOX}"
 #: the "Adapt to the prompt" choices: (shown text, PromptParams.adapt)
 ADAPT_ITEMS = [("auto (best by the self-check)", "auto"), ("none (attention only, fastest)", "none"),
                ("forest (filters only, no network)", "forest"), ("fuse (attention + filters)", "fuse"),
@@ -181,8 +182,12 @@ class PromptSegmentationWidget(QWidget):
         fill_combo(self.labels_combo, labels, NONE, [n for n in labels if n.endswith("prompt labels")] + labels)
         fill_combo(self.shapes_combo, shapes, NONE, [n for n in shapes if n.startswith(BOX_LAYER)] + shapes)
 
+    def _chosen(self, name: str) -> bool:
+        """Whether a layer picker's text names a layer of the viewer."""
+        return bool(name) and name not in (NONE, SAME) and name in self.viewer.layers
+
     def _layer(self, name: str, kind, what: str):
-        if not name or name in (NONE, SAME) or name not in self.viewer.layers:
+        if not self._chosen(name):
             raise FewcellError(f"Choose the {what} layer first.")
         layer = self.viewer.layers[name]
         if not isinstance(layer, kind):
@@ -224,15 +229,13 @@ class PromptSegmentationWidget(QWidget):
 
     def _box(self, shapes, image, point) -> tuple[int, int, int, int]:
         """(y, x, h, w) in the prompt image's data of the selected (else last) shape."""
-        if len(shapes.data) == 0:
-            raise FewcellError(f"The layer '{shapes.name}' holds no box: {NO_BOX[len('No prompt box yet: '):]}")
         selected = sorted(shapes.selected_data)
-        return self._shape_box(shapes, selected[-1] if selected else -1, image, point)
+        return self._boxes(shapes, image, point)[selected[-1] if selected else -1]
 
     def _boxes(self, shapes, image, point) -> list[tuple[int, int, int, int]]:
         """Every rectangle of the prompt-box layer, in drawing order: all of them are the prompt."""
         if len(shapes.data) == 0:
-            raise FewcellError(f"The layer '{shapes.name}' holds no box: {NO_BOX[len('No prompt box yet: '):]}")
+            raise FewcellError(f"The layer '{shapes.name}' holds no box: {ADD_BOX}")
         return [self._shape_box(shapes, i, image, point) for i in range(len(shapes.data))]
 
     @staticmethod
@@ -263,8 +266,7 @@ class PromptSegmentationWidget(QWidget):
         """Everything the worker needs, read from the layers on the GUI thread (``corrections``: with the edits of
         the latest Segment result; live update keeps its own)."""
         target, prompt_image = self._target_and_prompt_images()
-        if all(n in ("", NONE, SAME) or n not in self.viewer.layers
-               for n in (self.labels_combo.currentText(), self.shapes_combo.currentText())):
+        if not any(self._chosen(c.currentText()) for c in (self.labels_combo, self.shapes_combo)):
             raise FewcellError(NO_BOX)
         labels = self._layer(self.labels_combo.currentText(), Labels, "prompt labels")
         shapes = self._layer(self.shapes_combo.currentText(), Shapes, "prompt boxes")
@@ -385,7 +387,7 @@ class PromptSegmentationWidget(QWidget):
                 "pixels)."
         notes = corrections_text(prompt.notes, job["plane_note"])
         text += f" {notes[:1].upper()}{notes[1:]}." if notes else ""
-        estimate = estimate_text(prompt.path, prompt.check, len(provenance["boxes"]), prompt.labels)
+        estimate = estimate_text(prompt.path, prompt.check, len(prompt.boxes), prompt.labels)
         self.status.setText(f"{text} {estimate}." if estimate else text)
 
     def _fail(self, message: str):

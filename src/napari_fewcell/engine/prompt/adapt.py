@@ -304,7 +304,7 @@ def self_check(model: EmbedNet, box: BoxData, params, paths) -> Generator[Progre
     yield Progress(0, 0, "checking the prompt")
     if "fuse" in paths or "forest" in paths:
         reuse["feats"] = box_features(box.sources)
-    reuse["extra"] = box.emb.float().numpy() if getattr(params, "fuse_embedding", False) else None
+    reuse["extra"] = box.emb.float().numpy() if params.fuse_embedding else None
     for path in ("forest", "fuse"):
         if path in paths:
             fused = path == "fuse"
