@@ -59,7 +59,8 @@ def test_engine_imports_go_one_way(path):
     for module, _ in imports(path):
         top = module.split(".")[0]
         assert top not in GUI, f"{path.relative_to(ROOT)} imports {module}: the engine knows nothing of Qt or napari"
-        if module.startswith("napari_fewcell.") and not module.startswith("napari_fewcell.engine"):
+        if module == "napari_fewcell" or (module.startswith("napari_fewcell.")
+                                           and not module.startswith("napari_fewcell.engine")):
             pytest.fail(f"{path.relative_to(ROOT)} imports {module}, which sits above the engine")
         if module.startswith("napari_fewcell.engine."):
             target = module.split(".")[2]

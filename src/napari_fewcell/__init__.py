@@ -33,7 +33,8 @@ from .engine import (
     train_iter,
 )
 
-__version__ = "0.1.0"
+from .engine.core.version import __version__
+
 __all__ = [
     "Extractors", "FewcellError", "Perceptron", "PerceptronParams", "Prompt", "PromptParams", "PseudoParams",
     "SegModel", "Segmenter", "TrainParams", "__version__", "annotate", "fit", "fit_iter", "instance_labels",

@@ -132,13 +132,14 @@ def session(scheduler: str, workers: int = 0):
 
 def check_workers(client) -> None:
     """Every worker can import this very napari-fewcell; one sentence naming the others."""
-    from ... import __version__
+    from ..core.version import __version__
 
     def probe():  # a closure: pickled by value, so a worker without the package can still run it
         try:
-            import napari_fewcell
+            import napari_fewcell.engine.batch  # noqa: F401 - what a worker runs (importing it imports the package)
+            from napari_fewcell.engine.core.version import __version__ as theirs
 
-            return napari_fewcell.__version__
+            return theirs
         except Exception as err:  # noqa: BLE001
             return f"! {type(err).__name__}"
 

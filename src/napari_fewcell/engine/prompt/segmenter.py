@@ -249,7 +249,7 @@ class Segmenter:
         """How a result was made, for the result layer's metadata and the label file: the prompt box(es), the
         weights file and its SHA-256, τ, the attention, the adaptation asked for and the path it took with its
         self-check, and the prompt's pixels per class."""
-        from ... import __version__
+        from ..core.version import __version__
 
         p = self.params
         return {
