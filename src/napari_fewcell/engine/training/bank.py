@@ -19,7 +19,7 @@ import numpy as np
 
 from ..core.errors import FewcellError
 from ..core.files import atomic_write
-from .datasets import ALL_SETS, DataSet, drop_excluded, load_set, load_tasks, wanted_folders
+from .datasets import ALL_SETS, DataSet, drop_excluded, load_set, load_tasks, split_name, task_name, wanted_folders
 
 BANK_FORMAT = "napari-fewcell/crop-bank"
 
@@ -49,7 +49,7 @@ def build_bank(data: str | Path, out: str | Path, sets: Sequence[str] = ALL_SETS
                         "seed": seed, "sets": {}}
     for set_name in sets:
         tasks = load_set(Path(data), set_name, None)
-        folders = [t.name.partition(":")[2] or "labels" for t in tasks]
+        folders = [split_name(t.name)[1] or "labels" for t in tasks]
         n = windows_per_image(tasks, window, budget_mpx)
         ids = []
         for k, (img, i) in enumerate(zip(tasks[0].images, tasks[0].ids)):
@@ -98,8 +98,7 @@ def load_bank_tasks(path: str | Path, wanted: dict[str, list[str] | None]) -> li
                 images.append(np.repeat(a, 3, 0) if a.shape[0] == 1 else a)
             for folder in folders or info["folders"]:
                 labels = [z[f"{set_name}/{folder}/{j}"] for j in range(len(info["ids"]))]
-                name = set_name if folder == "labels" else f"{set_name}:{folder}"
-                tasks.append(DataSet(name, images, labels, [str(i) for i in info["ids"]]))
+                tasks.append(DataSet(task_name(set_name, folder), images, labels, [str(i) for i in info["ids"]]))
     return tasks
 
 

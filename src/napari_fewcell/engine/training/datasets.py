@@ -53,6 +53,11 @@ def split_name(name: str) -> tuple[str, str | None]:
     return set_name, folder or None
 
 
+def task_name(set_name: str, folder: str) -> str:
+    """The task of a set's label folder: ``SET`` for ``labels``, ``SET:FOLDER`` for another (split_name's inverse)."""
+    return set_name if folder == "labels" else f"{set_name}:{folder}"
+
+
 def label_folders(d: Path) -> list[str]:
     """The class label folders of a set: ``labels`` first, then ``labels_*`` (not ``labels_instances``)."""
     found = [p.name for p in d.iterdir() if p.is_dir() and p.name.startswith("labels") and p.name not in NOT_A_CLASS]
@@ -103,8 +108,7 @@ def load_set(root: Path, set_name: str, folders: Sequence[str] | None) -> list[D
                     f"The labels {folder}/{i}.tif of {set_name} are {lab.shape[0]}×{lab.shape[1]} but the image is "
                     f"{img.shape[1]}×{img.shape[2]}; every label image must have its image's height and width."
                 )
-        name = set_name if folder == "labels" else f"{set_name}:{folder}"
-        tasks.append(DataSet(name, images, labels, ids))
+        tasks.append(DataSet(task_name(set_name, folder), images, labels, ids))
     return tasks
 
 
