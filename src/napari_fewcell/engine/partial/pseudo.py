@@ -282,6 +282,14 @@ def pseudolabel_iter(data: Sequence[AnnotatedImage], params: PseudoParams | None
             model.load_state_dict(best_state)
         for h in history:
             h["kept"] = h["epoch"] == (best_epoch if p.keep_best and best_state is not None else p.epochs)
+    out, confidence = yield from label_all(data, classes, p, model, device)
+    return PseudoResult(out, classes, model, history, confidence)
+
+
+def label_all(data: Sequence[AnnotatedImage], classes, p: PseudoParams, model: EmbedNet, device
+              ) -> Generator[Progress, None, tuple[list, list]]:
+    """Label every image with the (fine-tuned) network, every box its prompt; known pixels keep their labels
+    (confidence 1). Returns (labels, confidence) per image."""
     model.eval()
     for prm in model.parameters():
         prm.requires_grad_(False)
@@ -298,7 +306,7 @@ def pseudolabel_iter(data: Sequence[AnnotatedImage], params: PseudoParams | None
         out.append(labels)
         confidence.append(conf)
     yield Progress(len(data), len(data), "pseudo-labels done")
-    return PseudoResult(out, classes, model, history, confidence)
+    return out, confidence
 
 
 def describe_epoch(h: dict) -> str:

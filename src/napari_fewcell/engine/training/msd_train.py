@@ -55,6 +55,23 @@ def _val_dice(net: MSDNet, images: list[np.ndarray], labels: list[np.ndarray]) -
     return 2 * inter / max(total, 1.0)
 
 
+def crop_batch(images: list, labels: list, sizes: np.ndarray, p: MSDTrainParams, rng: np.random.Generator):
+    """``p.batch`` augmented crops (images drawn by their pixel count), cut to the smallest: (B, 3, c, c), (B, 1, c, c)."""
+    xs, ys = [], []
+    for _ in range(p.batch):
+        i = int(rng.choice(len(images), p=sizes / sizes.sum()))
+        img, lab = images[i], labels[i]
+        H, W = lab.shape
+        c = min(p.crop, H, W)
+        y, x = rng.integers(0, H - c + 1), rng.integers(0, W - c + 1)
+        a, b = augment(img[:, y : y + c, x : x + c], lab[y : y + c, x : x + c], rng, STRONG)
+        xs.append(a)
+        ys.append(b)
+    c = min(a.shape[-1] for a in xs)
+    x_t = torch.from_numpy(np.stack([a[:, :c, :c] for a in xs]))
+    return x_t, torch.from_numpy(np.stack([b[:c, :c] for b in ys]).astype(np.float32))[:, None]
+
+
 def train_msd_iter(p: MSDTrainParams) -> Generator[Progress, None, tuple[MSDNet, dict]]:
     """Train; yields progress per step; returns (best network in eval mode, card)."""
     if p.threads:
@@ -78,19 +95,7 @@ def train_msd_iter(p: MSDTrainParams) -> Generator[Progress, None, tuple[MSDNet,
     for epoch in range(1, p.max_epochs + 1):
         running = 0.0
         for step in range(p.steps_per_epoch):
-            xs, ys = [], []
-            for _ in range(p.batch):
-                i = int(rng.choice(len(timgs), p=sizes / sizes.sum()))
-                img, lab = timgs[i], tlabs[i]
-                H, W = lab.shape
-                c = min(p.crop, H, W)
-                y, x = rng.integers(0, H - c + 1), rng.integers(0, W - c + 1)
-                a, b = augment(img[:, y : y + c, x : x + c], lab[y : y + c, x : x + c], rng, STRONG)
-                xs.append(a)
-                ys.append(b)
-            c = min(a.shape[-1] for a in xs)
-            x_t = torch.from_numpy(np.stack([a[:, :c, :c] for a in xs]))
-            y_t = torch.from_numpy(np.stack([b[:c, :c] for b in ys]).astype(np.float32))[:, None]
+            x_t, y_t = crop_batch(timgs, tlabs, sizes, p, rng)
             logits = net(x_t)
             loss = soft_dice_loss(logits, y_t)
             if p.bce_weight:
