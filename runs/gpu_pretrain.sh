@@ -9,6 +9,8 @@
 # WARM=1 starts each run from the CPU-trained weights that never saw its fold (the shipped network for the
 # sets it never saw and for all8; runs/lodo_isbi_episodic.pt, runs/lodo_dsb2018he_episodic.pt) with
 # LR (default 5e-4) and SCALE (default "0.75 1.33"); otherwise from random weights (lr 2e-3, scale 0.6-1.7).
+# INIT_DIR=runs/gpu_warm (with WARM=1) continues each run from INIT_DIR/<name>.pt instead: a run continued
+# across sessions. BATCH (default 32) episodes per step; BF16=1 runs the forward pass in bfloat16.
 #
 # Every run is `fewcell pretrain` (episodic, torch sampler, random init) with a wall-time budget: the
 # learning rate warms up and decays over that time, and each run checkpoints every 2 minutes
@@ -24,11 +26,13 @@ shipped=src/napari_fewcell/weights/fewcell_embed_v1.pt
 declare -A inits=([all8]=$shipped [lodo_isbi]=runs/lodo_isbi_episodic.pt [lodo_dsb2018he]=runs/lodo_dsb2018he_episodic.pt
   [lodo_usiigaci]=$shipped [lodo_tem]=$shipped [classout_myelin]=$shipped [lodo_coelho]=$shipped
   [lodo_cervical]=$shipped)
+if [ -n "${INIT_DIR:-}" ]; then for name in "${!inits[@]}"; do inits[$name]="$INIT_DIR/$name.pt"; done; fi
 if [ "${WARM:-0}" = 1 ]; then lr="${LR:-5e-4}"; scale="${SCALE:-0.75 1.33}"; else lr="${LR:-2e-3}"; scale="${SCALE:-0.6 1.7}"; fi
 # shellcheck disable=SC2206
 common=(--data "$bank" --strategy episodic --sampler torch --device "$device" --scale $scale
         --batch "${BATCH:-32}" --query-pixels 4096 --key-pixels "${KEYS:-2048}" --lr "$lr" --dice-weight 0.5 --swap-p 0.2
-        --invert-p 0.2 --steps 200000 --wall-minutes "$minutes" --checkpoint-minutes 2 --threads 1 --seed 0)
+        --invert-p 0.2 --steps 200000 --wall-minutes "$minutes" --checkpoint-minutes 2 --threads 1 --seed "${SEED:-0}"
+        $([ "${BF16:-0}" = 1 ] && echo --bf16))
 declare -A folds=(
   [all8]=""
   [lodo_isbi]="--exclude isbi2012_membrane"

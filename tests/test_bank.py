@@ -1,12 +1,16 @@
 """The crop bank and pre-training at scale: the bank holds the train splits (never a test image), `fewcell pretrain
 --data BANK.npz --sampler torch` trains from it, and a wall-time budget ends a run with its schedule run down."""
+import dataclasses
+
 import numpy as np
 import torch
 
 from napari_fewcell.cli import main
+from napari_fewcell.engine.core.progress import run
 from napari_fewcell.engine.training.bank import build_bank, load_any, read_meta
 from napari_fewcell.engine.training.episodic import Episodic, task_weights
 from napari_fewcell.engine.training.params import PretrainParams
+from napari_fewcell.engine.training.pretrain import pretrain_iter
 from napari_fewcell.engine.training.torch_episodes import TorchEpisodes
 
 from .pretraining import cut_and_resume, toy_set
@@ -79,6 +83,20 @@ def test_torch_sampler_run_resumes_to_the_same_weights(tmp_path):
     p = PretrainParams(data=str(bank), datasets=("toy",), sampler="torch", scale=(0.8, 1.25), steps=10, batch=1,
                        base=4, embed_dim=8, crop=64, query_pixels=256, key_pixels=128, checkpoint_minutes=1e-9)
     cut_and_resume(p, tmp_path)
+
+
+def test_bf16_forward_pass_trains_and_differs_from_float32(tmp_path):
+    """--bf16 runs the forward pass under bfloat16 autocast: finite weights, recorded on the card, and not the
+    float32 run's weights (so the option is in effect); a bf16 run resumes to the same weights too."""
+    bank, _ = bank_of(tmp_path, window=160, budget_mpx=0.1)
+    p = PretrainParams(data=str(bank), datasets=("toy",), sampler="torch", steps=6, batch=1, base=4, embed_dim=8,
+                       crop=64, query_pixels=256, key_pixels=128, checkpoint_minutes=1e-9, bf16=True)
+    cut_and_resume(p, tmp_path, cut_at=3)
+    run(pretrain_iter(dataclasses.replace(p, bf16=False), tmp_path / "f32.pt"))
+    bf, f32 = (torch.load(tmp_path / n, weights_only=True) for n in ("full.pt", "f32.pt"))
+    assert bf["card"]["params"]["bf16"] is True and f32["card"]["params"]["bf16"] is False
+    assert all(torch.isfinite(v.float()).all() for v in bf["state_dict"].values())
+    assert any(not torch.equal(v, f32["state_dict"][k]) for k, v in bf["state_dict"].items())
 
 
 def test_bank_and_sampler_bad_input(tmp_path, capsys):

@@ -76,6 +76,8 @@ def add_scale_options(p, d) -> None:
                    help="--sampler torch: rescale each episode by a factor drawn log-uniformly in [LOW, HIGH]")
     p.add_argument("--query-pixels", type=int, default=d.query_pixels, help="query pixels scored per episode")
     p.add_argument("--key-pixels", type=int, default=d.key_pixels, help="prompt pixels attended to per episode")
+    p.add_argument("--bf16", action="store_true", default=d.bf16,
+                   help="episodic: the network's forward pass in bfloat16 (faster on a GPU; the loss stays float32)")
 
 
 def add_bank_parser(sub) -> None:
@@ -160,7 +162,7 @@ def cmd_pretrain(a) -> int:
         moco_momentum=a.moco_momentum, moco_tau=a.moco_tau,
         checkpoint_minutes=a.checkpoint_minutes, cpu_minutes=a.cpu_minutes, wall_minutes=a.wall_minutes,
         device=a.device, sampler=a.sampler, scale=tuple(a.scale), query_pixels=a.query_pixels,
-        key_pixels=a.key_pixels,
+        key_pixels=a.key_pixels, bf16=a.bf16,
     )
     ckpt = a.checkpoint or str(checkpoint_path(a.out))
     stop = stop_on_signals()

@@ -120,6 +120,7 @@ def episode_loss(model: EmbedNet, batch, p: PretrainParams, generator: torch.Gen
                  class_weights: torch.Tensor | None = None) -> torch.Tensor:
     """Cross entropy of the attention output against the query labels (Eq. 3), plus an optional soft Dice."""
     o, y = attention_output(model, batch, p, generator)
+    o = o.float()  # under bfloat16 autocast: the loss in float32
     loss = F.nll_loss(torch.log(o.clamp_min(1e-6)).transpose(1, 2), y, weight=class_weights)
     if p.dice_weight:
         t = F.one_hot(y, 2).float()
@@ -165,7 +166,8 @@ class Episodic:
         if self.sched is None:
             for group in self.opt.param_groups:
                 group["lr"] = self.lr_at(self.progress)
-        loss = episode_loss(self.model, self.batch(), self.p, self.gen)
+        with torch.autocast(self.device.type, torch.bfloat16, enabled=self.p.bf16):
+            loss = episode_loss(self.model, self.batch(), self.p, self.gen)
         self.opt.zero_grad()
         loss.backward()
         self.opt.step()

@@ -60,6 +60,8 @@ class PretrainParams:
     #: episodic: numpy (one episode at a time on the CPU) or torch (cut and augmented on ``device``, in batch)
     sampler: str = "numpy"
     scale: tuple[float, float] = (1.0, 1.0)  #: torch sampler: episode rescaling factor, drawn log-uniformly
+    #: episodic: run the network's forward pass in bfloat16 (autocast on ``device``; the loss stays float32)
+    bf16: bool = False
 
     def check(self) -> None:
         if self.strategy not in STRATEGIES:
@@ -74,8 +76,9 @@ class PretrainParams:
         if not 0.1 <= self.scale[0] <= self.scale[1] <= 10 or (self.scale != (1.0, 1.0) and self.sampler != "torch"):
             raise FewcellError("--scale takes two factors LOW HIGH between 0.1 and 10 (LOW ≤ HIGH), with "
                                "--sampler torch.")
-        if (self.device != "cpu" or self.sampler != "numpy" or self.wall_minutes) and self.strategy != "episodic":
-            raise FewcellError("--device, --sampler torch and --wall-minutes are for the episodic strategy; "
+        if (self.device != "cpu" or self.sampler != "numpy" or self.wall_minutes or self.bf16) \
+                and self.strategy != "episodic":
+            raise FewcellError("--device, --sampler torch, --bf16 and --wall-minutes are for the episodic strategy; "
                                "drop them or use --strategy episodic.")
         if self.wall_minutes < 0:
             raise FewcellError("A wall-time budget is a number of minutes, 0 for none.")
