@@ -14,13 +14,15 @@
 #
 # Every run is `fewcell pretrain` (episodic, torch sampler, random init) with a wall-time budget: the
 # learning rate warms up and decays over that time, and each run checkpoints every 2 minutes
-# (resume: the same command with --resume OUT.pt.ckpt). OUT_DIR receives <name>.pt, <name>.log and
-# tarballs of them (what the device tool brings back: at most 8 files).
+# (resume: the same command with --resume OUT.pt.ckpt). OUT_DIR receives weights.tar (<name>.pt),
+# checkpoints.tar (<name>.pt.ckpt) and logs.tgz (<name>.log): the device tool brings back at most 8 files.
+# A batch of 128 episodes takes about 22 GiB of GPU memory per run: eight such runs do not fit on one H200.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out="${1:?usage: runs/gpu_pretrain.sh OUT_DIR [MINUTES]}"; minutes="${2:-6.5}"
+final="$out"; out="$(mktemp -d)"  # runs write here; OUT_DIR gets three tarballs (the device tool returns 8 files)
 device="${DEVICE:-cuda}"; bank="${BANK:-.bank/bank.npz}"; py="${PY:-python3}"
-mkdir -p "$out"
+mkdir -p "$final"
 export PYTHONPATH="$PWD/src" OMP_NUM_THREADS=1 PYTHONUNBUFFERED=1
 shipped=src/napari_fewcell/weights/fewcell_embed_v1.pt
 declare -A inits=([all8]=$shipped [lodo_isbi]=runs/lodo_isbi_episodic.pt [lodo_dsb2018he]=runs/lodo_dsb2018he_episodic.pt
@@ -46,7 +48,8 @@ declare -A folds=(
 "$py" -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), \
   torch.cuda.get_device_name() if torch.cuda.is_available() else '')"
 pids=()
-for name in "${!folds[@]}"; do
+names=(${FOLDS:-${!folds[@]}})  # FOLDS="lodo_isbi lodo_tem": only these runs
+for name in "${names[@]}"; do
   # shellcheck disable=SC2086
   timeout -s TERM "$(python3 -c "print(int($minutes * 60 + 90))")" \
     "$py" -m napari_fewcell.cli pretrain "${common[@]}" ${folds[$name]} \
@@ -56,11 +59,9 @@ for name in "${!folds[@]}"; do
 done
 fail=0
 for pid in "${pids[@]}"; do wait "$pid" || fail=$((fail + 1)); done
-for name in "${!folds[@]}"; do
+for name in "${names[@]}"; do
   echo "== $name: $(tr '\r' '\n' <"$out/$name.log" | grep -v '^$' | tail -n 1)"
 done
-(cd "$out" && tar cf weights_a.tar all8.pt lodo_isbi.pt lodo_usiigaci.pt lodo_dsb2018he.pt 2>/dev/null;
- tar cf weights_b.tar lodo_tem.pt classout_myelin.pt lodo_coelho.pt lodo_cervical.pt 2>/dev/null;
- tar cf ckpt_all8.tar all8.pt.ckpt 2>/dev/null; tar czf logs.tgz ./*.log)
+(cd "$out" && tar cf "$final/weights.tar" ./*.pt; tar cf "$final/checkpoints.tar" ./*.ckpt; tar czf "$final/logs.tgz" ./*.log)
 echo "runs failed: $fail"
 exit "$fail"
