@@ -16,7 +16,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ..engine import FewcellError, Progress, PromptParams, Segmenter, estimate_text, instance_labels
+from ..engine import FewcellError, PromptParams, Segmenter, estimate_text
 from ..engine.prompt import apply_corrections
 from .geometry import (
     box_corners,
@@ -29,7 +29,7 @@ from .geometry import (
     to_world,
     whole_stack,
 )
-from .jobs import default_progress_text, job_controls
+from .jobs import job_controls
 from .layers import (
     BOX_COLOR,
     BOX_SIZE,
@@ -46,14 +46,13 @@ from .layers import (
 )
 from .lazy import (
     CancelNote,
-    LazyTarget,
     OutputFolder,
     lazy_target,
     prompt_labels,
-    segment_lazy,
     written_text,
 )
 from .live import LiveMode, ResultRecord, corrections_text
+from .prompt_job import progress_text, segment_gen
 
 BOX_LAYER = "fewcell prompt boxes"
 OUTPUTS = [("classes", None), ("instances (components)", "components"), ("instances (watershed)", "watershed")]
@@ -66,32 +65,6 @@ NO_BOX = f"No prompt box yet: {ADD_BOX}"
 ADAPT_ITEMS = [("auto (best by the self-check)", "auto"), ("none (attention only, fastest)", "none"),
                ("forest (filters only, no network)", "forest"), ("fuse (attention + filters)", "fuse"),
                ("finetune (a few seconds)", "finetune")]
-
-
-def _segment_gen(seg: Segmenter, job: dict):
-    """Prepare the prompt, adapt to it, then segment (the engine generator the job runs); returns
-    (labels, prompt, provenance): the status shows the prompt's self-check, the layer keeps the provenance."""
-    yield Progress(0, 0, "preparing the prompt")
-    source = job["prompt"]  # a LazyTarget: only the boxes (with context) are read
-    source = source.open() if isinstance(source, LazyTarget) else source
-    prompt = seg.prepare_prompt_boxes(source, job["labels"], job["boxes"], job["corrections"], more=job["more"])
-    if isinstance(job["target"], LazyTarget):  # a big or lazy image: block by block into a new zarr array
-        labels = yield from segment_lazy(seg, prompt, job["target"])
-    elif job["stack"]:  # every plane, one Labels stack
-        labels = yield from seg.segment_stack_iter(job["target"], prompt)
-    else:
-        labels = yield from seg.segment_iter(job["target"], prompt)
-    if job["instances"]:
-        yield Progress(0, 0, "numbering the objects")
-        labels = instance_labels(labels, job["instances"])
-    planes = {"box_planes": job["box_planes"]} if job["box_planes"] else {}
-    return labels, prompt, {**seg.provenance(prompt), **planes, "instances": job["instances"]}
-
-
-def _progress_text(p: Progress) -> str:
-    if p.message == "segmenting":
-        return f"Segmenting: tile {p.done} of {p.total}"
-    return default_progress_text(p)
 
 
 class PromptSegmentationWidget(QWidget):
@@ -126,7 +99,7 @@ class PromptSegmentationWidget(QWidget):
                                    "first, then the rest, into one result layer updated in place (2D images).")
         self.big_folder = OutputFolder(self)
         self.jobs = job_controls(self, {"segment": ("Segment", self._segment)})
-        self.jobs.progress_text = _progress_text
+        self.jobs.progress_text = progress_text
         self.cancel_note = CancelNote(self.jobs)
 
         form = form_rows(
@@ -347,7 +320,7 @@ class PromptSegmentationWidget(QWidget):
     def _collect_job(self) -> dict:
         job = self._collect()
         key = job["key"]
-        job.update(make=lambda: _segment_gen(self._get_segmenter(key), job), done=self._segmented)
+        job.update(make=lambda: segment_gen(self._get_segmenter(key), job), done=self._segmented)
         return job
 
     def _segment(self):
@@ -387,6 +360,8 @@ class PromptSegmentationWidget(QWidget):
                 "pixels)."
         notes = corrections_text(prompt.notes, job["plane_note"])
         text += f" {notes[:1].upper()}{notes[1:]}." if notes else ""
+        colour = provenance.get("colour")
+        text += f" {colour[0].upper()}{colour[1:]}." if colour else ""
         estimate = estimate_text(prompt.path, prompt.check, len(prompt.boxes), prompt.labels)
         self.status.setText(f"{text} {estimate}." if estimate else text)
 

@@ -58,15 +58,15 @@ def expand_inputs(items: list[str]) -> list[str]:
     return out
 
 
-def check_before_work(a, sources: list[str]) -> None:
+def check_before_work(a, sources: list[str]) -> list:
     """Before any work (a prompt check, a model load): every input opens and every output may be written; nothing
-    is created when one of them refuses."""
+    is created when one of them refuses. Returns each input's first plane (a LazyImage)."""
     from ..engine.batch import targets
     from ..engine.core.blocks import open_planes
 
-    for src in sources:
-        open_planes(src)
+    firsts = [open_planes(src)[0] for src in sources]
     targets(sources, a.out, a.out_format, a.resume, a.overwrite, create=False)
+    return firsts
 
 
 def check_batch_args(a) -> None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from .args import add_box, add_device, add_images, add_instances, add_out, add_overwrite, add_tau, add_weights
 from .bar import Bar
@@ -58,7 +59,8 @@ def add_parser(sub) -> None:
 def cmd_segment(a) -> int:
     from ..engine.batch.cluster import PromptSpec
     from ..engine.core.files import read_image
-    from ..engine.prompt import PromptParams, Segmenter
+    from ..engine.core.image import is_colour
+    from ..engine.prompt import PromptParams, Segmenter, colour_plan
     from .inputs import read_labels
 
     check_batch_args(a)
@@ -70,12 +72,17 @@ def cmd_segment(a) -> int:
     params.fuse_embedding = a.fuse_embedding
     params.check()
     sources = expand_inputs(a.images)
-    check_before_work(a, sources)  # a bad input or an existing output is said before the prompt is checked
+    firsts = check_before_work(a, sources)  # a bad input or an existing output is said before the prompt is checked
+    prompt_image = read_image(a.prompt_image)
+    params.luminance, sentence = colour_plan(is_colour(prompt_image), [f.is_colour() for f in firsts],
+                                             [Path(s).name for s in sources])
+    if sentence:
+        print(f"fewcell: {sentence}.", file=sys.stderr)
     seg = Segmenter(params)
     boxes = [[round(float(v)) for v in b] for b in a.box]
     corrections = read_corrections(a.corrected, boxes)
     labels = read_labels(a.prompt_labels, "prompt labels")
-    prompt = seg.prepare_prompt_boxes(read_image(a.prompt_image), labels, boxes, corrections)
+    prompt = seg.prepare_prompt_boxes(prompt_image, labels, boxes, corrections)
     seg.adapt(prompt, Bar("prompt"))
     print_estimate(prompt)
     meta = {"kind": "segmentation", "prompt_image": str(a.prompt_image),

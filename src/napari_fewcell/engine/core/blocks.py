@@ -15,7 +15,7 @@ import numpy as np
 
 from .errors import FewcellError
 from .geometry import Box
-from .image import as_image2d, normalize, range_of_sample, sample_step
+from .image import as_image2d, is_colour_sample, luminance, normalize, range_of_sample, sample_step
 from .progress import Progress, relay
 from .tiling import Window, windows
 
@@ -51,7 +51,7 @@ class LazyImage:
         self.channels = 1 if len(shape) == 2 else min(shape[2], 3)
         self.chunks = chunk_shape(data)
         self.data = settle_chunks(data, self.chunks, name)
-        self._range = None
+        self._range = self._sample = None
 
     def read(self, rows: slice, cols: slice) -> np.ndarray:
         """The region ``[rows, cols]`` as an (h, w, C) numpy array (the checks of ``as_image2d``)."""
@@ -72,19 +72,26 @@ class LazyImage:
         y1, x1 = min(self.shape[0], y + h + margin), min(self.shape[1], x + w + margin)
         return RegionCache(self, (y0, y1, x0, x1), self.read(slice(y0, y1), slice(x0, x1)))
 
+    def sample(self) -> np.ndarray:
+        """The (N, C) strided pixel sample of the whole image that :func:`~.image.intensity_range` reads, read
+        chunk by chunk (once: it is kept)."""
+        if self._sample is None:
+            step = sample_step(self.shape)
+            sel = (slice(None, None, step), slice(None, None, step))
+            sample = self.data[sel if len(self.data.shape) == 2 else (*sel, slice(0, self.channels))]
+            sample = np.asarray(sample.compute() if hasattr(sample, "compute") else sample)
+            self._sample = sample.reshape(-1, 1 if sample.ndim == 2 else sample.shape[-1])
+        return self._sample
+
     def intensity_range(self) -> tuple[np.ndarray, np.ndarray]:
-        """The same range as :func:`~.image.intensity_range` of the whole image, from the same strided sample,
-        read chunk by chunk (once: it is kept)."""
-        if self._range is not None:
-            return self._range
-        step = sample_step(self.shape)
-        sel = (slice(None, None, step), slice(None, None, step))
-        sample = self.data[sel if len(self.data.shape) == 2 else (*sel, slice(0, self.channels))]
-        if hasattr(sample, "compute"):
-            sample = sample.compute()
-        sample = np.asarray(sample)
-        self._range = range_of_sample(sample.reshape(-1, 1 if sample.ndim == 2 else sample.shape[-1]), self.channels)
+        """The same range as :func:`~.image.intensity_range` of the whole image, from the same strided sample."""
+        if self._range is None:
+            self._range = range_of_sample(self.sample(), self.channels)
         return self._range
+
+    def is_colour(self) -> bool:
+        """Whether the image is colour (three channels, not all equal on the sample): :func:`~.image.is_colour`."""
+        return is_colour_sample(self.sample())
 
     def block_edge(self, tile: int) -> int:
         """The block edge for a model with tiles of ``tile``: the input's chunk edge rounded to whole tiles
@@ -109,6 +116,21 @@ class RegionCache(LazyImage):
 
     def intensity_range(self):
         return self.base.intensity_range()
+
+
+class LuminanceImage(LazyImage):
+    """A LazyImage seen as its luminance: every region read is (h, w, 1) gray (a colour prompt with a gray image,
+    or the reverse, is segmented in gray: benchmarks/results/colour.md)."""
+
+    def __init__(self, base: LazyImage):
+        self.__dict__.update(base.__dict__)
+        self.base, self.channels, self._range = base, 1, None
+
+    def read(self, rows: slice, cols: slice) -> np.ndarray:
+        return luminance(self.base.read(rows, cols))
+
+    def sample(self) -> np.ndarray:
+        return luminance(self.base.sample())
 
 
 def chunk_shape(data) -> tuple[int, int] | None:

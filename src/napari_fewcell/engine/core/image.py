@@ -41,6 +41,34 @@ def as_image2d(image, name: str = "image") -> np.ndarray:
     return arr
 
 
+#: luminance weights of linear RGB (ITU-R BT.709, as skimage's rgb2gray): a colour image seen as gray
+LUMINANCE = np.array([0.2125, 0.7154, 0.0721], np.float32)
+
+
+def luminance(arr: np.ndarray) -> np.ndarray:
+    """An (h, w, C) region as its (h, w, 1) float32 luminance (a gray region is returned as it is)."""
+    if arr.shape[-1] == 1:
+        return arr
+    return (arr[..., :3].astype(np.float32) @ LUMINANCE)[..., None]
+
+
+def is_colour_sample(sample: np.ndarray) -> bool:
+    """Whether an (N, C) pixel sample is of a colour image: three channels that are not all equal (gray stored
+    as RGB is gray)."""
+    return sample.shape[-1] >= 3 and not (np.array_equal(sample[:, 0], sample[:, 1])
+                                          and np.array_equal(sample[:, 0], sample[:, 2]))
+
+
+def is_colour(image) -> bool:
+    """Whether a 2D image (H, W) or (H, W, 3|4) is colour, from the strided sample the intensity range reads (a
+    LazyImage answers itself; a stack by its first plane)."""
+    if hasattr(image, "is_colour"):
+        return image.is_colour()
+    arr = as_image2d(planes_of(image)[0][0])
+    step = sample_step(arr.shape[:2])
+    return is_colour_sample(arr[::step, ::step].reshape(-1, arr.shape[-1]))
+
+
 def sample_step(shape: tuple[int, int], max_samples: int = 1_000_000) -> int:
     """The stride of the subsample :func:`intensity_range` reads (at most ``max_samples`` pixels)."""
     return max(1, int(np.sqrt(shape[0] * shape[1] / max_samples)))

@@ -6,7 +6,8 @@ from typing import TYPE_CHECKING, Generator
 import numpy as np
 import torch
 
-from ..core.blocks import LazyImage, block_windows, label_dtype_for, local
+from ..core.blocks import LazyImage, LuminanceImage, block_windows, label_dtype_for, local
+from ..core.errors import FewcellError
 from ..core.progress import Progress
 from .adapt import Adaptation
 from .filters import FEATURE_MARGIN
@@ -31,10 +32,18 @@ class PromptBlocks:
         return label_dtype_for(self.keys.classes)
 
     def plan(self, image: LazyImage):
-        return image.intensity_range()
+        """The image's intensity range, and whether it is read as its luminance: under
+        ``PromptParams.luminance``, or a colour image with a gray prompt. A gray image with a colour prompt is
+        refused (the prompt must be made in gray: ``colour_plan`` says when)."""
+        gray = self.seg.params.luminance or (not self.prompt.colour and image.is_colour())
+        if self.prompt.colour and not gray and not image.is_colour():
+            raise FewcellError(f"The {image.name} is gray but the prompt was made from a colour image; make the "
+                               "prompt with PromptParams(luminance=True) to segment both as gray.")
+        return (LuminanceImage(image).intensity_range() if gray else image.intensity_range()), gray
 
-    def block_iter(self, image: LazyImage, rng, block) -> Generator[Progress, None, np.ndarray]:
-        seg, (y, x, h, w) = self.seg, block
+    def block_iter(self, image: LazyImage, plan, block) -> Generator[Progress, None, np.ndarray]:
+        seg, (y, x, h, w), (rng, gray) = self.seg, block, plan
+        image = LuminanceImage(image) if gray else image
         margin = seg.params.margin
         uses_filters = self.ad.forest is not None  # the fused and forest paths
         read_margin = max(margin, FEATURE_MARGIN) if uses_filters else margin

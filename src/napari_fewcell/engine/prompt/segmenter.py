@@ -21,71 +21,21 @@ import numpy as np
 import torch
 
 from ..core.annotation import require_two_classes
-from ..core.blocks import LazyImage, label_blocks_iter, open_image
+from ..core.blocks import LazyImage, LuminanceImage, label_blocks_iter, open_image
 from ..core.device import select_device
 from ..core.errors import FewcellError
 from ..core.geometry import Box, check_box, with_context
-from ..core.image import as_image2d, intensity_range, normalize, planes_of
+from ..core.image import as_image2d, intensity_range, is_colour, luminance, normalize, planes_of
 from ..core.progress import Progress, relay, run
 from ..nets import attention
 from ..nets.unet import EmbedNet, load_model
-from .adapt import ADAPT_CHOICES, Adaptation, adapt_iter, box_embeddings
+from .adapt import Adaptation, adapt_iter, box_embeddings
 from .blocks import PromptBlocks
+from .colour import colour_plan
 from .corrections import correction_parts, correction_sets
 from .filters import forest_proba, window_features
+from .params import PromptParams
 from .parts import CONTEXT, ONE_CLASS_HINT, BoxData, PromptSource, crop_prompt_labels, later_boxes_mask
-
-
-@dataclasses.dataclass
-class PromptParams:
-    """Parameters shared by the widget, the CLI and the API."""
-
-    tau: float | None = None  #: attention temperature; None = the one the weights were trained with
-    attention: str = "prototypes"  #: "prototypes" (fast, default) or "exact" (every prompt pixel)
-    prototypes: int = 64  #: k-means prototypes per class in the fast path
-    tile: int = 512  #: tile edge for bounded-memory inference
-    margin: int = 32  #: context pixels around each tile
-    weights: str | None = None  #: path of a weights file; None = shipped weights
-    device: str = "auto"  #: auto | cpu | cuda | mps
-    #: adaptation to the prompt: "none" (attention only), "forest" (filters in a random forest, no network),
-    #: "fuse" (attention + filters in a random forest),
-    #: "finetune" (a copy of the network fine-tuned on the box) or "auto" (the best by the self-check)
-    adapt: str = "auto"
-    trees: int = 50  #: trees of the "forest" and "fuse" random forests
-    #: fine-tuning steps (≈ 2 s at ~0.05 s a step on a CPU core); a number of steps, not seconds, so that the
-    #: result and the "auto" choice do not depend on the machine's speed ...
-    finetune_steps: int = 40
-    finetune_seconds: float | None = 6.0  #: ... unless it is very busy: a cap on the time (None: no cap)
-    finetune_lr: float = 1e-4  #: Adam learning rate of the fine-tuning
-    #: the self-check trains on no pixel this close to the quarter it predicts (a spatial buffer: neighbouring
-    #: pixels share objects and filters, which flatters the forests more than attention)
-    check_buffer: int = 0
-    #: a corrected pixel counts for this many pixels in the attention (a stroke is a few dozen pixels against a
-    #: box's thousands, and the user painted it where the result was wrong)
-    stroke_weight: float = 1.0
-    #: the fused path's forest also reads each pixel's embedding by the network (a feature bank: the network's
-    #: knowledge as 32 features instead of one attention probability)
-    fuse_embedding: bool = False
-
-    def check(self) -> None:
-        if self.attention not in ("prototypes", "exact"):
-            raise FewcellError(f"Unknown attention '{self.attention}': choose 'prototypes' or 'exact'.")
-        if self.adapt not in ADAPT_CHOICES:
-            raise FewcellError(f"Unknown adaptation '{self.adapt}': choose one of {', '.join(ADAPT_CHOICES)}.")
-        if self.check_buffer < 0:
-            raise FewcellError("The self-check's buffer is a number of pixels, 0 or more.")
-        if self.trees < 1 or self.finetune_steps < 0 or not self.finetune_lr > 0:
-            raise FewcellError("The forest needs at least one tree, and fine-tuning a positive learning rate.")
-        if self.finetune_seconds is not None and not self.finetune_seconds >= 0:
-            raise FewcellError("The fine-tuning time must be zero or more seconds.")
-        if self.tau is not None and not (np.isfinite(self.tau) and self.tau > 0):
-            raise FewcellError(f"The temperature τ must be a positive number, not {self.tau}.")
-        if not (np.isfinite(self.stroke_weight) and self.stroke_weight >= 1):
-            raise FewcellError("A correction pixel's weight must be 1 or more.")
-        if self.prototypes < 1:
-            raise FewcellError("The number of prototypes per class must be at least 1.")
-        if self.tile < 64:
-            raise FewcellError("The tile size must be at least 64 pixels.")
 
 
 @dataclasses.dataclass
@@ -107,6 +57,7 @@ class Prompt:
     weights: np.ndarray | None = dataclasses.field(default=None, repr=False)
     path: str | None = None  #: the adaptation path chosen (after the first segmentation or ``adapt_iter``)
     check: dict = dataclasses.field(default_factory=dict)  #: the self-check: {path: estimated Dice on the box}
+    colour: bool = False  #: the prompt's image is colour (False: gray, or read as its luminance)
     _adapted: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -167,8 +118,7 @@ class Segmenter:
         known (live update caches the whole image's), instead of running the network on it. ``more``: boxes on
         other images (other planes of a stack), as (image, labels, boxes) triples; they join the prompt alike.
         """
-        if not isinstance(image, LazyImage):
-            image = LazyImage(as_image2d(image, "prompt image"), "prompt image")
+        image = self.view(image)
         if not len(boxes):
             raise FewcellError("No prompt box: draw a box and paint inside it.")
         checked = sorted(check_box(b, image.shape) for b in boxes)  # order-free: same boxes, same labels
@@ -178,12 +128,13 @@ class Segmenter:
         self.box_parts(image, rng, labels, checked, parts, notes, alone, embeddings)
         every = list(checked)
         for img, lab, bxs in more:
-            img = img if isinstance(img, LazyImage) else LazyImage(as_image2d(img, "prompt image"), "prompt image")
+            img = self.view(img)
             bxs = sorted(check_box(b, img.shape) for b in bxs)
             self.box_parts(img, img.intensity_range(), lab, bxs, parts, notes, False, None)
             every += bxs
         notes["stroke_pixels"] = 0
         for img, corr in correction_sets(image, corrections):
+            img = img if img is image else self.view(img, "corrected image")
             strokes, inside, outside = correction_parts(corr, checked)
             notes["inside_box_pixels"] = notes.get("inside_box_pixels", 0) + inside
             notes["stroke_pixels"] += outside
@@ -200,7 +151,13 @@ class Segmenter:
                                   for _, s, _ in parts])
         return Prompt(torch.cat([e for e, _, _ in parts]), lab, checked[0], checked[0][2:],
                       sources=[s for _, s, _ in parts], boxes=every, notes=notes,
-                      weights=None if (weights == 1).all() else weights)
+                      weights=None if (weights == 1).all() else weights, colour=image.is_colour())
+
+    def view(self, image, name: str = "prompt image") -> LazyImage:
+        """An image as this segmenter reads it: a :class:`LazyImage`, seen as its luminance under
+        ``PromptParams.luminance``."""
+        image = image if isinstance(image, LazyImage) else LazyImage(as_image2d(image, name), name)
+        return LuminanceImage(image) if self.params.luminance else image
 
     def box_parts(self, image: LazyImage, rng, labels, boxes: list[Box], parts: list, notes: dict, alone: bool,
                   embeddings) -> None:
@@ -233,6 +190,7 @@ class Segmenter:
         """
         embs, labs, first = [], [], None
         for arr, labels, boxes in items:
+            arr = luminance(as_image2d(arr)) if self.params.luminance else arr
             for i, box in enumerate(boxes):
                 y, x, h, w = box
                 keep = later_boxes_mask(box, boxes[i + 1 :]).reshape(-1)
@@ -387,7 +345,10 @@ def segment(image, prompt_image, prompt_labels, box: Iterable[int], params: Prom
 
     ``prompt_labels`` is either the size of ``prompt_image`` (only the box is read) or exactly
     the box's size; value v inside the box is class v (0 = background). Returns labels of
-    ``image``'s height and width with the same values.
+    ``image``'s height and width with the same values. A colour image with a gray one is read as gray (both).
     """
+    params = params or PromptParams()
+    if colour_plan(is_colour(prompt_image), [is_colour(image)], ["image"])[0]:  # a colour one and a gray one
+        params = dataclasses.replace(params, luminance=True)
     seg = Segmenter(params)
     return seg.segment(image, seg.prepare_prompt(prompt_image, prompt_labels, box))

@@ -1,0 +1,65 @@
+"""PromptParams: every parameter of prompt segmentation (workflow 1) with its default, shared by the widget, the
+CLI and the API."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from ..core.errors import FewcellError
+from .adapt import ADAPT_CHOICES
+
+
+@dataclasses.dataclass
+class PromptParams:
+    """Parameters shared by the widget, the CLI and the API."""
+
+    tau: float | None = None  #: attention temperature; None = the one the weights were trained with
+    attention: str = "prototypes"  #: "prototypes" (fast, default) or "exact" (every prompt pixel)
+    prototypes: int = 64  #: k-means prototypes per class in the fast path
+    tile: int = 512  #: tile edge for bounded-memory inference
+    margin: int = 32  #: context pixels around each tile
+    weights: str | None = None  #: path of a weights file; None = shipped weights
+    device: str = "auto"  #: auto | cpu | cuda | mps
+    #: adaptation to the prompt: "none" (attention only), "forest" (filters in a random forest, no network),
+    #: "fuse" (attention + filters in a random forest),
+    #: "finetune" (a copy of the network fine-tuned on the box) or "auto" (the best by the self-check)
+    adapt: str = "auto"
+    trees: int = 50  #: trees of the "forest" and "fuse" random forests
+    #: fine-tuning steps (≈ 2 s at ~0.05 s a step on a CPU core); a number of steps, not seconds, so that the
+    #: result and the "auto" choice do not depend on the machine's speed ...
+    finetune_steps: int = 40
+    finetune_seconds: float | None = 6.0  #: ... unless it is very busy: a cap on the time (None: no cap)
+    finetune_lr: float = 1e-4  #: Adam learning rate of the fine-tuning
+    #: the self-check trains on no pixel this close to the quarter it predicts (a spatial buffer: neighbouring
+    #: pixels share objects and filters, which flatters the forests more than attention)
+    check_buffer: int = 0
+    #: a corrected pixel counts for this many pixels in the attention (a stroke is a few dozen pixels against a
+    #: box's thousands, and the user painted it where the result was wrong)
+    stroke_weight: float = 1.0
+    #: the fused path's forest also reads each pixel's embedding by the network (a feature bank: the network's
+    #: knowledge as 32 features instead of one attention probability)
+    fuse_embedding: bool = False
+    #: read the prompt and every image as its luminance (gray): what the faces choose when a colour prompt meets
+    #: a gray image or the reverse (colour_plan; benchmarks/results/colour.md: +8.8 Dice over keeping the colour)
+    luminance: bool = False
+
+    def check(self) -> None:
+        if self.attention not in ("prototypes", "exact"):
+            raise FewcellError(f"Unknown attention '{self.attention}': choose 'prototypes' or 'exact'.")
+        if self.adapt not in ADAPT_CHOICES:
+            raise FewcellError(f"Unknown adaptation '{self.adapt}': choose one of {', '.join(ADAPT_CHOICES)}.")
+        if self.check_buffer < 0:
+            raise FewcellError("The self-check's buffer is a number of pixels, 0 or more.")
+        if self.trees < 1 or self.finetune_steps < 0 or not self.finetune_lr > 0:
+            raise FewcellError("The forest needs at least one tree, and fine-tuning a positive learning rate.")
+        if self.finetune_seconds is not None and not self.finetune_seconds >= 0:
+            raise FewcellError("The fine-tuning time must be zero or more seconds.")
+        if self.tau is not None and not (np.isfinite(self.tau) and self.tau > 0):
+            raise FewcellError(f"The temperature τ must be a positive number, not {self.tau}.")
+        if not (np.isfinite(self.stroke_weight) and self.stroke_weight >= 1):
+            raise FewcellError("A correction pixel's weight must be 1 or more.")
+        if self.prototypes < 1:
+            raise FewcellError("The number of prototypes per class must be at least 1.")
+        if self.tile < 64:
+            raise FewcellError("The tile size must be at least 64 pixels.")
