@@ -9,6 +9,11 @@ features fitted on the sample's one painted 64×64 box, applied to the whole ima
 true labels painted inside the suggested tile (as a user would), Accept — the perceptron refits
 and the prediction layer appears (screenshot_suggest.png).
 
+``--workflow he --image IMG --labels LAB`` shows issue 22's GUI items on a colour H&E image (e.g. DSB 2018 H&E, CC0,
+from ../shared/data): Segment before any box (the status says what to do: screenshot_he_nobox.png), Add prompt
+box (lime, its width fitted to the image), the box painted with the image's true labels as a user would,
+Segment: the one-class result in cyan over H&E (screenshot_he.png).
+
 Without a display (DISPLAY unset) it starts its own Xvfb and stops it at the end. Writes
 <out>/nuclei.tif (the labels) and <out>/screenshot.png (the whole window with the docked widget);
 exits 1 with a message if the segmentation fails, times out, or the screenshot comes out blank.
@@ -69,6 +74,52 @@ WORKFLOWS = {  # widget, the button that runs it, result layer, labels file, scr
     "suggest": ("What to annotate next", "accept_button", "nuclei fewcell prediction", "nuclei_suggest.tif",
                 "screenshot_suggest.png"),
 }
+
+
+def shot(viewer, app, png: Path) -> Path:
+    """The whole window as ``png``; fails if it comes out blank."""
+    import numpy as np
+
+    wait_for(app, lambda: False, 1.0)  # let the canvas redraw
+    pixels = np.asarray(viewer.screenshot(str(png), canvas_only=False, flash=False))
+    if float(pixels[..., :3].std()) < 5.0:
+        fail(f"the screenshot {png} is blank; is OpenGL working on this display?")
+    return png
+
+
+def run_he(out: Path, timeout: float, image: str, labels: str) -> list[Path]:
+    """Issue 22 items 7–10 on an H&E image: no box yet, then a lime box, painted, segmented in cyan."""
+    import napari
+    import tifffile
+    from qtpy.QtWidgets import QApplication
+
+    viewer = napari.Viewer(show=True, title="napari-fewcell on H&E")
+    try:
+        app = QApplication.instance()
+        viewer.window.resize(1500, 950)
+        viewer.add_image(tifffile.imread(image), name="H&E", rgb=True)
+        _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, WIDGET)
+        wait_for(app, lambda: False, 0.5)
+        viewer.reset_view()
+        widget.segment_button.click()  # no box yet: one sentence saying what to do
+        wait_for(app, lambda: "No prompt box" in widget.status.text(), 10)
+        print(f"no box:     {widget.status.text()}")
+        shots = [shot(viewer, app, out / "screenshot_he_nobox.png")]
+        widget.add_box_button.click()
+        y, x = (int(v) for v in viewer.layers["fewcell prompt boxes"].data[-1].min(0)[-2:])
+        truth = tifffile.imread(labels) > 0
+        layer = viewer.layers["H&E prompt labels"]
+        layer.data[y : y + 64, x : x + 64] = truth[y : y + 64, x : x + 64]
+        layer.refresh()
+        widget.segment_button.click()
+        wait_for(app, lambda: "H&E fewcell" in viewer.layers or widget.segment_button.isEnabled(), timeout)
+        wait_for(app, widget.segment_button.isEnabled, timeout)
+        if "H&E fewcell" not in viewer.layers:
+            fail(f"segmentation failed; widget status: {widget.status.text()!r}")
+        print(f"segmented:  {widget.status.text()}")
+        return [*shots, shot(viewer, app, out / "screenshot_he.png")]
+    finally:
+        viewer.close()
 
 
 def run(out: Path, timeout: float, workflow: str = "prompt") -> Path:
@@ -144,7 +195,9 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="demo_out", help="output folder (created if missing)")
     ap.add_argument("--docs", action="store_true", help="also copy the screenshot to docs/screenshot.png")
     ap.add_argument("--timeout", type=float, default=600, help="seconds to wait for the segmentation")
-    ap.add_argument("--workflow", choices=sorted(WORKFLOWS), default="prompt",
+    ap.add_argument("--image", help="--workflow he: a colour H&E image (TIFF)")
+    ap.add_argument("--labels", help="--workflow he: its labels (painted inside the box as a user would)")
+    ap.add_argument("--workflow", choices=[*sorted(WORKFLOWS), "he"], default="prompt",
                     help="prompt: Prompt segmentation (default); support: Few-shot support (perceptron); "
                     "suggest: What to annotate next (suggest, annotate one tile, accept)")
     args = ap.parse_args(argv)
@@ -157,8 +210,12 @@ def main(argv=None) -> int:
             print("headless_demo: ignoring QT_QPA_PLATFORM (screenshots need Xvfb's xcb platform)")
         xvfb = start_xvfb()
     try:
-        png = run(out, args.timeout, args.workflow)
-        if args.docs:
+        if args.workflow == "he" and not (args.image and args.labels):
+            fail("--workflow he needs --image and --labels (e.g. ../shared/data/dsb2018_he/images/012.tif and "
+                 "labels/012.tif).")
+        pngs = run_he(out, args.timeout, args.image, args.labels) if args.workflow == "he" else \
+            [run(out, args.timeout, args.workflow)]
+        for png in pngs if args.docs else []:
             (ROOT / "docs").mkdir(exist_ok=True)
             shutil.copyfile(png, ROOT / "docs" / png.name)
             print(f"copied to:  {ROOT / 'docs' / png.name}")

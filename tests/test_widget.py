@@ -252,6 +252,7 @@ def test_box_and_result_colours_stand_out(viewer_widget, qtbot):
     rgb = np.stack([blobs(1200, 1200, seed=1)] * 3, axis=-1)
     viewer.add_image(rgb, name="he", rgb=True)
     widget.add_box_button.click()
+    assert "inside the lime box" in widget.status.text()  # the hint names the colour the box has
     shapes = viewer.layers[BOX_LAYER]
     assert shapes.edge_width[-1] == 4.0  # 1200 / 300
     assert np.allclose(shapes.edge_color[-1][:3], [0, 1, 0])  # lime

@@ -197,7 +197,7 @@ class PromptSegmentationWidget(QWidget):
         labels.selected_label = 1
         self.status.setText(
             f"Box at Y={y0} X={x0} ({h}×{w}). Paint structures with label 1 (more classes with 2, 3, …) "
-            "inside the yellow box, keep some background, then press Segment."
+            f"inside the {BOX_COLOR} box, keep some background, then press Segment."
         )
 
     def _box(self, shapes, image, point) -> tuple[int, int, int, int]:
