@@ -7,6 +7,7 @@ widget's own. Engine errors (``FewcellError``) come back as one sentence in the 
 """
 from __future__ import annotations
 
+import time
 from typing import Callable
 
 from napari.qt.threading import thread_worker
@@ -14,7 +15,9 @@ from napari.utils.notifications import show_error
 from qtpy.QtWidgets import QLabel, QProgressBar, QPushButton
 
 from ..engine.core.errors import FewcellError
-from ..engine.core.progress import Progress
+from ..engine.core.progress import Progress, duration_text, time_left_text
+
+SHOW_TIME_AFTER = 3.0  #: seconds a bar has run before its status also says the time spent and the time left
 
 
 @thread_worker(start_thread=False)
@@ -47,6 +50,7 @@ class JobRunner:
         self.job: dict | None = None
         self.busy = self.cancel_requested = self.succeeded = False
         self.progress_text: Callable[[Progress], str] = default_progress_text
+        self.phase, self.phase_t0, self.phase_done0 = None, 0.0, 0
         progress.setRange(0, 1)
         progress.setValue(0)
         cancel_button.setEnabled(False)
@@ -67,6 +71,7 @@ class JobRunner:
             return False
         self.job, job["holder"] = job, {}
         self.cancel_requested = self.succeeded = False
+        self.phase = None
         self._set_busy(True)
         self.progress.setRange(0, 0)
         self.status.setText(text)
@@ -101,7 +106,13 @@ class JobRunner:
             return
         self.progress.setRange(0, p.total)
         self.progress.setValue(p.done)
-        self.status.setText(self.progress_text(p))
+        phase, now = (p.message, p.total), time.monotonic()
+        if phase != self.phase:  # a new bar: its own clock (the time left is that of this bar's work)
+            self.phase, self.phase_t0, self.phase_done0 = phase, now, p.done
+        spent = now - self.phase_t0
+        frac = (p.done - self.phase_done0) / max(1, p.total - self.phase_done0)
+        left = f" — {duration_text(spent)} spent{time_left_text(spent, frac)}" if spent >= SHOW_TIME_AFTER else ""
+        self.status.setText(self.progress_text(p) + left)
 
     def _on_returned(self, returned) -> None:
         result, error = returned

@@ -49,6 +49,8 @@ class Overall(Bar):
         return progress
 
     def show(self, done: float, name: str) -> None:
-        frac, spent = done / self.total, time.time() - self.t0
-        left = f", about {spent * (1 - frac) / frac:.0f}s left" if 0 < frac < 1 else ""
+        from ..engine.core.progress import time_left_text
+
+        frac = done / self.total
+        left = time_left_text(time.time() - self.t0, frac)
         self.draw(frac, f"{int(done)}/{self.total} done ({name})", done == 0, done >= self.total, left)

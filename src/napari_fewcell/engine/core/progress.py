@@ -41,3 +41,19 @@ def relay(gen: Generator, progress: Progress | Callable[[Progress], Progress]):
         except StopIteration as stop:
             return stop.value
         yield progress(p) if callable(progress) else progress
+
+
+def duration_text(seconds: float) -> str:
+    """``seconds`` as a person says it: "40 s", "3 min 5 s", "1 h 2 min"."""
+    s = int(round(seconds))
+    if s < 90:
+        return f"{s} s"
+    if s < 5400:
+        return f"{s // 60} min {s % 60} s"
+    return f"{s // 3600} h {s % 3600 // 60} min"
+
+
+def time_left_text(spent: float, frac: float) -> str:
+    """", about T left" from the time spent on the share ``frac`` of the work done so far ('' before any or after
+    all of it is done)."""
+    return f", about {duration_text(spent * (1 - frac) / frac)} left" if 0 < frac < 1 else ""
