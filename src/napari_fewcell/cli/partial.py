@@ -21,6 +21,7 @@ from .args import (
 from .bar import Bar
 from .batch import add_batch_options, check_batch_args, check_before_work, expand_inputs, run_batch
 from .inputs import check_model_target, parse_class_names, read_set, write_results
+from .segment import ADAPT
 
 
 def add_pseudolabel_parser(sub) -> None:
@@ -46,6 +47,10 @@ def add_pseudolabel_parser(sub) -> None:
     q.add_argument("--train-steps", type=int, default=TrainDefaults.steps, help="stage-2 optimiser steps")
     q.add_argument("--steps-per-epoch", type=int, default=0, help="0 = cover the unannotated pixels once")
     q.add_argument("--lr", type=float, default=PseudoDefaults.lr, help="stage-1 learning rate")
+    q.add_argument("--adapt", default=PseudoDefaults.adapt, choices=ADAPT,
+                   help="how the images are labelled from all the boxes with the kept network, as in `fewcell "
+                        "segment` (default: auto, the better of attention and attention + filters by the "
+                        "self-check)")
     q.add_argument("--oneshot", action="store_true",
                    help="one-shot fine-tuning: images with labels are fully labelled; --box is their prompt")
     add_instances(q)
@@ -79,7 +84,7 @@ def cmd_pseudolabel(a) -> int:
 
     data, layout = read_set(a)
     params = PseudoParams(epochs=a.epochs, steps_per_epoch=a.steps_per_epoch, lr=a.lr, weights=a.weights,
-                          device=a.device, seed=a.seed, tau=a.tau)
+                          device=a.device, seed=a.seed, tau=a.tau, adapt=a.adapt)
     params.check()
     validate(data)
     names = parse_class_names(a.class_name)

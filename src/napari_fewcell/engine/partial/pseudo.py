@@ -39,6 +39,7 @@ from ..core.image import intensity_range, normalize
 from ..core.losses import soft_dice
 from ..core.progress import Progress, relay, run
 from ..nets.unet import EmbedNet, load_model
+from ..prompt.adapt import ADAPT_CHOICES
 from ..prompt.segmenter import PromptParams, Segmenter
 
 
@@ -61,6 +62,9 @@ class PseudoParams:
     prototypes: int = 64  #: prototypes per class when labelling the images
     #: with ≥3 boxes, keep the epoch (0 = the pre-trained network) whose held-out box Dice is best
     keep_best: bool = True
+    #: how the images are labelled from all the boxes with the kept network: the one-shot default (PromptParams's
+    #: "auto": attention, or attention and filters in a forest, by the self-check over the boxes), or a path
+    adapt: str = "auto"
     device: str = "auto"
     seed: int = 0
 
@@ -71,6 +75,8 @@ class PseudoParams:
             raise FewcellError("The batch must hold at least one crop and crops must be at least 16 pixels.")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise FewcellError(f"The learning rate must be a positive number, not {self.lr}.")
+        if self.adapt not in ADAPT_CHOICES:
+            raise FewcellError(f"Unknown adaptation '{self.adapt}': choose one of {', '.join(ADAPT_CHOICES)}.")
 
 
 class PseudoResult(NamedTuple):
@@ -293,8 +299,12 @@ def label_all(data: Sequence[AnnotatedImage], classes, p: PseudoParams, model: E
     model.eval()
     for prm in model.parameters():
         prm.requires_grad_(False)
-    seg = Segmenter(PromptParams(tau=p.tau, prototypes=p.prototypes, device=str(device)), model=model)
-    prompt = seg.prompt_from_boxes([(d.image, d.labels, d.boxes) for d in data])
+    seg = Segmenter(PromptParams(tau=p.tau, prototypes=p.prototypes, device=str(device), adapt=p.adapt), model=model)
+    boxed = [d for d in data if d.boxes]  # one prompt of every box, adapted as one-shot Segment adapts it
+    prompt = seg.prepare_prompt_boxes(boxed[0].image, boxed[0].labels, boxed[0].boxes,
+                                      more=[(d.image, d.labels, d.boxes) for d in boxed[1:]])
+    yield Progress(0, len(data), "adapting to the boxes")
+    yield from seg.adapt_iter(prompt)
     out, confidence = [], []
     for n, d in enumerate(data):
         step = Progress(n, len(data), f"labelling {d.name or n + 1}")
