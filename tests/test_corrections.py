@@ -118,6 +118,8 @@ def test_self_check_groups_hold_out_boxes_and_never_score_strokes():
     assert sorted(np.unique(one[:64])) == [0, 1, 2, 3] and (one[64:] == 4).all()
     two = pixel_groups([src("box"), src("box"), src("stroke", mask=stroke)])
     assert (two[:64] == 0).all() and (two[64:128] == 1).all() and (two[128:] == 2).all()
+    many = pixel_groups([src("box", 2) for _ in range(7)] + [src("stroke", mask=stroke)])
+    assert list(many[:28:4]) == [0, 1, 2, 3, 4, 0, 1] and (many[28:] == 5).all()  # at most 5 held-out groups
     y = np.r_[np.zeros(100, int), np.ones(33, int)]
     box = BoxData(torch.zeros(133, 4), y, [src("box"), src("box"), src("stroke", mask=stroke)], 0.1, buffer=2)
     assert list(box.held_groups) == [0, 1] and box.scored.sum() == 128

@@ -92,15 +92,24 @@ def as_sources(source) -> list[PromptSource]:
     return list(source) if isinstance(source, (list, tuple)) else [source]
 
 
+#: the self-check holds out at most this many groups of boxes (box k of the fixed order in group k mod 5): with many
+#: boxes (workflow 2 labels from one per image) each held-out fit costs seconds, and 5 folds tell the paths apart
+MAX_GROUPS = 5
+
+
 def pixel_groups(sources: list[PromptSource]) -> np.ndarray:
     """(M,) the self-check's held-out group of each labelled pixel of the parts, in order. With one box (and any
     correction strokes): the box's four quadrants (0..3), each stroke a group of its own; with several boxes, each
-    part a group of its own (the check predicts each box from the others: no neighbouring pixels in training)."""
-    one_box = sum(s.kind == "box" for s in sources) == 1
-    out, g = [], 4 if one_box else 0
+    box a group of its own up to :data:`MAX_GROUPS` (then box k in group k mod MAX_GROUPS: the check predicts each
+    box from the boxes of other groups, no neighbouring pixels in training), each stroke a group of its own."""
+    n_boxes = sum(s.kind == "box" for s in sources)
+    out, box, g = [], 0, 4 if n_boxes == 1 else min(n_boxes, MAX_GROUPS)
     for s in sources:
-        if one_box and s.kind == "box":
+        if n_boxes == 1 and s.kind == "box":
             out.append(s.quadrants())
+        elif s.kind == "box":
+            out.append(np.full(s.size, box % MAX_GROUPS, np.int64))
+            box += 1
         else:
             out.append(np.full(s.size, g, np.int64))
             g += 1

@@ -105,7 +105,7 @@ class Segmenter:
                              embeddings: Callable[[Box], torch.Tensor] | None = None, more=()) -> Prompt:
         """The prompt of one or several boxes of one image, plus correction strokes: every box's labelled pixels
         and every corrected pixel are keys of the attention, and adaptation (``PromptParams.adapt``) learns from
-        them all (its self-check holds out each box in turn; with one box, each quarter of it).
+        them all (its self-check holds out each box in turn, in at most 5 groups; with one box, each quarter).
 
         ``labels``: the size of the image (only the boxes are read), or with one box its size. A pixel in two
         boxes counts once. The boxes are taken in a fixed order (top, left, height, width), whatever the order
