@@ -9,7 +9,7 @@
 # WARM=1 starts each run from the CPU-trained weights that never saw its fold (the shipped network for the
 # sets it never saw and for all8; runs/lodo_isbi_episodic.pt, runs/lodo_dsb2018he_episodic.pt) with
 # LR (default 5e-4) and SCALE (default "0.75 1.33"); otherwise from random weights (lr 2e-3, scale 0.6-1.7).
-# INIT_DIR=runs/gpu_warm (with WARM=1) continues each run from INIT_DIR/<name>.pt instead: a run continued
+# INIT_DIR=runs/gpu_warm2 (with WARM=1) continues each run from INIT_DIR/<name>.pt instead: a run continued
 # across sessions. BATCH (default 32) episodes per step; BF16=1 runs the forward pass in bfloat16.
 #
 # Every run is `fewcell pretrain` (episodic, torch sampler, random init) with a wall-time budget: the
