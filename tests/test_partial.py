@@ -216,6 +216,18 @@ def test_keep_best_epoch_by_held_out_box_dice():
     assert two.history[-1]["kept"]
 
 
+def test_fine_tuning_stops_at_a_plateau_of_the_held_out_boxes():
+    """Issue 24 item 3: with a learning rate too small to change anything, the held-out Dice never improves, so
+    stage 1 stops after `patience` epochs and keeps the pre-trained network; patience 0 runs every epoch."""
+    (a, ma), (b, _) = blob_set(2)
+    data = [annotate(a, ma, [(0, 0, 48, 48), (60, 60, 48, 48), (0, 60, 48, 48)]), annotate(b)]
+    flat = PseudoParams(epochs=6, steps_per_epoch=1, batch=1, crop=64, lr=1e-30, patience=2, device="cpu")
+    res = run(pseudolabel_iter(data, flat))
+    assert [h["epoch"] for h in res.history] == [0, 1, 2] and res.history[0]["kept"]
+    every = run(pseudolabel_iter(data, PseudoParams(**{**flat.__dict__, "patience": 0, "epochs": 3})))
+    assert [h["epoch"] for h in every.history] == [0, 1, 2, 3]
+
+
 def test_validation_box_is_never_trained_on():
     from napari_fewcell.engine.partial.pseudo import _Trainer
 

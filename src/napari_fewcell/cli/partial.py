@@ -47,6 +47,9 @@ def add_pseudolabel_parser(sub) -> None:
     q.add_argument("--train-steps", type=int, default=TrainDefaults.steps, help="stage-2 optimiser steps")
     q.add_argument("--steps-per-epoch", type=int, default=0, help="0 = cover the unannotated pixels once")
     q.add_argument("--lr", type=float, default=PseudoDefaults.lr, help="stage-1 learning rate")
+    q.add_argument("--patience", type=int, default=PseudoDefaults.patience,
+                   help="with 3+ boxes (one held out to check each epoch): stop after this many epochs without a "
+                        "better held-out box (0 = run every epoch)")
     q.add_argument("--adapt", default=PseudoDefaults.adapt, choices=ADAPT,
                    help="how the images are labelled from all the boxes with the kept network, as in `fewcell "
                         "segment` (default: auto, the better of attention and attention + filters by the "
@@ -84,7 +87,8 @@ def cmd_pseudolabel(a) -> int:
 
     data, layout = read_set(a)
     params = PseudoParams(epochs=a.epochs, steps_per_epoch=a.steps_per_epoch, lr=a.lr, weights=a.weights,
-                          device=a.device, seed=a.seed, tau=a.tau, adapt=a.adapt)
+                          device=a.device, seed=a.seed, tau=a.tau, adapt=a.adapt,
+                          patience=a.patience)
     params.check()
     validate(data)
     names = parse_class_names(a.class_name)

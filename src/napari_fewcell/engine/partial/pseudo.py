@@ -62,6 +62,8 @@ class PseudoParams:
     prototypes: int = 64  #: prototypes per class when labelling the images
     #: with ≥3 boxes, keep the epoch (0 = the pre-trained network) whose held-out box Dice is best
     keep_best: bool = True
+    #: with held-out boxes, stop after this many epochs without a better held-out box Dice (0 = run every epoch)
+    patience: int = 4
     #: how the images are labelled from all the boxes with the kept network: the one-shot default (PromptParams's
     #: "auto": attention, or attention and filters in a forest, by the self-check over the boxes), or a path
     adapt: str = "auto"
@@ -69,8 +71,8 @@ class PseudoParams:
     seed: int = 0
 
     def check(self) -> None:
-        if self.epochs < 0 or self.steps_per_epoch < 0:
-            raise FewcellError("The number of epochs and of steps per epoch cannot be negative.")
+        if self.epochs < 0 or self.steps_per_epoch < 0 or self.patience < 0:
+            raise FewcellError("The number of epochs, of steps per epoch and the patience cannot be negative.")
         if self.batch < 1 or self.crop < 16:
             raise FewcellError("The batch must hold at least one crop and crops must be at least 16 pixels.")
         if not (self.lr > 0 and math.isfinite(self.lr)):
@@ -284,10 +286,13 @@ def pseudolabel_iter(data: Sequence[AnnotatedImage], params: PseudoParams | None
             if dice is not None and dice > best_dice:
                 best_dice, best_epoch = dice, epoch + 1
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        if p.keep_best and best_state is not None and best_epoch != p.epochs:
+            if dice is not None and p.patience and epoch + 1 - best_epoch >= p.patience:
+                break  # a plateau: the held-out boxes have not improved for `patience` epochs
+        last = history[-1]["epoch"]
+        if p.keep_best and best_state is not None and best_epoch != last:
             model.load_state_dict(best_state)
         for h in history:
-            h["kept"] = h["epoch"] == (best_epoch if p.keep_best and best_state is not None else p.epochs)
+            h["kept"] = h["epoch"] == (best_epoch if p.keep_best and best_state is not None else last)
     out, confidence = yield from label_all(data, classes, p, model, device)
     return PseudoResult(out, classes, model, history, confidence)
 
