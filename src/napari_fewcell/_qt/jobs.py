@@ -33,8 +33,13 @@ def _run_job(holder: dict, make):
     return result, None
 
 
+def capitalised(text: str) -> str:
+    """``text`` with its first letter upper case (an engine message or sentence at the start of a status line)."""
+    return text[:1].upper() + text[1:]
+
+
 def default_progress_text(p: Progress) -> str:
-    return f"{p.message[:1].upper()}{p.message[1:]} ({p.done} of {p.total})"
+    return f"{capitalised(p.message)} ({p.done} of {p.total})"
 
 
 class JobRunner:
@@ -102,7 +107,7 @@ class JobRunner:
             return
         if p.total <= 0:
             self.progress.setRange(0, 0)
-            self.status.setText(f"{p.message[:1].upper()}{p.message[1:]}…")
+            self.status.setText(f"{capitalised(p.message)}…")
             return
         self.progress.setRange(0, p.total)
         self.progress.setValue(p.done)

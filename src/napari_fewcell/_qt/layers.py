@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Callable
 
 import numpy as np
-
 from napari.layers import Image, Labels
 from qtpy.QtWidgets import (
     QCheckBox,

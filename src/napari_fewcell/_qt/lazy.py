@@ -125,9 +125,10 @@ def predict_lazy(model, target: LazyTarget):
     return (yield from model.predict_lazy_iter(image, out))
 
 
-def segment_lazy(seg, prompt, target: LazyTarget):
-    """Adapt the segmenter to ``prompt`` and segment the target block by block; returns the zarr array."""
-    image = target.open()
+def segment_lazy(seg, prompt, target: LazyTarget, image: LazyImage | None = None):
+    """Adapt the segmenter to ``prompt`` and segment the target block by block (``image``: the target already
+    opened, with its sample read); returns the zarr array."""
+    image = target.open() if image is None else image
     yield from seg.adapt_iter(prompt)
     blocks = seg.blocks_for(prompt)
     out = target.create(blocks.label_dtype(), image.block_edge(blocks.tile))

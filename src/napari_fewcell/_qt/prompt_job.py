@@ -22,7 +22,7 @@ def segment_gen(seg: Segmenter, job: dict):
     seg = Segmenter(dataclasses.replace(seg.params, luminance=True), model=seg.model) if luminance else seg
     prompt = seg.prepare_prompt_boxes(source, job["labels"], job["boxes"], job["corrections"], more=job["more"])
     if isinstance(job["target"], LazyTarget):  # a big or lazy image: block by block into a new zarr array
-        labels = yield from segment_lazy(seg, prompt, job["target"])
+        labels = yield from segment_lazy(seg, prompt, job["target"], target)
     elif job["stack"]:  # every plane, one Labels stack
         labels = yield from seg.segment_stack_iter(job["target"], prompt)
     else:

@@ -29,7 +29,7 @@ from .geometry import (
     to_world,
     whole_stack,
 )
-from .jobs import job_controls
+from .jobs import capitalised, job_controls
 from .layers import (
     BOX_COLOR,
     BOX_SIZE,
@@ -359,9 +359,9 @@ class PromptSegmentationWidget(QWidget):
         text += f" Prompt: {len(provenance['boxes'])} box{'es' if len(provenance['boxes']) > 1 else ''} ({pixels} " \
                 "pixels)."
         notes = corrections_text(prompt.notes, job["plane_note"])
-        text += f" {notes[:1].upper()}{notes[1:]}." if notes else ""
+        text += f" {capitalised(notes)}." if notes else ""
         colour = provenance.get("colour")
-        text += f" {colour[0].upper()}{colour[1:]}." if colour else ""
+        text += f" {capitalised(colour)}." if colour else ""
         estimate = estimate_text(prompt.path, prompt.check, len(prompt.boxes), prompt.labels)
         self.status.setText(f"{text} {estimate}." if estimate else text)
 

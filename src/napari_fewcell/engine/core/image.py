@@ -64,9 +64,7 @@ def is_colour(image) -> bool:
     LazyImage answers itself; a stack by its first plane)."""
     if hasattr(image, "is_colour"):
         return image.is_colour()
-    arr = as_image2d(planes_of(image)[0][0])
-    step = sample_step(arr.shape[:2])
-    return is_colour_sample(arr[::step, ::step].reshape(-1, arr.shape[-1]))
+    return is_colour_sample(strided_sample(as_image2d(planes_of(image)[0][0])))
 
 
 def sample_step(shape: tuple[int, int], max_samples: int = 1_000_000) -> int:
@@ -86,10 +84,15 @@ def range_of_sample(sample: np.ndarray, channels: int) -> tuple[np.ndarray, np.n
     return np.full(channels, lo_all, np.float32), np.full(channels, hi_all, np.float32)
 
 
+def strided_sample(arr: np.ndarray, max_samples: int = 1_000_000) -> np.ndarray:
+    """The (N, C) strided subsample of an (H, W, C) image that :func:`intensity_range` and :func:`is_colour` read."""
+    step = sample_step(arr.shape[:2], max_samples)
+    return arr[::step, ::step].reshape(-1, arr.shape[-1])
+
+
 def intensity_range(arr: np.ndarray, max_samples: int = 1_000_000) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel (low, high) percentiles of an (H, W, C) image, from a strided subsample."""
-    step = sample_step(arr.shape[:2], max_samples)
-    return range_of_sample(arr[::step, ::step].reshape(-1, arr.shape[-1]), arr.shape[-1])
+    return range_of_sample(strided_sample(arr, max_samples), arr.shape[-1])
 
 
 def normalize(arr: np.ndarray, rng: tuple[np.ndarray, np.ndarray]) -> np.ndarray:

@@ -35,10 +35,11 @@ class PromptBlocks:
         """The image's intensity range, and whether it is read as its luminance: under
         ``PromptParams.luminance``, or a colour image with a gray prompt. A gray image with a colour prompt is
         refused (the prompt must be made in gray: ``colour_plan`` says when)."""
-        gray = self.seg.params.luminance or (not self.prompt.colour and image.is_colour())
-        if self.prompt.colour and not gray and not image.is_colour():
+        colour, luminance = image.is_colour(), self.seg.params.luminance
+        if self.prompt.colour and not colour and not luminance:
             raise FewcellError(f"The {image.name} is gray but the prompt was made from a colour image; make the "
                                "prompt with PromptParams(luminance=True) to segment both as gray.")
+        gray = luminance or (colour and not self.prompt.colour)
         return (LuminanceImage(image).intensity_range() if gray else image.intensity_range()), gray
 
     def block_iter(self, image: LazyImage, plan, block) -> Generator[Progress, None, np.ndarray]:
