@@ -70,6 +70,23 @@ def forest_on_boxes(img: dict, lab: dict, boxes: dict, train: list, ids: list, t
     return {i: rf.predict(clf, rf.features(img[i])) for i in ids}
 
 
+def candidate_rows(res, data, pp, img: dict, lab: dict, train: list) -> list[str]:
+    """Rows: the train images' Dice as the fine-tuned network (whether or not stage 1 chose it) would label them on
+    each path stage 1 weighed — what the held-out boxes' choice was between (the pre-trained network on the
+    default path is the one-shot row)."""
+    from napari_fewcell.engine import run
+    from napari_fewcell.engine.partial.pseudo import label_all
+
+    if res.finetuned is None:
+        return ["| (fine-tuning kept the pre-trained network: no fine-tuned candidate) | | |"]
+    rows = []
+    for path in dict.fromkeys(("none", pp.adapt)):
+        labels, _ = run(label_all(data, res.classes, pp, res.finetuned, "cpu", path))
+        d = [dice_pct(p, lab[i]) for p, i in zip(labels, train)]
+        rows.append(f"| fine-tuned network's labels ({path}), train images | {ms(d)} | |")
+    return rows
+
+
 def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--data", required=True)
@@ -138,9 +155,9 @@ def main() -> None:
     a = parse_args()
 
 
-    from napari_fewcell.engine import PseudoParams, annotate, pseudolabel_iter, run, train_iter
+    from napari_fewcell.engine import annotate, pseudolabel_iter, run, train_iter
     from napari_fewcell.engine.nets.unet import default_weights_path, load_model
-    from napari_fewcell.engine.partial import describe_epoch
+    from napari_fewcell.engine.partial import describe_epoch, describe_labeller
 
     set_threads(a.threads)
     ds = Dataset(a.data, a.dataset, train_limit=3 if a.quick else a.train_limit)
@@ -167,16 +184,13 @@ def main() -> None:
     shot_train, shot_test = ([dice_pct(shot[i], lab[i]) for i in ids] for ids in (train, test))
     rf_train, rf_test = ([dice_pct(forest[i], lab[i]) for i in ids] for ids in (train, test))
 
-    log("pseudo-labels without fine-tuning")
-    base = run(pseudolabel_iter(data, PseudoParams(epochs=0, weights=weights, device="cpu")))
-    base_d = [dice_pct(p, lab[i]) for p, i in zip(base.labels, train)]
-
     log(f"stage 1: {pp.epochs} epochs")
     t0 = time.perf_counter()
     res = run(pseudolabel_iter(data, pp), lambda p: log(p.message) if p.done == p.total else None)
     t1 = time.perf_counter() - t0
     pl_d = [dice_pct(p, lab[i]) for p, i in zip(res.labels, train)]
     mem1 = vm_hwm_gb()
+    tuned = candidate_rows(res, data, pp, img, lab, train)
 
     log(f"stage 2: {tp.steps} steps on the pseudo-labels")
     t0 = time.perf_counter()
@@ -196,7 +210,7 @@ def main() -> None:
         f"| one-shot from the same boxes (default path), test images | {ms(shot_test)} | |",
         f"| RF on all the boxes, train images | {ms(rf_train)} | |",
         f"| RF on all the boxes, test images | {ms(rf_test)} | |",
-        f"| pseudo-labels without fine-tuning (pre-trained network, default path), train images | {ms(base_d)} | |",
+        *tuned,
         f"| **pseudo-labels after stage 1**, train images | **{ms(pl_d)}** | {t1 / 60:.1f} min |",
         f"| **stage 2 on the pseudo-labels**, test images | **{ms(test_d)}** | {t2 / 60:.1f} min |",
     ]
@@ -215,6 +229,7 @@ def main() -> None:
         f"{mem2:.2f} GB after stage 2; predicting one {img[test[0]].shape[0]}×{img[test[0]].shape[1]} "
         f"test image: {t_pred:.2f} s",
         "- stage-1 history: " + "; ".join(describe_epoch(h) for h in res.history),
+        f"- {describe_labeller(res.labeller)}",
         "",
     ]
     write_report(lines, a.out)

@@ -238,3 +238,41 @@ def test_validation_box_is_never_trained_on():
     assert len(tr.val) == 1 and tr.val[0] not in tr.boxes and tr.val[0] not in tr.prompts
     i, (y, x, h, w) = tr.val[0]
     assert (tr.index[i][y : y + h, x : x + w] == -1).all()  # no supervised loss on its pixels
+
+
+def test_a_worse_fine_tuned_network_never_labels_the_images():
+    """Issue 24 item 2: the network and path that label the images are chosen on boxes held out of fine-tuning,
+    through the labelling path itself. A fine-tuning that wrecks the network (a huge learning rate, last epoch
+    kept) loses to the pre-trained network, and the pseudo-labels are then one-shot's from the same boxes."""
+    from napari_fewcell.engine import PromptParams, Segmenter
+    from napari_fewcell.engine.partial.choice import describe_labeller
+
+    (a, ma), (b, _) = blob_set(2)
+    boxes = [(0, 0, 48, 48), (60, 60, 48, 48), (0, 60, 48, 48)]
+    data = [annotate(a, ma, boxes), annotate(b)]
+    wreck = PseudoParams(epochs=2, steps_per_epoch=3, batch=1, crop=64, lr=0.05, keep_best=False, device="cpu")
+    res = run(pseudolabel_iter(data, wreck))
+    assert set(res.labeller["check"]) == {"pre-trained/auto", "fine-tuned/none", "fine-tuned/auto"}
+    assert res.labeller["network"] == "pre-trained" and res.labeller["path"] == "auto"
+    assert res.labeller["check"]["pre-trained/auto"] > res.labeller["check"]["fine-tuned/none"]
+    assert describe_labeller(res.labeller).startswith("Labelled with the pre-trained network (auto): held-out")
+    seg = Segmenter(PromptParams(device="cpu"))
+    prompt = seg.prepare_prompt_boxes(a, ma, boxes)
+    for image, labels, known in ((a, res.labels[0], data[0].known), (b, res.labels[1], data[1].known)):
+        one_shot = seg.segment(image, prompt)
+        assert np.array_equal(labels[~known], one_shot[~known])
+
+
+def test_a_diverging_fine_tuning_stops_and_labels_with_a_finite_network():
+    """A learning rate far too high makes the loss NaN: stage 1 stops, goes back to the last whole epoch, says so,
+    and still labels every image."""
+    from napari_fewcell.engine.partial import describe_epoch
+
+    (a, ma), (b, _) = blob_set(2)
+    data = [annotate(a, ma, [(0, 0, 48, 48), (60, 60, 48, 48), (0, 60, 48, 48)]), annotate(b)]
+    res = run(pseudolabel_iter(data, PseudoParams(epochs=3, steps_per_epoch=4, batch=1, crop=64, lr=1e8,
+                                                  device="cpu")))
+    assert any(h.get("diverged_after") for h in res.history) and len(res.history) < 4
+    assert "diverged" in " ".join(describe_epoch(h) for h in res.history)
+    assert all(torch.isfinite(v).all() for v in res.model.state_dict().values())
+    assert all(lab.shape == a.shape for lab in res.labels)

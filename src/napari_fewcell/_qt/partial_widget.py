@@ -20,7 +20,8 @@ from ..engine.core.annotation import annotate, check_annotations
 from ..engine.core.errors import FewcellError
 from ..engine.core.files import export_labels
 from ..engine.core.progress import Progress
-from ..engine.partial import PseudoParams, SegModel, TrainParams, describe_epoch, pseudolabel_iter, train_iter
+from ..engine.partial import (PseudoParams, SegModel, TrainParams, describe_epoch, describe_labeller,
+                              pseudolabel_iter, train_iter)
 from .geometry import as_planes, box_corners, box_in_view, image_planes, image_shape, layer_data, plane_at, rect_of
 from .jobs import default_progress_text, job_controls
 from .layers import (
@@ -228,6 +229,7 @@ class PartialLabelsWidget(QWidget):
         self.status.setText(
             f"Added {', '.join(repr(n) for n in added)} with classes {[int(c) for c in result.classes]}. "
             + (f"Losses: {losses}. " if losses else "")
+            + (f"{describe_labeller(result.labeller)}. " if result.labeller and result.labeller["check"] else "")
             + "Paint over mistakes; the next Generate takes your fixes as annotation."
         )
 

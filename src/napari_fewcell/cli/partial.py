@@ -83,7 +83,8 @@ def cmd_pseudolabel(a) -> int:
     unannotated.
     """
     from ..engine.core.progress import run
-    from ..engine.partial import PseudoParams, TrainParams, describe_epoch, pseudolabel_iter, train_iter, validate
+    from ..engine.partial import (PseudoParams, TrainParams, describe_epoch, describe_labeller, pseudolabel_iter,
+                                  train_iter, validate)
 
     data, layout = read_set(a)
     params = PseudoParams(epochs=a.epochs, steps_per_epoch=a.steps_per_epoch, lr=a.lr, weights=a.weights,
@@ -95,14 +96,14 @@ def cmd_pseudolabel(a) -> int:
     check_model_target(a.train_net, a.overwrite)
     out = check_out_dir(a.out, overwrite=a.overwrite, stems=[Path(p).stem for p, _, _ in layout])
     result = run(pseudolabel_iter(data, params), Bar("pseudo-labels"))
-    for h in result.history:
-        print(describe_epoch(h), file=sys.stderr)
+    for line in [describe_epoch(h) for h in result.history] + [describe_labeller(result.labeller)]:
+        print(line, file=sys.stderr)
     write_results(out, layout, result.labels, "pseudo-labels", names, a.instances)
     if a.train_net:
         tp = TrainParams(steps=a.train_steps, device=a.device, seed=a.seed, tta=a.tta)
         card = {"trained_on": "pseudo-labels from `fewcell pseudolabel`", "images": [str(p) for p in a.images],
                 "boxes": [list(map(int, b)) for b in a.box], "stage1": dataclasses.asdict(params),
-                "stage1_history": result.history}
+                "stage1_history": result.history, "stage1_labeller": result.labeller}
         model = run(train_iter([d.image for d in data], result.labels, params=tp, class_names=names, card=card),
                     Bar("train-net"))
         model.save(a.train_net)

@@ -20,6 +20,7 @@ the same loop reduces to the supervised loss on the labelled image.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import time
@@ -40,7 +41,7 @@ from ..core.losses import soft_dice
 from ..core.progress import Progress, relay, run
 from ..nets.unet import EmbedNet, load_model
 from ..prompt.adapt import ADAPT_CHOICES
-from ..prompt.segmenter import PromptParams, Segmenter
+from .choice import choose_labeller, make_segmenter
 
 
 @dataclasses.dataclass
@@ -88,6 +89,9 @@ class PseudoResult(NamedTuple):
     #: per epoch (0 = before fine-tuning): {"epoch", "loss_pseudo", "loss_prompt", "box_dice", "kept", "seconds"}
     history: list[dict]
     confidence: list[np.ndarray]  # per image: probability of the chosen class (1 where annotated), float16
+    #: which network and path labelled the images, and their held-out box Dice (choice.choose_labeller)
+    labeller: dict | None = None
+    finetuned: EmbedNet | None = None  #: the fine-tuned network at its kept epoch, whether or not it labelled
 
 
 class _Trainer:
@@ -244,7 +248,8 @@ def validate(data: Sequence[AnnotatedImage]) -> np.ndarray:
 
 def pseudolabel_iter(data: Sequence[AnnotatedImage], params: PseudoParams | None = None,
                      model: EmbedNet | None = None) -> Generator[Progress, None, PseudoResult]:
-    """Stage 1: fine-tune (``params.epochs``) and label every image. Yields Progress per step."""
+    """Stage 1: fine-tune (``params.epochs``), choose the network and path that label (choice.choose_labeller), and
+    label every image. Yields Progress per step."""
     p = params or PseudoParams()
     p.check()
     classes = validate(data)
@@ -254,57 +259,78 @@ def pseudolabel_iter(data: Sequence[AnnotatedImage], params: PseudoParams | None
     model = model.to(device)
     torch.manual_seed(p.seed)
     history: list[dict] = []
+    labeller, tuned = {"network": "pre-trained", "path": p.adapt, "check": {}}, None
     if p.epochs:
         tr = _Trainer(data, classes, p, model, device)
-        steps = p.steps_per_epoch or int(np.clip(math.ceil(tr.unknown_total / (p.batch * tr.crop**2)), 10, 200))
-        # BatchNorm statistics stay frozen (eval mode): a few crops are too small a batch to re-estimate them
-        model.eval()
-        for prm in model.parameters():
-            prm.requires_grad_(True)
-        opt = torch.optim.Adam(model.parameters(), lr=p.lr)
-        total = p.epochs * steps
-        yield Progress(0, total, "fine-tuning")
-        best_dice, best_epoch, best_state = tr.box_dice(), 0, None
-        if best_dice is not None:
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        history.append({"epoch": 0, "loss_pseudo": None, "loss_prompt": None, "box_dice": best_dice, "seconds": 0.0})
-        for epoch in range(p.epochs):
-            t0, sums = time.time(), np.zeros(2)
-            for s in range(steps):
-                lp, lq = tr.step()
-                loss = lp + p.prompt_weight * lq
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                sums += (lp.item(), lq.item())
-                mean = sums / (s + 1)
-                yield Progress(epoch * steps + s + 1, total,
-                               f"epoch {epoch + 1}/{p.epochs} · pseudo {mean[0]:.3f} · prompt {mean[1]:.3f}")
-            dice = tr.box_dice()
-            history.append({"epoch": epoch + 1, "loss_pseudo": float(mean[0]), "loss_prompt": float(mean[1]),
-                            "box_dice": dice, "seconds": round(time.time() - t0, 2)})
-            if dice is not None and dice > best_dice:
-                best_dice, best_epoch = dice, epoch + 1
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            if dice is not None and p.patience and epoch + 1 - best_epoch >= p.patience:
-                break  # a plateau: the held-out boxes have not improved for `patience` epochs
-        last = history[-1]["epoch"]
-        if p.keep_best and best_state is not None and best_epoch != last:
-            model.load_state_dict(best_state)
-        for h in history:
-            h["kept"] = h["epoch"] == (best_epoch if p.keep_best and best_state is not None else last)
-    out, confidence = yield from label_all(data, classes, p, model, device)
-    return PseudoResult(out, classes, model, history, confidence)
+        pretrained = copy.deepcopy(model)
+        history = yield from fine_tune(tr, model, p)
+        tuned = model if any(h["kept"] for h in history[1:]) else None
+        nets = {"pre-trained": pretrained, **({"fine-tuned": tuned} if tuned is not None else {})}
+        labeller = yield from choose_labeller(data, tr.boxes, tr.val, nets, p, device)
+        model = nets[labeller["network"]]
+    out, confidence = yield from label_all(data, classes, p, model, device, labeller["path"])
+    return PseudoResult(out, classes, model, history, confidence, labeller, tuned)
 
 
-def label_all(data: Sequence[AnnotatedImage], classes, p: PseudoParams, model: EmbedNet, device
+def snapshot(model: EmbedNet) -> dict:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def fine_tune(tr: _Trainer, model: EmbedNet, p: PseudoParams) -> Generator[Progress, None, list[dict]]:
+    """Fine-tune ``model`` in place for up to ``p.epochs`` epochs; leaves it at the kept epoch (the best held-out
+    box Dice with ``p.keep_best``, else the last). A loss that is no longer finite (a learning rate far too high)
+    stops it at the last epoch before. Returns the history, one entry per epoch (0 = the pre-trained network)."""
+    steps = p.steps_per_epoch or int(np.clip(math.ceil(tr.unknown_total / (p.batch * tr.crop**2)), 10, 200))
+    model.eval()  # BatchNorm statistics stay frozen: a few crops are too small a batch to re-estimate them
+    for prm in model.parameters():
+        prm.requires_grad_(True)
+    opt = torch.optim.Adam(model.parameters(), lr=p.lr)
+    total = p.epochs * steps
+    yield Progress(0, total, "fine-tuning")
+    best_dice, best_epoch, best_state, good = tr.box_dice(), 0, None, snapshot(model)
+    best_state = good if best_dice is not None else None
+    history = [{"epoch": 0, "loss_pseudo": None, "loss_prompt": None, "box_dice": best_dice, "seconds": 0.0}]
+    for epoch in range(p.epochs):
+        t0, sums = time.time(), np.zeros(2)
+        for s in range(steps):
+            lp, lq = tr.step()
+            loss = lp + p.prompt_weight * lq
+            if not torch.isfinite(loss):
+                break
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sums += (lp.item(), lq.item())
+            mean = sums / (s + 1)
+            yield Progress(epoch * steps + s + 1, total,
+                           f"epoch {epoch + 1}/{p.epochs} · pseudo {mean[0]:.3f} · prompt {mean[1]:.3f}")
+        if not (torch.isfinite(loss) and all(torch.isfinite(v).all() for v in model.state_dict().values())):
+            model.load_state_dict(good)  # diverged: back to the last whole epoch
+            history[-1]["diverged_after"] = True
+            break
+        good, dice = snapshot(model), tr.box_dice()
+        history.append({"epoch": epoch + 1, "loss_pseudo": float(mean[0]), "loss_prompt": float(mean[1]),
+                        "box_dice": dice, "seconds": round(time.time() - t0, 2)})
+        if dice is not None and dice > best_dice:
+            best_dice, best_epoch, best_state = dice, epoch + 1, good
+        if dice is not None and p.patience and epoch + 1 - best_epoch >= p.patience:
+            break  # a plateau: the held-out boxes have not improved for `patience` epochs
+    kept = best_epoch if p.keep_best and best_state is not None else history[-1]["epoch"]
+    if kept != history[-1]["epoch"]:
+        model.load_state_dict(best_state)
+    for h in history:
+        h["kept"] = h["epoch"] == kept
+    return history
+
+
+def label_all(data: Sequence[AnnotatedImage], classes, p: PseudoParams, model: EmbedNet, device, adapt: str
               ) -> Generator[Progress, None, tuple[list, list]]:
-    """Label every image with the (fine-tuned) network, every box its prompt; known pixels keep their labels
+    """Label every image with ``model`` on the path ``adapt``, every box its prompt; known pixels keep their labels
     (confidence 1). Returns (labels, confidence) per image."""
     model.eval()
     for prm in model.parameters():
         prm.requires_grad_(False)
-    seg = Segmenter(PromptParams(tau=p.tau, prototypes=p.prototypes, device=str(device), adapt=p.adapt), model=model)
+    seg = make_segmenter(model, p, device, adapt)
     boxed = [d for d in data if d.boxes]  # one prompt of every box, adapted as one-shot Segment adapts it
     prompt = seg.prepare_prompt_boxes(boxed[0].image, boxed[0].labels, boxed[0].boxes,
                                       more=[(d.image, d.labels, d.boxes) for d in boxed[1:]])
@@ -335,6 +361,8 @@ def describe_epoch(h: dict) -> str:
         parts.append(f"; held-out box Dice {h['box_dice']:.3f}")
     if h.get("kept"):
         parts.append(" — kept")
+    if h.get("diverged_after"):
+        parts.append("; the next epoch diverged (loss not finite: lower the learning rate), so fine-tuning stopped")
     return "".join(parts)
 
 

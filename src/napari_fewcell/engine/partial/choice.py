@@ -1,0 +1,88 @@
+"""Stage 1's last step: which network, on which path, labels the images — chosen on boxes held out of fine-tuning.
+
+Fine-tuning on the user's boxes can make the embeddings worse on an image type the pre-trained network never saw
+(ISBI with weights that never saw it: pseudo-labels 77.5 against 82.0 for one-shot from the same boxes;
+docs/benchmarks.md), and neither the per-epoch check (attention alone) nor the fine-tuned network's own self-check
+(it was trained on the very pixels it would check) can tell. So each candidate labels the held-out boxes from a
+prompt of the training boxes, exactly as it would label the images (the whole image is segmented, its box scored),
+and the best is kept. The first candidate — the pre-trained network on the one-shot default path, what one-shot
+Segment gives from the same boxes — wins ties, so the pseudo-labels are one-shot's unless fine-tuning measurably
+helps on boxes it never saw.
+"""
+from __future__ import annotations
+
+from typing import Generator, Sequence
+
+import numpy as np
+
+from ..core.annotation import AnnotatedImage
+from ..core.progress import Progress, relay
+from ..nets.unet import EmbedNet
+from ..prompt.parts import mean_dice
+from ..prompt.segmenter import PromptParams, Segmenter
+
+TIE = 0.005  #: a candidate must beat the first one by more than this mean held-out Dice to be chosen
+NAMES = {"pre-trained": "the pre-trained network", "fine-tuned": "the fine-tuned network"}
+
+
+def candidates(adapt: str, tuned: bool) -> list[tuple[str, str]]:
+    """(network, path) pairs, the one-shot default first. The fine-tuned network is also tried on attention alone:
+    its own self-check cannot choose its path (it has seen the boxes it would hold out)."""
+    if not tuned:
+        return [("pre-trained", adapt)]
+    return [("pre-trained", adapt), ("fine-tuned", "none")] + ([("fine-tuned", adapt)] if adapt != "none" else [])
+
+
+def make_segmenter(net: EmbedNet, p, device, adapt: str) -> Segmenter:
+    return Segmenter(PromptParams(tau=p.tau, prototypes=p.prototypes, device=str(device), adapt=adapt), model=net)
+
+
+def box_prompt(seg: Segmenter, data: Sequence[AnnotatedImage], boxes: Sequence[tuple[int, tuple]]):
+    """One prompt of ``boxes`` ((image index, (y, x, h, w)) pairs), grouped by image."""
+    by_image: dict[int, list] = {}
+    for i, b in boxes:
+        by_image.setdefault(i, []).append(b)
+    (first, bxs), *rest = sorted(by_image.items())
+    return seg.prepare_prompt_boxes(data[first].image, data[first].labels, bxs,
+                                    more=[(data[i].image, data[i].labels, b) for i, b in rest])
+
+
+def held_out_score(seg: Segmenter, data, train, val) -> Generator[Progress, None, float]:
+    """Mean over the held-out boxes of the mean per-class Dice of their pixels, the image labelled from a prompt
+    of the training boxes on the segmenter's path."""
+    prompt = box_prompt(seg, data, train)
+    yield from seg.adapt_iter(prompt)
+    scores = []
+    for i, (y, x, h, w) in val:
+        labels = yield from relay(seg.segment_iter(data[i].image, prompt), Progress(0, 0, "checking a held-out box"))
+        truth = data[i].labels[y : y + h, x : x + w]
+        score = mean_dice(labels[y : y + h, x : x + w], truth)
+        scores.append(float(np.mean(labels[y : y + h, x : x + w] == truth)) if score is None else score)
+    return float(np.mean(scores))
+
+
+def choose_labeller(data, train, val, nets: dict, p, device) -> Generator[Progress, None, dict]:
+    """{"network", "path", "check": {"network/path": held-out Dice}} of the chosen candidate; without held-out
+    boxes (fewer than three boxes) the fine-tuned network on ``p.adapt``, unchecked."""
+    if not val:
+        return {"network": "fine-tuned" if "fine-tuned" in nets else "pre-trained", "path": p.adapt, "check": {}}
+    pairs = candidates(p.adapt, "fine-tuned" in nets)
+    check = {}
+    for n, (net, path) in enumerate(pairs):
+        yield Progress(n, len(pairs), f"checking {NAMES[net]} ({path}) on held-out boxes")
+        check[(net, path)] = yield from held_out_score(make_segmenter(nets[net], p, device, path), data, train, val)
+    first = check[pairs[0]]
+    best = max(pairs, key=lambda k: check[k])
+    net, path = best if check[best] > first + TIE else pairs[0]
+    return {"network": net, "path": path, "check": {f"{k[0]}/{k[1]}": round(v, 4) for k, v in check.items()}}
+
+
+def describe_labeller(labeller: dict | None) -> str:
+    """One line, e.g. 'Labelled with the pre-trained network (auto): held-out boxes pre-trained/auto 0.851,
+    fine-tuned/none 0.802'."""
+    if not labeller:
+        return ""
+    text = f"Labelled with {NAMES[labeller['network']]} ({labeller['path']})"
+    if not labeller["check"]:
+        return text + ": fewer than 3 boxes, so no box was held out to check it"
+    return text + ": held-out boxes " + ", ".join(f"{k} {v:.3f}" for k, v in labeller["check"].items())
