@@ -25,7 +25,7 @@ from common import BOX, Dataset, ForestPrompt, RFBaseline, finish_report, mean_s
 
 from napari_fewcell.engine.core.image import as_image2d, intensity_range, normalize
 from napari_fewcell.engine.nets.unet import EmbedNet, load_model
-from napari_fewcell.engine.prompt import PromptParams, Segmenter, adapt
+from napari_fewcell.engine.prompt import PromptParams, Segmenter
 from napari_fewcell.engine.training.datasets import split_name
 
 
@@ -53,23 +53,6 @@ class Embedding(bg.Fewcell):
         self.params["fuse_embedding"] = True
 
 
-class Blend(bg.Fewcell):
-    """The blend path (attention averaged with the forest on the filters), its weight ``mix``; or, with
-    ``auto``, "auto" choosing between none, fuse and blend."""
-
-    def __init__(self, model, weights: str, mix: float, auto: bool = False):
-        super().__init__(model, weights, "auto" if auto else "blend", True)
-        self.params["blend"], self.auto = mix, auto
-
-    def prepare(self, ds, box):
-        saved = adapt.AUTO_PATHS
-        adapt.AUTO_PATHS = (*saved, "blend") if self.auto else saved
-        try:
-            return super().prepare(ds, box)
-        finally:
-            adapt.AUTO_PATHS = saved
-
-
 class AdaBN(bg.Fewcell):
     def prepare(self, ds, box):
         src, y, x = box
@@ -93,7 +76,7 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     ap.add_argument("--boxes", type=int, default=3)
     ap.add_argument("--max-test", type=int, default=3)
-    ap.add_argument("--variant", choices=["adabn", "embedding", "blend"], default="adabn")
+    ap.add_argument("--variant", choices=["adabn", "embedding"], default="adabn")
     ap.add_argument("folds", nargs="+", metavar="FOLD=WEIGHTS")
     args = ap.parse_args()
     set_threads(2)
@@ -108,10 +91,6 @@ def main() -> None:
         if args.variant == "adabn":
             methods = {p: bg.Fewcell(model, w, p, True) for p in ("none", "auto")}
             methods.update({f"AdaBN {p}": AdaBN(model, w, p, True) for p in ("none", "auto")})
-        elif args.variant == "blend":
-            methods = {p: bg.Fewcell(model, w, p, True) for p in ("none", "forest", "fuse", "auto")}
-            methods.update({f"blend {m}": Blend(model, w, m) for m in (0.5, 0.7)})
-            methods["auto with blend"] = Blend(model, w, 0.5, auto=True)
         else:
             methods = {p: bg.Fewcell(model, w, p, True) for p in ("none", "fuse", "auto")}
             methods.update({f"embedding {p}": Embedding(model, w, p, True) for p in ("fuse", "auto")})
@@ -119,8 +98,7 @@ def main() -> None:
         sc = score_prompts(ds, boxes, ids, methods)
         rows.append((fold, w, {m: s.mean() for m, s in sc.items()}, {m: mean_sd(s.per_box()) for m, s in sc.items()}))
     cols = list(rows[0][2])
-    title = {"adabn": "AdaBN at prompt time", "embedding": "The fused forest with the embedding",
-             "blend": "Attention averaged with the forest on the filters"}[args.variant]
+    title = "AdaBN at prompt time" if args.variant == "adabn" else "The fused forest with the embedding"
     lines = report_header(f"{title} (validation images)", False) + [
         "", "| fold | weights | " + " | ".join(cols) + " |", "|" + "---|" * (len(cols) + 2)]
     lines += [f"| {f} | `{w}` | " + " | ".join(t[m] for m in cols) + " |" for f, w, _, t in rows]

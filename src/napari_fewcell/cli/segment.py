@@ -9,7 +9,7 @@ from .bar import Bar
 from .batch import add_batch_options, check_batch_args, check_before_work, expand_inputs, run_batch
 
 #: PromptParams.adapt's values (the engine's ADAPT_CHOICES; listed here so --help needs no torch)
-ADAPT = ["auto", "none", "forest", "fuse", "blend", "finetune"]
+ADAPT = ["auto", "none", "forest", "fuse", "finetune"]
 
 
 def add_parser(sub) -> None:

@@ -53,14 +53,13 @@ from ..nets.unet import EmbedNet
 from .filters import forest_proba, luminance_features, make_forest
 from .parts import BoxData, PromptSource, as_sources, mean_dice
 
-ADAPT_CHOICES = ("auto", "none", "forest", "fuse", "blend", "finetune")  #: values of ``PromptParams.adapt``
-PATHS = ("none", "forest", "fuse", "blend", "finetune")  #: the paths, cheapest first (ties go to the earlier)
+ADAPT_CHOICES = ("auto", "none", "forest", "fuse", "finetune")  #: values of ``PromptParams.adapt``
+PATHS = ("none", "forest", "fuse", "finetune")  #: the paths, cheapest first (ties go to the earlier)
 #: what "auto" chooses between. Not the forest: with it as a third candidate, auto did worse on validation images
 #: (mean 72.8 against 74.1 without it; benchmarks/results/generalise_val_forest.md): the forest's self-check is
 #: the most optimistic, so auto took it where the network was better
 AUTO_PATHS = ("none", "fuse")
 PATH_NAMES = {"none": "prompt attention only", "forest": "filters only, no network", "fuse": "fused with filters",
-              "blend": "attention averaged with filters",
               "finetune": "fine-tuned network"}
 TIE = 0.005  #: estimates closer than this are a tie (the cheaper path wins)
 TUNE_CONTEXT = 32  #: context of the views the network is fine-tuned on
@@ -77,7 +76,6 @@ class Adaptation:
     #: "finetune": the prompt's keys by the fine-tuned copy; "forest": exact keys, only for their classes
     keys: attention.PromptKeys | None = None
     embedding: bool = False  #: "fuse": the forest also reads each pixel's embedding (PromptParams.fuse_embedding)
-    mix: float | None = None  #: "blend": the attention's weight; the forest on the filters has the rest
 
     @property
     def estimate(self) -> float | None:
@@ -144,10 +142,10 @@ def held_out_probs(box: BoxData, emb: torch.Tensor | None = None, exclude: tuple
 # ----------------------------------------------------------------------------- forest and fuse
 def forest_check(box: BoxData, feats: np.ndarray, loqo: np.ndarray | None,
                  trees: int, extra: np.ndarray | None = None) -> Generator[Progress, None, np.ndarray]:
-    """(M, C) held-out class probabilities of a forest path: each quadrant by a forest fitted on the other three. With
+    """Held-out predictions of a forest path: each quadrant by a forest fitted on the other three. With
     ``loqo`` (the fused path) the attention feature is itself out-of-sample (nested: keys from the two
     quadrants left); without it (the forest path) the forest sees the filters only."""
-    pred = np.zeros((len(box.y), box.n_classes), np.float32)
+    pred = np.zeros(len(box.y), np.int64)
     quads = box.held_groups
     for i, q in enumerate(quads):
         train, test = box.train_mask(q), box.quad == q
@@ -159,7 +157,7 @@ def forest_check(box: BoxData, feats: np.ndarray, loqo: np.ndarray | None,
             if extra is not None:  # the network's own per-pixel features (PromptParams.fuse_embedding)
                 x_train, x_test = np.hstack([x_train, extra[train]]), np.hstack([x_test, extra[test]])
         forest = make_forest(trees).fit(x_train, box.y[train])
-        pred[test] = forest_proba(forest, x_test, box.n_classes)
+        pred[test] = forest_proba(forest, x_test, box.n_classes).argmax(1)
         yield Progress(i + 1, len(quads), "checking the forest" if loqo is None else "checking the fused path")
     return pred
 
@@ -304,18 +302,15 @@ def self_check(model: EmbedNet, box: BoxData, params, paths) -> Generator[Progre
     check = {"none": box.score(loqo.argmax(1))}
     reuse = {"loqo": loqo}
     yield Progress(0, 0, "checking the prompt")
-    if {"fuse", "forest", "blend"} & set(paths):
+    if "fuse" in paths or "forest" in paths:
         reuse["feats"] = box_features(box.sources)
     reuse["extra"] = box.emb.float().numpy() if params.fuse_embedding else None
     for path in ("forest", "fuse"):
-        if path in paths or (path == "forest" and "blend" in paths):
+        if path in paths:
             fused = path == "fuse"
-            reuse[path] = yield from forest_check(box, reuse["feats"], loqo if fused else None, params.trees,
-                                                  reuse["extra"] if fused else None)
-            if path in paths:
-                check[path] = box.score(reuse[path].argmax(1))
-    if "blend" in paths:
-        check["blend"] = box.score((params.blend * loqo + (1 - params.blend) * reuse["forest"]).argmax(1))
+            pred = yield from forest_check(box, reuse["feats"], loqo if fused else None, params.trees,
+                                           reuse["extra"] if fused else None)
+            check[path] = box.score(pred)
     if "finetune" in paths:
         check["finetune"] = yield from finetune_check(model, box, params, loqo, check["none"])
     return check, reuse
@@ -339,13 +334,12 @@ def adapt_iter(model: EmbedNet, box: BoxData | None, params) -> Generator[Progre
     paths = AUTO_PATHS if params.adapt == "auto" else ("none", params.adapt)
     check, reuse = yield from self_check(model, box, params, paths)
     path = choose(check) if params.adapt == "auto" else params.adapt
-    if path in ("fuse", "forest", "blend"):
+    if path in ("fuse", "forest"):
         yield Progress(0, 0, "fitting the forest")
         x = np.hstack([reuse["feats"], reuse["loqo"]]) if path == "fuse" else reuse["feats"]
         embedding = path == "fuse" and reuse["extra"] is not None
         x = np.hstack([x, reuse["extra"]]) if embedding else x
-        return Adaptation(path, check, forest=make_forest(params.trees).fit(x, box.y), embedding=embedding,
-                          mix=params.blend if path == "blend" else None)
+        return Adaptation(path, check, forest=make_forest(params.trees).fit(x, box.y), embedding=embedding)
     if path == "finetune":
         net = yield from finetune(model, box, params)
         return Adaptation(path, check, model=net)

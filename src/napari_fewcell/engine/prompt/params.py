@@ -26,7 +26,6 @@ class PromptParams:
     #: "finetune" (a copy of the network fine-tuned on the box) or "auto" (the best by the self-check)
     adapt: str = "auto"
     trees: int = 50  #: trees of the "forest" and "fuse" random forests
-    blend: float = 0.5  #: "blend": the attention's weight in the average with the forest on the filters
     #: fine-tuning steps (≈ 2 s at ~0.05 s a step on a CPU core); a number of steps, not seconds, so that the
     #: result and the "auto" choice do not depend on the machine's speed ...
     finetune_steps: int = 40

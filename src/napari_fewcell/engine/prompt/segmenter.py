@@ -263,7 +263,7 @@ class Segmenter:
         p = self.params
         net = (p.weights or "shipped") if self.own_weights else id(self.model)
         return (net, str(self.device), self.tau, p.adapt, p.attention, p.prototypes, p.trees, p.finetune_steps,
-                p.finetune_seconds, p.finetune_lr, p.check_buffer, p.fuse_embedding, p.blend)
+                p.finetune_seconds, p.finetune_lr, p.check_buffer, p.fuse_embedding)
 
     def adapt(self, prompt: Prompt, progress: Callable[[Progress], None] | None = None) -> Adaptation:
         return run(self.adapt_iter(prompt), progress)
@@ -283,9 +283,6 @@ class Segmenter:
             emb = emb.reshape(emb.shape[0], -1).T.float()
         if probs is None:
             probs = attention.attend(emb, keys, self.tau)
-        if ad.mix is not None:  # blend: the attention averaged with the forest on the filters
-            forest = forest_proba(ad.forest, window_features(sub, rng, fwin), probs.shape[1])
-            return ad.mix * probs + (1 - ad.mix) * torch.from_numpy(forest).to(probs)
         if ad.forest is not None:
             x = np.hstack([window_features(sub, rng, fwin), probs.float().cpu().numpy()]
                           + ([emb.cpu().numpy()] if ad.embedding else []))
