@@ -98,6 +98,8 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--lr", type=float, default=None)
     ap.add_argument("--dice-weight", type=float, default=None)
     ap.add_argument("--train-steps", type=int, default=None)
+    ap.add_argument("--stage2-init", choices=["scratch", "pretrained"], default=None,
+                    help="stage 2 from scratch or from the embedding weights (default: the engine's)")
     ap.add_argument("--ignore-below", type=float, default=0.0,
                     help="stage 2 ignores pseudo-labelled pixels whose attention confidence is below this")
     ap.add_argument("--upper-bound", action="store_true", help="also train on the full labels (same steps)")
@@ -124,6 +126,8 @@ def stage_params(a, weights: str):
     tp = TrainParams(device="cpu")
     if a.train_steps is not None:
         tp.steps = a.train_steps
+    if a.stage2_init is not None:
+        tp.init, tp.weights = a.stage2_init, weights
     if a.quick:
         tp.steps = 20
     return pp, tp
@@ -142,7 +146,8 @@ def header_lines(a, weights: str, seen: set, train: list, test: list, frac: floa
         f"0 of the {len(test)} test images",
         f"- train images {train[0]}–{train[-1]} ({len(train)}), each with one centre 64×64 box of labels "
         f"({100 * frac:.2f} % of the pixels); test images {test[0]}–{test[-1]} ({len(test)})",
-        f"- stage 1: {pp.epochs} epochs, lr {pp.lr}, dice weight {pp.dice_weight}; stage 2: U-Net from scratch, "
+        f"- stage 1: {pp.epochs} epochs, lr {pp.lr}, dice weight {pp.dice_weight}; stage 2: U-Net "
+        f"{'from scratch' if tp.init == 'scratch' else 'starting from the embedding weights'}, "
         f"{tp.steps} steps × {tp.batch} crops of {tp.crop}², no TTA"
         + (f", pixels with confidence < {a.ignore_below} ignored" if a.ignore_below > 0 else ""),
         f"- command: `{command_line()}`",

@@ -101,6 +101,8 @@ def test_bad_inputs_give_one_sentence(files, tmp_path, capsys):
     assert "50×50" in _err(capsys, [*base, "--labels", str(tmp_path / "small.tif"), "none", *box, *out])
     full = ["pseudolabel", str(files["img0"]), "--labels", str(files["lab0"]), "--box", "0", "0", "112", "112"]
     assert "nothing to pseudo-label" in _err(capsys, [*full, *out, *FAST])
+    assert "at least one step" in _err(capsys, [*base, "--labels", str(files["lab0"]), "none", *box, *out,
+                                                "--train-net", str(tmp_path / "n.pt"), "--train-steps", "0"])
     assert not (tmp_path / "o").exists()  # bad input leaves nothing behind
 
     (tmp_path / "busy").mkdir()

@@ -88,6 +88,26 @@ def test_stage2_learns_saves_loads_and_predicts_the_same(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["net.json", "net.pt"]  # no temporary files
 
 
+def test_stage2_can_start_from_the_embedding_weights(tmp_path):
+    """TrainParams.init="pretrained": the stage-2 U-Net's body starts as the embedding network's (only the class
+    head is new), it still learns, and the model file reloads; an unknown start gets one sentence."""
+    from napari_fewcell.engine.partial.segnet import new_segnet
+
+    emb = torch.load(default_weights_path(), weights_only=True)["state_dict"]
+    net = new_segnet(TrainParams(init="pretrained"), 2)
+    body = {k: v for k, v in net.state_dict().items() if not k.startswith("head.")}
+    assert body and all(torch.equal(v, emb[k]) for k, v in body.items())
+    assert net.head.out_channels == 2
+    pairs = blob_set(3, (96, 96))
+    p = TrainParams(steps=30, batch=4, crop=64, init="pretrained", device="cpu")
+    model = run(train_iter([im for im, _ in pairs[:2]], [m for _, m in pairs[:2]], params=p))
+    assert dice_mean(model.predict(pairs[2][0]), pairs[2][1]) > max(0.8, chance(pairs[2][1]) + 0.2)
+    again = SegModel.load(model.save(tmp_path / "net.pt"), device="cpu")
+    assert np.array_equal(again.predict(pairs[2][0]), model.predict(pairs[2][0]))
+    with pytest.raises(FewcellError, match="Unknown start 'imagenet'"):
+        TrainParams(init="imagenet").check()
+
+
 def test_stage2_ignores_unknown_pixels_and_keeps_label_values():
     img, mask = blobs((96, 96), seed=4)
     lab = mask * 3  # class value 3, not 1

@@ -15,6 +15,7 @@ from napari_fewcell._qt import partial_widget as pw
 from napari_fewcell._qt.partial_widget import BOX_LAYER, UNANNOTATED, PartialLabelsWidget
 from napari_fewcell.engine.core.annotation import annotate
 from napari_fewcell.engine.core.files import read_labels_meta
+from napari_fewcell.engine.partial import TrainParams
 
 from .conftest import blobs, dice_mean
 
@@ -161,11 +162,14 @@ def test_train_apply_save_load(viewer_widget, qtbot, tmp_path, monkeypatch):
         viewer.add_labels(mask.copy(), name=f"{name} pseudo-labels",
                           metadata={"fewcell_result": True, "fewcell_pseudo_of": name, "fewcell_original": mask})
     widget.train_steps.setValue(3)
+    assert widget.train_init.currentText() == TrainParams.init
+    widget.train_init.setCurrentText("pretrained")  # the U-Net's body starts from the shipped embedding network
     qtbot.mouseClick(widget.apply_button, LEFT)
     assert "no network" in widget.status.text().lower()
     click_and_wait(qtbot, widget, widget.train_button)
     assert widget.model is not None, widget.status.text()
     assert list(widget.model.classes) == [0, 1] and widget.model.card["images"] == ["a", "b"]
+    assert widget.model.card["params"]["init"] == "pretrained"
     viewer.layers.selection.active = viewer.layers["b"]
     click_and_wait(qtbot, widget, widget.apply_button)
     out = viewer.layers["b fewcell net"]

@@ -20,8 +20,16 @@ from ..engine.core.annotation import annotate, check_annotations
 from ..engine.core.errors import FewcellError
 from ..engine.core.files import export_labels
 from ..engine.core.progress import Progress
-from ..engine.partial import (PseudoParams, SegModel, TrainParams, describe_epoch, describe_labeller,
-                              pseudolabel_iter, train_iter)
+from ..engine.partial import (
+    PseudoParams,
+    SegModel,
+    TrainParams,
+    describe_epoch,
+    describe_labeller,
+    pseudolabel_iter,
+    train_iter,
+)
+from ..engine.partial.segnet import INITS
 from .geometry import as_planes, box_corners, box_in_view, image_planes, image_shape, layer_data, plane_at, rect_of
 from .jobs import default_progress_text, job_controls
 from .layers import (
@@ -78,7 +86,12 @@ class PartialLabelsWidget(QWidget):
         self.rows: dict[str, ImageRow] = self.images.rows  # the same dict, refilled by every refresh
         self.shapes_combo = QComboBox()
         self.epochs, self.steps_per_epoch = spin_box(0, 10_000, PseudoParams.epochs), spin_box(0, 1_000_000, 0, "auto")
-        self.train_steps = spin_box(1, 1_000_000, 1500)
+        self.train_steps = spin_box(1, 1_000_000, TrainParams.steps)
+        self.train_init = QComboBox()
+        self.train_init.addItems(INITS)
+        self.train_init.setCurrentText(TrainParams.init)
+        self.train_init.setToolTip("scratch: a new U-Net (paper 000); pretrained: its body starts from the shipped "
+                                   "embedding network, only the class head is new")
         self.instances = QCheckBox("Instance labels")
         self.oneshot = QCheckBox("Annotated images are fully labelled (one-shot fine-tuning)")
         self.oneshot.setToolTip("Paper 000, Table 1: every pixel of an image with labels is known; "
@@ -98,7 +111,7 @@ class PartialLabelsWidget(QWidget):
             ("Boxes", self.shapes_combo), self.add_box_button, ("Epochs", self.epochs),
             ("Steps per epoch", self.steps_per_epoch), ("Device", self.device_combo), self.oneshot,
             hbox(self.generate_button, self.export_button), ("Export as", hbox(self.instances, self.instance_method)),
-            ("Training steps", self.train_steps), hbox(self.train_button, self.apply_button),
+            ("Training steps", self.train_steps), ("Network starts from", self.train_init), hbox(self.train_button, self.apply_button),
             ("Big images: output folder", self.big_folder.widget), hbox(self.save_button, self.load_button),
         )
         vbox(self, self.images, form, self.cancel_button, self.progress, self.status)
@@ -243,7 +256,8 @@ class PartialLabelsWidget(QWidget):
                 names.append(row.layer.name)
         if not images:
             raise FewcellError("No checked image has pseudo-labels yet; press Generate pseudo-labels first.")
-        params = TrainParams(steps=self.train_steps.value(), device=self.device_combo.currentText())
+        params = TrainParams(steps=self.train_steps.value(), device=self.device_combo.currentText(),
+                             init=self.train_init.currentText())
         card = {"trained_on": "pseudo-labels from the napari-fewcell Partial labels widget", "images": names}
         return {"names": names, "done": self._train_done,
                 "make": lambda: train_iter(images, labels, params=params, card=card)}

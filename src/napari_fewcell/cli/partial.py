@@ -27,6 +27,7 @@ from .segment import ADAPT
 def add_pseudolabel_parser(sub) -> None:
     from ..engine.partial import PseudoParams as PseudoDefaults
     from ..engine.partial import TrainParams as TrainDefaults
+    from ..engine.partial.segnet import INITS
 
     q = sub.add_parser(
         "pseudolabel",
@@ -45,6 +46,9 @@ def add_pseudolabel_parser(sub) -> None:
                    help="also train a segmentation network from scratch on the pseudo-labels and save it here "
                         "(+ MODEL.json card)")
     q.add_argument("--train-steps", type=int, default=TrainDefaults.steps, help="stage-2 optimiser steps")
+    q.add_argument("--train-init", default=TrainDefaults.init, choices=INITS,
+                   help="stage 2 starts from scratch (paper 000) or from the pre-trained embedding weights (--weights; "
+                        "only the class head is new)")
     q.add_argument("--steps-per-epoch", type=int, default=0, help="0 = cover the unannotated pixels once")
     q.add_argument("--lr", type=float, default=PseudoDefaults.lr, help="stage-1 learning rate")
     q.add_argument("--patience", type=int, default=PseudoDefaults.patience,
@@ -83,14 +87,24 @@ def cmd_pseudolabel(a) -> int:
     unannotated.
     """
     from ..engine.core.progress import run
-    from ..engine.partial import (PseudoParams, TrainParams, describe_epoch, describe_labeller, pseudolabel_iter,
-                                  train_iter, validate)
+    from ..engine.partial import (
+        PseudoParams,
+        TrainParams,
+        describe_epoch,
+        describe_labeller,
+        pseudolabel_iter,
+        train_iter,
+        validate,
+    )
 
     data, layout = read_set(a)
     params = PseudoParams(epochs=a.epochs, steps_per_epoch=a.steps_per_epoch, lr=a.lr, weights=a.weights,
                           device=a.device, seed=a.seed, tau=a.tau, adapt=a.adapt,
                           patience=a.patience)
     params.check()
+    tp = TrainParams(steps=a.train_steps, device=a.device, seed=a.seed, tta=a.tta, init=a.train_init,
+                     weights=a.weights)
+    tp.check()  # stage 2's settings are checked before stage 1 starts
     validate(data)
     names = parse_class_names(a.class_name)
     check_model_target(a.train_net, a.overwrite)
@@ -100,7 +114,6 @@ def cmd_pseudolabel(a) -> int:
         print(line, file=sys.stderr)
     write_results(out, layout, result.labels, "pseudo-labels", names, a.instances)
     if a.train_net:
-        tp = TrainParams(steps=a.train_steps, device=a.device, seed=a.seed, tta=a.tta)
         card = {"trained_on": "pseudo-labels from `fewcell pseudolabel`", "images": [str(p) for p in a.images],
                 "boxes": [list(map(int, b)) for b in a.box], "stage1": dataclasses.asdict(params),
                 "stage1_history": result.history, "stage1_labeller": result.labeller}

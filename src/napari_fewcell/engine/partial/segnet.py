@@ -30,7 +30,9 @@ from ..core.errors import FewcellError
 from ..core.image import as_image2d, intensity_range, normalize
 from ..core.losses import soft_dice
 from ..core.progress import Progress, run
-from ..nets.unet import NetConfig, SegNet
+from ..nets.unet import NetConfig, SegNet, load_model
+
+INITS = ("scratch", "pretrained")  #: values of ``TrainParams.init``
 
 
 @dataclasses.dataclass
@@ -45,6 +47,10 @@ class TrainParams:
     depth: int = 3
     dice_weight: float = 1.0  #: weight of the soft-Dice term added to the cross entropy
     tta: bool = False  #: average the 8 flips/rotations at prediction time (8× slower, +0.03 Dice on ISBI)
+    #: "scratch" (paper 000), or "pretrained": the U-Net's body starts from the embedding network's weights
+    #: (``weights``, or the shipped ones); only the class head is new
+    init: str = "scratch"
+    weights: str | None = None  #: "pretrained": the embedding weights file (None: the shipped weights)
     device: str = "auto"
     seed: int = 0
 
@@ -53,6 +59,8 @@ class TrainParams:
             raise FewcellError("Training needs at least one step, one crop per batch and crops of 16 pixels or more.")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise FewcellError(f"The learning rate must be a positive number, not {self.lr}.")
+        if self.init not in INITS:
+            raise FewcellError(f"Unknown start '{self.init}' for the network: choose {' or '.join(INITS)}.")
 
 
 class SegModel(TiledModel):
@@ -178,6 +186,18 @@ def seg_loss(logits: torch.Tensor, y: torch.Tensor, dice_weight: float) -> torch
     return loss
 
 
+def new_segnet(p: TrainParams, n_classes: int) -> SegNet:
+    """A fresh stage-2 network; with ``p.init == "pretrained"`` its body holds the embedding network's weights."""
+    if p.init == "scratch":
+        return SegNet(NetConfig(base=p.base, depth=p.depth, embed_dim=n_classes))
+    emb = load_model(p.weights)
+    cfg = emb.config
+    net = SegNet(NetConfig(in_channels=cfg.in_channels, base=cfg.base, depth=cfg.depth, embed_dim=n_classes))
+    body = {k: v for k, v in emb.state_dict().items() if not k.startswith("head.")}
+    net.load_state_dict(body, strict=False)
+    return net
+
+
 def train_iter(images: Sequence, labels: Sequence, known: Sequence | None = None, params: TrainParams | None = None,
                class_names: dict | None = None, card: dict | None = None) -> Generator[Progress, None, SegModel]:
     """Train a SegNet from scratch on ``labels`` (one per image; ``known`` masks, if given, limit the loss)."""
@@ -191,7 +211,7 @@ def train_iter(images: Sequence, labels: Sequence, known: Sequence | None = None
     device = select_device(p.device)
     torch.manual_seed(p.seed)
     rng = np.random.default_rng(p.seed)
-    net = SegNet(NetConfig(base=p.base, depth=p.depth, embed_dim=len(classes))).to(device)
+    net = new_segnet(p, len(classes)).to(device)
     opt = torch.optim.AdamW(net.parameters(), lr=p.lr, weight_decay=1e-4)
     warm = max(1, p.steps // 10)  # linear warm-up, then cosine decay to 0
     sched = torch.optim.lr_scheduler.LambdaLR(
