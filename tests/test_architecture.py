@@ -78,3 +78,39 @@ def test_no_private_name_crosses_modules(path):
     for module, names in imports(path):
         private = [n for n in names if n.startswith("_") and not n.startswith("__")]
         assert not private, f"{path.relative_to(ROOT)} imports {private} from {module}: make them public"
+
+
+def module_graph() -> dict[str, set[str]]:
+    """{module: the package's modules it imports} (``from . import x`` of a submodule x is an edge to x)."""
+    mods = {}
+    for p in PKG.rglob("*.py"):
+        rel = p.relative_to(PKG.parent).with_suffix("")
+        mods[".".join(rel.parts[:-1] if rel.name == "__init__" else rel.parts)] = p
+    graph = {}
+    for name, path in mods.items():
+        edges = set()
+        for module, names in imports(path):
+            subs = {f"{module}.{n}" for n in names if f"{module}.{n}" in mods}
+            edges |= subs or ({module} if module in mods else set())
+        graph[name] = edges - {name}
+    return graph
+
+
+def test_no_import_loops():
+    """No two modules import each other, directly or through others (TYPE_CHECKING imports count too)."""
+    graph, state, loops = module_graph(), {}, []
+
+    def visit(node, path):
+        state[node] = "open"
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == "open":
+                loops.append(" → ".join(path[path.index(nxt):] + [nxt]))
+            elif nxt not in state:
+                visit(nxt, path + [nxt])
+        state[node] = "done"
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])
+    assert not loops, "import loops: " + "; ".join(loops)
+    assert "napari_fewcell.engine.prompt.segmenter" in graph["napari_fewcell.engine.prompt"]  # the graph is real

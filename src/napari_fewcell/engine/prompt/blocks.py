@@ -1,7 +1,7 @@
 """A segmenter and an adapted prompt applied block by block: the prompt's :class:`~..core.blocks.BlockModel`."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Generator
+from typing import Any, Generator, Protocol
 
 import numpy as np
 import torch
@@ -9,11 +9,22 @@ import torch
 from ..core.blocks import LazyImage, LuminanceImage, block_windows, label_dtype_for, local
 from ..core.errors import FewcellError
 from ..core.progress import Progress
+from ..nets.attention import PromptKeys
 from .adapt import Adaptation
 from .filters import FEATURE_MARGIN
+from .params import PromptParams
 
-if TYPE_CHECKING:
-    from .segmenter import Prompt, Segmenter
+
+class TileSegmenter(Protocol):
+    """What block-by-block segmentation needs of a :class:`~.segmenter.Segmenter` (which imports this module, so
+    this module names what it uses instead of importing it back)."""
+
+    params: PromptParams
+    device: torch.device
+
+    def path_keys(self, prompt: Any, ad: Adaptation) -> PromptKeys: ...
+
+    def tile_probs(self, sub: np.ndarray, rng, win, fwin, keys: PromptKeys, ad: Adaptation) -> torch.Tensor: ...
 
 
 class PromptBlocks:
@@ -22,7 +33,8 @@ class PromptBlocks:
 
     verb = "segmenting"
 
-    def __init__(self, seg: Segmenter, prompt: Prompt, ad: Adaptation, confidence: bool = False):
+    def __init__(self, seg: TileSegmenter, prompt: Any, ad: Adaptation, confidence: bool = False):
+        """``prompt``: a :class:`~.segmenter.Prompt` (its ``colour`` is read), ``ad`` its adaptation."""
         self.seg, self.prompt, self.ad, self.confidence = seg, prompt, ad, confidence
         self.keys = seg.path_keys(prompt, ad)
         self.tile = seg.params.tile
