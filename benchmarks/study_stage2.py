@@ -1,0 +1,68 @@
+#!/usr/bin/env python
+"""Stage 2 of workflow 2 (issue 24): how the segmentation network trained on the pseudo-labels should start and
+which pixels it should learn from. One leave-one-data-set-out fold, bench_partial.py's protocol (one centre 64×64
+box per train image): the pseudo-labels are stage 1's without fine-tuning (``--epochs 0``: the pre-trained
+network on the default path from all the boxes, i.e. one-shot's labels, which stage 1 keeps unless fine-tuning
+wins on its held-out boxes), then several stage-2 variants are trained on the same labels and scored on the test
+images, with one-shot and the RF on the same boxes beside.
+
+    python benchmarks/study_stage2.py --data ../shared/data --dataset isbi2012_membrane \\
+        --weights runs/lodo_isbi_episodic.pt --out benchmarks/results/stage2_lodo_isbi.md \\
+        scratch:1500 pretrained:1500 pretrained:500 pretrained:1500:0.8
+
+A variant is INIT:STEPS[:MIN_CONFIDENCE] (pixels whose pseudo-label confidence is below it are left out).
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+from bench_partial import centre_box, forest_on_boxes, ms, one_shot
+from common import Dataset, dice_pct, finish_report, log, report_header, set_threads
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--dataset", default="isbi2012_membrane")
+    ap.add_argument("--train-limit", type=int, default=15)
+    ap.add_argument("--weights", required=True)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("variants", nargs="+", metavar="INIT:STEPS[:MIN_CONFIDENCE]")
+    a = ap.parse_args()
+    from napari_fewcell.engine import PseudoParams, TrainParams, annotate, pseudolabel_iter, run, train_iter
+
+    set_threads(a.threads)
+    ds = Dataset(a.data, a.dataset, train_limit=a.train_limit)
+    train, test, img, lab = ds.train, ds.test, ds.images, ds.labels
+    boxes = {i: centre_box(img[i].shape) for i in train}
+    shot, _ = one_shot(a.weights, img, lab, boxes, train, test)
+    forest = forest_on_boxes(img, lab, boxes, train, test, a.threads)
+    rf = [dice_pct(forest[i], lab[i]) for i in test]
+    data = [annotate(img[i], lab[i], [boxes[i]], name=i) for i in train]
+    res = run(pseudolabel_iter(data, PseudoParams(epochs=0, weights=a.weights, device="cpu")))
+    rows = [f"| one-shot from the same boxes (default path) | {ms([dice_pct(shot[i], lab[i]) for i in test])} | |",
+            f"| RF on all the boxes | {ms(rf)} | |",
+            f"| (pseudo-labels on the train images: {ms([dice_pct(p, lab[i]) for p, i in zip(res.labels, train)])}) "
+            "| | |"]
+    for v in a.variants:
+        init, steps, *conf = v.split(":")
+        known = [c >= float(conf[0]) for c in res.confidence] if conf else None
+        tp = TrainParams(steps=int(steps), device="cpu", init=init, weights=a.weights)
+        log(f"stage 2: {v}")
+        t0 = time.perf_counter()
+        model = run(train_iter([img[i] for i in train], res.labels, known=known, params=tp))
+        secs = time.perf_counter() - t0
+        d = [dice_pct(model.predict(img[i]), lab[i]) for i in test]
+        kept = f", pixels with confidence ≥ {conf[0]} ({np.mean([k.mean() for k in known]):.0%})" if conf else ""
+        rows.append(f"| stage 2 from {init}, {steps} steps{kept} | {ms(d)} | {secs / 60:.1f} min |")
+    lines = report_header(f"Stage 2 variants on `{a.dataset}` (test images {test[0]}–{test[-1]})", False) + [
+        f"- weights `{a.weights}`; train images {train[0]}–{train[-1]} ({len(train)}), one centre 64×64 box each", "",
+        "| | Dice (%) on the test images, mean ± sd over images | training time |", "|---|---|---|", *rows, ""]
+    finish_report(lines, a.out)
+
+
+if __name__ == "__main__":
+    main()
