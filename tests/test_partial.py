@@ -244,6 +244,8 @@ def test_fine_tuning_stops_at_a_plateau_of_the_held_out_boxes():
     flat = PseudoParams(epochs=6, steps_per_epoch=1, batch=1, crop=64, lr=1e-30, patience=2, device="cpu")
     res = run(pseudolabel_iter(data, flat))
     assert [h["epoch"] for h in res.history] == [0, 1, 2] and res.history[0]["kept"]
+    assert res.labeller == {"network": "pre-trained", "path": "auto", "check": {},  # nothing else to weigh
+                            "why": "no fine-tuning epoch bettered the held-out boxes"}
     every = run(pseudolabel_iter(data, PseudoParams(**{**flat.__dict__, "patience": 0, "epochs": 3})))
     assert [h["epoch"] for h in every.history] == [0, 1, 2, 3]
 

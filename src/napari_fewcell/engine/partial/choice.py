@@ -62,11 +62,16 @@ def held_out_score(seg: Segmenter, data, train, val) -> Generator[Progress, None
 
 
 def choose_labeller(data, train, val, nets: dict, p, device) -> Generator[Progress, None, dict]:
-    """{"network", "path", "check": {"network/path": held-out Dice}} of the chosen candidate; without held-out
-    boxes (fewer than three boxes) the fine-tuned network on ``p.adapt``, unchecked."""
+    """{"network", "path", "check": {"network/path": held-out Dice}, "why"} of the chosen candidate; without
+    held-out boxes (fewer than three boxes) the fine-tuned network on ``p.adapt``, unchecked; when fine-tuning kept
+    the pre-trained network (no epoch bettered the held-out boxes) there is nothing to weigh."""
     if not val:
-        return {"network": "fine-tuned" if "fine-tuned" in nets else "pre-trained", "path": p.adapt, "check": {}}
+        return {"network": "fine-tuned" if "fine-tuned" in nets else "pre-trained", "path": p.adapt, "check": {},
+                "why": "fewer than 3 boxes, so no box was held out to check it"}
     pairs = candidates(p.adapt, "fine-tuned" in nets)
+    if len(pairs) == 1:
+        return {"network": "pre-trained", "path": p.adapt, "check": {},
+                "why": "no fine-tuning epoch bettered the held-out boxes"}
     check = {}
     for n, (net, path) in enumerate(pairs):
         yield Progress(n, len(pairs), f"checking {NAMES[net]} ({path}) on held-out boxes")
@@ -74,7 +79,8 @@ def choose_labeller(data, train, val, nets: dict, p, device) -> Generator[Progre
     first = check[pairs[0]]
     best = max(pairs, key=lambda k: check[k])
     net, path = best if check[best] > first + TIE else pairs[0]
-    return {"network": net, "path": path, "check": {f"{k[0]}/{k[1]}": round(v, 4) for k, v in check.items()}}
+    return {"network": net, "path": path, "check": {f"{k[0]}/{k[1]}": round(v, 4) for k, v in check.items()},
+            "why": "held-out boxes"}
 
 
 def describe_labeller(labeller: dict | None) -> str:
@@ -84,5 +90,5 @@ def describe_labeller(labeller: dict | None) -> str:
         return ""
     text = f"Labelled with {NAMES[labeller['network']]} ({labeller['path']})"
     if not labeller["check"]:
-        return text + ": fewer than 3 boxes, so no box was held out to check it"
+        return text + ": " + labeller.get("why", "unchecked")
     return text + ": held-out boxes " + ", ".join(f"{k} {v:.3f}" for k, v in labeller["check"].items())

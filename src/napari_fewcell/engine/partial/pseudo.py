@@ -259,7 +259,7 @@ def pseudolabel_iter(data: Sequence[AnnotatedImage], params: PseudoParams | None
     model = model.to(device)
     torch.manual_seed(p.seed)
     history: list[dict] = []
-    labeller, tuned = {"network": "pre-trained", "path": p.adapt, "check": {}}, None
+    labeller, tuned = {"network": "pre-trained", "path": p.adapt, "check": {}, "why": "no fine-tuning (0 epochs)"}, None
     if p.epochs:
         tr = _Trainer(data, classes, p, model, device)
         pretrained = copy.deepcopy(model)
