@@ -98,7 +98,9 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--lr", type=float, default=None)
     ap.add_argument("--dice-weight", type=float, default=None)
     ap.add_argument("--train-steps", type=int, default=None)
-    ap.add_argument("--stage2-init", choices=["scratch", "pretrained"], default=None,
+    from napari_fewcell.engine.partial.segnet import INITS
+
+    ap.add_argument("--stage2-init", choices=INITS, default=None,
                     help="stage 2 from scratch or from the embedding weights (default: the engine's)")
     ap.add_argument("--ignore-below", type=float, default=0.0,
                     help="stage 2 ignores pseudo-labelled pixels whose attention confidence is below this")

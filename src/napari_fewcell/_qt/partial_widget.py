@@ -111,7 +111,8 @@ class PartialLabelsWidget(QWidget):
             ("Boxes", self.shapes_combo), self.add_box_button, ("Epochs", self.epochs),
             ("Steps per epoch", self.steps_per_epoch), ("Device", self.device_combo), self.oneshot,
             hbox(self.generate_button, self.export_button), ("Export as", hbox(self.instances, self.instance_method)),
-            ("Training steps", self.train_steps), ("Network starts from", self.train_init), hbox(self.train_button, self.apply_button),
+            ("Training steps", self.train_steps), ("Network starts from", self.train_init),
+            hbox(self.train_button, self.apply_button),
             ("Big images: output folder", self.big_folder.widget), hbox(self.save_button, self.load_button),
         )
         vbox(self, self.images, form, self.cancel_button, self.progress, self.status)

@@ -3,5 +3,5 @@ from .choice import describe_labeller
 from .pseudo import PseudoParams, PseudoResult, describe_epoch, pseudolabel, pseudolabel_iter, validate
 from .segnet import SegModel, TrainParams, train_iter
 
-__all__ = ["PseudoParams", "PseudoResult", "SegModel", "TrainParams", "describe_epoch", "describe_labeller", "pseudolabel",
-           "pseudolabel_iter", "train_iter", "validate"]
+__all__ = ["PseudoParams", "PseudoResult", "SegModel", "TrainParams", "describe_epoch", "describe_labeller",
+           "pseudolabel", "pseudolabel_iter", "train_iter", "validate"]

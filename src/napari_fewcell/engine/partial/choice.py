@@ -37,28 +37,39 @@ def make_segmenter(net: EmbedNet, p, device, adapt: str) -> Segmenter:
     return Segmenter(PromptParams(tau=p.tau, prototypes=p.prototypes, device=str(device), adapt=adapt), model=net)
 
 
+def by_image(boxes: Sequence[tuple[int, tuple]]) -> dict[int, list]:
+    """(image index, (y, x, h, w)) pairs grouped by image, in image order."""
+    grouped: dict[int, list] = {}
+    for i, b in sorted(boxes, key=lambda ib: ib[0]):
+        grouped.setdefault(i, []).append(b)
+    return grouped
+
+
 def box_prompt(seg: Segmenter, data: Sequence[AnnotatedImage], boxes: Sequence[tuple[int, tuple]]):
     """One prompt of ``boxes`` ((image index, (y, x, h, w)) pairs), grouped by image."""
-    by_image: dict[int, list] = {}
-    for i, b in boxes:
-        by_image.setdefault(i, []).append(b)
-    (first, bxs), *rest = sorted(by_image.items())
+    (first, bxs), *rest = by_image(boxes).items()
     return seg.prepare_prompt_boxes(data[first].image, data[first].labels, bxs,
                                     more=[(data[i].image, data[i].labels, b) for i, b in rest])
 
 
 def held_out_score(seg: Segmenter, data, train, val) -> Generator[Progress, None, float]:
     """Mean over the held-out boxes of the mean per-class Dice of their pixels, the image labelled from a prompt
-    of the training boxes on the segmenter's path."""
+    of the training boxes on the segmenter's path (an image holding several held-out boxes is segmented once)."""
     prompt = box_prompt(seg, data, train)
     yield from seg.adapt_iter(prompt)
     scores = []
-    for i, (y, x, h, w) in val:
+    for i, boxes in by_image(val).items():
         labels = yield from relay(seg.segment_iter(data[i].image, prompt), Progress(0, 0, "checking a held-out box"))
-        truth = data[i].labels[y : y + h, x : x + w]
-        score = mean_dice(labels[y : y + h, x : x + w], truth)
-        scores.append(float(np.mean(labels[y : y + h, x : x + w] == truth)) if score is None else score)
+        for y, x, h, w in boxes:
+            truth = data[i].labels[y : y + h, x : x + w]
+            score = mean_dice(labels[y : y + h, x : x + w], truth)
+            scores.append(float(np.mean(labels[y : y + h, x : x + w] == truth)) if score is None else score)
     return float(np.mean(scores))
+
+
+def decision(network: str, path: str, why: str, check: dict | None = None) -> dict:
+    """The record of which network and path label the images (``PseudoResult.labeller``, the model card)."""
+    return {"network": network, "path": path, "check": check or {}, "why": why}
 
 
 def choose_labeller(data, train, val, nets: dict, p, device) -> Generator[Progress, None, dict]:
@@ -66,12 +77,11 @@ def choose_labeller(data, train, val, nets: dict, p, device) -> Generator[Progre
     held-out boxes (fewer than three boxes) the fine-tuned network on ``p.adapt``, unchecked; when fine-tuning kept
     the pre-trained network (no epoch bettered the held-out boxes) there is nothing to weigh."""
     if not val:
-        return {"network": "fine-tuned" if "fine-tuned" in nets else "pre-trained", "path": p.adapt, "check": {},
-                "why": "fewer than 3 boxes, so no box was held out to check it"}
+        return decision("fine-tuned" if "fine-tuned" in nets else "pre-trained", p.adapt,
+                        "fewer than 3 boxes, so no box was held out to check it")
     pairs = candidates(p.adapt, "fine-tuned" in nets)
     if len(pairs) == 1:
-        return {"network": "pre-trained", "path": p.adapt, "check": {},
-                "why": "no fine-tuning epoch bettered the held-out boxes"}
+        return decision("pre-trained", p.adapt, "no fine-tuning epoch bettered the held-out boxes")
     check = {}
     for n, (net, path) in enumerate(pairs):
         yield Progress(n, len(pairs), f"checking {NAMES[net]} ({path}) on held-out boxes")
@@ -79,8 +89,7 @@ def choose_labeller(data, train, val, nets: dict, p, device) -> Generator[Progre
     first = check[pairs[0]]
     best = max(pairs, key=lambda k: check[k])
     net, path = best if check[best] > first + TIE else pairs[0]
-    return {"network": net, "path": path, "check": {f"{k[0]}/{k[1]}": round(v, 4) for k, v in check.items()},
-            "why": "held-out boxes"}
+    return decision(net, path, "held-out boxes", {f"{k[0]}/{k[1]}": round(v, 4) for k, v in check.items()})
 
 
 def describe_labeller(labeller: dict | None) -> str:
@@ -90,5 +99,5 @@ def describe_labeller(labeller: dict | None) -> str:
         return ""
     text = f"Labelled with {NAMES[labeller['network']]} ({labeller['path']})"
     if not labeller["check"]:
-        return text + ": " + labeller.get("why", "unchecked")
+        return text + ": " + labeller["why"]
     return text + ": held-out boxes " + ", ".join(f"{k} {v:.3f}" for k, v in labeller["check"].items())

@@ -41,7 +41,7 @@ from ..core.losses import soft_dice
 from ..core.progress import Progress, relay, run
 from ..nets.unet import EmbedNet, load_model
 from ..prompt.adapt import ADAPT_CHOICES
-from .choice import choose_labeller, make_segmenter
+from .choice import choose_labeller, decision, make_segmenter
 
 
 @dataclasses.dataclass
@@ -259,7 +259,7 @@ def pseudolabel_iter(data: Sequence[AnnotatedImage], params: PseudoParams | None
     model = model.to(device)
     torch.manual_seed(p.seed)
     history: list[dict] = []
-    labeller, tuned = {"network": "pre-trained", "path": p.adapt, "check": {}, "why": "no fine-tuning (0 epochs)"}, None
+    labeller, tuned = decision("pre-trained", p.adapt, "no fine-tuning (0 epochs)"), None
     if p.epochs:
         tr = _Trainer(data, classes, p, model, device)
         pretrained = copy.deepcopy(model)
@@ -287,7 +287,7 @@ def fine_tune(tr: _Trainer, model: EmbedNet, p: PseudoParams) -> Generator[Progr
     opt = torch.optim.Adam(model.parameters(), lr=p.lr)
     total = p.epochs * steps
     yield Progress(0, total, "fine-tuning")
-    best_dice, best_epoch, best_state, good = tr.box_dice(), 0, None, snapshot(model)
+    best_dice, best_epoch, good = tr.box_dice(), 0, snapshot(model)
     best_state = good if best_dice is not None else None
     history = [{"epoch": 0, "loss_pseudo": None, "loss_prompt": None, "box_dice": best_dice, "seconds": 0.0}]
     for epoch in range(p.epochs):
