@@ -16,7 +16,8 @@ import zarr
 
 from napari_fewcell.cli import main
 from napari_fewcell.engine.batch import plan
-from napari_fewcell.engine.batch.cluster import PromptSpec, run_on_cluster
+from napari_fewcell.engine.batch.cluster import run_on_cluster
+from napari_fewcell.engine.batch.specs import PromptSpec
 from napari_fewcell.engine.prompt import PromptParams, Segmenter
 
 distributed = pytest.importorskip("distributed")

@@ -125,7 +125,7 @@ def cmd_pseudolabel(a) -> int:
 
 
 def cmd_predict(a) -> int:
-    from ..engine.batch.cluster import ModelFileSpec
+    from ..engine.batch.specs import ModelFileSpec
     from ..engine.models import open_model
 
     check_batch_args(a)

@@ -57,7 +57,7 @@ def add_parser(sub) -> None:
 
 
 def cmd_segment(a) -> int:
-    from ..engine.batch.cluster import PromptSpec
+    from ..engine.batch.specs import PromptSpec
     from ..engine.core.files import read_image
     from ..engine.core.image import is_colour
     from ..engine.prompt import PromptParams, Segmenter, colour_plan

@@ -9,7 +9,6 @@ another one; units write their outputs atomically, so nothing half-written is ev
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import os
 import sys
@@ -25,35 +24,6 @@ from .units import Output, Unit, finish, run_unit
 PLUGIN = "napari-fewcell"  #: the worker plugin's name
 CONNECT_SECONDS = 8  #: how long to try an unreachable scheduler before saying so
 WORKER_WAIT_SECONDS = 60  #: how long to wait for workers to join a scheduler
-
-
-@dataclasses.dataclass
-class ModelFileSpec:
-    """How a worker builds a saved model (a perceptron or a stage-2 network): the path must be readable there."""
-
-    path: str
-    device: str = "auto"
-    tta: bool | None = None
-
-    def build(self):
-        from ..models import open_model
-
-        return open_model(self.path, device=self.device, tta=self.tta)
-
-
-@dataclasses.dataclass
-class PromptSpec:
-    """How a worker builds the prompt segmenter: the parameters and the prepared, adapted prompt (sent once)."""
-
-    params: object  #: PromptParams
-    prompt: object  #: Prompt (adapted on the client: its adaptation travels with it)
-
-    def build(self):
-        from ..prompt import Segmenter
-
-        seg = Segmenter(self.params)
-        run(seg.adapt_iter(self.prompt))  # found in the prompt's cache when the worker's device is the client's
-        return seg.blocks_for(self.prompt)
 
 
 class ModelPlugin(WorkerPlugin):
