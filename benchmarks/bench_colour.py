@@ -17,12 +17,21 @@ from __future__ import annotations
 
 import argparse
 
+import bench_generalise as bg
 import numpy as np
-from common import Dataset, ForestPrompt, RFBaseline, finish_report, mean_sd, report_header, score_prompts, \
-    seeded_box, set_threads
+from common import (
+    Dataset,
+    ForestPrompt,
+    RFBaseline,
+    finish_report,
+    mean_sd,
+    report_header,
+    score_prompts,
+    seeded_box,
+    set_threads,
+)
 from skimage.color import rgb2gray
 
-import bench_generalise as bg
 from napari_fewcell.engine.nets.unet import default_weights_path, load_model
 
 SETS = {"dsb2018_he": "colour", "dsb2018_fluo": "gray"}

@@ -15,13 +15,23 @@ from __future__ import annotations
 import argparse
 import copy
 
+import bench_generalise as bg
 import numpy as np
 import torch
+from common import (
+    BOX,
+    Dataset,
+    ForestPrompt,
+    RFBaseline,
+    finish_report,
+    mean_sd,
+    report_header,
+    score_prompts,
+    seeded_box,
+    set_threads,
+    timed,
+)
 from torch import nn
-
-import bench_generalise as bg
-from common import BOX, Dataset, ForestPrompt, RFBaseline, finish_report, mean_sd, report_header, score_prompts, \
-    seeded_box, set_threads, timed
 
 from napari_fewcell.engine.core.image import as_image2d, intensity_range, normalize
 from napari_fewcell.engine.nets.unet import EmbedNet, load_model

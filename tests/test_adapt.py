@@ -232,17 +232,15 @@ def test_fused_forest_can_read_the_embedding(tmp_path, capsys):
     """PromptParams.fuse_embedding / --fuse-embedding: the fused forest reads the attention probability, the filters
     and the D embedding features; the labels are written and differ little from the plain fused path's."""
     img, mask = blobs((120, 130), seed=7)
-    results = {}
+    results, features = {}, {}
     for flag in (False, True):
         seg = Segmenter(PromptParams(adapt="fuse", fuse_embedding=flag, **FAST), model=tiny_net())
         prompt = seg.prepare_prompt(img, mask, (30, 40, 64, 64))
         results[flag] = seg.segment(img, prompt)
         ad = seg.adapted(prompt)
         assert ad.embedding is flag and prompt.path == "fuse"
-        features = ad.forest.n_features_in_
-        if flag:
-            assert features == plain + seg.model.config.embed_dim
-        plain = features
+        features[flag] = ad.forest.n_features_in_
+    assert features[True] == features[False] + seg.model.config.embed_dim
     assert (results[True] == results[False]).mean() > 0.8
     assert main(_cli_args(tmp_path, "--adapt", "fuse", "--fuse-embedding")) == 0
     assert tifffile.imread(tmp_path / "o" / "a.tif").shape == (120, 130)

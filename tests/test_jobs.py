@@ -8,7 +8,8 @@ from napari_fewcell.engine.core.progress import Progress, duration_text, time_le
 
 
 def test_durations_read_as_a_person_says_them():
-    assert duration_text(40.4) == "40 s" and duration_text(185) == "3 min 5 s" and duration_text(3720 * 2) == "2 h 4 min"
+    assert duration_text(40.4) == "40 s" and duration_text(185) == "3 min 5 s"
+    assert duration_text(3720 * 2) == "2 h 4 min"
     assert time_left_text(30, 0.25) == ", about 1 min 30 s left"
     assert time_left_text(30, 0) == "" and time_left_text(30, 1) == ""
 

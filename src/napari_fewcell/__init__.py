@@ -32,7 +32,6 @@ from .engine import (
     support,
     train_iter,
 )
-
 from .engine.core.version import __version__
 
 __all__ = [

@@ -7,5 +7,5 @@ from .parts import crop_prompt_labels
 from .segmenter import Prompt, PromptParams, Segmenter, segment
 
 __all__ = ["ADAPT_CHOICES", "PATH_NAMES", "Adaptation", "Prompt", "PromptParams", "Segmenter", "apply_corrections",
-           "colour_plan", "corrections_from_edit", "crop_prompt_labels", "empty_corrections", "estimate_text", "generic_features",
-           "merge_corrections", "segment"]
+           "colour_plan", "corrections_from_edit", "crop_prompt_labels", "empty_corrections", "estimate_text",
+           "generic_features", "merge_corrections", "segment"]

@@ -56,7 +56,8 @@ def _val_dice(net: MSDNet, images: list[np.ndarray], labels: list[np.ndarray]) -
 
 
 def crop_batch(images: list, labels: list, sizes: np.ndarray, p: MSDTrainParams, rng: np.random.Generator):
-    """``p.batch`` augmented crops (images drawn by their pixel count), cut to the smallest: (B, 3, c, c), (B, 1, c, c)."""
+    """``p.batch`` augmented crops (images drawn by their pixel count), cut to the smallest:
+    (B, 3, c, c), (B, 1, c, c)."""
     xs, ys = [], []
     for _ in range(p.batch):
         i = int(rng.choice(len(images), p=sizes / sizes.sum()))
