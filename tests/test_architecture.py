@@ -31,9 +31,12 @@ def part_of(path: Path) -> str:
     return rel.parts[0] if len(rel.parts) > 1 else rel.stem
 
 
-def imports(path: Path):
-    """(resolved module path under napari_fewcell or a top-level name, imported names) of every import."""
+def imports(path: Path, load_time: bool = False):
+    """(resolved module path under napari_fewcell or a top-level name, imported names) of every import; with
+    ``load_time``, only of the statements run when the module loads (not those inside functions or classes)."""
     tree = ast.parse(path.read_text())
+    if load_time:
+        tree = ast.Module(body=[n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))], type_ignores=[])
     inside = path.is_relative_to(PKG)  # scripts and benchmarks import absolutely
     package = ".".join(path.relative_to(PKG.parent).parts[:-1]) if inside else ""
     for node in ast.walk(tree):
@@ -114,3 +117,27 @@ def test_no_import_loops():
             visit(node, [node])
     assert not loops, "import loops: " + "; ".join(loops)
     assert "napari_fewcell.engine.prompt.segmenter" in graph["napari_fewcell.engine.prompt"]  # the graph is real
+
+
+def test_a_run_on_this_machine_does_not_load_dask_distributed():
+    """`fewcell segment` and `fewcell predict` on this machine build their model from batch/specs.py, which must not
+    load dask.distributed (0.23 s of every command's start-up): neither it nor anything it loads imports it at load
+    time (packages' __init__ included), and the CLI imports cluster.py only for --scheduler."""
+    mods = {".".join(p.relative_to(PKG.parent).with_suffix("").parts).removesuffix(".__init__"): p
+            for p in PKG.rglob("*.py")}
+    seen, todo, outside = set(), ["napari_fewcell.engine.batch.specs"], set()
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        parts = name.split(".")
+        todo += [".".join(parts[:i]) for i in range(1, len(parts)) if ".".join(parts[:i]) in mods]
+        for module, names in imports(mods[name], load_time=True):
+            subs = [f"{module}.{n}" for n in names if f"{module}.{n}" in mods]
+            todo += subs or ([module] if module in mods else [])
+            outside |= set() if module in mods else {module.split(".")[0]}
+    assert "napari_fewcell.engine.core.progress" in seen and "torch" in outside  # the walk is real
+    assert not outside & {"distributed", "dask"}, sorted(outside)
+    for verb in ("segment.py", "partial.py"):
+        assert not [m for m, _ in imports(PKG / "cli" / verb) if m.endswith("batch.cluster")], verb
