@@ -103,6 +103,8 @@ def test_bad_inputs_give_one_sentence(files, tmp_path, capsys):
     assert "nothing to pseudo-label" in _err(capsys, [*full, *out, *FAST])
     assert "at least one step" in _err(capsys, [*base, "--labels", str(files["lab0"]), "none", *box, *out,
                                                 "--train-net", str(tmp_path / "n.pt"), "--train-steps", "0"])
+    assert "minimum confidence" in _err(capsys, [*base, "--labels", str(files["lab0"]), "none", *box, *out,
+                                                 "--train-net", str(tmp_path / "n.pt"), "--train-min-confidence", "1"])
     assert not (tmp_path / "o").exists()  # bad input leaves nothing behind
 
     (tmp_path / "busy").mkdir()

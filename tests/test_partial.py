@@ -73,7 +73,7 @@ def test_pseudolabel_api_with_shipped_weights_and_mixed_images():
 
 def test_stage2_learns_saves_loads_and_predicts_the_same(tmp_path):
     pairs = blob_set(3, (96, 96))
-    p = TrainParams(steps=60, batch=4, crop=64, base=8, device="cpu")
+    p = TrainParams(steps=60, batch=4, crop=64, base=8, init="scratch", device="cpu")
     model = run(train_iter([im for im, _ in pairs[:2]], [m for _, m in pairs[:2]], params=p,
                            class_names={1: "nucleus"}))
     test_img, truth = pairs[2]
@@ -113,8 +113,11 @@ def test_stage2_ignores_unknown_pixels_and_keeps_label_values():
     lab = mask * 3  # class value 3, not 1
     known = np.zeros(mask.shape, bool)
     known[:, :48] = True
-    model = run(train_iter([img], [lab], known=[known], params=TrainParams(steps=40, batch=4, crop=48, base=8,
-                                                                           device="cpu")))
+    confidence = np.ones(mask.shape, np.float16)
+    confidence[48:] = 0.5  # stage 1 was unsure of the lower half: with min_confidence 0.8 it is left out too
+    p = TrainParams(steps=40, batch=4, crop=48, base=8, init="scratch", device="cpu", min_confidence=0.8)
+    model = run(train_iter([img], [lab], known=[known], params=p, confidence=[confidence]))
+    assert model.card["known_pixels"] == 48 * 48
     assert list(model.classes) == [0, 3]
     assert set(np.unique(model.predict(img))) <= {0, 3}
 

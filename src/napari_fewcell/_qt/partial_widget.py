@@ -90,8 +90,8 @@ class PartialLabelsWidget(QWidget):
         self.train_init = QComboBox()
         self.train_init.addItems(INITS)
         self.train_init.setCurrentText(TrainParams.init)
-        self.train_init.setToolTip("scratch: a new U-Net (paper 000); pretrained: its body starts from the shipped "
-                                   "embedding network, only the class head is new")
+        self.train_init.setToolTip("pretrained: the network's body starts from the embedding network, only the "
+                                   "class head is new; scratch: a new U-Net (paper 000), which needs ~1500 steps")
         self.instances = QCheckBox("Instance labels")
         self.oneshot = QCheckBox("Annotated images are fully labelled (one-shot fine-tuning)")
         self.oneshot.setToolTip("Paper 000, Table 1: every pixel of an image with labels is known; "

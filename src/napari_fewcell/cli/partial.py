@@ -43,12 +43,16 @@ def add_pseudolabel_parser(sub) -> None:
     q.add_argument("--epochs", type=int, default=PseudoDefaults.epochs,
                    help="stage-1 fine-tuning epochs (0 = no fine-tuning)")
     q.add_argument("--train-net", default=None, metavar="MODEL.pt",
-                   help="also train a segmentation network from scratch on the pseudo-labels and save it here "
+                   help="also train a segmentation network on the pseudo-labels and save it here "
                         "(+ MODEL.json card)")
-    q.add_argument("--train-steps", type=int, default=TrainDefaults.steps, help="stage-2 optimiser steps")
+    q.add_argument("--train-steps", type=int, default=TrainDefaults.steps,
+                   help=f"stage-2 optimiser steps (default {TrainDefaults.steps}; give 1500 with --train-init scratch)")
     q.add_argument("--train-init", default=TrainDefaults.init, choices=INITS,
-                   help="stage 2 starts from scratch (paper 000) or from the pre-trained embedding weights (--weights; "
-                        "only the class head is new)")
+                   help=f"stage 2 starts from the pre-trained embedding weights (--weights; only the class head is "
+                        f"new) or from scratch (paper 000) (default {TrainDefaults.init})")
+    q.add_argument("--train-min-confidence", type=float, default=TrainDefaults.min_confidence, metavar="P",
+                   help="stage 2 learns only pixels that stage 1 labelled with at least this probability (annotated "
+                        "pixels always count; default 0: every pixel)")
     q.add_argument("--steps-per-epoch", type=int, default=0, help="0 = cover the unannotated pixels once")
     q.add_argument("--lr", type=float, default=PseudoDefaults.lr, help="stage-1 learning rate")
     q.add_argument("--patience", type=int, default=PseudoDefaults.patience,
@@ -103,7 +107,7 @@ def cmd_pseudolabel(a) -> int:
                           patience=a.patience)
     params.check()
     tp = TrainParams(steps=a.train_steps, device=a.device, seed=a.seed, tta=a.tta, init=a.train_init,
-                     weights=a.weights)
+                     weights=a.weights, min_confidence=a.train_min_confidence)
     tp.check()  # stage 2's settings are checked before stage 1 starts
     validate(data)
     names = parse_class_names(a.class_name)
@@ -117,8 +121,8 @@ def cmd_pseudolabel(a) -> int:
         card = {"trained_on": "pseudo-labels from `fewcell pseudolabel`", "images": [str(p) for p in a.images],
                 "boxes": [list(map(int, b)) for b in a.box], "stage1": dataclasses.asdict(params),
                 "stage1_history": result.history, "stage1_labeller": result.labeller}
-        model = run(train_iter([d.image for d in data], result.labels, params=tp, class_names=names, card=card),
-                    Bar("train-net"))
+        model = run(train_iter([d.image for d in data], result.labels, params=tp, class_names=names, card=card,
+                               confidence=result.confidence), Bar("train-net"))
         model.save(a.train_net)
         print(a.train_net)
     return 0
