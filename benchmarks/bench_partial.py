@@ -125,11 +125,11 @@ def stage_params(a, weights: str):
         pp.lr = a.lr
     if a.dice_weight is not None:
         pp.dice_weight = a.dice_weight
-    tp = TrainParams(device="cpu")
+    tp = TrainParams(device="cpu", weights=weights)  # from the embedding weights: the fold's own, never the shipped
     if a.train_steps is not None:
         tp.steps = a.train_steps
     if a.stage2_init is not None:
-        tp.init, tp.weights = a.stage2_init, weights
+        tp.init = a.stage2_init
     if a.quick:
         tp.steps = 20
     return pp, tp

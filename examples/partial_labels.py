@@ -26,7 +26,7 @@ labels = [truth[y : y + 256, x : x + 256] if k < 2 else None for k, (y, x) in en
 stage1 = PseudoParams(epochs=1, steps_per_epoch=2) if quick else PseudoParams()
 pseudo = pseudolabel(images, labels, boxes=[box], params=stage1)
 
-stage2 = TrainParams(steps=10 if quick else 1500)
+stage2 = TrainParams(steps=10) if quick else TrainParams()  # 500 steps from the embedding weights
 model = run(train_iter(images, pseudo, params=stage2))
 out.mkdir(parents=True, exist_ok=True)
 model.save(out / "nuclei_net.pt")  # + nuclei_net.json, its card
