@@ -307,3 +307,19 @@ def test_the_self_check_buffer_keeps_neighbours_of_the_held_out_quarter_out_of_t
     assert np.array_equal(huge.train_mask(3), huge.quad != 3)
     with pytest.raises(FewcellError, match="buffer"):
         PromptParams(check_buffer=-1).check()
+
+
+def test_a_forest_learns_from_a_proportional_sample_of_many_pixels():
+    """Many boxes (a partial-labels run's 15): the forest fits (and the self-check attends) on a seeded sample of
+    SAMPLE_PIXELS, every class in proportion and never fewer than SAMPLE_CLASS_MIN of one; few are all kept."""
+    from napari_fewcell.engine.prompt.filters import SAMPLE_CLASS_MIN, SAMPLE_PIXELS, fit_forest, pixel_sample
+
+    y = np.r_[np.zeros(60_000, int), np.ones(500, int), np.full(100, 2)]
+    i = pixel_sample(y)
+    counts = np.bincount(y[i])
+    assert abs(len(i) - SAMPLE_PIXELS) < SAMPLE_CLASS_MIN * 2 and np.all(np.diff(i) > 0)
+    assert counts[2] == 100 and counts[1] == SAMPLE_CLASS_MIN and counts[0] > 15_000
+    assert np.array_equal(i, pixel_sample(y)) and np.array_equal(pixel_sample(y[:5000]), np.arange(5000))
+    x = np.c_[y + np.random.default_rng(1).normal(0, 0.1, len(y))]
+    forest = fit_forest(5, x, y)
+    assert list(forest.classes_) == [0, 1, 2] and (forest.predict(x[::97]) == y[::97]).mean() > 0.99

@@ -50,7 +50,7 @@ from ..core.errors import FewcellError
 from ..core.progress import Progress
 from ..nets import attention
 from ..nets.unet import EmbedNet
-from .filters import forest_proba, luminance_features, make_forest
+from .filters import fit_forest, forest_proba, luminance_features, pixel_sample
 from .parts import BoxData, PromptSource, as_sources, mean_dice
 
 ADAPT_CHOICES = ("auto", "none", "forest", "fuse", "finetune")  #: values of ``PromptParams.adapt``
@@ -122,9 +122,10 @@ def held_out_probs(box: BoxData, emb: torch.Tensor | None = None, exclude: tuple
     """(M, C) class probabilities of each box pixel by attention to the pixels of the OTHER quadrants
     (never to those of ``exclude``, whose rows stay 0).
 
-    Exact attention (every key pixel), whatever ``PromptParams.attention`` says: k-means prototypes for
-    the 16 key sets of a self-check would cost seconds, and the prototypes approximate exact attention
-    (tests/test_segment.py: the two agree on ≥ 97 % of pixels).
+    Exact attention (every key pixel, or a class-proportional sample of :data:`~.filters.SAMPLE_PIXELS` of
+    them), whatever ``PromptParams.attention`` says: k-means prototypes for the 16 key sets of a self-check
+    would cost seconds, and the prototypes approximate exact attention (tests/test_segment.py: the two agree
+    on ≥ 97 % of pixels).
     """
     emb = box.emb if emb is None else emb
     out = np.zeros((len(box.y), box.n_classes), np.float32)
@@ -132,6 +133,8 @@ def held_out_probs(box: BoxData, emb: torch.Tensor | None = None, exclude: tuple
         train = box.train_mask(q) & ~np.isin(box.quad, exclude)
         if q in exclude or not train.any():
             continue
+        train = np.flatnonzero(train)
+        train = train[pixel_sample(box.y[train])]
         keys = attention.exact_keys(emb[train], box.y[train])
         with torch.inference_mode():
             p = attention.attend(emb[box.quad == q].float(), keys, box.tau)
@@ -156,7 +159,7 @@ def forest_check(box: BoxData, feats: np.ndarray, loqo: np.ndarray | None,
             x_train, x_test = np.hstack([feats[train], nested[train]]), np.hstack([feats[test], loqo[test]])
             if extra is not None:  # the network's own per-pixel features (PromptParams.fuse_embedding)
                 x_train, x_test = np.hstack([x_train, extra[train]]), np.hstack([x_test, extra[test]])
-        forest = make_forest(trees).fit(x_train, box.y[train])
+        forest = fit_forest(trees, x_train, box.y[train])
         pred[test] = forest_proba(forest, x_test, box.n_classes).argmax(1)
         yield Progress(i + 1, len(quads), "checking the forest" if loqo is None else "checking the fused path")
     return pred
@@ -339,7 +342,7 @@ def adapt_iter(model: EmbedNet, box: BoxData | None, params) -> Generator[Progre
         x = np.hstack([reuse["feats"], reuse["loqo"]]) if path == "fuse" else reuse["feats"]
         embedding = path == "fuse" and reuse["extra"] is not None
         x = np.hstack([x, reuse["extra"]]) if embedding else x
-        return Adaptation(path, check, forest=make_forest(params.trees).fit(x, box.y), embedding=embedding)
+        return Adaptation(path, check, forest=fit_forest(params.trees, x, box.y), embedding=embedding)
     if path == "finetune":
         net = yield from finetune(model, box, params)
         return Adaptation(path, check, model=net)

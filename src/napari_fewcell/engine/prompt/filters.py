@@ -40,10 +40,35 @@ def generic_features(image, tile: int = 512) -> np.ndarray:
     return out
 
 
-def make_forest(trees: int):
+#: the self-check's attention keys and a forest's training pixels are at most this many (4 boxes of 64²; a prompt of
+#: up to 5 boxes is never sampled): with a partial-labels run's 15 boxes, exact attention from every box pixel to
+#: every other made each self-check 30–60 s on 2 cores, and the pixels of a box are so alike that a sample of them
+#: teaches as much
+SAMPLE_PIXELS = 16384
+SAMPLE_CLASS_MIN = 256  #: a sample keeps at least this many pixels of every class (all of a smaller class)
+
+
+def pixel_sample(y: np.ndarray, cap: int = SAMPLE_PIXELS) -> np.ndarray:
+    """Indices of at most about ``cap`` of the pixels ``y``, in order: every class in proportion, each with at least
+    SAMPLE_CLASS_MIN (or all it has). Seeded: the same pixels give the same sample."""
+    if len(y) <= cap:
+        return np.arange(len(y))
+    rng = np.random.default_rng(0)
+    keep = []
+    for c in np.unique(y):
+        where = np.flatnonzero(y == c)
+        n = min(len(where), max(SAMPLE_CLASS_MIN, round(len(where) * cap / len(y))))
+        keep.append(rng.choice(where, n, replace=False))
+    return np.sort(np.concatenate(keep))
+
+
+def fit_forest(trees: int, x: np.ndarray, y: np.ndarray):
+    """A random forest of ``trees`` fitted on (a sample of) the pixels ``x`` with classes ``y``."""
     from sklearn.ensemble import RandomForestClassifier
 
-    return RandomForestClassifier(n_estimators=trees, n_jobs=max(1, torch.get_num_threads()), random_state=0)
+    i = pixel_sample(y)
+    forest = RandomForestClassifier(n_estimators=trees, n_jobs=max(1, torch.get_num_threads()), random_state=0)
+    return forest.fit(x[i], y[i])
 
 
 def forest_proba(forest, x: np.ndarray, n_classes: int) -> np.ndarray:
