@@ -40,8 +40,8 @@ def generic_features(image, tile: int = 512) -> np.ndarray:
     return out
 
 
-#: the self-check's attention keys and a forest's training pixels are at most this many (4 boxes of 64²; a prompt of
-#: up to 5 boxes is never sampled): with a partial-labels run's 15 boxes, exact attention from every box pixel to
+#: the self-check's attention keys and a forest's training pixels are at most this many (4 boxes of 64²: a prompt of
+#: up to 4 such boxes is never sampled): with a partial-labels run's 15 boxes, exact attention from every box pixel to
 #: every other made each self-check 30–60 s on 2 cores, and the pixels of a box are so alike that a sample of them
 #: teaches as much
 SAMPLE_PIXELS = 16384
