@@ -161,7 +161,10 @@ def bad(capsys, argv) -> str:
     return err
 
 
-def test_cli_bad_batch_input(big, sample, tmp_path, capsys):
+def test_cli_bad_batch_input(big, sample, tmp_path, capsys, monkeypatch):
+    from napari_fewcell.engine.batch import cluster
+
+    monkeypatch.setattr(cluster, "CONNECT_SECONDS", 1)  # the sentence, without waiting 8 s for a closed port
     o = str(tmp_path / "o")
     assert "matches no file" in bad(capsys, cli_args(sample, str(tmp_path / "nothing*.tif"), "--out", o))
     (tmp_path / "empty").mkdir()
