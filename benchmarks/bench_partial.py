@@ -72,8 +72,8 @@ def forest_on_boxes(img: dict, lab: dict, boxes: dict, train: list, ids: list, t
 
 def candidate_rows(res, data, pp, img: dict, lab: dict, train: list) -> list[str]:
     """Rows: the train images' Dice as the fine-tuned network (whether or not stage 1 chose it) would label them on
-    each path stage 1 weighed — what the held-out boxes' choice was between (the pre-trained network on the
-    default path is the one-shot row)."""
+    attention alone (the candidate stage 1 weighed against the pre-trained network on the default path, which is
+    the one-shot row) and on the default path (for comparison)."""
     from napari_fewcell.engine import run
     from napari_fewcell.engine.partial.pseudo import label_all
 
