@@ -158,12 +158,49 @@ def header_lines(a, weights: str, seen: set, train: list, test: list, frac: floa
     ]
 
 
+def checked_weights(a, test: list) -> tuple[str, set]:
+    """The weights file and the fold's images it was trained on (none may be a test image)."""
+    from napari_fewcell.engine.nets.unet import default_weights_path, load_model
+
+    weights = a.weights or str(default_weights_path())
+    card = load_model(weights).card
+    seen = set()
+    for c in (card, card.get("init_card") or {}, (card.get("init_card") or {}).get("init_card") or {}):
+        seen |= set((c.get("training_images") or {}).get(a.dataset, []))
+    assert not seen & set(test), "a test image is among the weights' training images"
+    return weights, seen
+
+
+def stage2(a, res, img: dict, lab: dict, train: list, test: list, tp):
+    """Stage 2 on the pseudo-labels: (test images' Dice, training seconds, seconds to predict one, peak GB)."""
+    from napari_fewcell.engine import run, train_iter
+
+    log(f"stage 2: {tp.steps} steps on the pseudo-labels")
+    t0 = time.perf_counter()
+    known = [c >= a.ignore_below for c in res.confidence] if a.ignore_below > 0 else None
+    model = run(train_iter([img[i] for i in train], res.labels, known=known, params=tp))
+    t2 = time.perf_counter() - t0
+    test_d = [dice_pct(model.predict(img[i]), lab[i]) for i in test]
+    t0 = time.perf_counter()
+    model.predict(img[test[0]])
+    return test_d, t2, time.perf_counter() - t0, vm_hwm_gb()
+
+
+def upper_bound_row(img: dict, lab: dict, train: list, test: list, tp) -> str:
+    """The same stage 2 trained on the full labels, as a report row."""
+    from napari_fewcell.engine import run, train_iter
+
+    log("upper bound: stage 2 on the full labels")
+    t0 = time.perf_counter()
+    full = run(train_iter([img[i] for i in train], [lab[i] for i in train], params=tp))
+    tf = time.perf_counter() - t0
+    full_d = [dice_pct(full.predict(img[i]), lab[i]) for i in test]
+    return f"| upper bound: same U-Net on the full labels, test images | {ms(full_d)} | {tf / 60:.1f} min |"
+
+
 def main() -> None:
     a = parse_args()
-
-
-    from napari_fewcell.engine import annotate, pseudolabel_iter, run, train_iter
-    from napari_fewcell.engine.nets.unet import default_weights_path, load_model
+    from napari_fewcell.engine import annotate, pseudolabel_iter, run
     from napari_fewcell.engine.partial import describe_epoch, describe_labeller
 
     set_threads(a.threads)
@@ -171,13 +208,7 @@ def main() -> None:
     train, test, img, lab = ds.train, ds.test, ds.images, ds.labels
     if a.quick:
         test = test[:2]
-    weights = a.weights or str(default_weights_path())
-    card = load_model(weights).card
-    seen = set()
-    for c in (card, card.get("init_card") or {}, (card.get("init_card") or {}).get("init_card") or {}):
-        seen |= set((c.get("training_images") or {}).get(a.dataset, []))
-    assert not seen & set(test), "a test image is among the weights' training images"
-
+    weights, seen = checked_weights(a, test)
     pp, tp = stage_params(a, weights)
 
     boxes = {i: centre_box(img[i].shape) for i in train}
@@ -199,16 +230,7 @@ def main() -> None:
     mem1 = vm_hwm_gb()
     tuned = candidate_rows(res, data, pp, img, lab, train)
 
-    log(f"stage 2: {tp.steps} steps on the pseudo-labels")
-    t0 = time.perf_counter()
-    known = [c >= a.ignore_below for c in res.confidence] if a.ignore_below > 0 else None
-    model = run(train_iter([img[i] for i in train], res.labels, known=known, params=tp))
-    t2 = time.perf_counter() - t0
-    test_d = [dice_pct(model.predict(img[i]), lab[i]) for i in test]
-    t0 = time.perf_counter()
-    model.predict(img[test[0]])
-    t_pred = time.perf_counter() - t0
-    mem2 = vm_hwm_gb()
+    test_d, t2, t_pred, mem2 = stage2(a, res, img, lab, train, test, tp)
 
     rows = [
         "| | Dice (%) mean ± sd over images | CPU wall time |",
@@ -222,12 +244,7 @@ def main() -> None:
         f"| **stage 2 on the pseudo-labels**, test images | **{ms(test_d)}** | {t2 / 60:.1f} min |",
     ]
     if a.upper_bound:
-        log("upper bound: stage 2 on the full labels")
-        t0 = time.perf_counter()
-        full = run(train_iter([img[i] for i in train], [lab[i] for i in train], params=tp))
-        tf = time.perf_counter() - t0
-        full_d = [dice_pct(full.predict(img[i]), lab[i]) for i in test]
-        rows.append(f"| upper bound: same U-Net on the full labels, test images | {ms(full_d)} | {tf / 60:.1f} min |")
+        rows.append(upper_bound_row(img, lab, train, test, tp))
     lines += rows + [
         "",
         f"- pseudo-labels − one-shot (train images): {np.mean(pl_d) - np.mean(shot_train):+.2f}; stage 2 − one-shot "
