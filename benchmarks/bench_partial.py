@@ -125,7 +125,8 @@ def stage_params(a, weights: str):
         pp.lr = a.lr
     if a.dice_weight is not None:
         pp.dice_weight = a.dice_weight
-    tp = TrainParams(device="cpu", weights=weights)  # from the embedding weights: the fold's own, never the shipped
+    # from the embedding weights: the fold's own, never the shipped; --ignore-below is the engine's min_confidence
+    tp = TrainParams(device="cpu", weights=weights, min_confidence=a.ignore_below)
     if a.train_steps is not None:
         tp.steps = a.train_steps
     if a.stage2_init is not None:
@@ -171,14 +172,13 @@ def checked_weights(a, test: list) -> tuple[str, set]:
     return weights, seen
 
 
-def stage2(a, res, img: dict, lab: dict, train: list, test: list, tp):
+def stage2(res, img: dict, lab: dict, train: list, test: list, tp):
     """Stage 2 on the pseudo-labels: (test images' Dice, training seconds, seconds to predict one, peak GB)."""
     from napari_fewcell.engine import run, train_iter
 
     log(f"stage 2: {tp.steps} steps on the pseudo-labels")
     t0 = time.perf_counter()
-    known = [c >= a.ignore_below for c in res.confidence] if a.ignore_below > 0 else None
-    model = run(train_iter([img[i] for i in train], res.labels, known=known, params=tp))
+    model = run(train_iter([img[i] for i in train], res.labels, params=tp, confidence=res.confidence))
     t2 = time.perf_counter() - t0
     test_d = [dice_pct(model.predict(img[i]), lab[i]) for i in test]
     t0 = time.perf_counter()
@@ -230,7 +230,7 @@ def main() -> None:
     mem1 = vm_hwm_gb()
     tuned = candidate_rows(res, data, pp, img, lab, train)
 
-    test_d, t2, t_pred, mem2 = stage2(a, res, img, lab, train, test, tp)
+    test_d, t2, t_pred, mem2 = stage2(res, img, lab, train, test, tp)
 
     rows = [
         "| | Dice (%) mean ± sd over images | CPU wall time |",

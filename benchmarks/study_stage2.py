@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import time
 
-import numpy as np
 from bench_partial import centre_box, forest_on_boxes, ms, one_shot
 from common import Dataset, dice_pct, finish_report, log, report_header, set_threads
 
@@ -49,14 +48,15 @@ def main() -> None:
             "| | |"]
     for v in a.variants:
         init, steps, *conf = v.split(":")
-        known = [c >= float(conf[0]) for c in res.confidence] if conf else None
-        tp = TrainParams(steps=int(steps), device="cpu", init=init, weights=a.weights)
+        tp = TrainParams(steps=int(steps), device="cpu", init=init, weights=a.weights,
+                         min_confidence=float(conf[0]) if conf else 0.0)
         log(f"stage 2: {v}")
         t0 = time.perf_counter()
-        model = run(train_iter([img[i] for i in train], res.labels, known=known, params=tp))
+        model = run(train_iter([img[i] for i in train], res.labels, params=tp, confidence=res.confidence))
         secs = time.perf_counter() - t0
         d = [dice_pct(model.predict(img[i]), lab[i]) for i in test]
-        kept = f", pixels with confidence ≥ {conf[0]} ({np.mean([k.mean() for k in known]):.0%})" if conf else ""
+        share = model.card["known_pixels"] / sum(lab[i].size for i in train)
+        kept = f", pixels with confidence ≥ {conf[0]} ({share:.0%})" if conf else ""
         rows.append(f"| stage 2 from {init}, {steps} steps{kept} | {ms(d)} | {secs / 60:.1f} min |")
     lines = report_header(f"Stage 2 variants on `{a.dataset}` (test images {test[0]}–{test[-1]})", False) + [
         f"- weights `{a.weights}`; train images {train[0]}–{train[-1]} ({len(train)}), one centre 64×64 box each", "",

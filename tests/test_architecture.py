@@ -83,20 +83,29 @@ def test_no_private_name_crosses_modules(path):
         assert not private, f"{path.relative_to(ROOT)} imports {private} from {module}: make them public"
 
 
+def package_modules() -> dict[str, Path]:
+    """{dotted module name: its file} of every module of the package (a package is its ``__init__.py``)."""
+    return {".".join(p.relative_to(PKG.parent).with_suffix("").parts).removesuffix(".__init__"): p
+            for p in PKG.rglob("*.py")}
+
+
+def module_edges(path: Path, mods: dict[str, Path], load_time: bool = False) -> tuple[set[str], set[str]]:
+    """(the package's modules ``path`` imports — ``from . import x`` of a submodule x is an edge to x —, the
+    top-level names of the other packages it imports)."""
+    inside, outside = set(), set()
+    for module, names in imports(path, load_time):
+        subs = {f"{module}.{n}" for n in names if f"{module}.{n}" in mods}
+        if subs or module in mods:
+            inside |= subs or {module}
+        else:
+            outside.add(module.split(".")[0])
+    return inside, outside
+
+
 def module_graph() -> dict[str, set[str]]:
-    """{module: the package's modules it imports} (``from . import x`` of a submodule x is an edge to x)."""
-    mods = {}
-    for p in PKG.rglob("*.py"):
-        rel = p.relative_to(PKG.parent).with_suffix("")
-        mods[".".join(rel.parts[:-1] if rel.name == "__init__" else rel.parts)] = p
-    graph = {}
-    for name, path in mods.items():
-        edges = set()
-        for module, names in imports(path):
-            subs = {f"{module}.{n}" for n in names if f"{module}.{n}" in mods}
-            edges |= subs or ({module} if module in mods else set())
-        graph[name] = edges - {name}
-    return graph
+    """{module: the package's modules it imports}."""
+    mods = package_modules()
+    return {name: module_edges(path, mods)[0] - {name} for name, path in mods.items()}
 
 
 def test_no_import_loops():
@@ -123,8 +132,7 @@ def test_a_run_on_this_machine_does_not_load_dask_distributed():
     """`fewcell segment` and `fewcell predict` on this machine build their model from batch/specs.py, which must not
     load dask.distributed (0.23 s of every command's start-up): neither it nor anything it loads imports it at load
     time (packages' __init__ included), and the CLI imports cluster.py only for --scheduler."""
-    mods = {".".join(p.relative_to(PKG.parent).with_suffix("").parts).removesuffix(".__init__"): p
-            for p in PKG.rglob("*.py")}
+    mods = package_modules()
     seen, todo, outside = set(), ["napari_fewcell.engine.batch.specs"], set()
     while todo:
         name = todo.pop()
@@ -133,10 +141,9 @@ def test_a_run_on_this_machine_does_not_load_dask_distributed():
         seen.add(name)
         parts = name.split(".")
         todo += [".".join(parts[:i]) for i in range(1, len(parts)) if ".".join(parts[:i]) in mods]
-        for module, names in imports(mods[name], load_time=True):
-            subs = [f"{module}.{n}" for n in names if f"{module}.{n}" in mods]
-            todo += subs or ([module] if module in mods else [])
-            outside |= set() if module in mods else {module.split(".")[0]}
+        inside, other = module_edges(mods[name], mods, load_time=True)
+        todo += sorted(inside)
+        outside |= other
     assert "napari_fewcell.engine.core.progress" in seen and "torch" in outside  # the walk is real
     assert not outside & {"distributed", "dask"}, sorted(outside)
     for verb in ("segment.py", "partial.py"):
