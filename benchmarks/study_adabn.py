@@ -3,12 +3,19 @@
 time (item 2): each fold's leave-one-out weights with their own BatchNorm statistics and with statistics taken
 from the prompt image (8 seeded 256² crops, cumulative average; a copy of the network, the prompt and the images
 embedded by it). --variant embedding: the fused path's forest also reads each pixel's 32-d embedding
-(PromptParams.fuse_embedding; item 1's feature bank). Boxes and scored images as bench_generalise.py --split val
+(PromptParams.fuse_embedding; item 1's feature bank). --variant tent: TENT at prompt time (item 2): a copy of the
+network whose BatchNorm scales and shifts alone are trained for a few steps to lower the entropy of the attention
+output on the prompt image's pixels outside the box, anchored by the box itself (each step: one quadrant of the box
+predicted from the other three, cross entropy), with the network's own BatchNorm statistics ("TENT") or the prompt
+image's (after AdaBN, "AdaBN+TENT"). --variant checktrees: the self-check's forests at 50 trees (as the forest that
+segments) and at PromptParams' default (fewer: faster), with the paths auto chose and the prompt's seconds.
+Boxes and scored images as bench_generalise.py --split val
 (seeded 64×64 boxes from train images, scored on other train images); the RF baseline beside.
 
     python benchmarks/study_adabn.py --data ../shared/data --out benchmarks/results/adabn_val.md \
         FOLD=WEIGHTS [FOLD=WEIGHTS ...]
     python benchmarks/study_adabn.py --variant embedding --out benchmarks/results/fuse_embedding_val.md ...
+    python benchmarks/study_adabn.py --variant tent --out benchmarks/results/tent_val.md ...
 """
 from __future__ import annotations
 
@@ -57,6 +64,87 @@ def adapt_batchnorm(model: EmbedNet, image: torch.Tensor, size: int = 256, crops
     return net.eval()
 
 
+TENT_STEPS, TENT_LR, TENT_CROP, TENT_QUERIES = 10, 1e-2, 192, 4096
+
+
+def tent_loss(net: EmbedNet, crop: torch.Tensor, by: int, bx: int, lab: torch.Tensor, tau: float,
+              gen: torch.Generator) -> torch.Tensor:
+    """Entropy of the attention output (keys: the box's pixels) on a sample of the crop's pixels outside the box
+    + cross entropy of one quadrant of the box from the other three. ``lab``: (BOX, BOX) class indices."""
+    emb = net.any_size(crop[None])[0]
+    d = emb.shape[0]
+    inside = torch.zeros(crop.shape[1:], dtype=torch.bool)
+    inside[by : by + BOX, bx : bx + BOX] = True
+    keys = emb[:, inside].T
+    values = torch.nn.functional.one_hot(lab.reshape(-1), int(lab.max()) + 1).float()
+    out = emb.reshape(d, -1).T[~inside.reshape(-1)]
+    out = out[torch.randperm(len(out), generator=gen)[:TENT_QUERIES]]
+    p = torch.softmax(out @ keys.T / tau, 1) @ values
+    entropy = -(p * p.clamp_min(1e-6).log()).sum(1).mean()
+    quad = torch.zeros(BOX, BOX, dtype=torch.long)
+    quad[BOX // 2 :] += 2
+    quad[:, BOX // 2 :] += 1
+    q = int(torch.randint(0, 4, (1,), generator=gen))
+    held = quad.reshape(-1) == q
+    a = torch.softmax(keys[held] @ keys[~held].T / tau, 1) @ values[~held]
+    return entropy + torch.nn.functional.nll_loss(a.clamp_min(1e-6).log(), lab.reshape(-1)[held])
+
+
+def tent(model: EmbedNet, image: torch.Tensor, box, lab: np.ndarray, tau: float, adabn: bool, seed: int = 0):
+    """A copy of ``model`` with its BatchNorm affine parameters tuned by :func:`tent_loss` on crops of ``image``
+    that hold the box (``box`` = (y, x)), BatchNorm in eval mode (its statistics: the network's, or the image's)."""
+    from napari_fewcell.engine.prompt.adapt import Adam
+
+    net = adapt_batchnorm(model, image) if adabn else copy.deepcopy(model).eval()
+    for prm in net.parameters():
+        prm.requires_grad_(False)
+    params = [t for m in net.modules() if isinstance(m, nn.BatchNorm2d) for t in (m.weight, m.bias)]
+    for prm in params:
+        prm.requires_grad_(True)
+    opt, gen = Adam(params, lr=TENT_LR), torch.Generator().manual_seed(seed)
+    (y, x), (_, H, W) = box, image.shape
+    s = (min(TENT_CROP, H), min(TENT_CROP, W))
+    lab = torch.from_numpy(np.unique(lab, return_inverse=True)[1].reshape(BOX, BOX).astype(np.int64))
+    for _ in range(TENT_STEPS):
+        y0 = int(torch.randint(max(0, y + BOX - s[0]), min(y, H - s[0]) + 1, (1,), generator=gen))
+        x0 = int(torch.randint(max(0, x + BOX - s[1]), min(x, W - s[1]) + 1, (1,), generator=gen))
+        with torch.inference_mode(False), torch.enable_grad():
+            tent_loss(net, image[:, y0 : y0 + s[0], x0 : x0 + s[1]], y - y0, x - x0, lab, tau, gen).backward()
+        opt.step()
+    for prm in params:
+        prm.requires_grad_(False)
+    return net.eval()
+
+
+class Tent(bg.Fewcell):
+    def __init__(self, model, weights: str, path: str, has_adapt: bool, adabn: bool):
+        super().__init__(model, weights, path, has_adapt)
+        self.adabn = adabn
+
+    def prepare(self, ds, box):
+        src, y, x = box
+        arr = as_image2d(ds.images[src])
+        image = torch.from_numpy(normalize(arr, intensity_range(arr)))
+        tau = Segmenter(PromptParams(**self.params), model=self.model).tau
+
+        def prep():
+            lab = np.asarray(ds.labels[src])[y : y + BOX, x : x + BOX]
+            seg = Segmenter(PromptParams(**self.params), model=tent(self.model, image, (y, x), lab, tau, self.adabn))
+            p = seg.prepare_prompt(ds.images[src], ds.labels[src], (y, x, BOX, BOX))
+            seg.keys(p)
+            seg.adapt(p)
+            return seg, p
+
+        state, secs = timed(prep)
+        return state, secs, {"check": dict(state[1].check or {}), "path": state[1].path}
+
+
+class CheckTrees(bg.Fewcell):
+    def __init__(self, model, weights: str, path: str, has_adapt: bool, trees: int):
+        super().__init__(model, weights, path, has_adapt)
+        self.params["check_trees"] = trees
+
+
 class Embedding(bg.Fewcell):
     def __init__(self, model, weights: str, path: str, has_adapt: bool):
         super().__init__(model, weights, path, has_adapt)
@@ -80,17 +168,23 @@ class AdaBN(bg.Fewcell):
         return (seg, prompt), secs, {"check": dict(prompt.check or {}), "path": prompt.path}
 
 
+def choice_line(fold: str, sc: dict) -> str:
+    parts = [f"{m}: {' '.join(str(i.get('path')) for i in s.info)} ({np.mean(s.prep):.2f} s)" for m, s in sc.items()
+             if any(i.get("path") for i in s.info)]
+    return f"- {fold}: " + "; ".join(parts)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--boxes", type=int, default=3)
     ap.add_argument("--max-test", type=int, default=3)
-    ap.add_argument("--variant", choices=["adabn", "embedding"], default="adabn")
+    ap.add_argument("--variant", choices=["adabn", "embedding", "tent", "checktrees"], default="adabn")
     ap.add_argument("folds", nargs="+", metavar="FOLD=WEIGHTS")
     args = ap.parse_args()
     set_threads(2)
-    rf, rows = RFBaseline(2), []
+    rf, rows, choices = RFBaseline(2), [], []
     for item in args.folds:
         fold, _, w = item.partition("=")
         set_name, folder = split_name(fold)
@@ -101,19 +195,32 @@ def main() -> None:
         if args.variant == "adabn":
             methods = {p: bg.Fewcell(model, w, p, True) for p in ("none", "auto")}
             methods.update({f"AdaBN {p}": AdaBN(model, w, p, True) for p in ("none", "auto")})
+        elif args.variant == "tent":
+            methods = {p: bg.Fewcell(model, w, p, True) for p in ("none", "auto")}
+            for name, adabn in (("TENT", False), ("AdaBN+TENT", True)):
+                methods.update({f"{name} {p}": Tent(model, w, p, True, adabn) for p in ("none", "auto")})
+        elif args.variant == "checktrees":
+            methods = {p: bg.Fewcell(model, w, p, True) for p in ("none", "fuse")}
+            methods.update({f"auto, check {t} trees": CheckTrees(model, w, "auto", True, t)
+                            for t in (50, PromptParams.check_trees)})
         else:
             methods = {p: bg.Fewcell(model, w, p, True) for p in ("none", "fuse", "auto")}
             methods.update({f"embedding {p}": Embedding(model, w, p, True) for p in ("fuse", "auto")})
         methods["RF"] = ForestPrompt(rf)
         sc = score_prompts(ds, boxes, ids, methods)
         rows.append((fold, w, {m: s.mean() for m, s in sc.items()}, {m: mean_sd(s.per_box()) for m, s in sc.items()}))
+        choices.append(choice_line(fold, sc))
     cols = list(rows[0][2])
-    title = "AdaBN at prompt time" if args.variant == "adabn" else "The fused forest with the embedding"
+    title = {"adabn": "AdaBN at prompt time", "embedding": "The fused forest with the embedding",
+             "tent": f"TENT at prompt time ({TENT_STEPS} steps, lr {TENT_LR}, crops of {TENT_CROP}²)",
+             "checktrees": "The self-check's forests: 50 trees or fewer"}[args.variant]
     lines = report_header(f"{title} (validation images)", False) + [
         "", "| fold | weights | " + " | ".join(cols) + " |", "|" + "---|" * (len(cols) + 2)]
     lines += [f"| {f} | `{w}` | " + " | ".join(t[m] for m in cols) + " |" for f, w, _, t in rows]
     mean = {m: np.mean([r[2][m] for r in rows]) for m in cols}
     lines += ["| **mean** | | " + " | ".join(f"**{mean[m]:.2f}**" for m in cols) + " |"]
+    lines += ["", "Per box (in seed order): the path each method took, and its prompt's seconds (embedding, keys, "
+              "self-check and fit; the mean over the fold's boxes):", "", *choices]
     finish_report(lines, args.out)
 
 

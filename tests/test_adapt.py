@@ -74,6 +74,23 @@ def test_self_check_gives_a_dice_in_0_1_for_every_path(case):
     assert all(0.0 <= v <= 1.0 for v in prompt.check.values())
 
 
+def test_the_self_check_forests_have_their_own_number_of_trees(case, monkeypatch):
+    """The self-check's forests only estimate: PromptParams.check_trees of them, fewer than the forest that
+    segments (PromptParams.trees); they are the first trees of a forest of ``trees`` with the same seed."""
+    from napari_fewcell.engine.prompt import adapt
+
+    img, mask, box = case
+    sizes, fit = [], adapt.fit_forest
+    monkeypatch.setattr(adapt, "fit_forest", lambda trees, x, y: sizes.append(trees) or fit(trees, x, y))
+    seg = Segmenter(PromptParams(adapt="fuse", trees=12, check_trees=3, **FAST), model=tiny_net())
+    prompt = seg.prepare_prompt(img, mask, box)
+    ad = seg.adapt(prompt)
+    assert sizes == [3, 3, 3, 3, 12] and len(ad.forest.estimators_) == 12
+    assert PromptParams().check_trees < PromptParams().trees
+    with pytest.raises(FewcellError, match="at least one tree"):
+        PromptParams(check_trees=0).check()
+
+
 def test_scores_skip_one_class_quadrants_and_fall_back_to_the_box():
     quad = quadrants(4, 4)
     assert np.bincount(quad).tolist() == [4, 4, 4, 4]

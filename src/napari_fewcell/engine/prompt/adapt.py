@@ -311,7 +311,7 @@ def self_check(model: EmbedNet, box: BoxData, params, paths) -> Generator[Progre
     for path in ("forest", "fuse"):
         if path in paths:
             fused = path == "fuse"
-            pred = yield from forest_check(box, reuse["feats"], loqo if fused else None, params.trees,
+            pred = yield from forest_check(box, reuse["feats"], loqo if fused else None, params.check_trees,
                                            reuse["extra"] if fused else None)
             check[path] = box.score(pred)
     if "finetune" in paths:

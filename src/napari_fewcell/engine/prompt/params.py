@@ -26,6 +26,9 @@ class PromptParams:
     #: "finetune" (a copy of the network fine-tuned on the box) or "auto" (the best by the self-check)
     adapt: str = "auto"
     trees: int = 50  #: trees of the "forest" and "fuse" random forests
+    #: trees of each of the self-check's forests (one per held-out quadrant or box): they only estimate, so fewer
+    #: than the forest that segments; with the same seed they are the first trees of a forest of ``trees``
+    check_trees: int = 16
     #: fine-tuning steps (≈ 2 s at ~0.05 s a step on a CPU core); a number of steps, not seconds, so that the
     #: result and the "auto" choice do not depend on the machine's speed ...
     finetune_steps: int = 40
@@ -51,7 +54,7 @@ class PromptParams:
             raise FewcellError(f"Unknown adaptation '{self.adapt}': choose one of {', '.join(ADAPT_CHOICES)}.")
         if self.check_buffer < 0:
             raise FewcellError("The self-check's buffer is a number of pixels, 0 or more.")
-        if self.trees < 1 or self.finetune_steps < 0 or not self.finetune_lr > 0:
+        if min(self.trees, self.check_trees) < 1 or self.finetune_steps < 0 or not self.finetune_lr > 0:
             raise FewcellError("The forest needs at least one tree, and fine-tuning a positive learning rate.")
         if self.finetune_seconds is not None and not self.finetune_seconds >= 0:
             raise FewcellError("The fine-tuning time must be zero or more seconds.")

@@ -262,8 +262,8 @@ class Segmenter:
         settings. A copy of this segmenter on another process (a cluster worker) finds the same key."""
         p = self.params
         net = (p.weights or "shipped") if self.own_weights else id(self.model)
-        return (net, str(self.device), self.tau, p.adapt, p.attention, p.prototypes, p.trees, p.finetune_steps,
-                p.finetune_seconds, p.finetune_lr, p.check_buffer, p.fuse_embedding)
+        return (net, str(self.device), self.tau, p.adapt, p.attention, p.prototypes, p.trees, p.check_trees,
+                p.finetune_steps, p.finetune_seconds, p.finetune_lr, p.check_buffer, p.fuse_embedding)
 
     def adapt(self, prompt: Prompt, progress: Callable[[Progress], None] | None = None) -> Adaptation:
         return run(self.adapt_iter(prompt), progress)
