@@ -43,6 +43,7 @@ from torch import nn
 from napari_fewcell.engine.core.image import as_image2d, intensity_range, normalize
 from napari_fewcell.engine.nets.unet import EmbedNet, load_model
 from napari_fewcell.engine.prompt import PromptParams, Segmenter
+from napari_fewcell.engine.prompt.parts import quadrants
 from napari_fewcell.engine.training.datasets import split_name
 
 
@@ -81,11 +82,8 @@ def tent_loss(net: EmbedNet, crop: torch.Tensor, by: int, bx: int, lab: torch.Te
     out = out[torch.randperm(len(out), generator=gen)[:TENT_QUERIES]]
     p = torch.softmax(out @ keys.T / tau, 1) @ values
     entropy = -(p * p.clamp_min(1e-6).log()).sum(1).mean()
-    quad = torch.zeros(BOX, BOX, dtype=torch.long)
-    quad[BOX // 2 :] += 2
-    quad[:, BOX // 2 :] += 1
     q = int(torch.randint(0, 4, (1,), generator=gen))
-    held = quad.reshape(-1) == q
+    held = torch.from_numpy(quadrants(BOX, BOX) == q)
     a = torch.softmax(keys[held] @ keys[~held].T / tau, 1) @ values[~held]
     return entropy + torch.nn.functional.nll_loss(a.clamp_min(1e-6).log(), lab.reshape(-1)[held])
 
@@ -116,6 +114,28 @@ def tent(model: EmbedNet, image: torch.Tensor, box, lab: np.ndarray, tau: float,
     return net.eval()
 
 
+def prompt_image(ds, src: str) -> torch.Tensor:
+    """The normalised (3, H, W) prompt image."""
+    arr = as_image2d(ds.images[src])
+    return torch.from_numpy(normalize(arr, intensity_range(arr)))
+
+
+def prepared(make, ds, box):
+    """``prepare``'s (state, seconds, info) for the segmenter ``make()`` returns: the segmenter is made, the box
+    embedded, its keys and its adaptation computed, all timed."""
+    src, y, x = box
+
+    def prep():
+        seg = make()
+        p = seg.prepare_prompt(ds.images[src], ds.labels[src], (y, x, BOX, BOX))
+        seg.keys(p)
+        seg.adapt(p)
+        return seg, p
+
+    (seg, prompt), secs = timed(prep)
+    return (seg, prompt), secs, {"check": dict(prompt.check or {}), "path": prompt.path}
+
+
 class Tent(bg.Fewcell):
     def __init__(self, model, weights: str, path: str, has_adapt: bool, adabn: bool):
         super().__init__(model, weights, path, has_adapt)
@@ -123,20 +143,14 @@ class Tent(bg.Fewcell):
 
     def prepare(self, ds, box):
         src, y, x = box
-        arr = as_image2d(ds.images[src])
-        image = torch.from_numpy(normalize(arr, intensity_range(arr)))
+        image = prompt_image(ds, src)
         tau = Segmenter(PromptParams(**self.params), model=self.model).tau
 
-        def prep():
+        def make():  # timed with the prompt: tuning the network is part of its cost
             lab = np.asarray(ds.labels[src])[y : y + BOX, x : x + BOX]
-            seg = Segmenter(PromptParams(**self.params), model=tent(self.model, image, (y, x), lab, tau, self.adabn))
-            p = seg.prepare_prompt(ds.images[src], ds.labels[src], (y, x, BOX, BOX))
-            seg.keys(p)
-            seg.adapt(p)
-            return seg, p
+            return Segmenter(PromptParams(**self.params), model=tent(self.model, image, (y, x), lab, tau, self.adabn))
 
-        state, secs = timed(prep)
-        return state, secs, {"check": dict(state[1].check or {}), "path": state[1].path}
+        return prepared(make, ds, box)
 
 
 class CheckTrees(bg.Fewcell):
@@ -153,19 +167,8 @@ class Embedding(bg.Fewcell):
 
 class AdaBN(bg.Fewcell):
     def prepare(self, ds, box):
-        src, y, x = box
-        arr = as_image2d(ds.images[src])
-        seg = Segmenter(PromptParams(**self.params),
-                        model=adapt_batchnorm(self.model, torch.from_numpy(normalize(arr, intensity_range(arr)))))
-
-        def prep():
-            p = seg.prepare_prompt(ds.images[src], ds.labels[src], (y, x, BOX, BOX))
-            seg.keys(p)
-            seg.adapt(p)
-            return p
-
-        prompt, secs = timed(prep)
-        return (seg, prompt), secs, {"check": dict(prompt.check or {}), "path": prompt.path}
+        seg = Segmenter(PromptParams(**self.params), model=adapt_batchnorm(self.model, prompt_image(ds, box[0])))
+        return prepared(lambda: seg, ds, box)  # the statistics are taken before the clock starts, as before
 
 
 def choice_line(fold: str, sc: dict) -> str:
