@@ -10,13 +10,16 @@ images, with one-shot and the RF on the same boxes beside.
         --weights runs/lodo_isbi_episodic.pt --out benchmarks/results/stage2_lodo_isbi.md \\
         scratch:1500 pretrained:1500 pretrained:500 pretrained:1500:0.8
 
-A variant is INIT:STEPS[:MIN_CONFIDENCE] (pixels whose pseudo-label confidence is below it are left out).
+A variant is INIT:STEPS[:MIN_CONFIDENCE] (pixels whose pseudo-label confidence is below it are left out). With
+``--seeds 0 1 2`` each variant is trained once per seed (``TrainParams.seed``: the network's new head, the crops and
+their order) on the same pseudo-labels, and a last row per variant gives the mean and spread over the seeds.
 """
 from __future__ import annotations
 
 import argparse
 import time
 
+import numpy as np
 from bench_partial import centre_box, forest_on_boxes, ms, one_shot
 from common import Dataset, dice_pct, finish_report, log, report_header, set_threads
 
@@ -28,10 +31,11 @@ def main() -> None:
     ap.add_argument("--train-limit", type=int, default=15)
     ap.add_argument("--weights", required=True)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0], help="train each variant once per seed")
     ap.add_argument("--out", required=True)
     ap.add_argument("variants", nargs="+", metavar="INIT:STEPS[:MIN_CONFIDENCE]")
     a = ap.parse_args()
-    from napari_fewcell.engine import PseudoParams, TrainParams, annotate, pseudolabel_iter, run, train_iter
+    from napari_fewcell.engine import PseudoParams, annotate, pseudolabel_iter, run
 
     set_threads(a.threads)
     ds = Dataset(a.data, a.dataset, train_limit=a.train_limit)
@@ -47,21 +51,37 @@ def main() -> None:
             f"| (pseudo-labels on the train images: {ms([dice_pct(p, lab[i]) for p, i in zip(res.labels, train)])}) "
             "| | |"]
     for v in a.variants:
-        init, steps, *conf = v.split(":")
-        tp = TrainParams(steps=int(steps), device="cpu", init=init, weights=a.weights,
-                         min_confidence=float(conf[0]) if conf else 0.0)
-        log(f"stage 2: {v}")
-        t0 = time.perf_counter()
-        model = run(train_iter([img[i] for i in train], res.labels, params=tp, confidence=res.confidence))
-        secs = time.perf_counter() - t0
-        d = [dice_pct(model.predict(img[i]), lab[i]) for i in test]
-        share = model.card["known_pixels"] / sum(lab[i].size for i in train)
-        kept = f", pixels with confidence ≥ {conf[0]} ({share:.0%})" if conf else ""
-        rows.append(f"| stage 2 from {init}, {steps} steps{kept} | {ms(d)} | {secs / 60:.1f} min |")
+        rows += stage2_rows(v, a, img, lab, train, test, res)
     lines = report_header(f"Stage 2 variants on `{a.dataset}` (test images {test[0]}–{test[-1]})", False) + [
         f"- weights `{a.weights}`; train images {train[0]}–{train[-1]} ({len(train)}), one centre 64×64 box each", "",
         "| | Dice (%) on the test images, mean ± sd over images | training time |", "|---|---|---|", *rows, ""]
     finish_report(lines, a.out)
+
+
+def stage2_rows(v: str, a, img, lab, train, test, res) -> list[str]:
+    """The report's rows of one variant: one per seed, and with several seeds their mean ± sd (over seeds)."""
+    from napari_fewcell.engine import TrainParams, run, train_iter
+
+    init, steps, *conf = v.split(":")
+    rows, means = [], []
+    for seed in a.seeds:
+        tp = TrainParams(steps=int(steps), device="cpu", init=init, weights=a.weights, seed=seed,
+                         min_confidence=float(conf[0]) if conf else 0.0)
+        log(f"stage 2: {v}, seed {seed}")
+        t0 = time.perf_counter()
+        model = run(train_iter([img[i] for i in train], res.labels, params=tp, confidence=res.confidence))
+        secs = time.perf_counter() - t0
+        d = [dice_pct(model.predict(img[i]), lab[i]) for i in test]
+        means.append(float(np.mean(d)))
+        share = model.card["known_pixels"] / sum(lab[i].size for i in train)
+        kept = f", pixels with confidence ≥ {conf[0]} ({share:.0%})" if conf else ""
+        tag = f", seed {seed}" if len(a.seeds) > 1 else ""
+        rows.append(f"| stage 2 from {init}, {steps} steps{kept}{tag} | {ms(d)} | {secs / 60:.1f} min |")
+    if len(a.seeds) > 1:
+        rows.append(f"| **stage 2 from {init}, {steps} steps: mean ± sd over seeds {', '.join(map(str, a.seeds))}** "
+                    f"| **{np.mean(means):.2f} ± {np.std(means, ddof=1):.2f}** (min {min(means):.2f}, max "
+                    f"{max(means):.2f}) | |")
+    return rows
 
 
 if __name__ == "__main__":

@@ -242,3 +242,20 @@ def test_a_class_painted_on_a_few_pixels_is_never_sampled_away(fx):
     assert len(np.unique(rows)) == len(rows)
     model = run(fit_iter(data, PerceptronParams(max_pixels=500), extractors=fx))
     assert list(model.fg) == [1, 2]
+
+
+def test_applying_without_the_feature_stack_gives_the_stacks_numbers(fx):
+    """predict() projects each extractor's maps on the weights as they come (no (F, H, W) stack); the logits are
+    those of the weights applied to the full feature stack, for an image never seen and for a cached one."""
+    img, mask = blobs((96, 96), seed=5, n=10)
+    model = run(fit_iter([support(img, mask)], extractors=fx))
+    new, truth = blobs((130, 110), seed=9, n=12)
+    w, b = model.folded()
+    fx._cache.clear()
+    projected = fx.project(new, w, b)
+    assert not fx._cache  # a projected image is not cached
+    stacked = model.probabilities(fx.features(new))  # now cached: project() takes the cache's features
+    assert np.allclose(1 / (1 + np.exp(-projected.transpose(1, 2, 0))), stacked, atol=1e-5)
+    assert np.allclose(fx.project(new, w, b), projected, atol=1e-4)
+    assert (model.predict(new) == model.labels_from(stacked)).mean() > 0.9999
+    assert dice_mean(model.predict(new), truth) > 0.9

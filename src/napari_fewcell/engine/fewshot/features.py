@@ -71,15 +71,54 @@ class Extractors:
         return len(self.feature_names)
 
     # ---- computation ---------------------------------------------------------------------
+    def _tensor(self, x: np.ndarray) -> torch.Tensor:
+        """A normalised (3, h, w) region as a (1, 3, h', w') tensor, mirror-padded to at least MIN_SIDE."""
+        h, w = x.shape[1:]
+        ph, pw = max(0, MIN_SIDE - h), max(0, MIN_SIDE - w)
+        xp = np.pad(x, ((0, 0), (0, ph), (0, pw)), mode="symmetric") if ph or pw else x
+        return torch.from_numpy(np.ascontiguousarray(xp))[None].to(self.device)
+
     @torch.inference_mode()
     def region(self, x: np.ndarray) -> np.ndarray:
         """Features of a normalised (3, h, w) region: (F, h, w) float32 (channels first: no transposes)."""
         h, w = x.shape[1:]
-        ph, pw = max(0, MIN_SIDE - h), max(0, MIN_SIDE - w)
-        xp = np.pad(x, ((0, 0), (0, ph), (0, pw)), mode="symmetric") if ph or pw else x
-        t = torch.from_numpy(np.ascontiguousarray(xp))[None].to(self.device)
+        t = self._tensor(x)
         maps = torch.cat([net.features(t)[0, :, :h, :w] for net in self.nets], 0).float().cpu().numpy()
         return np.concatenate([maps, extras(x)], axis=0)
+
+    @torch.inference_mode()
+    def project_region(self, x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
+        """``weight @ region(x) + bias``, (K, h, w) float32, one extractor's maps at a time: the (F, h, w) stack is
+        never built (at 1024² it is ~0.5 GB, and copying it cost more than the extractors). The same numbers as
+        through :meth:`region` up to float rounding."""
+        h, w = x.shape[1:]
+        t, wt = self._tensor(x), torch.as_tensor(np.asarray(weight), dtype=torch.float32).to(self.device)
+        z = torch.as_tensor(np.asarray(bias), dtype=torch.float32).to(self.device)[:, None].repeat(1, h * w)
+        start = 0
+        for net in self.nets:
+            f = net.features(t)[0, :, :h, :w].float()
+            n = f.shape[0]
+            z.addmm_(wt[:, start : start + n], f.reshape(n, h * w))
+            start += n
+        ex = torch.from_numpy(extras(x)).to(self.device)
+        z.addmm_(wt[:, start:], ex.reshape(len(EXTRAS), h * w))
+        return z.reshape(-1, h, w).cpu().numpy()
+
+    def project(self, image, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
+        """``weight @ features(image) + bias``: (K, H, W) float32 for a whole 2D image, through the cache when its
+        features are there (e.g. a support image), else tile by tile with :meth:`project_region` (not cached)."""
+        arr = as_image2d(image)
+        feats = self._cache.get(self._key(arr))
+        if feats is not None:
+            f = feats.shape[0]
+            z = np.asarray(weight, np.float32) @ feats.reshape(f, -1) + np.asarray(bias, np.float32)[:, None]
+            return z.reshape(-1, *feats.shape[1:])
+        x = normalize(arr, intensity_range(arr))
+        out = np.empty((len(bias), *arr.shape[:2]), np.float32)
+        for win in windows(x.shape[1:], TILE, MARGIN):
+            z = self.project_region(x[(slice(None), *win.region)], weight, bias)
+            out[(slice(None), *win.tile)] = z[(slice(None), *win.inner)]
+        return out
 
     @staticmethod
     def n_tiles(shape) -> int:
@@ -101,11 +140,15 @@ class Extractors:
             out[:, rows, cols] = f
         return out
 
+    @staticmethod
+    def _key(arr: np.ndarray) -> tuple:
+        return (hashlib.blake2b(np.ascontiguousarray(arr).tobytes(), digest_size=16).hexdigest(), arr.shape,
+                str(arr.dtype))
+
     def features(self, image) -> np.ndarray:
         """(n_features, H, W) float32 features of a 2D gray or RGB image (cached by content)."""
         arr = as_image2d(image)
-        key = (hashlib.blake2b(np.ascontiguousarray(arr).tobytes(), digest_size=16).hexdigest(), arr.shape,
-               str(arr.dtype))
+        key = self._key(arr)
         if key in self._cache:
             self._cache.move_to_end(key)
             return self._cache[key]

@@ -155,13 +155,17 @@ class Perceptron(TiledModel):
             self._fx = _extractors_for(self.meta, "this model", self.meta.get("params", {}).get("device", "auto"))
         return self._fx
 
+    def folded(self) -> tuple[np.ndarray, np.ndarray]:
+        """(weight (K, F), bias (K,)) float32 over the raw features: the standardisation folded into the weights."""
+        w = self.W / self.std
+        b = self.b - (self.mean / self.std) @ self.W.T
+        return w.astype(np.float32), b.astype(np.float32)
+
     def probabilities(self, feats: np.ndarray) -> np.ndarray:
         """(H, W, K) probability of each foreground class from (F, H, W) features."""
-        w = self.W / self.std  # fold the standardisation into the weights
-        b = self.b - (self.mean / self.std) @ self.W.T
+        w, b = self.folded()
         f, h, wd = feats.shape
-        z = w.astype(np.float32) @ feats.reshape(f, -1) + b.astype(np.float32)[:, None]
-        return expit(z).T.reshape(h, wd, -1)
+        return expit(w @ feats.reshape(f, -1) + b[:, None]).T.reshape(h, wd, -1)
 
     def labels_from(self, probs: np.ndarray) -> np.ndarray:
         best = probs.argmax(-1)
@@ -174,9 +178,9 @@ class Perceptron(TiledModel):
         arr = as_image2d(image, name)
         _check_channels(arr, self.meta.get("channels"), name)
         fx = self.extractors
-        if fx.n_tiles(arr.shape[:2]) == 1:  # through the feature cache: applying to a support image costs nothing
+        if fx.n_tiles(arr.shape[:2]) == 1:  # a support image's features are cached: applying to it costs nothing
             yield Progress(0, 1, "predicting")
-            labels = self.labels_from(self.probabilities(fx.features(arr)))
+            labels = self.labels_from(expit(fx.project(arr, *self.folded())).transpose(1, 2, 0))
             yield Progress(1, 1, "predicting")
             return labels
         out = np.zeros(arr.shape[:2], self.label_dtype())  # large images: one tile's features at a time
@@ -199,7 +203,8 @@ class Perceptron(TiledModel):
         return features.MARGIN  #: ... and their context
 
     def tile_labels(self, x: np.ndarray, win) -> np.ndarray:
-        return self.labels_from(self.probabilities(self.extractors.region(x)[(slice(None), *win.inner)]))
+        z = self.extractors.project_region(x, *self.folded())[(slice(None), *win.inner)]
+        return self.labels_from(expit(z).transpose(1, 2, 0))
 
     def predict(self, image) -> np.ndarray:
         return run(self.predict_iter(image))

@@ -70,6 +70,12 @@ class PerceptronScorer(Scorer):
     def head(self, m):
         return torch.sigmoid(torch.einsum("kf,nfhw->nkhw", self._w, m) + self._b[None, :, None, None])
 
+    def predict(self, x):
+        """``head(maps(x))`` without building the features' stack (:meth:`Extractors.project_region`)."""
+        w, b = self.model.folded()
+        z = [torch.from_numpy(self.fx.project_region(t.cpu().numpy(), w, b)) for t in x]
+        return torch.sigmoid(torch.stack(z)).to(x.device)
+
 
 class SegModelScorer(Scorer):
     """A stage-2 network (workflow 2): U-Net body, then its 1×1 class head with a softmax."""
