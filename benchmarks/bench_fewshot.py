@@ -114,9 +114,13 @@ def timing(data_root: str, repeats: int) -> list[str]:
         img, lab = fluo.images[i], fluo.labels[i]
         if min(img.shape[:2]) >= 256 and 0 < lab[:256, :256].sum() and len(crops) < 5:
             crops.append((img[:256, :256], lab[:256, :256], i))
-    feat_s, fit_s, total_s, apply_s = [], [], [], []
+    coelho = Dataset(data_root, "coelho2009_nih3t3_nuclei", train_limit=0)
+    big = [im[:1024, :1024] for im in coelho.images.values() if min(im.shape[:2]) >= 1024]
+    feat_s, fit_s, total_s, apply_s, load_s, big_s = [], [], [], [], [], []
     for r in range(repeats):
+        t0 = time.perf_counter()
         fx = Extractors(device="cpu")  # fresh: no cached features
+        load_s.append(time.perf_counter() - t0)
         data = [support(im, lab, name=i) for im, lab, i in crops]
         t0 = time.perf_counter()
         model = run(fit_iter(data, PerceptronParams(seed=r), extractors=fx))
@@ -129,6 +133,10 @@ def timing(data_root: str, repeats: int) -> list[str]:
         t0 = time.perf_counter()
         model.predict(img)  # with model.extractors, which never saw this image
         apply_s.append(time.perf_counter() - t0)
+        if big:
+            t0 = time.perf_counter()
+            model.predict(big[r % len(big)])
+            big_s.append(time.perf_counter() - t0)
     med = lambda v: f"{np.median(v):.2f} s (min {np.min(v):.2f}, max {np.max(v):.2f})"  # noqa: E731
     return [
         f"## Speed ({torch.get_num_threads()} CPU threads, all shipped extractors)", "",
@@ -139,8 +147,10 @@ def timing(data_root: str, repeats: int) -> list[str]:
         f"| features of the 5 images (MSD extractors + extras) | {med(feat_s)} |",
         f"| **fit: logistic regression + BFGS on Dice** (features cached, as on a refit) | **{med(fit_s)}** |",
         f"| fit from scratch (features + fit) | {med(total_s)} |",
-        f"| apply to one 512² image (features + perceptron) | {med(apply_s)} |", "",
-    ]
+        f"| apply to one 512² image (features + perceptron) | {med(apply_s)} |",
+        f"| loading the extractors (before a fit from scratch, once per session) | {med(load_s)} |",
+    ] + ([f"| apply to one 1024² image (top-left 1024² of Coelho test images; features + perceptron) | "
+          f"{med(big_s)} |"] if big else []) + [""]
 
 
 def main() -> None:

@@ -1,0 +1,187 @@
+#!/usr/bin/env python
+"""Which features should workflow 3's perceptron read (issue 21, item 1; issue 20, item 1)? A study on TRAIN images
+only, leave one data set out: per fold, 5 support crops of 256² (seeded, each holding both classes) are drawn from
+the first two thirds of the train split, a perceptron (the product's fit: logistic regression, then BFGS on Dice)
+is fitted on each feature set, and it is scored on the last third of the train split (foreground Dice %, mean over
+those images; median and quartiles over the draws). The ilastik-style random forest on the same crops' pixels is
+beside it. Feature sets:
+
+* ``msd``: the product today: the MSD extractors not trained on the fold (leave one class out) + the extras
+  (normalised input, ``multiscale_basic_features`` σ 1–16);
+* ``msd+net``: the same + the prompt network's per-pixel embedding (32, L2-normalised) and the maps its head reads
+  (16): the weights must never have seen the fold (checked on their card);
+* ``net``: the extras + the network's 48 maps, no MSD extractor (the network alone is 3–4× cheaper than three MSD
+  extractors).
+
+    python study_bank_perceptron.py --data ../shared/data --out results/bank_perceptron_val.md
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+from common import (
+    Dataset,
+    RFBaseline,
+    fg_dice,
+    finish_report,
+    loco_names,
+    log,
+    report_header,
+    set_threads,
+    sha12,
+    unseen,
+    weights_card,
+)
+
+SHIPPED = "../src/napari_fewcell/weights/fewcell_embed_v1.pt"
+FOLDS = {"isbi2012_membrane": "../runs/lodo_isbi_episodic.pt", "dsb2018_he": "../runs/lodo_dsb2018he_episodic.pt",
+         "usiigaci_phase_contrast_cells": SHIPPED, "tem_myelinated_axons": SHIPPED,
+         "coelho2009_nih3t3_nuclei": SHIPPED, "isbi2014_cervical_synth_cells": SHIPPED}
+SETS = ("msd", "msd+net", "net")
+CROP, SHOTS = 256, 5
+NORMS = {"image": "each image by its own range (the product)",
+         "support": "every image (support crops and scored images) by the support crops' pooled range"}
+
+
+class Features:
+    """Per-pixel features of whole images, (F, H, W) float32, for the three feature sets."""
+
+    def __init__(self, fold: str, weights: str):
+        import torch
+
+        from napari_fewcell.engine.fewshot.features import Extractors
+        from napari_fewcell.engine.nets.unet import load_model
+
+        self.torch = torch
+        self.fx = Extractors(loco_names(fold), device="cpu")
+        self.net = load_model(weights)
+        self.spec, self.n_features = self.fx.spec, 0  # what fit_iter records
+
+    def net_maps(self, image, rng=None) -> np.ndarray:
+        from napari_fewcell.engine.core.image import as_image2d, intensity_range, normalize
+
+        arr = as_image2d(image)
+        t = self.torch.from_numpy(normalize(arr, rng or intensity_range(arr)))[None]
+        with self.torch.inference_mode():
+            body = self.net.any_size(t, self.net.body)
+            emb = self.torch.nn.functional.normalize(self.net.head(body), dim=1)
+        return self.torch.cat([emb, body], 1)[0].numpy()
+
+    def all(self, image, rng=None) -> dict[str, np.ndarray]:
+        """The feature sets of an image normalised by its own intensity range, or by ``rng`` (low, high)."""
+        from napari_fewcell.engine.core.image import as_image2d, normalize
+        from napari_fewcell.engine.fewshot.features import EXTRAS
+
+        if rng is None:
+            msd = self.fx.features(image)
+            self.fx._cache.clear()
+        else:
+            msd = self.fx.region(normalize(as_image2d(image), rng))
+        net = self.net_maps(image, rng)
+        extras = msd[-len(EXTRAS):]
+        return {"msd": msd, "msd+net": np.concatenate([msd, net]), "net": np.concatenate([extras, net])}
+
+
+class Fixed:
+    """An extractor stand-in for fit_iter: the features of each support image, computed beforehand."""
+
+    def __init__(self, feats: list[np.ndarray], spec):
+        self.feats, self.spec, self.n_features, self.i = feats, spec, feats[0].shape[0], 0
+
+    def features(self, image):
+        self.i += 1
+        return self.feats[self.i - 1]
+
+
+def crops(ds: Dataset, pool: list[str], rng: np.random.Generator) -> list[tuple[np.ndarray, np.ndarray]]:
+    """SHOTS seeded crops of CROP² (the whole image if smaller), each holding both classes."""
+    out = []
+    while len(out) < SHOTS:
+        i = pool[rng.integers(len(pool))]
+        img, lab = ds.images[i], ds.labels[i]
+        h, w = lab.shape
+        y, x = rng.integers(0, max(1, h - CROP + 1)), rng.integers(0, max(1, w - CROP + 1))
+        c = lab[y : y + CROP, x : x + CROP]
+        if 0.02 < c.mean() < 0.98:
+            out.append((img[y : y + CROP, x : x + CROP], c))
+    return out
+
+
+def pooled_range(images) -> tuple[np.ndarray, np.ndarray]:
+    """One intensity range (low, high percentiles) of all the support images' pixels together."""
+    from napari_fewcell.engine.core.image import as_image2d, intensity_range
+
+    arrs = [as_image2d(i) for i in images]
+    pix = np.concatenate([a.reshape(-1, a.shape[-1]) for a in arrs])
+    return intensity_range(pix[:, None, :])
+
+
+def run_fold(fold: str, weights: str, a) -> list[str]:
+    from napari_fewcell.engine.core.progress import run
+    from napari_fewcell.engine.fewshot import PerceptronParams, fit_iter, support
+
+    ds = Dataset(a.data, fold)
+    ok, checked = unseen(weights_card(weights), fold)
+    if not ok:
+        raise SystemExit(f"{weights} saw {fold}: {checked}")
+    cut = max(1, (2 * len(ds.train)) // 3)
+    pool, val = ds.train[:cut], ds.train[cut:][: a.max_val]
+    fe, rf = Features(fold, weights), RFBaseline(a.threads)
+    val_feats = {i: fe.all(ds.images[i]) for i in val} if a.range == "image" else {}
+    scores = {s: [] for s in (*SETS, "RF")}
+    for d in range(a.draws):
+        sup = crops(ds, pool, np.random.default_rng(d))
+        rng = None if a.range == "image" else pooled_range([img for img, _ in sup])
+        feats = [fe.all(img, rng) for img, _ in sup]
+        if rng is not None:
+            val_feats = {i: fe.all(ds.images[i], rng) for i in val}
+        for s in SETS:
+            data = [support(img, lab, name=f"crop {k}") for k, (img, lab) in enumerate(sup)]
+            model = run(fit_iter(data, PerceptronParams(seed=d), extractors=Fixed([f[s] for f in feats], fe.spec)))
+            scores[s].append(np.mean([fg_dice(model.labels_from(model.probabilities(val_feats[i][s])), ds.labels[i])
+                                      for i in val]))
+        X = np.concatenate([(f := rf.features(img)).reshape(-1, f.shape[-1]) for img, _ in sup])
+        y = np.concatenate([lab.ravel() for _, lab in sup])
+        take = np.random.default_rng(d).choice(len(y), min(len(y), PerceptronParams.max_pixels), replace=False)
+        clf = rf.forest(X[take], y[take], d)
+        scores["RF"].append(np.mean([fg_dice(rf.predict(clf, rf.cached(i, ds.images[i])[0]), ds.labels[i])
+                                     for i in val]))
+        log(f"{fold} draw {d}: " + ", ".join(f"{k} {v[-1]:.1f}" for k, v in scores.items()))
+    q = {k: np.percentile(v, [25, 50, 75]) for k, v in scores.items()}
+    cell = lambda k: f"{q[k][1]:.1f} [{q[k][0]:.1f}, {q[k][2]:.1f}]"  # noqa: E731
+    return [f"| {fold} | `{weights.split('/')[-1]}` ({sha12(weights)}) | {', '.join(loco_names(fold))} | "
+            f"{len(pool)} / {len(val)} | " + " | ".join(cell(k) for k in (*SETS, "RF")) +
+            f" | {q['msd+net'][1] - q['msd'][1]:+.1f} | {q['net'][1] - q['msd'][1]:+.1f} |"]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default="../shared/data")
+    ap.add_argument("--folds", nargs="+", default=list(FOLDS))
+    ap.add_argument("--draws", type=int, default=10)
+    ap.add_argument("--max-val", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--range", choices=("image", "support"), default="image",
+                    help="normalise each image by its own intensity range (the product), or every image (support "
+                         "crops and scored images) by the support crops' pooled range")
+    ap.add_argument("--out", default="results/bank_perceptron_val.md")
+    a = ap.parse_args()
+    set_threads(a.threads)
+    t0 = time.perf_counter()
+    rows = []
+    for fold in a.folds:
+        rows += run_fold(fold, FOLDS[fold], a)
+    rep = report_header("Perceptron features, leave one data set out (train images only)", False) + [
+        f"- {a.draws} draws of {SHOTS} support crops of {CROP}² from the first two thirds of each train split; scored "
+        "on the last third (at most --max-val images); foreground Dice %, median [quartiles] over draws",
+        "- intensity normalisation: " + NORMS[a.range],
+        f"- wall time {time.perf_counter() - t0:.0f} s", "",
+        "| fold | network weights (never saw the fold) | MSD extractors | pool / scored images | msd (today) | "
+        "msd+net | net | RF | msd+net − msd | net − msd |", "|---" * 11 + "|", *rows, ""]
+    finish_report(rep, a.out)
+
+
+if __name__ == "__main__":
+    main()
