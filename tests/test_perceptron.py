@@ -259,3 +259,38 @@ def test_applying_without_the_feature_stack_gives_the_stacks_numbers(fx):
     assert np.allclose(fx.project(new, w, b), projected, atol=1e-4)
     assert (model.predict(new) == model.labels_from(stacked)).mean() > 0.9999
     assert dice_mean(model.predict(new), truth) > 0.9
+
+
+def test_support_intensity_maps_every_image_with_the_supports_range(fx, tmp_path):
+    """intensity="support": the support's pooled range is kept in the model and used for every image, so a region
+    predicts the same inside an image whose own range differs (here: a saturated strip widens it)."""
+    img, mask = blobs((96, 96), seed=6, n=10)
+    model = run(fit_iter([support(img, mask)], PerceptronParams(intensity="support"), extractors=fx))
+    lo, hi = model.intensity_range
+    assert model.meta["intensity_range"] == [[float(v) for v in lo], [float(v) for v in hi]]
+    wider = np.concatenate([img, np.full((40, 96), 4 * float(img.max()), img.dtype)]).astype(np.float32)
+    own = model.predict(img)
+    assert (model.predict(wider)[:80] == own[:80]).mean() > 0.999  # rows far from the strip: same features
+    per_image = run(fit_iter([support(img, mask)], PerceptronParams(intensity="image"), extractors=fx))
+    assert per_image.intensity_range is None
+    w, b = per_image.folded()
+    assert not np.allclose(fx.project(wider, w, b)[:, :80], fx.project(img, w, b)[:, :80])  # its own range moves it
+    path = model.save(tmp_path / "support.npz")
+    again = Perceptron.load(path)
+    assert np.array_equal(again.predict(wider), model.predict(wider))
+
+
+def test_support_intensity_block_by_block_uses_the_models_range(fx, monkeypatch):
+    from napari_fewcell.engine.core.blocks import LazyImage
+    from napari_fewcell.engine.fewshot import features
+
+    img, mask = blobs((100, 90), seed=13, n=12)
+    model = run(fit_iter([support(img, mask)], PerceptronParams(intensity="support"), extractors=fx))
+    bright = img.astype(np.float32) * 0.5
+    assert model.plan(LazyImage(np.asarray(bright)[..., None], "x")) == model.intensity_range
+    whole = model.predict(bright)
+    monkeypatch.setattr(features, "TILE", 40)
+    fx._cache.clear()
+    assert (model.predict(bright) == whole).mean() > 0.97
+    with pytest.raises(FewcellError, match="intensity mapping"):
+        PerceptronParams(intensity="own").check()

@@ -104,16 +104,16 @@ class Extractors:
         z.addmm_(wt[:, start:], ex.reshape(len(EXTRAS), h * w))
         return z.reshape(-1, h, w).cpu().numpy()
 
-    def project(self, image, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
-        """``weight @ features(image) + bias``: (K, H, W) float32 for a whole 2D image, through the cache when its
-        features are there (e.g. a support image), else tile by tile with :meth:`project_region` (not cached)."""
+    def project(self, image, weight: np.ndarray, bias: np.ndarray, rng=None) -> np.ndarray:
+        """``weight @ features(image, rng) + bias``: (K, H, W) float32 for a whole 2D image, through the cache when
+        its features are there (e.g. a support image), else tile by tile with :meth:`project_region` (not cached)."""
         arr = as_image2d(image)
-        feats = self._cache.get(self._key(arr))
+        feats = self._cache.get(self._key(arr, rng))
         if feats is not None:
             f = feats.shape[0]
             z = np.asarray(weight, np.float32) @ feats.reshape(f, -1) + np.asarray(bias, np.float32)[:, None]
             return z.reshape(-1, *feats.shape[1:])
-        x = normalize(arr, intensity_range(arr))
+        x = normalize(arr, intensity_range(arr) if rng is None else rng)
         out = np.empty((len(bias), *arr.shape[:2]), np.float32)
         for win in windows(x.shape[1:], TILE, MARGIN):
             z = self.project_region(x[(slice(None), *win.region)], weight, bias)
@@ -124,35 +124,38 @@ class Extractors:
     def n_tiles(shape) -> int:
         return n_windows(shape, TILE)
 
-    def tiles(self, arr: np.ndarray) -> Iterator[tuple[slice, slice, np.ndarray]]:
-        """(rows, cols, features) of an (H, W, C) image tile by tile: bounded memory for large images."""
-        x = normalize(arr, intensity_range(arr))
+    def tiles(self, arr: np.ndarray, rng=None) -> Iterator[tuple[slice, slice, np.ndarray]]:
+        """(rows, cols, features) of an (H, W, C) image tile by tile: bounded memory for large images. ``rng``:
+        the (low, high) intensities mapped to 0 and 1 (None: the image's own, :func:`intensity_range`)."""
+        x = normalize(arr, intensity_range(arr) if rng is None else rng)
         for win in windows(x.shape[1:], TILE, MARGIN):
             f = self.region(x[(slice(None), *win.region)])
             yield (*win.tile, f[(slice(None), *win.inner)])
 
-    def _compute(self, arr: np.ndarray) -> np.ndarray:
+    def _compute(self, arr: np.ndarray, rng=None) -> np.ndarray:
         H, W = arr.shape[:2]
         if self.n_tiles((H, W)) == 1:
-            return next(self.tiles(arr))[2]
+            return next(self.tiles(arr, rng))[2]
         out = np.empty((self.n_features, H, W), np.float32)
-        for rows, cols, f in self.tiles(arr):
+        for rows, cols, f in self.tiles(arr, rng):
             out[:, rows, cols] = f
         return out
 
     @staticmethod
-    def _key(arr: np.ndarray) -> tuple:
+    def _key(arr: np.ndarray, rng=None) -> tuple:
+        span = None if rng is None else tuple(float(v) for part in rng for v in np.ravel(part))
         return (hashlib.blake2b(np.ascontiguousarray(arr).tobytes(), digest_size=16).hexdigest(), arr.shape,
-                str(arr.dtype))
+                str(arr.dtype), span)
 
-    def features(self, image) -> np.ndarray:
-        """(n_features, H, W) float32 features of a 2D gray or RGB image (cached by content)."""
+    def features(self, image, rng=None) -> np.ndarray:
+        """(n_features, H, W) float32 features of a 2D gray or RGB image (cached by content and ``rng``), normalised
+        by its own intensity range or by ``rng`` = (low, high) per channel."""
         arr = as_image2d(image)
-        key = self._key(arr)
+        key = self._key(arr, rng)
         if key in self._cache:
             self._cache.move_to_end(key)
             return self._cache[key]
-        feats = self._compute(arr)
+        feats = self._compute(arr, rng)
         if feats.nbytes <= self._cache_bytes:
             self._cache[key] = feats
             while sum(v.nbytes for v in self._cache.values()) > self._cache_bytes:

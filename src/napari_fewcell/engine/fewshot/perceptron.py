@@ -38,13 +38,14 @@ from ..core import modelfile
 from ..core.annotation import AnnotatedImage, annotate, require_two_classes
 from ..core.blocks import LazyImage, TiledModel, label_blocks_iter, open_image
 from ..core.errors import FewcellError
-from ..core.image import as_image2d
+from ..core.image import as_image2d, range_of_sample, strided_sample
 from ..core.progress import Progress, run
 from ..nets.msd import shipped_names
 from . import features
 from .features import EXTRAS, Extractors
 
 DICE_EPS = 1.0  #: smoothing of the soft Dice loss
+INTENSITIES = ("support", "image")  #: values of ``PerceptronParams.intensity``
 log = logging.getLogger(__name__)
 
 
@@ -58,12 +59,18 @@ class PerceptronParams:
     maxiter: int = 1000  #: BFGS iteration cap
     max_pixels: int = 30_000  #: support pixels used for fitting (a seeded random sample when there are more)
     extractors: tuple[str, ...] | None = None  #: shipped extractors to use; None = all
+    #: how an image's intensities are mapped to [0, 1] before the extractors: "support" (one range, the support
+    #: images' pooled percentiles, kept in the model and used for every image it is applied to) or "image" (each
+    #: image by its own percentiles)
+    intensity: str = "image"
     device: str = "auto"
     seed: int = 0
 
     def check(self) -> None:
         if not (self.lam >= 0 and math.isfinite(self.lam)):
             raise FewcellError(f"λ must be a non-negative number, not {self.lam}.")
+        if self.intensity not in INTENSITIES:
+            raise FewcellError(f"Unknown intensity mapping '{self.intensity}': choose {' or '.join(INTENSITIES)}.")
         if not (self.gtol > 0 and self.maxiter >= 0 and self.max_pixels >= 100):
             raise FewcellError("The BFGS tolerance must be positive and at least 100 support pixels must be used.")
 
@@ -146,6 +153,18 @@ class Perceptron(TiledModel):
         self._fx = extractors
 
     @property
+    def intensity_range(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The (low, high) intensities every image is mapped to [0, 1] with (intensity "support"), or None: each
+        image by its own (intensity "image", and models fitted before the option existed)."""
+        r = self.meta.get("intensity_range")
+        return None if r is None else (np.asarray(r[0], np.float32), np.asarray(r[1], np.float32))
+
+    def plan(self, image: LazyImage):
+        """The range big images are normalised with block by block (TiledModel)."""
+        r = self.intensity_range
+        return image.intensity_range() if r is None else r
+
+    @property
     def class_names(self) -> dict:
         return self.meta.get("class_names", {})
 
@@ -180,7 +199,8 @@ class Perceptron(TiledModel):
         fx = self.extractors
         if fx.n_tiles(arr.shape[:2]) == 1:  # a support image's features are cached: applying to it costs nothing
             yield Progress(0, 1, "predicting")
-            labels = self.labels_from(expit(fx.project(arr, *self.folded())).transpose(1, 2, 0))
+            z = fx.project(arr, *self.folded(), rng=self.intensity_range)
+            labels = self.labels_from(expit(z).transpose(1, 2, 0))
             yield Progress(1, 1, "predicting")
             return labels
         out = np.zeros(arr.shape[:2], self.label_dtype())  # large images: one tile's features at a time
@@ -290,12 +310,13 @@ def fit_iter(data: Sequence[AnnotatedImage], params: PerceptronParams | None = N
     require_two_classes(values, "support labels hold", "label at least one structure and some background")
     t0 = time.perf_counter()
     fx = extractors or Extractors(p.extractors, device=p.device)
+    rng = support_range(data) if p.intensity == "support" else None
     chosen = _sample_pixels(data, p.max_pixels, np.random.default_rng(p.seed))
     xs, ys = [], []
     steps = len(data) + 1
     for i, (d, rows) in enumerate(zip(data, chosen)):
         yield Progress(i, steps, f"features of {d.name}")
-        feats = fx.features(d.image)
+        feats = fx.features(d.image, rng)
         xs.append(feats.reshape(feats.shape[0], -1)[:, rows].T)
         ys.append(d.labels.ravel()[rows])
     t_feat = time.perf_counter() - t0
@@ -320,6 +341,7 @@ def fit_iter(data: Sequence[AnnotatedImage], params: PerceptronParams | None = N
         "params": dataclasses.asdict(p), "support": [{"name": d.name, "shape": list(d.shape),
                                                        "annotated_pixels": int(d.known.sum())} for d in data],
         "pixels_used": len(y), "fit": records, "features_seconds": round(t_feat, 3),
+        "intensity_range": None if rng is None else [[float(v) for v in part] for part in rng],
         "fit_seconds": round(time.perf_counter() - t0 - t_feat, 3),
         "class_names": {str(k): str(v) for k, v in (class_names or {}).items()},
     }
@@ -327,6 +349,12 @@ def fit_iter(data: Sequence[AnnotatedImage], params: PerceptronParams | None = N
         if r.get("note"):
             log.info("class %s: %s", r["class"], r["note"])
     return Perceptron(thetas[:, 1:], thetas[:, 0], mean, std, values, fg, meta, fx)
+
+
+def support_range(data: Sequence[AnnotatedImage]) -> tuple[np.ndarray, np.ndarray]:
+    """One (low, high) intensity range for all support images: the percentiles of their pooled pixel samples."""
+    arrs = [as_image2d(d.image) for d in data]
+    return range_of_sample(np.concatenate([strided_sample(a) for a in arrs]), arrs[0].shape[-1])
 
 
 def _sample_pixels(data: Sequence[AnnotatedImage], max_pixels: int, rng: np.random.Generator,

@@ -130,7 +130,7 @@ def held_out_probs(box: BoxData, emb: torch.Tensor | None = None, exclude: tuple
     emb = box.emb if emb is None else emb
     out = np.zeros((len(box.y), box.n_classes), np.float32)
     for q in np.unique(box.quad):
-        train = box.train_mask(q) & ~np.isin(box.quad, exclude)
+        train = box.train_mask(q) & ~np.isin(box.quad, exclude) & box.keyed
         if q in exclude or not train.any():
             continue
         train = np.flatnonzero(train)
@@ -151,7 +151,7 @@ def forest_check(box: BoxData, feats: np.ndarray, loqo: np.ndarray | None,
     pred = np.zeros(len(box.y), np.int64)
     quads = box.held_groups
     for i, q in enumerate(quads):
-        train, test = box.train_mask(q), box.quad == q
+        train, test = box.train_mask(q) & box.taught, box.quad == q
         if loqo is None:
             x_train, x_test = feats[train], feats[test]
         else:
@@ -342,7 +342,8 @@ def adapt_iter(model: EmbedNet, box: BoxData | None, params) -> Generator[Progre
         x = np.hstack([reuse["feats"], reuse["loqo"]]) if path == "fuse" else reuse["feats"]
         embedding = path == "fuse" and reuse["extra"] is not None
         x = np.hstack([x, reuse["extra"]]) if embedding else x
-        return Adaptation(path, check, forest=fit_forest(params.trees, x, box.y), embedding=embedding)
+        return Adaptation(path, check, forest=fit_forest(params.trees, x[box.taught], box.y[box.taught]),
+                          embedding=embedding)
     if path == "finetune":
         net = yield from finetune(model, box, params)
         return Adaptation(path, check, model=net)

@@ -9,6 +9,8 @@ import numpy as np
 from ..core.errors import FewcellError
 from .adapt import ADAPT_CHOICES
 
+STROKE_USES = ("both", "attention", "forest")  #: values of ``PromptParams.stroke_use``
+
 
 @dataclasses.dataclass
 class PromptParams:
@@ -40,6 +42,9 @@ class PromptParams:
     #: a corrected pixel counts for this many pixels in the attention (a stroke is a few dozen pixels against a
     #: box's thousands, and the user painted it where the result was wrong)
     stroke_weight: float = 1.0
+    #: what learns from correction strokes: "both" (the attention's keys and the forests), "attention" (keys only:
+    #: the forests learn from the boxes) or "forest" (the forests only: the keys are the boxes' pixels)
+    stroke_use: str = "both"
     #: the fused path's forest also reads each pixel's embedding by the network (a feature bank: the network's
     #: knowledge as 32 features instead of one attention probability)
     fuse_embedding: bool = False
@@ -52,6 +57,8 @@ class PromptParams:
             raise FewcellError(f"Unknown attention '{self.attention}': choose 'prototypes' or 'exact'.")
         if self.adapt not in ADAPT_CHOICES:
             raise FewcellError(f"Unknown adaptation '{self.adapt}': choose one of {', '.join(ADAPT_CHOICES)}.")
+        if self.stroke_use not in STROKE_USES:
+            raise FewcellError(f"Unknown use of strokes '{self.stroke_use}': choose one of {', '.join(STROKE_USES)}.")
         if self.check_buffer < 0:
             raise FewcellError("The self-check's buffer is a number of pixels, 0 or more.")
         if min(self.trees, self.check_trees) < 1 or self.finetune_steps < 0 or not self.finetune_lr > 0:

@@ -128,6 +128,7 @@ class BoxData:
     tau: float
     #: pixels of the other quadrants this close (Chebyshev) to the held-out one are not trained on in the self-check
     buffer: int = 0
+    stroke_use: str = "both"  #: PromptParams.stroke_use: whether strokes are attention keys, forest pixels or both
 
     def __post_init__(self):
         self.sources = as_sources(self.source)
@@ -139,6 +140,9 @@ class BoxData:
         #: is learnt from, never scored, so the estimate stays one of Dice on the boxes)
         self.scored = np.concatenate([np.full(s.size, s.kind == "box") for s in self.sources])
         self.held_groups = np.unique(self.quad[self.scored])
+        #: the pixels attention may take as keys and those the forests may learn from (strokes: ``stroke_use``)
+        self.keyed = self.scored | (self.stroke_use in ("both", "attention"))
+        self.taught = self.scored | (self.stroke_use in ("both", "forest"))
 
     def score(self, pred: np.ndarray) -> float:
         """The self-check's score of held-out predictions (M,): :func:`quadrant_score` on the boxes' pixels."""

@@ -231,9 +231,13 @@ class Segmenter:
 
     def keys(self, prompt: Prompt) -> attention.PromptKeys:
         """The prompt's attention keys for this segmenter's settings (computed once per prompt)."""
-        key = (self.params.attention, self.params.prototypes, str(self.device))
+        key = (self.params.attention, self.params.prototypes, str(self.device), self.params.stroke_use)
         if key not in prompt._keys:
-            prompt._keys[key] = self.make_keys(prompt.embeddings, prompt.labels, prompt.weights)
+            emb, lab, w = prompt.embeddings, prompt.labels, prompt.weights
+            if self.params.stroke_use == "forest" and prompt.sources:  # strokes teach the forests only
+                boxes = np.concatenate([np.full(s.size, s.kind == "box") for s in prompt.sources])
+                emb, lab, w = emb[torch.from_numpy(boxes)], lab[boxes], None if w is None else w[boxes]
+            prompt._keys[key] = self.make_keys(emb, lab, w)
         return prompt._keys[key]
 
     def adapt_iter(self, prompt: Prompt) -> Generator[Progress, None, Adaptation]:
@@ -246,7 +250,7 @@ class Segmenter:
             box = None
             if prompt.sources and p.adapt != "none":
                 y = np.unique(prompt.labels, return_inverse=True)[1].reshape(-1)
-                box = BoxData(prompt.embeddings, y, prompt.sources, self.tau, p.check_buffer)
+                box = BoxData(prompt.embeddings, y, prompt.sources, self.tau, p.check_buffer, p.stroke_use)
             ad = yield from adapt_iter(self.model, box, p)
             if ad.model is not None:
                 ad.keys = self.make_keys(box_embeddings(ad.model, prompt.sources), prompt.labels, prompt.weights)
@@ -263,7 +267,7 @@ class Segmenter:
         p = self.params
         net = (p.weights or "shipped") if self.own_weights else id(self.model)
         return (net, str(self.device), self.tau, p.adapt, p.attention, p.prototypes, p.trees, p.check_trees,
-                p.finetune_steps, p.finetune_seconds, p.finetune_lr, p.check_buffer, p.fuse_embedding)
+                p.finetune_steps, p.finetune_seconds, p.finetune_lr, p.check_buffer, p.fuse_embedding, p.stroke_use)
 
     def adapt(self, prompt: Prompt, progress: Callable[[Progress], None] | None = None) -> Adaptation:
         return run(self.adapt_iter(prompt), progress)
