@@ -158,3 +158,25 @@ def test_a_correction_alone_may_bring_the_second_class(seg):
     assert sorted(np.unique(prompt.labels)) == [0, 1]
     with pytest.raises(FewcellError, match="size of the image"):
         seg.prepare_prompt_boxes(img, mask, [empty], corrections=corr[:50])
+
+
+@pytest.mark.parametrize("use, adapt", [("attention", "forest"), ("forest", "none")])
+def test_what_a_stroke_teaches_is_chosen_by_stroke_use(use, adapt):
+    """stroke_use="attention": the forests learn from the boxes only, so the filters-only forest ignores a stroke;
+    "forest": the attention's keys are the boxes' pixels only, so attention alone ignores it. With "both" each
+    path learns from the stroke."""
+    img, truth = squares_and_discs()
+    box = (10, 10, 64, 64)
+    corr = np.full(img.shape, -1, np.int32)
+    corr[88:92, 152:168] = 1  # one stroke across one dark square
+    labels = {}
+    for u in (use, "both"):
+        seg = Segmenter(PromptParams(device="cpu", adapt=adapt, trees=20, stroke_use=u))
+        before = seg.segment(img, seg.prepare_prompt_boxes(img, truth, [box]))
+        labels[u] = seg.segment(img, seg.prepare_prompt_boxes(img, truth, [box], corrections=corr)), before
+    after, before = labels[use]
+    assert np.array_equal(after, before)
+    after, before = labels["both"]
+    assert (after != before).any()  # the same stroke moves the same path when both learn from it
+    with pytest.raises(FewcellError, match="use of strokes"):
+        PromptParams(stroke_use="neither").check()
