@@ -30,6 +30,7 @@ from common import (
 
 SETS = ["dsb2018_fluo", "dsb2018_he", "isbi2012_membrane"]
 SHOTS = [1, 5, 10]
+INTENSITY = ["image"]  #: PerceptronParams.intensity of the accuracy runs (--intensity)
 
 
 def q(values) -> str:
@@ -66,7 +67,8 @@ def run_set(ds: Dataset, fx, shots, draws: int, rf: RFBaseline | None, test_ids)
             ids = [ds.train[j] for j in rng.choice(len(ds.train), k, replace=False)]
             data = [support(ds.images[i], ds.labels[i], name=i) for i in ids]
             for label, bfgs in (("logistic", False), ("logistic + BFGS", True)):
-                model = run(fit_iter(data, PerceptronParams(bfgs=bfgs, seed=d), extractors=fx))
+                model = run(fit_iter(data, PerceptronParams(bfgs=bfgs, seed=d, intensity=INTENSITY[0]),
+                                     extractors=fx))
                 rows[label].append(float(np.mean(perceptron_dice(model, fx, ds, test_ids))))
                 if bfgs:
                     rows["fit_s"].append(model.meta["fit_seconds"])
@@ -161,12 +163,15 @@ def main() -> None:
     ap.add_argument("--draws", type=int, default=10)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-rf", action="store_true", help="skip the random-forest baseline")
+    ap.add_argument("--intensity", choices=("image", "support"), default="image",
+                    help="PerceptronParams.intensity of the accuracy runs")
     ap.add_argument("--timing-only", action="store_true")
     ap.add_argument("--no-timing", action="store_true")
     ap.add_argument("--repeats", type=int, default=5, help="timing repeats")
     ap.add_argument("--quick", action="store_true", help="smoke test: 2 draws, 2 test images, 1 and 5 shots")
     ap.add_argument("--out", default="benchmarks/results/fewshot.md")
     args = ap.parse_args()
+    INTENSITY[0] = args.intensity
 
     from napari_fewcell.engine.fewshot.features import Extractors
     from napari_fewcell.engine.nets.msd import shipped_names, shipped_path

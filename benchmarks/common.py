@@ -354,7 +354,9 @@ def loco_names(target: str) -> list[str]:
 
 def perceptron_dice(model, fx, ds: Dataset, ids) -> list[float]:
     """Foreground Dice % of a fitted perceptron on each image ``ids`` of ``ds``, with extractors ``fx``."""
-    return [fg_dice(model.labels_from(model.probabilities(fx.features(ds.images[i]))), ds.labels[i]) for i in ids]
+    rng = getattr(model, "intensity_range", None)  # PerceptronParams.intensity "support": the model's range
+    return [fg_dice(model.labels_from(model.probabilities(fx.features(ds.images[i], rng))), ds.labels[i])
+            for i in ids]
 
 
 # ---- reports --------------------------------------------------------------------------------------

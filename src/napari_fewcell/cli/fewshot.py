@@ -12,6 +12,7 @@ from .inputs import check_model_target, parse_class_names, read_support
 
 def add_parser(sub) -> None:
     from ..engine.fewshot import PerceptronParams as FitDefaults
+    from ..engine.fewshot.perceptron import INTENSITIES
 
     f = sub.add_parser("fit", help="fit a perceptron on MSD feature maps of a few support images (paper 002)",
                        description=cmd_fit.__doc__)
@@ -24,6 +25,9 @@ def add_parser(sub) -> None:
     f.add_argument("--no-bfgs", action="store_true", help="keep the logistic-regression weights (no Dice refinement)")
     f.add_argument("--max-pixels", type=int, default=FitDefaults.max_pixels, help="support pixels used for fitting")
     f.add_argument("--extractors", nargs="+", default=None, metavar="NAME", help="shipped extractors (default: all)")
+    f.add_argument("--intensity", choices=INTENSITIES, default=FitDefaults.intensity,
+                   help="map every image's intensities with the support images' pooled range ('support', kept in "
+                        "the model) or with its own ('image')")
     add_class_name(f)
     add_run_options(f, cmd_fit, "replace an existing MODEL.npz")
 
@@ -37,7 +41,7 @@ def cmd_fit(a) -> int:
     from ..engine.fewshot import PerceptronParams, fit_iter
 
     params = PerceptronParams(lam=a.lam, bfgs=not a.no_bfgs, max_pixels=a.max_pixels, device=a.device, seed=a.seed,
-                              extractors=tuple(a.extractors) if a.extractors else None)
+                              extractors=tuple(a.extractors) if a.extractors else None, intensity=a.intensity)
     params.check()
     names = parse_class_names(a.class_name)
     data = read_support(a)
