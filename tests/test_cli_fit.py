@@ -51,7 +51,10 @@ def test_fit_with_boxes_and_a_stack(files, tmp_path, capsys):
     model = tmp_path / "boxes.npz"
     assert main(["fit", "--support", str(tmp_path / "stack.tif"), str(tmp_path / "stack_labels.tif"),
                  "--box", "0", "0", "64", "64", "--box", "64", "0", "32", "104", "--out", str(model),
-                 "--class-name", "1=blob", "--device", "cpu"]) == 0
+                 "--class-name", "1=blob", "--device", "cpu", "--intensity", "support"]) == 0
+    from napari_fewcell.engine.fewshot import Perceptron
+
+    assert Perceptron.load(model).intensity_range is not None  # the support's range is kept in the model
     out = tmp_path / "pred"
     assert main(["predict", "--model", str(model), str(tmp_path / "stack.tif"), "--out", str(out)]) == 0
     pred = tifffile.imread(out / "stack.tif")
