@@ -30,7 +30,6 @@ from common import (
 
 SETS = ["dsb2018_fluo", "dsb2018_he", "isbi2012_membrane"]
 SHOTS = [1, 5, 10]
-INTENSITY = ["image"]  #: PerceptronParams.intensity of the accuracy runs (--intensity)
 
 
 def q(values) -> str:
@@ -55,7 +54,7 @@ def rf_fit_predict(rf: RFBaseline, ds: Dataset, ids, test_ids, max_pixels: int, 
     return [fg_dice(rf.predict(clf, rf.cached(t, ds.images[t])[0]), ds.labels[t]) for t in test_ids]
 
 
-def run_set(ds: Dataset, fx, shots, draws: int, rf: RFBaseline | None, test_ids) -> dict:
+def run_set(ds: Dataset, fx, shots, draws: int, rf: RFBaseline | None, test_ids, intensity: str = "image") -> dict:
     from napari_fewcell.engine.core.progress import run
     from napari_fewcell.engine.fewshot import PerceptronParams, fit_iter, support
 
@@ -67,7 +66,7 @@ def run_set(ds: Dataset, fx, shots, draws: int, rf: RFBaseline | None, test_ids)
             ids = [ds.train[j] for j in rng.choice(len(ds.train), k, replace=False)]
             data = [support(ds.images[i], ds.labels[i], name=i) for i in ids]
             for label, bfgs in (("logistic", False), ("logistic + BFGS", True)):
-                model = run(fit_iter(data, PerceptronParams(bfgs=bfgs, seed=d, intensity=INTENSITY[0]),
+                model = run(fit_iter(data, PerceptronParams(bfgs=bfgs, seed=d, intensity=intensity),
                                      extractors=fx))
                 rows[label].append(float(np.mean(perceptron_dice(model, fx, ds, test_ids))))
                 if bfgs:
@@ -171,7 +170,6 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="smoke test: 2 draws, 2 test images, 1 and 5 shots")
     ap.add_argument("--out", default="benchmarks/results/fewshot.md")
     args = ap.parse_args()
-    INTENSITY[0] = args.intensity
 
     from napari_fewcell.engine.fewshot.features import Extractors
     from napari_fewcell.engine.nets.msd import shipped_names, shipped_path
@@ -201,7 +199,7 @@ def main() -> None:
             own = [n for n in shipped_names() if source[n] == name]
             fx = Extractors(loco, device="cpu", cache_bytes=12 << 30)
             rf = None if args.no_rf else RFBaseline(args.threads)
-            res = run_set(ds, fx, shots, draws, rf, test_ids)
+            res = run_set(ds, fx, shots, draws, rf, test_ids, args.intensity)
             ub = f"{upper_bound(ds, own[0], test_ids):.1f}" if own else "—"
             for k, rows in res.items():
                 rf_cell = q(rows["RF baseline"]) if rows["RF baseline"] else "—"

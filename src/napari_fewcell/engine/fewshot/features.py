@@ -113,7 +113,7 @@ class Extractors:
             f = feats.shape[0]
             z = np.asarray(weight, np.float32) @ feats.reshape(f, -1) + np.asarray(bias, np.float32)[:, None]
             return z.reshape(-1, *feats.shape[1:])
-        x = normalize(arr, intensity_range(arr) if rng is None else rng)
+        x = normalized(arr, rng)
         out = np.empty((len(bias), *arr.shape[:2]), np.float32)
         for win in windows(x.shape[1:], TILE, MARGIN):
             z = self.project_region(x[(slice(None), *win.region)], weight, bias)
@@ -127,7 +127,7 @@ class Extractors:
     def tiles(self, arr: np.ndarray, rng=None) -> Iterator[tuple[slice, slice, np.ndarray]]:
         """(rows, cols, features) of an (H, W, C) image tile by tile: bounded memory for large images. ``rng``:
         the (low, high) intensities mapped to 0 and 1 (None: the image's own, :func:`intensity_range`)."""
-        x = normalize(arr, intensity_range(arr) if rng is None else rng)
+        x = normalized(arr, rng)
         for win in windows(x.shape[1:], TILE, MARGIN):
             f = self.region(x[(slice(None), *win.region)])
             yield (*win.tile, f[(slice(None), *win.inner)])
@@ -161,6 +161,11 @@ class Extractors:
             while sum(v.nbytes for v in self._cache.values()) > self._cache_bytes:
                 self._cache.popitem(last=False)
         return feats
+
+
+def normalized(arr: np.ndarray, rng=None) -> np.ndarray:
+    """An (H, W, C) image as float32 (3, H, W) in [0, 1]: by ``rng`` = (low, high), or by its own range."""
+    return normalize(arr, intensity_range(arr) if rng is None else rng)
 
 
 def extras(x: np.ndarray) -> np.ndarray:

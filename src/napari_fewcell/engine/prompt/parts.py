@@ -116,6 +116,11 @@ def pixel_groups(sources: list[PromptSource]) -> np.ndarray:
     return np.concatenate(out) if out else np.zeros(0, np.int64)
 
 
+def box_pixels(sources: list[PromptSource]) -> np.ndarray:
+    """(M,) True for the labelled pixels of boxes, False for those of correction strokes, in the parts' order."""
+    return np.concatenate([np.full(s.size, s.kind == "box") for s in sources])
+
+
 @dataclasses.dataclass
 class BoxData:
     """What the self-check and the paths read of a prompt: the embeddings of its labelled pixels by the shared
@@ -138,7 +143,7 @@ class BoxData:
         self.spans = [slice(int(e - s.size), int(e)) for e, s in zip(ends, self.sources)]
         #: the pixels the self-check scores: those of boxes (a correction stroke marks hard pixels on purpose; it
         #: is learnt from, never scored, so the estimate stays one of Dice on the boxes)
-        self.scored = np.concatenate([np.full(s.size, s.kind == "box") for s in self.sources])
+        self.scored = box_pixels(self.sources)
         self.held_groups = np.unique(self.quad[self.scored])
         #: the pixels attention may take as keys and those the forests may learn from (strokes: ``stroke_use``)
         self.keyed = self.scored | (self.stroke_use in ("both", "attention"))

@@ -35,7 +35,7 @@ from .colour import colour_plan
 from .corrections import correction_parts, correction_sets
 from .filters import forest_proba, window_features
 from .params import PromptParams
-from .parts import CONTEXT, ONE_CLASS_HINT, BoxData, PromptSource, crop_prompt_labels, later_boxes_mask
+from .parts import CONTEXT, ONE_CLASS_HINT, BoxData, PromptSource, box_pixels, crop_prompt_labels, later_boxes_mask
 
 
 @dataclasses.dataclass
@@ -235,7 +235,7 @@ class Segmenter:
         if key not in prompt._keys:
             emb, lab, w = prompt.embeddings, prompt.labels, prompt.weights
             if self.params.stroke_use == "forest" and prompt.sources:  # strokes teach the forests only
-                boxes = np.concatenate([np.full(s.size, s.kind == "box") for s in prompt.sources])
+                boxes = box_pixels(prompt.sources)
                 emb, lab, w = emb[torch.from_numpy(boxes)], lab[boxes], None if w is None else w[boxes]
             prompt._keys[key] = self.make_keys(emb, lab, w)
         return prompt._keys[key]
