@@ -49,6 +49,17 @@ def test_msd_train_and_inference_paths_agree_and_keep_resolution():
     assert net.config.radius == sum([1, 2, 3, 4, 5] * 2 + [1, 2])
 
 
+def test_msd_projection_folds_the_head_and_matches_the_features():
+    shallow = MSDNet(MSDConfig(depth=3, max_dilation=10, out_channels=2)).eval()  # 8 px: too small to pad by 10
+    for net, shape in [(MSDNet(MSDConfig(depth=9, max_dilation=4, out_channels=2)).eval(), (1, 3, 33, 27)),
+                       (shallow, (1, 3, 8, 30))]:
+        weight = torch.randn(3, net.config.n_maps + 2)
+        x = torch.rand(*shape)
+        want = torch.einsum("kf,fhw->khw", weight, net.features(x)[0])
+        assert net.project(x, weight).shape == want.shape
+        assert torch.allclose(net.project(x, weight), want, atol=1e-4)
+
+
 def test_shipped_extractors_load_with_weights_only(fx):
     assert len(shipped_names()) >= 3
     assert fx.n_features == len(fx.feature_names) == sum(s["layers"] + 1 for s in fx.spec) + 23

@@ -96,9 +96,8 @@ class Extractors:
         z = torch.as_tensor(np.asarray(bias), dtype=torch.float32).to(self.device)[:, None].repeat(1, h * w)
         start = 0
         for net in self.nets:
-            f = net.features(t)[0, :, :h, :w].float()
-            n = f.shape[0]
-            z.addmm_(wt[:, start : start + n], f.reshape(n, h * w))
+            n = net.config.n_maps + net.config.out_channels
+            z += net.project(t, wt[:, start : start + n])[:, :h, :w].reshape(-1, h * w)
             start += n
         ex = torch.from_numpy(extras(x)).to(self.device)
         z.addmm_(wt[:, start:], ex.reshape(len(EXTRAS), h * w))

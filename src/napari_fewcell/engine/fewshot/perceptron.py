@@ -4,7 +4,7 @@
 
 * ``g(x)``: the per-pixel features of :class:`~.features.Extractors`, standardised with the
   support pixels' mean and standard deviation.
-* Start: scikit-learn's ``LogisticRegression`` on the support pixels with the same penalty
+* Start: scikit-learn's ``LogisticRegression`` (Newton–Cholesky) on the support pixels with the same penalty
   (``C = 1 / (2 n λ)``, so the mean log-loss + λ‖W‖² is minimised).
 * Refinement: ``scipy.optimize.minimize(method="BFGS")`` on the soft Dice loss with its exact
   (analytic) gradient, stopping at gradient norm ``gtol`` (1e-5). The refined weights are kept
@@ -113,8 +113,8 @@ def _fit_one(X: np.ndarray, y: np.ndarray, p: PerceptronParams) -> tuple[np.ndar
 
     t0 = time.perf_counter()
     n = len(y)
-    # only a starting point for BFGS: sklearn's default tolerance is enough
-    lr = LogisticRegression(C=1.0 / (2 * n * p.lam) if p.lam > 0 else 1e12, max_iter=300)
+    # Newton's method with a Cholesky solve: 6–7 iterations for ~120 features (lbfgs took 40–45 and 5× the time)
+    lr = LogisticRegression(C=1.0 / (2 * n * p.lam) if p.lam > 0 else 1e12, solver="newton-cholesky", max_iter=300)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # a start point; BFGS takes it from there
         lr.fit(X, y)
