@@ -41,21 +41,21 @@ def test_dilated_matches_torch_convolution():
 
 def test_msd_train_and_inference_paths_agree_and_keep_resolution():
     net = MSDNet(MSDConfig(depth=12, max_dilation=5)).eval()
-    x = torch.rand(1, 3, 40, 36)
+    x = torch.rand(2, 3, 40, 36)
     maps = net.all_maps(x)
-    assert maps.shape == (1, 3 + 12, 40, 36)
+    assert maps.shape == (2, 3 + 12, 40, 36)
     assert torch.allclose(maps, net._all_maps_train(x), atol=1e-5)
-    assert net.features(x).shape == (1, 13, 40, 36)
+    assert net.features(x).shape == (2, 13, 40, 36)
     assert net.config.radius == sum([1, 2, 3, 4, 5] * 2 + [1, 2])
 
 
 def test_msd_projection_folds_the_head_and_matches_the_features():
     shallow = MSDNet(MSDConfig(depth=3, max_dilation=10, out_channels=2)).eval()  # 8 px: too small to pad by 10
-    for net, shape in [(MSDNet(MSDConfig(depth=9, max_dilation=4, out_channels=2)).eval(), (1, 3, 33, 27)),
+    for net, shape in [(MSDNet(MSDConfig(depth=9, max_dilation=4, out_channels=2)).eval(), (2, 3, 33, 27)),
                        (shallow, (1, 3, 8, 30))]:
         weight = torch.randn(3, net.config.n_maps + 2)
         x = torch.rand(*shape)
-        want = torch.einsum("kf,fhw->khw", weight, net.features(x)[0])
+        want = torch.einsum("kf,nfhw->nkhw", weight, net.features(x))
         assert net.project(x, weight).shape == want.shape
         assert torch.allclose(net.project(x, weight), want, atol=1e-4)
 
@@ -241,8 +241,26 @@ def test_large_images_are_predicted_tile_by_tile(fx, monkeypatch):
     assert fx.features(img).shape == (fx.n_features, 100, 90)
 
 
+def test_a_big_image_annotated_in_boxes_is_read_box_by_box(fx, monkeypatch):
+    """An image the extractors tile gets its features box by box (with the tiles' context), not whole: a refit
+    after one more box computes only that box; the fit still segments the image."""
+    from napari_fewcell.engine.fewshot import features
+
+    monkeypatch.setattr(features, "TILE", 64)  # 160×150 is then "big"
+    monkeypatch.setattr(features, "MARGIN", 16)
+    img, mask = blobs((160, 150), seed=5, n=20)
+    seen, compute = [], fx.features
+    monkeypatch.setattr(fx, "features", lambda image, rng=None: seen.append(image.shape[:2]) or compute(image, rng))
+    model = run(fit_iter([support(img, mask, [(0, 0, 48, 48), (96, 80, 48, 48)])], PerceptronParams(), extractors=fx))
+    assert seen == [(64, 64), (80, 80)]  # each box and 16 px around it, inside the image
+    assert dice_mean(model.predict(img), mask) > 0.9
+    seen.clear()
+    run(fit_iter([support(img, mask, [(0, 0, 48, 48)])], PerceptronParams(), extractors=fx))
+    assert seen == [(64, 64)]
+
+
 def test_a_class_painted_on_a_few_pixels_is_never_sampled_away(fx):
-    from napari_fewcell.engine.fewshot.perceptron import _sample_pixels
+    from napari_fewcell.engine.fewshot.support import sample_pixels as _sample_pixels
 
     img, mask = blobs((120, 120), seed=3, n=10)
     labels = mask.copy()

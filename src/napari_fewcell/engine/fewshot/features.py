@@ -86,22 +86,29 @@ class Extractors:
         maps = torch.cat([net.features(t)[0, :, :h, :w] for net in self.nets], 0).float().cpu().numpy()
         return np.concatenate([maps, extras(x)], axis=0)
 
-    @torch.inference_mode()
     def project_region(self, x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
         """``weight @ region(x) + bias``, (K, h, w) float32, one extractor's maps at a time: the (F, h, w) stack is
         never built (at 1024² it is ~0.5 GB, and copying it cost more than the extractors). The same numbers as
         through :meth:`region` up to float rounding."""
-        h, w = x.shape[1:]
-        t, wt = self._tensor(x), torch.as_tensor(np.asarray(weight), dtype=torch.float32).to(self.device)
-        z = torch.as_tensor(np.asarray(bias), dtype=torch.float32).to(self.device)[:, None].repeat(1, h * w)
+        return self.project_batch(x[None], weight, bias)[0]
+
+    @torch.inference_mode()
+    def project_batch(self, x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
+        """:meth:`project_region` of N normalised regions of one size (N, 3, h, w) at once, (N, K, h, w): each
+        network makes one pass over the batch (tiles scored together)."""
+        n, _, h, w = x.shape
+        t = torch.cat([self._tensor(xi) for xi in x])
+        wt = torch.as_tensor(np.asarray(weight), dtype=torch.float32).to(self.device)
+        z = torch.as_tensor(np.asarray(bias), dtype=torch.float32).to(self.device)[None, :, None, None]
+        z = z.repeat(n, 1, h, w)
         start = 0
         for net in self.nets:
-            n = net.config.n_maps + net.config.out_channels
-            z += net.project(t, wt[:, start : start + n])[:, :h, :w].reshape(-1, h * w)
-            start += n
-        ex = torch.from_numpy(extras(x)).to(self.device)
-        z.addmm_(wt[:, start:], ex.reshape(len(EXTRAS), h * w))
-        return z.reshape(-1, h, w).cpu().numpy()
+            k = net.config.n_maps + net.config.out_channels
+            z += net.project(t, wt[:, start : start + k])[:, :, :h, :w]
+            start += k
+        ex = torch.from_numpy(np.stack([extras(xi) for xi in x])).to(self.device)
+        z += torch.einsum("kf,nfhw->nkhw", wt[:, start:], ex)
+        return z.cpu().numpy()
 
     def project(self, image, weight: np.ndarray, bias: np.ndarray, rng=None) -> np.ndarray:
         """``weight @ features(image, rng) + bias``: (K, H, W) float32 for a whole 2D image, through the cache when

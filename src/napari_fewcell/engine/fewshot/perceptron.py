@@ -35,14 +35,15 @@ import numpy as np
 from scipy.special import expit
 
 from ..core import modelfile
-from ..core.annotation import AnnotatedImage, annotate, require_two_classes
+from ..core.annotation import AnnotatedImage, require_two_classes
 from ..core.blocks import LazyImage, TiledModel, label_blocks_iter, open_image
 from ..core.errors import FewcellError
-from ..core.image import as_image2d, range_of_sample, strided_sample
+from ..core.image import as_image2d
 from ..core.progress import Progress, run
 from ..nets.msd import shipped_names
 from . import features
 from .features import EXTRAS, Extractors
+from .support import sample_pixels, support, support_pixels, support_range
 
 DICE_EPS = 1.0  #: smoothing of the soft Dice loss
 INTENSITIES = ("support", "image")  #: values of ``PerceptronParams.intensity``
@@ -73,11 +74,6 @@ class PerceptronParams:
             raise FewcellError(f"Unknown intensity mapping '{self.intensity}': choose {' or '.join(INTENSITIES)}.")
         if not (self.gtol > 0 and self.maxiter >= 0 and self.max_pixels >= 100):
             raise FewcellError("The BFGS tolerance must be positive and at least 100 support pixels must be used.")
-
-
-def support(image, labels, boxes: Sequence = (), name: str = "support image") -> AnnotatedImage:
-    """One support pair: labels known inside ``boxes``, or everywhere when there are no boxes."""
-    return annotate(image, labels, boxes, name=name, full=not len(boxes))
 
 
 # ---- the loss ---------------------------------------------------------------------------------
@@ -311,14 +307,14 @@ def fit_iter(data: Sequence[AnnotatedImage], params: PerceptronParams | None = N
     t0 = time.perf_counter()
     fx = extractors or Extractors(p.extractors, device=p.device)
     rng = support_range(data) if p.intensity == "support" else None
-    chosen = _sample_pixels(data, p.max_pixels, np.random.default_rng(p.seed))
+    chosen = sample_pixels(data, p.max_pixels, np.random.default_rng(p.seed))
     xs, ys = [], []
     steps = len(data) + 1
     for i, (d, rows) in enumerate(zip(data, chosen)):
         yield Progress(i, steps, f"features of {d.name}")
-        feats = fx.features(d.image, rng)
-        xs.append(feats.reshape(feats.shape[0], -1)[:, rows].T)
-        ys.append(d.labels.ravel()[rows])
+        for x, y in support_pixels(fx, d, rows, rng):
+            xs.append(x)
+            ys.append(y)
     t_feat = time.perf_counter() - t0
     X, y = np.concatenate(xs), np.concatenate(ys)
     mean, std = X.mean(0, dtype=np.float64), X.std(0, dtype=np.float64)
@@ -349,31 +345,6 @@ def fit_iter(data: Sequence[AnnotatedImage], params: PerceptronParams | None = N
         if r.get("note"):
             log.info("class %s: %s", r["class"], r["note"])
     return Perceptron(thetas[:, 1:], thetas[:, 0], mean, std, values, fg, meta, fx)
-
-
-def support_range(data: Sequence[AnnotatedImage]) -> tuple[np.ndarray, np.ndarray]:
-    """One (low, high) intensity range for all support images: the percentiles of their pooled pixel samples."""
-    arrs = [as_image2d(d.image) for d in data]
-    return range_of_sample(np.concatenate([strided_sample(a) for a in arrs]), arrs[0].shape[-1])
-
-
-def _sample_pixels(data: Sequence[AnnotatedImage], max_pixels: int, rng: np.random.Generator,
-                   per_class: int = 200) -> list[np.ndarray]:
-    """Flat indices of the known pixels used per image: a uniform sample of ``max_pixels`` in all, plus
-    up to ``per_class`` pixels of every class, so that a class painted on a few pixels is never lost."""
-    rows = [np.flatnonzero(d.known.ravel()) for d in data]
-    labels = np.concatenate([d.labels.ravel()[r] for d, r in zip(data, rows)])
-    owner = np.concatenate([np.full(len(r), i) for i, r in enumerate(rows)])
-    flat = np.concatenate(rows)
-    if len(flat) <= max_pixels:
-        pick = np.arange(len(flat))
-    else:
-        pick = [rng.choice(len(flat), max_pixels, replace=False)]
-        for v in np.unique(labels):
-            members = np.flatnonzero(labels == v)
-            pick.append(rng.choice(members, min(per_class, len(members)), replace=False))
-        pick = np.unique(np.concatenate(pick))
-    return [np.sort(flat[pick[owner[pick] == i]]) for i in range(len(data))]
 
 
 def fit(images: Sequence, labels: Sequence, boxes: Sequence | None = None,

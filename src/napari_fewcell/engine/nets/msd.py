@@ -79,17 +79,17 @@ def dilated_conv(conv: nn.Conv2d, z: torch.Tensor, d: int) -> torch.Tensor:
 
 
 def padded_conv(conv: nn.Conv2d, zp: torch.Tensor, d: int, pad: int) -> torch.Tensor:
-    """``dilated_conv`` of maps that are already reflect-padded by ``pad`` ≥ d: (N, out, H, W) for (N, k, H+2pad,
-    W+2pad) input. The same products and sums in the same order, without padding the nine mixes."""
-    n, k, hp, wp = zp.shape
+    """``dilated_conv`` of maps that are already reflect-padded by ``pad`` ≥ d, laid out channels first: (out, N,
+    H, W) for (k, N, H+2pad, W+2pad) input. The same products and sums in the same order, without padding the nine
+    mixes, and one matrix product for a whole batch of tiles."""
+    k, n, hp, wp = zp.shape
     o, h, w, off = conv.out_channels, hp - 2 * pad, wp - 2 * pad, pad - d
     weight = conv.weight.permute(0, 2, 3, 1).reshape(o * 9, k)
-    mixes = [torch.mm(weight, zi.reshape(k, hp * wp)) for zi in zp]
-    mix = (mixes[0][None] if n == 1 else torch.stack(mixes)).view(n, o, 9, hp, wp)  # one image: no copy
-    out = mix[:, :, 0, off : off + h, off : off + w] + conv.bias.view(1, o, 1, 1)
+    mix = torch.mm(weight, zp.reshape(k, n * hp * wp)).view(o, 9, n, hp, wp)
+    out = mix[:, 0, :, off : off + h, off : off + w] + conv.bias.view(o, 1, 1, 1)
     for t in range(1, 9):
         a, b = divmod(t, 3)
-        out.add_(mix[:, :, t, off + a * d : off + a * d + h, off + b * d : off + b * d + w])
+        out.add_(mix[:, t, :, off + a * d : off + a * d + h, off + b * d : off + b * d + w])
     return out
 
 
@@ -123,21 +123,23 @@ class MSDNet(nn.Module):
         # inference: one preallocated buffer, each layer reads the maps before it and writes its slot. The buffer
         # holds every map reflect-padded by the largest dilation once, so no layer pads its mixes again (a third of
         # the time at 1024²); mixing is per pixel, so mixing padded maps gives the padded mixes, the same numbers.
+        # Channels come first, (C, N, H, W): a layer's inputs are one matrix for the whole batch (tiles scored
+        # together cost one product per layer, not one per tile).
         c, w, pad = self.config.in_channels, self.config.width, self.config.max_dilation
         if min(x.shape[2:]) <= pad:  # reflect padding needs more pixels than its width
-            return self._all_maps_train(x), 0
-        buf = x.new_empty(x.shape[0], c + self.config.n_maps, *(s + 2 * pad for s in x.shape[2:]))
-        buf[:, :c] = F.pad(x, (pad,) * 4, mode="reflect")
+            return self._all_maps_train(x).transpose(0, 1), 0
+        buf = x.new_empty(c + self.config.n_maps, x.shape[0], *(s + 2 * pad for s in x.shape[2:]))
+        buf[:c] = F.pad(x, (pad,) * 4, mode="reflect").transpose(0, 1)
         for i, conv in enumerate(self.layers):
             k = c + i * w
-            out = F.relu_(padded_conv(conv, buf[:, :k], self.config.dilation(i), pad))
-            buf[:, k : k + w] = F.pad(out, (pad,) * 4, mode="reflect")
+            out = F.relu_(padded_conv(conv, buf[:k], self.config.dilation(i), pad))
+            buf[k : k + w] = F.pad(out, (pad,) * 4, mode="reflect")
         return buf, pad
 
     def _all_maps_infer(self, x: torch.Tensor) -> torch.Tensor:
         buf, pad = self._padded_maps(x)
         h, w = x.shape[2:]
-        return buf[:, :, pad : pad + h, pad : pad + w]
+        return buf[:, :, pad : pad + h, pad : pad + w].transpose(0, 1)
 
     def all_maps(self, x: torch.Tensor) -> torch.Tensor:
         """(N, in_channels + depth·width, H, W): the input and every layer's maps."""
@@ -156,19 +158,17 @@ class MSDNet(nn.Module):
 
     @torch.inference_mode()
     def project(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-        """``weight @ features(x)`` per pixel, (K, H, W), for one image (N = 1) and a (K, depth·width +
-        out_channels) weight, without building the features: the head is folded into the weight, which mixes
-        the padded maps in place."""
+        """``weight @ features(x)`` per pixel, (N, K, H, W) for a (K, depth·width + out_channels) weight, without
+        building the features: the head is folded into the weight, which mixes the padded maps where they are."""
         c, n = self.config.in_channels, self.config.n_maps
         full = weight.new_zeros(weight.shape[0], c + n)
         full[:, c:] = weight[:, :n]
         head = weight[:, n:]
         full += head @ self.head.weight.flatten(1)
         buf, pad = self._padded_maps(x)
-        hp, wp = buf.shape[2:]
-        z = torch.mm(full, buf[0].reshape(c + n, hp * wp)).view(-1, hp, wp)
+        z = torch.mm(full, buf.reshape(c + n, -1)).view(-1, *buf.shape[1:])
         h, w = x.shape[2:]
-        return z[:, pad : pad + h, pad : pad + w] + (head @ self.head.bias)[:, None, None]
+        return (z[:, :, pad : pad + h, pad : pad + w] + (head @ self.head.bias)[:, None, None, None]).transpose(0, 1)
 
 
 def save_msd(net: MSDNet, path: str | Path, name: str, card: dict | None = None) -> None:

@@ -72,9 +72,8 @@ class PerceptronScorer(Scorer):
 
     def predict(self, x):
         """``head(maps(x))`` without building the features' stack (:meth:`Extractors.project_region`)."""
-        w, b = self.model.folded()
-        z = [torch.from_numpy(self.fx.project_region(t.cpu().numpy(), w, b)) for t in x]
-        return torch.sigmoid(torch.stack(z)).to(x.device)
+        z = self.fx.project_batch(x.cpu().numpy(), *self.model.folded())
+        return torch.sigmoid(torch.from_numpy(z)).to(x.device)
 
 
 class SegModelScorer(Scorer):

@@ -1,0 +1,91 @@
+#!/usr/bin/env python
+"""The time of one round of the "what to annotate next" loop on a 2048² image (issue 21's last target).
+
+What the widget does after Accept (``_qt/suggest_widget.py``): refit the perceptron on every accepted tile,
+predict the image (the prediction layer), rescore the tiles left and show the best. A simulated annotator accepts
+the top suggestion each round with its true labels. The image is a 2×2 mosaic of the top-left 1024² of four Coelho
+NIH3T3 test images (fluorescent nuclei); the default session (perceptron, consistency at 1/2 resolution, 256²
+tiles). Every step is timed apart; the first suggestion (the shipped network, before any accept) is timed too.
+
+    python bench_loop.py --data ../../shared/data --rounds 4 --out results/loop_speed.md
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+from common import Dataset, finish_report, log, report_header, set_threads
+
+
+def mosaic(data_root: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    ds = Dataset(data_root, "coelho2009_nih3t3_nuclei", train_limit=0)
+    ids = [i for i in ds.test if min(ds.images[i].shape[:2]) >= 1024][:4]
+    if len(ids) < 4:
+        raise SystemExit("Coelho's test split holds fewer than four images of 1024² or more.")
+    tiles = [(ds.images[i][:1024, :1024], ds.labels[i][:1024, :1024]) for i in ids]
+    img = np.block([[tiles[0][0], tiles[1][0]], [tiles[2][0], tiles[3][0]]])
+    lab = np.block([[tiles[0][1], tiles[1][1]], [tiles[2][1], tiles[3][1]]])
+    return img, lab, ids
+
+
+def rounds(img: np.ndarray, lab: np.ndarray, n: int) -> list[dict]:
+    from napari_fewcell.engine.core.progress import run
+    from napari_fewcell.engine.suggest.session import Session
+
+    s = Session([img], ["mosaic"])
+    t0 = time.perf_counter()
+    hits = run(s.suggest_iter())
+    out = [{"round": 0, "rescore": time.perf_counter() - t0}]
+    for r in range(1, n + 1):
+        s.accept(hits[0].image, hits[0].box, lab)
+        row = {"round": r}
+        try:
+            t0 = time.perf_counter()
+            run(s.refit_iter(predict=[]))
+            row["refit"] = time.perf_counter() - t0
+        except Exception as err:  # one class in the tiles so far: the widget says so and the user paints on
+            log(f"round {r}: {err}")
+            row["refit"] = float("nan")
+        if s.model is not None:
+            t0 = time.perf_counter()
+            run(s.predict_iter(0))
+            row["predict"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        hits = run(s.suggest_iter())
+        row["rescore"] = time.perf_counter() - t0
+        log(f"round {r}: " + ", ".join(f"{k} {v:.2f} s" for k, v in row.items() if k != "round"))
+        out.append(row)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--rounds", type=int, default=4)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out", default="results/loop_speed.md")
+    args = ap.parse_args()
+    set_threads(args.threads)
+    img, lab, ids = mosaic(args.data)
+    log(f"mosaic {img.shape} of Coelho test images {ids}")
+    rows = rounds(img, lab, args.rounds)
+    fmt = lambda v: "—" if v is None or v != v else f"{v:.2f}"  # noqa: E731
+    rep = report_header("napari-fewcell: one round of the annotate-next loop, 2048²", False) + [
+        f"- image: 2×2 mosaic of the top-left 1024² of Coelho test images {', '.join(ids)} (2048², gray)",
+        "- session defaults: perceptron refitted on the accepted tiles (true labels), consistency at 1/2 "
+        "resolution, 256² tiles; round 0 = the first suggestion by the shipped network", "",
+        "| round | refit s | predict the image s | rescore s | accept → refit → rescore s | with the prediction s |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        refit, pred, score = row.get("refit"), row.get("predict"), row["rescore"]
+        loop = None if refit is None else refit + score
+        rep.append(f"| {row['round']} | {fmt(refit)} | {fmt(pred)} | {fmt(score)} | {fmt(loop)} | "
+                   f"{fmt(None if loop is None or pred is None else loop + pred)} |")
+    rep.append("")
+    finish_report(rep, args.out)
+
+
+if __name__ == "__main__":
+    main()
