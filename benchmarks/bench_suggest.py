@@ -60,7 +60,8 @@ def evaluate(ds: Dataset, fx, chosen, test_ids, seed: int) -> tuple:
     return float(np.mean(perceptron_dice(model, fx, ds, test_ids))), model
 
 
-def loop(ds, pool_ids, fx, first_scorer, score: str, test_ids, budget: int, scale: int = 2) -> tuple[dict, list]:
+def loop(ds, pool_ids, fx, first_scorer, score: str, test_ids, budget: int, scale: int = 2,
+         diverse: bool = False) -> tuple[dict, list]:
     from napari_fewcell.engine.core.progress import run
     from napari_fewcell.engine.suggest import PerceptronScorer, SuggestParams, suggest_iter
 
@@ -69,7 +70,8 @@ def loop(ds, pool_ids, fx, first_scorer, score: str, test_ids, budget: int, scal
     first, _, later = score.partition("+")  # "coverage+consistency": the first tile by coverage, then consistency
     for b in range(1, budget + 1):
         now = first if b == 1 or not later else later
-        (hit,) = run(suggest_iter(images, scorer, SuggestParams(score=now, top=1, scale=scale), exclude=exclude))
+        params = SuggestParams(score=now, top=5 if diverse else 1, scale=scale, diverse=diverse)  # as the widget
+        hit = run(suggest_iter(images, scorer, params, exclude=exclude))[0]
         chosen.append((pool_ids[hit.image], hit.box))
         exclude.setdefault(hit.image, []).append(hit.box)
         dice, model = evaluate(ds, fx, chosen, test_ids, seed=b)
@@ -212,17 +214,19 @@ def accuracy_rows(args) -> list[str]:
         first = run(pretext_iter(shipped_network(SOURCE[name], device="cpu"), [ds.images[i] for i in pool],
                                  PretextParams(steps=20 if args.quick else PretextParams.steps)))
         log(f"{name}: pretext {time.perf_counter() - t0:.0f} s")
-        rnd = random_draws(ds, pool, fx, test_ids, budget, draws)
+        rnd = {b: [np.nan] for b in BUDGETS} if args.no_random else random_draws(ds, pool, fx, test_ids, budget, draws)
         rep.append(f"| {name} | — | random ({draws} draws) | " + " | ".join(
             f"{np.mean(rnd[b]):.1f} ± {np.std(rnd[b]):.1f}" for b in BUDGETS) + " |")
         for proto, fn in (("loop", loop), ("once", once)):
             if proto not in args.protocols:
                 continue
             for score in [sc for sc in args.scores if proto == "loop" or "+" not in sc]:
-                res, chosen = fn(ds, pool, fx, first, score, test_ids, budget, args.scale)
-                rep.append(f"| {name} | {proto} | {score} | " + " | ".join(f"{res[b]:.1f}" for b in BUDGETS)
+                extra = {"diverse": args.diverse} if proto == "loop" else {}
+                res, chosen = fn(ds, pool, fx, first, score, test_ids, budget, args.scale, **extra)
+                label = score + (" (diverse)" if extra.get("diverse") else "")
+                rep.append(f"| {name} | {proto} | {label} | " + " | ".join(f"{res[b]:.1f}" for b in BUDGETS)
                            + " |")
-                picks.append(f"- {name}, {proto}, {score}: " + "; ".join(f"{i} {list(b)}" for i, b in chosen))
+                picks.append(f"- {name}, {proto}, {label}: " + "; ".join(f"{i} {list(b)}" for i, b in chosen))
                 log(f"  {proto} {score}: " + ", ".join(f"{b}: {res[b]:.1f}" for b in BUDGETS))
         del fx
     return rep + ["", "Tiles chosen (image id, [y, x, h, w]):", "", *picks, ""]
@@ -244,6 +248,9 @@ def main() -> None:
                     "settings without the test images)")
     ap.add_argument("--scale", type=int, default=2, help="score tiles at 1/SCALE resolution")
     ap.add_argument("--scores", nargs="+", default=SCORES)
+    ap.add_argument("--no-diverse", dest="diverse", action="store_false",
+                    help="loop: SuggestParams.diverse off (the plain score, as before 2026-12-05)")
+    ap.add_argument("--no-random", action="store_true", help="skip the random draws (compare with an earlier run's)")
     ap.add_argument("--protocols", nargs="+", default=["loop", "once"])
     ap.add_argument("--out", default="benchmarks/results/suggest.md")
     args = ap.parse_args()

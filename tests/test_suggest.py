@@ -139,6 +139,17 @@ def test_coverage_suggests_one_tile_of_each_kind_without_a_model():
     assert all(h.box[1] < 128 for h in again)  # the stripes are annotated: the other two kinds come first
 
 
+def test_diverse_suggestions_pass_over_the_kind_already_annotated():
+    """Issue 21 item 3: once a tile is annotated, a diverse model score asks first for a kind of tile no annotated
+    one belongs to; without it, the same kind keeps scoring highest."""
+    img = _three_textures(np.random.default_rng(0))
+    done = {0: [(0, 64, 32, 32)]}  # a tile of the noisy middle third, the kind the toy model is least sure of
+    for diverse, middle in ((False, True), (True, False)):
+        p = sg.SuggestParams(tile=32, top=2, score="entropy", scale=1, diverse=diverse)
+        hits = run(sg.suggest_iter([img], Threshold(), p, exclude=done))
+        assert (hits[0].box[1] // 64 == 1) == middle, diverse
+
+
 def test_tiles_cover_image_flush_with_edges():
     boxes = tile_boxes((100, 70), 32)
     cover = np.zeros((100, 70), int)
@@ -152,7 +163,7 @@ def test_tiles_cover_image_flush_with_edges():
 
 def test_excluded_tiles_are_never_suggested():
     img = _clean_and_ambiguous()
-    hits = run(sg.suggest_iter([img, img], Threshold(), sg.SuggestParams(tile=32, top=3, scale=1),
+    hits = run(sg.suggest_iter([img, img], Threshold(), sg.SuggestParams(tile=32, top=3, scale=1, diverse=False),
                                exclude={0: [(5, 40, 10, 10)]}))
     assert (0, (0, 32, 32, 32)) not in [(h.image, h.box) for h in hits]
     assert (hits[0].image, hits[0].box) == (1, (0, 32, 32, 32))

@@ -155,3 +155,16 @@ def test_switching_the_model_keeps_the_accepted_tiles(viewer_widget, qtbot):
     assert isinstance(widget.session.model, tuple)  # refitted on the kept tile before scoring
     assert "Refitted on 1 accepted tile" in widget.status.text()
     assert dice_mean(np.asarray(viewer.layers["cells fewcell prediction"].data), mask) > 0.8
+
+
+def test_new_kinds_first_is_a_choice_of_the_form(viewer_widget, qtbot):
+    """The "New kinds of tile first" box (on by default) sets what the next scoring does, mid-session too."""
+    viewer, widget = viewer_widget
+    img, mask = blobs((128, 128), seed=11, n=18)
+    viewer.add_image(img, name="cells")
+    assert widget.diverse_check.isChecked()
+    click_and_wait(qtbot, widget, widget.suggest_button)
+    assert widget.session.params.suggest.diverse
+    widget.diverse_check.setChecked(False)
+    click_and_wait(qtbot, widget, widget.suggest_button)
+    assert not widget.session.params.suggest.diverse and widget.list.count() == 3, widget.status.text()

@@ -75,6 +75,10 @@ class SuggestWidget(QWidget):
         self.network_combo.addItems([AUTO, *shipped_names()])
         self.network_combo.setToolTip("Scores the tiles until the first Accept (em_membrane for electron microscopy).")
         self.pretext_check = QCheckBox("Adapt it to the images first (pretext task, ~1 min)")
+        self.diverse_check = QCheckBox("New kinds of tile first")
+        self.diverse_check.setChecked(SuggestParams.diverse)
+        self.diverse_check.setToolTip("After an Accept or Skip, suggest first from the kinds of tile (by texture) "
+                                      "that no annotated or skipped tile belongs to.")
         self.device_combo = QComboBox()
         self.device_combo.addItems(["auto", "cpu", "cuda"])
         buttons = {"suggest": ("Suggest tiles", self._suggest), "next": ("Next", self._next),
@@ -85,7 +89,8 @@ class SuggestWidget(QWidget):
         form = form_rows(
             ("Images", self.scope_combo), ("Model", self.model_combo), ("Score", self.score_combo),
             ("Score with", self.score_with_combo), ("Tile size", self.tile_spin), ("Suggestions", self.top_spin),
-            ("First network", self.network_combo), self.pretext_check, ("Device", self.device_combo),
+            self.diverse_check, ("First network", self.network_combo), self.pretext_check,
+            ("Device", self.device_combo),
             self.suggest_button,
         )
         vbox(self, form, self.list, hbox(self.next_button, self.accept_button, self.skip_button), self.cancel_button,
@@ -113,7 +118,8 @@ class SuggestWidget(QWidget):
         return SessionParams(
             model=self.model_combo.currentData(),
             suggest=SuggestParams(tile=self.tile_spin.value(), top=self.top_spin.value(),
-                                  score=self.score_combo.currentText(), device=self.device_combo.currentText()),
+                                  score=self.score_combo.currentText(), diverse=self.diverse_check.isChecked(),
+                                  device=self.device_combo.currentText()),
             network=None if network == AUTO else network, pretext=self.pretext_check.isChecked(),
             score_with=self.score_with_combo.currentData(), device=self.device_combo.currentText())
 

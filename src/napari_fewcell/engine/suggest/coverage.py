@@ -28,18 +28,25 @@ def descriptors(tiles) -> np.ndarray:
     return np.stack(out).astype(np.float32)
 
 
-def pick(desc: np.ndarray, top: int, covered: np.ndarray | None = None, seed: int = 0) -> tuple[list[int], list[float]]:
-    """Indices of ``top`` tiles (rows of ``desc``) covering the descriptor space, best first, and their scores (the
-    share of the tiles their group holds). ``covered``: descriptors of annotated tiles, whose groups come last."""
+def groups(desc: np.ndarray, k: int, covered: np.ndarray | None = None, seed: int = 0):
+    """k-means of the standardised tile descriptors into ``k`` groups: (fitted k-means, standardised descriptors,
+    the groups holding an annotated tile of ``covered``)."""
     from sklearn.cluster import KMeans
 
     allx = desc if covered is None or not len(covered) else np.vstack([desc, covered])
     mu, sd = allx.mean(0), allx.std(0) + 1e-6
     z = (desc - mu) / sd
-    k = min(len(desc), top + (0 if covered is None else len(covered)))
-    km = KMeans(n_clusters=k, n_init=4, random_state=seed).fit(z)
-    sizes = np.bincount(km.labels_, minlength=k)
+    km = KMeans(n_clusters=min(len(desc), k), n_init=4, random_state=seed).fit(z)
     taken = set() if covered is None or not len(covered) else set(km.predict((covered - mu) / sd).tolist())
+    return km, z, taken
+
+
+def pick(desc: np.ndarray, top: int, covered: np.ndarray | None = None, seed: int = 0) -> tuple[list[int], list[float]]:
+    """Indices of ``top`` tiles (rows of ``desc``) covering the descriptor space, best first, and their scores (the
+    share of the tiles their group holds). ``covered``: descriptors of annotated tiles, whose groups come last."""
+    km, z, taken = groups(desc, top + (0 if covered is None else len(covered)), covered, seed)
+    k = km.n_clusters
+    sizes = np.bincount(km.labels_, minlength=k)
     order = sorted(range(k), key=lambda c: (c in taken, -sizes[c]))
     picked, scores = [], []
     for c in order:
@@ -52,3 +59,10 @@ def pick(desc: np.ndarray, top: int, covered: np.ndarray | None = None, seed: in
         if len(picked) == top:
             break
     return picked, scores
+
+
+def novel_first(desc: np.ndarray, covered: np.ndarray, top: int, seed: int = 0) -> np.ndarray:
+    """Per tile, whether its group (k-means, ``top`` groups more than annotated tiles) holds no annotated tile: the
+    kinds of tile a model score should pick from first, so that it does not ask for more of what it has."""
+    km, _, taken = groups(desc, top + len(covered), covered, seed)
+    return ~np.isin(km.labels_, sorted(taken))

@@ -87,6 +87,9 @@ def suggest_iter(images: Sequence, scorer: Scorer | None, params: SuggestParams 
         scores[s : s + len(chunk)] = score_batch(scorer, scoring_tiles(arrs, chunk, norm, scale).to(device), p, gen)
         yield Progress(s + len(chunk), len(cands), f"scoring tiles ({p.score})")
     order = np.argsort(-scores, kind="stable")
+    if p.diverse and any(exclude.values() if exclude else ()):
+        novel = yield from novelty(arrs, cands, exclude, p, scale)
+        order = order[np.argsort(~novel[order], kind="stable")]  # novel kinds first, each by score
     # best first, passing over a tile that overlaps a better suggestion of the same image (edge tiles
     # overlap their neighbours); only if too few remain are overlapping ones taken, best first
     picked: list[int] = []
@@ -112,14 +115,26 @@ def scoring_tiles(arrs, boxes, norm: dict, scale: int) -> torch.Tensor:
     return F.avg_pool2d(t, scale) if scale > 1 else t
 
 
-def coverage_iter(arrs, cands, exclude: dict, p: SuggestParams, scale: int) -> Generator[Progress, None, list]:
-    """The coverage score's suggestions (:mod:`.coverage`): one tile per kind of texture, the commonest first."""
+def novelty(arrs, cands, exclude: dict, p: SuggestParams, scale: int) -> Generator[Progress, None, np.ndarray]:
+    """Per candidate, whether its kind of tile (:func:`coverage.novel_first`) holds no annotated or skipped tile."""
+    desc, covered = yield from describe(arrs, cands, exclude, p, scale)
+    return coverage.novel_first(desc, covered, p.top, p.seed)
+
+
+def describe(arrs, cands, exclude: dict, p: SuggestParams, scale: int) -> Generator[Progress, None, tuple]:
+    """Coverage descriptors of the candidates and of the annotated (or skipped) boxes (None if there are none)."""
     norm, desc = {}, []
     for s in range(0, len(cands), p.batch):
         desc.append(coverage.descriptors(scoring_tiles(arrs, cands[s : s + p.batch], norm, scale)))
         yield Progress(s + len(desc[-1]), len(cands), "describing tiles (coverage)")
     done = [(i, b) for i, bs in exclude.items() for b in bs if i < len(arrs)]  # annotated boxes: any size
     covered = np.vstack([coverage.descriptors(scoring_tiles(arrs, [d], norm, scale)) for d in done]) if done else None
-    picked, scores = coverage.pick(np.vstack(desc), p.top, covered, p.seed)
+    return np.vstack(desc), covered
+
+
+def coverage_iter(arrs, cands, exclude: dict, p: SuggestParams, scale: int) -> Generator[Progress, None, list]:
+    """The coverage score's suggestions (:mod:`.coverage`): one tile per kind of texture, the commonest first."""
+    desc, covered = yield from describe(arrs, cands, exclude, p, scale)
+    picked, scores = coverage.pick(desc, p.top, covered, p.seed)
     return [Suggestion(r + 1, cands[j][0], tuple(int(v) for v in cands[j][1]), s)
             for r, (j, s) in enumerate(zip(picked, scores))]
