@@ -9,6 +9,8 @@ output on the prompt image's pixels outside the box, anchored by the box itself 
 predicted from the other three, cross entropy), with the network's own BatchNorm statistics ("TENT") or the prompt
 image's (after AdaBN, "AdaBN+TENT"). --variant checktrees: the self-check's forests at 50 trees (as the forest that
 segments) and at PromptParams' default (fewer: faster), with the paths auto chose and the prompt's seconds.
+--variant moco: a few MoCo steps on the prompt image's own crops at prompt time (item 2, paper 004), anchored by the
+box (:func:`moco`).
 Boxes and scored images as bench_generalise.py --split val
 (seeded 64×64 boxes from train images, scored on other train images); the RF baseline beside.
 
@@ -114,6 +116,53 @@ def tent(model: EmbedNet, image: torch.Tensor, box, lab: np.ndarray, tau: float,
     return net.eval()
 
 
+MOCO_STEPS, MOCO_LR, MOCO_BATCH, MOCO_CROP, MOCO_QUEUE = 10, 1e-4, 8, 128, 256
+
+
+def moco(model: EmbedNet, image: torch.Tensor, box, lab: np.ndarray, tau: float, seed: int = 0):
+    """A copy of ``model`` trained for a few MoCo steps on the prompt image's own crops (paper 004 at prompt time):
+    InfoNCE of two augmented views of a crop against their key (momentum encoder) and a queue of earlier keys, plus
+    the box anchor of :func:`tent_loss` (one quadrant from the other three), so the pixels' embedding keeps the
+    prompt's classes apart. The projection head is new (the shipped weights hold none)."""
+    from napari_fewcell.engine.prompt.adapt import Adam
+    from napari_fewcell.engine.training.moco import PROJECTION_DIM, projection_head, two_views
+
+    net = copy.deepcopy(model)
+    proj = projection_head(net.config.base * 2**net.config.depth)
+    key_net, key_proj = copy.deepcopy(net).eval(), copy.deepcopy(proj)
+    params = [*net.parameters(), *proj.parameters()]
+    for prm in params:
+        prm.requires_grad_(True)
+    gen, rng = torch.Generator().manual_seed(seed), np.random.default_rng(seed)
+    queue = torch.nn.functional.normalize(torch.randn(MOCO_QUEUE, PROJECTION_DIM, generator=gen), dim=1)
+    opt, img = Adam(params, lr=MOCO_LR), [image.numpy()]
+    (y, x), (_, H, W) = box, image.shape
+    s = (min(TENT_CROP, H), min(TENT_CROP, W))
+    lab = torch.from_numpy(np.unique(lab, return_inverse=True)[1].reshape(BOX, BOX).astype(np.int64))
+    for _ in range(MOCO_STEPS):
+        xq, xk = two_views(img, MOCO_BATCH, MOCO_CROP, net.multiple, rng)
+        y0 = int(torch.randint(max(0, y + BOX - s[0]), min(y, H - s[0]) + 1, (1,), generator=gen))
+        x0 = int(torch.randint(max(0, x + BOX - s[1]), min(x, W - s[1]) + 1, (1,), generator=gen))
+        with torch.inference_mode(False), torch.enable_grad():
+            net.train()
+            q = torch.nn.functional.normalize(proj(net.bottleneck(xq).mean((2, 3))), dim=1)
+            with torch.no_grad():
+                k = torch.nn.functional.normalize(key_proj(key_net.bottleneck(xk).mean((2, 3))), dim=1)
+            logits = torch.cat([(q * k).sum(1, keepdim=True), q @ queue.T], 1) / 0.2
+            loss = torch.nn.functional.cross_entropy(logits, torch.zeros(len(q), dtype=torch.long))
+            net.eval()  # the anchor as the segmenter sees it: BatchNorm with its running statistics
+            crop = image[:, y0 : y0 + s[0], x0 : x0 + s[1]]
+            (loss + tent_loss(net, crop, y - y0, x - x0, lab, tau, gen)).backward()
+        opt.step()
+        with torch.no_grad():
+            for kk, qq in zip([*key_net.parameters(), *key_proj.parameters()], [*net.parameters(), *proj.parameters()]):
+                kk.mul_(0.99).add_(qq.detach(), alpha=0.01)
+            queue = torch.cat([k, queue[: -len(k)]])
+    for prm in params:
+        prm.requires_grad_(False)
+    return net.eval()
+
+
 def prompt_image(ds, src: str) -> torch.Tensor:
     """The normalised (3, H, W) prompt image."""
     arr = as_image2d(ds.images[src])
@@ -153,6 +202,19 @@ class Tent(bg.Fewcell):
         return prepared(make, ds, box)
 
 
+class MoCoAtPrompt(bg.Fewcell):
+    def prepare(self, ds, box):
+        src, y, x = box
+        image = prompt_image(ds, src)
+        tau = Segmenter(PromptParams(**self.params), model=self.model).tau
+
+        def make():  # timed with the prompt: training the network is part of its cost
+            lab = np.asarray(ds.labels[src])[y : y + BOX, x : x + BOX]
+            return Segmenter(PromptParams(**self.params), model=moco(self.model, image, (y, x), lab, tau))
+
+        return prepared(make, ds, box)
+
+
 class CheckTrees(bg.Fewcell):
     def __init__(self, model, weights: str, path: str, has_adapt: bool, trees: int):
         super().__init__(model, weights, path, has_adapt)
@@ -183,7 +245,7 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     ap.add_argument("--boxes", type=int, default=3)
     ap.add_argument("--max-test", type=int, default=3)
-    ap.add_argument("--variant", choices=["adabn", "embedding", "tent", "checktrees"], default="adabn")
+    ap.add_argument("--variant", choices=["adabn", "embedding", "tent", "checktrees", "moco"], default="adabn")
     ap.add_argument("folds", nargs="+", metavar="FOLD=WEIGHTS")
     args = ap.parse_args()
     set_threads(2)
@@ -202,6 +264,9 @@ def main() -> None:
             methods = {p: bg.Fewcell(model, w, p, True) for p in ("none", "auto")}
             for name, adabn in (("TENT", False), ("AdaBN+TENT", True)):
                 methods.update({f"{name} {p}": Tent(model, w, p, True, adabn) for p in ("none", "auto")})
+        elif args.variant == "moco":
+            methods = {p: bg.Fewcell(model, w, p, True) for p in ("none", "auto")}
+            methods.update({f"MoCo {p}": MoCoAtPrompt(model, w, p, True) for p in ("none", "auto")})
         elif args.variant == "checktrees":
             methods = {p: bg.Fewcell(model, w, p, True) for p in ("none", "fuse")}
             methods.update({f"auto, check {t} trees": CheckTrees(model, w, "auto", True, t)
@@ -216,7 +281,9 @@ def main() -> None:
     cols = list(rows[0][2])
     title = {"adabn": "AdaBN at prompt time", "embedding": "The fused forest with the embedding",
              "tent": f"TENT at prompt time ({TENT_STEPS} steps, lr {TENT_LR}, crops of {TENT_CROP}²)",
-             "checktrees": "The self-check's forests: 50 trees or fewer"}[args.variant]
+             "checktrees": "The self-check's forests: 50 trees or fewer",
+             "moco": f"MoCo at prompt time ({MOCO_STEPS} steps of {MOCO_BATCH} crops of {MOCO_CROP}², lr {MOCO_LR}, "
+                     "with the box anchor)"}[args.variant]
     lines = report_header(f"{title} (validation images)", False) + [
         "", "| fold | weights | " + " | ".join(cols) + " |", "|" + "---|" * (len(cols) + 2)]
     lines += [f"| {f} | `{w}` | " + " | ".join(t[m] for m in cols) + " |" for f, w, _, t in rows]

@@ -87,7 +87,7 @@ def suggest_iter(images: Sequence, scorer: Scorer | None, params: SuggestParams 
         scores[s : s + len(chunk)] = score_batch(scorer, scoring_tiles(arrs, chunk, norm, scale).to(device), p, gen)
         yield Progress(s + len(chunk), len(cands), f"scoring tiles ({p.score})")
     order = np.argsort(-scores, kind="stable")
-    if p.diverse and any(exclude.values() if exclude else ()):
+    if p.diverse and p.score not in NO_MODEL and any(exclude.values() if exclude else ()):
         novel = yield from novelty(arrs, cands, exclude, p, scale)
         order = order[np.argsort(~novel[order], kind="stable")]  # novel kinds first, each by score
     # best first, passing over a tile that overlaps a better suggestion of the same image (edge tiles
@@ -118,7 +118,7 @@ def scoring_tiles(arrs, boxes, norm: dict, scale: int) -> torch.Tensor:
 def novelty(arrs, cands, exclude: dict, p: SuggestParams, scale: int) -> Generator[Progress, None, np.ndarray]:
     """Per candidate, whether its kind of tile (:func:`coverage.novel_first`) holds no annotated or skipped tile."""
     desc, covered = yield from describe(arrs, cands, exclude, p, scale)
-    return coverage.novel_first(desc, covered, p.top, p.seed)
+    return np.ones(len(cands), bool) if covered is None else coverage.novel_first(desc, covered, p.top, p.seed)
 
 
 def describe(arrs, cands, exclude: dict, p: SuggestParams, scale: int) -> Generator[Progress, None, tuple]:
