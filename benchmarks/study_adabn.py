@@ -10,7 +10,7 @@ predicted from the other three, cross entropy), with the network's own BatchNorm
 image's (after AdaBN, "AdaBN+TENT"). --variant checktrees: the self-check's forests at 50 trees (as the forest that
 segments) and at PromptParams' default (fewer: faster), with the paths auto chose and the prompt's seconds.
 --variant moco: a few MoCo steps on the prompt image's own crops at prompt time (item 2, paper 004), anchored by the
-box (:func:`moco`).
+box (:func:`moco`); --variant anchor: the same steps without the InfoNCE term (the ablation).
 Boxes and scored images as bench_generalise.py --split val
 (seeded 64×64 boxes from train images, scored on other train images); the RF baseline beside.
 
@@ -119,11 +119,13 @@ def tent(model: EmbedNet, image: torch.Tensor, box, lab: np.ndarray, tau: float,
 MOCO_STEPS, MOCO_LR, MOCO_BATCH, MOCO_CROP, MOCO_QUEUE = 10, 1e-4, 8, 128, 256
 
 
-def moco(model: EmbedNet, image: torch.Tensor, box, lab: np.ndarray, tau: float, seed: int = 0):
+def moco(model: EmbedNet, image: torch.Tensor, box, lab: np.ndarray, tau: float, seed: int = 0,
+         contrast: float = 1.0):
     """A copy of ``model`` trained for a few MoCo steps on the prompt image's own crops (paper 004 at prompt time):
     InfoNCE of two augmented views of a crop against their key (momentum encoder) and a queue of earlier keys, plus
     the box anchor of :func:`tent_loss` (one quadrant from the other three), so the pixels' embedding keeps the
-    prompt's classes apart. The projection head is new (the shipped weights hold none)."""
+    prompt's classes apart. The projection head is new (the shipped weights hold none). ``contrast`` weighs the
+    InfoNCE term (0: the box anchor alone, the ablation)."""
     from napari_fewcell.engine.prompt.adapt import Adam
     from napari_fewcell.engine.training.moco import PROJECTION_DIM, projection_head, two_views
 
@@ -152,7 +154,7 @@ def moco(model: EmbedNet, image: torch.Tensor, box, lab: np.ndarray, tau: float,
             loss = torch.nn.functional.cross_entropy(logits, torch.zeros(len(q), dtype=torch.long))
             net.eval()  # the anchor as the segmenter sees it: BatchNorm with its running statistics
             crop = image[:, y0 : y0 + s[0], x0 : x0 + s[1]]
-            (loss + tent_loss(net, crop, y - y0, x - x0, lab, tau, gen)).backward()
+            (contrast * loss + tent_loss(net, crop, y - y0, x - x0, lab, tau, gen)).backward()
         opt.step()
         with torch.no_grad():
             for kk, qq in zip([*key_net.parameters(), *key_proj.parameters()], [*net.parameters(), *proj.parameters()]):
@@ -203,6 +205,10 @@ class Tent(bg.Fewcell):
 
 
 class MoCoAtPrompt(bg.Fewcell):
+    def __init__(self, model, weights: str, path: str, has_adapt: bool, contrast: float = 1.0):
+        super().__init__(model, weights, path, has_adapt)
+        self.contrast = contrast
+
     def prepare(self, ds, box):
         src, y, x = box
         image = prompt_image(ds, src)
@@ -210,7 +216,8 @@ class MoCoAtPrompt(bg.Fewcell):
 
         def make():  # timed with the prompt: training the network is part of its cost
             lab = np.asarray(ds.labels[src])[y : y + BOX, x : x + BOX]
-            return Segmenter(PromptParams(**self.params), model=moco(self.model, image, (y, x), lab, tau))
+            net = moco(self.model, image, (y, x), lab, tau, contrast=self.contrast)
+            return Segmenter(PromptParams(**self.params), model=net)
 
         return prepared(make, ds, box)
 
@@ -245,7 +252,8 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     ap.add_argument("--boxes", type=int, default=3)
     ap.add_argument("--max-test", type=int, default=3)
-    ap.add_argument("--variant", choices=["adabn", "embedding", "tent", "checktrees", "moco"], default="adabn")
+    ap.add_argument("--variant", choices=["adabn", "embedding", "tent", "checktrees", "moco", "anchor"],
+                    default="adabn")
     ap.add_argument("folds", nargs="+", metavar="FOLD=WEIGHTS")
     args = ap.parse_args()
     set_threads(2)
@@ -267,6 +275,9 @@ def main() -> None:
         elif args.variant == "moco":
             methods = {p: bg.Fewcell(model, w, p, True) for p in ("none", "auto")}
             methods.update({f"MoCo {p}": MoCoAtPrompt(model, w, p, True) for p in ("none", "auto")})
+        elif args.variant == "anchor":  # the ablation of "moco": the box anchor alone, the same steps
+            methods = {"none": bg.Fewcell(model, w, "none", True)}
+            methods.update({f"anchor {p}": MoCoAtPrompt(model, w, p, True, contrast=0.0) for p in ("none", "auto")})
         elif args.variant == "checktrees":
             methods = {p: bg.Fewcell(model, w, p, True) for p in ("none", "fuse")}
             methods.update({f"auto, check {t} trees": CheckTrees(model, w, "auto", True, t)
@@ -283,7 +294,9 @@ def main() -> None:
              "tent": f"TENT at prompt time ({TENT_STEPS} steps, lr {TENT_LR}, crops of {TENT_CROP}²)",
              "checktrees": "The self-check's forests: 50 trees or fewer",
              "moco": f"MoCo at prompt time ({MOCO_STEPS} steps of {MOCO_BATCH} crops of {MOCO_CROP}², lr {MOCO_LR}, "
-                     "with the box anchor)"}[args.variant]
+                     "with the box anchor)",
+             "anchor": f"The box anchor alone at prompt time ({MOCO_STEPS} steps, lr {MOCO_LR}; the ablation of "
+                       "MoCo at prompt time)"}[args.variant]
     lines = report_header(f"{title} (validation images)", False) + [
         "", "| fold | weights | " + " | ".join(cols) + " |", "|" + "---|" * (len(cols) + 2)]
     lines += [f"| {f} | `{w}` | " + " | ".join(t[m] for m in cols) + " |" for f, w, _, t in rows]
