@@ -116,9 +116,7 @@ class Extractors:
         arr = as_image2d(image)
         feats = self._cache.get(self._key(arr, rng))
         if feats is not None:
-            f = feats.shape[0]
-            z = np.asarray(weight, np.float32) @ feats.reshape(f, -1) + np.asarray(bias, np.float32)[:, None]
-            return z.reshape(-1, *feats.shape[1:])
+            return linear(weight, bias, feats)
         x = normalized(arr, rng)
         out = np.empty((len(bias), *arr.shape[:2]), np.float32)
         for win in windows(x.shape[1:], TILE, MARGIN):
@@ -167,6 +165,13 @@ class Extractors:
             while sum(v.nbytes for v in self._cache.values()) > self._cache_bytes:
                 self._cache.popitem(last=False)
         return feats
+
+
+def linear(weight: np.ndarray, bias: np.ndarray, feats: np.ndarray) -> np.ndarray:
+    """``weight @ feats + bias`` per pixel: (K, H, W) float32 from (F, H, W) features, (K, F) weight, (K,) bias."""
+    f = feats.shape[0]
+    z = np.asarray(weight, np.float32) @ feats.reshape(f, -1) + np.asarray(bias, np.float32)[:, None]
+    return z.reshape(-1, *feats.shape[1:])
 
 
 def normalized(arr: np.ndarray, rng=None) -> np.ndarray:

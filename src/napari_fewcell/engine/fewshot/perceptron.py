@@ -178,9 +178,7 @@ class Perceptron(TiledModel):
 
     def probabilities(self, feats: np.ndarray) -> np.ndarray:
         """(H, W, K) probability of each foreground class from (F, H, W) features."""
-        w, b = self.folded()
-        f, h, wd = feats.shape
-        return expit(w @ feats.reshape(f, -1) + b[:, None]).T.reshape(h, wd, -1)
+        return expit(features.linear(*self.folded(), feats)).transpose(1, 2, 0)
 
     def labels_from(self, probs: np.ndarray) -> np.ndarray:
         best = probs.argmax(-1)
