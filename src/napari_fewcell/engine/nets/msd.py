@@ -121,8 +121,9 @@ class MSDNet(nn.Module):
 
     def _padded_maps(self, x: torch.Tensor) -> tuple[torch.Tensor, int]:
         # inference: one preallocated buffer, each layer reads the maps before it and writes its slot. The buffer
-        # holds every map reflect-padded by the largest dilation once, so no layer pads its mixes again (a third of
-        # the time at 1024²); mixing is per pixel, so mixing padded maps gives the padded mixes, the same numbers.
+        # holds every map reflect-padded by the largest dilation once, so no layer pads its mixes again (about a
+        # fifth of the time at 1024²); mixing is per pixel, so mixing padded maps gives the padded mixes, the same
+        # numbers.
         # Channels come first, (C, N, H, W): a layer's inputs are one matrix for the whole batch (tiles scored
         # together cost one product per layer, not one per tile).
         c, w, pad = self.config.in_channels, self.config.width, self.config.max_dilation
