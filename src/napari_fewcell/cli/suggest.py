@@ -28,7 +28,7 @@ def add_parser(sub) -> None:
                    "pseudo-labels (histogram equalisation + Otsu threshold + 3×3 dilation; paper 001 §3.2)")
     g.add_argument("--pretext-steps", type=int, default=60)
     g.add_argument("--scale", type=int, default=SuggestDefaults.scale,
-                   help="score tiles at 1/SCALE resolution (1 = full resolution, about 8× slower than 2)")
+                   help="score tiles at 1/SCALE resolution (1 = full resolution, about 4× slower than 2)")
     g.add_argument("--magnitude", type=float, default=SuggestDefaults.magnitude,
                    help="brightness and sharpness factor of the consistency score")
     add_run_options(g, cmd_suggest, "replace an existing OUT.json")
