@@ -10,7 +10,8 @@ predicted from the other three, cross entropy), with the network's own BatchNorm
 image's (after AdaBN, "AdaBN+TENT"). --variant checktrees: the self-check's forests at 50 trees (as the forest that
 segments) and at PromptParams' default (fewer: faster), with the paths auto chose and the prompt's seconds.
 --variant moco: a few MoCo steps on the prompt image's own crops at prompt time (item 2, paper 004), anchored by the
-box (:func:`moco`); --variant anchor: the same steps without the InfoNCE term (the ablation).
+box (:func:`moco`); --variant anchor: the same steps without the InfoNCE term (the ablation). --variant trees: the
+forest and fused paths with PromptParams.trees at its default and at the RF baseline's 100.
 Boxes and scored images as bench_generalise.py --split val
 (seeded 64×64 boxes from train images, scored on other train images); the RF baseline beside.
 
@@ -223,9 +224,9 @@ class MoCoAtPrompt(bg.Fewcell):
 
 
 class CheckTrees(bg.Fewcell):
-    def __init__(self, model, weights: str, path: str, has_adapt: bool, trees: int):
+    def __init__(self, model, weights: str, path: str, has_adapt: bool, trees: int, key: str = "check_trees"):
         super().__init__(model, weights, path, has_adapt)
-        self.params["check_trees"] = trees
+        self.params[key] = trees
 
 
 class Embedding(bg.Fewcell):
@@ -252,7 +253,7 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     ap.add_argument("--boxes", type=int, default=3)
     ap.add_argument("--max-test", type=int, default=3)
-    ap.add_argument("--variant", choices=["adabn", "embedding", "tent", "checktrees", "moco", "anchor"],
+    ap.add_argument("--variant", choices=["adabn", "embedding", "tent", "checktrees", "moco", "anchor", "trees"],
                     default="adabn")
     ap.add_argument("folds", nargs="+", metavar="FOLD=WEIGHTS")
     args = ap.parse_args()
@@ -272,6 +273,10 @@ def main() -> None:
             methods = {p: bg.Fewcell(model, w, p, True) for p in ("none", "auto")}
             for name, adabn in (("TENT", False), ("AdaBN+TENT", True)):
                 methods.update({f"{name} {p}": Tent(model, w, p, True, adabn) for p in ("none", "auto")})
+        elif args.variant == "trees":  # the forest that segments: PromptParams.trees against the RF's 100
+            methods = {p: bg.Fewcell(model, w, p, True) for p in ("forest", "fuse", "auto")}
+            methods.update({f"{p}, 100 trees": CheckTrees(model, w, p, True, 100, "trees")
+                            for p in ("forest", "fuse", "auto")})
         elif args.variant == "moco":
             methods = {p: bg.Fewcell(model, w, p, True) for p in ("none", "auto")}
             methods.update({f"MoCo {p}": MoCoAtPrompt(model, w, p, True) for p in ("none", "auto")})
@@ -295,6 +300,7 @@ def main() -> None:
              "checktrees": "The self-check's forests: 50 trees or fewer",
              "moco": f"MoCo at prompt time ({MOCO_STEPS} steps of {MOCO_BATCH} crops of {MOCO_CROP}², lr {MOCO_LR}, "
                      "with the box anchor)",
+             "trees": f"The forest that segments: {PromptParams.trees} trees (the default) or 100 (the RF's)",
              "anchor": f"The box anchor alone at prompt time ({MOCO_STEPS} steps, lr {MOCO_LR}; the ablation of "
                        "MoCo at prompt time)"}[args.variant]
     lines = report_header(f"{title} (validation images)", False) + [
