@@ -1,6 +1,8 @@
 """Workflow 4 engine: augmentations, scores, tiles, pretext task (no Qt)."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -148,6 +150,35 @@ def test_diverse_suggestions_pass_over_the_kind_already_annotated():
         p = sg.SuggestParams(tile=32, top=2, score="entropy", scale=1, diverse=diverse)
         hits = run(sg.suggest_iter([img], Threshold(), p, exclude=done))
         assert (hits[0].box[1] // 64 == 1) == middle, diverse
+
+
+def test_diverse_suggestions_score_only_the_new_kinds_when_they_suffice():
+    """The tiles of kinds already annotated rank last, so when the new kinds hold enough suggestions their scores
+    are not computed; the suggestions are those of scoring every tile."""
+    class Counting(Threshold):
+        seen = 0
+
+        def maps(self, x):
+            Counting.seen += len(x)
+            return super().maps(x)
+
+    from napari_fewcell.engine.suggest import tiles
+
+    img = _three_textures(np.random.default_rng(0))
+    done = {0: [(0, 64, 32, 32)]}
+    arrs, cands = sg.candidates([img], 32, done)
+    p = sg.SuggestParams(tile=32, top=2, score="entropy", scale=1)
+    hits = run(sg.suggest_iter([img], Counting(), p, exclude=done))
+    assert 0 < Counting.seen < len(cands)
+    # the same ranking from every tile's score: the plain score of all of them, the new kinds first
+    every = run(sg.suggest_iter([img], Threshold(), dataclasses.replace(p, top=len(cands), diverse=False),
+                                exclude=done))
+    by_box = {h.box: h.score for h in every}
+    values = np.array([by_box[tuple(b)] for _, b in cands])
+    novel = run(tiles.novelty(arrs, cands, done, p, 1))
+    want = tiles.apart(cands, tiles.ranked(values, novel), p.top)
+    assert [h.box for h in hits] == [tuple(cands[j][1]) for j in want]
+    assert np.allclose([h.score for h in hits], values[want])
 
 
 def test_tiles_cover_image_flush_with_edges():
