@@ -91,6 +91,20 @@ def tent_loss(net: EmbedNet, crop: torch.Tensor, by: int, bx: int, lab: torch.Te
     return entropy + torch.nn.functional.nll_loss(a.clamp_min(1e-6).log(), lab.reshape(-1)[held])
 
 
+def anchor_crops(image: torch.Tensor, box, lab: np.ndarray):
+    """(class indices (BOX, BOX) of the box's labels, ``draw(gen)``) for the box anchor of :func:`tent_loss`: each
+    draw is a crop of TENT_CROP² (at most the image) holding the box, and the box's (y, x) inside it."""
+    (y, x), (_, H, W) = box, image.shape
+    s = (min(TENT_CROP, H), min(TENT_CROP, W))
+
+    def draw(gen: torch.Generator):
+        y0 = int(torch.randint(max(0, y + BOX - s[0]), min(y, H - s[0]) + 1, (1,), generator=gen))
+        x0 = int(torch.randint(max(0, x + BOX - s[1]), min(x, W - s[1]) + 1, (1,), generator=gen))
+        return image[:, y0 : y0 + s[0], x0 : x0 + s[1]], y - y0, x - x0
+
+    return torch.from_numpy(np.unique(lab, return_inverse=True)[1].reshape(BOX, BOX).astype(np.int64)), draw
+
+
 def tent(model: EmbedNet, image: torch.Tensor, box, lab: np.ndarray, tau: float, adabn: bool, seed: int = 0):
     """A copy of ``model`` with its BatchNorm affine parameters tuned by :func:`tent_loss` on crops of ``image``
     that hold the box (``box`` = (y, x)), BatchNorm in eval mode (its statistics: the network's, or the image's)."""
@@ -103,14 +117,11 @@ def tent(model: EmbedNet, image: torch.Tensor, box, lab: np.ndarray, tau: float,
     for prm in params:
         prm.requires_grad_(True)
     opt, gen = Adam(params, lr=TENT_LR), torch.Generator().manual_seed(seed)
-    (y, x), (_, H, W) = box, image.shape
-    s = (min(TENT_CROP, H), min(TENT_CROP, W))
-    lab = torch.from_numpy(np.unique(lab, return_inverse=True)[1].reshape(BOX, BOX).astype(np.int64))
+    lab, draw = anchor_crops(image, box, lab)
     for _ in range(TENT_STEPS):
-        y0 = int(torch.randint(max(0, y + BOX - s[0]), min(y, H - s[0]) + 1, (1,), generator=gen))
-        x0 = int(torch.randint(max(0, x + BOX - s[1]), min(x, W - s[1]) + 1, (1,), generator=gen))
+        crop, by, bx = draw(gen)
         with torch.inference_mode(False), torch.enable_grad():
-            tent_loss(net, image[:, y0 : y0 + s[0], x0 : x0 + s[1]], y - y0, x - x0, lab, tau, gen).backward()
+            tent_loss(net, crop, by, bx, lab, tau, gen).backward()
         opt.step()
     for prm in params:
         prm.requires_grad_(False)
@@ -139,13 +150,10 @@ def moco(model: EmbedNet, image: torch.Tensor, box, lab: np.ndarray, tau: float,
     gen, rng = torch.Generator().manual_seed(seed), np.random.default_rng(seed)
     queue = torch.nn.functional.normalize(torch.randn(MOCO_QUEUE, PROJECTION_DIM, generator=gen), dim=1)
     opt, img = Adam(params, lr=MOCO_LR), [image.numpy()]
-    (y, x), (_, H, W) = box, image.shape
-    s = (min(TENT_CROP, H), min(TENT_CROP, W))
-    lab = torch.from_numpy(np.unique(lab, return_inverse=True)[1].reshape(BOX, BOX).astype(np.int64))
+    lab, draw = anchor_crops(image, box, lab)
     for _ in range(MOCO_STEPS):
         xq, xk = two_views(img, MOCO_BATCH, MOCO_CROP, net.multiple, rng)
-        y0 = int(torch.randint(max(0, y + BOX - s[0]), min(y, H - s[0]) + 1, (1,), generator=gen))
-        x0 = int(torch.randint(max(0, x + BOX - s[1]), min(x, W - s[1]) + 1, (1,), generator=gen))
+        crop, by, bx = draw(gen)
         with torch.inference_mode(False), torch.enable_grad():
             net.train()
             q = torch.nn.functional.normalize(proj(net.bottleneck(xq).mean((2, 3))), dim=1)
@@ -154,8 +162,7 @@ def moco(model: EmbedNet, image: torch.Tensor, box, lab: np.ndarray, tau: float,
             logits = torch.cat([(q * k).sum(1, keepdim=True), q @ queue.T], 1) / 0.2
             loss = torch.nn.functional.cross_entropy(logits, torch.zeros(len(q), dtype=torch.long))
             net.eval()  # the anchor as the segmenter sees it: BatchNorm with its running statistics
-            crop = image[:, y0 : y0 + s[0], x0 : x0 + s[1]]
-            (contrast * loss + tent_loss(net, crop, y - y0, x - x0, lab, tau, gen)).backward()
+            (contrast * loss + tent_loss(net, crop, by, bx, lab, tau, gen)).backward()
         opt.step()
         with torch.no_grad():
             for kk, qq in zip([*key_net.parameters(), *key_proj.parameters()], [*net.parameters(), *proj.parameters()]):
@@ -188,10 +195,11 @@ def prepared(make, ds, box):
     return (seg, prompt), secs, {"check": dict(prompt.check or {}), "path": prompt.path}
 
 
-class Tent(bg.Fewcell):
-    def __init__(self, model, weights: str, path: str, has_adapt: bool, adabn: bool):
-        super().__init__(model, weights, path, has_adapt)
-        self.adabn = adabn
+class TunedAtPrompt(bg.Fewcell):
+    """A method whose network is tuned on the prompt image first (``tune``), timed with the prompt."""
+
+    def tune(self, image: torch.Tensor, box, lab: np.ndarray, tau: float) -> EmbedNet:
+        raise NotImplementedError
 
     def prepare(self, ds, box):
         src, y, x = box
@@ -200,27 +208,27 @@ class Tent(bg.Fewcell):
 
         def make():  # timed with the prompt: tuning the network is part of its cost
             lab = np.asarray(ds.labels[src])[y : y + BOX, x : x + BOX]
-            return Segmenter(PromptParams(**self.params), model=tent(self.model, image, (y, x), lab, tau, self.adabn))
+            return Segmenter(PromptParams(**self.params), model=self.tune(image, (y, x), lab, tau))
 
         return prepared(make, ds, box)
 
 
-class MoCoAtPrompt(bg.Fewcell):
+class Tent(TunedAtPrompt):
+    def __init__(self, model, weights: str, path: str, has_adapt: bool, adabn: bool):
+        super().__init__(model, weights, path, has_adapt)
+        self.adabn = adabn
+
+    def tune(self, image, box, lab, tau):
+        return tent(self.model, image, box, lab, tau, self.adabn)
+
+
+class MoCoAtPrompt(TunedAtPrompt):
     def __init__(self, model, weights: str, path: str, has_adapt: bool, contrast: float = 1.0):
         super().__init__(model, weights, path, has_adapt)
         self.contrast = contrast
 
-    def prepare(self, ds, box):
-        src, y, x = box
-        image = prompt_image(ds, src)
-        tau = Segmenter(PromptParams(**self.params), model=self.model).tau
-
-        def make():  # timed with the prompt: training the network is part of its cost
-            lab = np.asarray(ds.labels[src])[y : y + BOX, x : x + BOX]
-            net = moco(self.model, image, (y, x), lab, tau, contrast=self.contrast)
-            return Segmenter(PromptParams(**self.params), model=net)
-
-        return prepared(make, ds, box)
+    def tune(self, image, box, lab, tau):
+        return moco(self.model, image, box, lab, tau, contrast=self.contrast)
 
 
 class CheckTrees(bg.Fewcell):
