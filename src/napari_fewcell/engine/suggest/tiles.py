@@ -80,7 +80,7 @@ def suggest_iter(images: Sequence, scorer: Scorer | None, params: SuggestParams 
     score = Scoring(scorer, arrs, cands, p, scale)
     novel = None
     if p.diverse and p.score not in NO_MODEL and any(exclude.values() if exclude else ()):
-        novel = yield from novelty(arrs, cands, exclude, p, scale)
+        novel = yield from novelty(arrs, cands, exclude, p, scale, score.norm)
         # the novel kinds come first: when they hold enough tiles that overlap no better one, the others' scores
         # cannot change the suggestions and are not computed (the loop's rescoring, a third less work or more)
         yield from score.tiles(np.flatnonzero(novel))
@@ -151,15 +151,18 @@ def scoring_tiles(arrs, boxes, norm: dict, scale: int) -> torch.Tensor:
     return F.avg_pool2d(t, scale) if scale > 1 else t
 
 
-def novelty(arrs, cands, exclude: dict, p: SuggestParams, scale: int) -> Generator[Progress, None, np.ndarray]:
+def novelty(arrs, cands, exclude: dict, p: SuggestParams, scale: int,
+            norm: dict | None = None) -> Generator[Progress, None, np.ndarray]:
     """Per candidate, whether its kind of tile (:func:`coverage.novel_first`) holds no annotated or skipped tile."""
-    desc, covered = yield from describe(arrs, cands, exclude, p, scale)
+    desc, covered = yield from describe(arrs, cands, exclude, p, scale, norm)
     return np.ones(len(cands), bool) if covered is None else coverage.novel_first(desc, covered, p.top, p.seed)
 
 
-def describe(arrs, cands, exclude: dict, p: SuggestParams, scale: int) -> Generator[Progress, None, tuple]:
-    """Coverage descriptors of the candidates and of the annotated (or skipped) boxes (None if there are none)."""
-    norm, desc = {}, []
+def describe(arrs, cands, exclude: dict, p: SuggestParams, scale: int,
+             norm: dict | None = None) -> Generator[Progress, None, tuple]:
+    """Coverage descriptors of the candidates and of the annotated (or skipped) boxes (None if there are none);
+    ``norm``: the images' intensity ranges, shared with the scoring (filled here when missing)."""
+    norm, desc = {} if norm is None else norm, []
     for s in range(0, len(cands), p.batch):
         desc.append(coverage.descriptors(scoring_tiles(arrs, cands[s : s + p.batch], norm, scale)))
         yield Progress(s + len(desc[-1]), len(cands), "describing tiles (coverage)")
