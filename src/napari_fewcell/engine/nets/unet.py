@@ -77,6 +77,11 @@ class EmbedNet(nn.Module):
     def encode(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The encoder's maps at every level, full resolution first, the bottleneck last."""
         skips = []
+        if x.dim() == 4 and x.device.type == "cpu":
+            # oneDNN's convolutions run about 1.7× faster on channels-last (NHWC) maps on the CPU (inference; a
+            # training step 1.1–1.2×), and the per-pixel normalisation about 10× (docs/benchmarks.md); the same
+            # numbers to float rounding. The outputs stay channels last: (D, h, w) → (h·w, D) is then a view.
+            x = x.contiguous(memory_format=torch.channels_last)
         for i, block in enumerate(self.down):
             if i:
                 x = F.max_pool2d(x, 2)
@@ -99,11 +104,6 @@ class EmbedNet(nn.Module):
         """``fn(x)`` (default: the network itself; e.g. ``self.body``) for an input of any height and width:
         padded at the bottom and right to multiples of :attr:`multiple`, the output cropped back."""
         t, h, w = pad_to_multiple(x, self.multiple, mode)
-        if t.dim() == 4 and t.device.type == "cpu":
-            # oneDNN's convolutions run about 1.7× faster on channels-last (NHWC) maps on the CPU, and the
-            # per-pixel normalisation about 10× (benchmarks/bench_prompt.py, docs/benchmarks.md); the same
-            # numbers to float rounding. The output stays channels last: (D, h, w) → (h·w, D) is then a view.
-            t = t.contiguous(memory_format=torch.channels_last)
         return (fn or self)(t)[..., :h, :w]
 
     def bottleneck(self, x: torch.Tensor) -> torch.Tensor:
