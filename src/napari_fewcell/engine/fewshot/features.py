@@ -184,5 +184,6 @@ def extras(x: np.ndarray) -> np.ndarray:
     from skimage.feature import multiscale_basic_features
 
     basic = multiscale_basic_features(x.mean(0), intensity=True, edges=True, texture=True,
-                                      sigma_min=SIGMAS[0], sigma_max=SIGMAS[-1])
+                                      sigma_min=SIGMAS[0], sigma_max=SIGMAS[-1],
+                                      workers=max(1, torch.get_num_threads()))  # one scale per thread: same maps
     return np.concatenate([x, basic.transpose(2, 0, 1)], axis=0).astype(np.float32)
