@@ -90,9 +90,14 @@ class Fixed:
     def __init__(self, feats: list[np.ndarray], spec):
         self.feats, self.spec, self.n_features, self.i = feats, spec, feats[0].shape[0], 0
 
-    def features(self, image):
+    def features(self, image, rng=None):
         self.i += 1
         return self.feats[self.i - 1]
+
+    @staticmethod
+    def n_tiles(shape) -> int:
+        """One: the support crops (256²) are read whole, never box by box (``fewshot.support``)."""
+        return 1
 
 
 def crops(ds: Dataset, pool: list[str], rng: np.random.Generator) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -118,26 +123,22 @@ def pooled_range(images) -> tuple[np.ndarray, np.ndarray]:
     return intensity_range(pix[:, None, :])
 
 
-def run_fold(fold: str, weights: str, a) -> list[str]:
+def score_draws(ds: Dataset, pool: list[str], val: list[str], fe, sets, a) -> dict[str, list[float]]:
+    """Per draw, the mean foreground Dice on ``val`` of a perceptron fitted on each feature set of ``sets``
+    (``fe.all(image, rng)`` gives them; ``fe.spec`` is recorded) and of the RF on the same crops' pixels."""
     from napari_fewcell.engine.core.progress import run
     from napari_fewcell.engine.fewshot import PerceptronParams, fit_iter, support
 
-    ds = Dataset(a.data, fold)
-    ok, checked = unseen(weights_card(weights), fold)
-    if not ok:
-        raise SystemExit(f"{weights} saw {fold}: {checked}")
-    cut = max(1, (2 * len(ds.train)) // 3)
-    pool, val = ds.train[:cut], ds.train[cut:][: a.max_val]
-    fe, rf = Features(fold, weights), RFBaseline(a.threads)
-    val_feats = {i: fe.all(ds.images[i]) for i in val} if a.range == "image" else {}
-    scores = {s: [] for s in (*SETS, "RF")}
+    rf, pooled = RFBaseline(a.threads), getattr(a, "range", "image") == "support"
+    val_feats = {} if pooled else {i: fe.all(ds.images[i]) for i in val}
+    scores = {s: [] for s in (*sets, "RF")}
     for d in range(a.draws):
         sup = crops(ds, pool, np.random.default_rng(d))
-        rng = None if a.range == "image" else pooled_range([img for img, _ in sup])
+        rng = pooled_range([img for img, _ in sup]) if pooled else None
         feats = [fe.all(img, rng) for img, _ in sup]
-        if rng is not None:
+        if pooled:
             val_feats = {i: fe.all(ds.images[i], rng) for i in val}
-        for s in SETS:
+        for s in sets:
             data = [support(img, lab, name=f"crop {k}") for k, (img, lab) in enumerate(sup)]
             model = run(fit_iter(data, PerceptronParams(seed=d), extractors=Fixed([f[s] for f in feats], fe.spec)))
             scores[s].append(np.mean([fg_dice(model.labels_from(model.probabilities(val_feats[i][s])), ds.labels[i])
@@ -148,9 +149,30 @@ def run_fold(fold: str, weights: str, a) -> list[str]:
         clf = rf.forest(X[take], y[take], d)
         scores["RF"].append(np.mean([fg_dice(rf.predict(clf, rf.cached(i, ds.images[i])[0]), ds.labels[i])
                                      for i in val]))
-        log(f"{fold} draw {d}: " + ", ".join(f"{k} {v[-1]:.1f}" for k, v in scores.items()))
+        log(f"{ds.name} draw {d}: " + ", ".join(f"{k} {v[-1]:.1f}" for k, v in scores.items()))
+    return scores
+
+
+def quartiles(scores: dict[str, list[float]]) -> tuple[dict, callable]:
+    """({name: [q25, median, q75]}, a formatter of one name's cell: "median [q25, q75]")."""
     q = {k: np.percentile(v, [25, 50, 75]) for k, v in scores.items()}
-    cell = lambda k: f"{q[k][1]:.1f} [{q[k][0]:.1f}, {q[k][2]:.1f}]"  # noqa: E731
+    return q, lambda k: f"{q[k][1]:.1f} [{q[k][0]:.1f}, {q[k][2]:.1f}]"
+
+
+def split(ds: Dataset, a) -> tuple[list[str], list[str]]:
+    """The support pool (the first two thirds of the train split) and the scored images (the rest, at most
+    --max-val)."""
+    cut = max(1, (2 * len(ds.train)) // 3)
+    return ds.train[:cut], ds.train[cut:][: a.max_val]
+
+
+def run_fold(fold: str, weights: str, a) -> list[str]:
+    ds = Dataset(a.data, fold)
+    ok, checked = unseen(weights_card(weights), fold)
+    if not ok:
+        raise SystemExit(f"{weights} saw {fold}: {checked}")
+    pool, val = split(ds, a)
+    q, cell = quartiles(score_draws(ds, pool, val, Features(fold, weights), SETS, a))
     return [f"| {fold} | `{weights.split('/')[-1]}` ({sha12(weights)}) | {', '.join(loco_names(fold))} | "
             f"{len(pool)} / {len(val)} | " + " | ".join(cell(k) for k in (*SETS, "RF")) +
             f" | {q['msd+net'][1] - q['msd'][1]:+.1f} | {q['net'][1] - q['msd'][1]:+.1f} |"]
