@@ -130,6 +130,7 @@ def score_batch(scorer: Scorer, x: torch.Tensor, p: SuggestParams,
     else:
         def keep():
             return (torch.rand(m.shape, generator=generator) >= p.dropout).to(m.device, m.dtype)
+    m = m / (1 - p.dropout)  # once, not per pass: with a 0/1 mask (m·k)/(1−p) and (m/(1−p))·k are the same floats
     for _ in range(p.passes):
-        mean = mean + scorer.head(m * keep() / (1 - p.dropout))
+        mean = mean + scorer.head(m * keep())
     return entropy(mean / p.passes, scorer.exclusive).float().cpu().numpy()
