@@ -55,7 +55,7 @@ class Features:
         from napari_fewcell.engine.nets.unet import load_model
 
         self.torch = torch
-        self.fx = Extractors(loco_names(fold), device="cpu")
+        self.fx = Extractors(loco_names(fold), device="cpu", cache_bytes=0)  # each image's features are used once
         self.net = load_model(weights)
         self.spec, self.n_features = self.fx.spec, 0  # what fit_iter records
 
@@ -76,7 +76,6 @@ class Features:
 
         if rng is None:
             msd = self.fx.features(image)
-            self.fx._cache.clear()
         else:
             msd = self.fx.region(normalize(as_image2d(image), rng))
         net = self.net_maps(image, rng)
@@ -178,17 +177,30 @@ def run_fold(fold: str, weights: str, a) -> list[str]:
             f" | {q['msd+net'][1] - q['msd'][1]:+.1f} | {q['net'][1] - q['msd'][1]:+.1f} |"]
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def study_parser(doc: str, out: str) -> argparse.ArgumentParser:
+    """The options of this protocol (data, folds, draws, scored images, threads, report), shared by the studies that
+    use it."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default="../shared/data")
     ap.add_argument("--folds", nargs="+", default=list(FOLDS))
     ap.add_argument("--draws", type=int, default=10)
     ap.add_argument("--max-val", type=int, default=5)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out", default=out)
+    return ap
+
+
+def protocol_line(a) -> str:
+    """The report's line that says what was drawn and scored."""
+    return (f"- {a.draws} draws of {SHOTS} support crops of {CROP}² from the first two thirds of each train split; "
+            "scored on the last third (at most --max-val images); foreground Dice %, median [quartiles] over draws")
+
+
+def main() -> None:
+    ap = study_parser(__doc__, "results/bank_perceptron_val.md")
     ap.add_argument("--range", choices=("image", "support"), default="image",
                     help="normalise each image by its own intensity range (the product), or every image (support "
                          "crops and scored images) by the support crops' pooled range")
-    ap.add_argument("--out", default="results/bank_perceptron_val.md")
     a = ap.parse_args()
     set_threads(a.threads)
     t0 = time.perf_counter()
@@ -196,9 +208,7 @@ def main() -> None:
     for fold in a.folds:
         rows += run_fold(fold, FOLDS[fold], a)
     rep = report_header("Perceptron features, leave one data set out (train images only)", False) + [
-        f"- {a.draws} draws of {SHOTS} support crops of {CROP}² from the first two thirds of each train split; scored "
-        "on the last third (at most --max-val images); foreground Dice %, median [quartiles] over draws",
-        "- intensity normalisation: " + NORMS[a.range],
+        protocol_line(a), "- intensity normalisation: " + NORMS[a.range],
         f"- wall time {time.perf_counter() - t0:.0f} s", "",
         "| fold | network weights (never saw the fold) | MSD extractors | pool / scored images | msd (today) | "
         "msd+net | net | RF | msd+net − msd | net − msd |", "|---" * 11 + "|", *rows, ""]

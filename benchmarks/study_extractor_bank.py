@@ -15,13 +15,12 @@ The ilastik-style random forest on the same crops' pixels is beside them.
 """
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
 import numpy as np
 from common import Dataset, finish_report, loco_names, report_header, set_threads
-from study_bank_perceptron import FOLDS, quartiles, score_draws, split
+from study_bank_perceptron import protocol_line, quartiles, score_draws, split, study_parser
 
 SETS = ("shipped", "bank")
 
@@ -38,7 +37,7 @@ def bank_extractors(folder: str, fold: str):
     shipped_dir = msd.shipped_dir
     msd.shipped_dir = lambda: Path(folder)  # Extractors reads the shipped folder; point it at the bank while loading
     try:
-        return Extractors(names, device="cpu")
+        return Extractors(names, device="cpu", cache_bytes=0)
     finally:
         msd.shipped_dir = shipped_dir
 
@@ -49,7 +48,7 @@ class Features:
     def __init__(self, fold: str, bank: str):
         from napari_fewcell.engine.fewshot.features import EXTRAS, Extractors
 
-        self.shipped = Extractors(loco_names(fold), device="cpu")
+        self.shipped = Extractors(loco_names(fold), device="cpu", cache_bytes=0)  # each image's features are used once
         self.bank = bank_extractors(bank, fold)
         self.n_extras = len(EXTRAS)
         self.names = [s["name"] for s in self.bank.spec] if self.bank else []
@@ -59,11 +58,9 @@ class Features:
         if rng is not None:
             raise ValueError("this study normalises each image by its own range only")
         ship = self.shipped.features(image)
-        self.shipped._cache.clear()
         if self.bank is None:
             return {"shipped": ship, "bank": ship}
         more = self.bank.features(image)[: -self.n_extras]  # the bank's maps; the extras are in ``ship``
-        self.bank._cache.clear()
         return {"shipped": ship, "bank": np.concatenate([more, ship])}
 
 
@@ -78,14 +75,8 @@ def run_fold(fold: str, a) -> list[str]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", default="../shared/data")
+    ap = study_parser(__doc__, "results/extractor_bank_val.md")
     ap.add_argument("--bank", required=True, help="folder of msd_<name>.pt extractors (fewcell train-extractor)")
-    ap.add_argument("--folds", nargs="+", default=list(FOLDS))
-    ap.add_argument("--draws", type=int, default=10)
-    ap.add_argument("--max-val", type=int, default=5)
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--out", default="results/extractor_bank_val.md")
     a = ap.parse_args()
     set_threads(a.threads)
     t0 = time.perf_counter()
@@ -93,9 +84,7 @@ def main() -> None:
     for fold in a.folds:
         rows += run_fold(fold, a)
     rep = report_header("More known classes for the perceptron, leave one data set out (train images only)", False)
-    rep += [f"- {a.draws} draws of 5 support crops of 256² from the first two thirds of each train split; scored on "
-            "the last third (at most --max-val images); foreground Dice %, median [quartiles] over draws",
-            f"- wall time {time.perf_counter() - t0:.0f} s", "",
+    rep += [protocol_line(a), f"- wall time {time.perf_counter() - t0:.0f} s", "",
             "| fold | shipped extractors (not the fold's) | bank extractors added (not the fold's) | pool / scored | "
             "shipped | bank | RF | bank − shipped | bank − RF |", "|---" * 9 + "|", *rows, ""]
     finish_report(rep, a.out)
