@@ -124,13 +124,13 @@ def score_batch(scorer: Scorer, x: torch.Tensor, p: SuggestParams,
     if p.score == "entropy":
         return entropy(scorer.head(m), scorer.exclusive).float().cpu().numpy()
     mean = 0
+    m = m / (1 - p.dropout)  # once, not per pass: with a 0/1 mask (m·k)/(1−p) and (m/(1−p))·k are the same floats
     if p.dropout == 0.5:  # one random byte per value is 2–5× cheaper than a float draw
         def keep():
             return torch.randint(0, 2, m.shape, generator=generator, dtype=torch.uint8).to(m.device, m.dtype)
     else:
         def keep():
             return (torch.rand(m.shape, generator=generator) >= p.dropout).to(m.device, m.dtype)
-    m = m / (1 - p.dropout)  # once, not per pass: with a 0/1 mask (m·k)/(1−p) and (m/(1−p))·k are the same floats
     for _ in range(p.passes):
         mean = mean + scorer.head(m * keep())
     return entropy(mean / p.passes, scorer.exclusive).float().cpu().numpy()
