@@ -19,7 +19,7 @@ from napari_fewcell.engine.nets import attention
 from napari_fewcell.engine.nets.unet import EmbedNet, NetConfig
 from napari_fewcell.engine.prompt import ADAPT_CHOICES, generic_features
 from napari_fewcell.engine.prompt.adapt import AUTO_PATHS, choose
-from napari_fewcell.engine.prompt.parts import BoxData, PromptSource, mean_dice, quadrant_score, quadrants
+from napari_fewcell.engine.prompt.annotated import BoxData, PromptSource, mean_dice, quadrant_score, quadrants
 
 from .conftest import blobs, click_and_wait, dice_mean
 

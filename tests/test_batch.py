@@ -11,13 +11,12 @@ import zarr
 
 from napari_fewcell.cli import main
 from napari_fewcell.engine.batch import finish, plan, run_unit
-from napari_fewcell.engine.core import blocks
-from napari_fewcell.engine.core.blocks import LazyImage, open_image
+from napari_fewcell.engine.core import lazy
 from napari_fewcell.engine.core.errors import FewcellError
+from napari_fewcell.engine.core.lazy import LazyImage, open_image
 from napari_fewcell.engine.core.progress import run
-from napari_fewcell.engine.nets.unet import NetConfig
+from napari_fewcell.engine.nets.unet import NetConfig, SegNet
 from napari_fewcell.engine.partial import SegModel
-from napari_fewcell.engine.partial.segnet import SegNet
 from napari_fewcell.engine.prompt import PromptParams, Segmenter
 
 
@@ -82,9 +81,9 @@ def test_chunks_that_cannot_be_read_a_tile_at_a_time(tmp_path, monkeypatch):
     da = pytest.importorskip("dask.array")
     assert LazyImage(da.zeros((64, 64), chunks=1, dtype="uint8")).data.chunksize == (64, 64)  # rechunked
     whole = zarr.create_array(store=str(tmp_path / "whole.zarr"), shape=(64, 64), chunks=(64, 64), dtype="uint8")
-    monkeypatch.setattr(blocks, "MAX_CHUNK_BYTES", 1000)
+    monkeypatch.setattr(lazy, "MAX_CHUNK_BYTES", 1000)
     assert isinstance(LazyImage(whole).data, np.ndarray)  # a small image in one huge chunk: read once, whole
-    monkeypatch.setattr(blocks, "SMALL_IMAGE_BYTES", 1000)
+    monkeypatch.setattr(lazy, "SMALL_IMAGE_BYTES", 1000)
     with pytest.raises(FewcellError, match="too large to read a tile at a time"):
         LazyImage(whole)
 

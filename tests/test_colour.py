@@ -9,8 +9,8 @@ import tifffile
 
 from napari_fewcell.cli import main
 from napari_fewcell.engine import FewcellError
-from napari_fewcell.engine.core.blocks import LazyImage, LuminanceImage
 from napari_fewcell.engine.core.image import is_colour, luminance
+from napari_fewcell.engine.core.lazy import LazyImage, LuminanceImage
 from napari_fewcell.engine.prompt import PromptParams, Segmenter, colour_plan
 
 from .conftest import blobs

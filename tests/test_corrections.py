@@ -5,8 +5,8 @@ import torch
 
 from napari_fewcell.engine import FewcellError, PromptParams, Segmenter
 from napari_fewcell.engine.prompt import apply_corrections, corrections_from_edit, merge_corrections
+from napari_fewcell.engine.prompt.annotated import BoxData, PromptSource, pixel_groups
 from napari_fewcell.engine.prompt.corrections import PART_PIXELS, correction_parts
-from napari_fewcell.engine.prompt.parts import BoxData, PromptSource, pixel_groups
 
 from .conftest import blobs, dice_mean
 

@@ -15,7 +15,8 @@ from napari_fewcell._qt import lazy
 from napari_fewcell._qt.partial_widget import PartialLabelsWidget
 from napari_fewcell._qt.prompt_widget import BOX_LAYER, PromptSegmentationWidget
 from napari_fewcell._qt.support_widget import RESULT_SUFFIX, SupportWidget
-from napari_fewcell.engine.core import blocks, image
+from napari_fewcell.engine.core import image
+from napari_fewcell.engine.core import lazy as core_lazy
 from napari_fewcell.engine.core.errors import FewcellError
 from napari_fewcell.engine.nets.unet import NetConfig, SegNet
 from napari_fewcell.engine.partial import SegModel
@@ -123,7 +124,7 @@ def test_segment_dask_layer(prompt_widget, qtbot, out_root):
 def test_segment_multiscale_reads_blocks_only(prompt_widget, qtbot, monkeypatch, tmp_path):
     """A 2-level multiscale layer (fused path: filters read a wider context) is segmented block by block: level 0
     is never converted to numpy nor read whole (intensity sampled with stride 2, as on images over 4 Mpx)."""
-    for module in (blocks, image):
+    for module in (core_lazy, image):
         monkeypatch.setattr(module, "sample_step", lambda shape, max_samples=0: 2)
     viewer, widget = prompt_widget
     widget.big_folder.edit.setText(str(tmp_path))

@@ -91,7 +91,7 @@ def test_stage2_learns_saves_loads_and_predicts_the_same(tmp_path):
 def test_stage2_can_start_from_the_embedding_weights(tmp_path):
     """TrainParams.init="pretrained": the stage-2 U-Net's body starts as the embedding network's (only the class
     head is new), it still learns, and the model file reloads; an unknown start gets one sentence."""
-    from napari_fewcell.engine.partial.segnet import new_segnet
+    from napari_fewcell.engine.partial.stage2 import new_segnet
 
     emb = torch.load(default_weights_path(), weights_only=True)["state_dict"]
     net = new_segnet(TrainParams(init="pretrained"), 2)

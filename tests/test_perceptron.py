@@ -310,7 +310,7 @@ def test_support_intensity_maps_every_image_with_the_supports_range(fx, tmp_path
 
 
 def test_support_intensity_block_by_block_uses_the_models_range(fx, monkeypatch):
-    from napari_fewcell.engine.core.blocks import LazyImage
+    from napari_fewcell.engine.core.lazy import LazyImage
     from napari_fewcell.engine.fewshot import features
 
     img, mask = blobs((100, 90), seed=13, n=12)

@@ -1,7 +1,7 @@
 """npe2 writer: a Labels layer to a compressed TIFF (a stack as multi-page), written atomically.
 
 The TIFF's description holds JSON with the source image's name and the class names, read
-back by :func:`napari_fewcell.engine.io.read_labels_meta`.
+back by :func:`napari_fewcell.engine.core.files.read_labels_meta`.
 """
 from __future__ import annotations
 

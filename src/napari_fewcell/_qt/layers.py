@@ -1,5 +1,6 @@
 """Shared by the dock widgets: keeping layer choices current (layer-list events, combo boxes, the
-image-rows panel), the constants the widgets share, and small Qt helpers. Geometry is in geometry.py."""
+image-rows panel), the constants the widgets share, and how fewcell's layers look. Geometry is in geometry.py,
+layout helpers in forms.py."""
 from __future__ import annotations
 
 from typing import Callable
@@ -9,14 +10,8 @@ from napari.layers import Image, Labels
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QFormLayout,
     QGridLayout,
     QGroupBox,
-    QHBoxLayout,
-    QLayout,
-    QSpinBox,
-    QVBoxLayout,
-    QWidget,
 )
 
 from .geometry import image_shape, layer_data, shape2d
@@ -140,55 +135,6 @@ class ImageRows(QGroupBox):
     def checked(self) -> list[ImageRow]:
         """The checked rows whose image is still in the viewer."""
         return [r for r in self.rows.values() if r.check.isChecked() and r.layer in self.viewer.layers]
-
-
-# ---- Qt helpers
-def spin_box(lo: int, hi: int, value: int, special: str = "") -> QSpinBox:
-    spin = QSpinBox()
-    spin.setRange(lo, hi)
-    spin.setValue(value)
-    spin.setSpecialValueText(special)  # shown at the minimum
-    return spin
-
-
-def hlayout(*widgets) -> QHBoxLayout:
-    row = QHBoxLayout()
-    for w in widgets:
-        row.addWidget(w)
-    return row
-
-
-def hbox(*widgets) -> QWidget:
-    """``widgets`` side by side in one widget (no margins), e.g. for a form row."""
-    box = QWidget()
-    row = hlayout(*widgets)
-    row.setContentsMargins(0, 0, 0, 0)
-    box.setLayout(row)
-    return box
-
-
-def form_rows(*rows) -> QFormLayout:
-    """A form with a row per entry: ``(label, widget or layout)``, or a widget spanning the row."""
-    form = QFormLayout()
-    for row in rows:
-        if isinstance(row, tuple):
-            form.addRow(*row)
-        else:
-            form.addRow(row)
-    return form
-
-
-def vbox(owner: QWidget, *parts, stretch: bool = True) -> QVBoxLayout:
-    """Lay ``owner`` out top to bottom: ``parts`` (widgets or layouts), then a stretch unless told not to."""
-    layout = QVBoxLayout(owner)
-    for part in parts:
-        if isinstance(part, QLayout):
-            layout.addLayout(part)
-        else:
-            layout.addWidget(part)
-    if stretch:
-        layout.addStretch(1)
-    return layout
 
 
 # ---- how fewcell's layers look

@@ -16,11 +16,12 @@ from pathlib import Path
 import numpy as np
 from qtpy.QtWidgets import QFileDialog, QLineEdit, QPushButton
 
-from ..engine.core.blocks import LazyImage
 from ..engine.core.errors import FewcellError
+from ..engine.core.lazy import LazyImage
 from ..engine.core.progress import Progress
+from .forms import hbox
 from .geometry import layer_data, plane_at, shape2d
-from .layers import RESULT_KEY, hbox
+from .layers import RESULT_KEY
 
 #: a numpy image layer is taken block by block above this many pixels (per plane) or bytes
 LAZY_PIXELS, LAZY_BYTES = 4096 * 4096, 256 << 20

@@ -29,7 +29,8 @@ from ..engine.partial import (
     pseudolabel_iter,
     train_iter,
 )
-from ..engine.partial.segnet import INITS
+from ..engine.partial.stage2 import INITS
+from .forms import form_rows, hbox, spin_box, vbox
 from .geometry import as_planes, box_corners, box_in_view, image_planes, image_shape, layer_data, plane_at, rect_of
 from .jobs import default_progress_text, job_controls
 from .layers import (
@@ -40,11 +41,7 @@ from .layers import (
     ImageRows,
     box_edge,
     fill_combo,
-    form_rows,
-    hbox,
     named_layer,
-    spin_box,
-    vbox,
     watch_layers,
 )
 from .lazy import CancelNote, OutputFolder, lazy_target, predict_lazy, written_text

@@ -18,6 +18,7 @@ from qtpy.QtWidgets import (
 
 from ..engine import FewcellError, PromptParams, Segmenter, estimate_text
 from ..engine.prompt import apply_corrections
+from .forms import form_rows, hlayout, vbox
 from .geometry import (
     box_corners,
     box_in_view,
@@ -37,11 +38,8 @@ from .layers import (
     annotation_labels,
     box_edge,
     fill_combo,
-    form_rows,
-    hlayout,
     named_layer,
     result_colormap,
-    vbox,
     watch_layers,
 )
 from .lazy import (

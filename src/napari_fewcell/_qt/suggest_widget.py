@@ -18,9 +18,10 @@ from qtpy.QtWidgets import (
 from ..engine.core.errors import FewcellError
 from ..engine.nets.msd import shipped_names
 from ..engine.suggest import SCORES, Session, SessionParams, SuggestParams
+from .forms import form_rows, hbox, spin_box, vbox
 from .geometry import box_corners, camera_of, image_planes, image_shape, layer_data, to_world
 from .jobs import job_controls
-from .layers import RESULT_KEY, form_rows, hbox, named_layer, spin_box, vbox, watch_layers
+from .layers import RESULT_KEY, named_layer, watch_layers
 
 SUGGESTIONS = "fewcell suggestions"
 BOXES = "fewcell annotation boxes"  # also picked by default by the Few-shot support widget

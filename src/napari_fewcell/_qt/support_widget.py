@@ -20,19 +20,10 @@ from ..engine.core.errors import FewcellError
 from ..engine.core.progress import Progress, relay, run
 from ..engine.fewshot import Perceptron, PerceptronParams, fit_iter, support
 from ..engine.fewshot.features import Extractors
+from .forms import form_rows, hbox, vbox
 from .geometry import as_planes, image_planes, image_shape, layer_data, plane_at, rect_of
 from .jobs import job_controls
-from .layers import (
-    OWN_SUFFIXES,
-    RESULT_KEY,
-    ImageRows,
-    fill_combo,
-    form_rows,
-    hbox,
-    named_layer,
-    vbox,
-    watch_layers,
-)
+from .layers import OWN_SUFFIXES, RESULT_KEY, ImageRows, fill_combo, named_layer, watch_layers
 from .lazy import CancelNote, OutputFolder, lazy_target, named, predict_lazy, written_text
 
 NONE = "(none)"

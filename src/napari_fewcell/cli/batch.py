@@ -62,7 +62,7 @@ def check_before_work(a, sources: list[str]) -> list:
     """Before any work (a prompt check, a model load): every input opens and every output may be written; nothing
     is created when one of them refuses. Returns each input's first plane (a LazyImage)."""
     from ..engine.batch import targets
-    from ..engine.core.blocks import open_planes
+    from ..engine.core.lazy import open_planes
 
     firsts = [open_planes(src)[0] for src in sources]
     targets(sources, a.out, a.out_format, a.resume, a.overwrite, create=False)

@@ -27,7 +27,7 @@ from .segment import ADAPT
 def add_pseudolabel_parser(sub) -> None:
     from ..engine.partial import PseudoParams as PseudoDefaults
     from ..engine.partial import TrainParams as TrainDefaults
-    from ..engine.partial.segnet import INITS
+    from ..engine.partial.stage2 import INITS
 
     q = sub.add_parser(
         "pseudolabel",

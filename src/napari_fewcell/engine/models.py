@@ -7,7 +7,7 @@ from pathlib import Path
 
 from .core.errors import FewcellError
 from .fewshot.perceptron import Perceptron
-from .partial.segnet import SegModel
+from .partial.stage2 import SegModel
 
 
 def is_perceptron_file(path: str | Path) -> bool:

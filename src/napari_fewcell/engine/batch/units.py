@@ -21,11 +21,12 @@ from typing import Generator, Sequence
 
 import numpy as np
 
-from ..core.blocks import LazyImage, blocks, is_stack, label_blocks_iter, open_array, open_planes
+from ..core.blocks import blocks, label_blocks_iter
 from ..core.errors import FewcellError
 from ..core.files import atomic_write, check_out_dir, read_image, read_labels_meta, write_result_labels
 from ..core.geometry import Box
 from ..core.image import planes_of
+from ..core.lazy import LazyImage, is_stack, open_array, open_planes
 from ..core.progress import Progress
 
 #: images with more pixels than this are labelled block by block (bounded memory) instead of whole

@@ -36,9 +36,10 @@ from scipy.special import expit
 
 from ..core import modelfile
 from ..core.annotation import AnnotatedImage, require_two_classes
-from ..core.blocks import LazyImage, TiledModel, label_blocks_iter, open_image
+from ..core.blocks import TiledModel, label_blocks_iter
 from ..core.errors import FewcellError
 from ..core.image import as_image2d
+from ..core.lazy import LazyImage, open_image
 from ..core.progress import Progress, run
 from ..nets.msd import shipped_names
 from . import features

@@ -18,7 +18,7 @@ import numpy as np
 from ..core.annotation import AnnotatedImage
 from ..core.progress import Progress, relay
 from ..nets.unet import EmbedNet
-from ..prompt.parts import mean_dice
+from ..prompt.annotated import mean_dice
 from ..prompt.segmenter import PromptParams, Segmenter
 
 TIE = 0.005  #: a candidate must beat the first one by more than this mean held-out Dice to be chosen

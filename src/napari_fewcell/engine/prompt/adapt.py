@@ -50,8 +50,8 @@ from ..core.errors import FewcellError
 from ..core.progress import Progress
 from ..nets import attention
 from ..nets.unet import EmbedNet
+from .annotated import BoxData, PromptSource, as_sources, mean_dice
 from .filters import fit_forest, forest_proba, luminance_features, pixel_sample
-from .parts import BoxData, PromptSource, as_sources, mean_dice
 
 ADAPT_CHOICES = ("auto", "none", "forest", "fuse", "finetune")  #: values of ``PromptParams.adapt``
 PATHS = ("none", "forest", "fuse", "finetune")  #: the paths, cheapest first (ties go to the earlier)

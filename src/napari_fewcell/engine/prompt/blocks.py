@@ -6,8 +6,9 @@ from typing import Any, Generator, Protocol
 import numpy as np
 import torch
 
-from ..core.blocks import LazyImage, LuminanceImage, block_windows, label_dtype_for, local
+from ..core.blocks import block_windows, label_dtype_for, local
 from ..core.errors import FewcellError
+from ..core.lazy import LazyImage, LuminanceImage
 from ..core.progress import Progress
 from ..nets.attention import PromptKeys
 from .adapt import Adaptation

@@ -21,21 +21,22 @@ import numpy as np
 import torch
 
 from ..core.annotation import require_two_classes
-from ..core.blocks import LazyImage, LuminanceImage, label_blocks_iter, open_image
+from ..core.blocks import label_blocks_iter
 from ..core.device import select_device
 from ..core.errors import FewcellError
 from ..core.geometry import Box, check_box, with_context
 from ..core.image import as_image2d, intensity_range, is_colour, luminance, normalize, planes_of
+from ..core.lazy import LazyImage, LuminanceImage, open_image
 from ..core.progress import Progress, relay, run
 from ..nets import attention
 from ..nets.unet import EmbedNet, load_model
 from .adapt import Adaptation, adapt_iter, box_embeddings
+from .annotated import CONTEXT, ONE_CLASS_HINT, BoxData, PromptSource, box_pixels, crop_prompt_labels, later_boxes_mask
 from .blocks import PromptBlocks
 from .colour import colour_plan
 from .corrections import correction_parts, correction_sets
 from .filters import forest_proba, window_features
 from .params import PromptParams
-from .parts import CONTEXT, ONE_CLASS_HINT, BoxData, PromptSource, box_pixels, crop_prompt_labels, later_boxes_mask
 
 
 @dataclasses.dataclass

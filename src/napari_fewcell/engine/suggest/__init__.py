@@ -1,8 +1,9 @@
 """Workflow 4 — what to annotate next (paper 001): scores, the models that score, the pretext task,
 tile suggestions and the suggest → annotate → accept → refit session."""
+from .params import NO_MODEL, SCORES, SuggestParams
 from .pretext import PretextParams, pretext_iter, pretext_labels
 from .scorers import MSDScorer, PerceptronScorer, PromptScorer, Scorer, SegModelScorer, scorer_for, shipped_network
-from .scores import NO_MODEL, SCORES, SuggestParams, augmentations, autocontrast, brightness, score_batch, sharpness
+from .scores import augmentations, autocontrast, brightness, score_batch, sharpness
 from .session import Session, SessionParams
 from .tiles import Suggestion, candidates, suggest_iter
 

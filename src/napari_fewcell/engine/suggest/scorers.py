@@ -13,7 +13,7 @@ from ..core.errors import FewcellError
 from ..fewshot.perceptron import Perceptron
 from ..nets.attention import attend
 from ..nets.msd import MSDNet, load_msd, shipped_names, shipped_path
-from ..partial.segnet import SegModel
+from ..partial.stage2 import SegModel
 from ..prompt.segmenter import Segmenter
 
 

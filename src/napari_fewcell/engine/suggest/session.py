@@ -25,9 +25,9 @@ from ..core.progress import Progress, run
 from ..fewshot.features import Extractors
 from ..fewshot.perceptron import PerceptronParams, fit_iter
 from ..prompt.segmenter import PromptParams, Segmenter
+from .params import NO_MODEL, SuggestParams
 from .pretext import PretextParams, pretext_iter
 from .scorers import PerceptronScorer, PromptScorer, Scorer, shipped_network
-from .scores import NO_MODEL, SuggestParams
 from .tiles import Suggestion, candidates, suggest_iter
 
 MODELS = ("perceptron", "prompt")

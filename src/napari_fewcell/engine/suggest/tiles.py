@@ -25,8 +25,9 @@ from ..core.geometry import Box, overlaps, tile_boxes
 from ..core.image import as_image2d, intensity_range, normalize
 from ..core.progress import Progress
 from . import coverage
+from .params import NO_MODEL, SuggestParams
 from .scorers import Scorer
-from .scores import NO_MODEL, SuggestParams, score_batch
+from .scores import score_batch
 
 
 class Suggestion(NamedTuple):

@@ -24,10 +24,11 @@ import torch.nn.functional as F
 from ..core import modelfile
 from ..core.annotation import class_index, require_two_classes
 from ..core.augment import augment
-from ..core.blocks import LazyImage, TiledModel, label_blocks_iter, open_image
+from ..core.blocks import TiledModel, label_blocks_iter
 from ..core.device import select_device
 from ..core.errors import FewcellError
 from ..core.image import as_image2d, intensity_range, normalize
+from ..core.lazy import LazyImage, open_image
 from ..core.losses import soft_dice
 from ..core.progress import Progress, run
 from ..nets.unet import NetConfig, SegNet, load_model
@@ -41,7 +42,7 @@ class TrainParams:
 
     #: optimiser steps. 500 from the embedding weights matched or beat 1500 from scratch in a third of the time: ISBI
     #: with the shipped weights 87.26 against 86.80, and with weights that never saw ISBI 83.46 against 83.17
-    #: (benchmarks/study_stage2.py; docs/benchmarks.md). From scratch, give it 1500 (paper 000's recipe)
+    #: (benchmarks/studies/study_stage2.py; docs/benchmarks.md). From scratch, give it 1500 (paper 000's recipe)
     steps: int = 500
     batch: int = 8
     crop: int = 128

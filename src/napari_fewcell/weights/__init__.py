@@ -1,0 +1,1 @@
+"""Shipped weights (state dicts; see docs/models.md), read with importlib.resources."""
