@@ -13,7 +13,7 @@ images. Imports bench_generalise.py for its weights parsing and LODO card check 
 same files).
 
     cd benchmarks && PYTHONPATH=../src python bench_boxes.py --data /work/shared/data \
-        --weights isbi2012_membrane@episodic=../runs/lodo_isbi_episodic.pt ... (one per fold) \
+        --weights isbi2012_membrane@episodic=weights/lodo_isbi_episodic.pt ... (one per fold) \
         --triples 4 --max-test 6 --threads 1 --out results/boxes_test.md
     ... --quick --out /tmp/boxes_quick.md       # smoke test: 1 triple, 2 test images, the first 2 folds (~1.5 min)
 """

@@ -1,6 +1,6 @@
 """What the benchmark scripts share: data sets, metrics, the random-forest baseline, reports.
 
-Every ``bench_*.py`` (and ``ablation_extras.py``) imports from here and from no other script.
+Every ``bench_*.py`` (and ``studies/ablation_extras.py``) imports from here and from no other script.
 Run the scripts as ``python benchmarks/<script>.py``: Python puts ``benchmarks/`` on the path.
 """
 from __future__ import annotations
@@ -400,7 +400,7 @@ def finish_report(rep: list[str], out: str) -> None:
     write_report(rep, out)
 
 
-# ---- a simulated user's correction stroke (bench_boxes.py, choose_stroke_weight.py) -------------------------------
+# ---- a simulated user's correction stroke (bench_boxes.py, studies/choose_stroke_weight.py) -------------------------------
 RADIUS, SKELETON = 2, 150  #: the stroke: brush radius (px), at most this many skeleton pixels
 
 

@@ -3,7 +3,7 @@
 images, one centre 64×64 box of labels each. Run it alone on the machine.
 
     python benchmarks/time_partial.py --data ../shared/data --dataset isbi2012_membrane \
-        --weights runs/lodo_isbi_episodic.pt --out benchmarks/results/time_partial_isbi.md
+        --weights benchmarks/weights/lodo_isbi_episodic.pt --out benchmarks/results/time_partial_isbi.md
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Print a Markdown table of pre-training runs from their weights files' cards (for docs/models.md):
 strategy, what was left out, the init, steps, CPU and wall seconds, final loss.
 
-    python scripts/runs_table.py runs/*.pt
+    python scripts/runs_table.py benchmarks/weights/*.pt
 """
 from __future__ import annotations
 

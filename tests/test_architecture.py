@@ -73,7 +73,7 @@ def test_engine_imports_go_one_way(path):
             )
 
 
-SOURCES = sorted([*PKG.rglob("*.py"), *(ROOT / "benchmarks").glob("*.py"), *(ROOT / "scripts").glob("*.py")])
+SOURCES = sorted([*PKG.rglob("*.py"), *(ROOT / "benchmarks").rglob("*.py"), *(ROOT / "scripts").glob("*.py")])
 
 
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(ROOT)))

@@ -4,12 +4,12 @@
 # (`fewcell pretrain-bank --data ../shared/data --budget-mpx 7 --out .bank/bank.npz`; the bank stays out of
 # git: .git/info/exclude, since not every set's licence allows copying it into the repository).
 #
-#   bash runs/gpu_pretrain.sh OUT_DIR [MINUTES]         # DEVICE=cuda (default) or cpu; MINUTES default 6.5
+#   bash benchmarks/weights/gpu_pretrain.sh OUT_DIR [MINUTES]         # DEVICE=cuda (default) or cpu; MINUTES default 6.5
 #
 # WARM=1 starts each run from the CPU-trained weights that never saw its fold (the shipped network for the
-# sets it never saw and for all8; runs/lodo_isbi_episodic.pt, runs/lodo_dsb2018he_episodic.pt) with
+# sets it never saw and for all8; benchmarks/weights/lodo_isbi_episodic.pt, benchmarks/weights/lodo_dsb2018he_episodic.pt) with
 # LR (default 5e-4) and SCALE (default "0.75 1.33"); otherwise from random weights (lr 2e-3, scale 0.6-1.7).
-# INIT_DIR=runs/gpu_warm2 (with WARM=1) continues each run from INIT_DIR/<name>.pt instead: a run continued
+# INIT_DIR=benchmarks/weights/gpu_warm2 (with WARM=1) continues each run from INIT_DIR/<name>.pt instead: a run continued
 # across sessions. BATCH (default 32) episodes per step; BF16=1 runs the forward pass in bfloat16.
 #
 # Every run is `fewcell pretrain` (episodic, torch sampler, random init) with a wall-time budget: the
@@ -18,14 +18,14 @@
 # checkpoints.tar (<name>.pt.ckpt) and logs.tgz (<name>.log): the device tool brings back at most 8 files.
 # A batch of 128 episodes takes about 22 GiB of GPU memory per run: eight such runs do not fit on one H200.
 set -uo pipefail
-cd "$(dirname "$0")/.."
-out="${1:?usage: runs/gpu_pretrain.sh OUT_DIR [MINUTES]}"; minutes="${2:-6.5}"
+cd "$(dirname "$0")/../.."
+out="${1:?usage: benchmarks/weights/gpu_pretrain.sh OUT_DIR [MINUTES]}"; minutes="${2:-6.5}"
 final="$out"; out="$(mktemp -d)"  # runs write here; OUT_DIR gets three tarballs (the device tool returns 8 files)
 device="${DEVICE:-cuda}"; bank="${BANK:-.bank/bank.npz}"; py="${PY:-python3}"
 mkdir -p "$final"
 export PYTHONPATH="$PWD/src" OMP_NUM_THREADS=1 PYTHONUNBUFFERED=1
 shipped=src/napari_fewcell/weights/fewcell_embed_v1.pt
-declare -A inits=([all8]=$shipped [lodo_isbi]=runs/lodo_isbi_episodic.pt [lodo_dsb2018he]=runs/lodo_dsb2018he_episodic.pt
+declare -A inits=([all8]=$shipped [lodo_isbi]=benchmarks/weights/lodo_isbi_episodic.pt [lodo_dsb2018he]=benchmarks/weights/lodo_dsb2018he_episodic.pt
   [lodo_usiigaci]=$shipped [lodo_tem]=$shipped [classout_myelin]=$shipped [lodo_coelho]=$shipped
   [lodo_cervical]=$shipped)
 if [ -n "${INIT_DIR:-}" ]; then for name in "${!inits[@]}"; do inits[$name]="$INIT_DIR/$name.pt"; done; fi

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Do more known classes help workflow 3's perceptron on a class it never saw (issue 21, item 1: "MSD extractors
 for every labelled task of the eight sets, if they help LODO")? A study on TRAIN images only, leave one data set
-out, with study_bank_perceptron.py's protocol (5 support crops of 256² drawn from the first two thirds of the fold's
+out, with studies/study_bank_perceptron.py's protocol (5 support crops of 256² drawn from the first two thirds of the fold's
 train split, 10 seeded draws, scored on the last third; foreground Dice %, median [quartiles] over draws) and two
 feature sets on the same crops:
 
@@ -11,12 +11,16 @@ feature sets on the same crops:
 
 The ilastik-style random forest on the same crops' pixels is beside them.
 
-    python study_extractor_bank.py --data ../shared/data --bank /tmp/ext --out results/extractor_bank_val.md
+    python studies/study_extractor_bank.py --data ../shared/data --bank /tmp/ext --out results/extractor_bank_val.md
 """
 from __future__ import annotations
 
-import time
+import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: common.py and the benchmarks it reuses
+
+import time
 
 import numpy as np
 from common import Dataset, finish_report, loco_names, report_header, set_threads

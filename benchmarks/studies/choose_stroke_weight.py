@@ -7,9 +7,14 @@ with the stroke is scored on other train images (mean of fg and bg Dice %). With
 ``--band R``, a last column adds to the stroke (weight 1) the band of pixels within R px of it that the user left
 unchanged, labelled with the one-box result (the issue's "band of already-correct result pixels").
 
-    python benchmarks/choose_stroke_weight.py --data ../shared/data --out benchmarks/results/stroke_weight_val.md
+    python benchmarks/studies/choose_stroke_weight.py --data ../shared/data --out benchmarks/results/stroke_weight_val.md
 """
 from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: common.py and the benchmarks it reuses
 
 import argparse
 
@@ -19,7 +24,7 @@ from scipy import ndimage as ndi
 
 from napari_fewcell.engine.prompt import PromptParams, Segmenter
 
-SETS = {"isbi2012_membrane": "../runs/lodo_isbi_episodic.pt", "usiigaci_phase_contrast_cells": None,
+SETS = {"isbi2012_membrane": "weights/lodo_isbi_episodic.pt", "usiigaci_phase_contrast_cells": None,
         "tem_myelinated_axons": None}
 
 

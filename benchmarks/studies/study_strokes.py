@@ -6,9 +6,14 @@ on its largest wrong region (``common.correction_stroke``, bench_boxes.py's rule
 each ``stroke_use``. Scored on up to --images other train images (mean of fg and bg Dice %) and on the corrected
 image itself, the stroke's pixels left out. The RF on the box, and on the box + the stroke, is beside it.
 
-    python study_strokes.py --data ../shared/data --boxes 6 --out results/strokes_val.md
+    python studies/study_strokes.py --data ../shared/data --boxes 6 --out results/strokes_val.md
 """
 from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: common.py and the benchmarks it reuses
 
 import argparse
 import copy
@@ -32,10 +37,10 @@ from napari_fewcell.engine.nets.unet import load_model
 from napari_fewcell.engine.prompt import PromptParams, Segmenter
 
 SHIPPED = "../src/napari_fewcell/weights/fewcell_embed_v1.pt"
-FOLDS = {"isbi2012_membrane": "../runs/lodo_isbi_episodic.pt",
-         "usiigaci_phase_contrast_cells": "../runs/lodo_usiigaci_reptile_warm.pt",
-         "tem_myelinated_axons": "../runs/lodo_tem_reptile_warm.pt", "tem_myelinated_axons:labels_myelin": SHIPPED,
-         "dsb2018_he": "../runs/lodo_dsb2018he_episodic.pt", "coelho2009_nih3t3_nuclei": SHIPPED,
+FOLDS = {"isbi2012_membrane": "weights/lodo_isbi_episodic.pt",
+         "usiigaci_phase_contrast_cells": "weights/lodo_usiigaci_reptile_warm.pt",
+         "tem_myelinated_axons": "weights/lodo_tem_reptile_warm.pt", "tem_myelinated_axons:labels_myelin": SHIPPED,
+         "dsb2018_he": "weights/lodo_dsb2018he_episodic.pt", "coelho2009_nih3t3_nuclei": SHIPPED,
          "isbi2014_cervical_synth_cells": SHIPPED}
 USES = ("both", "attention", "forest")
 

@@ -7,13 +7,17 @@ picks at each. Compare with the Dice each path got on that box in a bench_genera
 (benchmarks/results/generalise_val_forest.md): a buffer helps if it moves the choice towards the path that got
 more. Writes a Markdown table to stdout.
 
-    python benchmarks/check_buffer.py --data /work/shared/data > benchmarks/results/check_buffer_val.md
+    python benchmarks/studies/check_buffer.py --data /work/shared/data > benchmarks/results/check_buffer_val.md
 """
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: common.py and the benchmarks it reuses
+
 import argparse
 import copy
-from pathlib import Path
 
 from common import BOX, Dataset, seeded_box, set_threads
 
@@ -21,7 +25,7 @@ from napari_fewcell.engine.nets.unet import default_weights_path, load_model
 from napari_fewcell.engine.prompt import PromptParams, Segmenter
 from napari_fewcell.engine.training.datasets import split_name
 
-FOLDS = {"isbi2012_membrane": "runs/lodo_isbi_episodic.pt", "usiigaci_phase_contrast_cells": None,
+FOLDS = {"isbi2012_membrane": "benchmarks/weights/lodo_isbi_episodic.pt", "usiigaci_phase_contrast_cells": None,
          "tem_myelinated_axons": None, "tem_myelinated_axons:labels_myelin": None, "coelho2009_nih3t3_nuclei": None,
          "isbi2014_cervical_synth_cells": None}  # None: the shipped weights (they never saw these sets)
 BUFFERS = (0, 8, 16)
@@ -38,7 +42,7 @@ def main() -> None:
     for fold, weights in FOLDS.items():
         set_name, folder = split_name(fold)
         ds = Dataset(a.data, set_name, folder=folder or "labels")
-        model = load_model(Path(__file__).parents[1] / weights if weights else default_weights_path())
+        model = load_model(Path(__file__).parents[2] / weights if weights else default_weights_path())
         for b in range(a.boxes):
             src, y, x = seeded_box(b, ds, 0.05, 0.95)
             cells = []

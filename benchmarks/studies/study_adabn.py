@@ -15,12 +15,17 @@ forest and fused paths with PromptParams.trees at its default and at the RF base
 Boxes and scored images as bench_generalise.py --split val
 (seeded 64×64 boxes from train images, scored on other train images); the RF baseline beside.
 
-    python benchmarks/study_adabn.py --data ../shared/data --out benchmarks/results/adabn_val.md \
+    python benchmarks/studies/study_adabn.py --data ../shared/data --out benchmarks/results/adabn_val.md \
         FOLD=WEIGHTS [FOLD=WEIGHTS ...]
-    python benchmarks/study_adabn.py --variant embedding --out benchmarks/results/fuse_embedding_val.md ...
-    python benchmarks/study_adabn.py --variant tent --out benchmarks/results/tent_val.md ...
+    python benchmarks/studies/study_adabn.py --variant embedding --out benchmarks/results/fuse_embedding_val.md ...
+    python benchmarks/studies/study_adabn.py --variant tent --out benchmarks/results/tent_val.md ...
 """
 from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: common.py and the benchmarks it reuses
 
 import argparse
 import copy
@@ -46,7 +51,7 @@ from torch import nn
 from napari_fewcell.engine.core.image import as_image2d, intensity_range, normalize
 from napari_fewcell.engine.nets.unet import EmbedNet, load_model
 from napari_fewcell.engine.prompt import PromptParams, Segmenter
-from napari_fewcell.engine.prompt.parts import quadrants
+from napari_fewcell.engine.prompt.annotated import quadrants
 from napari_fewcell.engine.training.datasets import split_name
 
 

@@ -6,8 +6,8 @@ network on the default path from all the boxes, i.e. one-shot's labels, which st
 wins on its held-out boxes), then several stage-2 variants are trained on the same labels and scored on the test
 images, with one-shot and the RF on the same boxes beside.
 
-    python benchmarks/study_stage2.py --data ../shared/data --dataset isbi2012_membrane \\
-        --weights runs/lodo_isbi_episodic.pt --out benchmarks/results/stage2_lodo_isbi.md \\
+    python benchmarks/studies/study_stage2.py --data ../shared/data --dataset isbi2012_membrane \\
+        --weights benchmarks/weights/lodo_isbi_episodic.pt --out benchmarks/results/stage2_lodo_isbi.md \\
         scratch:1500 pretrained:1500 pretrained:500 pretrained:1500:0.8
 
 A variant is INIT:STEPS[:MIN_CONFIDENCE] (pixels whose pseudo-label confidence is below it are left out). With
@@ -15,6 +15,11 @@ A variant is INIT:STEPS[:MIN_CONFIDENCE] (pixels whose pseudo-label confidence i
 their order) on the same pseudo-labels, and a last row per variant gives the mean and spread over the seeds.
 """
 from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: common.py and the benchmarks it reuses
 
 import argparse
 import time

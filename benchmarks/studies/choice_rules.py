@@ -7,13 +7,17 @@ alone (ties within 0.5 points go to the cheaper path, as the engine's ``choose``
 of the mean over folds and each fold's difference from the RF baseline. Used to choose what ``auto`` chooses
 between, on validation reports only.
 
-    python benchmarks/choice_rules.py benchmarks/results/generalise_val_forest.md
+    python benchmarks/studies/choice_rules.py benchmarks/results/generalise_val_forest.md
 """
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: common.py and the benchmarks it reuses
+
 import collections
 import re
-import sys
 
 RULES = {"auto: none / forest / fuse": ("none", "forest", "fuse"), "auto: none / fuse": ("none", "fuse"),
          "always none": ("none",), "always forest": ("forest",), "always fuse": ("fuse",)}

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# The other folds and the shipped model of the generalisation issue (after runs/compare.sh). Resumable like it.
-#   bash runs/more.sh dsb_he | myelin STRATEGY | all8 STRATEGY
+# The other folds and the shipped model of the generalisation issue (after benchmarks/weights/compare.sh). Resumable like it.
+#   bash benchmarks/weights/more.sh dsb_he | myelin STRATEGY | all8 STRATEGY
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 D=${D:-../shared/data}
 PY=${PY:-.tox/py/bin/python}
 INIT=src/napari_fewcell/weights/fewcell_embed_v1.pt
@@ -15,14 +15,14 @@ go() {  # OUT, then pretrain options
 }
 case $1 in
   # dsb2018_he fold: every shipped or earlier weights file saw dsb2018_he, so this one starts from random weights
-  dsb_he) go runs/lodo_dsb2018he_episodic.pt --exclude dsb2018_he --strategy episodic --lr 1e-3 \
+  dsb_he) go benchmarks/weights/lodo_dsb2018he_episodic.pt --exclude dsb2018_he --strategy episodic --lr 1e-3 \
             --cpu-minutes "${CPU_MINUTES:-30}" ;;
   # class-out fold: the TEM images with their axon labels, never labels_myelin; the shipped weights never saw TEM
-  myelin) go "runs/classout_myelin_$2_warm.pt" --exclude tem_myelinated_axons:labels_myelin --strategy "$2" \
+  myelin) go "benchmarks/weights/classout_myelin_$2_warm.pt" --exclude tem_myelinated_axons:labels_myelin --strategy "$2" \
             --init $INIT --lr 3e-4 --cpu-minutes "${CPU_MINUTES:-12}" ;;
   # the candidate shipped model: all eight sets, every label folder; ISBI and DSB fluorescence sampled more
   # (the shipped model's two benchmarks must not regress), the other six sets once each
-  all8) go "runs/all8_$2_warm.pt" --strategy "$2" --init $INIT --lr 3e-4 --cpu-minutes "${CPU_MINUTES:-24}" \
+  all8) go "benchmarks/weights/all8_$2_warm.pt" --strategy "$2" --init $INIT --lr 3e-4 --cpu-minutes "${CPU_MINUTES:-24}" \
           --datasets isbi2012_membrane=2 dsb2018_fluo=1.5 dsb2018_he=1 stardist_sample2d=1 \
           usiigaci_phase_contrast_cells=1 isbi2014_cervical_synth_cells=1 tem_myelinated_axons=1 \
           coelho2009_nih3t3_nuclei=1 ;;

@@ -13,9 +13,14 @@ beside it. Feature sets:
 * ``net``: the extras + the network's 48 maps, no MSD extractor (the network alone is 3–4× cheaper than three MSD
   extractors).
 
-    python study_bank_perceptron.py --data ../shared/data --out results/bank_perceptron_val.md
+    python studies/study_bank_perceptron.py --data ../shared/data --out results/bank_perceptron_val.md
 """
 from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: common.py and the benchmarks it reuses
 
 import argparse
 import time
@@ -36,7 +41,7 @@ from common import (
 )
 
 SHIPPED = "../src/napari_fewcell/weights/fewcell_embed_v1.pt"
-FOLDS = {"isbi2012_membrane": "../runs/lodo_isbi_episodic.pt", "dsb2018_he": "../runs/lodo_dsb2018he_episodic.pt",
+FOLDS = {"isbi2012_membrane": "weights/lodo_isbi_episodic.pt", "dsb2018_he": "weights/lodo_dsb2018he_episodic.pt",
          "usiigaci_phase_contrast_cells": SHIPPED, "tem_myelinated_axons": SHIPPED,
          "coelho2009_nih3t3_nuclei": SHIPPED, "isbi2014_cervical_synth_cells": SHIPPED}
 SETS = ("msd", "msd+net", "net")

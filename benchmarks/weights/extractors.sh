@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# MSD feature extractors of the other labelled sets (issue 21, item 1), for benchmarks/study_extractor_bank.py:
+# MSD feature extractors of the other labelled sets (issue 21, item 1), for benchmarks/studies/study_extractor_bank.py:
 # one binary extractor per set, 12-minute cap on one CPU thread each (the shipped three had 28 minutes).
 # A finished extractor is skipped, so the script can be re-run after a cut one (each run is short and restarts).
-#   bash runs/extractors.sh [DATA] [OUT]     (defaults: ../shared/data, runs/extractors)
+#   bash benchmarks/weights/extractors.sh [DATA] [OUT]     (defaults: ../shared/data, benchmarks/weights/extractors)
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 D="${1:-../shared/data}"; OUT="${2:-runs/extractors}"
 mkdir -p "$OUT"
 train() {  # NAME DATASET [options]

@@ -7,9 +7,14 @@ trained on that data set (leave-one-class-out). Compares the first extras (input
 Gaussian-smoothed luminance, σ 1–8) with the shipped ones (input channels + skimage's multiscale
 basic features, σ 1–16). Median foreground Dice over 5 draws. Output pasted in docs/models.md.
 
-    python benchmarks/ablation_extras.py isbi2012_membrane --data /work/shared/data
+    python benchmarks/studies/ablation_extras.py isbi2012_membrane --data /work/shared/data
 """
 from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: common.py and the benchmarks it reuses
 
 import argparse
 
