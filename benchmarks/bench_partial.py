@@ -98,7 +98,7 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--lr", type=float, default=None)
     ap.add_argument("--dice-weight", type=float, default=None)
     ap.add_argument("--train-steps", type=int, default=None)
-    from napari_fewcell.engine.partial.stage2 import INITS
+    from napari_fewcell.engine.partial.params import INITS
 
     ap.add_argument("--stage2-init", choices=INITS, default=None,
                     help="stage 2 from scratch or from the embedding weights (default: the engine's)")

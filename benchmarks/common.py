@@ -400,7 +400,7 @@ def finish_report(rep: list[str], out: str) -> None:
     write_report(rep, out)
 
 
-# ---- a simulated user's correction stroke (bench_boxes.py, studies/choose_stroke_weight.py) -------------------------------
+# ---- a simulated user's correction stroke (bench_boxes.py, studies/choose_stroke_weight.py) ------------------------
 RADIUS, SKELETON = 2, 150  #: the stroke: brush radius (px), at most this many skeleton pixels
 
 

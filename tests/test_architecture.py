@@ -51,6 +51,22 @@ def imports(path: Path, load_time: bool = False):
             else:
                 module = node.module or ""
             yield module, [a.name for a in node.names]
+        elif not load_time and isinstance(node, ast.Call) and getattr(node.func, "id", "") == "lazy_exports":
+            yield from lazy_imports(node, package)
+
+
+def lazy_imports(call: ast.Call, package: str):
+    """(module, names) of a package's ``lazy_exports(__name__, {".module": (names, ...), ...})``: imports made on
+    first use (engine/core/exports.py) are imports all the same for these rules."""
+    public = call.args[1]
+    if not isinstance(public, ast.Dict):
+        return
+    for key, value in zip(public.keys, public.values):
+        names = [e.value for e in getattr(value, "elts", []) if isinstance(e, ast.Constant)]
+        relative = key.value
+        dots = len(relative) - len(relative.lstrip("."))
+        base = package.split(".")
+        yield ".".join(base[: len(base) - dots + 1] + [relative.lstrip(".")]), names
 
 
 ENGINE_FILES = sorted(p for p in ENGINE.rglob("*.py") if p.name != "__init__.py" or p.parent != ENGINE)
@@ -148,3 +164,20 @@ def test_a_run_on_this_machine_does_not_load_dask_distributed():
     assert not outside & {"distributed", "dask"}, sorted(outside)
     for verb in ("segment.py", "partial.py"):
         assert not [m for m, _ in imports(PKG / "cli" / verb) if m.endswith("batch.cluster")], verb
+
+
+PACKAGES = sorted(p.parent for p in PKG.rglob("__init__.py"))
+
+
+@pytest.mark.parametrize("folder", PACKAGES, ids=lambda p: str(p.relative_to(PKG.parent)))
+def test_public_names_resolve_and_shadow_no_module(folder):
+    """Every name of a package's ``__all__`` resolves (a lazy export names a module that gives it), and none is also
+    the name of one of its sub-modules (importing that sub-module would replace the lazy name by the module)."""
+    import importlib
+
+    package = importlib.import_module(".".join(folder.relative_to(PKG.parent).parts))
+    submodules = {p.stem for p in folder.glob("*.py")}
+    submodules |= {p.name for p in folder.iterdir() if (p / "__init__.py").exists()}
+    for name in getattr(package, "__all__", []):
+        assert name not in submodules, f"{package.__name__} exports {name!r}, also the name of its sub-module"
+        assert getattr(package, name) is not None

@@ -260,7 +260,7 @@ def test_a_big_image_annotated_in_boxes_is_read_box_by_box(fx, monkeypatch):
 
 
 def test_a_class_painted_on_a_few_pixels_is_never_sampled_away(fx):
-    from napari_fewcell.engine.fewshot.support import sample_pixels as _sample_pixels
+    from napari_fewcell.engine.fewshot.support_set import sample_pixels as _sample_pixels
 
     img, mask = blobs((120, 120), seed=3, n=10)
     labels = mask.copy()

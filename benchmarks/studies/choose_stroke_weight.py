@@ -7,7 +7,8 @@ with the stroke is scored on other train images (mean of fg and bg Dice %). With
 ``--band R``, a last column adds to the stroke (weight 1) the band of pixels within R px of it that the user left
 unchanged, labelled with the one-box result (the issue's "band of already-correct result pixels").
 
-    python benchmarks/studies/choose_stroke_weight.py --data ../shared/data --out benchmarks/results/stroke_weight_val.md
+    python benchmarks/studies/choose_stroke_weight.py --data ../shared/data \\
+        --out benchmarks/results/stroke_weight_val.md
 """
 from __future__ import annotations
 

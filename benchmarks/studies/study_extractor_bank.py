@@ -1,9 +1,9 @@
 #!/usr/bin/env python
 """Do more known classes help workflow 3's perceptron on a class it never saw (issue 21, item 1: "MSD extractors
 for every labelled task of the eight sets, if they help LODO")? A study on TRAIN images only, leave one data set
-out, with studies/study_bank_perceptron.py's protocol (5 support crops of 256² drawn from the first two thirds of the fold's
-train split, 10 seeded draws, scored on the last third; foreground Dice %, median [quartiles] over draws) and two
-feature sets on the same crops:
+out, with studies/study_bank_perceptron.py's protocol (5 support crops of 256² drawn from the first two thirds of
+the fold's train split, 10 seeded draws, scored on the last third; foreground Dice %, median [quartiles] over
+draws) and two feature sets on the same crops:
 
 * ``shipped``: the product today, the shipped MSD extractors not trained on the fold + the extras;
 * ``bank``: the same + every extractor of ``--bank`` (a folder of ``msd_<name>.pt`` files written by

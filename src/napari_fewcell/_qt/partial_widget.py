@@ -29,7 +29,7 @@ from ..engine.partial import (
     pseudolabel_iter,
     train_iter,
 )
-from ..engine.partial.stage2 import INITS
+from ..engine.partial.params import INITS
 from .forms import form_rows, hbox, spin_box, vbox
 from .geometry import as_planes, box_corners, box_in_view, image_planes, image_shape, layer_data, plane_at, rect_of
 from .jobs import default_progress_text, job_controls

@@ -17,7 +17,7 @@ from qtpy.QtWidgets import (
 )
 
 from ..engine import FewcellError, PromptParams, Segmenter, estimate_text
-from ..engine.prompt import apply_corrections
+from ..engine.prompt import ADAPT_PATHS, apply_corrections
 from .forms import form_rows, hlayout, vbox
 from .geometry import (
     box_corners,
@@ -60,9 +60,7 @@ NONE = "(none)"
 ADD_BOX = "press 'Add prompt box', paint inside it, then Segment."
 NO_BOX = f"No prompt box yet: {ADD_BOX}"
 #: the "Adapt to the prompt" choices: (shown text, PromptParams.adapt)
-ADAPT_ITEMS = [("auto (best by the self-check)", "auto"), ("none (attention only, fastest)", "none"),
-               ("forest (filters only, no network)", "forest"), ("fuse (attention + filters)", "fuse"),
-               ("finetune (a few seconds)", "finetune")]
+ADAPT_ITEMS = [(f"{path} ({words})", path) for path, words in ADAPT_PATHS.items()]
 
 
 class PromptSegmentationWidget(QWidget):

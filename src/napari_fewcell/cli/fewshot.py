@@ -11,8 +11,8 @@ from .inputs import check_model_target, parse_class_names, read_support
 
 
 def add_parser(sub) -> None:
-    from ..engine.fewshot import PerceptronParams as FitDefaults
-    from ..engine.fewshot.perceptron import INTENSITIES
+    from ..engine.fewshot.params import INTENSITIES
+    from ..engine.fewshot.params import PerceptronParams as FitDefaults
 
     f = sub.add_parser("fit", help="fit a perceptron on MSD feature maps of a few support images (paper 002)",
                        description=cmd_fit.__doc__)

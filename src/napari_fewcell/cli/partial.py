@@ -21,13 +21,13 @@ from .args import (
 from .bar import Bar
 from .batch import add_batch_options, check_batch_args, check_before_work, expand_inputs, run_batch
 from .inputs import check_model_target, parse_class_names, read_set, write_results
-from .segment import ADAPT
 
 
 def add_pseudolabel_parser(sub) -> None:
     from ..engine.partial import PseudoParams as PseudoDefaults
     from ..engine.partial import TrainParams as TrainDefaults
-    from ..engine.partial.stage2 import INITS
+    from ..engine.partial.params import INITS
+    from ..engine.prompt.params import ADAPT_CHOICES
 
     q = sub.add_parser(
         "pseudolabel",
@@ -58,7 +58,7 @@ def add_pseudolabel_parser(sub) -> None:
     q.add_argument("--patience", type=int, default=PseudoDefaults.patience,
                    help="with 3+ boxes (one held out to check each epoch): stop after this many epochs without a "
                         "better held-out box (0 = run every epoch)")
-    q.add_argument("--adapt", default=PseudoDefaults.adapt, choices=ADAPT,
+    q.add_argument("--adapt", default=PseudoDefaults.adapt, choices=ADAPT_CHOICES,
                    help="how the images are labelled from all the boxes with the kept network, as in `fewcell "
                         "segment` (default: auto, the better of attention and attention + filters by the "
                         "self-check)")

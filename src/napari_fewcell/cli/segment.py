@@ -4,12 +4,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from ..engine.prompt.params import ADAPT_CHOICES, PromptParams
 from .args import add_box, add_device, add_images, add_instances, add_out, add_overwrite, add_tau, add_weights
 from .bar import Bar
 from .batch import add_batch_options, check_batch_args, check_before_work, expand_inputs, run_batch
 
-#: PromptParams.adapt's values (the engine's ADAPT_CHOICES; listed here so --help needs no torch)
-ADAPT = ["auto", "none", "forest", "fuse", "finetune"]
+DEFAULTS = PromptParams()  #: the defaults of every option below (a light module: --help needs no torch)
 
 
 def add_parser(sub) -> None:
@@ -29,23 +29,25 @@ def add_parser(sub) -> None:
              "copy of it; every pixel you changed outside the boxes (painted with a class, or erased to 0 = "
              "background) joins the prompt",
     )
-    s.add_argument("--stroke-weight", type=float, default=None,
-                   help="how many pixels a corrected pixel counts for in the attention (default 1)")
+    s.add_argument("--stroke-weight", type=float, default=DEFAULTS.stroke_weight,
+                   help="how many pixels a corrected pixel counts for in the attention "
+                        f"(default {DEFAULTS.stroke_weight:g})")
     add_out(s, "DIR", "folder for <IMAGE stem>.tif label images (<stem>.zarr for a big zarr input)")
     add_tau(s, "attention temperature (default: the weights' own, 0.1)")
     add_weights(s, "weights file (default: shipped weights)")
     add_device(s)
     s.add_argument(
-        "--attention", default="prototypes", choices=["prototypes", "exact"],
+        "--attention", default=DEFAULTS.attention, choices=["prototypes", "exact"],
         help="prototypes: fast (default); exact: every prompt pixel is a key (slow on CPU)",
     )
-    s.add_argument("--prototypes", type=int, default=64, help="k-means prototypes per class (fast path)")
+    s.add_argument("--prototypes", type=int, default=DEFAULTS.prototypes,
+                   help="k-means prototypes per class (fast path)")
     s.add_argument(
-        "--adapt", default=None, choices=ADAPT,
+        "--adapt", default=DEFAULTS.adapt, choices=ADAPT_CHOICES,
         help="adapt to the prompt: none = attention only; forest = intensity/edge/texture filters in a random "
              "forest, no network; fuse = attention + those filters in a random forest; finetune = a few seconds "
              "of fine-tuning a copy of the network on the box; auto = the "
-             "better of none and fuse by a check inside the box (default: auto)",
+             f"better of none and fuse by a check inside the box (default: {DEFAULTS.adapt})",
     )
     s.add_argument("--fuse-embedding", action="store_true",
                    help="the fused path's forest also reads each pixel's 32-d embedding (a feature bank; +0.35 Dice "
@@ -60,16 +62,12 @@ def cmd_segment(a) -> int:
     from ..engine.batch.specs import PromptSpec
     from ..engine.core.files import read_image
     from ..engine.core.image import is_colour
-    from ..engine.prompt import PromptParams, Segmenter, colour_plan
+    from ..engine.prompt import Segmenter, colour_plan
     from .inputs import read_labels
 
     check_batch_args(a)
-    params = PromptParams(tau=a.tau, attention=a.attention, prototypes=a.prototypes, weights=a.weights, device=a.device)
-    if a.adapt is not None:
-        params.adapt = a.adapt
-    if a.stroke_weight is not None:
-        params.stroke_weight = a.stroke_weight
-    params.fuse_embedding = a.fuse_embedding
+    params = PromptParams(tau=a.tau, attention=a.attention, prototypes=a.prototypes, weights=a.weights, device=a.device,
+                          adapt=a.adapt, stroke_weight=a.stroke_weight, fuse_embedding=a.fuse_embedding)
     params.check()
     sources = expand_inputs(a.images)
     firsts = check_before_work(a, sources)  # a bad input or an existing output is said before the prompt is checked

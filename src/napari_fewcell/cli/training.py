@@ -115,7 +115,7 @@ def cmd_bank(a) -> int:
 
 
 def add_train_extractor_parser(sub) -> None:
-    from ..engine.training.msd_train import MSDTrainParams as MSDDefaults
+    from ..engine.training.params import MSDTrainParams as MSDDefaults
 
     t = sub.add_parser("train-extractor", help="train one binary MSD feature extractor for workflow 3 (paper 002)",
                        description=cmd_train_extractor.__doc__)
@@ -193,7 +193,8 @@ def cmd_train_extractor(a) -> int:
     """
     from ..engine.core.progress import run
     from ..engine.nets.msd import save_msd
-    from ..engine.training.msd_train import MSDTrainParams, train_msd_iter
+    from ..engine.training.msd_train import train_msd_iter
+    from ..engine.training.params import MSDTrainParams
 
     check_model_target(a.out, a.overwrite)
     p = MSDTrainParams(data=a.data, dataset=a.dataset, depth=a.depth, crop=a.crop, batch=a.batch, lr=a.lr,

@@ -1,6 +1,10 @@
-"""Workflow 3 — a perceptron over MSD feature maps, fitted on a few support images (paper 002)."""
-from .features import EXTRAS, Extractors
-from .perceptron import Perceptron, PerceptronParams, fit, fit_iter
-from .support import support
+"""Workflow 3 — a perceptron over MSD feature maps, fitted on a few support images (paper 002). The public names are
+imported on first use (:mod:`..core.exports`): the parameters need no torch."""
+from ..core.exports import lazy_exports
 
-__all__ = ["EXTRAS", "Extractors", "Perceptron", "PerceptronParams", "fit", "fit_iter", "support"]
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    ".features": ("EXTRAS", "Extractors"),
+    ".params": ("INTENSITIES", "PerceptronParams"),
+    ".perceptron": ("Perceptron", "fit", "fit_iter"),
+    ".support_set": ("support",),
+})

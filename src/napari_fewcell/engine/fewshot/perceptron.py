@@ -44,37 +44,11 @@ from ..core.progress import Progress, run
 from ..nets.msd import shipped_names
 from . import features
 from .features import EXTRAS, Extractors
-from .support import sample_pixels, support, support_pixels, support_range
+from .params import PerceptronParams
+from .support_set import sample_pixels, support, support_pixels, support_range
 
 DICE_EPS = 1.0  #: smoothing of the soft Dice loss
-INTENSITIES = ("support", "image")  #: values of ``PerceptronParams.intensity``
 log = logging.getLogger(__name__)
-
-
-@dataclasses.dataclass
-class PerceptronParams:
-    """Fitting parameters, shared by the widget, the CLI and the API."""
-
-    lam: float = 1e-3  #: λ of the L2 penalty λ‖W‖² (on standardised features)
-    bfgs: bool = True  #: refine the logistic solution by BFGS on the Dice loss
-    gtol: float = 1e-5  #: BFGS stops when the gradient norm is below this
-    maxiter: int = 1000  #: BFGS iteration cap
-    max_pixels: int = 30_000  #: support pixels used for fitting (a seeded random sample when there are more)
-    extractors: tuple[str, ...] | None = None  #: shipped extractors to use; None = all
-    #: how an image's intensities are mapped to [0, 1] before the extractors: "support" (one range, the support
-    #: images' pooled percentiles, kept in the model and used for every image it is applied to) or "image" (each
-    #: image by its own percentiles)
-    intensity: str = "image"
-    device: str = "auto"
-    seed: int = 0
-
-    def check(self) -> None:
-        if not (self.lam >= 0 and math.isfinite(self.lam)):
-            raise FewcellError(f"λ must be a non-negative number, not {self.lam}.")
-        if self.intensity not in INTENSITIES:
-            raise FewcellError(f"Unknown intensity mapping '{self.intensity}': choose {' or '.join(INTENSITIES)}.")
-        if not (self.gtol > 0 and self.maxiter >= 0 and self.max_pixels >= 100):
-            raise FewcellError("The BFGS tolerance must be positive and at least 100 support pixels must be used.")
 
 
 # ---- the loss ---------------------------------------------------------------------------------

@@ -1,7 +1,10 @@
-"""Workflow 2 — partial labels → pseudo-labels (paper 000 §3.3) → a network of your own (stage 2)."""
-from .choice import describe_labeller
-from .pseudo import PseudoParams, PseudoResult, describe_epoch, pseudolabel, pseudolabel_iter, validate
-from .stage2 import SegModel, TrainParams, train_iter
+"""Workflow 2 — partial labels → pseudo-labels (paper 000 §3.3) → a network of your own (stage 2). The public names
+are imported on first use (:mod:`..core.exports`): the parameters need no torch."""
+from ..core.exports import lazy_exports
 
-__all__ = ["PseudoParams", "PseudoResult", "SegModel", "TrainParams", "describe_epoch", "describe_labeller",
-           "pseudolabel", "pseudolabel_iter", "train_iter", "validate"]
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    ".choice": ("describe_labeller",),
+    ".params": ("INITS", "PseudoParams", "TrainParams"),
+    ".pseudo": ("PseudoResult", "describe_epoch", "pseudolabel", "pseudolabel_iter", "validate"),
+    ".stage2": ("SegModel", "train_iter"),
+})

@@ -19,7 +19,8 @@ from ..core.annotation import AnnotatedImage
 from ..core.progress import Progress, relay
 from ..nets.unet import EmbedNet
 from ..prompt.annotated import mean_dice
-from ..prompt.segmenter import PromptParams, Segmenter
+from ..prompt.params import PromptParams
+from ..prompt.segmenter import Segmenter
 
 TIE = 0.005  #: a candidate must beat the first one by more than this mean held-out Dice to be chosen
 NAMES = {"pre-trained": "the pre-trained network", "fine-tuned": "the fine-tuned network"}

@@ -21,7 +21,6 @@ the same loop reduces to the supervised loss on the labelled image.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import math
 import time
 from typing import Generator, NamedTuple, Sequence
@@ -40,48 +39,8 @@ from ..core.image import intensity_range, normalize
 from ..core.losses import soft_dice
 from ..core.progress import Progress, relay, run
 from ..nets.unet import EmbedNet, load_model
-from ..prompt.adapt import ADAPT_CHOICES
 from .choice import choose_labeller, decision, make_segmenter
-
-
-@dataclasses.dataclass
-class PseudoParams:
-    """Parameters of stage 1, shared by the widget, the CLI and the API."""
-
-    epochs: int = 15  #: fine-tuning epochs (0 = label by attention with the pre-trained network only)
-    steps_per_epoch: int = 0  #: optimiser steps per epoch; 0 = enough crops to cover the unannotated pixels once
-    batch: int = 4  #: query crops per step
-    crop: int = 128  #: query crop edge
-    lr: float = 3e-4
-    prompt_weight: float = 1.0  #: weight of Loss_prompt (Eq. 4 uses 1)
-    dice_weight: float = 0.0  #: weight of a soft-Dice term added to both losses (counters the majority class)
-    query_pixels: int = 4096  #: query pixels scored per crop (random subset, for speed)
-    key_pixels: int = 1024  #: prompt pixels attended to per step (random subset, for speed)
-    context: int = 32  #: context pixels around a prompt box
-    tau: float | None = None  #: attention temperature; None = the weights' own
-    weights: str | None = None  #: pre-trained embedding weights; None = shipped
-    prototypes: int = 64  #: prototypes per class when labelling the images
-    #: with ≥3 boxes, keep the epoch (0 = the pre-trained network) whose held-out box Dice is best
-    keep_best: bool = True
-    #: with held-out boxes, stop after this many epochs without a better held-out box Dice (0 = run every epoch).
-    #: The epochs run are a prefix of a longer run's: on the LODO folds' histories 2 keeps the same epoch as 4 on ISBI
-    #: and TEM axons, and epoch 6 (held-out 0.919) instead of 9 (0.923) on usiigaci, two epochs sooner
-    patience: int = 2
-    #: how the images are labelled from all the boxes with the kept network: the one-shot default (PromptParams's
-    #: "auto": attention, or attention and filters in a forest, by the self-check over the boxes), or a path
-    adapt: str = "auto"
-    device: str = "auto"
-    seed: int = 0
-
-    def check(self) -> None:
-        if self.epochs < 0 or self.steps_per_epoch < 0 or self.patience < 0:
-            raise FewcellError("The number of epochs, of steps per epoch and the patience cannot be negative.")
-        if self.batch < 1 or self.crop < 16:
-            raise FewcellError("The batch must hold at least one crop and crops must be at least 16 pixels.")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise FewcellError(f"The learning rate must be a positive number, not {self.lr}.")
-        if self.adapt not in ADAPT_CHOICES:
-            raise FewcellError(f"Unknown adaptation '{self.adapt}': choose one of {', '.join(ADAPT_CHOICES)}.")
+from .params import PseudoParams
 
 
 class PseudoResult(NamedTuple):

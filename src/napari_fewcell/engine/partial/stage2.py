@@ -32,45 +32,7 @@ from ..core.lazy import LazyImage, open_image
 from ..core.losses import soft_dice
 from ..core.progress import Progress, run
 from ..nets.unet import NetConfig, SegNet, load_model
-
-INITS = ("scratch", "pretrained")  #: values of ``TrainParams.init``
-
-
-@dataclasses.dataclass
-class TrainParams:
-    """Stage-2 training parameters, shared by the widget, the CLI and the API."""
-
-    #: optimiser steps. 500 from the embedding weights matched or beat 1500 from scratch in a third of the time: ISBI
-    #: with the shipped weights 87.26 against 86.80, and with weights that never saw ISBI 83.46 against 83.17
-    #: (benchmarks/studies/study_stage2.py; docs/benchmarks.md). From scratch, give it 1500 (paper 000's recipe)
-    steps: int = 500
-    batch: int = 8
-    crop: int = 128
-    lr: float = 2e-3  #: peak learning rate (one-cycle schedule)
-    base: int = 16  #: channels of the first U-Net level (init "scratch"; "pretrained" takes the embedding network's)
-    depth: int = 3  #: U-Net levels (init "scratch"; "pretrained" takes the embedding network's)
-    dice_weight: float = 1.0  #: weight of the soft-Dice term added to the cross entropy
-    tta: bool = False  #: average the 8 flips/rotations at prediction time (8× slower, +0.03 Dice on ISBI)
-    #: "pretrained": the U-Net's body starts from the embedding network's weights (``weights``, or the shipped ones),
-    #: only the class head is new; or "scratch": a new U-Net (paper 000)
-    init: str = "pretrained"
-    weights: str | None = None  #: "pretrained": the embedding weights file (None: the shipped weights)
-    #: with stage 1's confidence (``train_iter(confidence=...)``), pixels labelled with a lower probability are left
-    #: out of the loss (annotated pixels have confidence 1). 0 = every pixel. 0.8 kept 70 % of ISBI's pixels and gave
-    #: 83.61 against 83.46 (weights that never saw ISBI; within the noise), so it is not the default
-    min_confidence: float = 0.0
-    device: str = "auto"
-    seed: int = 0
-
-    def check(self) -> None:
-        if self.steps < 1 or self.batch < 1 or self.crop < 16:
-            raise FewcellError("Training needs at least one step, one crop per batch and crops of 16 pixels or more.")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise FewcellError(f"The learning rate must be a positive number, not {self.lr}.")
-        if not 0.0 <= self.min_confidence < 1.0:
-            raise FewcellError(f"The minimum confidence must be at least 0 and below 1, not {self.min_confidence}.")
-        if self.init not in INITS:
-            raise FewcellError(f"Unknown start '{self.init}' for the network: choose {' or '.join(INITS)}.")
+from .params import TrainParams
 
 
 class SegModel(TiledModel):

@@ -1,11 +1,13 @@
-"""Workflow 1 — prompt (one-shot) segmentation (paper 000 §3.2), adapted to the prompt at prompt time."""
-from .adapt import ADAPT_CHOICES, PATH_NAMES, Adaptation, estimate_text
-from .annotated import crop_prompt_labels
-from .colour import colour_plan
-from .corrections import apply_corrections, corrections_from_edit, empty_corrections, merge_corrections
-from .filters import generic_features
-from .segmenter import Prompt, PromptParams, Segmenter, segment
+"""Workflow 1 — prompt (one-shot) segmentation (paper 000 §3.2), adapted to the prompt at prompt time. The public
+names are imported on first use (:mod:`..core.exports`): the parameters need no torch."""
+from ..core.exports import lazy_exports
 
-__all__ = ["ADAPT_CHOICES", "PATH_NAMES", "Adaptation", "Prompt", "PromptParams", "Segmenter", "apply_corrections",
-           "colour_plan", "corrections_from_edit", "crop_prompt_labels", "empty_corrections", "estimate_text",
-           "generic_features", "merge_corrections", "segment"]
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    ".adapt": ("PATH_NAMES", "Adaptation", "estimate_text"),
+    ".annotated": ("crop_prompt_labels",),
+    ".colour": ("colour_plan",),
+    ".corrections": ("apply_corrections", "corrections_from_edit", "empty_corrections", "merge_corrections"),
+    ".filters": ("generic_features",),
+    ".params": ("ADAPT_CHOICES", "ADAPT_PATHS", "PromptParams"),
+    ".segmenter": ("Prompt", "Segmenter", "segment"),
+})

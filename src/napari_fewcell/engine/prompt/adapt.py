@@ -53,7 +53,6 @@ from ..nets.unet import EmbedNet
 from .annotated import BoxData, PromptSource, as_sources, mean_dice
 from .filters import fit_forest, forest_proba, luminance_features, pixel_sample
 
-ADAPT_CHOICES = ("auto", "none", "forest", "fuse", "finetune")  #: values of ``PromptParams.adapt``
 PATHS = ("none", "forest", "fuse", "finetune")  #: the paths, cheapest first (ties go to the earlier)
 #: what "auto" chooses between. Not the forest: with it as a third candidate, auto did worse on validation images
 #: (mean 72.8 against 74.1 without it; benchmarks/results/generalise_val_forest.md): the forest's self-check is

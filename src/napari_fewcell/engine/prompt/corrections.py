@@ -21,9 +21,9 @@ from ..core.lazy import LazyImage
 JOIN = 8  #: strokes closer than this many pixels share one rectangle (one read of the image, one embedding)
 PART_EDGE = 512  #: a bigger rectangle (a flood fill, say) is cut into rectangles of at most this edge ...
 #: ... each keeping at most this many of its corrected pixels (a seeded draw). Chosen on train images of three
-#: leave-one-out sets (benchmarks/studies/choose_stroke_weight.py --part-pixels): a stroke of ~700 px kept whole made the
-#: default path worse on one set of three, and 128 of its pixels made it better on all three (mean Dice 66.4 one
-#: box → 72.9; 2,048 px: 66.8, 512: 68.1, 32: 73.4 but no gain on the attention-only path)
+#: leave-one-out sets (benchmarks/studies/choose_stroke_weight.py --part-pixels): a stroke of ~700 px kept whole
+#: made the default path worse on one set of three, and 128 of its pixels made it better on all three (mean Dice
+#: 66.4 one box → 72.9; 2,048 px: 66.8, 512: 68.1, 32: 73.4 but no gain on the attention-only path)
 PART_PIXELS = 128
 NONE = -1  #: "not corrected"
 

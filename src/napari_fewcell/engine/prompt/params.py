@@ -7,8 +7,11 @@ import dataclasses
 import numpy as np
 
 from ..core.errors import FewcellError
-from .adapt import ADAPT_CHOICES
 
+#: the values of ``PromptParams.adapt``, each with the few words the widget shows beside it
+ADAPT_PATHS = {"auto": "best by the self-check", "none": "attention only, fastest",
+               "forest": "filters only, no network", "fuse": "attention + filters", "finetune": "a few seconds"}
+ADAPT_CHOICES = tuple(ADAPT_PATHS)
 STROKE_USES = ("both", "attention", "forest")  #: values of ``PromptParams.stroke_use``
 
 

@@ -1,5 +1,6 @@
-"""SuggestParams: every parameter of tile suggestions (workflow 4) with its default, shared by the widget, the CLI
-and the API; the scores it may name."""
+"""The parameters of workflow 4, each with its default, shared by the widget, the CLI and the API: tile suggestions
+(:class:`SuggestParams`, and the scores it may name), the pretext task (:class:`PretextParams`) and the suggest →
+accept → refit session (:class:`SessionParams`)."""
 from __future__ import annotations
 
 import dataclasses
@@ -42,3 +43,42 @@ class SuggestParams:
             raise FewcellError("MC-dropout needs at least 2 passes and a dropout probability between 0 and 1.")
         if self.batch < 1:
             raise FewcellError("The batch must hold at least one tile.")
+
+
+@dataclasses.dataclass
+class PretextParams:
+    steps: int = 60
+    batch: int = 8
+    crop: int = 96
+    lr: float = 5e-4  #: Adam (paper: 1e-4 over 100 epochs; fewer steps here, so a larger rate)
+    weight_decay: float = 5e-4  #: paper 001 §4.1
+    seed: int = 0
+
+    def check(self) -> None:
+        if self.steps < 1 or self.batch < 1 or self.crop < 16 or not self.lr > 0:
+            raise FewcellError("Pretext training needs steps ≥ 1, batch ≥ 1, crops of 16 px or more and a "
+                               "positive learning rate.")
+
+
+MODELS = ("perceptron", "prompt")
+SCORERS = ("model", "network")
+
+
+@dataclasses.dataclass
+class SessionParams:
+    model: str = "perceptron"  #: what is refitted on the accepted tiles: "perceptron" or "prompt"
+    suggest: SuggestParams = dataclasses.field(default_factory=SuggestParams)
+    network: str | None = None  #: shipped network scored before the first accept (None: by image kind)
+    pretext: bool = False  #: adapt that network to the images first (paper 001 §3.2)
+    pretext_steps: int = PretextParams.steps
+    #: what scores the tiles once a model is fitted: "model" (the refitted model, the default) or
+    #: "network" (always the shipped network, as paper 001's Algorithm 1 with a fixed scoring model)
+    score_with: str = "model"
+    device: str = "auto"
+
+    def check(self) -> None:
+        if self.model not in MODELS:
+            raise FewcellError(f"The model must be one of {', '.join(MODELS)}, not {self.model!r}.")
+        if self.score_with not in SCORERS:
+            raise FewcellError(f"Tiles are scored with one of {', '.join(SCORERS)}, not {self.score_with!r}.")
+        self.suggest.check()

@@ -6,7 +6,6 @@ before anything is annotated. Nothing is saved.
 """
 from __future__ import annotations
 
-import dataclasses
 from typing import Generator, Sequence
 
 import numpy as np
@@ -14,10 +13,10 @@ import torch
 import torch.nn.functional as F
 
 from ..core.augment import STRONG, augment
-from ..core.errors import FewcellError
 from ..core.image import as_image2d, intensity_range, normalize
 from ..core.losses import soft_dice_loss
 from ..core.progress import Progress
+from .params import PretextParams
 from .scorers import MSDScorer
 
 
@@ -42,21 +41,6 @@ def pretext_labels(image) -> np.ndarray:
     if fg.mean() > 0.5:
         fg = ~fg
     return ndimage.binary_dilation(fg, np.ones((3, 3), bool)).astype(np.uint8)
-
-
-@dataclasses.dataclass
-class PretextParams:
-    steps: int = 60
-    batch: int = 8
-    crop: int = 96
-    lr: float = 5e-4  #: Adam (paper: 1e-4 over 100 epochs; fewer steps here, so a larger rate)
-    weight_decay: float = 5e-4  #: paper 001 §4.1
-    seed: int = 0
-
-    def check(self) -> None:
-        if self.steps < 1 or self.batch < 1 or self.crop < 16 or not self.lr > 0:
-            raise FewcellError("Pretext training needs steps ≥ 1, batch ≥ 1, crops of 16 px or more and a "
-                               "positive learning rate.")
 
 
 def pretext_iter(scorer: MSDScorer, images: Sequence, params: PretextParams | None = None

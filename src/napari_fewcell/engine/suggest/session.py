@@ -23,35 +23,14 @@ from ..core.errors import FewcellError
 from ..core.geometry import Box
 from ..core.progress import Progress, run
 from ..fewshot.features import Extractors
-from ..fewshot.perceptron import PerceptronParams, fit_iter
-from ..prompt.segmenter import PromptParams, Segmenter
-from .params import NO_MODEL, SuggestParams
-from .pretext import PretextParams, pretext_iter
+from ..fewshot.params import PerceptronParams
+from ..fewshot.perceptron import fit_iter
+from ..prompt.params import PromptParams
+from ..prompt.segmenter import Segmenter
+from .params import NO_MODEL, PretextParams, SessionParams
+from .pretext import pretext_iter
 from .scorers import PerceptronScorer, PromptScorer, Scorer, shipped_network
 from .tiles import Suggestion, candidates, suggest_iter
-
-MODELS = ("perceptron", "prompt")
-SCORERS = ("model", "network")
-
-
-@dataclasses.dataclass
-class SessionParams:
-    model: str = "perceptron"  #: what is refitted on the accepted tiles: "perceptron" or "prompt"
-    suggest: SuggestParams = dataclasses.field(default_factory=SuggestParams)
-    network: str | None = None  #: shipped network scored before the first accept (None: by image kind)
-    pretext: bool = False  #: adapt that network to the images first (paper 001 §3.2)
-    pretext_steps: int = PretextParams.steps
-    #: what scores the tiles once a model is fitted: "model" (the refitted model, the default) or
-    #: "network" (always the shipped network, as paper 001's Algorithm 1 with a fixed scoring model)
-    score_with: str = "model"
-    device: str = "auto"
-
-    def check(self) -> None:
-        if self.model not in MODELS:
-            raise FewcellError(f"The model must be one of {', '.join(MODELS)}, not {self.model!r}.")
-        if self.score_with not in SCORERS:
-            raise FewcellError(f"Tiles are scored with one of {', '.join(SCORERS)}, not {self.score_with!r}.")
-        self.suggest.check()
 
 
 class Session:

@@ -21,26 +21,7 @@ from ..core.losses import soft_dice_loss
 from ..core.progress import Progress
 from ..nets.msd import MSDConfig, MSDNet
 from .datasets import load_training_sets
-
-
-@dataclasses.dataclass
-class MSDTrainParams:
-    data: str = "../shared/data"
-    dataset: str = "isbi2012_membrane"
-    depth: int = 30
-    width: int = 1
-    max_dilation: int = 10
-    crop: int = 96
-    batch: int = 8
-    lr: float = 1e-3
-    bce_weight: float = 0.0  #: weight of a binary cross-entropy term added to the Dice loss (paper: Dice only)
-    steps_per_epoch: int = 40
-    max_epochs: int = 60
-    patience: int = 10  #: epochs without a better validation Dice before stopping (paper: 10)
-    max_minutes: float = 30.0  #: wall-time cap (CPU budget); the best state so far is kept
-    val_fraction: float = 0.2
-    seed: int = 0
-    threads: int = 0
+from .params import MSDTrainParams
 
 
 @torch.inference_mode()

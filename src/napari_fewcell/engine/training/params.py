@@ -1,4 +1,5 @@
-"""Pre-training parameters, shared by every strategy, the CLI (``fewcell pretrain``) and the API."""
+"""Training parameters, shared by the CLI (`fewcell pretrain`, `fewcell train-extractor`) and the API: pre-training
+(every strategy) and an MSD feature extractor."""
 from __future__ import annotations
 
 import dataclasses
@@ -89,3 +90,25 @@ class PretrainParams:
 
     def as_card(self) -> dict:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(self).items()}
+
+
+@dataclasses.dataclass
+class MSDTrainParams:
+    """Training one MSD feature extractor (``fewcell train-extractor``; paper 002 §4.3.1)."""
+
+    data: str = "../shared/data"
+    dataset: str = "isbi2012_membrane"
+    depth: int = 30
+    width: int = 1
+    max_dilation: int = 10
+    crop: int = 96
+    batch: int = 8
+    lr: float = 1e-3
+    bce_weight: float = 0.0  #: weight of a binary cross-entropy term added to the Dice loss (paper: Dice only)
+    steps_per_epoch: int = 40
+    max_epochs: int = 60
+    patience: int = 10  #: epochs without a better validation Dice before stopping (paper: 10)
+    max_minutes: float = 30.0  #: wall-time cap (CPU budget); the best state so far is kept
+    val_fraction: float = 0.2
+    seed: int = 0
+    threads: int = 0
