@@ -61,8 +61,8 @@ def add_parser(sub) -> None:
 def cmd_segment(a) -> int:
     from ..engine.batch.specs import PromptSpec
     from ..engine.core.files import read_image
-    from ..engine.core.image import is_colour
-    from ..engine.prompt import Segmenter, colour_plan
+    from ..engine.core.progress import run
+    from ..engine.prompt import SegmentRequest, plan_colour, prompt_job
     from .inputs import read_labels
 
     check_batch_args(a)
@@ -71,21 +71,18 @@ def cmd_segment(a) -> int:
     params.check()
     sources = expand_inputs(a.images)
     firsts = check_before_work(a, sources)  # a bad input or an existing output is said before the prompt is checked
-    prompt_image = read_image(a.prompt_image)
-    params.luminance, sentence = colour_plan(is_colour(prompt_image), [f.is_colour() for f in firsts],
-                                             [Path(s).name for s in sources])
+    boxes = [[round(float(v)) for v in b] for b in a.box]
+    request = SegmentRequest(read_image(a.prompt_image), read_labels(a.prompt_labels, "prompt labels"), boxes,
+                             firsts, [Path(s).name for s in sources], params,
+                             corrections=read_corrections(a.corrected, boxes))
+    request.params, sentence = plan_colour(request)  # said before the work, the job finds it done
     if sentence:
         print(f"fewcell: {sentence}.", file=sys.stderr)
-    seg = Segmenter(params)
-    boxes = [[round(float(v)) for v in b] for b in a.box]
-    corrections = read_corrections(a.corrected, boxes)
-    labels = read_labels(a.prompt_labels, "prompt labels")
-    prompt = seg.prepare_prompt_boxes(prompt_image, labels, boxes, corrections)
-    seg.adapt(prompt, Bar("prompt"))
+    seg, prompt, _ = run(prompt_job(request), Bar("prompt"))
     print_estimate(prompt)
     meta = {"kind": "segmentation", "prompt_image": str(a.prompt_image),
             **seg.provenance(prompt, boxes)}
-    return run_batch(a, seg.blocks_for(prompt), PromptSpec(params, prompt), sources, meta, a.instances)
+    return run_batch(a, seg.blocks_for(prompt), PromptSpec(seg.params, prompt), sources, meta, a.instances)
 
 
 def read_corrections(corrected, boxes):

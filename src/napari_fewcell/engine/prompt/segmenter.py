@@ -25,7 +25,7 @@ from ..core.blocks import label_blocks_iter
 from ..core.device import select_device
 from ..core.errors import FewcellError
 from ..core.geometry import Box, check_box, with_context
-from ..core.image import as_image2d, intensity_range, is_colour, luminance, normalize, planes_of
+from ..core.image import as_image2d, intensity_range, luminance, normalize, planes_of
 from ..core.lazy import LazyImage, LuminanceImage, open_image
 from ..core.progress import Progress, relay, run
 from ..nets import attention
@@ -33,7 +33,6 @@ from ..nets.unet import EmbedNet, load_model
 from .adapt import Adaptation, adapt_iter, box_embeddings
 from .annotated import CONTEXT, ONE_CLASS_HINT, BoxData, PromptSource, box_pixels, crop_prompt_labels, later_boxes_mask
 from .blocks import PromptBlocks
-from .colour import colour_plan
 from .corrections import correction_parts, correction_sets
 from .filters import forest_proba, window_features
 from .params import PromptParams
@@ -343,17 +342,3 @@ class Segmenter:
 
     def segment(self, image, prompt: Prompt, progress: Callable[[Progress], None] | None = None) -> np.ndarray:
         return run(self.segment_iter(image, prompt), progress)
-
-
-def segment(image, prompt_image, prompt_labels, box: Iterable[int], params: PromptParams | None = None) -> np.ndarray:
-    """One call: segment ``image`` from a prompt box of ``prompt_image`` labelled by ``prompt_labels``.
-
-    ``prompt_labels`` is either the size of ``prompt_image`` (only the box is read) or exactly
-    the box's size; value v inside the box is class v (0 = background). Returns labels of
-    ``image``'s height and width with the same values. A colour image with a gray one is read as gray (both).
-    """
-    params = params or PromptParams()
-    if colour_plan(is_colour(prompt_image), [is_colour(image)], ["image"])[0]:  # a colour one and a gray one
-        params = dataclasses.replace(params, luminance=True)
-    seg = Segmenter(params)
-    return seg.segment(image, seg.prepare_prompt(prompt_image, prompt_labels, box))
