@@ -40,7 +40,7 @@ def test_sample_has_image_labels_and_one_box():
 def test_phase_contrast_sample_segments(one_thread):
     """The second sample (MIT Usiigaci phase contrast, licence notice shipped beside it): labels only in its box,
     and the shipped network with the default path segments the whole image from that box (Dice 0.78 measured
-    when the box was chosen; phase contrast is one of the hard image types, docs/benchmarks.md)."""
+    when the box was chosen; phase contrast is one of the hard image types, docs/benchmarks/)."""
     from importlib import resources
 
     from napari_fewcell.engine.prompt import PromptParams, Segmenter

@@ -100,7 +100,7 @@ class Fixed:
 
     @staticmethod
     def n_tiles(shape) -> int:
-        """One: the support crops (256²) are read whole, never box by box (``fewshot.support``)."""
+        """One: the support crops (256²) are read whole, never box by box (``fewshot.support_set``)."""
         return 1
 
 

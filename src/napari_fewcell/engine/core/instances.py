@@ -10,7 +10,7 @@ METHODS = ("components", "watershed", "confidence")
 #: σ (pixels) of the Gaussian smoothing of the watershed's elevation (the distance to the background, times the
 #: confidence for "confidence") before its h-maxima: a ragged rim no longer makes one nucleus two. Chosen on the
 #: DSB 2018 train images (σ 1–2, h 0.5–2); it lifted F1@0.5 on the test images by 10 (fluorescence) and 14 (H&E)
-#: points over the unsmoothed distance (benchmarks/bench_instances.py, docs/benchmarks.md)
+#: points over the unsmoothed distance (benchmarks/bench_instances.py, docs/benchmarks/)
 SMOOTH_SIGMA = 1.0
 
 

@@ -48,7 +48,7 @@ def naive_attention(x: torch.Tensor, p: torch.Tensor, q: torch.Tensor, tau: floa
 
 #: at most this many query × key scores are held at once (4 MB of float32): the scores of a chunk stay in the
 #: CPU's cache between the product, the softmax and the mix, which makes attention 1.7–2.8× faster on a 2-core CPU
-#: than chunks of 256 MB did (32 to 4,096 keys, 0.26 Mpx, timed by hand; the benchmarks: docs/benchmarks.md)
+#: than chunks of 256 MB did (32 to 4,096 keys, 0.26 Mpx, timed by hand; the benchmarks: docs/benchmarks/)
 MAX_SCORES = 2**20
 #: up to this many keys (prototypes), a plain matmul + softmax: 1.6× faster than torch's fused kernel on a 2-core
 #: CPU for 1 Mpx × 128 keys (the fused kernel pays off for the exact path's thousands of keys)

@@ -79,7 +79,7 @@ class EmbedNet(nn.Module):
         skips = []
         if x.dim() == 4 and x.device.type == "cpu":
             # oneDNN's convolutions run about 1.7× faster on channels-last (NHWC) maps on the CPU (inference; a
-            # training step 1.1–1.2×), and the per-pixel normalisation about 10× (docs/benchmarks.md); the same
+            # training step 1.1–1.2×), and the per-pixel normalisation about 10× (docs/benchmarks/); the same
             # numbers to float rounding. The outputs stay channels last: (D, h, w) → (h·w, D) is then a view.
             x = x.contiguous(memory_format=torch.channels_last)
         for i, block in enumerate(self.down):

@@ -2,7 +2,7 @@
 
 Fine-tuning on the user's boxes can make the embeddings worse on an image type the pre-trained network never saw
 (ISBI with weights that never saw it: pseudo-labels 77.5 against 82.0 for one-shot from the same boxes;
-docs/benchmarks.md), and neither the per-epoch check (attention alone) nor the fine-tuned network's own self-check
+docs/benchmarks/), and neither the per-epoch check (attention alone) nor the fine-tuned network's own self-check
 (it was trained on the very pixels it would check) can tell. So each candidate labels the held-out boxes from a
 prompt of the training boxes, exactly as it would label the images (the whole image is segmented, its box scored),
 and the best is kept. The first candidate — the pre-trained network on the one-shot default path, what one-shot

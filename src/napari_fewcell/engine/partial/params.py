@@ -59,7 +59,7 @@ class TrainParams:
 
     #: optimiser steps. 500 from the embedding weights matched or beat 1500 from scratch in a third of the time: ISBI
     #: with the shipped weights 87.26 against 86.80, and with weights that never saw ISBI 83.46 against 83.17
-    #: (benchmarks/studies/study_stage2.py; docs/benchmarks.md). From scratch, give it 1500 (paper 000's recipe)
+    #: (benchmarks/studies/study_stage2.py; docs/benchmarks/). From scratch, give it 1500 (paper 000's recipe)
     steps: int = 500
     batch: int = 8
     crop: int = 128

@@ -22,7 +22,7 @@ class SuggestParams:
     dropout: float = 0.5  #: MC-dropout probability
     batch: int = 16  #: tiles per forward pass
     #: once tiles are annotated (or skipped), a model score picks first among the kinds of tile (coverage groups)
-    #: none of them belongs to, so that it does not keep asking for more of one kind (docs/benchmarks.md: +0.9 on
+    #: none of them belongs to, so that it does not keep asking for more of one kind (docs/benchmarks/: +0.9 on
     #: average where it moves over ISBI and DSB, validation and test; never more than 0.1 below the plain score)
     diverse: bool = True
     seed: int = 0  #: of the random score and of MC-dropout

@@ -5,7 +5,7 @@ Every image is cut into square tiles; each tile is scored (:mod:`.scores`) by th
 
 Tiles are scored at ``1/scale`` resolution (default ``scale = 2``, area-averaged): consistency
 costs four forward passes per tile, and at full resolution the shipped network needs about 11 s
-for 100 tiles of 256² on two CPU cores, at half resolution about 3 s (docs/benchmarks.md).
+for 100 tiles of 256² on two CPU cores, at half resolution about 3 s (docs/benchmarks/).
 Image intensities are normalised once per image, so an augmented tile reaches the model as it is
 (a per-tile stretch would undo auto-contrast and brightness).
 
