@@ -90,7 +90,7 @@ def main() -> None:
     widget._refresh()
     widget.labels_combo.setCurrentText("phase prompt labels")
     widget.shapes_combo.setCurrentText(BOX_LAYER)
-    widget.adapt_combo.setCurrentIndex(widget.adapt_combo.findData(a.adapt))
+    widget.settings.adapt.value = a.adapt
     live = widget.live
     t0 = time.perf_counter()
     widget.live_check.setChecked(True)

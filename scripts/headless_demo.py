@@ -153,7 +153,7 @@ def run(out: Path, timeout: float, workflow: str = "prompt") -> Path:
 
             import tifffile
 
-            widget.tile_spin.setValue(128)
+            widget.settings.tile.value = 128
             widget.suggest_button.click()
             wait_for(app, lambda: not widget.jobs.busy, timeout)
             if not widget.suggestions:

@@ -79,3 +79,11 @@ def viewer_widget(make_napari_viewer):
     widget = PromptSegmentationWidget(viewer)
     viewer.window.add_dock_widget(widget, name="Prompt segmentation")
     return viewer, widget
+
+
+def form_segmenter(widget):
+    """A Segmenter with the settings the prompt widget's form shows (what a user chose there), for the engine's
+    reference labels."""
+    from napari_fewcell.engine import PromptParams, Segmenter
+
+    return Segmenter(PromptParams(**widget.settings.values(PromptParams)))

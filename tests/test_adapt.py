@@ -280,12 +280,12 @@ def test_widget_shows_the_estimate(make_napari_viewer, qtbot):
     viewer = make_napari_viewer()
     widget = PromptSegmentationWidget(viewer)
     viewer.window.add_dock_widget(widget, name="Prompt segmentation")
-    assert widget.adapt_combo.currentData() == PromptParams().adapt
-    assert [widget.adapt_combo.itemData(i) for i in range(widget.adapt_combo.count())] == list(ADAPT_CHOICES)
+    assert widget.settings.adapt.value == PromptParams().adapt
+    assert list(widget.settings.adapt.choices) == list(ADAPT_CHOICES)
     viewer.add_image(gray_blobs(128, 140), name="cells")
     widget.add_box_button.click()
     paint_disk_in_box(viewer, viewer.layers["cells prompt labels"])
-    widget.adapt_combo.setCurrentIndex(widget.adapt_combo.findData("fuse"))
+    widget.settings.adapt.value = "fuse"
     click_and_wait(qtbot, widget, widget.segment_button)
     assert "cells fewcell" in viewer.layers, widget.status.text()
     text = widget.status.text()

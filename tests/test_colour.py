@@ -106,7 +106,7 @@ def test_widget_segments_a_gray_image_from_a_colour_prompt(viewer_widget, qtbot)
     widget.prompt_image_combo.setCurrentText("stained")
     widget.labels_combo.setCurrentText("stained labels")
     widget.shapes_combo.setCurrentText("boxes")
-    widget.adapt_combo.setCurrentIndex(widget.adapt_combo.findData("none"))
+    widget.settings.adapt.value = "none"
     click_and_wait(qtbot, widget)
     assert "gray fewcell" in viewer.layers, widget.status.text()
     assert "The prompt image is colour but the image (gray) is gray" in widget.status.text()

@@ -68,7 +68,7 @@ def prompt_widget(make_napari_viewer, out_root):
     viewer = make_napari_viewer()
     widget = PromptSegmentationWidget(viewer)
     viewer.window.add_dock_widget(widget, name="Prompt segmentation")
-    widget.device_combo.setCurrentText("cpu")
+    widget.settings.device.value = "cpu"
     return viewer, widget
 
 
@@ -88,7 +88,7 @@ def add_prompt(viewer, mask):
 
 def segment(qtbot, widget, name: str, adapt: str):
     widget.image_combo.setCurrentText(name)
-    widget.adapt_combo.setCurrentIndex(widget.adapt_combo.findData(adapt))
+    widget.settings.adapt.value = adapt
     widget.labels_combo.setCurrentText("cells prompt labels")
     widget.shapes_combo.setCurrentText(BOX_LAYER)
     n = len(widget.viewer.layers)
@@ -156,7 +156,7 @@ def test_cancel_adds_no_layer_and_says_where_partial_labels_stay(prompt_widget, 
     img, mask = cells()
     viewer.add_image(da.from_array(img, chunks=256), name="cells")
     add_prompt(viewer, mask)
-    widget.adapt_combo.setCurrentIndex(widget.adapt_combo.findData("none"))
+    widget.settings.adapt.value = "none"
     before = [layer.name for layer in viewer.layers]
     qtbot.mouseClick(widget.segment_button, LEFT)
     assert widget.cancel_button.isEnabled()
@@ -213,7 +213,7 @@ def test_support_apply_perceptron_to_a_dask_layer(make_napari_viewer, qtbot, out
     viewer = make_napari_viewer()
     widget = SupportWidget(viewer)
     viewer.window.add_dock_widget(widget, name="Few-shot support")
-    widget.device_combo.setCurrentText("cpu")
+    widget.settings.device.value = "cpu"
     small, small_mask = blobs((80, 88), seed=3, n=10)
     viewer.add_image(small, name="a")
     viewer.add_labels(small_mask.copy(), name="a labels")

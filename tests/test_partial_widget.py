@@ -14,6 +14,7 @@ from qtpy.QtCore import Qt
 from napari_fewcell._qt import partial_widget as pw
 from napari_fewcell._qt.partial_widget import BOX_LAYER, UNANNOTATED, PartialLabelsWidget
 from napari_fewcell.engine.core.annotation import annotate
+from napari_fewcell.engine.core.errors import FewcellError
 from napari_fewcell.engine.core.files import read_labels_meta
 from napari_fewcell.engine.partial import TrainParams
 
@@ -33,9 +34,9 @@ def viewer_widget(make_napari_viewer):
     viewer = make_napari_viewer()
     widget = PartialLabelsWidget(viewer)
     viewer.window.add_dock_widget(widget, name="Partial labels")
-    widget.epochs.setValue(1)
-    widget.steps_per_epoch.setValue(2)
-    widget.device_combo.setCurrentText("cpu")
+    widget.stage1.epochs.value = 1
+    widget.stage1.steps_per_epoch.value = 2
+    widget.stage1.device.value = "cpu"
     return viewer, widget
 
 
@@ -149,8 +150,8 @@ def test_generate_export_and_fixes(viewer_widget, qtbot, tmp_path, monkeypatch):
     assert np.array_equal(by_name["a"]["labels"][edited], layer.data[edited])
     assert by_name["a"]["boxes"] == [(16, 16, 64, 64)]
     assert by_name["b"]["fixes"] is None and by_name["b"]["labels"] is None
-    newest = widget._pseudo_layer("a")
-    assert newest is not layer and newest.name == "a pseudo-labels [1]"
+    newest = viewer.layers["a pseudo-labels [1]"]  # the new round's layer, beside the edited one
+    assert newest is not layer and newest.metadata["fewcell_pseudo_of"] == "a"
     assert np.array_equal(newest.data[edited], layer.data[edited])  # known pixels keep the user's values
     assert np.array_equal(newest.metadata["fewcell_fixes"], edited)  # carried on to the next round
 
@@ -161,9 +162,9 @@ def test_train_apply_save_load(viewer_widget, qtbot, tmp_path, monkeypatch):
     for name, mask in truth.items():  # pseudo-label layers as Generate makes them (the truth, to save time)
         viewer.add_labels(mask.copy(), name=f"{name} pseudo-labels",
                           metadata={"fewcell_result": True, "fewcell_pseudo_of": name, "fewcell_original": mask})
-    widget.train_steps.setValue(3)
-    assert widget.train_init.currentText() == TrainParams.init
-    widget.train_init.setCurrentText("pretrained")  # the U-Net's body starts from the shipped embedding network
+    widget.stage2.steps.value = 3
+    assert widget.stage2.init.value == TrainParams.init
+    widget.stage2.init.value = "pretrained"  # the U-Net's body starts from the shipped embedding network
     qtbot.mouseClick(widget.apply_button, LEFT)
     assert "no network" in widget.status.text().lower()
     click_and_wait(qtbot, widget, widget.train_button)
@@ -199,7 +200,7 @@ def test_train_apply_save_load(viewer_widget, qtbot, tmp_path, monkeypatch):
 def test_cancel_changes_nothing(viewer_widget, qtbot, monkeypatch):
     viewer, widget = viewer_widget
     two_images(viewer)
-    widget.epochs.setValue(50)
+    widget.stage1.epochs.value = 50
     made = []
     real = pw.pseudolabel_iter
     monkeypatch.setattr(pw, "pseudolabel_iter", lambda *a, **k: made.append(real(*a, **k)) or made[-1])
@@ -273,10 +274,16 @@ def test_add_box_on_a_stack_annotates_that_plane(viewer_widget, qtbot, monkeypat
     labels.data[2, y0 : y0 + 64, x0 : x0 + 64] = pairs[2][1][y0 : y0 + 64, x0 : x0 + 64]
     labels.data[0, :5, :5] = 1  # plane 0 has labels but no box of its own
     calls = []
-    monkeypatch.setattr(pw, "annotate", lambda im, lab=None, boxes=(), **k: calls.append((lab is not None,
-                                                                                          list(boxes))))
-    with pytest.raises(AttributeError):  # the spy returns None: stop right after the annotations are built
-        widget._collect_pseudo()
+
+    def spy(im, lab=None, boxes=(), **k):
+        calls.append((lab is not None, list(boxes)))
+        if len(calls) == 3:  # stop right after the annotations are built, as bad input would
+            raise FewcellError("Stopped by the test.")
+        return annotate(im, lab, boxes, **k)
+
+    monkeypatch.setattr(pw, "annotate", spy)
+    qtbot.mouseClick(widget.generate_button, LEFT)
+    assert widget.status.text() == "Stopped by the test."
     assert calls == [(True, []), (False, []), (True, [(y0, x0, 64, 64)])]
 
 

@@ -20,9 +20,9 @@ def viewer_widget(make_napari_viewer):
     viewer = make_napari_viewer()
     widget = SuggestWidget(viewer)
     viewer.window.add_dock_widget(widget, name="What to annotate next")
-    widget.device_combo.setCurrentText("cpu")
-    widget.tile_spin.setValue(64)
-    widget.top_spin.setValue(3)
+    widget.settings.device.value = "cpu"
+    widget.settings.tile.value = 64
+    widget.settings.top.value = 3
     return viewer, widget
 
 
@@ -89,7 +89,7 @@ def test_stack_next_moves_to_the_plane(viewer_widget, qtbot):
     viewer, widget = viewer_widget
     stack = np.stack([blobs((64, 96), seed=s, n=8)[0] for s in range(3)])
     viewer.add_image(stack, name="stack")
-    widget.score_combo.setCurrentText("random")
+    widget.settings.score.value = "random"
     click_and_wait(qtbot, widget, widget.suggest_button)
     assert len(widget.suggestions) == 3, widget.status.text()
     qtbot.mouseClick(widget.next_button, LEFT)
@@ -113,8 +113,8 @@ def test_bad_input_says_what_to_do(viewer_widget, qtbot):
     click_and_wait(qtbot, widget, widget.suggest_button)
     assert "larger than small" in widget.status.text() and SUGGESTIONS not in viewer.layers
     # an accepted tile with background only: one sentence, and the tile stays accepted to repaint
-    widget.tile_spin.setValue(16)
-    widget.score_combo.setCurrentText("random")
+    widget.settings.tile.value = 16
+    widget.settings.score.value = "random"
     click_and_wait(qtbot, widget, widget.suggest_button)
     qtbot.mouseClick(widget.next_button, LEFT)
     click_and_wait(qtbot, widget, widget.accept_button)
@@ -126,12 +126,12 @@ def test_cancel_keeps_the_suggestions(viewer_widget, qtbot):
     viewer, widget = viewer_widget
     img, _ = blobs((128, 192), seed=9, n=20)
     viewer.add_image(img, name="cells")
-    widget.score_combo.setCurrentText("random")
+    widget.settings.score.value = "random"
     click_and_wait(qtbot, widget, widget.suggest_button)
     before = list(widget.suggestions)
-    widget.score_combo.setCurrentText("mc-dropout")
-    widget.tile_spin.setValue(16)  # many tiles: a long job to cancel
-    widget.top_spin.setValue(5)
+    widget.settings.score.value = "mc-dropout"
+    widget.settings.tile.value = 16  # many tiles: a long job to cancel
+    widget.settings.top.value = 5
     qtbot.mouseClick(widget.suggest_button, LEFT)
     qtbot.mouseClick(widget.cancel_button, LEFT)
     qtbot.waitUntil(lambda: not widget.jobs.busy, timeout=TIMEOUT)
@@ -149,7 +149,7 @@ def test_switching_the_model_keeps_the_accepted_tiles(viewer_widget, qtbot):
     click_and_wait(qtbot, widget, widget.accept_button)
     accepted = dict(widget.session.accepted)
     assert len(accepted) == 1, widget.status.text()
-    widget.model_combo.setCurrentIndex(1)  # the prompt segmenter
+    widget.settings.model.value = "prompt"  # the prompt segmenter
     click_and_wait(qtbot, widget, widget.suggest_button)
     assert widget.session.params.model == "prompt" and widget.session.accepted.keys() == accepted.keys()
     assert isinstance(widget.session.model, tuple)  # refitted on the kept tile before scoring
@@ -162,9 +162,9 @@ def test_new_kinds_first_is_a_choice_of_the_form(viewer_widget, qtbot):
     viewer, widget = viewer_widget
     img, mask = blobs((128, 128), seed=11, n=18)
     viewer.add_image(img, name="cells")
-    assert widget.diverse_check.isChecked()
+    assert widget.settings.diverse.value
     click_and_wait(qtbot, widget, widget.suggest_button)
     assert widget.session.params.suggest.diverse
-    widget.diverse_check.setChecked(False)
+    widget.settings.diverse.value = False
     click_and_wait(qtbot, widget, widget.suggest_button)
     assert not widget.session.params.suggest.diverse and widget.list.count() == 3, widget.status.text()

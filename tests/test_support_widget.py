@@ -21,7 +21,7 @@ def viewer_widget(make_napari_viewer):
     viewer = make_napari_viewer()
     widget = SupportWidget(viewer)
     viewer.window.add_dock_widget(widget, name="Few-shot support")
-    widget.device_combo.setCurrentText("cpu")
+    widget.settings.device.value = "cpu"
     return viewer, widget
 
 

@@ -9,7 +9,7 @@ from qtpy.QtCore import Qt
 
 from napari_fewcell._qt.prompt_widget import BOX_LAYER
 
-from .conftest import dice_mean
+from .conftest import dice_mean, form_segmenter
 
 TIMEOUT = 60_000  # ms; the CPU may be shared with other jobs
 LEFT = Qt.MouseButton.LeftButton
@@ -48,9 +48,6 @@ def test_sample_segment(viewer_widget, qtbot, sample):
     assert widget.image_combo.currentText() == "nuclei"
     assert widget.labels_combo.currentText() == "nuclei prompt labels"
     assert widget.shapes_combo.currentText() == BOX_LAYER
-    box = widget._box(viewer.layers[BOX_LAYER], viewer.layers["nuclei"], viewer.dims.point)
-    assert box == (256, 416, 64, 64)
-
     click_and_wait(qtbot, widget)
     assert "nuclei fewcell" in viewer.layers, widget.status.text()
     out = viewer.layers["nuclei fewcell"]
@@ -171,8 +168,8 @@ def test_whole_stack(viewer_widget, qtbot):
     assert out.data.shape == (4, 96, 96), widget.status.text()
     np.testing.assert_allclose(out.scale, (2.0, 0.5, 0.5))
     assert "all 4 planes" in widget.status.text().lower()
-    seg = widget._get_segmenter(widget._params_key())
-    box = widget._box(viewer.layers[BOX_LAYER], viewer.layers["stack"], viewer.dims.point)
+    seg = form_segmenter(widget)
+    (box,) = out.metadata["fewcell"]["boxes"]  # the box as the engine read it, in the image's pixels
     prompt = seg.prepare_prompt(stack[1], viewer.layers["stack prompt labels"].data, box)
     for z in range(4):
         np.testing.assert_array_equal(out.data[z], seg.segment(stack[z], prompt))
@@ -192,7 +189,7 @@ def test_several_prompt_boxes(viewer_widget, qtbot, sample):
     out = viewer.layers["nuclei fewcell"]
     assert out.metadata["fewcell"]["boxes"] == [list(second), [256, 416, 64, 64]]  # in the prompt's fixed order
     assert "2 boxes" in widget.status.text() and "class 1:" in widget.status.text()
-    seg = widget._get_segmenter(widget._params_key())
+    seg = form_segmenter(widget)
     prompt = seg.prepare_prompt_boxes(sample["image"], labels.data, [(256, 416, 64, 64), second])
     np.testing.assert_array_equal(out.data, seg.segment(sample["image"], prompt))
     assert dice_mean(out.data, sample["truth"]) > 0.8
@@ -211,7 +208,6 @@ def test_boxes_on_several_planes_of_a_stack(viewer_widget, qtbot):
         labels.data[z, y : y + h, x : x + w] = truth[z, y : y + h, x : x + w]
     viewer.add_shapes([np.array([[z, y, x], [z, y, x + w], [z, y + h, x + w], [z, y + h, x]], float)
                        for z, (y, x, h, w) in boxes.items()], shape_type="rectangle", name=BOX_LAYER)
-    widget._refresh()
     widget.labels_combo.setCurrentText("stack prompt labels")
     widget.shapes_combo.setCurrentText(BOX_LAYER)
     viewer.dims.set_current_step(0, 1)  # no box on the plane shown: the first plane with boxes leads
@@ -220,12 +216,11 @@ def test_boxes_on_several_planes_of_a_stack(viewer_widget, qtbot):
     meta = out.metadata["fewcell"]
     assert meta["boxes"] == [list(boxes[0]), list(boxes[2])] and meta["box_planes"] == [0, 2], widget.status.text()
     assert "2 boxes" in widget.status.text()
-    seg = widget._get_segmenter(widget._params_key())
+    seg = form_segmenter(widget)
     prompt = seg.prepare_prompt_boxes(stack[0], labels.data[0], [boxes[0]], more=[(stack[2], labels.data[2],
                                                                                     [boxes[2]])])
     np.testing.assert_array_equal(out.data, seg.segment(stack[1], prompt))
     labels2d = viewer.add_labels(np.zeros(stack.shape[1:], np.uint8), name="flat labels")
-    widget._refresh()
     widget.labels_combo.setCurrentText(labels2d.name)
     qtbot.mouseClick(widget.segment_button, LEFT)
     assert "labels layer of 4 planes" in widget.status.text()
@@ -260,7 +255,7 @@ def test_box_and_result_colours_stand_out(viewer_widget, qtbot):
     labels = viewer.layers["he prompt labels"]
     y, x = (np.asarray(shapes.data[-1]).min(0)).astype(int)
     labels.data[y : y + 64, x : x + 64] = rgb[y : y + 64, x : x + 64, 0] > 100
-    widget.adapt_combo.setCurrentIndex(widget.adapt_combo.findData("none"))
+    widget.settings.adapt.value = "none"
     click_and_wait(qtbot, widget)
     result = viewer.layers["he fewcell"]
     assert np.allclose(result.colormap.map(np.array([1]))[0], [0, 1, 1, 1])  # cyan

@@ -1,15 +1,45 @@
-"""Small Qt layout helpers the dock widgets share: a spin box, rows and columns of widgets, a form."""
+"""The dock widgets' settings forms, made by magicgui from the parameter dataclasses' fields (:class:`ParamsForm`),
+and small Qt layout helpers: rows and columns of widgets, a form."""
 from __future__ import annotations
 
-from qtpy.QtWidgets import QFormLayout, QHBoxLayout, QLayout, QSpinBox, QVBoxLayout, QWidget
+import dataclasses
+from typing import Sequence
+
+from magicgui.widgets import CheckBox, ComboBox, Container, Widget, create_widget
+from qtpy.QtWidgets import QFormLayout, QHBoxLayout, QLayout, QVBoxLayout, QWidget
 
 
-def spin_box(lo: int, hi: int, value: int, special: str = "") -> QSpinBox:
-    spin = QSpinBox()
-    spin.setRange(lo, hi)
-    spin.setValue(value)
-    spin.setSpecialValueText(special)  # shown at the minimum
-    return spin
+def field_widget(cls, name: str) -> Widget:
+    """The magicgui widget of a dataclass field (``engine/core/options.option``): its default, label, help as the
+    tooltip, choices as a combo box (the words shown, the value kept), a bool as a check box, a number as a spin box
+    with the field's range."""
+    field = next(f for f in dataclasses.fields(cls) if f.name == name)
+    meta = field.metadata
+    default = field.default_factory() if field.default is dataclasses.MISSING else field.default
+    label = meta.get("label") or name.replace("_", " ").capitalize()
+    if meta.get("choices"):
+        pairs = [c if isinstance(c, tuple) else (c, str(c)) for c in meta["choices"]]
+        widget = ComboBox(name=name, label=label, choices=[(words, value) for value, words in pairs], value=default)
+    elif isinstance(default, bool):
+        widget = CheckBox(name=name, label=label, text="", value=default)
+    else:
+        widget = create_widget(value=default, annotation=type(default), name=name, label=label,
+                               options=dict(meta.get("widget") or {}))
+    widget.tooltip = meta.get("help") or None
+    return widget
+
+
+class ParamsForm(Container):
+    """A form of parameter fields, ``(dataclass, field name)`` each (a name shared by two dataclasses is one widget),
+    or ready magicgui widgets; :meth:`values` gives the keyword arguments of one dataclass."""
+
+    def __init__(self, items: Sequence[tuple[type, str] | Widget]):
+        super().__init__(widgets=[field_widget(*it) if isinstance(it, tuple) else it for it in items], labels=True)
+        self.native.layout().setContentsMargins(0, 0, 0, 0)
+
+    def values(self, cls) -> dict:
+        names = {w.name for w in self}
+        return {f.name: self[f.name].value for f in dataclasses.fields(cls) if f.name in names}
 
 
 def hlayout(*widgets) -> QHBoxLayout:

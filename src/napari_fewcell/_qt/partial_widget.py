@@ -19,6 +19,7 @@ from qtpy.QtWidgets import (
 from ..engine.core.annotation import annotate, check_annotations
 from ..engine.core.errors import FewcellError
 from ..engine.core.files import export_labels
+from ..engine.core.options import INSTANCE_METHODS
 from ..engine.core.progress import Progress
 from ..engine.partial import (
     PseudoParams,
@@ -29,8 +30,7 @@ from ..engine.partial import (
     pseudolabel_iter,
     train_iter,
 )
-from ..engine.partial.params import INITS
-from .forms import form_rows, hbox, spin_box, vbox
+from .forms import ParamsForm, form_rows, hbox, vbox
 from .geometry import as_planes, box_corners, box_in_view, image_planes, image_shape, layer_data, plane_at, rect_of
 from .jobs import default_progress_text, job_controls
 from .layers import (
@@ -82,20 +82,15 @@ class PartialLabelsWidget(QWidget):
                                 _default_labels)
         self.rows: dict[str, ImageRow] = self.images.rows  # the same dict, refilled by every refresh
         self.shapes_combo = QComboBox()
-        self.epochs, self.steps_per_epoch = spin_box(0, 10_000, PseudoParams.epochs), spin_box(0, 1_000_000, 0, "auto")
-        self.train_steps = spin_box(1, 1_000_000, TrainParams.steps)
-        self.train_init = QComboBox()
-        self.train_init.addItems(INITS)
-        self.train_init.setCurrentText(TrainParams.init)
-        self.train_init.setToolTip("pretrained: the network's body starts from the embedding network, only the "
-                                   "class head is new; scratch: a new U-Net (paper 000), which needs ~1500 steps")
+        self.stage1 = ParamsForm([(PseudoParams, "epochs"), (PseudoParams, "steps_per_epoch"),
+                                  (PseudoParams, "device")])
+        self.stage2 = ParamsForm([(TrainParams, "steps"), (TrainParams, "init")])
         self.instances = QCheckBox("Instance labels")
         self.oneshot = QCheckBox("Annotated images are fully labelled (one-shot fine-tuning)")
         self.oneshot.setToolTip("Paper 000, Table 1: every pixel of an image with labels is known; "
                                 "its boxes are the prompts. Unannotated images get pseudo-labels.")
-        self.instance_method, self.device_combo = QComboBox(), QComboBox()
-        self.instance_method.addItems(["components", "watershed"])
-        self.device_combo.addItems(["auto", "cpu", "cuda"])
+        self.instance_method = QComboBox()
+        self.instance_method.addItems(INSTANCE_METHODS)
         buttons = {"add_box": (f"Add {BOX_SIZE}×{BOX_SIZE} box", self._add_box),
                    "generate": ("Generate pseudo-labels", self._generate), "export": ("Export to TIFF…", self._export),
                    "train": ("Train segmentation network", self._train), "apply": ("Apply network", self._apply),
@@ -105,11 +100,9 @@ class PartialLabelsWidget(QWidget):
         self.cancel_note, self.big_folder = CancelNote(self.jobs), OutputFolder(self)
 
         form = form_rows(
-            ("Boxes", self.shapes_combo), self.add_box_button, ("Epochs", self.epochs),
-            ("Steps per epoch", self.steps_per_epoch), ("Device", self.device_combo), self.oneshot,
+            ("Boxes", self.shapes_combo), self.add_box_button, self.stage1.native, self.oneshot,
             hbox(self.generate_button, self.export_button), ("Export as", hbox(self.instances, self.instance_method)),
-            ("Training steps", self.train_steps), ("Network starts from", self.train_init),
-            hbox(self.train_button, self.apply_button),
+            self.stage2.native, hbox(self.train_button, self.apply_button),
             ("Big images: output folder", self.big_folder.widget), hbox(self.save_button, self.load_button),
         )
         vbox(self, self.images, form, self.cancel_button, self.progress, self.status)
@@ -218,8 +211,7 @@ class PartialLabelsWidget(QWidget):
             if all(self._layer(r.labels.currentText(), Labels) is None for r in rows):
                 raise FewcellError("No checked image has annotation labels; choose its labels layer in the list.")
         check_annotations(data)
-        params = PseudoParams(epochs=self.epochs.value(), steps_per_epoch=self.steps_per_epoch.value(),
-                              device=self.device_combo.currentText())
+        params = PseudoParams(**self.stage1.values(PseudoParams))
         return {"items": items, "fixes": carried, "epochs": {}, "done": self._pseudo_done,
                 "make": lambda: pseudolabel_iter(data, params)}
 
@@ -254,8 +246,7 @@ class PartialLabelsWidget(QWidget):
                 names.append(row.layer.name)
         if not images:
             raise FewcellError("No checked image has pseudo-labels yet; press Generate pseudo-labels first.")
-        params = TrainParams(steps=self.train_steps.value(), device=self.device_combo.currentText(),
-                             init=self.train_init.currentText())
+        params = TrainParams(**self.stage2.values(TrainParams), device=self.stage1.device.value)
         card = {"trained_on": "pseudo-labels from the napari-fewcell Partial labels widget", "images": names}
         return {"names": names, "done": self._train_done,
                 "make": lambda: train_iter(images, labels, params=params, card=card)}
@@ -352,7 +343,7 @@ class PartialLabelsWidget(QWidget):
         if not path:
             return
         try:
-            self.model = SegModel.load(path, device=self.device_combo.currentText())
+            self.model = SegModel.load(path, device=self.stage1.device.value)
         except FewcellError as err:
             return self._fail(str(err))
         self.status.setText(f"Loaded {Path(path).name} (classes {[int(c) for c in self.model.classes]}); "

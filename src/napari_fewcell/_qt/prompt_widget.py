@@ -17,8 +17,9 @@ from qtpy.QtWidgets import (
 )
 
 from ..engine import FewcellError, PromptParams, Segmenter, estimate_text
-from ..engine.prompt import ADAPT_PATHS, apply_corrections
-from .forms import form_rows, hlayout, vbox
+from ..engine.core.options import INSTANCE_METHODS
+from ..engine.prompt import apply_corrections
+from .forms import ParamsForm, form_rows, hlayout, vbox
 from .geometry import (
     box_corners,
     box_in_view,
@@ -53,14 +54,12 @@ from .live import LiveMode, ResultRecord, corrections_text
 from .prompt_job import progress_text, segment_gen
 
 BOX_LAYER = "fewcell prompt boxes"
-OUTPUTS = [("classes", None), ("instances (components)", "components"), ("instances (watershed)", "watershed")]
+OUTPUTS = [("classes", None), *((f"instances ({method})", method) for method in INSTANCE_METHODS)]
 PROVENANCE = "fewcell"  #: the result layer's metadata key for how it was made (Segmenter.provenance)
 SAME = "(same as target)"
 NONE = "(none)"
 ADD_BOX = "press 'Add prompt box', paint inside it, then Segment."
 NO_BOX = f"No prompt box yet: {ADD_BOX}"
-#: the "Adapt to the prompt" choices: (shown text, PromptParams.adapt)
-ADAPT_ITEMS = [(f"{path} ({words})", path) for path, words in ADAPT_PATHS.items()]
 
 
 class PromptSegmentationWidget(QWidget):
@@ -80,8 +79,6 @@ class PromptSegmentationWidget(QWidget):
         self.weights_edit = QLineEdit()
         self.weights_edit.setPlaceholderText("shipped weights")
         self.weights_button = QPushButton("…")
-        self.device_combo = QComboBox()
-        self.device_combo.addItems(["auto", "cpu", "cuda"])
         self.output_combo = QComboBox()
         for text, value in OUTPUTS:
             self.output_combo.addItem(text, value)
@@ -101,10 +98,9 @@ class PromptSegmentationWidget(QWidget):
         form = form_rows(
             ("Image to segment", self.image_combo), ("Prompt image", self.prompt_image_combo),
             ("Prompt labels", self.labels_combo), ("Prompt boxes", self.shapes_combo), self.add_box_button,
-            ("Adapt to the prompt", self.adapt_combo), ("Output", self.output_combo), self.whole_stack,
+            self.settings.native, ("Output", self.output_combo), self.whole_stack,
             self.live_check,
-            ("τ (temperature)", self.tau_spin), ("Attention", self.attention_combo),
-            ("Weights", hlayout(self.weights_edit, self.weights_button)), ("Device", self.device_combo),
+            ("τ (temperature)", self.tau_spin), ("Weights", hlayout(self.weights_edit, self.weights_button)),
             ("Big images: output folder", self.big_folder.widget),
         )
         vbox(self, form, hlayout(self.segment_button, self.cancel_button), self.progress, self.status)
@@ -119,26 +115,14 @@ class PromptSegmentationWidget(QWidget):
         watch_layers(self.viewer, self._refresh)
 
     def _make_settings(self) -> None:
-        """The temperature, attention and adaptation fields (their defaults: PromptParams')."""
+        """The temperature field, and the adaptation, attention and device fields (a form of PromptParams' fields)."""
         self.tau_spin = QDoubleSpinBox()
         self.tau_spin.setRange(0.0, 10.0)
         self.tau_spin.setDecimals(3)
         self.tau_spin.setSingleStep(0.01)
         self.tau_spin.setSpecialValueText("default")  # shown at the minimum: τ of the weights
         self.tau_spin.setToolTip("Attention temperature τ; 'default' uses the value the weights were trained with.")
-        self.attention_combo = QComboBox()
-        self.attention_combo.addItem("prototypes (fast)", "prototypes")
-        self.attention_combo.addItem("exact", "exact")
-        self.adapt_combo = QComboBox()
-        for text, value in ADAPT_ITEMS:
-            self.adapt_combo.addItem(text, value)
-        self.adapt_combo.setCurrentIndex(self.adapt_combo.findData(PromptParams().adapt))
-        self.adapt_combo.setToolTip(
-            "How to adapt to your image: 'fuse' adds intensity, edge and texture filters in a random forest, "
-            "'forest' is that forest on the filters alone (no network: the classic pixel classifier), "
-            "'finetune' fine-tunes a copy of the network on the box, 'auto' picks the best by a check inside "
-            "the box (each quarter predicted from the other three); 'none' is attention only."
-        )
+        self.settings = ParamsForm([(PromptParams, "adapt"), (PromptParams, "attention"), (PromptParams, "device")])
 
     # ----------------------------------------------------------------- layer choices
     def _refresh(self):
@@ -219,8 +203,8 @@ class PromptSegmentationWidget(QWidget):
         tau = self.tau_spin.value()
         tau = None if tau <= self.tau_spin.minimum() else float(tau)
         weights = self.weights_edit.text().strip() or None
-        return (weights, self.device_combo.currentText(), tau, self.attention_combo.currentData(),
-                self.adapt_combo.currentData())
+        form = self.settings
+        return weights, form.device.value, tau, form.attention.value, form.adapt.value
 
     def _get_segmenter(self, key: tuple) -> Segmenter:
         if key not in self._segmenters:

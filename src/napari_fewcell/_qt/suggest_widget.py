@@ -7,18 +7,17 @@ loop itself is :class:`napari_fewcell.engine.active.Session`.
 from __future__ import annotations
 
 import numpy as np
+from magicgui.widgets import ComboBox
 from napari.layers import Image, Labels, Shapes
 from qtpy.QtWidgets import (
-    QCheckBox,
-    QComboBox,
     QListWidget,
     QWidget,
 )
 
 from ..engine.core.errors import FewcellError
 from ..engine.nets.msd import shipped_names
-from ..engine.suggest import SCORES, Session, SessionParams, SuggestParams
-from .forms import form_rows, hbox, spin_box, vbox
+from ..engine.suggest import Session, SessionParams, SuggestParams
+from .forms import ParamsForm, hbox, vbox
 from .geometry import box_corners, camera_of, image_planes, image_shape, layer_data, to_world
 from .jobs import job_controls
 from .layers import RESULT_KEY, named_layer, watch_layers
@@ -26,9 +25,7 @@ from .layers import RESULT_KEY, named_layer, watch_layers
 SUGGESTIONS = "fewcell suggestions"
 BOXES = "fewcell annotation boxes"  # also picked by default by the Few-shot support widget
 PREDICTION = "fewcell prediction"
-MODELS = [("perceptron on MSD features (workflow 3)", "perceptron"), ("prompt segmenter (workflow 1)", "prompt")]
-SCOPES = [("current image", "image"), ("all open images", "all")]
-SCORE_WITH = [("the refitted model", "model"), ("the first network (fixed, as paper 001)", "network")]
+SCOPES = [("image", "current image"), ("all", "all open images")]  #: which images a session works on
 AUTO = "auto (by image kind)"
 
 
@@ -53,49 +50,22 @@ class SuggestWidget(QWidget):
         self.current: int | None = None  # index in self.suggestions of the tile being annotated
         self.state: dict[int, str] = {}  # suggestion index → "accepted" / "skipped"
 
-        self.scope_combo = QComboBox()
-        for text, key in SCOPES:
-            self.scope_combo.addItem(text, key)
-        self.model_combo = QComboBox()
-        for text, key in MODELS:
-            self.model_combo.addItem(text, key)
-        self.model_combo.setToolTip("The model refitted after each Accept, on every tile accepted so far.")
-        self.score_combo = QComboBox()
-        self.score_combo.addItems(SCORES)
-        self.score_combo.setToolTip("consistency: predictions change under auto-contrast, brightness and sharpness "
-                                    "(paper 001); entropy; MC-dropout; random; coverage: one tile per kind of "
-                                    "texture in the images, no model needed (a cold start).")
-        self.score_with_combo = QComboBox()
-        for text, key in SCORE_WITH:
-            self.score_with_combo.addItem(text, key)
-        self.score_with_combo.setToolTip("After the first Accept, tiles are scored by the refitted model (default) "
-                                         "or still by the first network.")
-        self.tile_spin = spin_box(16, 4096, SuggestParams.tile)
-        self.top_spin = spin_box(1, 100, SuggestParams.top)
-        self.network_combo = QComboBox()
-        self.network_combo.addItems([AUTO, *shipped_names()])
-        self.network_combo.setToolTip("Scores the tiles until the first Accept (em_membrane for electron microscopy).")
-        self.pretext_check = QCheckBox("Adapt it to the images first (pretext task, ~1 min)")
-        self.diverse_check = QCheckBox("New kinds of tile first")
-        self.diverse_check.setChecked(SuggestParams.diverse)
-        self.diverse_check.setToolTip("After an Accept or Skip, suggest first from the kinds of tile (by texture) "
-                                      "that no annotated or skipped tile belongs to.")
-        self.device_combo = QComboBox()
-        self.device_combo.addItems(["auto", "cpu", "cuda"])
+        self.settings = ParamsForm([
+            ComboBox(name="scope", label="Images", choices=[(text, key) for key, text in SCOPES], value="image"),
+            (SessionParams, "model"), (SuggestParams, "score"), (SessionParams, "score_with"), (SuggestParams, "tile"),
+            (SuggestParams, "top"), (SuggestParams, "diverse"),
+            ComboBox(name="network", label="First network", choices=[AUTO, *shipped_names()], value=AUTO,
+                     tooltip="Scores the tiles until the first Accept (em_membrane for electron microscopy)."),
+            (SessionParams, "pretext"), (SessionParams, "device"),
+        ])
         buttons = {"suggest": ("Suggest tiles", self._suggest), "next": ("Next", self._next),
                    "accept": ("Accept", self._accept), "skip": ("Skip", self._skip)}
         self.list = QListWidget()
         self.jobs = job_controls(self, buttons, "Open an image, then press Suggest tiles.")
 
-        form = form_rows(
-            ("Images", self.scope_combo), ("Model", self.model_combo), ("Score", self.score_combo),
-            ("Score with", self.score_with_combo), ("Tile size", self.tile_spin), ("Suggestions", self.top_spin),
-            self.diverse_check, ("First network", self.network_combo), self.pretext_check,
-            ("Device", self.device_combo),
-            self.suggest_button,
-        )
-        vbox(self, form, self.list, hbox(self.next_button, self.accept_button, self.skip_button), self.cancel_button,
-             self.progress, self.status, stretch=False)
+        vbox(self, self.settings.native, self.suggest_button, self.list,
+             hbox(self.next_button, self.accept_button, self.skip_button), self.cancel_button, self.progress,
+             self.status, stretch=False)
         watch_layers(self.viewer, self._refresh)
 
     def _refresh(self):
@@ -109,20 +79,16 @@ class SuggestWidget(QWidget):
         images = [lay for lay in self.viewer.layers if isinstance(lay, Image)]
         if not images:
             raise FewcellError("Open an image first.")
-        if self.scope_combo.currentData() == "all":
+        if self.settings.scope.value == "all":
             return images
         active = self.viewer.layers.selection.active
         return [active] if isinstance(active, Image) else [images[0]]
 
     def _params(self) -> SessionParams:
-        network = self.network_combo.currentText()
-        return SessionParams(
-            model=self.model_combo.currentData(),
-            suggest=SuggestParams(tile=self.tile_spin.value(), top=self.top_spin.value(),
-                                  score=self.score_combo.currentText(), diverse=self.diverse_check.isChecked(),
-                                  device=self.device_combo.currentText()),
-            network=None if network == AUTO else network, pretext=self.pretext_check.isChecked(),
-            score_with=self.score_with_combo.currentData(), device=self.device_combo.currentText())
+        form = self.settings
+        network = None if form.network.value == AUTO else form.network.value
+        return SessionParams(**{**form.values(SessionParams), "network": network,
+                                "suggest": SuggestParams(**form.values(SuggestParams))})
 
     def _session(self) -> tuple[Session, tuple, list]:
         """The current session, or a new one if the images or settings that shape it changed

@@ -9,9 +9,7 @@ from pathlib import Path
 import numpy as np
 from napari.layers import Image, Labels, Shapes
 from qtpy.QtWidgets import (
-    QCheckBox,
     QComboBox,
-    QDoubleSpinBox,
     QFileDialog,
     QWidget,
 )
@@ -20,7 +18,7 @@ from ..engine.core.errors import FewcellError
 from ..engine.core.progress import Progress, relay, run
 from ..engine.fewshot import Perceptron, PerceptronParams, fit_iter, support
 from ..engine.fewshot.features import Extractors
-from .forms import form_rows, hbox, vbox
+from .forms import ParamsForm, form_rows, hbox, vbox
 from .geometry import as_planes, image_planes, image_shape, layer_data, plane_at, rect_of
 from .jobs import job_controls
 from .layers import OWN_SUFFIXES, RESULT_KEY, ImageRows, fill_combo, named_layer, watch_layers
@@ -79,16 +77,8 @@ class SupportWidget(QWidget):
         self.shapes_combo = QComboBox()
         self.shapes_combo.setToolTip("Optional. A box annotates the image it lies on: only the inside of boxes is "
                                      "read there. Images without a box are read whole.")
-        self.lam_spin = QDoubleSpinBox()
-        self.lam_spin.setDecimals(6)
-        self.lam_spin.setRange(0.0, 1.0)
-        self.lam_spin.setSingleStep(1e-3)
-        self.lam_spin.setValue(PerceptronParams.lam)
-        self.lam_spin.setToolTip("λ of the L2 penalty λ‖W‖²: larger is smoother, safer with one support image.")
-        self.bfgs_check = QCheckBox("Refine by BFGS on the Dice loss")
-        self.bfgs_check.setChecked(True)
-        self.device_combo = QComboBox()
-        self.device_combo.addItems(["auto", "cpu", "cuda"])
+        self.settings = ParamsForm([(PerceptronParams, "lam"), (PerceptronParams, "bfgs"),
+                                    (PerceptronParams, "device")])
         self.apply_combo = QComboBox()
         for text, mode in APPLY_MODES:
             self.apply_combo.addItem(text, mode)
@@ -99,8 +89,8 @@ class SupportWidget(QWidget):
         self.cancel_note, self.big_folder = CancelNote(self.jobs), OutputFolder(self)
 
         form = form_rows(
-            ("Boxes", self.shapes_combo), self.add_labels_button, ("λ (L2 penalty)", self.lam_spin), self.bfgs_check,
-            ("Device", self.device_combo), self.fit_button, ("Apply to", self.apply_combo), self.apply_button,
+            ("Boxes", self.shapes_combo), self.add_labels_button, self.settings.native, self.fit_button,
+            ("Apply to", self.apply_combo), self.apply_button,
             ("Big images: output folder", self.big_folder.widget),
             hbox(self.save_button, self.load_button),
         )
@@ -179,8 +169,7 @@ class SupportWidget(QWidget):
                 data.append(support(plane, lab, boxes, name=f"{image.name} plane {z}" if stack else image.name))
         if not data:
             raise FewcellError("The checked images' labels are empty; paint some structures and background first.")
-        params = PerceptronParams(lam=self.lam_spin.value(), bfgs=self.bfgs_check.isChecked(),
-                                  device=self.device_combo.currentText())
+        params = PerceptronParams(**self.settings.values(PerceptronParams))
         fx = self._extractors(params.device)
         return {"make": lambda: fit_iter(data, params, extractors=fx), "done": self._fit_done}
 
@@ -260,7 +249,7 @@ class SupportWidget(QWidget):
 
     def load_from(self, path) -> Perceptron | None:
         try:
-            model = Perceptron.load(path, device=self.device_combo.currentText())
+            model = Perceptron.load(path, device=self.settings.device.value)
         except FewcellError as err:
             self.jobs.fail(str(err))
             return None

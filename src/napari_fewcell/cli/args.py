@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import argparse
 
-DEVICES = ["auto", "cpu", "cuda", "mps"]
-INSTANCE_METHODS = ["components", "watershed"]
+from ..engine.core.options import DEVICES, INSTANCE_METHODS
+
 DATA_HELP = "folder of data sets (see docs/models.md)"
 
 

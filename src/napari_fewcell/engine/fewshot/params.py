@@ -6,6 +6,7 @@ import dataclasses
 import math
 
 from ..core.errors import FewcellError
+from ..core.options import DEVICES, option
 
 INTENSITIES = ("support", "image")  #: values of ``PerceptronParams.intensity``
 
@@ -14,8 +15,11 @@ INTENSITIES = ("support", "image")  #: values of ``PerceptronParams.intensity``
 class PerceptronParams:
     """Fitting parameters, shared by the widget, the CLI and the API."""
 
-    lam: float = 1e-3  #: λ of the L2 penalty λ‖W‖² (on standardised features)
-    bfgs: bool = True  #: refine the logistic solution by BFGS on the Dice loss
+    #: λ of the L2 penalty λ‖W‖² (on standardised features)
+    lam: float = option(1e-3, "λ (L2 penalty)", "λ of the L2 penalty λ‖W‖²: larger is smoother, safer with one "
+                        "support image.", min=0.0, max=1.0, step=1e-4)
+    bfgs: bool = option(True, "Refine by BFGS on the Dice loss", "Refine the logistic solution by BFGS on the Dice "
+                        "loss (paper 002).")
     gtol: float = 1e-5  #: BFGS stops when the gradient norm is below this
     maxiter: int = 1000  #: BFGS iteration cap
     max_pixels: int = 30_000  #: support pixels used for fitting (a seeded random sample when there are more)
@@ -24,7 +28,7 @@ class PerceptronParams:
     #: images' pooled percentiles, kept in the model and used for every image it is applied to) or "image" (each
     #: image by its own percentiles)
     intensity: str = "image"
-    device: str = "auto"
+    device: str = option("auto", "Device", "Where the networks run.", DEVICES)
     seed: int = 0
 
     def check(self) -> None:

@@ -7,6 +7,7 @@ import dataclasses
 import math
 
 from ..core.errors import FewcellError
+from ..core.options import DEVICES, option
 from ..prompt.params import ADAPT_CHOICES
 
 
@@ -14,8 +15,10 @@ from ..prompt.params import ADAPT_CHOICES
 class PseudoParams:
     """Parameters of stage 1, shared by the widget, the CLI and the API."""
 
-    epochs: int = 15  #: fine-tuning epochs (0 = label by attention with the pre-trained network only)
-    steps_per_epoch: int = 0  #: optimiser steps per epoch; 0 = enough crops to cover the unannotated pixels once
+    epochs: int = option(15, "Epochs", "Fine-tuning epochs (0: label by attention with the pre-trained network only).",
+                         min=0, max=10_000)
+    steps_per_epoch: int = option(0, "Steps per epoch (0: auto)", "Optimiser steps per epoch; 0: enough crops to cover "
+                                  "the unannotated pixels once.", min=0, max=1_000_000)
     batch: int = 4  #: query crops per step
     crop: int = 128  #: query crop edge
     lr: float = 3e-4
@@ -36,7 +39,7 @@ class PseudoParams:
     #: how the images are labelled from all the boxes with the kept network: the one-shot default (PromptParams's
     #: "auto": attention, or attention and filters in a forest, by the self-check over the boxes), or a path
     adapt: str = "auto"
-    device: str = "auto"
+    device: str = option("auto", "Device", "Where the networks run.", DEVICES)
     seed: int = 0
 
     def check(self) -> None:
@@ -60,7 +63,8 @@ class TrainParams:
     #: optimiser steps. 500 from the embedding weights matched or beat 1500 from scratch in a third of the time: ISBI
     #: with the shipped weights 87.26 against 86.80, and with weights that never saw ISBI 83.46 against 83.17
     #: (benchmarks/studies/study_stage2.py; docs/benchmarks/). From scratch, give it 1500 (paper 000's recipe)
-    steps: int = 500
+    steps: int = option(500, "Training steps", "Optimiser steps of the network trained on the pseudo-labels.", min=1,
+                        max=1_000_000)
     batch: int = 8
     crop: int = 128
     lr: float = 2e-3  #: peak learning rate (one-cycle schedule)
@@ -70,13 +74,15 @@ class TrainParams:
     tta: bool = False  #: average the 8 flips/rotations at prediction time (8× slower, +0.03 Dice on ISBI)
     #: "pretrained": the U-Net's body starts from the embedding network's weights (``weights``, or the shipped ones),
     #: only the class head is new; or "scratch": a new U-Net (paper 000)
-    init: str = "pretrained"
+    init: str = option("pretrained", "Network starts from", "pretrained: the network's body starts from the embedding "
+                       "network, only the class head is new; scratch: a new U-Net (paper 000), which needs ~1500 steps",
+                       INITS)
     weights: str | None = None  #: "pretrained": the embedding weights file (None: the shipped weights)
     #: with stage 1's confidence (``train_iter(confidence=...)``), pixels labelled with a lower probability are left
     #: out of the loss (annotated pixels have confidence 1). 0 = every pixel. 0.8 kept 70 % of ISBI's pixels and gave
     #: 83.61 against 83.46 (weights that never saw ISBI; within the noise), so it is not the default
     min_confidence: float = 0.0
-    device: str = "auto"
+    device: str = option("auto", "Device", "Where the networks run.", DEVICES)
     seed: int = 0
 
     def check(self) -> None:

@@ -16,12 +16,13 @@ from ..core.geometry import Box
 from ..core.image import is_colour
 from ..core.instances import instance_labels
 from ..core.lazy import LazyImage
+from ..core.options import INSTANCE_METHODS
 from ..core.progress import Progress, run
 from .colour import colour_plan
 from .params import PromptParams
 from .segmenter import Prompt, Segmenter
 
-INSTANCES = ("components", "watershed")  #: values of ``SegmentRequest.instances`` (None: class labels)
+INSTANCES = INSTANCE_METHODS  #: values of ``SegmentRequest.instances`` (None: class labels)
 
 
 @dataclasses.dataclass

@@ -7,6 +7,7 @@ import dataclasses
 import numpy as np
 
 from ..core.errors import FewcellError
+from ..core.options import DEVICES, option
 
 #: the values of ``PromptParams.adapt``, each with the few words the widget shows beside it
 ADAPT_PATHS = {"auto": "best by the self-check", "none": "attention only, fastest",
@@ -20,16 +21,21 @@ class PromptParams:
     """Parameters shared by the widget, the CLI and the API."""
 
     tau: float | None = None  #: attention temperature; None = the one the weights were trained with
-    attention: str = "prototypes"  #: "prototypes" (fast, default) or "exact" (every prompt pixel)
+    attention: str = option("prototypes", "Attention", "prototypes: fast (default); exact: every prompt pixel is a "
+                            "key (slow on CPU).", (("prototypes", "prototypes (fast)"), ("exact", "exact")))
     prototypes: int = 64  #: k-means prototypes per class in the fast path
     tile: int = 512  #: tile edge for bounded-memory inference
     margin: int = 32  #: context pixels around each tile
     weights: str | None = None  #: path of a weights file; None = shipped weights
-    device: str = "auto"  #: auto | cpu | cuda | mps
+    device: str = option("auto", "Device", "Where the network runs.", DEVICES)
     #: adaptation to the prompt: "none" (attention only), "forest" (filters in a random forest, no network),
     #: "fuse" (attention + filters in a random forest),
     #: "finetune" (a copy of the network fine-tuned on the box) or "auto" (the best by the self-check)
-    adapt: str = "auto"
+    adapt: str = option("auto", "Adapt to the prompt", "How to adapt to your image: 'fuse' adds intensity, edge and "
+                        "texture filters in a random forest, 'forest' is that forest on the filters alone (no network: "
+                        "the classic pixel classifier), 'finetune' fine-tunes a copy of the network on the box, 'auto' "
+                        "picks the best by a check inside the box (each quarter predicted from the other three); "
+                        "'none' is attention only.", tuple((p, f"{p} ({words})") for p, words in ADAPT_PATHS.items()))
     trees: int = 50  #: trees of the "forest" and "fuse" random forests
     #: trees of each of the self-check's forests (one per held-out quadrant or box): they only estimate, so fewer
     #: than the forest that segments; with the same seed they are the first trees of a forest of ``trees``

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 
 from ..core.errors import FewcellError
+from ..core.options import DEVICES, option
 
 SCORES = ("consistency", "entropy", "mc-dropout", "random", "coverage")
 NO_MODEL = ("random", "coverage")  #: scores that need no model
@@ -13,9 +14,11 @@ NO_MODEL = ("random", "coverage")  #: scores that need no model
 
 @dataclasses.dataclass
 class SuggestParams:
-    tile: int = 256  #: side of the square tiles
-    top: int = 5  #: how many suggestions
-    score: str = "consistency"
+    tile: int = option(256, "Tile size", "Side of the square tiles, in pixels.", min=16, max=4096)
+    top: int = option(5, "Suggestions", "How many tiles to suggest at a time.", min=1, max=100)
+    score: str = option("consistency", "Score", "consistency: predictions change under auto-contrast, brightness and "
+                        "sharpness (paper 001); entropy; MC-dropout; random; coverage: one tile per kind of texture in "
+                        "the images, no model needed (a cold start).", SCORES)
     scale: int = 2  #: tiles are scored at 1/scale resolution (1 = full resolution; never below 16 px a side)
     magnitude: float = 1.3  #: brightness and sharpness factor of the consistency score (paper: 1.3)
     passes: int = 10  #: MC-dropout forward passes
@@ -24,9 +27,10 @@ class SuggestParams:
     #: once tiles are annotated (or skipped), a model score picks first among the kinds of tile (coverage groups)
     #: none of them belongs to, so that it does not keep asking for more of one kind (docs/benchmarks/: +0.9 on
     #: average where it moves over ISBI and DSB, validation and test; never more than 0.1 below the plain score)
-    diverse: bool = True
+    diverse: bool = option(True, "New kinds of tile first", "After an Accept or Skip, suggest first from the kinds "
+                           "of tile (by texture) that no annotated or skipped tile belongs to.")
     seed: int = 0  #: of the random score and of MC-dropout
-    device: str = "auto"
+    device: str = option("auto", "Device", "Where the networks run.", DEVICES)
 
     def check(self) -> None:
         if self.score not in SCORES:
@@ -60,21 +64,26 @@ class PretextParams:
                                "positive learning rate.")
 
 
-MODELS = ("perceptron", "prompt")
-SCORERS = ("model", "network")
+MODEL_CHOICES = (("perceptron", "perceptron on MSD features (workflow 3)"), ("prompt", "prompt segmenter (workflow 1)"))
+MODELS = tuple(value for value, _ in MODEL_CHOICES)  #: values of ``SessionParams.model``
+SCORER_CHOICES = (("model", "the refitted model"), ("network", "the first network (fixed, as paper 001)"))
+SCORERS = tuple(value for value, _ in SCORER_CHOICES)  #: values of ``SessionParams.score_with``
 
 
 @dataclasses.dataclass
 class SessionParams:
-    model: str = "perceptron"  #: what is refitted on the accepted tiles: "perceptron" or "prompt"
+    model: str = option("perceptron", "Model", "The model refitted after each Accept, on every tile accepted so far.",
+                        MODEL_CHOICES)
     suggest: SuggestParams = dataclasses.field(default_factory=SuggestParams)
     network: str | None = None  #: shipped network scored before the first accept (None: by image kind)
-    pretext: bool = False  #: adapt that network to the images first (paper 001 §3.2)
+    pretext: bool = option(False, "Adapt it to the images first (pretext task, ~1 min)",
+                           "Paper 001 §3.2: the first network learns the images' own structure before it scores.")
     pretext_steps: int = PretextParams.steps
     #: what scores the tiles once a model is fitted: "model" (the refitted model, the default) or
     #: "network" (always the shipped network, as paper 001's Algorithm 1 with a fixed scoring model)
-    score_with: str = "model"
-    device: str = "auto"
+    score_with: str = option("model", "Score with", "After the first Accept, tiles are scored by the refitted model "
+                             "(default) or still by the first network.", SCORER_CHOICES)
+    device: str = option("auto", "Device", "Where the networks run.", DEVICES)
 
     def check(self) -> None:
         if self.model not in MODELS:

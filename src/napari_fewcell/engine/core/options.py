@@ -1,0 +1,28 @@
+"""A parameter dataclass's field with what a face shows of it, written once beside its default: its label, its help
+text and its choices (value and the words shown for it). The widgets build their settings forms from these
+(``_qt/forms.ParamsForm``, magicgui); the CLI reads the same defaults and choices. Imports nothing (no torch)."""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+DEVICES = ("auto", "cpu", "cuda", "mps")  #: where torch runs: the first available of CUDA, MPS, CPU, or as named
+#: how class labels become one label per object (core/instances.py): connected components, or a watershed that also
+#: splits touching round objects
+INSTANCE_METHODS = ("components", "watershed")
+
+
+def option(default: Any = dataclasses.MISSING, label: str = "", help: str = "", choices=None, *,
+           default_factory: Any = dataclasses.MISSING, **widget) -> Any:
+    """A dataclass field whose metadata says how a form shows it: ``label``, ``help`` (a tooltip), ``choices``
+    (values, or (value, words) pairs) and ``widget`` options (e.g. ``min``, ``max``, ``step`` of a spin box)."""
+    meta = {"label": label, "help": help, "choices": choices, "widget": widget}
+    if default_factory is not dataclasses.MISSING:
+        return dataclasses.field(default_factory=default_factory, metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def choices_of(cls, name: str) -> list[tuple[Any, str]]:
+    """The (value, words) pairs of a field's choices (words = the value when none are given)."""
+    field = next(f for f in dataclasses.fields(cls) if f.name == name)
+    return [c if isinstance(c, tuple) else (c, str(c)) for c in field.metadata.get("choices") or ()]

@@ -1,0 +1,45 @@
+"""The widgets' settings forms are made from the parameter dataclasses (issue 23, item 1): every field a form shows
+starts at the dataclass's default, offers the field's choices and help, and reads back as the dataclass."""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from napari_fewcell._qt.forms import ParamsForm
+from napari_fewcell.engine.fewshot.params import PerceptronParams
+from napari_fewcell.engine.partial.params import PseudoParams, TrainParams
+from napari_fewcell.engine.prompt.params import PromptParams
+from napari_fewcell.engine.suggest.params import SessionParams, SuggestParams
+
+CLASSES = [PromptParams, PseudoParams, TrainParams, PerceptronParams, SuggestParams, SessionParams]
+
+
+def shown(cls) -> list[str]:
+    """The fields a form shows: those with a label (engine/core/options.option)."""
+    return [f.name for f in dataclasses.fields(cls) if f.metadata.get("label")]
+
+
+@pytest.mark.parametrize("cls", CLASSES, ids=lambda c: c.__name__)
+def test_a_form_of_every_shown_field_reads_back_the_defaults(cls, qtbot):
+    names = shown(cls)
+    assert names, f"{cls.__name__} shows no field"
+    form = ParamsForm([(cls, name) for name in names])
+    default = cls()
+    assert cls(**form.values(cls)) == default
+    for f in dataclasses.fields(cls):
+        if f.name in names and f.metadata.get("choices"):
+            values = [c[0] if isinstance(c, tuple) else c for c in f.metadata["choices"]]
+            assert list(form[f.name].choices) == values
+        if f.name in names:
+            assert form[f.name].tooltip, f"{cls.__name__}.{f.name} has no help"
+
+
+def test_a_changed_value_reaches_the_dataclass(qtbot):
+    form = ParamsForm([(SuggestParams, "tile"), (SuggestParams, "score"), (SessionParams, "model"),
+                       (SessionParams, "device")])
+    form.tile.value, form.score.value, form.model.value, form.device.value = 64, "entropy", "prompt", "cpu"
+    suggest, session = SuggestParams(**form.values(SuggestParams)), SessionParams(**form.values(SessionParams))
+    assert (suggest.tile, suggest.score, suggest.device) == (64, "entropy", "cpu")
+    assert (session.model, session.device) == ("prompt", "cpu")
+    assert form.model.native.currentText() == "prompt segmenter (workflow 1)"  # the words, not the value, are shown
