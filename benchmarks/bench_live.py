@@ -88,8 +88,8 @@ def main() -> None:
     labels.data[by : by + bh, bx : bx + bw] = truth[by : by + bh, bx : bx + bw]
     viewer.add_shapes([[[by, bx], [by + bh, bx + bw]]], shape_type="rectangle", name=BOX_LAYER)
     widget._refresh()
-    widget.labels_combo.setCurrentText("phase prompt labels")
-    widget.shapes_combo.setCurrentText(BOX_LAYER)
+    widget.labels_combo.pick("phase prompt labels")
+    widget.shapes_combo.pick(BOX_LAYER)
     widget.settings.adapt.value = a.adapt
     live = widget.live
     t0 = time.perf_counter()

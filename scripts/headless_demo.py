@@ -142,7 +142,7 @@ def run(out: Path, timeout: float, workflow: str = "prompt") -> Path:
         button = getattr(widget, button_name)
         if workflow == "support":  # fit on the sample's painted box first: boxes = the sample's Shapes layer
             shapes = [lay.name for lay in viewer.layers if lay.__class__.__name__ == "Shapes"]
-            widget.shapes_combo.setCurrentText(shapes[0])
+            widget.shapes_combo.pick(shapes[0])
             widget.fit_button.click()
             wait_for(app, lambda: widget.model is not None or widget.fit_button.isEnabled(), timeout)
             wait_for(app, widget.fit_button.isEnabled, timeout)

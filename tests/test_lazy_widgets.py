@@ -87,10 +87,10 @@ def add_prompt(viewer, mask):
 
 
 def segment(qtbot, widget, name: str, adapt: str):
-    widget.image_combo.setCurrentText(name)
+    widget.image_combo.pick(name)
     widget.settings.adapt.value = adapt
-    widget.labels_combo.setCurrentText("cells prompt labels")
-    widget.shapes_combo.setCurrentText(BOX_LAYER)
+    widget.labels_combo.pick("cells prompt labels")
+    widget.shapes_combo.pick(BOX_LAYER)
     n = len(widget.viewer.layers)
     click_and_wait(qtbot, widget, widget.segment_button)
     assert len(widget.viewer.layers) == n + 1, widget.status.text()
@@ -168,7 +168,7 @@ def test_cancel_adds_no_layer_and_says_where_partial_labels_stay(prompt_widget, 
 
     # an in-memory job afterwards says nothing of partial labels
     viewer.add_image(img, name="small")
-    widget.image_combo.setCurrentText("small")
+    widget.image_combo.pick("small")
     qtbot.mouseClick(widget.segment_button, LEFT)
     widget.jobs.cancel()
     qtbot.waitUntil(lambda: not widget.jobs.busy, timeout=60_000)
@@ -186,7 +186,7 @@ def test_bad_chunks_give_one_sentence(prompt_widget, qtbot, tmp_path):
     viewer.add_shapes([np.array([[0, 0], [0, 64], [64, 64], [64, 0]], float)], shape_type="rectangle",
                       name=BOX_LAYER)
     before = [layer.name for layer in viewer.layers]
-    widget.image_combo.setCurrentText("cells")
+    widget.image_combo.pick("cells")
     click_and_wait(qtbot, widget, widget.segment_button)
     text = widget.status.text()
     assert "stored in chunks of 2×2 pixels" in text and "Traceback" not in text and "\n" not in text
@@ -257,9 +257,9 @@ def test_big_images_folder_shows_only_for_a_lazy_image(make_napari_viewer):
     viewer.window.add_dock_widget(widget, name="Prompt segmentation")
     row = widget.big_folder.widget
     viewer.add_image(np.zeros((64, 64), np.uint8), name="small")
-    assert widget.image_combo.currentText() == "small" and row.isHidden()
+    assert widget.image_combo.text == "small" and row.isHidden()
     viewer.add_image(da.zeros((256, 256), chunks=128, dtype=np.uint8), name="lazy")
-    widget.image_combo.setCurrentText("lazy")
+    widget.image_combo.pick("lazy")
     assert not row.isHidden()
-    widget.image_combo.setCurrentText("small")
+    widget.image_combo.pick("small")
     assert row.isHidden()

@@ -85,7 +85,7 @@ def test_rows_and_defaults(viewer_widget):
     assert rows["b"].labels.currentText() == UNANNOTATED  # 'a labels' is named after another image
     items = [rows["b"].labels.itemText(i) for i in range(rows["b"].labels.count())]
     assert items == [UNANNOTATED, "a labels"]  # neither the result layer nor labels of another shape
-    assert widget.shapes_combo.currentText() == BOX_LAYER
+    assert widget.shapes_combo.text == BOX_LAYER
     # a user's choice survives rebuilds; a rename rebuilds the rows
     rows["b"].check.setChecked(False)
     rows["b"].labels.setCurrentText("a labels")

@@ -72,7 +72,7 @@ def test_stack_boxes_and_current_plane(viewer_widget, qtbot):
     viewer.add_labels(labels, name="s labels")
     viewer.add_shapes([np.array([[0, 0, 0], [0, 0, 72], [0, 40, 72], [0, 40, 0]], float)],
                       shape_type="rectangle", name="boxes")
-    widget.shapes_combo.setCurrentText("boxes")
+    widget.shapes_combo.pick("boxes")
     click_and_wait(qtbot, widget, widget.fit_button)
     assert widget.model is not None, widget.status.text()
     assert widget.model.meta["support"][0]["annotated_pixels"] == 40 * 72
@@ -112,7 +112,7 @@ def test_sample_from_its_one_painted_box(viewer_widget, qtbot, sample):
     viewer.open_sample("napari-fewcell", "nuclei")
     assert widget.rows["nuclei"].check.isChecked()
     assert widget.rows["nuclei"].labels.currentText() == "nuclei prompt labels"
-    assert widget.shapes_combo.currentText() == "fewcell prompt boxes"  # the plugin's box layer is the default
+    assert widget.shapes_combo.text == "fewcell prompt boxes"  # the plugin's box layer is the default
     click_and_wait(qtbot, widget, widget.fit_button)
     assert widget.model is not None, widget.status.text()
     assert widget.model.meta["support"][0]["annotated_pixels"] == 64 * 64

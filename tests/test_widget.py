@@ -45,9 +45,9 @@ def click_and_wait(qtbot, widget):
 def test_sample_segment(viewer_widget, qtbot, sample):
     viewer, widget = viewer_widget
     viewer.open_sample("napari-fewcell", "nuclei")
-    assert widget.image_combo.currentText() == "nuclei"
-    assert widget.labels_combo.currentText() == "nuclei prompt labels"
-    assert widget.shapes_combo.currentText() == BOX_LAYER
+    assert widget.image_combo.text == "nuclei"
+    assert widget.labels_combo.text == "nuclei prompt labels"
+    assert widget.shapes_combo.text == BOX_LAYER
     click_and_wait(qtbot, widget)
     assert "nuclei fewcell" in viewer.layers, widget.status.text()
     out = viewer.layers["nuclei fewcell"]
@@ -58,7 +58,7 @@ def test_sample_segment(viewer_widget, qtbot, sample):
     assert made["boxes"] == [[256, 416, 64, 64]] and made["adapt_path"] in ("none", "fuse")
     assert len(made["weights_sha256"]) == 64 and made["tau"] > 0 and made["prompt_pixels"]["1"] > 0
     # a result layer is never picked as prompt labels
-    assert widget.labels_combo.currentText() == "nuclei prompt labels"
+    assert widget.labels_combo.text == "nuclei prompt labels"
 
 
 def test_add_box_paint_segment(viewer_widget, qtbot):
@@ -208,8 +208,8 @@ def test_boxes_on_several_planes_of_a_stack(viewer_widget, qtbot):
         labels.data[z, y : y + h, x : x + w] = truth[z, y : y + h, x : x + w]
     viewer.add_shapes([np.array([[z, y, x], [z, y, x + w], [z, y + h, x + w], [z, y + h, x]], float)
                        for z, (y, x, h, w) in boxes.items()], shape_type="rectangle", name=BOX_LAYER)
-    widget.labels_combo.setCurrentText("stack prompt labels")
-    widget.shapes_combo.setCurrentText(BOX_LAYER)
+    widget.labels_combo.pick("stack prompt labels")
+    widget.shapes_combo.pick(BOX_LAYER)
     viewer.dims.set_current_step(0, 1)  # no box on the plane shown: the first plane with boxes leads
     click_and_wait(qtbot, widget)
     out = viewer.layers["stack fewcell"]
@@ -221,7 +221,7 @@ def test_boxes_on_several_planes_of_a_stack(viewer_widget, qtbot):
                                                                                     [boxes[2]])])
     np.testing.assert_array_equal(out.data, seg.segment(stack[1], prompt))
     labels2d = viewer.add_labels(np.zeros(stack.shape[1:], np.uint8), name="flat labels")
-    widget.labels_combo.setCurrentText(labels2d.name)
+    widget.labels_combo.pick(labels2d.name)
     qtbot.mouseClick(widget.segment_button, LEFT)
     assert "labels layer of 4 planes" in widget.status.text()
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Callable
 
 import numpy as np
+from magicgui.widgets import ComboBox
 from napari.layers import Image, Labels
 from qtpy.QtWidgets import (
     QCheckBox,
@@ -36,17 +37,44 @@ def watch_layers(viewer, refresh: Callable[[], None]) -> None:
     refresh()
 
 
-def fill_combo(combo: QComboBox, names: list[str], placeholder: str | None, prefer: list[str]) -> None:
-    """Refill ``combo``, keeping its choice if still there, else the first preferred name (else the placeholder)."""
-    current = combo.currentText()
-    combo.blockSignals(True)
-    combo.clear()
-    if placeholder:
-        combo.addItem(placeholder)
-    combo.addItems(names)
-    keep = current in names or (current == placeholder and not prefer)
-    combo.setCurrentText(current if keep else (prefer[0] if prefer else placeholder or ""))
-    combo.blockSignals(False)
+class LayerPicker(ComboBox):
+    """A magicgui combo box of layers: its value is a layer of the viewer (or None, shown as ``placeholder``). The
+    widget refills it (:meth:`refill`) whenever layers change; it keeps its choice while that layer is there."""
+
+    def __init__(self, placeholder: str | None = None, tooltip: str | None = None):
+        self.placeholder = placeholder
+        super().__init__(choices=self.items([]), tooltip=tooltip)
+
+    def items(self, layers) -> list[tuple[str, object]]:
+        return ([(self.placeholder, None)] if self.placeholder else []) + [(lay.name, lay) for lay in layers]
+
+    def refill(self, layers: list, prefer: list) -> None:
+        """The choices ``layers``; the current layer if still among them, else the first of ``prefer`` (else the
+        placeholder, or the first layer). Refilling says nothing (no ``changed``): only a user's choice does."""
+        current = self.value
+        with self.changed.blocked():
+            self.choices = self.items(layers)
+            keep = any(current is lay for lay in layers) or (current is None and self.placeholder and not prefer)
+            if self.choices:
+                self.value = current if keep else (prefer[0] if prefer else self.choices[0])
+
+    @property
+    def layer(self):
+        """The chosen layer, or None (the placeholder, or nothing to choose)."""
+        return self.value
+
+    @property
+    def text(self) -> str:
+        """What the box shows."""
+        return self.native.currentText()
+
+    def pick(self, text: str) -> None:
+        """Choose the entry shown as ``text``, as a user does."""
+        i = self.native.findText(text)
+        if i < 0:
+            shown = [self.native.itemText(k) for k in range(self.native.count())]
+            raise ValueError(f"{text!r} is not among the choices {shown}")
+        self.native.setCurrentIndex(i)
 
 
 def named_layer(viewer, name: str, kind):

@@ -39,8 +39,8 @@ from .layers import (
     RESULT_KEY,
     ImageRow,
     ImageRows,
+    LayerPicker,
     box_edge,
-    fill_combo,
     named_layer,
     watch_layers,
 )
@@ -81,7 +81,7 @@ class PartialLabelsWidget(QWidget):
         self.images = ImageRows(self.viewer, "Images (checked = used) and their annotation labels", UNANNOTATED,
                                 _default_labels)
         self.rows: dict[str, ImageRow] = self.images.rows  # the same dict, refilled by every refresh
-        self.shapes_combo = QComboBox()
+        self.shapes_combo = LayerPicker(NONE)
         self.stage1 = ParamsForm([(PseudoParams, "epochs"), (PseudoParams, "steps_per_epoch"),
                                   (PseudoParams, "device")])
         self.stage2 = ParamsForm([(TrainParams, "steps"), (TrainParams, "init")])
@@ -100,7 +100,7 @@ class PartialLabelsWidget(QWidget):
         self.cancel_note, self.big_folder = CancelNote(self.jobs), OutputFolder(self)
 
         form = form_rows(
-            ("Boxes", self.shapes_combo), self.add_box_button, self.stage1.native, self.oneshot,
+            ("Boxes", self.shapes_combo.native), self.add_box_button, self.stage1.native, self.oneshot,
             hbox(self.generate_button, self.export_button), ("Export as", hbox(self.instances, self.instance_method)),
             self.stage2.native, hbox(self.train_button, self.apply_button),
             ("Big images: output folder", self.big_folder.widget), hbox(self.save_button, self.load_button),
@@ -110,8 +110,8 @@ class PartialLabelsWidget(QWidget):
 
     # ----------------------------------------------------------------- layer choices
     def _refresh(self):
-        shapes = [lay.name for lay in self.viewer.layers if isinstance(lay, Shapes)]
-        fill_combo(self.shapes_combo, shapes, NONE, [n for n in shapes if n.startswith(BOX_LAYER)] + shapes)
+        shapes = [lay for lay in self.viewer.layers if isinstance(lay, Shapes)]
+        self.shapes_combo.refill(shapes, [lay for lay in shapes if lay.name.startswith(BOX_LAYER)] + shapes)
 
     def _checked(self) -> list[ImageRow]:
         rows = self.images.checked()
@@ -146,13 +146,13 @@ class PartialLabelsWidget(QWidget):
         image, point = row.layer, self.viewer.dims.point
         y0, x0, h, w = box_in_view(self.viewer, image, BOX_SIZE)
         place = {"scale": image.scale, "translate": image.translate}
-        shapes = self._layer(self.shapes_combo.currentText(), Shapes)
+        shapes = self.shapes_combo.layer
         if shapes is None:  # 3D for a stack: its rectangles carry their plane
             shapes = self.viewer.add_shapes(ndim=image.ndim, name=BOX_LAYER, **place)
         rect = box_corners(shapes, image, (y0, x0, h, w), point)
         rect[:, :-2] = np.round(rect[:, :-2])
         shapes.add_rectangles(rect, edge_color=BOX_COLOR, face_color="transparent", edge_width=box_edge(image))
-        self.shapes_combo.setCurrentText(shapes.name)
+        self.shapes_combo.value = shapes
         labels = self._layer(row.labels.currentText(), Labels)
         if labels is None:
             labels = self.viewer.add_labels(np.zeros(image_shape(image), np.uint8), name=f"{image.name} labels",
@@ -169,7 +169,7 @@ class PartialLabelsWidget(QWidget):
     # ----------------------------------------------------------------- jobs: collected on the GUI thread
     def _collect_pseudo(self) -> dict:
         """AnnotatedImages (per checked image, per plane) with boxes and the user's fixes."""
-        shapes, point = self._layer(self.shapes_combo.currentText(), Shapes), self.viewer.dims.point
+        shapes, point = self.shapes_combo.layer, self.viewer.dims.point
         data, items, carried, rows = [], [], [], self._checked()
         for row in rows:
             image, labels = row.layer, self._layer(row.labels.currentText(), Labels)

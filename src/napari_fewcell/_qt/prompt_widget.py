@@ -5,7 +5,7 @@ Qt and napari glue only; all image work is done by :mod:`napari_fewcell.engine`.
 from __future__ import annotations
 
 import numpy as np
-from napari.layers import Image, Labels, Shapes
+from napari.layers import Image, Shapes
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -36,10 +36,9 @@ from .layers import (
     BOX_COLOR,
     BOX_SIZE,
     RESULT_KEY,
+    LayerPicker,
     annotation_labels,
     box_edge,
-    fill_combo,
-    named_layer,
     result_colormap,
     watch_layers,
 )
@@ -70,10 +69,10 @@ class PromptSegmentationWidget(QWidget):
         self.viewer = napari_viewer
         self._segmenters: dict[tuple, Segmenter] = {}
 
-        self.image_combo = QComboBox()
-        self.prompt_image_combo = QComboBox()
-        self.labels_combo = QComboBox()
-        self.shapes_combo = QComboBox()
+        self.image_combo = LayerPicker()
+        self.prompt_image_combo = LayerPicker(SAME)
+        self.labels_combo = LayerPicker(NONE)
+        self.shapes_combo = LayerPicker(NONE)
         self.add_box_button = QPushButton("Add prompt box")
         self._make_settings()
         self.weights_edit = QLineEdit()
@@ -96,16 +95,16 @@ class PromptSegmentationWidget(QWidget):
         self.cancel_note = CancelNote(self.jobs)
 
         form = form_rows(
-            ("Image to segment", self.image_combo), ("Prompt image", self.prompt_image_combo),
-            ("Prompt labels", self.labels_combo), ("Prompt boxes", self.shapes_combo), self.add_box_button,
+            ("Image to segment", self.image_combo.native), ("Prompt image", self.prompt_image_combo.native),
+            ("Prompt labels", self.labels_combo.native), ("Prompt boxes", self.shapes_combo.native),
+            self.add_box_button,
             self.settings.native, ("Output", self.output_combo), self.whole_stack,
             self.live_check,
             ("τ (temperature)", self.tau_spin), ("Weights", hlayout(self.weights_edit, self.weights_button)),
             ("Big images: output folder", self.big_folder.widget),
         )
         vbox(self, form, hlayout(self.segment_button, self.cancel_button), self.progress, self.status)
-        self.image_combo.currentTextChanged.connect(lambda name: self.big_folder.show_for(
-            form, self.viewer.layers[name] if name in self.viewer.layers else None))
+        self.image_combo.changed.connect(lambda layer: self.big_folder.show_for(form, layer))
         self.big_folder.show_for(form, None)
 
         self.record: ResultRecord | None = None  #: the latest result layer (its edits are corrections)
@@ -127,30 +126,25 @@ class PromptSegmentationWidget(QWidget):
     # ----------------------------------------------------------------- layer choices
     def _refresh(self):
         layers = list(self.viewer.layers)
-        images = [lay.name for lay in layers if isinstance(lay, Image)]
-        labels = [lay.name for lay in annotation_labels(layers)]
-        shapes = [lay.name for lay in layers if isinstance(lay, Shapes)]
-        fill_combo(self.image_combo, images, None, images[:1])
-        fill_combo(self.prompt_image_combo, images, SAME, [])
-        fill_combo(self.labels_combo, labels, NONE, [n for n in labels if n.endswith("prompt labels")] + labels)
-        fill_combo(self.shapes_combo, shapes, NONE, [n for n in shapes if n.startswith(BOX_LAYER)] + shapes)
+        images = [lay for lay in layers if isinstance(lay, Image)]
+        labels = annotation_labels(layers)
+        shapes = [lay for lay in layers if isinstance(lay, Shapes)]
+        self.image_combo.refill(images, images[:1])
+        self.prompt_image_combo.refill(images, [])
+        self.labels_combo.refill(labels, [lay for lay in labels if lay.name.endswith("prompt labels")] + labels)
+        self.shapes_combo.refill(shapes, [lay for lay in shapes if lay.name.startswith(BOX_LAYER)] + shapes)
 
-    def _chosen(self, name: str) -> bool:
-        """Whether a layer picker's text names a layer of the viewer."""
-        return bool(name) and name not in (NONE, SAME) and name in self.viewer.layers
-
-    def _layer(self, name: str, kind, what: str):
-        if not self._chosen(name):
+    def _layer(self, picker: LayerPicker, what: str):
+        """The layer a picker shows, still in the viewer; one sentence if none is chosen."""
+        layer = picker.layer
+        if layer is None or layer not in self.viewer.layers:
             raise FewcellError(f"Choose the {what} layer first.")
-        layer = self.viewer.layers[name]
-        if not isinstance(layer, kind):
-            raise FewcellError(f"The layer '{name}' is not a {kind.__name__} layer; choose the {what} layer again.")
         return layer
 
     def _target_and_prompt_images(self):
-        target = self._layer(self.image_combo.currentText(), Image, "image to segment")
-        name = self.prompt_image_combo.currentText()
-        return target, (target if name in ("", SAME) else self._layer(name, Image, "prompt image"))
+        target = self._layer(self.image_combo, "image to segment")
+        other = self.prompt_image_combo.layer
+        return target, (target if other is None else self._layer(self.prompt_image_combo, "prompt image"))
 
     # ----------------------------------------------------------------- prompt box
     def _add_box(self):
@@ -160,18 +154,17 @@ class PromptSegmentationWidget(QWidget):
             return self._fail(str(err))
         point, (y0, x0, h, w) = self.viewer.dims.point, box_in_view(self.viewer, image, BOX_SIZE)
         place = {"scale": image.scale[-2:], "translate": image.translate[-2:]}
-        labels = named_layer(self.viewer, self.labels_combo.currentText(), Labels)
+        labels = self.labels_combo.layer
         if labels is None:
             labels = self.viewer.add_labels(np.zeros(shape2d(image), np.uint8), name=f"{image.name} prompt labels",
                                             **place)
-        shapes = named_layer(self.viewer, self.shapes_combo.currentText(), Shapes)
+        shapes = self.shapes_combo.layer
         if shapes is None:
             shapes = self.viewer.add_shapes(ndim=2, name=BOX_LAYER, **place)
         rect = box_corners(shapes, image, (y0, x0, h, w), point)
         shapes.add_rectangles(rect, edge_color=BOX_COLOR, face_color="transparent", edge_width=box_edge(image))
         shapes.selected_data = {len(shapes.data) - 1}
-        self.labels_combo.setCurrentText(labels.name)
-        self.shapes_combo.setCurrentText(shapes.name)
+        self.labels_combo.value, self.shapes_combo.value = labels, shapes
         self.viewer.layers.selection.active = labels
         labels.mode = "paint"
         labels.selected_label = 1
@@ -219,10 +212,10 @@ class PromptSegmentationWidget(QWidget):
         """Everything the worker needs, read from the layers on the GUI thread (``corrections``: with the edits of
         the latest Segment result; live update keeps its own)."""
         target, prompt_image = self._target_and_prompt_images()
-        if not any(self._chosen(c.currentText()) for c in (self.labels_combo, self.shapes_combo)):
+        if self.labels_combo.layer is None and self.shapes_combo.layer is None:
             raise FewcellError(NO_BOX)
-        labels = self._layer(self.labels_combo.currentText(), Labels, "prompt labels")
-        shapes = self._layer(self.shapes_combo.currentText(), Shapes, "prompt boxes")
+        labels = self._layer(self.labels_combo, "prompt labels")
+        shapes = self._layer(self.shapes_combo, "prompt boxes")
         point, folder = self.viewer.dims.point, self.big_folder.folder()
         boxes = self._boxes(shapes, prompt_image, point)
         box = boxes[-1]
@@ -283,10 +276,9 @@ class PromptSegmentationWidget(QWidget):
     def live_sources(self) -> list[tuple[object, str]]:
         """The layers whose edits start a live update: strokes on the prompt labels, boxes drawn or moved."""
         out = []
-        for combo, kind, event in ((self.labels_combo, Labels, "paint"), (self.shapes_combo, Shapes, "data")):
-            layer = named_layer(self.viewer, combo.currentText(), kind)
-            if layer is not None:
-                out.append((layer, event))
+        for picker, event in ((self.labels_combo, "paint"), (self.shapes_combo, "data")):
+            if picker.layer is not None and picker.layer in self.viewer.layers:
+                out.append((picker.layer, event))
         return out
 
     def collect_live(self) -> dict:

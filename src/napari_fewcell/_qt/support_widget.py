@@ -21,7 +21,7 @@ from ..engine.fewshot.features import Extractors
 from .forms import ParamsForm, form_rows, hbox, vbox
 from .geometry import as_planes, image_planes, image_shape, layer_data, plane_at, rect_of
 from .jobs import job_controls
-from .layers import OWN_SUFFIXES, RESULT_KEY, ImageRows, fill_combo, named_layer, watch_layers
+from .layers import OWN_SUFFIXES, RESULT_KEY, ImageRows, LayerPicker, named_layer, watch_layers
 from .lazy import CancelNote, OutputFolder, lazy_target, named, predict_lazy, written_text
 
 NONE = "(none)"
@@ -74,9 +74,8 @@ class SupportWidget(QWidget):
         self.images = ImageRows(self.viewer, "Support images (checked) and their labels", NONE, _own_labels,
                                 follow_labels=True)
         self.rows = self.images.rows  # the same dict, refilled by every refresh
-        self.shapes_combo = QComboBox()
-        self.shapes_combo.setToolTip("Optional. A box annotates the image it lies on: only the inside of boxes is "
-                                     "read there. Images without a box are read whole.")
+        self.shapes_combo = LayerPicker(NONE, tooltip="Optional. A box annotates the image it lies on: only the "
+                                        "inside of boxes is read there. Images without a box are read whole.")
         self.settings = ParamsForm([(PerceptronParams, "lam"), (PerceptronParams, "bfgs"),
                                     (PerceptronParams, "device")])
         self.apply_combo = QComboBox()
@@ -89,7 +88,7 @@ class SupportWidget(QWidget):
         self.cancel_note, self.big_folder = CancelNote(self.jobs), OutputFolder(self)
 
         form = form_rows(
-            ("Boxes", self.shapes_combo), self.add_labels_button, self.settings.native, self.fit_button,
+            ("Boxes", self.shapes_combo.native), self.add_labels_button, self.settings.native, self.fit_button,
             ("Apply to", self.apply_combo), self.apply_button,
             ("Big images: output folder", self.big_folder.widget),
             hbox(self.save_button, self.load_button),
@@ -99,10 +98,11 @@ class SupportWidget(QWidget):
 
     # ----------------------------------------------------------------- layer choices
     def _refresh(self):
-        shapes = [lay.name for lay in self.viewer.layers if isinstance(lay, Shapes)]
+        shapes = [lay for lay in self.viewer.layers if isinstance(lay, Shapes)]
         # the plugin's own box layers (prompt / partial-label boxes) are picked by default: labels painted
         # only inside them must not be read as background elsewhere
-        fill_combo(self.shapes_combo, shapes, NONE, [n for n in shapes if n.startswith("fewcell") and "box" in n])
+        own = [lay for lay in shapes if lay.name.startswith("fewcell") and "box" in lay.name]
+        self.shapes_combo.refill(shapes, own)
 
     def _layer(self, name: str, kind):
         return named_layer(self.viewer, name, kind)
@@ -145,7 +145,7 @@ class SupportWidget(QWidget):
         return self._fx[device]
 
     def _collect_fit(self) -> dict:
-        shapes, point = self._layer(self.shapes_combo.currentText(), Shapes), self.viewer.dims.point
+        shapes, point = self.shapes_combo.layer, self.viewer.dims.point
         checked = self.images.checked()
         if not checked:
             raise FewcellError("No support image is checked; check an image and choose its labels layer.")
