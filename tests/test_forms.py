@@ -43,3 +43,28 @@ def test_a_changed_value_reaches_the_dataclass(qtbot):
     assert (suggest.tile, suggest.score, suggest.device) == (64, "entropy", "cpu")
     assert (session.model, session.device) == ("prompt", "cpu")
     assert form.model.native.currentText() == "prompt segmenter (workflow 1)"  # the words, not the value, are shown
+
+
+def test_a_layer_picker_keeps_its_layers_and_choice_when_shown_again(make_napari_viewer, qtbot):
+    """magicgui resets a combo box's choices whenever it is shown (a dock hidden and shown again): the picker's
+    choices are the viewer's layers then too, and its choice stays; refilling says nothing, a user's pick does."""
+    import numpy as np
+
+    from napari_fewcell._qt.layers import LayerPicker
+
+    viewer = make_napari_viewer()
+    a = viewer.add_labels(np.zeros((8, 8), np.uint8), name="a labels")
+    b = viewer.add_labels(np.zeros((8, 8), np.uint8), name="b labels")
+    picker, said = LayerPicker("(none)"), []
+    picker.changed.connect(said.append)
+    picker.refill([a, b], [b])
+    assert picker.layer is b and picker.shown == ["(none)", "a labels", "b labels"] and not said
+    qtbot.addWidget(picker.native)
+    for _ in range(2):
+        picker.native.show()
+        picker.native.hide()
+    assert picker.layer is b and picker.shown == ["(none)", "a labels", "b labels"]
+    picker.pick("a labels")
+    assert picker.layer is a and said == [a]
+    picker.refill([b], [])  # 'a labels' is gone: the placeholder, as nothing is preferred
+    assert picker.layer is None and picker.text == "(none)" and said == [a]

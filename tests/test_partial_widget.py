@@ -81,18 +81,18 @@ def test_rows_and_defaults(viewer_widget):
     rows = widget.rows
     assert list(rows) == ["a", "b", "old result"]
     assert rows["a"].check.isChecked() and rows["b"].check.isChecked() and not rows["old result"].check.isChecked()
-    assert rows["a"].labels.currentText() == "a labels"
-    assert rows["b"].labels.currentText() == UNANNOTATED  # 'a labels' is named after another image
-    items = [rows["b"].labels.itemText(i) for i in range(rows["b"].labels.count())]
+    assert rows["a"].labels.text == "a labels"
+    assert rows["b"].labels.text == UNANNOTATED  # 'a labels' is named after another image
+    items = rows["b"].labels.shown
     assert items == [UNANNOTATED, "a labels"]  # neither the result layer nor labels of another shape
     assert widget.shapes_combo.text == BOX_LAYER
     # a user's choice survives rebuilds; a rename rebuilds the rows
     rows["b"].check.setChecked(False)
-    rows["b"].labels.setCurrentText("a labels")
+    rows["b"].labels.pick("a labels")
     viewer.layers["a"].name = "a2"
     assert list(widget.rows) == ["a2", "b", "old result"]
-    assert not widget.rows["b"].check.isChecked() and widget.rows["b"].labels.currentText() == "a labels"
-    assert widget.rows["a2"].labels.currentText() == "a labels"  # the only candidate not named after an image
+    assert not widget.rows["b"].check.isChecked() and widget.rows["b"].labels.text == "a labels"
+    assert widget.rows["a2"].labels.text == "a labels"  # the only candidate not named after an image
 
 
 def test_generate_export_and_fixes(viewer_widget, qtbot, tmp_path, monkeypatch):
@@ -269,7 +269,7 @@ def test_add_box_on_a_stack_annotates_that_plane(viewer_widget, qtbot, monkeypat
     assert shapes.ndim == 3 and np.all(rect[:, 0] == 2)  # the rectangle carries its plane
     assert np.ptp(rect[:, 1]) == 64 and np.ptp(rect[:, 2]) == 64
     assert labels.data.shape == (3, N, N) and viewer.layers.selection.active is labels and labels.mode == "paint"
-    assert widget.rows["st"].labels.currentText() == "st labels"
+    assert widget.rows["st"].labels.text == "st labels"
     (y0, x0) = rect[:, 1:].min(0).astype(int)
     labels.data[2, y0 : y0 + 64, x0 : x0 + 64] = pairs[2][1][y0 : y0 + 64, x0 : x0 + 64]
     labels.data[0, :5, :5] = 1  # plane 0 has labels but no box of its own

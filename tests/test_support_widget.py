@@ -33,8 +33,8 @@ def test_fit_apply_refit_save_load(viewer_widget, qtbot, tmp_path):
         viewer.add_image(img, name=name)
     viewer.add_labels(data["a"][1].copy(), name="a labels")
     rows = widget.rows
-    assert rows["a"].check.isChecked() and rows["a"].labels.currentText() == "a labels"
-    assert not rows["b"].check.isChecked() and rows["b"].labels.currentText() == NONE
+    assert rows["a"].check.isChecked() and rows["a"].labels.text == "a labels"
+    assert not rows["b"].check.isChecked() and rows["b"].labels.text == NONE
 
     click_and_wait(qtbot, widget, widget.fit_button)
     assert widget.model is not None, widget.status.text()
@@ -52,8 +52,7 @@ def test_fit_apply_refit_save_load(viewer_widget, qtbot, tmp_path):
     added = [lay for lay in viewer.layers][n_layers:]
     assert [lay.name for lay in added] == [f"{n} {RESULT_SUFFIX}" for n in "abc"]
     assert dice_mean(np.asarray(viewer.layers[f"c {RESULT_SUFFIX}"].data), data["c"][1]) > 0.9
-    assert viewer.layers[f"c {RESULT_SUFFIX}"].name not in [widget.rows["c"].labels.itemText(i)
-                                                          for i in range(widget.rows["c"].labels.count())]
+    assert viewer.layers[f"c {RESULT_SUFFIX}"].name not in widget.rows["c"].labels.shown
 
     path = widget.save_to(tmp_path / "p")
     assert path.name == "p.npz" and path.is_file()
@@ -111,7 +110,7 @@ def test_sample_from_its_one_painted_box(viewer_widget, qtbot, sample):
     viewer, widget = viewer_widget
     viewer.open_sample("napari-fewcell", "nuclei")
     assert widget.rows["nuclei"].check.isChecked()
-    assert widget.rows["nuclei"].labels.currentText() == "nuclei prompt labels"
+    assert widget.rows["nuclei"].labels.text == "nuclei prompt labels"
     assert widget.shapes_combo.text == "fewcell prompt boxes"  # the plugin's box layer is the default
     click_and_wait(qtbot, widget, widget.fit_button)
     assert widget.model is not None, widget.status.text()

@@ -10,7 +10,6 @@ from magicgui.widgets import ComboBox
 from napari.layers import Image, Labels
 from qtpy.QtWidgets import (
     QCheckBox,
-    QComboBox,
     QGridLayout,
     QGroupBox,
 )
@@ -42,18 +41,20 @@ class LayerPicker(ComboBox):
     widget refills it (:meth:`refill`) whenever layers change; it keeps its choice while that layer is there."""
 
     def __init__(self, placeholder: str | None = None, tooltip: str | None = None):
-        self.placeholder = placeholder
-        super().__init__(choices=self.items([]), tooltip=tooltip)
+        self.placeholder, self.layers = placeholder, []
+        # choices as a function: magicgui asks it again whenever it resets them (e.g. when the widget is shown)
+        super().__init__(choices=self.items, tooltip=tooltip)
 
-    def items(self, layers) -> list[tuple[str, object]]:
-        return ([(self.placeholder, None)] if self.placeholder else []) + [(lay.name, lay) for lay in layers]
+    def items(self, widget=None) -> list[tuple[str, object]]:
+        return ([(self.placeholder, None)] if self.placeholder else []) + [(lay.name, lay) for lay in self.layers]
 
     def refill(self, layers: list, prefer: list) -> None:
         """The choices ``layers``; the current layer if still among them, else the first of ``prefer`` (else the
         placeholder, or the first layer). Refilling says nothing (no ``changed``): only a user's choice does."""
         current = self.value
         with self.changed.blocked():
-            self.choices = self.items(layers)
+            self.layers = list(layers)
+            self.reset_choices()
             keep = any(current is lay for lay in layers) or (current is None and self.placeholder and not prefer)
             if self.choices:
                 self.value = current if keep else (prefer[0] if prefer else self.choices[0])
@@ -68,12 +69,16 @@ class LayerPicker(ComboBox):
         """What the box shows."""
         return self.native.currentText()
 
+    @property
+    def shown(self) -> list[str]:
+        """Every entry's text, in order."""
+        return [self.native.itemText(k) for k in range(self.native.count())]
+
     def pick(self, text: str) -> None:
         """Choose the entry shown as ``text``, as a user does."""
         i = self.native.findText(text)
         if i < 0:
-            shown = [self.native.itemText(k) for k in range(self.native.count())]
-            raise ValueError(f"{text!r} is not among the choices {shown}")
+            raise ValueError(f"{text!r} is not among the choices {self.shown}")
         self.native.setCurrentIndex(i)
 
 
@@ -89,12 +94,16 @@ def annotation_labels(layers) -> list:
 
 
 # ---- the image-rows panel
-class ImageRow:
-    """One image of an image-rows panel: use it (checkbox) and its annotation labels (combobox)."""
+UNSET = object()  #: no labels chosen by the user yet
 
-    def __init__(self, layer, check: QCheckBox, combo: QComboBox):
-        self.layer, self.check, self.labels = layer, check, combo
-        self.user_choice: str | None = None  # a labels choice made by the user (kept across rebuilds)
+
+class ImageRow:
+    """One image of an image-rows panel: use it (checkbox) and its annotation labels (a :class:`LayerPicker`)."""
+
+    def __init__(self, layer, check: QCheckBox, picker: LayerPicker):
+        self.layer, self.check, self.labels = layer, check, picker
+        #: the labels layer the user chose (None: the placeholder), kept across rebuilds; UNSET: none chosen yet
+        self.user_choice: object = UNSET
 
 
 class ImageRows(QGroupBox):
@@ -125,36 +134,38 @@ class ImageRows(QGroupBox):
         old = self._clear()
         for i, img in enumerate(images):
             prev = next((r for r in old if r.layer is img), None)
-            options = [lab.name for lab in labels if layer_data(lab).shape == image_shape(img)]
-            row = ImageRow(img, QCheckBox(img.name), QComboBox())
-            row.labels.addItems([self.placeholder, *options])
-            if prev and prev.user_choice in (self.placeholder, *options):
+            options = [lab for lab in labels if layer_data(lab).shape == image_shape(img)]
+            row = ImageRow(img, QCheckBox(img.name), LayerPicker(self.placeholder))
+            if prev and (prev.user_choice is None or any(prev.user_choice is o for o in options)):
                 row.user_choice = prev.user_choice
-            row.labels.setCurrentText(row.user_choice or self.pick(img, options, owners) or self.placeholder)
+            named = self.pick(img, [o.name for o in options], owners)
+            default = next((o for o in options if o.name == named), None)
+            row.labels.refill(options, [row.user_choice if row.user_choice is not UNSET else default])
             row.check.setChecked(self._checked(row, prev))
-            row.labels.currentTextChanged.connect(lambda text, r=row: self._chose(r, text))
+            row.labels.changed.connect(lambda layer, r=row: self._chose(r, layer))
             self.grid.addWidget(row.check, i, 0)
-            self.grid.addWidget(row.labels, i, 1)
+            self.grid.addWidget(row.labels.native, i, 1)
             self.rows[img.name] = row
 
     def _checked(self, row: ImageRow, prev: ImageRow | None) -> bool:
         if not self.follow_labels:
             return prev.check.isChecked() if prev else not row.layer.metadata.get(RESULT_KEY)
         # the checkbox keeps the user's choice while the labels stay; new labels check the image
-        if prev is not None and prev.labels.currentText() == row.labels.currentText():
+        if prev is not None and prev.labels.layer is row.labels.layer:
             return prev.check.isChecked()
-        return row.labels.currentText() != self.placeholder
+        return row.labels.layer is not None
 
-    def _chose(self, row: ImageRow, text: str) -> None:
-        row.user_choice = text
+    def _chose(self, row: ImageRow, layer) -> None:
+        row.user_choice = layer
         if self.follow_labels:
-            row.check.setChecked(text != self.placeholder)
+            row.check.setChecked(layer is not None)
 
     def _clear(self) -> list[ImageRow]:
         """Remove the rows and their widgets; returns the old rows."""
         old = list(self.rows.values())
         for row in old:
-            for w in (row.check, row.labels):
+            row.labels.changed.disconnect()  # a combo box being deleted is no choice of the user's
+            for w in (row.check, row.labels.native):
                 self.grid.removeWidget(w)
                 w.deleteLater()
         self.rows.clear()

@@ -153,11 +153,11 @@ class PartialLabelsWidget(QWidget):
         rect[:, :-2] = np.round(rect[:, :-2])
         shapes.add_rectangles(rect, edge_color=BOX_COLOR, face_color="transparent", edge_width=box_edge(image))
         self.shapes_combo.value = shapes
-        labels = self._layer(row.labels.currentText(), Labels)
+        labels = row.labels.layer
         if labels is None:
             labels = self.viewer.add_labels(np.zeros(image_shape(image), np.uint8), name=f"{image.name} labels",
                                             **place)
-            self.rows[image.name].labels.setCurrentText(labels.name)
+            self.rows[image.name].labels.value = labels
         self.viewer.layers.selection.active = labels
         labels.mode, labels.selected_label = "paint", 1
         where = f" on plane {plane_at(image, point)[1][0]}" if image.ndim == 3 and shapes.ndim == 3 else ""
@@ -172,7 +172,7 @@ class PartialLabelsWidget(QWidget):
         shapes, point = self.shapes_combo.layer, self.viewer.dims.point
         data, items, carried, rows = [], [], [], self._checked()
         for row in rows:
-            image, labels = row.layer, self._layer(row.labels.currentText(), Labels)
+            image, labels = row.layer, row.labels.layer
             stack, shape, planes = image.ndim == 3, image_shape(image), image_planes(image)
             if labels is not None and layer_data(labels).shape != shape:
                 raise FewcellError(
@@ -208,7 +208,7 @@ class PartialLabelsWidget(QWidget):
                     f"There is no annotated box: press 'Add {BOX_SIZE}×{BOX_SIZE} box' (or draw a rectangle in "
                     "the Boxes layer) and paint structures and background inside it."
                 )
-            if all(self._layer(r.labels.currentText(), Labels) is None for r in rows):
+            if all(r.labels.layer is None for r in rows):
                 raise FewcellError("No checked image has annotation labels; choose its labels layer in the list.")
         check_annotations(data)
         params = PseudoParams(**self.stage1.values(PseudoParams))

@@ -113,7 +113,7 @@ class SupportWidget(QWidget):
             return active
         if isinstance(active, Labels):  # a labels layer of an image: that image
             for row in self.rows.values():
-                if row.labels.currentText() == active.name:
+                if row.labels.layer is active:
                     return row.layer
         images = [lay for lay in self.viewer.layers if isinstance(lay, Image)]
         if not images:
@@ -132,7 +132,7 @@ class SupportWidget(QWidget):
                                            translate=image.translate)
         row = self.rows.get(image.name)
         if row is not None:
-            row.labels.setCurrentText(name)
+            row.labels.value = layer
         self.viewer.layers.selection.active = layer
         layer.mode, layer.selected_label = "paint", 1
         self.status.setText(f"Paint structures (1, 2, … for several classes) and background (0) in '{name}'. "
@@ -151,7 +151,7 @@ class SupportWidget(QWidget):
             raise FewcellError("No support image is checked; check an image and choose its labels layer.")
         data = []
         for row in checked:
-            image, labels = row.layer, self._layer(row.labels.currentText(), Labels)
+            image, labels = row.layer, row.labels.layer
             if labels is None:
                 raise FewcellError(f"The support image '{image.name}' has no labels layer; choose one in its row "
                                    "or uncheck it.")
