@@ -170,24 +170,24 @@ class LiveMode:
             self.worker.quit()
             return
         try:
-            job = self.widget.collect_live()
+            job, seg, session_key, view = self.widget.collect_live()
         except FewcellError as err:
             self.widget.status.setText(str(err))
             return
-        self.boxes = job["boxes"]
-        if self.session is None or self.session_key != job["session_key"]:
-            self.session, self.session_key = LiveSession(job["segmenter"], job["image"]), job["session_key"]
+        self.boxes = job.boxes
+        if self.session is None or self.session_key != session_key:
+            self.session, self.session_key = LiveSession(seg, job.target), session_key
             self.record = None
         self.ensure_layer(job)
-        seg, session, view, same = job["segmenter"], self.session, job["view"], job["same_image"]
-        corrections = self.corrections if same else [(job["image"], self.corrections)]
+        session, same = self.session, job.same_image
+        corrections = self.corrections if same else [(job.target, self.corrections)]
         corrections = None if self.corrections is None else corrections
 
         def make():
             yield Progress(0, 0, "preparing the prompt")
-            prompt = seg.prepare_prompt_boxes(job["prompt"], job["labels"], job["boxes"], corrections,
+            prompt = seg.prepare_prompt_boxes(job.prompt, job.labels, job.boxes, corrections,
                                               session.region_embeddings if same else None)
-            self.notes, self.prompt = prompt.notes, (seg, prompt, job["boxes"])
+            self.notes, self.prompt = prompt.notes, (seg, prompt, job.boxes)
             yield from session.run(prompt, view)
 
         self.view_shown, self.unshown = False, 0
@@ -201,11 +201,11 @@ class LiveMode:
     def ensure_layer(self, job) -> None:
         if self.layer is not None and self.layer in self.widget.viewer.layers:
             return
-        produced = np.zeros(job["image"].shape[:2], np.uint8)
+        produced = np.zeros(job.target.shape[:2], np.uint8)
         layer = self.widget.viewer.add_labels(
-            produced.copy(), name=f"{job['name']} fewcell live", scale=job["scale"][-2:],
-            translate=job["translate"][-2:], metadata={RESULT_KEY: True})
-        self.record = ResultRecord(layer, produced, job["name"], (), False, None, job["image"])
+            produced.copy(), name=f"{job.name} fewcell live", scale=job.target_layer.scale[-2:],
+            translate=job.target_layer.translate[-2:], metadata={RESULT_KEY: True})
+        self.record = ResultRecord(layer, produced, job.name, (), False, None, job.target)
         self.watch()
 
     def on_item(self, worker, item) -> None:

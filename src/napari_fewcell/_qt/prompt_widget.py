@@ -50,7 +50,7 @@ from .lazy import (
     written_text,
 )
 from .live import LiveMode, ResultRecord, corrections_text
-from .prompt_job import progress_text, segment_gen
+from .prompt_job import PromptJob, progress_text, segment_gen
 
 BOX_LAYER = "fewcell prompt boxes"
 OUTPUTS = [("classes", None), *((f"instances ({method})", method) for method in INSTANCE_METHODS)]
@@ -208,7 +208,7 @@ class PromptSegmentationWidget(QWidget):
             self._segmenters[key] = seg
         return self._segmenters[key]
 
-    def _collect(self, corrections: bool = True) -> dict:
+    def _collect(self, corrections: bool = True) -> PromptJob:
         """Everything the worker needs, read from the layers on the GUI thread (``corrections``: with the edits of
         the latest Segment result; live update keeps its own)."""
         target, prompt_image = self._target_and_prompt_images()
@@ -237,13 +237,9 @@ class PromptSegmentationWidget(QWidget):
         if groups:  # boxes on planes of a stack: the plane shown (else the first) and the others
             prompt, prompt_lab, boxes, more, planes = planes_prompt(groups, prompt_image, labels, point)
         corrections, plane_note = self._corrections(target, prompt_image, boxes, idx) if corrections else (None, "")
-        return {"corrections": corrections, "plane_note": plane_note, "more": more, "box_planes": planes,
-            "target_layer": target, "same_image": prompt_image is target,
-            "key": self._params_key(), "target": plane, "prompt": prompt,
-            "labels": prompt_lab, "boxes": boxes, "name": target.name, "idx": idx,
-            "scale": target.scale, "translate": target.translate, "lazy": [lazy] if lazy else [],
-            "instances": self.output_combo.currentData(), "stack": stack,
-        }
+        return PromptJob(target, plane, prompt, prompt_lab, boxes, self._params_key(), prompt_image is target, idx,
+                         stack, self.output_combo.currentData(), more, planes, corrections, plane_note,
+                         [lazy] if lazy else [])
 
     def _corrections(self, target, prompt_image, boxes, idx) -> tuple[list | None, str]:
         """The edits of the latest result layer of this image (if still there) as (plane, corrections) pairs, and
@@ -281,56 +277,55 @@ class PromptSegmentationWidget(QWidget):
                 out.append((picker.layer, event))
         return out
 
-    def collect_live(self) -> dict:
-        """What a live update needs, read on the GUI thread."""
+    def collect_live(self) -> tuple[PromptJob, Segmenter, tuple, np.ndarray]:
+        """What a live update needs, read on the GUI thread: the job, its segmenter, the key of its live session
+        (the image and the settings) and the view's corners."""
         self.check_live()
         job = self._collect(corrections=False)
-        target, key = job["target_layer"], job["key"]
-        return {**job, "segmenter": self._get_segmenter(key), "session_key": (id(target), key), "image": job["target"],
-                "view": np.asarray(target.corner_pixels)}
+        return job, self._get_segmenter(job.key), (id(job.target_layer), job.key), np.asarray(
+            job.target_layer.corner_pixels)
 
     def _collect_job(self) -> dict:
         job = self._collect()
-        key = job["key"]
-        job.update(make=lambda: segment_gen(self._get_segmenter(key), job), done=self._segmented)
-        return job
+        return {"spec": job, "lazy": job.lazy, "done": self._segmented,
+                "make": lambda: segment_gen(self._get_segmenter(job.key), job)}
 
     def _segment(self):
         self.jobs.start(self.cancel_note(self._collect_job), "Loading the model…")
 
     def _segmented(self, result):
         labels, prompt, provenance = result
-        job = self.jobs.job
-        rec = self.record if job["corrections"] else None
-        if rec is not None and not job["instances"] and not job["lazy"] and rec.stack == job["stack"] and \
-                rec.plane == job["idx"] and rec.corrections.shape == labels.shape:
+        job: PromptJob = self.jobs.job["spec"]
+        rec = self.record if job.corrections else None
+        if rec is not None and not job.instances and not job.lazy and rec.stack == job.stack and \
+                rec.plane == job.idx and rec.corrections.shape == labels.shape:
             labels = apply_corrections(labels, rec.corrections)  # what the user painted stays
-        if job["lazy"]:
-            layer = job["lazy"][0].add_labels(self.viewer, labels, f"{job['name']} fewcell", {PROVENANCE: provenance})
-            text = f"Added '{layer.name}' ({written_text(job['lazy'][0])})."
+        if job.lazy:
+            layer = job.lazy[0].add_labels(self.viewer, labels, f"{job.name} fewcell", {PROVENANCE: provenance})
+            text = f"Added '{layer.name}' ({written_text(job.lazy[0])})."
         else:
             layer = self.viewer.add_labels(
-                labels, name=f"{job['name']} fewcell", scale=job["scale"][-labels.ndim:],
-                translate=job["translate"][-labels.ndim:],
+                labels, name=f"{job.name} fewcell", scale=job.target_layer.scale[-labels.ndim:],
+                translate=job.target_layer.translate[-labels.ndim:],
                 metadata={RESULT_KEY: True, PROVENANCE: provenance},
             )
             classes = [int(c) for c in prompt.classes if c]
-            self.record = ResultRecord(layer, np.array(labels, copy=True), job["name"], job["idx"], job["stack"],
-                                       classes[0] if job["instances"] and len(classes) == 1 else None,
-                                       job["target"], rec.corrections if rec is not None else None)
+            self.record = ResultRecord(layer, np.array(labels, copy=True), job.name, job.idx, job.stack,
+                                       classes[0] if job.instances and len(classes) == 1 else None,
+                                       job.target, rec.corrections if rec is not None else None)
             values = [int(c) for c in np.unique(labels) if c]
-            if not job["instances"] and values == [1]:  # one class: a colour that stands out on the image
-                layer.colormap = result_colormap(job["target"])
-            text = f"Added '{layer.name}' with " + (f"{len(values)} objects." if job["instances"] else
+            if not job.instances and values == [1]:  # one class: a colour that stands out on the image
+                layer.colormap = result_colormap(job.target)
+            text = f"Added '{layer.name}' with " + (f"{len(values)} objects." if job.instances else
                                                      f"label values {values or 'none (all background)'}.")
-        if job["idx"]:
-            text += f" Only the plane at index {job['idx']} was done: segmented the current plane."
-        if job["stack"]:
+        if job.idx:
+            text += f" Only the plane at index {job.idx} was done: segmented the current plane."
+        if job.stack:
             text += f" All {labels.shape[0]} planes were segmented with the one prompt."
         pixels = ", ".join(f"class {c}: {n}" for c, n in provenance["prompt_pixels"].items())
         text += f" Prompt: {len(provenance['boxes'])} box{'es' if len(provenance['boxes']) > 1 else ''} ({pixels} " \
                 "pixels)."
-        notes = corrections_text(prompt.notes, job["plane_note"])
+        notes = corrections_text(prompt.notes, job.plane_note)
         text += f" {capitalised(notes)}." if notes else ""
         colour = provenance.get("colour")
         text += f" {capitalised(colour)}." if colour else ""
