@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import tifffile
@@ -58,6 +59,19 @@ def main() -> None:
     ap.add_argument("--out", default="results/live.md")
     a = ap.parse_args()
     set_threads(a.threads)
+    s = open_viewer(a)
+    t0 = time.perf_counter()
+    s.widget.live_check.setChecked(True)
+    s.switch_on = wait(s.app, lambda: s.widget.live.finished == 1, 600) - t0
+    log(f"switched on: {s.switch_on:.1f} s; {s.widget.status.text()}")
+    to_view, to_final, to_end = strokes(a, s)
+    finish_report(report(a, s, to_view, to_final, to_end), a.out)
+    s.viewer.close()
+
+
+def open_viewer(a) -> SimpleNamespace:
+    """A shown viewer with the widget docked, the mosaic at zoom 1 on a canvas of ``--fov``², and a prompt box in
+    view painted with the true labels, chosen in the widget as a user does."""
     import napari
     from qtpy.QtWidgets import QApplication
 
@@ -87,15 +101,16 @@ def main() -> None:
     by, bx, bh, bw = box
     labels.data[by : by + bh, bx : bx + bw] = truth[by : by + bh, bx : bx + bw]
     viewer.add_shapes([[[by, bx], [by + bh, bx + bw]]], shape_type="rectangle", name=BOX_LAYER)
-    widget._refresh()
     widget.labels_combo.pick("phase prompt labels")
     widget.shapes_combo.pick(BOX_LAYER)
     widget.settings.adapt.value = a.adapt
-    live = widget.live
-    t0 = time.perf_counter()
-    widget.live_check.setChecked(True)
-    switch_on = wait(app, lambda: live.finished == 1, 600) - t0
-    log(f"switched on: {switch_on:.1f} s; {widget.status.text()}")
+    return SimpleNamespace(viewer=viewer, app=app, widget=widget, img=img, labels=labels, box=box, view=view,
+                           canvas=canvas, zoom=camera_of(viewer).zoom)
+
+
+def strokes(a, s: SimpleNamespace) -> tuple[list, list, list]:
+    """``--strokes`` small strokes inside the box, each timed to the view updated, the view final, the run's end."""
+    live, labels, (by, bx, bh, bw) = s.widget.live, s.labels, s.box
     rng = np.random.default_rng(0)
     to_view, to_final, to_end = [], [], []
     labels.brush_size = 3
@@ -105,20 +120,25 @@ def main() -> None:
         before = live.finished
         t0 = time.perf_counter()
         labels.paint((y, x), value)
-        seen = wait(app, lambda: live.view_at is not None and live.view_at > t0)
-        final = wait(app, lambda: live.final_at is not None and live.final_at > t0, 600)
-        end = wait(app, lambda: live.finished > before, 600)
+        seen = wait(s.app, lambda: live.view_at is not None and live.view_at > t0)
+        final = wait(s.app, lambda: live.final_at is not None and live.final_at > t0, 600)
+        end = wait(s.app, lambda: live.finished > before, 600)
         to_view.append(seen - t0)
         to_final.append(final - t0)
         to_end.append(end - t0)
         log(f"stroke {k + 1}: view {to_view[-1]:.3f} s, view final {to_final[-1]:.2f} s, whole run {to_end[-1]:.2f} s")
+    return to_view, to_final, to_end
+
+
+def report(a, s: SimpleNamespace, to_view, to_final, to_end) -> list[str]:
+    img, view, live = s.img, s.view, s.widget.live
     rep = report_header("Live update latency (the real widget, headless)", False)
-    rep += [
+    return rep + [
         f"- image {img.shape[0]}×{img.shape[1]} (2×2 mosaic of {SET} test images); canvas "
-        f"{canvas.width()}×{canvas.height()} at zoom {camera_of(viewer).zoom:.3f}: field of view {view[0]}×{view[1]} "
-        f"image pixels; one 64×64 prompt box in view at {box[:2]}; adapt `{a.adapt}` (path chosen: "
+        f"{s.canvas.width()}×{s.canvas.height()} at zoom {s.zoom:.3f}: field of view {view[0]}×{view[1]} "
+        f"image pixels; one 64×64 prompt box in view at {s.box[:2]}; adapt `{a.adapt}` (path chosen: "
         f"{live.layer.metadata.get('fewcell', {}).get('adapt_path')}); {a.threads} torch threads",
-        f"- switching Live on (embeds the whole image once, then segments it): {switch_on:.1f} s",
+        f"- switching Live on (embeds the whole image once, then segments it): {s.switch_on:.1f} s",
         "", "| | median | min | max |", "|---|---|---|---|",
         f"| stroke → field of view updated (s; 300 ms debounce included) | {np.median(to_view):.3f} | "
         f"{min(to_view):.3f} | {max(to_view):.3f} |",
@@ -128,10 +148,8 @@ def main() -> None:
         f"{max(to_end):.2f} |",
         "", f"- target: field of view updated ≤ 1 s after the stroke (median of {a.strokes}): "
         f"**{'met' if np.median(to_view) <= 1 else 'not met'}** ({np.median(to_view):.3f} s)",
-        f"- final status: {widget.status.text()}",
+        f"- final status: {s.widget.status.text()}",
     ]
-    finish_report(rep, a.out)
-    viewer.close()
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 from common import (
@@ -240,11 +241,15 @@ def main() -> None:
     if args.latency_only:
         return latency_only(args)
 
+    write_report(report(args, measure(args)), args.out)
+    log(f"wrote {args.out}")
+
+
+def measure(args) -> SimpleNamespace:
+    """Every measurement of the full (or --quick) run: memory first, then the four parts."""
     sizes = [512, 1024] if args.quick else [2048, 4096]
     log("memory (first, while this process is small: Linux ru_maxrss of a child includes the parent's RSS)")
     mem = memory(args, sizes)
-
-    import torch
 
     from napari_fewcell.engine.prompt import PromptParams, Segmenter
 
@@ -278,11 +283,19 @@ def main() -> None:
     rf.cache.clear()
     log("4/4 latency")
     lat = latency(isbi, isbi_boxes[0], fast, exact, rf)
+    return SimpleNamespace(mem=mem, lat=lat, ex=ex, fast=fast, segs=segs, tests=tests, isbi_boxes=isbi_boxes,
+                           isbi_test=isbi_test, isbi_rows=isbi_rows, dsb_boxes=dsb_boxes, dsb_test=dsb_test,
+                           dsb_rows=dsb_rows, methods=methods, n_exact=n_exact)
 
-    w = [weights_line("shipped (`fewcell fast`)", args.weights, fast.model, tests)]
+
+def report(args, m: SimpleNamespace) -> list[str]:
+    """The Markdown report of :func:`measure`'s results."""
+    import torch
+
+    w = [weights_line("shipped (`fewcell fast`)", args.weights, m.fast.model, m.tests)]
     if args.weights_noisbi:
-        w.append(weights_line("no-ISBI", args.weights_noisbi, segs["fewcell fast, no-ISBI weights"].model, tests))
-    rep = [
+        w.append(weights_line("no-ISBI", args.weights_noisbi, m.segs["fewcell fast, no-ISBI weights"].model, m.tests))
+    return [
         *report_header("napari-fewcell prompt benchmark", args.quick, libs=("sklearn", "skimage")),
         *w, *(f"- note: {n}" for n in args.note),
         f"- wall time: {elapsed():.0f} s; peak RSS of this benchmark process (all methods, "
@@ -294,22 +307,20 @@ def main() -> None:
         "whole prompt image, `RandomForestClassifier(100 trees, random_state=0)` fitted on the 4,096 box pixels.",
         "- **target: ISBI one-shot Dice ≥ 86** (paper: U-Net on full labels 86.66; paper's one-shot method 81.25).",
         "",
-        f"## 1. ISBI 2012 one-shot Dice % ({len(isbi_boxes)} boxes from train 000–014; "
-        f"test images {isbi_test[0]}–{isbi_test[-1]}, n = {len(isbi_test)})", "",
-        *one_shot_tables(isbi_rows, methods), "",
-        f"## 2. Exact vs fast attention (shipped weights; same boxes; first {n_exact} ISBI test images)", "",
-        *ex, "",
-        f"## 3. DSB 2018 fluorescence one-shot Dice % ({len(dsb_boxes)} boxes from train images with 5–60 % "
-        f"foreground; {len(dsb_test)} test images)", "",
-        *one_shot_tables(dsb_rows, methods), "",
-        f"## 4. Latency (torch threads {torch.get_num_threads()}, RF n_jobs {args.threads})", "", *lat, "",
-        "## 5. Peak memory, fast path (fresh process each; ISBI test image tiled; target ≤ 2 GB)", "", *mem, "",
+        f"## 1. ISBI 2012 one-shot Dice % ({len(m.isbi_boxes)} boxes from train 000–014; "
+        f"test images {m.isbi_test[0]}–{m.isbi_test[-1]}, n = {len(m.isbi_test)})", "",
+        *one_shot_tables(m.isbi_rows, m.methods), "",
+        f"## 2. Exact vs fast attention (shipped weights; same boxes; first {m.n_exact} ISBI test images)", "",
+        *m.ex, "",
+        f"## 3. DSB 2018 fluorescence one-shot Dice % ({len(m.dsb_boxes)} boxes from train images with 5–60 % "
+        f"foreground; {len(m.dsb_test)} test images)", "",
+        *one_shot_tables(m.dsb_rows, m.methods), "",
+        f"## 4. Latency (torch threads {torch.get_num_threads()}, RF n_jobs {args.threads})", "", *m.lat, "",
+        "## 5. Peak memory, fast path (fresh process each; ISBI test image tiled; target ≤ 2 GB)", "", *m.mem, "",
         "RSS = the child's `ru_maxrss`, measured before anything else runs (Linux carries the parent's RSS into "
         "a forked child's `ru_maxrss`); VmHWM (`/proc/self/status`, the child's own image) cross-checks it. "
         "'After imports + model load' includes torch, scikit-learn and the weights.", "",
     ]
-    write_report(rep, args.out)
-    log(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """What the benchmark scripts share: data sets, metrics, the random-forest baseline, reports.
 
-Every ``bench_*.py`` (and ``studies/ablation_extras.py``) imports from here and from no other script.
+Every ``bench_*.py`` (and the studies) imports from here; what a weights file was trained on is ``cards.py``, the
+simulated correction stroke ``strokes.py``.
 Run the scripts as ``python benchmarks/<script>.py``: Python puts ``benchmarks/`` on the path.
 """
 from __future__ import annotations
@@ -21,7 +22,6 @@ from pathlib import Path
 
 import numpy as np
 import tifffile
-from scipy import ndimage as ndi
 
 BOX = 64  #: edge of a prompt / partial-label box (pixels), as in paper 000
 T0 = time.perf_counter()  #: start of the run (this module is imported first)
@@ -86,59 +86,6 @@ class Dataset:
         ids = self.train + self.test
         self.images = {i: tifffile.imread(d / "images" / f"{i}.tif") for i in ids}
         self.labels = {i: (tifffile.imread(d / folder / f"{i}.tif") > 0).astype(np.uint8) for i in ids}
-
-
-# ---- what a weights file was pre-trained on (its card) ----------------------------------------------
-def weights_card(path) -> dict:
-    """The card of an embedding-weights file (``{}`` when it has none); one line and exit if it is unreadable."""
-    import torch
-
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - whatever the cause, the same one-line refusal
-        sys.exit(f"{path} is not a readable weights file ({str(err).splitlines()[0]})")
-    return (payload.get("card") or {}) if isinstance(payload, dict) else {}
-
-
-def card_chain(card: dict) -> list[dict]:
-    """A card, then the card of the weights it was initialised from (``init_card``), and so on."""
-    chain = []
-    while isinstance(card, dict) and card:
-        chain.append(card)
-        card = card.get("init_card")
-    return chain
-
-
-def seen_images(card: dict) -> dict[str, set[str]] | None:
-    """Task (``SET`` or ``SET:FOLDER``) → ids of the images trained on, over the card's whole init chain;
-    None when a card of the chain does not list its training images."""
-    seen: dict[str, set[str]] = {}
-    for c in card_chain(card):
-        images = c.get("training_images")
-        if not isinstance(images, dict):
-            return None
-        for task, ids in images.items():
-            seen.setdefault(task, set()).update(map(str, ids))
-    return seen
-
-
-def held_out(task: str, fold: str) -> bool:
-    """Whether a training task (``SET`` or ``SET:FOLDER``) touches a fold: any task of the fold's set, or for a
-    class-out fold ``SET:FOLDER`` the task of that folder (``SET`` itself is ``SET:labels``)."""
-    (tset, _, tfolder), (fset, _, ffolder) = task.partition(":"), fold.partition(":")
-    return tset == fset and (not ffolder or (tfolder or "labels") == ffolder)
-
-
-def unseen(card: dict, fold: str) -> tuple[bool, str]:
-    """(whether the weights never trained on the fold, a line saying what was checked and found)."""
-    seen, n_cards = seen_images(card), len(card_chain(card))
-    scope = "`training_images` of the card" + (f" and its {n_cards - 1} init card(s)" if n_cards > 1 else "")
-    if seen is None:
-        return False, f"{scope}: not recorded, so nothing shows the fold was held out"
-    hits = {t: len(ids) for t, ids in seen.items() if held_out(t, fold) and ids}
-    what = f"the task {fold}" if ":" in fold else f"any task of the set {fold}"
-    found = ", ".join(f"{t} ({n} images)" for t, n in hits.items())
-    return not hits, f"{scope} searched for {what}: " + (f"found {found}" if hits else "none → LODO")
 
 
 # ---- metrics --------------------------------------------------------------------------------------
@@ -398,46 +345,3 @@ def finish_report(rep: list[str], out: str) -> None:
     """Append wall time and peak memory, then write the report."""
     rep.append(f"- wall time {elapsed():.0f} s; peak memory (VmHWM) {vm_hwm_gb():.2f} GB")
     write_report(rep, out)
-
-
-# ---- a simulated user's correction stroke (bench_boxes.py, studies/choose_stroke_weight.py) ------------------------
-RADIUS, SKELETON = 2, 150  #: the stroke: brush radius (px), at most this many skeleton pixels
-
-
-def correction_stroke(pred: np.ndarray, truth: np.ndarray, box: tuple[int, int]) -> dict:
-    """The user's one correction of the one-box result on its own image: the largest 8-connected component of
-    wrong pixels outside the box; the SKELETON skeleton pixels of it nearest its most interior point (the maximum
-    of its distance transform); a brush of radius RADIUS along them, restricted to the component. Returns the
-    stroke mask (None when nothing outside the box is wrong), the corrections array (true class on the stroke,
-    −1 elsewhere) and what the report says about it."""
-    from skimage.morphology import disk, skeletonize
-
-    wrong = (pred > 0) != (truth > 0)
-    y, x = box
-    wrong[y : y + BOX, x : x + BOX] = False
-    info = {"wrong_px": int(wrong.sum()), "component_px": 0, "stroke_px": 0, "skeleton_px": 0, "fg_px": 0,
-            "where": None}
-    if not wrong.any():
-        return {"mask": None, "corrections": None, **info}
-    lab, _ = ndi.label(wrong, structure=np.ones((3, 3), bool))
-    sizes = np.bincount(lab.ravel())
-    sizes[0] = 0
-    comp_full = lab == int(sizes.argmax())
-    sl = ndi.find_objects(comp_full.astype(np.int32))[0]
-    comp = comp_full[sl]
-    dist = ndi.distance_transform_edt(np.pad(comp, 1))[1:-1, 1:-1]
-    peak = np.array(np.unravel_index(int(dist.argmax()), dist.shape))
-    pts = np.argwhere(skeletonize(comp))
-    if not len(pts):  # (skeletonize keeps at least a pixel of any non-empty shape; belt and braces)
-        pts = peak[None]
-    keep = pts[np.argsort(((pts - peak) ** 2).sum(1), kind="stable")[:SKELETON]]
-    seed = np.zeros(comp.shape, bool)
-    seed[keep[:, 0], keep[:, 1]] = True
-    stroke = ndi.binary_dilation(seed, disk(RADIUS).astype(bool)) & comp
-    mask = np.zeros(truth.shape, bool)
-    mask[sl] = stroke
-    corrections = np.full(truth.shape, -1, np.int32)
-    corrections[mask] = truth[mask]
-    info.update(component_px=int(comp.sum()), stroke_px=int(mask.sum()), skeleton_px=len(keep),
-                fg_px=int(truth[mask].sum()), where=(int(sl[0].start + peak[0]), int(sl[1].start + peak[1])))
-    return {"mask": mask, "corrections": corrections, **info}

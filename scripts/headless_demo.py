@@ -122,6 +122,38 @@ def run_he(out: Path, timeout: float, image: str, labels: str) -> list[Path]:
         viewer.close()
 
 
+def fit_support(viewer, app, widget, timeout: float) -> None:
+    """The Few-shot support widget fitted on the sample's painted box, as a user does it."""
+    shapes = [lay.name for lay in viewer.layers if lay.__class__.__name__ == "Shapes"]
+    widget.shapes_combo.pick(shapes[0])
+    widget.fit_button.click()
+    wait_for(app, lambda: widget.model is not None or widget.fit_button.isEnabled(), timeout)
+    wait_for(app, widget.fit_button.isEnabled, timeout)
+    if widget.model is None:
+        fail(f"fitting failed; widget status: {widget.status.text()!r}")
+
+
+def annotate_suggested(viewer, app, widget, timeout: float) -> None:
+    """Suggest tiles (128²), go to the best one and paint it with the sample's true labels, as a user would."""
+    from importlib import resources
+
+    import numpy as np
+    import tifffile
+
+    widget.settings.tile.value = 128
+    widget.suggest_button.click()
+    wait_for(app, lambda: not widget.jobs.busy, timeout)
+    if not widget.suggestions:
+        fail(f"no suggestions; widget status: {widget.status.text()!r}")
+    widget.next_button.click()
+    truth = tifffile.imread(str(resources.files("napari_fewcell.sample_data") / "nuclei_labels.tif")) > 0
+    y, x, h, w = widget.suggestions[widget.current].box
+    labels = viewer.layers["nuclei labels"]
+    data = np.asarray(labels.data).copy()
+    data[y : y + h, x : x + w] = truth[y : y + h, x : x + w]
+    labels.data = data
+
+
 def run(out: Path, timeout: float, workflow: str = "prompt") -> Path:
     import napari
     import numpy as np
@@ -141,30 +173,9 @@ def run(out: Path, timeout: float, workflow: str = "prompt") -> Path:
         viewer.reset_view()  # fit the image to the canvas as it is now, with the widget docked
         button = getattr(widget, button_name)
         if workflow == "support":  # fit on the sample's painted box first: boxes = the sample's Shapes layer
-            shapes = [lay.name for lay in viewer.layers if lay.__class__.__name__ == "Shapes"]
-            widget.shapes_combo.pick(shapes[0])
-            widget.fit_button.click()
-            wait_for(app, lambda: widget.model is not None or widget.fit_button.isEnabled(), timeout)
-            wait_for(app, widget.fit_button.isEnabled, timeout)
-            if widget.model is None:
-                fail(f"fitting failed; widget status: {widget.status.text()!r}")
+            fit_support(viewer, app, widget, timeout)
         if workflow == "suggest":  # suggest, go to the best tile and "paint" it with the sample's truth
-            from importlib import resources
-
-            import tifffile
-
-            widget.settings.tile.value = 128
-            widget.suggest_button.click()
-            wait_for(app, lambda: not widget.jobs.busy, timeout)
-            if not widget.suggestions:
-                fail(f"no suggestions; widget status: {widget.status.text()!r}")
-            widget.next_button.click()
-            truth = tifffile.imread(str(resources.files("napari_fewcell.sample_data") / "nuclei_labels.tif")) > 0
-            y, x, h, w = widget.suggestions[widget.current].box
-            labels = viewer.layers["nuclei labels"]
-            data = np.asarray(labels.data).copy()
-            data[y : y + h, x : x + w] = truth[y : y + h, x : x + w]
-            labels.data = data
+            annotate_suggested(viewer, app, widget, timeout)
         button.click()
         done = wait_for(app, lambda: result in viewer.layers or button.isEnabled(), timeout)
         if result not in viewer.layers:

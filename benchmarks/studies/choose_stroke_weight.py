@@ -1,6 +1,6 @@
 """How much a correction pixel should count in the attention (``PromptParams.stroke_weight``), chosen on TRAIN
 images only: per set, seeded 64×64 boxes on train images; the one-box result on the prompt image gives the
-stroke (``common.correction_stroke``, the rule of bench_boxes.py: a brush of radius 2 px along the skeleton of the
+stroke (``strokes.correction_stroke``, the rule of bench_boxes.py: a brush of radius 2 px along the skeleton of the
 largest wrong region outside the box, at most 150 px of skeleton; the reports in results/stroke_*_val.md were made
 with an earlier copy of it that took 4-connected regions and a diamond brush); the prompt
 with the stroke is scored on other train images (mean of fg and bg Dice %). With
@@ -20,8 +20,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: com
 import argparse
 
 import numpy as np
-from common import BOX, Dataset, correction_stroke, dice_pct, finish_report, log, report_header, seeded_box, set_threads
+from common import BOX, Dataset, dice_pct, finish_report, log, report_header, seeded_box, set_threads
 from scipy import ndimage as ndi
+from strokes import correction_stroke
 
 from napari_fewcell.engine.prompt import PromptParams, Segmenter
 

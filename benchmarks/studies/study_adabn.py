@@ -260,6 +260,35 @@ def choice_line(fold: str, sc: dict) -> str:
     return f"- {fold}: " + "; ".join(parts)
 
 
+def variant_methods(variant: str, model, w: str) -> dict:
+    """The methods a variant compares on one fold (before the RF, which every variant has)."""
+    if variant == "adabn":
+        methods = {p: bg.Fewcell(model, w, p, True) for p in ("none", "auto")}
+        methods.update({f"AdaBN {p}": AdaBN(model, w, p, True) for p in ("none", "auto")})
+    elif variant == "tent":
+        methods = {p: bg.Fewcell(model, w, p, True) for p in ("none", "auto")}
+        for name, adabn in (("TENT", False), ("AdaBN+TENT", True)):
+            methods.update({f"{name} {p}": Tent(model, w, p, True, adabn) for p in ("none", "auto")})
+    elif variant == "trees":  # the forest that segments: PromptParams.trees against the RF's 100
+        methods = {p: bg.Fewcell(model, w, p, True) for p in ("forest", "fuse", "auto")}
+        methods.update({f"{p}, 100 trees": CheckTrees(model, w, p, True, 100, "trees")
+                        for p in ("forest", "fuse", "auto")})
+    elif variant == "moco":
+        methods = {p: bg.Fewcell(model, w, p, True) for p in ("none", "auto")}
+        methods.update({f"MoCo {p}": MoCoAtPrompt(model, w, p, True) for p in ("none", "auto")})
+    elif variant == "anchor":  # the ablation of "moco": the box anchor alone, the same steps
+        methods = {"none": bg.Fewcell(model, w, "none", True)}
+        methods.update({f"anchor {p}": MoCoAtPrompt(model, w, p, True, contrast=0.0) for p in ("none", "auto")})
+    elif variant == "checktrees":
+        methods = {p: bg.Fewcell(model, w, p, True) for p in ("none", "fuse")}
+        methods.update({f"auto, check {t} trees": CheckTrees(model, w, "auto", True, t)
+                        for t in (50, PromptParams.check_trees)})
+    else:
+        methods = {p: bg.Fewcell(model, w, p, True) for p in ("none", "fuse", "auto")}
+        methods.update({f"embedding {p}": Embedding(model, w, p, True) for p in ("fuse", "auto")})
+    return methods
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", required=True)
@@ -279,30 +308,7 @@ def main() -> None:
         boxes = [seeded_box(s, ds, 0.05, 0.95) for s in range(args.boxes)]
         ids = bg.scored_ids(ds, boxes, "val", args.max_test)
         model = load_model(w)
-        if args.variant == "adabn":
-            methods = {p: bg.Fewcell(model, w, p, True) for p in ("none", "auto")}
-            methods.update({f"AdaBN {p}": AdaBN(model, w, p, True) for p in ("none", "auto")})
-        elif args.variant == "tent":
-            methods = {p: bg.Fewcell(model, w, p, True) for p in ("none", "auto")}
-            for name, adabn in (("TENT", False), ("AdaBN+TENT", True)):
-                methods.update({f"{name} {p}": Tent(model, w, p, True, adabn) for p in ("none", "auto")})
-        elif args.variant == "trees":  # the forest that segments: PromptParams.trees against the RF's 100
-            methods = {p: bg.Fewcell(model, w, p, True) for p in ("forest", "fuse", "auto")}
-            methods.update({f"{p}, 100 trees": CheckTrees(model, w, p, True, 100, "trees")
-                            for p in ("forest", "fuse", "auto")})
-        elif args.variant == "moco":
-            methods = {p: bg.Fewcell(model, w, p, True) for p in ("none", "auto")}
-            methods.update({f"MoCo {p}": MoCoAtPrompt(model, w, p, True) for p in ("none", "auto")})
-        elif args.variant == "anchor":  # the ablation of "moco": the box anchor alone, the same steps
-            methods = {"none": bg.Fewcell(model, w, "none", True)}
-            methods.update({f"anchor {p}": MoCoAtPrompt(model, w, p, True, contrast=0.0) for p in ("none", "auto")})
-        elif args.variant == "checktrees":
-            methods = {p: bg.Fewcell(model, w, p, True) for p in ("none", "fuse")}
-            methods.update({f"auto, check {t} trees": CheckTrees(model, w, "auto", True, t)
-                            for t in (50, PromptParams.check_trees)})
-        else:
-            methods = {p: bg.Fewcell(model, w, p, True) for p in ("none", "fuse", "auto")}
-            methods.update({f"embedding {p}": Embedding(model, w, p, True) for p in ("fuse", "auto")})
+        methods = variant_methods(args.variant, model, w)
         methods["RF"] = ForestPrompt(rf)
         sc = score_prompts(ds, boxes, ids, methods)
         rows.append((fold, w, {m: s.mean() for m, s in sc.items()}, {m: mean_sd(s.per_box()) for m, s in sc.items()}))

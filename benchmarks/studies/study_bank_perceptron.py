@@ -26,19 +26,8 @@ import argparse
 import time
 
 import numpy as np
-from common import (
-    Dataset,
-    RFBaseline,
-    fg_dice,
-    finish_report,
-    loco_names,
-    log,
-    report_header,
-    set_threads,
-    sha12,
-    unseen,
-    weights_card,
-)
+from cards import unseen, weights_card
+from common import Dataset, RFBaseline, fg_dice, finish_report, loco_names, log, report_header, set_threads, sha12
 
 SHIPPED = "../src/napari_fewcell/weights/fewcell_embed_v1.pt"
 FOLDS = {"isbi2012_membrane": "weights/lodo_isbi_episodic.pt", "dsb2018_he": "weights/lodo_dsb2018he_episodic.pt",

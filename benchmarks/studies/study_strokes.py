@@ -2,7 +2,7 @@
 """What should learn from a correction stroke (``PromptParams.stroke_use``; issue 20, "one correction stroke")? A
 study on TRAIN images only, leave one data set out with bench_boxes.py's weights: per fold, seeded 64×64 boxes on
 train images (``common.seeded_box``, 5–95 % foreground), the one-box result on its own image, one simulated stroke
-on its largest wrong region (``common.correction_stroke``, bench_boxes.py's rule), then the box + the stroke with
+on its largest wrong region (``strokes.correction_stroke``, bench_boxes.py's rule), then the box + the stroke with
 each ``stroke_use``. Scored on up to --images other train images (mean of fg and bg Dice %) and on the corrected
 image itself, the stroke's pixels left out. The RF on the box, and on the box + the stroke, is beside it.
 
@@ -20,18 +20,8 @@ import copy
 import time
 
 import numpy as np
-from common import (
-    BOX,
-    Dataset,
-    RFBaseline,
-    correction_stroke,
-    dice_pct,
-    finish_report,
-    log,
-    report_header,
-    seeded_box,
-    set_threads,
-)
+from common import BOX, Dataset, RFBaseline, dice_pct, finish_report, log, report_header, seeded_box, set_threads
+from strokes import correction_stroke
 
 from napari_fewcell.engine.nets.unet import load_model
 from napari_fewcell.engine.prompt import PromptParams, Segmenter
