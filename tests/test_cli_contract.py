@@ -52,3 +52,30 @@ if __name__ == "__main__":
     for verb, text in help_texts().items():
         (HELP / f"{verb or 'fewcell'}.txt").write_text(text)
     print(f"wrote {len(VERBS) + 1} help texts to {HELP}")
+
+
+def test_option_defaults_are_the_dataclasses():
+    """The options read their defaults from the parameter dataclasses (cli/args.field_option): one place."""
+    from napari_fewcell.cli import build_parser
+    from napari_fewcell.engine.fewshot.params import PerceptronParams
+    from napari_fewcell.engine.partial.params import PseudoParams, TrainParams
+    from napari_fewcell.engine.prompt.params import PromptParams
+    from napari_fewcell.engine.suggest.params import SessionParams, SuggestParams
+
+    parse = build_parser().parse_args
+    seg = parse(["segment", "x.tif", "--prompt-image", "p.tif", "--prompt-labels", "l.tif", "--box", "0", "0", "8", "8",
+                 "--out", "o"])
+    assert (seg.attention, seg.prototypes, seg.adapt, seg.stroke_weight) == tuple(
+        getattr(PromptParams(), n) for n in ("attention", "prototypes", "adapt", "stroke_weight"))
+    pseudo = parse(["pseudolabel", "x.tif", "--labels", "l.tif", "--box", "0", "0", "8", "8", "--out", "o"])
+    assert (pseudo.epochs, pseudo.steps_per_epoch, pseudo.lr, pseudo.patience, pseudo.adapt) == tuple(
+        getattr(PseudoParams(), n) for n in ("epochs", "steps_per_epoch", "lr", "patience", "adapt"))
+    assert (pseudo.train_steps, pseudo.train_init, pseudo.train_min_confidence) == (
+        TrainParams().steps, TrainParams().init, TrainParams().min_confidence)
+    fit = parse(["fit", "--support", "a.tif", "b.tif", "--out", "m.npz"])
+    assert (fit.lam, fit.max_pixels, fit.intensity) == (PerceptronParams().lam, PerceptronParams().max_pixels,
+                                                        PerceptronParams().intensity)
+    sug = parse(["suggest", "x.tif", "--json", "o.json"])
+    assert (sug.tile, sug.top, sug.score, sug.scale, sug.magnitude, sug.pretext_steps) == (
+        *(getattr(SuggestParams(), n) for n in ("tile", "top", "score", "scale", "magnitude")),
+        SessionParams().pretext_steps)

@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 from ..engine.core.errors import FewcellError
-from .args import add_box, add_class_name, add_out, add_run_options
+from .args import add_box, add_class_name, add_out, add_run_options, field_option
 from .bar import Bar
 from .inputs import check_model_target, parse_class_names, read_support
 
@@ -21,12 +21,12 @@ def add_parser(sub) -> None:
     add_box(f, "an annotated region in every support image (repeat for several; default: whole images)",
             value_type=int, required=False, repeat=True)
     add_out(f, "MODEL.npz")
-    f.add_argument("--lam", type=float, default=FitDefaults.lam, help="L2 penalty λ on the weights")
+    field_option(f, "--lam", FitDefaults, "lam", "L2 penalty λ on the weights")
     f.add_argument("--no-bfgs", action="store_true", help="keep the logistic-regression weights (no Dice refinement)")
-    f.add_argument("--max-pixels", type=int, default=FitDefaults.max_pixels, help="support pixels used for fitting")
+    field_option(f, "--max-pixels", FitDefaults, "max_pixels", "support pixels used for fitting")
     f.add_argument("--extractors", nargs="+", default=None, metavar="NAME", help="shipped extractors (default: all)")
-    f.add_argument("--intensity", choices=INTENSITIES, default=FitDefaults.intensity,
-                   help="map every image's intensities with the support images' pooled range ('support', kept in "
+    field_option(f, "--intensity", FitDefaults, "intensity", choices=INTENSITIES,
+                 help="map every image's intensities with the support images' pooled range ('support', kept in "
                         "the model) or with its own ('image')")
     add_class_name(f)
     add_run_options(f, cmd_fit, "replace an existing MODEL.npz")

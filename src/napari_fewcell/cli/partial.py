@@ -17,6 +17,7 @@ from .args import (
     add_tau,
     add_tta,
     add_weights,
+    field_option,
 )
 from .bar import Bar
 from .batch import add_batch_options, check_batch_args, check_before_work, expand_inputs, run_batch
@@ -26,7 +27,6 @@ from .inputs import check_model_target, parse_class_names, read_set, write_resul
 def add_pseudolabel_parser(sub) -> None:
     from ..engine.partial import PseudoParams as PseudoDefaults
     from ..engine.partial import TrainParams as TrainDefaults
-    from ..engine.partial.params import INITS
     from ..engine.prompt.params import ADAPT_CHOICES
 
     q = sub.add_parser(
@@ -40,26 +40,25 @@ def add_pseudolabel_parser(sub) -> None:
                         "named like the images")
     add_box(q, "an annotated region in every image that has labels (repeat for several)", repeat=True)
     add_out(q, "DIR", "folder for <IMAGE stem>.tif pseudo-labels")
-    q.add_argument("--epochs", type=int, default=PseudoDefaults.epochs,
-                   help="stage-1 fine-tuning epochs (0 = no fine-tuning)")
+    field_option(q, "--epochs", PseudoDefaults, "epochs", "stage-1 fine-tuning epochs (0 = no fine-tuning)")
     q.add_argument("--train-net", default=None, metavar="MODEL.pt",
                    help="also train a segmentation network on the pseudo-labels and save it here "
                         "(+ MODEL.json card)")
-    q.add_argument("--train-steps", type=int, default=TrainDefaults.steps,
-                   help=f"stage-2 optimiser steps (default {TrainDefaults.steps}; give 1500 with --train-init scratch)")
-    q.add_argument("--train-init", default=TrainDefaults.init, choices=INITS,
-                   help=f"stage 2 starts from the pre-trained embedding weights (--weights; only the class head is "
+    field_option(q, "--train-steps", TrainDefaults, "steps",
+                 f"stage-2 optimiser steps (default {TrainDefaults.steps}; give 1500 with --train-init scratch)")
+    field_option(q, "--train-init", TrainDefaults, "init",
+                 help=f"stage 2 starts from the pre-trained embedding weights (--weights; only the class head is "
                         f"new) or from scratch (paper 000) (default {TrainDefaults.init})")
-    q.add_argument("--train-min-confidence", type=float, default=TrainDefaults.min_confidence, metavar="P",
-                   help="stage 2 learns only pixels that stage 1 labelled with at least this probability (annotated "
+    field_option(q, "--train-min-confidence", TrainDefaults, "min_confidence", metavar="P",
+                 help="stage 2 learns only pixels that stage 1 labelled with at least this probability (annotated "
                         "pixels always count; default 0: every pixel)")
-    q.add_argument("--steps-per-epoch", type=int, default=0, help="0 = cover the unannotated pixels once")
-    q.add_argument("--lr", type=float, default=PseudoDefaults.lr, help="stage-1 learning rate")
-    q.add_argument("--patience", type=int, default=PseudoDefaults.patience,
-                   help="with 3+ boxes (one held out to check each epoch): stop after this many epochs without a "
+    field_option(q, "--steps-per-epoch", PseudoDefaults, "steps_per_epoch", "0 = cover the unannotated pixels once")
+    field_option(q, "--lr", PseudoDefaults, "lr", "stage-1 learning rate")
+    field_option(q, "--patience", PseudoDefaults, "patience",
+                 help="with 3+ boxes (one held out to check each epoch): stop after this many epochs without a "
                         "better held-out box (0 = run every epoch)")
-    q.add_argument("--adapt", default=PseudoDefaults.adapt, choices=ADAPT_CHOICES,
-                   help="how the images are labelled from all the boxes with the kept network, as in `fewcell "
+    field_option(q, "--adapt", PseudoDefaults, "adapt", choices=ADAPT_CHOICES,
+                 help="how the images are labelled from all the boxes with the kept network, as in `fewcell "
                         "segment` (default: auto, the better of attention and attention + filters by the "
                         "self-check)")
     q.add_argument("--oneshot", action="store_true",

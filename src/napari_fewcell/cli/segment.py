@@ -4,8 +4,18 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ..engine.prompt.params import ADAPT_CHOICES, PromptParams
-from .args import add_box, add_device, add_images, add_instances, add_out, add_overwrite, add_tau, add_weights
+from ..engine.prompt.params import PromptParams
+from .args import (
+    add_box,
+    add_device,
+    add_images,
+    add_instances,
+    add_out,
+    add_overwrite,
+    add_tau,
+    add_weights,
+    field_option,
+)
 from .bar import Bar
 from .batch import add_batch_options, check_batch_args, check_before_work, expand_inputs, run_batch
 
@@ -29,21 +39,17 @@ def add_parser(sub) -> None:
              "copy of it; every pixel you changed outside the boxes (painted with a class, or erased to 0 = "
              "background) joins the prompt",
     )
-    s.add_argument("--stroke-weight", type=float, default=DEFAULTS.stroke_weight,
-                   help="how many pixels a corrected pixel counts for in the attention "
-                        f"(default {DEFAULTS.stroke_weight:g})")
+    field_option(s, "--stroke-weight", PromptParams, "stroke_weight",
+                 f"how many pixels a corrected pixel counts for in the attention (default {DEFAULTS.stroke_weight:g})")
     add_out(s, "DIR", "folder for <IMAGE stem>.tif label images (<stem>.zarr for a big zarr input)")
     add_tau(s, "attention temperature (default: the weights' own, 0.1)")
     add_weights(s, "weights file (default: shipped weights)")
     add_device(s)
-    s.add_argument(
-        "--attention", default=DEFAULTS.attention, choices=["prototypes", "exact"],
-        help="prototypes: fast (default); exact: every prompt pixel is a key (slow on CPU)",
-    )
-    s.add_argument("--prototypes", type=int, default=DEFAULTS.prototypes,
-                   help="k-means prototypes per class (fast path)")
-    s.add_argument(
-        "--adapt", default=DEFAULTS.adapt, choices=ADAPT_CHOICES,
+    field_option(s, "--attention", PromptParams, "attention",
+                 "prototypes: fast (default); exact: every prompt pixel is a key (slow on CPU)")
+    field_option(s, "--prototypes", PromptParams, "prototypes", "k-means prototypes per class (fast path)")
+    field_option(
+        s, "--adapt", PromptParams, "adapt",
         help="adapt to the prompt: none = attention only; forest = intensity/edge/texture filters in a random "
              "forest, no network; fuse = attention + those filters in a random forest; finetune = a few seconds "
              "of fine-tuning a copy of the network on the box; auto = the "

@@ -5,20 +5,20 @@ import sys
 from pathlib import Path
 
 from ..engine.core.errors import FewcellError
-from .args import add_images, add_run_options
+from .args import add_images, add_run_options, field_option
 from .bar import Bar
 
 
 def add_parser(sub) -> None:
-    from ..engine.suggest import SCORES
-    from ..engine.suggest import SuggestParams as SuggestDefaults
+    from ..engine.suggest.params import SessionParams
+    from ..engine.suggest.params import SuggestParams as SuggestDefaults
 
     g = sub.add_parser("suggest", help="rank tiles by what a model would learn from them (what to annotate next)",
                        description=cmd_suggest.__doc__)
     add_images(g, "images or stacks (every plane is a candidate)")
-    g.add_argument("--tile", type=int, default=SuggestDefaults.tile, help="tile side in pixels")
-    g.add_argument("--top", type=int, default=SuggestDefaults.top, help="how many tiles to suggest")
-    g.add_argument("--score", choices=SCORES, default=SuggestDefaults.score)
+    field_option(g, "--tile", SuggestDefaults, "tile", "tile side in pixels")
+    field_option(g, "--top", SuggestDefaults, "top", "how many tiles to suggest")
+    field_option(g, "--score", SuggestDefaults, "score")
     g.add_argument("--model", default=None, metavar="MODEL",
                    help="a perceptron (.npz, `fewcell fit`) or stage-2 network (.pt); default: a shipped network")
     g.add_argument("--json", required=True, metavar="OUT.json")
@@ -26,11 +26,11 @@ def add_parser(sub) -> None:
                    "for gray images, he_nuclei for colour; em_membrane for electron microscopy)")
     g.add_argument("--pretext", action="store_true", help="first adapt the shipped network to the images on "
                    "pseudo-labels (histogram equalisation + Otsu threshold + 3×3 dilation; paper 001 §3.2)")
-    g.add_argument("--pretext-steps", type=int, default=60)
-    g.add_argument("--scale", type=int, default=SuggestDefaults.scale,
-                   help="score tiles at 1/SCALE resolution (1 = full resolution, about 4× slower than 2)")
-    g.add_argument("--magnitude", type=float, default=SuggestDefaults.magnitude,
-                   help="brightness and sharpness factor of the consistency score")
+    field_option(g, "--pretext-steps", SessionParams, "pretext_steps")
+    field_option(g, "--scale", SuggestDefaults, "scale",
+                 help="score tiles at 1/SCALE resolution (1 = full resolution, about 4× slower than 2)")
+    field_option(g, "--magnitude", SuggestDefaults, "magnitude",
+                 help="brightness and sharpness factor of the consistency score")
     add_run_options(g, cmd_suggest, "replace an existing OUT.json")
 
 
