@@ -7,6 +7,7 @@ import dataclasses
 import pytest
 
 from napari_fewcell._qt.forms import ParamsForm
+from napari_fewcell.engine.core.options import choices_of
 from napari_fewcell.engine.fewshot.params import PerceptronParams
 from napari_fewcell.engine.partial.params import PseudoParams, TrainParams
 from napari_fewcell.engine.prompt.params import PromptParams
@@ -29,8 +30,7 @@ def test_a_form_of_every_shown_field_reads_back_the_defaults(cls, qtbot):
     assert cls(**form.values(cls)) == default
     for f in dataclasses.fields(cls):
         if f.name in names and f.metadata.get("choices"):
-            values = [c[0] if isinstance(c, tuple) else c for c in f.metadata["choices"]]
-            assert list(form[f.name].choices) == values
+            assert list(form[f.name].choices) == [value for value, _ in choices_of(f)]
         if f.name in names:
             assert form[f.name].tooltip, f"{cls.__name__}.{f.name} has no help"
 

@@ -8,18 +8,20 @@ from typing import Sequence
 from magicgui.widgets import CheckBox, ComboBox, Container, Widget, create_widget
 from qtpy.QtWidgets import QFormLayout, QHBoxLayout, QLayout, QVBoxLayout, QWidget
 
+from ..engine.core.options import choices_of, field_of
+
 
 def field_widget(cls, name: str) -> Widget:
     """The magicgui widget of a dataclass field (``engine/core/options.option``): its default, label, help as the
     tooltip, choices as a combo box (the words shown, the value kept), a bool as a check box, a number as a spin box
     with the field's range."""
-    field = next(f for f in dataclasses.fields(cls) if f.name == name)
+    field = field_of(cls, name)
     meta = field.metadata
     default = field.default_factory() if field.default is dataclasses.MISSING else field.default
     label = meta.get("label") or name.replace("_", " ").capitalize()
     if meta.get("choices"):
-        pairs = [c if isinstance(c, tuple) else (c, str(c)) for c in meta["choices"]]
-        widget = ComboBox(name=name, label=label, choices=[(words, value) for value, words in pairs], value=default)
+        widget = ComboBox(name=name, label=label, choices=[(words, value) for value, words in choices_of(field)],
+                          value=default)
     elif isinstance(default, bool):
         widget = CheckBox(name=name, label=label, text="", value=default)
     else:

@@ -41,7 +41,6 @@ from .layers import (
     ImageRows,
     LayerPicker,
     box_edge,
-    named_layer,
     watch_layers,
 )
 from .lazy import CancelNote, OutputFolder, lazy_target, predict_lazy, written_text
@@ -127,9 +126,6 @@ class PartialLabelsWidget(QWidget):
         if not pick:
             raise FewcellError("Open an image first.")
         return pick[0]
-
-    def _layer(self, name: str, kind):
-        return named_layer(self.viewer, name, kind)
 
     def _pseudo_layer(self, image_name: str):
         """The newest pseudo-label layer of an image (the last one in the layer list), or None."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 
 from ..engine import Progress, Segmenter
-from ..engine.prompt import SegmentRequest, prompt_job, segment_job
+from ..engine.prompt.job import SegmentRequest, prompt_job, provenance, segment_job
 from .jobs import default_progress_text
 from .lazy import LazyTarget, segment_lazy
 
@@ -53,7 +53,7 @@ def segment_gen(seg: Segmenter, job: PromptJob):
     if isinstance(job.target, LazyTarget):  # a big or lazy image: block by block into a new zarr array
         seg, prompt, sentence = yield from prompt_job(request, seg)
         labels = yield from segment_lazy(seg, prompt, job.target, request.images[0])
-        return labels, prompt, {**seg.provenance(prompt), **planes, "instances": None, "colour": sentence}
+        return labels, prompt, {**provenance(seg, prompt, request, sentence), **planes}
     result = yield from segment_job(request, seg)
     return result.labels[0], result.prompt, {**result.provenance, **planes}
 

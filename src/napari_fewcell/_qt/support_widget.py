@@ -104,9 +104,6 @@ class SupportWidget(QWidget):
         own = [lay for lay in shapes if lay.name.startswith("fewcell") and "box" in lay.name]
         self.shapes_combo.refill(shapes, own)
 
-    def _layer(self, name: str, kind):
-        return named_layer(self.viewer, name, kind)
-
     def _target(self) -> Image:
         active = self.viewer.layers.selection.active
         if isinstance(active, Image):
@@ -126,7 +123,7 @@ class SupportWidget(QWidget):
         except FewcellError as err:
             return self.jobs.fail(str(err))
         name = f"{image.name} labels"
-        layer = self._layer(name, Labels)
+        layer = named_layer(self.viewer, name, Labels)
         if layer is None:
             layer = self.viewer.add_labels(np.zeros(image_shape(image), np.uint8), name=name, scale=image.scale,
                                            translate=image.translate)

@@ -5,9 +5,8 @@ Each builder adds one option, so a verb keeps its options in the order its ``--h
 from __future__ import annotations
 
 import argparse
-import dataclasses
 
-from ..engine.core.options import DEVICES, INSTANCE_METHODS
+from ..engine.core.options import DEVICES, INSTANCE_METHODS, choices_of, field_of
 
 DATA_HELP = "folder of data sets (see docs/models.md)"
 
@@ -88,8 +87,8 @@ def add_run_options(p: argparse.ArgumentParser, func, overwrite: str | None, *, 
 def field_option(p: argparse.ArgumentParser, flag: str, cls, name: str, help: str | None = None, **kw) -> None:
     """``flag`` for the field ``name`` of a parameter dataclass: its default, type and choices come from the field
     (written once, in the workflow's params.py); the help is the command line's own words."""
-    field = next(f for f in dataclasses.fields(cls) if f.name == name)
-    choices = [c[0] if isinstance(c, tuple) else c for c in field.metadata.get("choices") or ()]
+    field = field_of(cls, name)
+    choices = [value for value, _ in choices_of(field)]
     if choices:
         kw["choices"] = choices
     elif field.default is not None and not isinstance(field.default, bool):

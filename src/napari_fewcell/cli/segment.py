@@ -81,7 +81,7 @@ def cmd_segment(a) -> int:
     request = SegmentRequest(read_image(a.prompt_image), read_labels(a.prompt_labels, "prompt labels"), boxes,
                              firsts, [Path(s).name for s in sources], params,
                              corrections=read_corrections(a.corrected, boxes))
-    request.params, sentence = plan_colour(request)  # said before the work, the job finds it done
+    request.params, sentence = plan_colour(request)  # said before the work; the job's own plan then changes nothing
     if sentence:
         print(f"fewcell: {sentence}.", file=sys.stderr)
     seg, prompt, _ = run(prompt_job(request), Bar("prompt"))

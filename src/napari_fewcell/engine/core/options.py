@@ -22,7 +22,11 @@ def option(default: Any = dataclasses.MISSING, label: str = "", help: str = "", 
     return dataclasses.field(default=default, metadata=meta)
 
 
-def choices_of(cls, name: str) -> list[tuple[Any, str]]:
-    """The (value, words) pairs of a field's choices (words = the value when none are given)."""
-    field = next(f for f in dataclasses.fields(cls) if f.name == name)
+def field_of(cls, name: str) -> dataclasses.Field:
+    """The field ``name`` of the dataclass ``cls``."""
+    return next(f for f in dataclasses.fields(cls) if f.name == name)
+
+
+def choices_of(field: dataclasses.Field) -> list[tuple[Any, str]]:
+    """The (value, words) pairs of a field's choices (words = the value when none are given); [] without choices."""
     return [c if isinstance(c, tuple) else (c, str(c)) for c in field.metadata.get("choices") or ()]

@@ -9,7 +9,7 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     ".corrections": ("apply_corrections", "corrections_from_edit", "empty_corrections", "merge_corrections"),
     ".filters": ("generic_features",),
     ".params": ("ADAPT_CHOICES", "ADAPT_PATHS", "PromptParams"),
-    ".job": ("INSTANCES", "SegmentRequest", "SegmentResult", "colour_of", "plan_colour", "prompt_job", "segment",
+    ".job": ("SegmentRequest", "SegmentResult", "colour_of", "plan_colour", "prompt_job", "segment",
              "segment_job"),
     ".segmenter": ("Prompt", "Segmenter"),
 })

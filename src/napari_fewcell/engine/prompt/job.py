@@ -22,8 +22,6 @@ from .colour import colour_plan
 from .params import PromptParams
 from .segmenter import Prompt, Segmenter
 
-INSTANCES = INSTANCE_METHODS  #: values of ``SegmentRequest.instances`` (None: class labels)
-
 
 @dataclasses.dataclass
 class SegmentRequest:
@@ -44,8 +42,8 @@ class SegmentRequest:
 
     def check(self) -> None:
         self.params.check()
-        if self.instances not in (None, *INSTANCES):
-            raise FewcellError(f"Unknown instance method '{self.instances}': choose {' or '.join(INSTANCES)}.")
+        if self.instances not in (None, *INSTANCE_METHODS):
+            raise FewcellError(f"Unknown instance method '{self.instances}': choose {' or '.join(INSTANCE_METHODS)}.")
         if self.names and len(self.names) != len(self.images):
             raise FewcellError(f"The request names {len(self.names)} images but holds {len(self.images)}; give "
                                "one name per image.")
@@ -104,8 +102,13 @@ def segment_job(request: SegmentRequest, segmenter: Segmenter | None = None
             yield Progress(0, 0, "numbering the objects")
             labels = instance_labels(labels, request.instances)
         out.append(labels)
-    provenance = {**seg.provenance(prompt), "instances": request.instances, "colour": sentence}
-    return SegmentResult(out, prompt, provenance, sentence)
+    return SegmentResult(out, prompt, provenance(seg, prompt, request, sentence), sentence)
+
+
+def provenance(seg: Segmenter, prompt: Prompt, request: SegmentRequest, sentence: str | None) -> dict:
+    """How a request's labels were made: the segmenter's provenance of the prompt, the instance method, the colour
+    sentence (the result layer's metadata, the files' description)."""
+    return {**seg.provenance(prompt), "instances": request.instances, "colour": sentence}
 
 
 def segment(image, prompt_image, prompt_labels, box: Sequence[int], params: PromptParams | None = None) -> np.ndarray:
