@@ -20,7 +20,7 @@ ALLOWED = {
     "fewshot": {"core", "nets"},
     "training": {"core", "nets"},
     "models": {"core", "partial", "fewshot"},
-    "suggest": {"core", "nets", "prompt", "partial", "fewshot"},
+    "suggest": {"core", "nets", "prompt", "partial", "fewshot", "models"},
     "batch": {"core", "prompt", "partial", "fewshot", "models"},
 }
 GUI = ("napari", "qtpy", "magicgui", "PyQt5", "PyQt6", "PySide2", "PySide6", "superqt")

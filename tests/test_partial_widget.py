@@ -202,8 +202,8 @@ def test_cancel_changes_nothing(viewer_widget, qtbot, monkeypatch):
     two_images(viewer)
     widget.stage1.epochs.value = 50
     made = []
-    real = pw.pseudolabel_iter
-    monkeypatch.setattr(pw, "pseudolabel_iter", lambda *a, **k: made.append(real(*a, **k)) or made[-1])
+    real = pw.pseudo_job
+    monkeypatch.setattr(pw, "pseudo_job", lambda *a, **k: made.append(real(*a, **k)) or made[-1])
     before = snapshot(viewer)
     qtbot.mouseClick(widget.generate_button, LEFT)
     assert widget.cancel_button.isEnabled() and not widget.train_button.isEnabled()

@@ -12,7 +12,7 @@ from napari_fewcell.engine.core.errors import FewcellError
 from napari_fewcell.engine.core.progress import run
 from napari_fewcell.engine.fewshot import Perceptron, PerceptronParams, fit, fit_iter, support
 from napari_fewcell.engine.fewshot.features import Extractors
-from napari_fewcell.engine.fewshot.perceptron import _fit_one, dice_loss_grad
+from napari_fewcell.engine.fewshot.perceptron import dice_loss_grad, fit_one
 from napari_fewcell.engine.models import open_model
 from napari_fewcell.engine.nets.msd import MSDConfig, MSDNet, shipped_names
 from napari_fewcell.engine.nets.msd import dilated_conv as _dilated
@@ -85,7 +85,7 @@ def test_dice_gradient_matches_finite_differences(seed):
 def test_bfgs_never_ends_above_its_logistic_start(seed):
     X, y = _problem(seed, n=600, f=8)
     p = PerceptronParams(lam=1e-3)
-    theta, rec = _fit_one(X, y, p)
+    theta, rec = fit_one(X, y, p)
     assert rec["kept"] in ("bfgs", "logistic")
     final, _ = dice_loss_grad(theta, X, y, p.lam)
     assert final <= rec["logistic_loss"] + 1e-9
@@ -107,7 +107,7 @@ def test_bfgs_failure_keeps_the_logistic_solution(monkeypatch, how):
         return scipy.optimize.OptimizeResult(x=theta0 + 5.0, fun=9.0, success=False, message="did not converge", nit=3)
 
     monkeypatch.setattr(perceptron, "_bfgs", broken)
-    theta, rec = _fit_one(X, y, PerceptronParams())
+    theta, rec = fit_one(X, y, PerceptronParams())
     start, _ = dice_loss_grad(theta, X, y, PerceptronParams().lam)
     assert rec["kept"] == "logistic" and "kept the logistic solution" in rec["note"]
     assert start == pytest.approx(rec["logistic_loss"], abs=1e-6)

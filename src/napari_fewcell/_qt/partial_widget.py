@@ -16,19 +16,22 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ..engine.core.annotation import annotate, check_annotations
+from ..engine.core.annotation import annotate
 from ..engine.core.errors import FewcellError
 from ..engine.core.files import export_labels
 from ..engine.core.options import INSTANCE_METHODS
 from ..engine.core.progress import Progress
 from ..engine.partial import (
+    PartialResult,
     PseudoParams,
+    PseudoRequest,
     SegModel,
     TrainParams,
+    TrainRequest,
     describe_epoch,
     describe_labeller,
-    pseudolabel_iter,
-    train_iter,
+    pseudo_job,
+    train_job,
 )
 from .forms import ParamsForm, form_rows, hbox, vbox
 from .geometry import as_planes, box_corners, box_in_view, image_planes, image_shape, layer_data, plane_at, rect_of
@@ -206,13 +209,13 @@ class PartialLabelsWidget(QWidget):
                 )
             if all(r.labels.layer is None for r in rows):
                 raise FewcellError("No checked image has annotation labels; choose its labels layer in the list.")
-        check_annotations(data)
-        params = PseudoParams(**self.stage1.values(PseudoParams))
+        request = PseudoRequest(data, PseudoParams(**self.stage1.values(PseudoParams)))
+        request.check()  # said at once, before the network loads
         return {"items": items, "fixes": carried, "epochs": {}, "done": self._pseudo_done,
-                "make": lambda: pseudolabel_iter(data, params)}
+                "make": lambda: pseudo_job(request)}
 
-    def _pseudo_done(self, result):
-        job, added, i = self.jobs.job, [], 0
+    def _pseudo_done(self, done: PartialResult):
+        job, added, i, result = self.jobs.job, [], 0, done.pseudo
         for item in job["items"]:
             n, stack = item["planes"], item["stack"]
             labels = np.stack(result.labels[i : i + n]) if stack else result.labels[i]
@@ -243,9 +246,9 @@ class PartialLabelsWidget(QWidget):
         if not images:
             raise FewcellError("No checked image has pseudo-labels yet; press Generate pseudo-labels first.")
         params = TrainParams(**self.stage2.values(TrainParams), device=self.stage1.device.value)
-        card = {"trained_on": "pseudo-labels from the napari-fewcell Partial labels widget", "images": names}
-        return {"names": names, "done": self._train_done,
-                "make": lambda: train_iter(images, labels, params=params, card=card)}
+        request = TrainRequest(images, labels, params, source={
+            "trained_on": "pseudo-labels from the napari-fewcell Partial labels widget", "images": names})
+        return {"names": names, "done": self._train_done, "make": lambda: train_job(request)}
 
     def _train_done(self, model: SegModel):
         self.model, loss = model, model.card.get("final_loss")

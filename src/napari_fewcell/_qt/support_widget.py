@@ -16,7 +16,7 @@ from qtpy.QtWidgets import (
 
 from ..engine.core.errors import FewcellError
 from ..engine.core.progress import Progress, relay, run
-from ..engine.fewshot import Perceptron, PerceptronParams, fit_iter, support
+from ..engine.fewshot import FitRequest, Perceptron, PerceptronParams, fit_job, support
 from ..engine.fewshot.features import Extractors
 from .forms import ParamsForm, form_rows, hbox, vbox
 from .geometry import as_planes, image_planes, image_shape, layer_data, plane_at, rect_of
@@ -166,9 +166,10 @@ class SupportWidget(QWidget):
                 data.append(support(plane, lab, boxes, name=f"{image.name} plane {z}" if stack else image.name))
         if not data:
             raise FewcellError("The checked images' labels are empty; paint some structures and background first.")
-        params = PerceptronParams(**self.settings.values(PerceptronParams))
-        fx = self._extractors(params.device)
-        return {"make": lambda: fit_iter(data, params, extractors=fx), "done": self._fit_done}
+        request = FitRequest(data, PerceptronParams(**self.settings.values(PerceptronParams)))
+        request.check()  # said at once, before the extractors load
+        fx = self._extractors(request.params.device)
+        return {"make": lambda: fit_job(request, fx), "done": self._fit_done}
 
     def _fit_done(self, model: Perceptron):
         self.model, meta = model, model.meta

@@ -38,25 +38,20 @@ def cmd_fit(a) -> int:
     image. Apply it with `fewcell predict`.
     """
     from ..engine.core.progress import run
-    from ..engine.fewshot import PerceptronParams, fit_iter
+    from ..engine.fewshot import FitRequest, PerceptronParams, fit_job, fit_report
 
     params = PerceptronParams(lam=a.lam, bfgs=not a.no_bfgs, max_pixels=a.max_pixels, device=a.device, seed=a.seed,
                               extractors=tuple(a.extractors) if a.extractors else None, intensity=a.intensity)
     params.check()
     names = parse_class_names(a.class_name)
-    data = read_support(a)
+    request = FitRequest(read_support(a), params, names)
+    request.check()
     check_model_target(a.out, a.overwrite)
     if Path(a.out).suffix.lower() != ".npz":
         raise FewcellError(f"--out {a.out} should end in .npz (the perceptron is saved as arrays + JSON).")
-    model = run(fit_iter(data, params, class_names=names), Bar("fit"))
-    for rec in model.meta["fit"]:
-        line = (f"class {rec['class']}: logistic Dice loss {rec['logistic_loss']:.4f}"
-                + (f", BFGS {rec['bfgs_loss']:.4f} in {rec['bfgs_iterations']} iterations"
-                   if "bfgs_loss" in rec else "")
-                + f"; kept {rec['kept']}" + (f" — {rec['note']}" if rec.get("note") else ""))
+    model = run(fit_job(request), Bar("fit"))
+    for line in fit_report(model):
         print(line, file=sys.stderr)
-    print(f"features {model.meta['features_seconds']:.2f} s, fit {model.meta['fit_seconds']:.2f} s "
-          f"on {model.meta['pixels_used']} support pixels", file=sys.stderr)
     model.save(a.out)
     print(a.out)
     return 0

@@ -2,7 +2,6 @@
 (apply a saved perceptron or network)."""
 from __future__ import annotations
 
-import dataclasses
 import sys
 from pathlib import Path
 
@@ -90,38 +89,26 @@ def cmd_pseudolabel(a) -> int:
     unannotated.
     """
     from ..engine.core.progress import run
-    from ..engine.partial import (
-        PseudoParams,
-        TrainParams,
-        describe_epoch,
-        describe_labeller,
-        pseudolabel_iter,
-        train_iter,
-        validate,
-    )
+    from ..engine.partial import PseudoParams, PseudoRequest, TrainParams, pseudo_job, train_job
 
     data, layout = read_set(a)
     params = PseudoParams(epochs=a.epochs, steps_per_epoch=a.steps_per_epoch, lr=a.lr, weights=a.weights,
                           device=a.device, seed=a.seed, tau=a.tau, adapt=a.adapt,
                           patience=a.patience)
-    params.check()
     tp = TrainParams(steps=a.train_steps, device=a.device, seed=a.seed, tta=a.tta, init=a.train_init,
                      weights=a.weights, min_confidence=a.train_min_confidence)
-    tp.check()  # stage 2's settings are checked before stage 1 starts
-    validate(data)
-    names = parse_class_names(a.class_name)
+    source = {"trained_on": "pseudo-labels from `fewcell pseudolabel`", "images": [str(p) for p in a.images],
+              "boxes": [list(map(int, b)) for b in a.box]}
+    request = PseudoRequest(data, params, tp, parse_class_names(a.class_name), source)
+    request.check()  # stage 2's settings too, before stage 1 starts
     check_model_target(a.train_net, a.overwrite)
     out = check_out_dir(a.out, overwrite=a.overwrite, stems=[Path(p).stem for p, _, _ in layout])
-    result = run(pseudolabel_iter(data, params), Bar("pseudo-labels"))
-    for line in [describe_epoch(h) for h in result.history] + [describe_labeller(result.labeller)]:
+    result = run(pseudo_job(request), Bar("pseudo-labels"))
+    for line in result.report():
         print(line, file=sys.stderr)
-    write_results(out, layout, result.labels, "pseudo-labels", names, a.instances)
+    write_results(out, layout, result.labels, "pseudo-labels", request.class_names, a.instances)
     if a.train_net:
-        card = {"trained_on": "pseudo-labels from `fewcell pseudolabel`", "images": [str(p) for p in a.images],
-                "boxes": [list(map(int, b)) for b in a.box], "stage1": dataclasses.asdict(params),
-                "stage1_history": result.history, "stage1_labeller": result.labeller}
-        model = run(train_iter([d.image for d in data], result.labels, params=tp, class_names=names, card=card,
-                               confidence=result.confidence), Bar("train-net"))
+        model = run(train_job(request.train_request(result)), Bar("train-net"))
         model.save(a.train_net)
         print(a.train_net)
     return 0

@@ -47,20 +47,18 @@ def cmd_suggest(a) -> int:
     params = sg.SuggestParams(tile=a.tile, top=a.top, score=a.score, scale=a.scale, magnitude=a.magnitude,
                               seed=a.seed, device=a.device)
     params.check()
-    if a.pretext and a.model:
-        raise FewcellError("--pretext adapts the shipped network to your images before anything is annotated; "
-                           "a fitted --model is already adapted, so drop one of the two.")
     out = Path(a.json)
     if out.exists() and not a.overwrite:
         raise FewcellError(f"{out} already exists; pass --overwrite to replace it or choose another name.")
     if not out.parent.is_dir():
         raise FewcellError(f"The folder of --json {out} does not exist; create it first.")
     planes, where, names = _read_planes(a.images)
-    sg.candidates(planes, params.tile, names=names)  # bad tile sizes and mixed images fail before any model loads
-    scorer = _scorer(a, params, planes)
-    hits = run(sg.suggest_iter(planes, scorer, params, names=names), Bar("suggest"))
-    rows = _rows(a, params, scorer, hits, where, names)
-    text = json.dumps(rows, indent=2) + "\n"
+    request = sg.SuggestRequest(planes, names, params, a.model, a.network, a.pretext, a.pretext_steps)
+    request.check()  # bad tile sizes and mixed images fail before any model loads
+    result = run(sg.suggest_job(request), Bar("suggest"))
+    for h in result.hits:
+        print(f"{h.rank}. {names[h.image]} box {' '.join(map(str, h.box))} score {h.score:.4f}", file=sys.stderr)
+    text = json.dumps(result.rows(where), indent=2) + "\n"
     atomic_write(out, lambda tmp: Path(tmp).write_text(text))
     print(out)
     return 0
@@ -78,35 +76,3 @@ def _read_planes(paths: list[str]):
         where += [(path, z if stack else None) for z in range(len(pl))]
     names = [Path(p).name + ("" if z is None else f" plane {z}") for p, z in where]
     return planes, where, names
-
-
-def _scorer(a, params, planes):
-    """The scorer of --model, else the shipped network (adapted with --pretext); None for a score needing no model."""
-    from ..engine import suggest as sg
-    from ..engine.core.progress import run
-    from ..engine.models import open_model
-    from ..engine.suggest import PretextParams, pretext_iter
-
-    if params.score in sg.NO_MODEL:
-        return None
-    if a.model:
-        return sg.scorer_for(open_model(a.model, device=a.device))
-    scorer = sg.shipped_network(a.network, planes[0].shape[-1] if planes[0].ndim == 3 else 1, a.device)
-    if a.pretext:
-        scorer = run(pretext_iter(scorer, planes, PretextParams(steps=a.pretext_steps, seed=a.seed)), Bar("pretext"))
-    return scorer
-
-
-def _rows(a, params, scorer, hits, where, names) -> list[dict]:
-    """The JSON rows of the suggested tiles, each also printed on stderr, best first."""
-    rows = []
-    for h in hits:
-        path, z = where[h.image]
-        row = {"rank": h.rank, "image": path, "box": list(h.box), "score": round(h.score, 6)}
-        if z is not None:
-            row["plane"] = z
-        row["score_name"] = params.score
-        row["model"] = a.model if a.model else (f"shipped:{scorer.name}" if scorer is not None else None)
-        rows.append(row)
-        print(f"{h.rank}. {names[h.image]} box {' '.join(map(str, h.box))} score {h.score:.4f}", file=sys.stderr)
-    return rows

@@ -5,6 +5,7 @@ from ..core.exports import lazy_exports
 __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     ".features": ("EXTRAS", "Extractors"),
     ".params": ("INTENSITIES", "PerceptronParams"),
-    ".perceptron": ("Perceptron", "fit", "fit_iter"),
+    ".job": ("FitRequest", "fit", "fit_iter", "fit_job", "fit_report"),
+    ".perceptron": ("Perceptron",),
     ".support_set": ("support",),
 })

@@ -17,25 +17,23 @@
 A fitted perceptron is a few KB: plain arrays plus a JSON description in an ``.npz`` file
 (read with ``allow_pickle=False``)::
 
-    model = run(fit_iter([support(img, lab), support(img2, lab2, boxes=[(0, 0, 64, 64)])]))
+    model = run(fit_iter([support(img, lab), support(img2, lab2, boxes=[(0, 0, 64, 64)])]))  # .job
     model.save("nuclei.npz")
     Perceptron.load("nuclei.npz").predict(new_image)
 """
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import time
 import warnings
 from pathlib import Path
-from typing import Generator, Sequence
+from typing import Generator
 
 import numpy as np
 from scipy.special import expit
 
 from ..core import modelfile
-from ..core.annotation import AnnotatedImage, require_two_classes
 from ..core.blocks import TiledModel, label_blocks_iter
 from ..core.errors import FewcellError
 from ..core.image import as_image2d
@@ -45,7 +43,6 @@ from ..nets.msd import shipped_names
 from . import features
 from .features import EXTRAS, Extractors
 from .params import PerceptronParams
-from .support_set import sample_pixels, support, support_pixels, support_range
 
 DICE_EPS = 1.0  #: smoothing of the soft Dice loss
 log = logging.getLogger(__name__)
@@ -77,7 +74,7 @@ def _bfgs(theta0: np.ndarray, X: np.ndarray, y: np.ndarray, p: PerceptronParams)
                     options={"gtol": p.gtol, "maxiter": p.maxiter})
 
 
-def _fit_one(X: np.ndarray, y: np.ndarray, p: PerceptronParams) -> tuple[np.ndarray, dict]:
+def fit_one(X: np.ndarray, y: np.ndarray, p: PerceptronParams) -> tuple[np.ndarray, dict]:
     """Logistic start, then BFGS on Dice; returns (theta, record for the fit log)."""
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
@@ -243,89 +240,15 @@ def _extractors_for(meta: dict, what: str, device: str) -> Extractors:
     return fx
 
 
-def _kind(arr: np.ndarray) -> str:
+def kind_of(arr: np.ndarray) -> str:
     """How a (H, W, C) image is described in sentences and in the model's metadata."""
     return "colour (RGB)" if arr.shape[-1] == 3 else "gray"
 
 
 def _check_channels(arr: np.ndarray, channels: str | None, name: str) -> None:
-    kind = _kind(arr)
+    kind = kind_of(arr)
     if channels and kind != channels:
         raise FewcellError(
             f"The {name} is {kind} but the perceptron was fitted on {channels} images; "
             f"apply it to {channels} images or fit one on {kind} support images."
         )
-
-
-# ---- fitting ----------------------------------------------------------------------------------
-def fit_iter(data: Sequence[AnnotatedImage], params: PerceptronParams | None = None,
-             extractors: Extractors | None = None, class_names: dict | None = None
-             ) -> Generator[Progress, None, Perceptron]:
-    """Fit a perceptron on support images (``support(image, labels[, boxes])`` each)."""
-    p = params or PerceptronParams()
-    p.check()
-    if not data:
-        raise FewcellError("No support image was given; add at least one image with its labels.")
-    kinds = [_kind(d.image) for d in data]
-    for d, k in zip(data, kinds):
-        if k != kinds[0]:
-            raise FewcellError(
-                f"{d.name} is {k} but {data[0].name} is {kinds[0]}: the support images must all have the same "
-                "number of channels; convert them to one kind first."
-            )
-        if not d.known.any():
-            raise FewcellError(f"{d.name} has no annotated pixel; give its labels (or a box inside it).")
-    values = np.unique(np.concatenate([d.labels[d.known] for d in data]))
-    require_two_classes(values, "support labels hold", "label at least one structure and some background")
-    t0 = time.perf_counter()
-    fx = extractors or Extractors(p.extractors, device=p.device)
-    rng = support_range(data) if p.intensity == "support" else None
-    chosen = sample_pixels(data, p.max_pixels, np.random.default_rng(p.seed))
-    xs, ys = [], []
-    steps = len(data) + 1
-    for i, (d, rows) in enumerate(zip(data, chosen)):
-        yield Progress(i, steps, f"features of {d.name}")
-        for x, y in support_pixels(fx, d, rows, rng):
-            xs.append(x)
-            ys.append(y)
-    t_feat = time.perf_counter() - t0
-    X, y = np.concatenate(xs), np.concatenate(ys)
-    mean, std = X.mean(0, dtype=np.float64), X.std(0, dtype=np.float64)
-    std[std < 1e-6] = 1.0  # constant features (e.g. a map that is 0 everywhere) stay 0 after centring
-    X = ((X - mean) / std).astype(np.float32)
-    fg = values[values != 0] if 0 in values else values
-    yield Progress(len(data), steps, "logistic regression + BFGS")
-    thetas, records = [], []
-    for v in fg:
-        target = (y == v).astype(np.float64)
-        theta, rec = _fit_one(X, target, p)
-        thetas.append(theta)
-        records.append({"class": int(v), **rec})
-    yield Progress(steps, steps, "fitted")
-    thetas = np.array(thetas)
-    meta = {
-        **modelfile.PERCEPTRON.header, "kind": "perceptron over MSD feature maps (paper 002)",
-        "extractors": fx.spec, "extras": EXTRAS,
-        "n_features": fx.n_features, "channels": kinds[0], "multiclass": "one-vs-rest",
-        "params": dataclasses.asdict(p), "support": [{"name": d.name, "shape": list(d.shape),
-                                                       "annotated_pixels": int(d.known.sum())} for d in data],
-        "pixels_used": len(y), "fit": records, "features_seconds": round(t_feat, 3),
-        "intensity_range": None if rng is None else [[float(v) for v in part] for part in rng],
-        "fit_seconds": round(time.perf_counter() - t0 - t_feat, 3),
-        "class_names": {str(k): str(v) for k, v in (class_names or {}).items()},
-    }
-    for r in records:
-        if r.get("note"):
-            log.info("class %s: %s", r["class"], r["note"])
-    return Perceptron(thetas[:, 1:], thetas[:, 0], mean, std, values, fg, meta, fx)
-
-
-def fit(images: Sequence, labels: Sequence, boxes: Sequence | None = None,
-        params: PerceptronParams | None = None) -> Perceptron:
-    """Fit on ``images`` with ``labels`` (one per image); ``boxes`` (per image, or None) limit what is known."""
-    if len(images) != len(labels):
-        raise FewcellError(f"{len(images)} support images but {len(labels)} labels; give one labels per image.")
-    boxes = boxes or [()] * len(images)
-    data = [support(im, lab, bx, name=f"support image {i + 1}")
-            for i, (im, lab, bx) in enumerate(zip(images, labels, boxes))]
-    return run(fit_iter(data, params))

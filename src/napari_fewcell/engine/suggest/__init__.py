@@ -4,6 +4,7 @@ and the suggest → annotate → accept → refit session. The public names are 
 from ..core.exports import lazy_exports
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    ".job": ("SuggestRequest", "SuggestResult", "first_scorer_iter", "suggest_job"),
     ".params": ("MODELS", "NO_MODEL", "SCORERS", "SCORES", "PretextParams", "SessionParams", "SuggestParams"),
     ".pretext": ("pretext_iter", "pretext_labels"),
     ".scorers": ("MSDScorer", "PerceptronScorer", "PromptScorer", "Scorer", "SegModelScorer", "scorer_for",

@@ -23,13 +23,13 @@ from ..core.errors import FewcellError
 from ..core.geometry import Box
 from ..core.progress import Progress, run
 from ..fewshot.features import Extractors
+from ..fewshot.job import fit_iter
 from ..fewshot.params import PerceptronParams
-from ..fewshot.perceptron import fit_iter
 from ..prompt.params import PromptParams
 from ..prompt.segmenter import Segmenter
-from .params import NO_MODEL, PretextParams, SessionParams
-from .pretext import pretext_iter
-from .scorers import PerceptronScorer, PromptScorer, Scorer, shipped_network
+from .job import first_scorer_iter
+from .params import NO_MODEL, SessionParams
+from .scorers import PerceptronScorer, PromptScorer, Scorer
 from .tiles import Suggestion, candidates, suggest_iter
 
 
@@ -50,10 +50,7 @@ class Session:
     def _first_scorer(self) -> Generator[Progress, None, Scorer]:
         if self._network is None:
             p = self.params
-            net = shipped_network(p.network, self.arrs[0].shape[-1], p.device)
-            if p.pretext:
-                net = yield from pretext_iter(net, self.arrs, PretextParams(steps=p.pretext_steps))
-            self._network = net
+            self._network = yield from first_scorer_iter(self.arrs, p.network, p.pretext, p.pretext_steps, p.device)
         return self._network
 
     def scorer_iter(self) -> Generator[Progress, None, Scorer]:
