@@ -61,7 +61,7 @@ def main() -> None:
     set_threads(a.threads)
     s = open_viewer(a)
     t0 = time.perf_counter()
-    s.widget.live_check.setChecked(True)
+    s.widget.live_check.value = True
     s.switch_on = wait(s.app, lambda: s.widget.live.finished == 1, 600) - t0
     log(f"switched on: {s.switch_on:.1f} s; {s.widget.status.text()}")
     to_view, to_final, to_end = strokes(a, s)

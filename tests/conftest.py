@@ -84,6 +84,6 @@ def viewer_widget(make_napari_viewer):
 def form_segmenter(widget):
     """A Segmenter with the settings the prompt widget's form shows (what a user chose there), for the engine's
     reference labels."""
-    from napari_fewcell.engine import PromptParams, Segmenter
+    from napari_fewcell.engine import Segmenter
 
-    return Segmenter(PromptParams(**widget.settings.values(PromptParams)))
+    return Segmenter(widget.params())

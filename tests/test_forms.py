@@ -68,3 +68,17 @@ def test_a_layer_picker_keeps_its_layers_and_choice_when_shown_again(make_napari
     assert picker.layer is a and said == [a]
     picker.refill([b], [])  # 'a labels' is gone: the placeholder, as nothing is preferred
     assert picker.layer is None and picker.text == "(none)" and said == [a]
+
+
+def test_the_prompt_widgets_temperature_and_weights_fields(make_napari_viewer, tmp_path):
+    """τ at its minimum reads 'default' and means the weights' own; an empty weights field means the shipped ones;
+    both are magicgui fields of the settings form and reach PromptParams."""
+    from napari_fewcell._qt.prompt_widget import PromptSegmentationWidget
+
+    widget = PromptSegmentationWidget(make_napari_viewer())
+    form = widget.settings
+    assert form.tau.native.text() == "default" and form.weights.value is None
+    assert widget.params() == PromptParams()
+    weights = tmp_path / "mine.pt"
+    form.tau.value, form.weights.value, form.adapt.value = 0.07, str(weights), "none"
+    assert widget.params() == PromptParams(tau=0.07, weights=str(weights), adapt="none")

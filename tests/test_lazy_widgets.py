@@ -127,7 +127,7 @@ def test_segment_multiscale_reads_blocks_only(prompt_widget, qtbot, monkeypatch,
     for module in (core_lazy, image):
         monkeypatch.setattr(module, "sample_step", lambda shape, max_samples=0: 2)
     viewer, widget = prompt_widget
-    widget.big_folder.edit.setText(str(tmp_path))
+    widget.big_folder.value = str(tmp_path)
     img, mask = cells(seed=1)
     level0 = Spy(img)
     viewer.add_image([level0, Spy(img[::2, ::2].copy())], name="cells", multiscale=True, contrast_limits=(0, 255),

@@ -76,8 +76,8 @@ def test_a_correction_on_another_plane_is_read_from_that_plane(viewer_widget, qt
 def test_live_on_a_stack_is_refused_with_one_sentence(viewer_widget, qtbot):
     viewer, widget = viewer_widget
     viewer.add_image(np.stack([blobs(64, 64, seed=s) for s in range(2)]), name="stack")
-    widget.live_check.setChecked(True)
-    assert not widget.live_check.isChecked()
+    widget.live_check.value = True
+    assert not widget.live_check.value
     assert "Live update works on a 2D image" in widget.status.text() and "a stack" in widget.status.text()
 
 
@@ -87,7 +87,7 @@ def live_setup(viewer, widget, qtbot, size=(256, 256), adapt="none"):
     qtbot.mouseClick(widget.add_box_button, LEFT)
     paint_disk_in_box(viewer, viewer.layers["cells prompt labels"])
     set_adapt(widget, adapt)
-    widget.live_check.setChecked(True)
+    widget.live_check.value = True
     qtbot.waitUntil(lambda: widget.live.finished == 1, timeout=TIMEOUT)
     return img, widget.live.layer
 

@@ -80,18 +80,18 @@ def test_rows_and_defaults(viewer_widget):
     viewer.add_labels(np.zeros((N, N), np.uint8), name="res", metadata={"fewcell_result": True})
     rows = widget.rows
     assert list(rows) == ["a", "b", "old result"]
-    assert rows["a"].check.isChecked() and rows["b"].check.isChecked() and not rows["old result"].check.isChecked()
+    assert rows["a"].check.value and rows["b"].check.value and not rows["old result"].check.value
     assert rows["a"].labels.text == "a labels"
     assert rows["b"].labels.text == UNANNOTATED  # 'a labels' is named after another image
     items = rows["b"].labels.shown
     assert items == [UNANNOTATED, "a labels"]  # neither the result layer nor labels of another shape
     assert widget.shapes_combo.text == BOX_LAYER
     # a user's choice survives rebuilds; a rename rebuilds the rows
-    rows["b"].check.setChecked(False)
+    rows["b"].check.value = False
     rows["b"].labels.pick("a labels")
     viewer.layers["a"].name = "a2"
     assert list(widget.rows) == ["a2", "b", "old result"]
-    assert not widget.rows["b"].check.isChecked() and widget.rows["b"].labels.text == "a labels"
+    assert not widget.rows["b"].check.value and widget.rows["b"].labels.text == "a labels"
     assert widget.rows["a2"].labels.text == "a labels"  # the only candidate not named after an image
 
 
@@ -123,7 +123,7 @@ def test_generate_export_and_fixes(viewer_widget, qtbot, tmp_path, monkeypatch):
     assert "already exists" in widget.status.text()
     assert {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in files.values()} == stamp
     viewer.layers["a pseudo-labels"].data[0, 0] -= 1
-    widget.instances.setChecked(True)
+    widget.export_as.value = "components"
     monkeypatch.setattr(pw.QFileDialog, "getExistingDirectory", lambda *a, **k: str(tmp_path / "inst"))
     qtbot.mouseClick(widget.export_button, LEFT)
     inst = tifffile.imread(tmp_path / "inst" / "a.tif")
@@ -234,7 +234,7 @@ def test_bad_input_adds_nothing(viewer_widget, qtbot, case, expected):
         shapes.add_rectangles(BOX + 10)
     elif case == "everything":
         shapes.data = [np.array([[0, 0], [0, N], [N, N], [N, 0]], float)]
-        widget.rows["b"].check.setChecked(False)
+        widget.rows["b"].check.value = False
     before = snapshot(viewer)
     click_and_wait(qtbot, widget, widget.generate_button)
     assert expected in widget.status.text().lower()
@@ -307,7 +307,7 @@ def test_oneshot_checkbox_marks_annotated_images_fully_known(viewer_widget, qtbo
     truth = two_images(viewer)
     seen = []
     monkeypatch.setattr(pw, "annotate", lambda *a, **k: seen.append(k["full"]) or annotate(*a, **k))
-    widget.oneshot.setChecked(True)
+    widget.oneshot.value = True
     click_and_wait(qtbot, widget, widget.generate_button)
     assert seen == [True, False]  # 'a' has labels (fully known), 'b' has none
     assert dice_mean(viewer.layers["b pseudo-labels"].data, truth["b"]) > 0.8, widget.status.text()

@@ -33,8 +33,8 @@ def test_fit_apply_refit_save_load(viewer_widget, qtbot, tmp_path):
         viewer.add_image(img, name=name)
     viewer.add_labels(data["a"][1].copy(), name="a labels")
     rows = widget.rows
-    assert rows["a"].check.isChecked() and rows["a"].labels.text == "a labels"
-    assert not rows["b"].check.isChecked() and rows["b"].labels.text == NONE
+    assert rows["a"].check.value and rows["a"].labels.text == "a labels"
+    assert not rows["b"].check.value and rows["b"].labels.text == NONE
 
     click_and_wait(qtbot, widget, widget.fit_button)
     assert widget.model is not None, widget.status.text()
@@ -42,11 +42,11 @@ def test_fit_apply_refit_save_load(viewer_widget, qtbot, tmp_path):
 
     # one more support image: refit (features of 'a' come from the cache)
     viewer.add_labels(data["b"][1].copy(), name="b labels")
-    assert widget.rows["b"].check.isChecked()
+    assert widget.rows["b"].check.value
     click_and_wait(qtbot, widget, widget.fit_button)
     assert "Fitted on 2 support plane" in widget.status.text()
 
-    widget.apply_combo.setCurrentIndex([m for _, m in [(0, "image"), (1, "plane"), (2, "all")]].index("all"))
+    widget.apply_to.value = "all"
     n_layers = len(viewer.layers)
     click_and_wait(qtbot, widget, widget.apply_button)
     added = [lay for lay in viewer.layers][n_layers:]
@@ -78,7 +78,7 @@ def test_stack_boxes_and_current_plane(viewer_widget, qtbot):
 
     viewer.dims.set_current_step(0, 2)
     viewer.layers.selection.active = viewer.layers["s"]
-    widget.apply_combo.setCurrentIndex(1)  # current plane only
+    widget.apply_to.value = "plane"  # current plane only
     click_and_wait(qtbot, widget, widget.apply_button)
     out = np.asarray(viewer.layers[f"s {RESULT_SUFFIX}"].data)
     assert out.shape == (3, 72, 72) and not out[0].any() and not out[1].any()
@@ -109,7 +109,7 @@ def test_sample_from_its_one_painted_box(viewer_widget, qtbot, sample):
     """The nuclei sample: fit on the painted 64×64 prompt box only (the Shapes layer), apply to the image."""
     viewer, widget = viewer_widget
     viewer.open_sample("napari-fewcell", "nuclei")
-    assert widget.rows["nuclei"].check.isChecked()
+    assert widget.rows["nuclei"].check.value
     assert widget.rows["nuclei"].labels.text == "nuclei prompt labels"
     assert widget.shapes_combo.text == "fewcell prompt boxes"  # the plugin's box layer is the default
     click_and_wait(qtbot, widget, widget.fit_button)

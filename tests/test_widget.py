@@ -146,7 +146,7 @@ def test_instances_output(viewer_widget, qtbot, sample):
     """Output 'instances (watershed)': one label per nucleus; the provenance says so."""
     viewer, widget = viewer_widget
     viewer.open_sample("napari-fewcell", "nuclei")
-    widget.output_combo.setCurrentIndex(widget.output_combo.findData("watershed"))
+    widget.output.value = "watershed"
     click_and_wait(qtbot, widget)
     out = viewer.layers["nuclei fewcell"]
     assert len(np.unique(out.data)) - 1 > 10 and "objects" in widget.status.text()
@@ -162,7 +162,7 @@ def test_whole_stack(viewer_widget, qtbot):
     viewer.dims.set_current_step(0, 1)
     qtbot.mouseClick(widget.add_box_button, LEFT)
     paint_disk_in_box(viewer, viewer.layers["stack prompt labels"])
-    widget.whole_stack.setChecked(True)
+    widget.whole_stack.value = True
     click_and_wait(qtbot, widget)
     out = viewer.layers["stack fewcell"]
     assert out.data.shape == (4, 96, 96), widget.status.text()

@@ -8,7 +8,10 @@ from typing import Sequence
 from magicgui.widgets import CheckBox, ComboBox, Container, Widget, create_widget
 from qtpy.QtWidgets import QFormLayout, QHBoxLayout, QLayout, QVBoxLayout, QWidget
 
-from ..engine.core.options import choices_of, field_of
+from ..engine.core.options import INSTANCE_METHODS, choices_of, field_of
+
+#: the choices of an "Output" / "Export as" field: class labels (None), or one label per object by a method
+LABEL_OUTPUTS = [("classes", None), *((f"instances ({method})", method) for method in INSTANCE_METHODS)]
 
 
 def field_widget(cls, name: str) -> Widget:

@@ -6,10 +6,9 @@ from __future__ import annotations
 from typing import Callable
 
 import numpy as np
-from magicgui.widgets import ComboBox
+from magicgui.widgets import CheckBox, ComboBox
 from napari.layers import Image, Labels
 from qtpy.QtWidgets import (
-    QCheckBox,
     QGridLayout,
     QGroupBox,
 )
@@ -98,9 +97,10 @@ UNSET = object()  #: no labels chosen by the user yet
 
 
 class ImageRow:
-    """One image of an image-rows panel: use it (checkbox) and its annotation labels (a :class:`LayerPicker`)."""
+    """One image of an image-rows panel: use it (a magicgui check box) and its annotation labels (a
+    :class:`LayerPicker`)."""
 
-    def __init__(self, layer, check: QCheckBox, picker: LayerPicker):
+    def __init__(self, layer, check: CheckBox, picker: LayerPicker):
         self.layer, self.check, self.labels = layer, check, picker
         #: the labels layer the user chose (None: the placeholder), kept across rebuilds; UNSET: none chosen yet
         self.user_choice: object = UNSET
@@ -135,37 +135,37 @@ class ImageRows(QGroupBox):
         for i, img in enumerate(images):
             prev = next((r for r in old if r.layer is img), None)
             options = [lab for lab in labels if layer_data(lab).shape == image_shape(img)]
-            row = ImageRow(img, QCheckBox(img.name), LayerPicker(self.placeholder))
+            row = ImageRow(img, CheckBox(text=img.name), LayerPicker(self.placeholder))
             if prev and (prev.user_choice is None or any(prev.user_choice is o for o in options)):
                 row.user_choice = prev.user_choice
             named = self.pick(img, [o.name for o in options], owners)
             default = next((o for o in options if o.name == named), None)
             row.labels.refill(options, [row.user_choice if row.user_choice is not UNSET else default])
-            row.check.setChecked(self._checked(row, prev))
+            row.check.value = self._checked(row, prev)
             row.labels.changed.connect(lambda layer, r=row: self._chose(r, layer))
-            self.grid.addWidget(row.check, i, 0)
+            self.grid.addWidget(row.check.native, i, 0)
             self.grid.addWidget(row.labels.native, i, 1)
             self.rows[img.name] = row
 
     def _checked(self, row: ImageRow, prev: ImageRow | None) -> bool:
         if not self.follow_labels:
-            return prev.check.isChecked() if prev else not row.layer.metadata.get(RESULT_KEY)
+            return prev.check.value if prev else not row.layer.metadata.get(RESULT_KEY)
         # the checkbox keeps the user's choice while the labels stay; new labels check the image
         if prev is not None and prev.labels.layer is row.labels.layer:
-            return prev.check.isChecked()
+            return prev.check.value
         return row.labels.layer is not None
 
     def _chose(self, row: ImageRow, layer) -> None:
         row.user_choice = layer
         if self.follow_labels:
-            row.check.setChecked(layer is not None)
+            row.check.value = layer is not None
 
     def _clear(self) -> list[ImageRow]:
         """Remove the rows and their widgets; returns the old rows."""
         old = list(self.rows.values())
         for row in old:
             row.labels.changed.disconnect()  # a combo box being deleted is no choice of the user's
-            for w in (row.check, row.labels.native):
+            for w in (row.check.native, row.labels.native):
                 self.grid.removeWidget(w)
                 w.deleteLater()
         self.rows.clear()
@@ -173,7 +173,7 @@ class ImageRows(QGroupBox):
 
     def checked(self) -> list[ImageRow]:
         """The checked rows whose image is still in the viewer."""
-        return [r for r in self.rows.values() if r.check.isChecked() and r.layer in self.viewer.layers]
+        return [r for r in self.rows.values() if r.check.value and r.layer in self.viewer.layers]
 
 
 # ---- how fewcell's layers look

@@ -14,12 +14,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-from qtpy.QtWidgets import QFileDialog, QLineEdit, QPushButton
+from magicgui.widgets import FileEdit
 
 from ..engine.core.errors import FewcellError
 from ..engine.core.lazy import LazyImage
 from ..engine.core.progress import Progress
-from .forms import hbox
 from .geometry import layer_data, plane_at, shape2d
 from .layers import RESULT_KEY
 
@@ -174,25 +173,20 @@ class CancelNote:
         return wrapped
 
 
-class OutputFolder:
-    """The "Big images: output folder" field (empty: a new folder under the system's temporary folder)."""
+class OutputFolder(FileEdit):
+    """The "Big images: output folder" field, a magicgui folder field (empty: a new folder under the system's
+    temporary folder)."""
 
-    def __init__(self, parent):
-        self.edit = QLineEdit()
-        self.edit.setPlaceholderText(f"{OUTPUT_ROOT} (temporary)")
-        self.edit.setToolTip("Where the labels of big or lazy (dask, zarr, multiscale) images are written, as "
-                             "new zarr arrays; the image is read block by block, never whole.")
-        self.button = QPushButton("…")
-        self.button.clicked.connect(lambda: self.choose(parent))
-        self.widget = hbox(self.edit, self.button)
-
-    def choose(self, parent) -> None:
-        folder = QFileDialog.getExistingDirectory(parent, "Output folder for the labels of big images")
-        if folder:
-            self.edit.setText(folder)
+    def __init__(self, parent=None):
+        super().__init__(mode="d", nullable=True, name="big_folder", tooltip=(
+            "Where the labels of big or lazy (dask, zarr, multiscale) images are written, as new zarr arrays; the "
+            "image is read block by block, never whole."))
+        self.line_edit.native.setPlaceholderText(f"{OUTPUT_ROOT} (temporary)")
+        self.widget = self.native
 
     def folder(self) -> str | None:
-        return self.edit.text().strip() or None
+        text = self.line_edit.value.strip()
+        return text or None
 
     def show_for(self, form, layer) -> None:
         """Show the field (and its label in ``form``) only while ``layer`` is a big or lazy image: the only images

@@ -101,7 +101,7 @@ class LiveMode:
         self.started = self.finished = self.stopped = 0  #: runs started, run to the end, stopped by a newer one
         #: perf_counter of the last stroke, of the last view update (attention) and of its final labels
         self.stroke_at = self.view_at = self.final_at = None
-        check.toggled.connect(self.toggled)
+        check.changed.connect(self.toggled)  # a magicgui CheckBox
 
     # ---------------------------------------------------------------- switching on and off
     def toggled(self, on: bool) -> None:
@@ -114,7 +114,7 @@ class LiveMode:
         try:
             self.widget.check_live()
         except FewcellError as err:
-            self.check.setChecked(False)
+            self.check.value = False
             self.widget.status.setText(str(err))
             return
         self.watch()

@@ -8,18 +8,13 @@ import re
 from pathlib import Path
 
 import numpy as np
+from magicgui.widgets import CheckBox, ComboBox
 from napari.layers import Labels, Shapes
-from qtpy.QtWidgets import (
-    QCheckBox,
-    QComboBox,
-    QFileDialog,
-    QWidget,
-)
+from qtpy.QtWidgets import QFileDialog, QWidget
 
 from ..engine.core.annotation import annotate
 from ..engine.core.errors import FewcellError
 from ..engine.core.files import export_labels
-from ..engine.core.options import INSTANCE_METHODS
 from ..engine.core.progress import Progress
 from ..engine.partial import (
     PartialResult,
@@ -33,7 +28,7 @@ from ..engine.partial import (
     pseudo_job,
     train_job,
 )
-from .forms import ParamsForm, form_rows, hbox, vbox
+from .forms import LABEL_OUTPUTS, ParamsForm, form_rows, hbox, vbox
 from .geometry import as_planes, box_corners, box_in_view, image_planes, image_shape, layer_data, plane_at, rect_of
 from .jobs import default_progress_text, job_controls
 from .layers import (
@@ -87,12 +82,11 @@ class PartialLabelsWidget(QWidget):
         self.stage1 = ParamsForm([(PseudoParams, "epochs"), (PseudoParams, "steps_per_epoch"),
                                   (PseudoParams, "device")])
         self.stage2 = ParamsForm([(TrainParams, "steps"), (TrainParams, "init")])
-        self.instances = QCheckBox("Instance labels")
-        self.oneshot = QCheckBox("Annotated images are fully labelled (one-shot fine-tuning)")
-        self.oneshot.setToolTip("Paper 000, Table 1: every pixel of an image with labels is known; "
-                                "its boxes are the prompts. Unannotated images get pseudo-labels.")
-        self.instance_method = QComboBox()
-        self.instance_method.addItems(INSTANCE_METHODS)
+        self.oneshot = CheckBox(name="oneshot", text="Annotated images are fully labelled (one-shot fine-tuning)",
+                                tooltip="Paper 000, Table 1: every pixel of an image with labels is known; its boxes "
+                                "are the prompts. Unannotated images get pseudo-labels.")
+        self.export_as = ComboBox(name="export_as", label="Export as", choices=LABEL_OUTPUTS,
+                                  tooltip="Classes: one value per class. Instances: one label per object.")
         buttons = {"add_box": (f"Add {BOX_SIZE}×{BOX_SIZE} box", self._add_box),
                    "generate": ("Generate pseudo-labels", self._generate), "export": ("Export to TIFF…", self._export),
                    "train": ("Train segmentation network", self._train), "apply": ("Apply network", self._apply),
@@ -102,8 +96,8 @@ class PartialLabelsWidget(QWidget):
         self.cancel_note, self.big_folder = CancelNote(self.jobs), OutputFolder(self)
 
         form = form_rows(
-            ("Boxes", self.shapes_combo.native), self.add_box_button, self.stage1.native, self.oneshot,
-            hbox(self.generate_button, self.export_button), ("Export as", hbox(self.instances, self.instance_method)),
+            ("Boxes", self.shapes_combo.native), self.add_box_button, self.stage1.native, self.oneshot.native,
+            hbox(self.generate_button, self.export_button), ("Export as", self.export_as.native),
             self.stage2.native, hbox(self.train_button, self.apply_button),
             ("Big images: output folder", self.big_folder.widget), hbox(self.save_button, self.load_button),
         )
@@ -125,7 +119,7 @@ class PartialLabelsWidget(QWidget):
         """The selected image if it is listed, else the first checked (else first) one."""
         rows = list(self.rows.values())
         active = [r for r in rows if r.layer is self.viewer.layers.selection.active]
-        pick = active or [r for r in rows if r.check.isChecked()] or rows
+        pick = active or [r for r in rows if r.check.value] or rows
         if not pick:
             raise FewcellError("Open an image first.")
         return pick[0]
@@ -198,7 +192,7 @@ class PartialLabelsWidget(QWidget):
                     lab = np.zeros(plane.shape[:2], np.int64) if lab is None else lab
                     lab[fixes] = values[z][fixes]
                 data.append(annotate(plane, lab, boxes, fixes=fixes, name=f"{image.name} plane {z}" if stack
-                                     else image.name, full=self.oneshot.isChecked() and lab is not None))
+                                     else image.name, full=self.oneshot.value and lab is not None))
             items.append({"name": image.name, "planes": len(planes), "stack": stack, "scale": image.scale,
                           "translate": image.translate})
         if not any(d.known.any() for d in data):
@@ -307,7 +301,7 @@ class PartialLabelsWidget(QWidget):
         items = []
         for row in self.rows.values():
             pseudo = self._pseudo_layer(row.layer.name)
-            if row.check.isChecked() and pseudo is not None:
+            if row.check.value and pseudo is not None:
                 stem = re.sub(r'[\\/:*?"<>|]', "_", row.layer.name)
                 items.append((stem, np.asarray(pseudo.data), row.layer.name))
         if not items:
@@ -315,7 +309,7 @@ class PartialLabelsWidget(QWidget):
         folder = QFileDialog.getExistingDirectory(self, "Export pseudo-labels into folder")
         if not folder:
             return
-        method = self.instance_method.currentText() if self.instances.isChecked() else None
+        method = self.export_as.value
         try:
             written = export_labels(folder, items, overwrite=False, instances=method)
         except FewcellError as err:

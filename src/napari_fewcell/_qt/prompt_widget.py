@@ -5,21 +5,13 @@ Qt and napari glue only; all image work is done by :mod:`napari_fewcell.engine`.
 from __future__ import annotations
 
 import numpy as np
+from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, FloatSpinBox
 from napari.layers import Image, Shapes
-from qtpy.QtWidgets import (
-    QCheckBox,
-    QComboBox,
-    QDoubleSpinBox,
-    QFileDialog,
-    QLineEdit,
-    QPushButton,
-    QWidget,
-)
+from qtpy.QtWidgets import QPushButton, QWidget
 
 from ..engine import FewcellError, PromptParams, Segmenter, estimate_text
-from ..engine.core.options import INSTANCE_METHODS
 from ..engine.prompt import apply_corrections
-from .forms import ParamsForm, form_rows, hlayout, vbox
+from .forms import LABEL_OUTPUTS, ParamsForm, form_rows, hlayout, vbox
 from .geometry import (
     box_corners,
     box_in_view,
@@ -53,7 +45,6 @@ from .live import LiveMode, ResultRecord, corrections_text
 from .prompt_job import PromptJob, progress_text, segment_gen
 
 BOX_LAYER = "fewcell prompt boxes"
-OUTPUTS = [("classes", None), *((f"instances ({method})", method) for method in INSTANCE_METHODS)]
 PROVENANCE = "fewcell"  #: the result layer's metadata key for how it was made (Segmenter.provenance)
 SAME = "(same as target)"
 NONE = "(none)"
@@ -75,20 +66,16 @@ class PromptSegmentationWidget(QWidget):
         self.shapes_combo = LayerPicker(NONE)
         self.add_box_button = QPushButton("Add prompt box")
         self._make_settings()
-        self.weights_edit = QLineEdit()
-        self.weights_edit.setPlaceholderText("shipped weights")
-        self.weights_button = QPushButton("…")
-        self.output_combo = QComboBox()
-        for text, value in OUTPUTS:
-            self.output_combo.addItem(text, value)
-        self.output_combo.setToolTip("Classes: one value per class. Instances: one label per object (components: "
-                                     "connected regions; watershed: touching round objects split too).")
-        self.whole_stack = QCheckBox("Segment the whole stack")
-        self.whole_stack.setToolTip("On a Z×Y×X or T×Y×X image: every plane with the same prompt, one Labels stack "
-                                    "(off: the plane shown).")
-        self.live_check = QCheckBox("Live")
-        self.live_check.setToolTip("Re-segment 0.3 s after every stroke, box move or correction: what is on screen "
-                                   "first, then the rest, into one result layer updated in place (2D images).")
+        self.output = ComboBox(name="output", label="Output", choices=LABEL_OUTPUTS, tooltip=(
+            "Classes: one value per class. Instances: one label per object (components: connected regions; "
+            "watershed: touching round objects split too)."))
+        self.whole_stack = CheckBox(name="whole_stack", text="Segment the whole stack", tooltip=(
+            "On a Z×Y×X or T×Y×X image: every plane with the same prompt, one Labels stack (off: the plane shown)."))
+        self.live_check = CheckBox(name="live", text="Live", tooltip=(
+            "Re-segment 0.3 s after every stroke, box move or correction: what is on screen first, then the rest, "
+            "into one result layer updated in place (2D images)."))
+        self.outputs = Container(widgets=[self.output, self.whole_stack, self.live_check], labels=True)
+        self.outputs.native.layout().setContentsMargins(0, 0, 0, 0)
         self.big_folder = OutputFolder(self)
         self.jobs = job_controls(self, {"segment": ("Segment", self._segment)})
         self.jobs.progress_text = progress_text
@@ -97,10 +84,7 @@ class PromptSegmentationWidget(QWidget):
         form = form_rows(
             ("Image to segment", self.image_combo.native), ("Prompt image", self.prompt_image_combo.native),
             ("Prompt labels", self.labels_combo.native), ("Prompt boxes", self.shapes_combo.native),
-            self.add_box_button,
-            self.settings.native, ("Output", self.output_combo), self.whole_stack,
-            self.live_check,
-            ("τ (temperature)", self.tau_spin), ("Weights", hlayout(self.weights_edit, self.weights_button)),
+            self.add_box_button, self.settings.native, self.outputs.native,
             ("Big images: output folder", self.big_folder.widget),
         )
         vbox(self, form, hlayout(self.segment_button, self.cancel_button), self.progress, self.status)
@@ -110,18 +94,20 @@ class PromptSegmentationWidget(QWidget):
         self.record: ResultRecord | None = None  #: the latest result layer (its edits are corrections)
         self.live = LiveMode(self, self.live_check)
         self.add_box_button.clicked.connect(self._add_box)
-        self.weights_button.clicked.connect(self._choose_weights)
         watch_layers(self.viewer, self._refresh)
 
     def _make_settings(self) -> None:
-        """The temperature field, and the adaptation, attention and device fields (a form of PromptParams' fields)."""
-        self.tau_spin = QDoubleSpinBox()
-        self.tau_spin.setRange(0.0, 10.0)
-        self.tau_spin.setDecimals(3)
-        self.tau_spin.setSingleStep(0.01)
-        self.tau_spin.setSpecialValueText("default")  # shown at the minimum: τ of the weights
-        self.tau_spin.setToolTip("Attention temperature τ; 'default' uses the value the weights were trained with.")
-        self.settings = ParamsForm([(PromptParams, "adapt"), (PromptParams, "attention"), (PromptParams, "device")])
+        """The adaptation, attention and device fields (a form of PromptParams' fields), the temperature and the
+        weights file."""
+        tau = FloatSpinBox(name="tau", label="τ (temperature)", min=0.0, max=10.0, step=0.01, tooltip=(
+            "Attention temperature τ; 'default' uses the value the weights were trained with."))
+        tau.native.setDecimals(3)
+        tau.native.setSpecialValueText("default")  # shown at the minimum: τ of the weights
+        weights = FileEdit(name="weights", label="Weights", mode="r", filter="Weights (*.pt)", nullable=True,
+                           tooltip="Embedding weights (.pt) trained by `fewcell pretrain`; empty: the shipped ones.")
+        weights.line_edit.native.setPlaceholderText("shipped weights")
+        self.settings = ParamsForm([(PromptParams, "adapt"), (PromptParams, "attention"), (PromptParams, "device"),
+                                    tau, weights])
 
     # ----------------------------------------------------------------- layer choices
     def _refresh(self):
@@ -192,12 +178,16 @@ class PromptSegmentationWidget(QWidget):
         return int(y0), int(x0), int(y1 - y0), int(x1 - x0)
 
     # ----------------------------------------------------------------- segmentation
+    def params(self) -> PromptParams:
+        """The parameters the form shows (τ at 'default': the weights' own; no weights file: the shipped ones)."""
+        values, form = self.settings.values(PromptParams), self.settings
+        values["tau"] = None if form.tau.value <= form.tau.min else float(form.tau.value)
+        values["weights"] = str(form.weights.value) if form.weights.value else None
+        return PromptParams(**values)
+
     def _params_key(self) -> tuple:
-        tau = self.tau_spin.value()
-        tau = None if tau <= self.tau_spin.minimum() else float(tau)
-        weights = self.weights_edit.text().strip() or None
-        form = self.settings
-        return weights, form.device.value, tau, form.attention.value, form.adapt.value
+        p = self.params()
+        return p.weights, p.device, p.tau, p.attention, p.adapt
 
     def _get_segmenter(self, key: tuple) -> Segmenter:
         if key not in self._segmenters:
@@ -221,10 +211,10 @@ class PromptSegmentationWidget(QWidget):
         box = boxes[-1]
         lazy = lazy_target(target, folder) if target.ndim == 2 else None  # a stack: its current plane, as ever
         plane, idx = (lazy, ()) if lazy is not None else plane_at(target, point)
-        stack = bool(self.whole_stack.isChecked() and idx)
+        stack = bool(self.whole_stack.value and idx)
         if stack:
             plane, idx = whole_stack(target), ()
-        if lazy is not None and self.output_combo.currentData():
+        if lazy is not None and self.output.value:
             raise FewcellError("Instances need the whole image, and this one is segmented block by block; choose "
                                "'classes' as the output.")
         source = lazy_target(prompt_image) if prompt_image.ndim == 2 else None
@@ -238,7 +228,7 @@ class PromptSegmentationWidget(QWidget):
             prompt, prompt_lab, boxes, more, planes = planes_prompt(groups, prompt_image, labels, point)
         corrections, plane_note = self._corrections(target, prompt_image, boxes, idx) if corrections else (None, "")
         return PromptJob(target, plane, prompt, prompt_lab, boxes, self._params_key(), prompt_image is target, idx,
-                         stack, self.output_combo.currentData(), more, planes, corrections, plane_note,
+                         stack, self.output.value, more, planes, corrections, plane_note,
                          [lazy] if lazy else [])
 
     def _corrections(self, target, prompt_image, boxes, idx) -> tuple[list | None, str]:
@@ -334,8 +324,3 @@ class PromptSegmentationWidget(QWidget):
 
     def _fail(self, message: str):
         self.jobs.fail(message)
-
-    def _choose_weights(self):
-        path, _ = QFileDialog.getOpenFileName(self, "napari-fewcell weights", "", "Weights (*.pt);;All files (*)")
-        if path:
-            self.weights_edit.setText(path)

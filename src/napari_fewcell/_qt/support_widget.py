@@ -7,12 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from magicgui.widgets import ComboBox
 from napari.layers import Image, Labels, Shapes
-from qtpy.QtWidgets import (
-    QComboBox,
-    QFileDialog,
-    QWidget,
-)
+from qtpy.QtWidgets import QFileDialog, QWidget
 
 from ..engine.core.errors import FewcellError
 from ..engine.core.progress import Progress, relay, run
@@ -78,9 +75,7 @@ class SupportWidget(QWidget):
                                         "inside of boxes is read there. Images without a box are read whole.")
         self.settings = ParamsForm([(PerceptronParams, "lam"), (PerceptronParams, "bfgs"),
                                     (PerceptronParams, "device")])
-        self.apply_combo = QComboBox()
-        for text, mode in APPLY_MODES:
-            self.apply_combo.addItem(text, mode)
+        self.apply_to = ComboBox(name="apply_to", label="Apply to", choices=APPLY_MODES)
         buttons = {"add_labels": ("Add labels to the selected image", self._add_labels), "fit": ("Fit", self._fit),
                    "apply": ("Apply", self._apply), "save": ("Save perceptron…", self._save),
                    "load": ("Load perceptron…", self._load)}
@@ -89,7 +84,7 @@ class SupportWidget(QWidget):
 
         form = form_rows(
             ("Boxes", self.shapes_combo.native), self.add_labels_button, self.settings.native, self.fit_button,
-            ("Apply to", self.apply_combo), self.apply_button,
+            ("Apply to", self.apply_to.native), self.apply_button,
             ("Big images: output folder", self.big_folder.widget),
             hbox(self.save_button, self.load_button),
         )
@@ -190,7 +185,7 @@ class SupportWidget(QWidget):
     def _collect_apply(self) -> dict:
         if self.model is None:
             raise FewcellError("There is no perceptron yet; press Fit (or load a saved one) first.")
-        mode = self.apply_combo.currentData()
+        mode = self.apply_to.value
         if mode == "all":
             images = [lay for lay in self.viewer.layers if isinstance(lay, Image)]
         else:
