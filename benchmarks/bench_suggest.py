@@ -63,14 +63,15 @@ def evaluate(ds: Dataset, fx, chosen, test_ids, seed: int) -> tuple:
 def loop(ds, pool_ids, fx, first_scorer, score: str, test_ids, budget: int, scale: int = 2,
          diverse: bool = False) -> tuple[dict, list]:
     from napari_fewcell.engine.core.progress import run
-    from napari_fewcell.engine.suggest import PerceptronScorer, SuggestParams, suggest_iter
+    from napari_fewcell.engine.suggest import PerceptronScorer, SuggestParams, candidates, suggest_iter
 
     images = [ds.images[i] for i in pool_ids]
     chosen, exclude, out, scorer = [], {}, {}, first_scorer
     first, _, later = score.partition("+")  # "coverage+consistency": the first tile by coverage, then consistency
     for b in range(1, budget + 1):
         now = first if b == 1 or not later else later
-        params = SuggestParams(score=now, top=5 if diverse else 1, scale=scale, diverse=diverse)  # as the widget
+        left = len(candidates(images, 256, exclude)[1])  # near the end fewer are left: the widget asks for fewer
+        params = SuggestParams(score=now, top=min(5, left) if diverse else 1, scale=scale, diverse=diverse)
         hit = run(suggest_iter(images, scorer, params, exclude=exclude))[0]
         chosen.append((pool_ids[hit.image], hit.box))
         exclude.setdefault(hit.image, []).append(hit.box)
