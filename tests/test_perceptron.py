@@ -14,6 +14,7 @@ from napari_fewcell.engine.fewshot import Perceptron, PerceptronParams, fit, fit
 from napari_fewcell.engine.fewshot.features import Extractors
 from napari_fewcell.engine.fewshot.perceptron import dice_loss_grad, fit_one
 from napari_fewcell.engine.models import open_model
+from napari_fewcell.engine.nets import msd
 from napari_fewcell.engine.nets.msd import MSDConfig, MSDNet, shipped_names
 from napari_fewcell.engine.nets.msd import dilated_conv as _dilated
 
@@ -39,14 +40,19 @@ def test_dilated_matches_torch_convolution():
     assert torch.allclose(conv(z), _dilated(conv, z, 3), atol=1e-5)
 
 
-def test_msd_train_and_inference_paths_agree_and_keep_resolution():
-    net = MSDNet(MSDConfig(depth=12, max_dilation=5)).eval()
-    x = torch.rand(2, 3, 40, 36)
-    maps = net.all_maps(x)
-    assert maps.shape == (2, 3 + 12, 40, 36)
-    assert torch.allclose(maps, net._all_maps_train(x), atol=1e-5)
-    assert net.features(x).shape == (2, 13, 40, 36)
-    assert net.config.radius == sum([1, 2, 3, 4, 5] * 2 + [1, 2])
+@pytest.mark.parametrize("group", [1, 2, 3])
+def test_msd_train_and_inference_paths_agree_and_keep_resolution(group, monkeypatch):
+    """Inference mixes GROUP layers' inputs by one product (msd.GROUP): any group size, and a last group cut short
+    (11 layers), gives the training path's maps."""
+    monkeypatch.setattr(msd, "GROUP", group)
+    for depth in (12, 11):
+        net = MSDNet(MSDConfig(depth=depth, max_dilation=5)).eval()
+        x = torch.rand(2, 3, 40, 36)
+        maps = net.all_maps(x)
+        assert maps.shape == (2, 3 + depth, 40, 36)
+        assert torch.allclose(maps, net._all_maps_train(x), atol=1e-5)
+        assert net.features(x).shape == (2, depth + 1, 40, 36)
+    assert net.config.radius == sum([1, 2, 3, 4, 5] * 2 + [1])
 
 
 def test_msd_projection_folds_the_head_and_matches_the_features():
