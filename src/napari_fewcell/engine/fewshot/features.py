@@ -24,6 +24,7 @@ import torch
 from ..core.device import select_device
 from ..core.errors import FewcellError
 from ..core.files import file_sha256
+from ..core.filters import basic_features
 from ..core.image import as_image2d, intensity_range, normalize
 from ..core.tiling import n_windows, windows
 from ..nets.msd import MSDNet, load_msd, shipped_names, shipped_path
@@ -179,33 +180,11 @@ def normalized(arr: np.ndarray, rng=None) -> np.ndarray:
     return normalize(arr, intensity_range(arr) if rng is None else rng)
 
 
-def _one_scale(lum: np.ndarray, sigma: float, out: np.ndarray) -> None:
-    """ilastik's classic maps at one scale, written into ``out`` (4, h, w): Gaussian smoothing, its Sobel gradient
-    magnitude, the two eigenvalues of its Hessian (central differences), as skimage's ``multiscale_basic_features``
-    makes them (the same calls, so the same numbers; each first derivative is taken once, not once per Hessian
-    entry)."""
-    from skimage import feature, filters
-
-    smooth = filters.gaussian(lum, sigma=sigma, preserve_range=False)
-    out[0] = smooth
-    out[1] = filters.sobel(smooth)
-    d_row, d_col = np.gradient(smooth)
-    hessian = [np.gradient(d_row, axis=0), np.gradient(d_row, axis=1), np.gradient(d_col, axis=1)]
-    out[2:4] = feature.hessian_matrix_eigvals(hessian)
-
-
 def extras(x: np.ndarray) -> np.ndarray:
     """The cheap extra features of a normalised (3, h, w) region: (len(EXTRAS), h, w) float32, the input channels and
-    then, per scale in SIGMAS, smoothing, edges and the two Hessian eigenvalues of the luminance (one scale per
-    thread)."""
-    from concurrent.futures import ThreadPoolExecutor
-
+    then, per scale in SIGMAS, smoothing, edges and the two Hessian eigenvalues of the luminance (core/filters.py)."""
     c = len(x)
     out = np.empty((len(EXTRAS), *x.shape[1:]), np.float32)
     out[:c] = x
-    lum = np.ascontiguousarray(x.mean(0), dtype=np.float32)
-    with ThreadPoolExecutor(max_workers=max(1, torch.get_num_threads())) as pool:
-        # the largest scale (the longest kernel) first, so that the threads finish together
-        order = sorted(range(len(SIGMAS)), key=lambda i: -SIGMAS[i])
-        list(pool.map(lambda i: _one_scale(lum, SIGMAS[i], out[c + 4 * i : c + 4 * i + 4]), order))
+    basic_features(x.mean(0), SIGMAS, out[c:], threads=torch.get_num_threads())
     return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..core.filters import basic_features, scales
 from ..core.image import as_image2d, intensity_range, normalize
 from ..core.tiling import Window, windows
 
@@ -14,11 +15,9 @@ FEATURE_MARGIN = 72  #: context of a tile's filters: 4σ of the largest Gaussian
 
 def luminance_features(x: np.ndarray, sigma_max: int = SIGMA_MAX) -> np.ndarray:
     """(h, w, F) float32 filters of a normalised (3, h, w) region's luminance (intensity, edges, texture), at
-    Gaussian scales SIGMA_MIN to ``sigma_max``."""
-    from skimage.feature import multiscale_basic_features
-
-    return multiscale_basic_features(x.mean(0), intensity=True, edges=True, texture=True, sigma_min=SIGMA_MIN,
-                                     sigma_max=sigma_max, workers=max(1, torch.get_num_threads())).astype(np.float32)
+    Gaussian scales SIGMA_MIN to ``sigma_max`` (core/filters.py: skimage's ``multiscale_basic_features``, faster)."""
+    maps = basic_features(x.mean(0), scales(SIGMA_MIN, sigma_max), threads=torch.get_num_threads())
+    return maps.transpose(1, 2, 0)
 
 
 def window_features(arr: np.ndarray, rng, win: Window) -> np.ndarray:
