@@ -33,7 +33,7 @@ def pairs():
 # ---- workflow 2 ------------------------------------------------------------------------------------
 def test_pseudo_job_is_stage_one_with_its_provenance(pairs):
     data = [annotate(pairs[0][0], pairs[0][1], [BOX], name="a"), annotate(pairs[1][0], name="b")]
-    params = PseudoParams(epochs=0, device="cpu")
+    params = PseudoParams(epochs=0, adapt="none", device="cpu")  # attention alone: the cheapest labeller
     want = run(pseudolabel_iter(data, params))
     source = {"images": ["a.tif", "b.tif"], "boxes": [list(BOX)]}
     request = PseudoRequest(data, params, TrainParams(steps=3, batch=2, crop=32, device="cpu"), {1: "cell"}, source)

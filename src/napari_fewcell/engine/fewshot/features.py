@@ -24,14 +24,13 @@ import torch
 from ..core.device import select_device
 from ..core.errors import FewcellError
 from ..core.files import file_sha256
-from ..core.filters import basic_features
+from ..core.filters import KINDS, basic_features
 from ..core.image import as_image2d, intensity_range, normalize
 from ..core.tiling import n_windows, windows
 from ..nets.msd import MSDNet, load_msd, shipped_names, shipped_path
 
 SIGMAS = (1, 2, 4, 8, 16)  #: scales of the multiscale basic features (skimage's powers of 2 from 1 to 16)
-EXTRAS = [f"input:{c}" for c in "rgb"] + [f"{kind}:{s}" for s in SIGMAS
-                                          for kind in ("smooth", "edges", "hessian1", "hessian2")]
+EXTRAS = [f"input:{c}" for c in "rgb"] + [f"{kind}:{s}" for s in SIGMAS for kind in KINDS]
 TILE, MARGIN = 1024, 96  #: images larger than TILE² are processed in tiles with MARGIN px of context
 MIN_SIDE = 32  #: smaller images are mirror-padded to this size (the dilations reach 10 px)
 
