@@ -263,3 +263,19 @@ def test_big_images_folder_shows_only_for_a_lazy_image(make_napari_viewer):
     assert not row.isHidden()
     widget.image_combo.pick("small")
     assert row.isHidden()
+
+
+@pytest.mark.parametrize("kind", [SupportWidget, PartialLabelsWidget])
+def test_the_output_folder_shows_while_a_lazy_image_is_open(make_napari_viewer, kind):
+    """The few-shot and partial-labels widgets apply to any open image, so their 'Big images: output folder' row is
+    shown while one of the open images is big or lazy, and hidden otherwise."""
+    viewer = make_napari_viewer()
+    widget = kind(viewer)
+    viewer.window.add_dock_widget(widget, name=kind.__name__)
+    row = widget.big_folder.widget
+    viewer.add_image(np.zeros((64, 64), np.uint8), name="small")
+    assert row.isHidden()
+    viewer.add_image(da.zeros((256, 256), chunks=128, dtype=np.uint8), name="lazy")
+    assert not row.isHidden()
+    viewer.layers.remove("lazy")
+    assert row.isHidden()

@@ -191,7 +191,13 @@ class OutputFolder(FileEdit):
     def show_for(self, form, layer) -> None:
         """Show the field (and its label in ``form``) only while ``layer`` is a big or lazy image: the only images
         whose labels go to that folder."""
-        visible = layer is not None and is_lazy(layer)
+        self.show(form, layer is not None and is_lazy(layer))
+
+    def show_for_any(self, form, images) -> None:
+        """Show the field only while one of ``images`` (the Image layers a widget may apply to) is big or lazy."""
+        self.show(form, any(is_lazy(layer) for layer in images))
+
+    def show(self, form, visible: bool) -> None:
         self.widget.setVisible(visible)
         label = form.labelForField(self.widget)
         if label is not None:

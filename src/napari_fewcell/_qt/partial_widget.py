@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 from magicgui.widgets import CheckBox, ComboBox
-from napari.layers import Labels, Shapes
+from napari.layers import Image, Labels, Shapes
 from qtpy.QtWidgets import QFileDialog, QWidget
 
 from ..engine.core.annotation import annotate
@@ -95,7 +95,7 @@ class PartialLabelsWidget(QWidget):
         self.jobs.progress_text = self._progress_text
         self.cancel_note, self.big_folder = CancelNote(self.jobs), OutputFolder(self)
 
-        form = form_rows(
+        self.form = form = form_rows(
             ("Boxes", self.shapes_combo.native), self.add_box_button, self.stage1.native, self.oneshot.native,
             hbox(self.generate_button, self.export_button), ("Export as", self.export_as.native),
             self.stage2.native, hbox(self.train_button, self.apply_button),
@@ -108,6 +108,8 @@ class PartialLabelsWidget(QWidget):
     def _refresh(self):
         shapes = [lay for lay in self.viewer.layers if isinstance(lay, Shapes)]
         self.shapes_combo.refill(shapes, [lay for lay in shapes if lay.name.startswith(BOX_LAYER)] + shapes)
+        # the output folder matters only for big or lazy images: shown while one is open
+        self.big_folder.show_for_any(self.form, [lay for lay in self.viewer.layers if isinstance(lay, Image)])
 
     def _checked(self) -> list[ImageRow]:
         rows = self.images.checked()

@@ -82,7 +82,7 @@ class SupportWidget(QWidget):
         self.jobs = job_controls(self, buttons, "Check support images, choose their labels layers, then press Fit.")
         self.cancel_note, self.big_folder = CancelNote(self.jobs), OutputFolder(self)
 
-        form = form_rows(
+        self.form = form = form_rows(
             ("Boxes", self.shapes_combo.native), self.add_labels_button, self.settings.native, self.fit_button,
             ("Apply to", self.apply_to.native), self.apply_button,
             ("Big images: output folder", self.big_folder.widget),
@@ -98,6 +98,8 @@ class SupportWidget(QWidget):
         # only inside them must not be read as background elsewhere
         own = [lay for lay in shapes if lay.name.startswith("fewcell") and "box" in lay.name]
         self.shapes_combo.refill(shapes, own)
+        # the output folder matters only for big or lazy images: shown while one is open
+        self.big_folder.show_for_any(self.form, [lay for lay in self.viewer.layers if isinstance(lay, Image)])
 
     def _target(self) -> Image:
         active = self.viewer.layers.selection.active
