@@ -62,7 +62,9 @@ def test_suggest_with_a_perceptron_model(images, tmp_path, score):
     paths = [str(p) for p in images]
     assert main(["suggest", *paths, "--tile", "64", "--top", "3", "--score", score, "--model", str(model),
                  "--json", str(out)]) == 0
-    _valid(json.loads(out.read_text()), paths, 64, 3, {p: (96, 128) for p in paths})
+    rows = json.loads(out.read_text())
+    _valid(rows, paths, 64, 3, {p: (96, 128) for p in paths})
+    assert rows[0]["model"] == (None if score == "random" else str(model))  # what scored: random needs no model
 
 
 def test_suggest_coverage_needs_no_model(images, tmp_path):
