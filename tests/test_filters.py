@@ -28,3 +28,12 @@ def test_the_bank_is_skimages_bit_for_bit(shape, sigma_max):
         ex = extras(x)
         assert ex.shape == (len(EXTRAS), *shape) and ex.dtype == np.float32
         np.testing.assert_array_equal(ex, np.concatenate([x, want.transpose(2, 0, 1)]))
+
+
+def test_a_batch_of_regions_gets_each_regions_extras():
+    from napari_fewcell.engine.fewshot.features import extras_batch
+
+    x = np.random.default_rng(5).random((5, 3, 40, 44)).astype(np.float32)
+    batch = extras_batch(x)
+    for xi, got in zip(x, batch):
+        np.testing.assert_array_equal(got, extras(xi))

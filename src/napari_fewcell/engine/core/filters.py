@@ -37,7 +37,14 @@ def basic_features(image: np.ndarray, sigmas, out: np.ndarray | None = None, thr
     image = np.ascontiguousarray(image, dtype=np.float32)
     if out is None:
         out = np.empty((len(KINDS) * len(sigmas), *image.shape), np.float32)
-    order = sorted(range(len(sigmas)), key=lambda i: -sigmas[i])  # the threads finish together
+    return basic_features_many(image[None], sigmas, out[None], threads)[0]
+
+
+def basic_features_many(images: np.ndarray, sigmas, out: np.ndarray, threads: int = 1) -> np.ndarray:
+    """:func:`basic_features` of N images of one size (N, h, w) into ``out`` (N, 4·len(sigmas), h, w): every
+    (image, scale) pair is one task, the largest scales first, so that the threads stay busy to the end."""
+    images = np.ascontiguousarray(images, dtype=np.float32)
+    tasks = sorted(((n, i) for n in range(len(images)) for i in range(len(sigmas))), key=lambda t: -sigmas[t[1]])
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-        list(pool.map(lambda i: one_scale(image, sigmas[i], out[4 * i : 4 * i + 4]), order))
+        list(pool.map(lambda t: one_scale(images[t[0]], sigmas[t[1]], out[t[0], 4 * t[1] : 4 * t[1] + 4]), tasks))
     return out

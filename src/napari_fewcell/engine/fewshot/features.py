@@ -24,7 +24,7 @@ import torch
 from ..core.device import select_device
 from ..core.errors import FewcellError
 from ..core.files import file_sha256
-from ..core.filters import KINDS, basic_features
+from ..core.filters import KINDS, basic_features_many
 from ..core.image import as_image2d, intensity_range, normalize
 from ..core.tiling import n_windows, windows
 from ..nets.msd import MSDNet, load_msd, shipped_names, shipped_path
@@ -106,8 +106,7 @@ class Extractors:
             k = net.config.n_maps + net.config.out_channels
             z += net.project(t, wt[:, start : start + k])[:, :, :h, :w]
             start += k
-        for i, xi in enumerate(x):
-            z[i] += torch.einsum("kf,fhw->khw", wt[:, start:], torch.from_numpy(extras(xi)).to(self.device))
+        z += torch.einsum("kf,nfhw->nkhw", wt[:, start:], torch.from_numpy(extras_batch(x)).to(self.device))
         return z.cpu().numpy()
 
     def project(self, image, weight: np.ndarray, bias: np.ndarray, rng=None) -> np.ndarray:
@@ -182,8 +181,14 @@ def normalized(arr: np.ndarray, rng=None) -> np.ndarray:
 def extras(x: np.ndarray) -> np.ndarray:
     """The cheap extra features of a normalised (3, h, w) region: (len(EXTRAS), h, w) float32, the input channels and
     then, per scale in SIGMAS, smoothing, edges and the two Hessian eigenvalues of the luminance (core/filters.py)."""
-    c = len(x)
-    out = np.empty((len(EXTRAS), *x.shape[1:]), np.float32)
-    out[:c] = x
-    basic_features(x.mean(0), SIGMAS, out[c:], threads=torch.get_num_threads())
+    return extras_batch(x[None])[0]
+
+
+def extras_batch(x: np.ndarray) -> np.ndarray:
+    """:func:`extras` of N normalised regions of one size (N, 3, h, w): (N, len(EXTRAS), h, w), every region's scales
+    computed together (tiles scored in a batch keep both threads busy)."""
+    c = x.shape[1]
+    out = np.empty((len(x), len(EXTRAS), *x.shape[2:]), np.float32)
+    out[:, :c] = x
+    basic_features_many(x.mean(1), SIGMAS, out[:, c:], threads=torch.get_num_threads())
     return out
