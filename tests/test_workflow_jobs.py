@@ -120,7 +120,7 @@ def test_suggest_request_says_what_is_wrong(pairs):
         (SuggestRequest([img], ["a", "b"]), "one name per image"),
         (SuggestRequest([img], model="m.npz", pretext=True), "drop one of the two"),
         (SuggestRequest([img], params=SuggestParams(tile=512)), "larger than"),
-        (SuggestRequest([img], pretext_steps=0), "at least one step"),
+        (SuggestRequest([img], pretext_steps=0), "Pretext training needs steps ≥ 1"),
     ]
     for request, text in cases:
         with pytest.raises(FewcellError, match=text):

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 from magicgui.widgets import FileEdit
+from napari.layers import Image
 
 from ..engine.core.errors import FewcellError
 from ..engine.core.lazy import LazyImage
@@ -177,7 +178,7 @@ class OutputFolder(FileEdit):
     """The "Big images: output folder" field, a magicgui folder field (empty: a new folder under the system's
     temporary folder)."""
 
-    def __init__(self, parent=None):
+    def __init__(self):
         super().__init__(mode="d", nullable=True, name="big_folder", tooltip=(
             "Where the labels of big or lazy (dask, zarr, multiscale) images are written, as new zarr arrays; the "
             "image is read block by block, never whole."))
@@ -193,9 +194,9 @@ class OutputFolder(FileEdit):
         whose labels go to that folder."""
         self.show(form, layer is not None and is_lazy(layer))
 
-    def show_for_any(self, form, images) -> None:
-        """Show the field only while one of ``images`` (the Image layers a widget may apply to) is big or lazy."""
-        self.show(form, any(is_lazy(layer) for layer in images))
+    def show_for_any(self, form, layers) -> None:
+        """Show the field only while one of the Image ``layers`` (those a widget may apply to) is big or lazy."""
+        self.show(form, any(isinstance(layer, Image) and is_lazy(layer) for layer in layers))
 
     def show(self, form, visible: bool) -> None:
         self.widget.setVisible(visible)

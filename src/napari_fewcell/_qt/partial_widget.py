@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 from magicgui.widgets import CheckBox, ComboBox
-from napari.layers import Image, Labels, Shapes
+from napari.layers import Labels, Shapes
 from qtpy.QtWidgets import QFileDialog, QWidget
 
 from ..engine.core.annotation import annotate
@@ -93,7 +93,7 @@ class PartialLabelsWidget(QWidget):
                    "save": ("Save network…", self._save), "load": ("Load network…", self._load)}
         self.jobs = job_controls(self, buttons, cancelled_text="Cancelled.")
         self.jobs.progress_text = self._progress_text
-        self.cancel_note, self.big_folder = CancelNote(self.jobs), OutputFolder(self)
+        self.cancel_note, self.big_folder = CancelNote(self.jobs), OutputFolder()
 
         self.form = form = form_rows(
             ("Boxes", self.shapes_combo.native), self.add_box_button, self.stage1.native, self.oneshot.native,
@@ -109,7 +109,7 @@ class PartialLabelsWidget(QWidget):
         shapes = [lay for lay in self.viewer.layers if isinstance(lay, Shapes)]
         self.shapes_combo.refill(shapes, [lay for lay in shapes if lay.name.startswith(BOX_LAYER)] + shapes)
         # the output folder matters only for big or lazy images: shown while one is open
-        self.big_folder.show_for_any(self.form, [lay for lay in self.viewer.layers if isinstance(lay, Image)])
+        self.big_folder.show_for_any(self.form, self.viewer.layers)
 
     def _checked(self) -> list[ImageRow]:
         rows = self.images.checked()

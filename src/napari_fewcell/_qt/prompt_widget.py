@@ -76,7 +76,7 @@ class PromptSegmentationWidget(QWidget):
             "into one result layer updated in place (2D images)."))
         self.outputs = Container(widgets=[self.output, self.whole_stack, self.live_check], labels=True)
         self.outputs.native.layout().setContentsMargins(0, 0, 0, 0)
-        self.big_folder = OutputFolder(self)
+        self.big_folder = OutputFolder()
         self.jobs = job_controls(self, {"segment": ("Segment", self._segment)})
         self.jobs.progress_text = progress_text
         self.cancel_note = CancelNote(self.jobs)

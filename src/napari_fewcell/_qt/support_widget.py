@@ -80,7 +80,7 @@ class SupportWidget(QWidget):
                    "apply": ("Apply", self._apply), "save": ("Save perceptron…", self._save),
                    "load": ("Load perceptron…", self._load)}
         self.jobs = job_controls(self, buttons, "Check support images, choose their labels layers, then press Fit.")
-        self.cancel_note, self.big_folder = CancelNote(self.jobs), OutputFolder(self)
+        self.cancel_note, self.big_folder = CancelNote(self.jobs), OutputFolder()
 
         self.form = form = form_rows(
             ("Boxes", self.shapes_combo.native), self.add_labels_button, self.settings.native, self.fit_button,
@@ -99,7 +99,7 @@ class SupportWidget(QWidget):
         own = [lay for lay in shapes if lay.name.startswith("fewcell") and "box" in lay.name]
         self.shapes_combo.refill(shapes, own)
         # the output folder matters only for big or lazy images: shown while one is open
-        self.big_folder.show_for_any(self.form, [lay for lay in self.viewer.layers if isinstance(lay, Image)])
+        self.big_folder.show_for_any(self.form, self.viewer.layers)
 
     def _target(self) -> Image:
         active = self.viewer.layers.selection.active

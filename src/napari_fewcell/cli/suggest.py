@@ -54,8 +54,7 @@ def cmd_suggest(a) -> int:
         raise FewcellError(f"The folder of --json {out} does not exist; create it first.")
     planes, where, names = _read_planes(a.images)
     request = sg.SuggestRequest(planes, names, params, a.model, a.network, a.pretext, a.pretext_steps)
-    request.check()  # bad tile sizes and mixed images fail before any model loads
-    result = run(sg.suggest_job(request), Bar("suggest"))
+    result = run(sg.suggest_job(request), Bar("suggest"))  # the job checks the request before any model loads
     for h in result.hits:
         print(f"{h.rank}. {names[h.image]} box {' '.join(map(str, h.box))} score {h.score:.4f}", file=sys.stderr)
     text = json.dumps(result.rows(where), indent=2) + "\n"

@@ -67,7 +67,7 @@ def dilated_conv(conv: nn.Conv2d, z: torch.Tensor, d: int) -> torch.Tensor:
     """
     n, k, h, w = z.shape
     o = conv.out_channels
-    weight = conv.weight.permute(0, 2, 3, 1).reshape(o * 9, k)
+    weight = tap_weights(conv, 0, k)
     # one 2D GEMM per image: torch's batched matmul with a broadcast weight is several times slower
     mix = torch.stack([torch.mm(weight, zi.reshape(k, h * w)) for zi in z])
     mix = F.pad(mix.view(n, o * 9, h, w), (d, d, d, d), mode="reflect").view(n, o, 9, h + 2 * d, w + 2 * d)

@@ -22,8 +22,9 @@ from .tiles import Suggestion, candidates, suggest_iter
 def first_scorer_iter(arrs: Sequence[np.ndarray], network: str | None, pretext: bool, pretext_steps: int,
                       device: str, seed: int = 0) -> Generator[Progress, None, Scorer]:
     """The shipped network ``network`` (by the images' kind when None) that scores before anything is annotated,
-    adapted to the images by the pretext task (paper 001 §3.2) when ``pretext``."""
-    scorer = shipped_network(network, arrs[0].shape[-1] if arrs[0].ndim == 3 else 1, device)
+    adapted to the images by the pretext task (paper 001 §3.2) when ``pretext``. ``arrs``: (H, W, C) arrays, as
+    :func:`~.tiles.candidates` gives them."""
+    scorer = shipped_network(network, arrs[0].shape[-1], device)
     if pretext:
         scorer = yield from pretext_iter(scorer, arrs, PretextParams(steps=pretext_steps, seed=seed))
     return scorer
@@ -52,8 +53,7 @@ class SuggestRequest:
         if self.pretext and self.model:
             raise FewcellError("The pretext task adapts the shipped network to your images before anything is "
                                "annotated; a fitted model is already adapted, so drop one of the two.")
-        if self.pretext_steps < 1:
-            raise FewcellError("The pretext task needs at least one step.")
+        PretextParams(steps=self.pretext_steps, seed=self.params.seed).check()
         return candidates(self.planes, self.params.tile, names=self.names or None)[0]
 
 
