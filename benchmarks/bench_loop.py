@@ -29,17 +29,29 @@ def mosaic(data_root: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
     return img, lab, ids
 
 
-def rounds(img: np.ndarray, lab: np.ndarray, n: int) -> list[dict]:
+def prepare(s, row: dict, on: bool) -> None:
+    """What the widget runs in the background once the suggestions are shown, while the user paints the tile."""
     from napari_fewcell.engine.core.progress import run
+
+    if on:
+        t0 = time.perf_counter()
+        row["kept"] = run(s.prepare_iter())
+        row["prepare"] = time.perf_counter() - t0
+
+
+def rounds(img: np.ndarray, lab: np.ndarray, n: int, prepared: bool = True) -> list[dict]:
+    from napari_fewcell.engine.core.progress import run
+    from napari_fewcell.engine.suggest.params import SessionParams
     from napari_fewcell.engine.suggest.session import Session
 
-    s = Session([img], ["mosaic"])
+    s = Session([img], ["mosaic"], None if prepared else SessionParams(tile_memory=0))
     t0 = time.perf_counter()
     hits = run(s.suggest_iter())
     out = [{"round": 0, "rescore": time.perf_counter() - t0}]
+    prepare(s, out[0], prepared)
     for r in range(1, n + 1):
         s.accept(hits[0].image, hits[0].box, lab)
-        row = {"round": r}
+        row = {"round": r, "tile": hits[0].box}
         try:
             t0 = time.perf_counter()
             run(s.refit_iter(predict=[]))
@@ -54,7 +66,8 @@ def rounds(img: np.ndarray, lab: np.ndarray, n: int) -> list[dict]:
         t0 = time.perf_counter()
         hits = run(s.suggest_iter())
         row["rescore"] = time.perf_counter() - t0
-        log(f"round {r}: " + ", ".join(f"{k} {v:.2f} s" for k, v in row.items() if k != "round"))
+        prepare(s, row, prepared)
+        log(f"round {r}: " + ", ".join(f"{k} {v:.2f} s" for k, v in row.items() if k not in ("round", "kept", "tile")))
         out.append(row)
     return out
 
@@ -65,24 +78,34 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default="results/loop_speed.md")
+    ap.add_argument("--no-prepare", action="store_true",
+                    help="keep no tile features between rounds (SessionParams.tile_memory = 0), as before 2026-12-06")
     args = ap.parse_args()
     set_threads(args.threads)
     img, lab, ids = mosaic(args.data)
     log(f"mosaic {img.shape} of Coelho test images {ids}")
-    rows = rounds(img, lab, args.rounds)
+    rows = rounds(img, lab, args.rounds, not args.no_prepare)
     fmt = lambda v: "—" if v is None or v != v else f"{v:.2f}"  # noqa: E731
     rep = report_header("napari-fewcell: one round of the annotate-next loop, 2048²", False) + [
         f"- image: 2×2 mosaic of the top-left 1024² of Coelho test images {', '.join(ids)} (2048², gray)",
         "- session defaults: perceptron refitted on the accepted tiles (true labels), consistency at 1/2 "
-        "resolution, 256² tiles; round 0 = the first suggestion by the shipped network", "",
-        "| round | refit s | predict the image s | rescore s | accept → refit → rescore s | with the prediction s |",
-        "|---|---|---|---|---|---|",
+        "resolution, 256² tiles; round 0 = the first suggestion by the shipped network",
+        "- tile features kept between rounds: " + ("no (`--no-prepare`)" if args.no_prepare else
+        "yes — after each round's suggestions the session prepares the next rescore (`Session.prepare_iter`: the "
+        "perceptron's features of every tile left, the widget runs it in the background while the user paints the "
+        "tile); timed apart, in the last column, not part of the round"), "",
+        "| round | tile accepted (y, x) | refit s | predict the image s | rescore s | accept → refit → rescore s "
+        "| with the prediction s "
+        "| prepared while the user paints s (tile versions kept) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         refit, pred, score = row.get("refit"), row.get("predict"), row["rescore"]
         loop = None if refit is None else refit + score
-        rep.append(f"| {row['round']} | {fmt(refit)} | {fmt(pred)} | {fmt(score)} | {fmt(loop)} | "
-                   f"{fmt(None if loop is None or pred is None else loop + pred)} |")
+        prep = "—" if "prepare" not in row else f"{row['prepare']:.2f} ({row['kept']})"
+        tile = "—" if "tile" not in row else f"{row['tile'][0]}, {row['tile'][1]}"
+        rep.append(f"| {row['round']} | {tile} | {fmt(refit)} | {fmt(pred)} | {fmt(score)} | {fmt(loop)} | "
+                   f"{fmt(None if loop is None or pred is None else loop + pred)} | {prep} |")
     rep.append("")
     finish_report(rep, args.out)
 

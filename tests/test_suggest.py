@@ -348,3 +348,43 @@ def test_session_can_keep_scoring_with_the_network():
     assert isinstance(run(s.scorer_iter()), sg.PerceptronScorer)
     with pytest.raises(FewcellError, match="scored with one of"):
         SessionParams(score_with="oracle").check()
+
+
+@pytest.mark.parametrize("score", ["consistency", "mc-dropout"])
+def test_prepared_features_leave_the_suggestions_as_they_are(score, monkeypatch):
+    """Session.prepare_iter (the widget runs it while the user paints) keeps the features of every tile version
+    the score reads; the rescore after a refit then computes no features, and ranks as a session keeping none."""
+    from napari_fewcell.engine.fewshot.features import Extractors
+    from napari_fewcell.engine.suggest import Session, SessionParams
+
+    img, mask = blobs((192, 192), seed=12, n=30)
+    out = {}
+    for memory in (0, 64):
+        p = SessionParams(suggest=sg.SuggestParams(tile=64, top=4, score=score), device="cpu", tile_memory=memory)
+        s = Session([img], ["cells"], p)
+        first = run(s.suggest_iter())
+        kept = run(s.prepare_iter())
+        assert kept == s.tiles_prepared == (0 if memory == 0 else 9 * (4 if score == "consistency" else 1))
+        s.accept(0, first[0].box, mask)
+        run(s.refit_iter(predict=[]))
+        computed = []
+        real = Extractors.region_batch
+        monkeypatch.setattr(Extractors, "region_batch", lambda fx, x: computed.append(len(x)) or real(fx, x))
+        out[memory] = run(s.suggest_iter())
+        monkeypatch.undo()
+        assert (sum(computed) == 0) == (memory > 0), computed
+    assert [h.box for h in out[64]] == [h.box for h in out[0]]
+    assert np.allclose([h.score for h in out[64]], [h.score for h in out[0]], rtol=1e-3)
+
+
+def test_preparing_stops_when_its_memory_is_full():
+    from napari_fewcell.engine.suggest import Session, SessionParams
+
+    img, _ = blobs((192, 192), seed=12, n=30)
+    # a 64² tile scored at 32²: 116 features × 32² × 2 bytes ≈ 0.23 MiB per version, so 1 MiB holds 4
+    s = Session([img], ["cells"], SessionParams(suggest=sg.SuggestParams(tile=64), device="cpu", tile_memory=1))
+    assert run(s.prepare_iter()) == s.tiles_prepared == 4
+    prompt = SessionParams(model="prompt", suggest=sg.SuggestParams(tile=64), device="cpu")
+    assert run(Session([img], ["cells"], prompt).prepare_iter()) == 0
+    with pytest.raises(FewcellError, match="memory for tile features must be 0 MiB or more"):
+        SessionParams(tile_memory=-1).check()

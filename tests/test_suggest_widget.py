@@ -42,6 +42,9 @@ def test_suggest_next_accept_refit_skip(viewer_widget, qtbot):
     assert len(sugg.data) == 3 and widget.list.count() == 3, widget.status.text()
     assert list(sugg.features["rank"]) == [1, 2, 3]
     assert widget.list.item(0).text().startswith("1. cells: y ")
+    # while the user paints, the features of the tiles left are computed in the background for the next rescore
+    qtbot.waitUntil(lambda: widget.preparing is None, timeout=TIMEOUT)
+    assert widget.session.tiles_prepared == 4 * widget.session.tiles_left()
 
     # Next: the camera goes to the best tile, a box and a labels layer to paint in appear
     qtbot.mouseClick(widget.next_button, LEFT)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 from magicgui.widgets import ComboBox
 from napari.layers import Image, Labels, Shapes
+from napari.qt.threading import create_worker
 from qtpy.QtWidgets import (
     QListWidget,
     QWidget,
@@ -27,6 +28,15 @@ BOXES = "fewcell annotation boxes"  # also picked by default by the Few-shot sup
 PREDICTION = "fewcell prediction"
 SCOPES = [("image", "current image"), ("all", "all open images")]  #: which images a session works on
 AUTO = "auto (by image kind)"
+
+
+def _quietly(session: Session):
+    """The session's preparation of the next rounds (:meth:`Session.prepare_iter`), run in the background while the
+    user paints: a problem there (e.g. the settings changed under it) only means the next rescore computes more."""
+    try:
+        return (yield from session.prepare_iter())
+    except FewcellError:
+        return 0
 
 
 def _loop_iter(session: Session, refit: bool):
@@ -49,6 +59,8 @@ class SuggestWidget(QWidget):
         self.suggestions: list = []
         self.current: int | None = None  # index in self.suggestions of the tile being annotated
         self.state: dict[int, str] = {}  # suggestion index → "accepted" / "skipped"
+        #: the background worker computing, while the user paints, the features the next rescore needs (None: idle)
+        self.preparing = None
 
         self.settings = ParamsForm([
             ComboBox(name="scope", label="Images", choices=[(text, key) for key, text in SCOPES], value="image"),
@@ -71,6 +83,7 @@ class SuggestWidget(QWidget):
     def _refresh(self):
         # a session whose image layers were removed is stale
         if self.items and any(layer not in self.viewer.layers for layer, _ in self.items):
+            self.stop_preparing()
             self.session, self._key, self.items, self.suggestions, self.current = None, None, [], [], None
             self.list.clear()
 
@@ -123,6 +136,7 @@ class SuggestWidget(QWidget):
         return {"make": lambda: _loop_iter(session, refit=refit), "done": done}
 
     def _suggest(self):
+        self.stop_preparing()
         self.jobs.cancelled_text = "Cancelled; the suggestions are as they were."
         self.jobs.start(self._collect_suggest, "Scoring tiles…")
 
@@ -136,6 +150,24 @@ class SuggestWidget(QWidget):
                                            f"'{PREDICTION}' updated. ")
         self.status.setText(fitted + (f"{len(hits)} tiles suggested; press Next to annotate the first."
                                       if hits else "Every tile is annotated or skipped."))
+        if hits:
+            self._prepare()
+
+    # ----------------------------------------------------------------- preparing the next rounds
+    def _prepare(self):
+        """While the user paints, compute in the background what the next rescore needs (the session's features of
+        the tiles left); Accept, Suggest tiles or a new session stop it, and what it kept is used."""
+        self.stop_preparing()
+        worker = create_worker(_quietly, self.session, _start_thread=False)
+        worker.finished.connect(lambda: self.preparing is worker and setattr(self, "preparing", None))
+        self.preparing = worker
+        worker.start()
+
+    def stop_preparing(self):
+        """Stop the background preparation after its current step (the features computed so far are kept)."""
+        if self.preparing is not None:
+            self.preparing.quit()
+            self.preparing = None
 
     def _show_suggestions(self):
         self.list.clear()
@@ -260,6 +292,7 @@ class SuggestWidget(QWidget):
         return {"make": lambda: _loop_iter(session, refit=True), "done": self._loop_done}
 
     def _accept(self):
+        self.stop_preparing()
         self.jobs.cancelled_text = ("Cancelled; the tile stays accepted but the model and the prediction are as "
                                     "they were — press Accept again to refit.")
         self.jobs.start(self._collect_accept, "Refitting on the accepted tiles…")

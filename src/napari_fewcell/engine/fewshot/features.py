@@ -15,6 +15,7 @@ perceptron's median validation Dice on ISBI train images by 4 points and on DSB 
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections import OrderedDict
 from typing import Iterator, Sequence
 
@@ -65,6 +66,9 @@ class Extractors:
         self.feature_names = [f"{s['name']}:{i}" for s in self.spec for i in [*range(s["layers"]), "out"]] + EXTRAS
         self._cache: OrderedDict[tuple, np.ndarray] = OrderedDict()
         self._cache_bytes = cache_bytes
+        self._tiles: dict[bytes, np.ndarray] = {}  # scoring tiles' features (keep_tiles), by the tile's content
+        self._tile_room: int | None = None  # bytes left for them; None: not kept
+        self._tile_lock = threading.Lock()
 
     @property
     def n_features(self) -> int:
@@ -108,6 +112,64 @@ class Extractors:
             start += k
         z += torch.einsum("kf,nfhw->nkhw", wt[:, start:], torch.from_numpy(extras_batch(x)).to(self.device))
         return z.cpu().numpy()
+
+    @torch.inference_mode()
+    def region_batch(self, x: np.ndarray) -> np.ndarray:
+        """:meth:`region` of N normalised regions of one size (N, 3, h, w) at once: (N, F, h, w) float32."""
+        h, w = x.shape[2:]
+        t = torch.cat([self._tensor(xi) for xi in x])
+        maps = torch.cat([net.features(t)[:, :, :h, :w] for net in self.nets], 1).float().cpu().numpy()
+        return np.concatenate([maps, extras_batch(x)], axis=1)
+
+    # ---- scoring tiles kept between the rounds of the suggest loop ------------------------
+    def keep_tiles(self, max_bytes: int) -> None:
+        """From now on keep the features of the tiles :meth:`tile_features` computes, up to ``max_bytes`` (float16):
+        a tile scored again (the next round of the suggest loop, a refitted perceptron) costs only its projection."""
+        with self._tile_lock:
+            self._tile_room = max(0, int(max_bytes)) - sum(v.nbytes for v in self._tiles.values())
+
+    @property
+    def keeps_tiles(self) -> bool:
+        return self._tile_room is not None
+
+    @property
+    def tile_room(self) -> int:
+        """Bytes left for kept tile features (0 when they are not kept)."""
+        return self._tile_room or 0
+
+    def tile_features(self, x: np.ndarray, keep_only: bool = False) -> list[np.ndarray] | None:
+        """The (F, h, w) features of each of N normalised tiles (N, 3, h, w) of one size. Once :meth:`keep_tiles` is
+        on, every tile's features are rounded to float16 (kept or not: a score never depends on what is kept), the
+        kept ones are read back and the others computed together and kept while there is room. ``keep_only``:
+        compute and keep, return None."""
+        half = self.keeps_tiles
+        keys = [hashlib.blake2b(np.ascontiguousarray(xi).tobytes(), digest_size=16).digest() for xi in x] if half \
+            else [b""] * len(x)
+        kept = [self._tiles.get(k) for k in keys]
+        todo = [i for i, f in enumerate(kept) if f is None]
+        new = self.region_batch(x[todo]) if todo else None
+        for j, i in enumerate(todo):
+            kept[i] = new[j].astype(np.float16) if half else new[j]
+            if half:
+                with self._tile_lock:
+                    if kept[i].nbytes <= self._tile_room and keys[i] not in self._tiles:
+                        self._tiles[keys[i]], self._tile_room = kept[i], self._tile_room - kept[i].nbytes
+        return None if keep_only else kept
+
+    def project_tiles(self, x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
+        """``weight @ features + bias`` of N normalised tiles (N, 3, h, w) through :meth:`tile_features`: (N, K, h, w)
+        float32, one tile's features in float32 at a time."""
+        w = torch.as_tensor(np.asarray(weight), dtype=torch.float32)
+        b = torch.as_tensor(np.asarray(bias), dtype=torch.float32)[:, None]
+        out = np.empty((len(x), len(b), *x.shape[2:]), np.float32)
+        for i, f in enumerate(self.tile_features(x)):
+            out[i] = torch.addmm(b, w, torch.from_numpy(f).view(len(f), -1).float()).view(-1, *x.shape[2:]).numpy()
+        return out
+
+    @property
+    def tiles_kept(self) -> int:
+        """How many tiles' features are kept (:meth:`keep_tiles`)."""
+        return len(self._tiles)
 
     def project(self, image, weight: np.ndarray, bias: np.ndarray, rng=None) -> np.ndarray:
         """``weight @ features(image, rng) + bias``: (K, H, W) float32 for a whole 2D image, through the cache when

@@ -84,8 +84,14 @@ class SessionParams:
     score_with: str = option("model", "Score with", "After the first Accept, tiles are scored by the refitted model "
                              "(default) or still by the first network.", SCORER_CHOICES)
     device: str = option("auto", "Device", "Where the networks run.", DEVICES)
+    #: MiB for the perceptron's features of the tiles being scored (float16), kept between rounds so that a rescore
+    #: after a refit is one projection (Session.prepare_iter fills it while the user paints); about 1 GiB for the
+    #: four versions of every tile of a 2048² image scored at 1/2 resolution. 0: nothing kept
+    tile_memory: int = 1024
 
     def check(self) -> None:
+        if self.tile_memory < 0:
+            raise FewcellError(f"The memory for tile features must be 0 MiB or more, not {self.tile_memory}.")
         if self.model not in MODELS:
             raise FewcellError(f"The model must be one of {', '.join(MODELS)}, not {self.model!r}.")
         if self.score_with not in SCORERS:

@@ -5,6 +5,7 @@ annotated; optionally adapted by the pretext task, :mod:`.pretext`), a fitted pe
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -64,16 +65,22 @@ class PerceptronScorer(Scorer):
         self._std = torch.as_tensor(model.std, dtype=torch.float32)[:, None, None]
 
     def maps(self, x):
-        feats = [torch.from_numpy(self.fx.region(t.cpu().numpy())) for t in x]
-        return (torch.stack(feats) - self._mean) / self._std
+        if self.fx.keeps_tiles:
+            feats = torch.from_numpy(np.stack(self.fx.tile_features(x.cpu().numpy())).astype(np.float32, copy=False))
+        else:
+            feats = torch.stack([torch.from_numpy(self.fx.region(t.cpu().numpy())) for t in x])
+        return (feats - self._mean) / self._std
 
     def head(self, m):
         return torch.sigmoid(torch.einsum("kf,nfhw->nkhw", self._w, m) + self._b[None, :, None, None])
 
     def predict(self, x):
-        """``head(maps(x))`` without building the features' stack (:meth:`Extractors.project_region`)."""
-        z = self.fx.project_batch(x.cpu().numpy(), *self.model.folded())
-        return torch.sigmoid(torch.from_numpy(z)).to(x.device)
+        """``head(maps(x))``: from the kept features of the tiles when the extractors keep them (the suggest loop),
+        else without building the features' stack (:meth:`Extractors.project_batch`)."""
+        w, b = self.model.folded()
+        project = self.fx.project_tiles if self.fx.keeps_tiles else self.fx.project_batch
+        z = torch.from_numpy(project(x.cpu().numpy(), w, b))
+        return torch.sigmoid(z).to(x.device)
 
 
 class SegModelScorer(Scorer):

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .params import SuggestParams
+from .params import NO_MODEL, SuggestParams
 from .scorers import Scorer
 
 EPS = 1e-6
@@ -58,6 +58,14 @@ def augmentations(x: torch.Tensor, magnitude: float) -> list[torch.Tensor]:
     return [autocontrast(x), brightness(x, magnitude), sharpness(x, magnitude)]
 
 
+def versions(x: torch.Tensor, p: SuggestParams) -> list[torch.Tensor]:
+    """The versions of the tiles x that the score ``p.score`` passes through the model: the tiles, and for
+    consistency their three augmentations too (none for the scores that need no model)."""
+    if p.score in NO_MODEL:
+        return []
+    return [x, *augmentations(x, p.magnitude)] if p.score == "consistency" else [x]
+
+
 # ---- scores on predictions (N, K, h, w) ------------------------------------------------------
 def cross_entropy(p: torch.Tensor, q: torch.Tensor, exclusive: bool) -> torch.Tensor:
     """Pixel-mean cross entropy of prediction q against target p, per image (N,)."""
@@ -79,8 +87,8 @@ def score_batch(scorer: Scorer, x: torch.Tensor, p: SuggestParams,
         return torch.rand(x.shape[0], generator=generator).numpy()
     if p.score == "consistency":
         # one forward pass per version: a batch four times larger runs 1.5–2× slower per tile on a CPU
-        base = scorer.predict(x)
-        total = sum(cross_entropy(base, scorer.predict(a), scorer.exclusive) for a in augmentations(x, p.magnitude))
+        base, *augmented = [scorer.predict(v) for v in versions(x, p)]
+        total = sum(cross_entropy(base, q, scorer.exclusive) for q in augmented)
         return total.float().cpu().numpy()
     m = scorer.maps(x)
     if p.score == "entropy":

@@ -30,7 +30,8 @@ from ..prompt.segmenter import Segmenter
 from .job import first_scorer_iter
 from .params import NO_MODEL, SessionParams
 from .scorers import PerceptronScorer, PromptScorer, Scorer
-from .tiles import Suggestion, candidates, suggest_iter
+from .scores import versions
+from .tiles import Suggestion, candidates, scoring_scale, scoring_tiles, suggest_iter
 
 
 class Session:
@@ -79,6 +80,39 @@ class Session:
         top = dataclasses.replace(p, top=max(1, min(p.top, self.tiles_left())))  # near the end, fewer are left
         return (yield from suggest_iter(self.arrs, scorer, top, self.exclude(), self.names))
 
+    def prepare_iter(self) -> Generator[Progress, None, int]:
+        """Compute ahead what the next rescoring needs, e.g. while the user paints a tile: the perceptron's features of
+        every version of every tile left that the score reads, kept up to ``SessionParams.tile_memory`` MiB (a
+        rescore after a refit then costs one projection per tile). Nothing to do for the prompt model, for tiles
+        scored by the first network or scores that need no model. Returns how many tile versions are kept."""
+        p = self.params
+        if p.model != "perceptron" or p.score_with != "model" or p.suggest.score in NO_MODEL or not p.tile_memory:
+            return 0
+        fx = self._extractors()
+        _, cands = candidates(self.arrs, p.suggest.tile, self.exclude())
+        norm, scale, what = {}, scoring_scale(p.suggest), "features for the next rounds"
+        yield Progress(0, len(cands), what)
+        for s in range(0, len(cands), p.suggest.batch):
+            x = scoring_tiles(self.arrs, cands[s : s + p.suggest.batch], norm, scale)
+            for v in versions(x, p.suggest):  # a step per version: a quit (the widget's Accept) waits for less
+                if fx.tile_room < v.shape[-2] * v.shape[-1] * 2 * fx.n_features:
+                    return fx.tiles_kept  # full: the rest is computed when scored
+                fx.tile_features(v.numpy(), keep_only=True)
+                yield Progress(s, len(cands), what)
+            yield Progress(min(len(cands), s + p.suggest.batch), len(cands), what)
+        return fx.tiles_kept
+
+    @property
+    def tiles_prepared(self) -> int:
+        """How many tile versions' features are kept for the next rescore (:meth:`prepare_iter`)."""
+        return 0 if self._fx is None else self._fx.tiles_kept
+
+    def _extractors(self) -> Extractors:
+        if self._fx is None:
+            self._fx = Extractors(device=self.params.device)  # its feature cache makes refits fast
+            self._fx.keep_tiles(self.params.tile_memory << 20)
+        return self._fx
+
     # ---- annotating --------------------------------------------------------------------------
     def accept(self, image: int, box: Box, labels: np.ndarray) -> None:
         """Record the tile ``box`` of plane ``image`` as annotated by ``labels`` (the plane's labels,
@@ -115,11 +149,10 @@ class Session:
             raise FewcellError("No tile is accepted yet; press Next, paint the tile, then Accept.")
         annotated = self._annotated()
         if self.params.model == "perceptron":
-            if self._fx is None:
-                self._fx = Extractors(device=self.params.device)  # its feature cache makes refits fast
             # accepted tiles never overlap: suggestions exclude every tile touching an accepted one
             data = [annotate(self.arrs[i], full, boxes, name=self.names[i]) for i, full, boxes in annotated]
-            self.model = yield from fit_iter(data, PerceptronParams(device=self.params.device), extractors=self._fx)
+            self.model = yield from fit_iter(data, PerceptronParams(device=self.params.device),
+                                         extractors=self._extractors())
         else:
             if self._seg is None:
                 self._seg = Segmenter(PromptParams(device=self.params.device))

@@ -75,7 +75,7 @@ def suggest_iter(images: Sequence, scorer: Scorer | None, params: SuggestParams 
     if p.top > len(cands):
         raise FewcellError(f"Asked for the top {p.top} tiles but there are only {len(cands)} tiles to choose "
                            f"from; ask for at most {len(cands)} (or use smaller tiles).")
-    scale = max(1, min(p.scale, p.tile // 16))
+    scale = scoring_scale(p)
     if p.score == "coverage":
         return (yield from coverage_iter(arrs, cands, exclude or {}, p, scale))
     score = Scoring(scorer, arrs, cands, p, scale)
@@ -94,6 +94,11 @@ def suggest_iter(images: Sequence, scorer: Scorer | None, params: SuggestParams 
     # only if too few tiles overlap no better one are overlapping ones taken, best first
     picked += [int(j) for j in order if int(j) not in picked][: p.top - len(picked)]
     return suggestions(cands, picked, score.values)
+
+
+def scoring_scale(p: SuggestParams) -> int:
+    """The factor tiles are shrunk by before scoring: ``p.scale``, but never below 16 px a side."""
+    return max(1, min(p.scale, p.tile // 16))
 
 
 class Scoring:
