@@ -1,8 +1,9 @@
 #!/usr/bin/env python
 """The time of one round of the "what to annotate next" loop on a 2048² image (issue 21's last target).
 
-What the widget does after Accept (``_qt/suggest_widget.py``): refit the perceptron on every accepted tile,
-predict the image (the prediction layer), rescore the tiles left and show the best. A simulated annotator accepts
+What the widget does after Accept (``_qt/suggest_widget.py``): refit the perceptron on every accepted tile and
+rescore the tiles left (the user waits for these two), then, in the background while the user paints on, predict the
+image (the prediction layer) and prepare the next rescore's tile features. A simulated annotator accepts
 the top suggestion each round with its true labels. The image is a 2×2 mosaic of the top-left 1024² of four Coelho
 NIH3T3 test images (fluorescent nuclei); the default session (perceptron, consistency at 1/2 resolution, 256²
 tiles). Every step is timed apart; the first suggestion (the shipped network, before any accept) is timed too.

@@ -177,11 +177,12 @@ def run(out: Path, timeout: float, workflow: str = "prompt") -> Path:
         if workflow == "suggest":  # suggest, go to the best tile and "paint" it with the sample's truth
             annotate_suggested(viewer, app, widget, timeout)
         button.click()
-        done = wait_for(app, lambda: result in viewer.layers or button.isEnabled(), timeout)
+        idle = lambda: button.isEnabled() and getattr(widget, "background", None) is None  # noqa: E731
+        done = wait_for(app, lambda: result in viewer.layers or idle(), timeout)  # suggest: it predicts after
         if result not in viewer.layers:
             why = f"timed out after {timeout:.0f} s" if not done else "no result layer was added"
             fail(f"segmentation failed ({why}); widget status: {widget.status.text()!r}")
-        wait_for(app, button.isEnabled, 10)
+        wait_for(app, idle, timeout)
         if workflow == "suggest":
             viewer.reset_view()  # the whole image: the suggestions, the accepted box and the prediction
         labels = viewer.layers[result].data

@@ -43,7 +43,7 @@ def test_suggest_next_accept_refit_skip(viewer_widget, qtbot):
     assert list(sugg.features["rank"]) == [1, 2, 3]
     assert widget.list.item(0).text().startswith("1. cells: y ")
     # while the user paints, the features of the tiles left are computed in the background for the next rescore
-    qtbot.waitUntil(lambda: widget.preparing is None, timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: widget.background is None, timeout=TIMEOUT)
     assert widget.session.tiles_prepared == 4 * widget.session.tiles_left()
 
     # Next: the camera goes to the best tile, a box and a labels layer to paint in appear
@@ -62,6 +62,10 @@ def test_suggest_next_accept_refit_skip(viewer_widget, qtbot):
     click_and_wait(qtbot, widget, widget.accept_button)
     session = widget.session
     assert list(session.accepted) == [(0, first.box)], widget.status.text()
+    # the new suggestions come first; the prediction layer follows in the background, and the status says so
+    assert "'fewcell prediction' is being updated" in widget.status.text()
+    qtbot.waitUntil(lambda: f"cells {PREDICTION}" in viewer.layers, timeout=TIMEOUT)
+    assert "'fewcell prediction' updated" in widget.status.text()
     pred = viewer.layers[f"cells {PREDICTION}"]
     assert dice_mean(np.asarray(pred.data), mask) > 0.85
     # rescored: the accepted tile is no longer suggested
@@ -83,6 +87,8 @@ def test_suggest_next_accept_refit_skip(viewer_widget, qtbot):
     labels.data = data
     n_layers = len(viewer.layers)
     click_and_wait(qtbot, widget, widget.accept_button)
+    qtbot.waitUntil(lambda: "2 accepted tile(s); 'fewcell prediction' updated" in widget.status.text(),
+                    timeout=TIMEOUT)
     assert len(session.accepted) == 2 and len(viewer.layers) == n_layers
     assert viewer.layers[f"cells {PREDICTION}"] is pred
     assert all(t.box not in (skipped, first.box, s.box) for t in widget.suggestions)
@@ -157,6 +163,7 @@ def test_switching_the_model_keeps_the_accepted_tiles(viewer_widget, qtbot):
     assert widget.session.params.model == "prompt" and widget.session.accepted.keys() == accepted.keys()
     assert isinstance(widget.session.model, tuple)  # refitted on the kept tile before scoring
     assert "Refitted on 1 accepted tile" in widget.status.text()
+    qtbot.waitUntil(lambda: "prediction' updated" in widget.status.text(), timeout=TIMEOUT)
     assert dice_mean(np.asarray(viewer.layers["cells fewcell prediction"].data), mask) > 0.8
 
 

@@ -1,8 +1,9 @@
 """Dock widget for workflow 4: what to annotate next (paper 001).
 
 Suggest tiles → Next (go there, a box and a labels layer to paint in) → Accept (refit on every
-accepted tile, update the prediction, rescore the rest) or Skip. Qt and napari glue only; the
-loop itself is :class:`napari_fewcell.engine.active.Session`.
+accepted tile, rescore the rest; the prediction layer updates in the background while the user
+paints on) or Skip. Qt and napari glue only; the loop itself is
+:class:`napari_fewcell.engine.suggest.Session`.
 """
 from __future__ import annotations
 
@@ -30,21 +31,32 @@ SCOPES = [("image", "current image"), ("all", "all open images")]  #: which imag
 AUTO = "auto (by image kind)"
 
 
-def _quietly(session: Session):
-    """The session's preparation of the next rounds (:meth:`Session.prepare_iter`), run in the background while the
-    user paints: a problem there (e.g. the settings changed under it) only means the next rescore computes more."""
+def _after_round(session: Session, predict: bool):
+    """What runs in the background after a round, while the user looks and paints: the prediction of every plane
+    (yielded as one {plane: labels} dict when ready), then the features the next rescore needs
+    (:meth:`Session.prepare_iter`). Returns None, or the sentence saying why the prediction failed."""
+    if predict:
+        preds = {}
+        try:
+            for i in range(len(session.arrs)):
+                preds[i] = yield from session.predict_iter(i)
+        except FewcellError as err:
+            return str(err)
+        yield preds
     try:
-        return (yield from session.prepare_iter())
+        yield from session.prepare_iter()
     except FewcellError:
-        return 0
+        pass  # e.g. the settings changed under it: the next rescore computes what is missing
+    return None
 
 
 def _loop_iter(session: Session, refit: bool):
-    """Refit (then predict every plane) if asked, then rescore; returns (predictions or None, suggestions)."""
-    preds = (yield from session.refit_iter()) if refit else None
+    """Refit if asked (the prediction follows in the background), then rescore; returns (refitted, suggestions)."""
+    if refit:
+        yield from session.refit_iter(predict=[])
     if not session.tiles_left():
-        return preds, []
-    return preds, (yield from session.suggest_iter())
+        return refit, []
+    return refit, (yield from session.suggest_iter())
 
 
 class SuggestWidget(QWidget):
@@ -59,8 +71,9 @@ class SuggestWidget(QWidget):
         self.suggestions: list = []
         self.current: int | None = None  # index in self.suggestions of the tile being annotated
         self.state: dict[int, str] = {}  # suggestion index → "accepted" / "skipped"
-        #: the background worker computing, while the user paints, the features the next rescore needs (None: idle)
-        self.preparing = None
+        #: the background worker of the last round (its prediction, then the next rescore's features; None: idle)
+        self.background = None
+        self.prediction_due = False  # the model was refitted but its prediction has not reached the layer yet
 
         self.settings = ParamsForm([
             ComboBox(name="scope", label="Images", choices=[(text, key) for key, text in SCOPES], value="image"),
@@ -83,7 +96,8 @@ class SuggestWidget(QWidget):
     def _refresh(self):
         # a session whose image layers were removed is stale
         if self.items and any(layer not in self.viewer.layers for layer, _ in self.items):
-            self.stop_preparing()
+            self.stop_background()
+            self.prediction_due = False
             self.session, self._key, self.items, self.suggestions, self.current = None, None, [], [], None
             self.list.clear()
 
@@ -136,38 +150,52 @@ class SuggestWidget(QWidget):
         return {"make": lambda: _loop_iter(session, refit=refit), "done": done}
 
     def _suggest(self):
-        self.stop_preparing()
+        self.stop_background()
         self.jobs.cancelled_text = "Cancelled; the suggestions are as they were."
         self.jobs.start(self._collect_suggest, "Scoring tiles…")
 
     def _loop_done(self, result):
-        preds, hits = result
-        if preds is not None:
-            self._show_predictions(preds)
+        refitted, hits = result
         self.suggestions, self.current, self.state = hits, None, {}
         self._show_suggestions()
-        fitted = "" if preds is None else (f"Refitted on {len(self.session.accepted)} accepted tile(s); "
-                                           f"'{PREDICTION}' updated. ")
+        fitted = "" if not refitted else (f"Refitted on {len(self.session.accepted)} accepted tile(s); "
+                                          f"'{PREDICTION}' is being updated. ")
         self.status.setText(fitted + (f"{len(hits)} tiles suggested; press Next to annotate the first."
                                       if hits else "Every tile is annotated or skipped."))
-        if hits:
-            self._prepare()
+        self.prediction_due = self.prediction_due or refitted
+        self._after_round(self.prediction_due)
 
-    # ----------------------------------------------------------------- preparing the next rounds
-    def _prepare(self):
-        """While the user paints, compute in the background what the next rescore needs (the session's features of
-        the tiles left); Accept, Suggest tiles or a new session stop it, and what it kept is used."""
-        self.stop_preparing()
-        worker = create_worker(_quietly, self.session, _start_thread=False)
-        worker.finished.connect(lambda: self.preparing is worker and setattr(self, "preparing", None))
-        self.preparing = worker
+    # ----------------------------------------------------------------- in the background, after a round
+    def _after_round(self, predict: bool):
+        """While the user looks and paints, predict every plane (the prediction layer updates when ready) and
+        compute what the next rescore needs; Accept, Suggest tiles or a new session stop it (the features computed
+        so far are kept)."""
+        self.stop_background()
+        worker = create_worker(_after_round, self.session, predict, _start_thread=False)
+        round_text = self.status.text()
+
+        def predicted(value):
+            if self.background is worker and isinstance(value, dict):
+                self._show_predictions(value)
+                self.prediction_due = False
+                if self.status.text() == round_text:
+                    self.status.setText(round_text.replace("is being updated", "updated"))
+
+        def returned(error):
+            if self.background is worker and error:
+                self.jobs.fail(f"The prediction was not updated: {error}")
+
+        worker.yielded.connect(predicted)
+        worker.returned.connect(returned)
+        worker.finished.connect(lambda: self.background is worker and setattr(self, "background", None))
+        self.background = worker
         worker.start()
 
-    def stop_preparing(self):
-        """Stop the background preparation after its current step (the features computed so far are kept)."""
-        if self.preparing is not None:
-            self.preparing.quit()
-            self.preparing = None
+    def stop_background(self):
+        """Stop the last round's background work after its current step."""
+        if self.background is not None:
+            self.background.quit()
+            self.background = None
 
     def _show_suggestions(self):
         self.list.clear()
@@ -292,7 +320,7 @@ class SuggestWidget(QWidget):
         return {"make": lambda: _loop_iter(session, refit=True), "done": self._loop_done}
 
     def _accept(self):
-        self.stop_preparing()
+        self.stop_background()
         self.jobs.cancelled_text = ("Cancelled; the tile stays accepted but the model and the prediction are as "
                                     "they were — press Accept again to refit.")
         self.jobs.start(self._collect_accept, "Refitting on the accepted tiles…")
