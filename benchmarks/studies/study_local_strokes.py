@@ -1,0 +1,124 @@
+#!/usr/bin/env python
+"""Does a correction stroke fix its own image if only the changes connected to it are kept? (issue 20, "one
+correction stroke"; a study on TRAIN images, leave one data set out with study_strokes.py's weights, boxes and
+stroke rule.) Per box: the one-box result on its own image, the box + the stroke (``stroke_use`` "both", the
+default), and the *local* result: the one-box result where only the changed pixels 8-connected to the stroke take
+the new labels (optionally within --radius px of it). Scored on the corrected image, the stroke's pixels left out.
+
+    python studies/study_local_strokes.py --data ../shared/data --boxes 6 --out results/local_strokes_val.md
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: common.py and the benchmarks it reuses
+
+import argparse
+import copy
+import time
+
+import numpy as np
+from common import BOX, Dataset, dice_pct, finish_report, log, report_header, seeded_box, set_threads
+from scipy import ndimage as ndi
+from strokes import correction_stroke
+from study_strokes import FOLDS
+
+from napari_fewcell.engine.nets.unet import load_model
+from napari_fewcell.engine.prompt import PromptParams, Segmenter
+
+
+def local(before: np.ndarray, after: np.ndarray, stroke: np.ndarray, radius: int | None,
+          value: int | None = None) -> np.ndarray:
+    """``before`` with the pixels of ``after`` that changed and are 8-connected to the stroke (within ``radius``;
+    ``value``: only the changes to the stroke's class)."""
+    changed = ((before != after) & (True if value is None else after == value)) | stroke
+    if radius:
+        changed &= ndi.distance_transform_edt(~stroke) <= radius
+    lab, _ = ndi.label(changed, structure=np.ones((3, 3), bool))
+    keep = np.isin(lab, np.unique(lab[stroke]))
+    return np.where(keep, after, before)
+
+
+OTHERS = ("others: both", "others: both if the check holds")
+CHECK_DROP = 0.01  #: the box's self-check may fall by this much with the stroke
+
+
+def one_box(ds: Dataset, seed: int, model, weights: str, radii, others: int) -> dict | None:
+    src, y, x = seeded_box(seed, ds, 0.05, 0.95)
+    box = (y, x, BOX, BOX)
+    img, lab = ds.images[src], ds.labels[src]
+    seg = Segmenter(PromptParams(weights=weights, device="cpu"), model=copy.deepcopy(model))
+    prompt = seg.prepare_prompt_boxes(img, lab, [box])
+    pred = seg.segment(img, prompt)
+    stroke = correction_stroke(pred, lab, (y, x))
+    if stroke["mask"] is None:
+        return None
+    keep = ~stroke["mask"]
+    seg2 = Segmenter(PromptParams(weights=weights, device="cpu"), model=copy.deepcopy(model))
+    prompt2 = seg2.prepare_prompt_boxes(img, lab, [box], corrections=stroke["corrections"])
+    after = seg2.segment(img, prompt2)
+    out = {"one box": dice_pct(pred[keep], lab[keep]), "both": dice_pct(after[keep], lab[keep])}
+    for r in radii:
+        loc = local(pred, after, stroke["mask"], r or None)
+        out[f"local {r or '∞'}"] = dice_pct(loc[keep], lab[keep])
+    value = int(stroke["corrections"][stroke["mask"]][0])
+    for r in radii:
+        loc = local(pred, after, stroke["mask"], r or None, value)
+        out[f"local {r or '∞'}, stroke's class"] = dice_pct(loc[keep], lab[keep])
+    # the box's own held-out check with and without the stroke (the stroke is learnt from, never scored)
+    drop = prompt.check[prompt.path] - prompt2.check[prompt2.path]
+    r0 = radii[1] if len(radii) > 1 else radii[0]
+    loc = out[f"local {r0 or '∞'}"]
+    out["local if the check holds"] = loc if drop <= CHECK_DROP else out["one box"]
+    out["both if the check holds, else local"] = out["both"] if drop <= CHECK_DROP else loc
+    out["check drop"] = 100 * drop
+    scored = [i for i in ds.train if i != src][:others]
+    if scored:  # other images: the stroke changes them only where it is learnt from globally
+        base = np.mean([dice_pct(seg.segment(ds.images[i], prompt), ds.labels[i]) for i in scored])
+        glob = np.mean([dice_pct(seg2.segment(ds.images[i], prompt2), ds.labels[i]) for i in scored])
+        out["others: both"] = glob - base
+        out["others: both if the check holds"] = (glob - base) if drop <= CHECK_DROP else 0.0
+    log(f"{ds.name} box {seed} ({src}): " + ", ".join(f"{k} {v:.2f}" for k, v in out.items()))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default="../shared/data")
+    ap.add_argument("--folds", nargs="+", default=list(FOLDS))
+    ap.add_argument("--boxes", type=int, default=6)
+    ap.add_argument("--radii", type=int, nargs="+", default=[0, 64, 32], help="0: no limit")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--images", type=int, default=0, help="other train images scored per box (0: none)")
+    ap.add_argument("--out", default="results/local_strokes_val.md")
+    a = ap.parse_args()
+    set_threads(a.threads)
+    t0 = time.perf_counter()
+    names = ["both", *[f"local {r or '∞'}" for r in a.radii], *[f"local {r or '∞'}, stroke's class" for r in a.radii],
+             "local if the check holds",
+             "both if the check holds, else local"]
+    cols = list(OTHERS) if a.images else []
+    rows = []
+    for fold in a.folds:
+        name, _, folder = fold.partition(":")
+        ds = Dataset(a.data, name, folder=folder or "labels")
+        model = load_model(FOLDS[fold])
+        runs = [r for r in (one_box(ds, s, model, FOLDS[fold], a.radii, a.images) for s in range(a.boxes)) if r]
+        d = {k: np.array([r[k] - r["one box"] for r in runs]) for k in names}
+        d.update({k: np.array([r[k] for r in runs]) for k in OTHERS if a.images})
+        rows.append(f"| {fold} | {len(runs)} | {np.mean([r['one box'] for r in runs]):.2f} | "
+                    + " | ".join(f"{d[k].mean():+.2f} (min {d[k].min():+.2f})" for k in names + cols) + " |")
+    rep = report_header("A correction stroke kept local (train images only)", False) + [
+        f"- per fold {a.boxes} seeded boxes on train images, bench_boxes.py's stroke rule; the corrected image "
+        "scored with the stroke's pixels left out; default path (auto); Dice % = mean of fg and bg Dice; change "
+        "against the one-box result, mean over boxes (and the worst box)",
+        f"- wall time {time.perf_counter() - t0:.0f} s", "",
+        "| fold | boxes with a stroke | one box | " + " | ".join(f"+ stroke ({k}) − one box" for k in names)
+        + "".join(f" | {k} − one box ({a.images} other images)" for k in cols) + " |",
+        "|---" * (3 + len(names) + len(cols)) + "|", *rows, ""]
+    finish_report(rep, a.out)
+
+
+if __name__ == "__main__":
+    main()
