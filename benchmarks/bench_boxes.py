@@ -76,7 +76,7 @@ def run_fold(args, fold: str, w, rf: RFBaseline) -> Fold:
     ds = Dataset(args.data, set_name, folder=folder or "labels")
     ids = ds.test[: args.max_test]
     model = load_model(w.path)
-    few = {k: Fewcell(model, w.path, args.adapt, k) for k in (F1, F3, FC)}
+    few = {k: Fewcell(model, w.path, args.adapt, k, args.stroke_reach) for k in (F1, F3, FC)}
     triples = [make_triple(s, ds, few[F1], rf) for s in range(args.triples)]
     log(f"fold {fold}: {len(triples)} triples; scoring test images {ids}")
     shared = ForestPrompt(rf)
@@ -207,7 +207,7 @@ def fold_section(f: Fold) -> list[str]:
     return out + [""]
 
 
-def engine_line(adapt: str) -> str:
+def engine_line(adapt: str, reach: str = "local") -> str:
     """The engine this run imported: git HEAD, uncommitted changes under src/ (others edit it while benchmarks
     run), and the PromptParams every fewcell prompt used."""
     import hashlib
@@ -223,7 +223,8 @@ def engine_line(adapt: str) -> str:
 
     head, changed = git("rev-parse", "--short", "HEAD"), git("status", "--porcelain", "--", "src").splitlines()
     diff = hashlib.sha256(git("diff", "HEAD", "--", "src").encode()).hexdigest()[:12]
-    params = {k: v for k, v in dataclasses.asdict(PromptParams(adapt=adapt)).items() if k not in ("weights", "device")}
+    used = PromptParams(adapt=adapt, stroke_reach=reach)
+    params = {k: v for k, v in dataclasses.asdict(used).items() if k not in ("weights", "device")}
     return (f"- engine: `{napari_fewcell.__file__}`, git HEAD {head or '?'}"
             + (f", with uncommitted changes under src/ (diff sha256 {diff}: {', '.join(c[3:] for c in changed)})"
                if changed else ", no uncommitted change under src/")
@@ -238,6 +239,9 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--max-test", type=int, default=6, help="score the first N test images")
     ap.add_argument("--adapt", default="auto", help="PromptParams.adapt for every fewcell prompt")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--stroke-reach", default="local", choices=("local", "everywhere"),
+                    help="PromptParams.stroke_reach: local (the default) changes the corrected image near the stroke "
+                    "only and no other image; everywhere, the stroke is learnt for every image")
     ap.add_argument("--out", help="default benchmarks/results/boxes[_quick].md")
     ap.add_argument("--quick", action="store_true", help="smoke test: 1 triple, 2 test images, the first 2 folds")
     ap.add_argument("--note", action="append", default=[], help="a line for the report header (repeatable)")
@@ -260,7 +264,7 @@ def main() -> None:
     if several:
         sys.exit(f"bench_boxes: error: give exactly one --weights per fold ({', '.join(several)} have several)")
     set_threads(args.threads)
-    engine = engine_line(args.adapt)  # at the start: what this process imported
+    engine = engine_line(args.adapt, args.stroke_reach)  # at the start: what this process imported
     log(engine)
     rf, load = RFBaseline(args.threads), [os.getloadavg()[0]]
     folds = []
@@ -282,6 +286,10 @@ def main() -> None:
         f"restricted to the component, of at most {SKELETON} skeleton pixels — those nearest the component's most "
         "interior point (maximum of its distance transform); the corrections array holds the true class of the "
         "stroke's pixels, −1 elsewhere (`prepare_prompt_boxes(image, labels, [box], corrections=...)`)",
+        f"- stroke reach `{args.stroke_reach}`: " + ("the corrected image keeps the new labels only where they are "
+        "8-connected to the stroke within 64 px (`local_changes`, as the widget does); every other image keeps "
+        "its one-box labels, so on the test images `1 box + stroke` equals `1 box` by design"
+        if args.stroke_reach == "local" else "the stroke is learnt for every image (before 2026-12-06)"),
         f"- fewcell: `Segmenter(PromptParams(weights=..., adapt=\"{args.adapt}\"))`, "
         "`prepare_prompt_boxes(image, labels, boxes, corrections)`; a fresh copy of the network per prompt; the "
         "path `auto` chose (`prompt.path`) and its self-check estimate × 100 are listed per prompt",

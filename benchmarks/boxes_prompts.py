@@ -18,7 +18,7 @@ from common import (
 )
 from strokes import correction_stroke
 
-from napari_fewcell.engine.prompt import PromptParams, Segmenter
+from napari_fewcell.engine.prompt import PromptParams, Segmenter, local_changes
 
 LO, HI = 0.05, 0.95  #: foreground fraction of every box
 F1, F3, FC = "fewcell 1 box", "fewcell 3 boxes", "fewcell 1 box + stroke"
@@ -71,8 +71,9 @@ class Triple:
 class Fewcell:
     """fewcell prompted with a triple's first box, its three boxes, or its first box + the stroke."""
 
-    def __init__(self, model, weights: str, adapt: str, kind: str):
-        self.model, self.params, self.kind = model, {"weights": weights, "device": "cpu", "adapt": adapt}, kind
+    def __init__(self, model, weights: str, adapt: str, kind: str, reach: str = "local"):
+        self.model, self.kind = model, kind
+        self.params = {"weights": weights, "device": "cpu", "adapt": adapt, "stroke_reach": reach}
 
     def new(self) -> Segmenter:
         """A segmenter with a fresh copy of the network (as bench_generalise): no prompt alters another's."""
@@ -94,6 +95,8 @@ class Fewcell:
             prompt = seg.prepare_prompt_boxes(ds.images[t.src], ds.labels[t.src], boxes, corrections=corr)
             seg.adapt(prompt)
         info = {"path": prompt.path, "check": dict(prompt.check or {}), "notes": dict(prompt.notes or {})}
+        if self.kind == FC and self.params["stroke_reach"] == "local":
+            seg, prompt = t.one  # a local stroke changes only the image it was painted on: the others stay as they were
         return (seg, prompt), 0.0, info
 
     @staticmethod
@@ -150,7 +153,10 @@ def own_image(ds: Dataset, src: str, box, stroke: dict, seg, pred, rf: RFBaselin
         return {}
     keep = ~stroke["mask"]
     y, x = box
-    after = seg.segment(img, seg.prepare_prompt_boxes(img, lab, [(y, x, BOX, BOX)], corrections=stroke["corrections"]))
+    corr = stroke["corrections"]
+    after = seg.segment(img, seg.prepare_prompt_boxes(img, lab, [(y, x, BOX, BOX)], corrections=corr))
+    if seg.params.stroke_reach == "local":  # the result changes only near the stroke (what the widget shows)
+        after = local_changes(pred, after, corr)
     feat = rf.features(img)
     return {F1: dice_pct(pred[keep], lab[keep]), FC: dice_pct(after[keep], lab[keep]),
             R1: dice_pct(rf.predict(forests[R1], feat)[keep], lab[keep]),

@@ -180,3 +180,52 @@ def test_what_a_stroke_teaches_is_chosen_by_stroke_use(use, adapt):
     assert (after != before).any()  # the same stroke moves the same path when both learn from it
     with pytest.raises(FewcellError, match="use of strokes"):
         PromptParams(stroke_use="neither").check()
+
+
+@pytest.mark.parametrize("reach", ["local", "everywhere"])
+def test_a_stroke_changes_the_result_near_it_or_everywhere(reach):
+    """PromptParams.stroke_reach with the result the stroke was painted on (SegmentRequest.corrected): "local" fixes
+    the square the stroke crosses and leaves the squares nobody painted as they were; "everywhere" fixes them too."""
+    from napari_fewcell.engine.core.progress import run
+    from napari_fewcell.engine.prompt import SegmentRequest, segment_job
+
+    img, truth = squares_and_discs()
+    box = [(10, 10, 64, 64)]
+    p = PromptParams(device="cpu", adapt="fuse", trees=20, stroke_reach=reach)
+    before = run(segment_job(SegmentRequest(img, truth, box, [img], params=p))).labels[0]
+    corr = np.full(img.shape, -1, np.int32)
+    corr[88:92, 152:168] = 1  # one stroke across the square at (90, 160)
+    request = SegmentRequest(img, truth, box, [img], params=p, corrections=corr, corrected=[(before, corr)])
+    after = run(segment_job(request)).labels[0]
+    painted, others = np.zeros(img.shape, bool), np.zeros(img.shape, bool)
+    painted[82:98, 152:168] = True
+    for cy, cx in [(30, 180), (135, 190), (40, 235)]:  # squares more than 64 px from the stroke
+        others[cy - 8 : cy + 8, cx - 8 : cx + 8] = True
+    assert (after[painted] == 1).mean() > 0.9 > (before[painted] == 1).mean()
+    if reach == "local":
+        assert np.array_equal(after[others], before[others]) and (after[others] == 1).mean() < 0.2
+    else:
+        assert (after[others] == 1).mean() > 0.9
+    assert np.array_equal(after[:, :100], before[:, :100])  # the discs' side: far from the stroke either way
+    with pytest.raises(FewcellError, match="one per image"):
+        run(segment_job(SegmentRequest(img, truth, box, [img, img], params=p, corrections=corr,
+                                       corrected=[(before, corr)])))
+
+
+def test_local_changes_keep_what_is_far_or_unconnected():
+    from napari_fewcell.engine.prompt import local_changes
+
+    before = np.zeros((2, 40, 200), np.uint8)
+    after = before.copy()
+    after[:, 10:20, 0:200] = 1  # a band from the stroke to 200 px away
+    after[:, 30:35, 0:10] = 2  # a change not connected to the stroke
+    corr = np.full(before.shape, -1, np.int32)
+    corr[0, 12:14, 0:4] = 1  # a stroke on plane 0 only
+    out = local_changes(before, after, corr, reach=50)
+    assert out[0, 10:20, :50].all() and not out[0, 10:20, 60:].any()  # within 50 px, connected to the stroke
+    assert not out[0, 30:35].any()  # changed, but not connected to the stroke
+    assert not out[1].any()  # a plane without a stroke stays as it was
+    with pytest.raises(FewcellError, match="the same image"):
+        local_changes(before[0], after[0, :20], corr[0])
+    with pytest.raises(FewcellError, match="reach of strokes"):
+        PromptParams(stroke_reach="far").check()

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage as ndi
 
 from napari_fewcell._qt.prompt_widget import BOX_LAYER
-from napari_fewcell.engine.prompt import apply_corrections, corrections_from_edit
+from napari_fewcell.engine.prompt import REACH, corrections_from_edit, local_changes
 
 from .conftest import form_segmenter
 from .test_widget import LEFT, TIMEOUT, blobs, click_and_wait, paint_disk_in_box
@@ -16,7 +17,9 @@ def set_adapt(widget, value: str) -> None:
 
 def test_a_correction_on_the_result_joins_the_next_prompt(viewer_widget, qtbot, sample):
     """Edit the result (erase an area, paint a nucleus), Segment again: the changed pixels are correction keys
-    (the status and the provenance count them), the new result keeps them, and equals the engine's."""
+    (the status and the provenance count them), the new result keeps them, and equals the engine's. The result
+    changes only near the strokes (PromptParams.stroke_reach "local", the default): far from them it is the edited
+    result as it was."""
     viewer, widget = viewer_widget
     viewer.open_sample("napari-fewcell", "nuclei")
     set_adapt(widget, "none")
@@ -40,7 +43,11 @@ def test_a_correction_on_the_result_joins_the_next_prompt(viewer_widget, qtbot, 
     corr = corrections_from_edit(produced, edited, [sample["box"]])
     prompt = seg.prepare_prompt_boxes(sample["image"], viewer.layers["nuclei prompt labels"].data, [sample["box"]],
                                       [(sample["image"], corr)])
-    np.testing.assert_array_equal(second.data, apply_corrections(seg.segment(sample["image"], prompt), corr))
+    new = seg.segment(sample["image"], prompt)
+    np.testing.assert_array_equal(second.data, local_changes(edited, new, corr))
+    far = ndi.distance_transform_edt(corr < 0) > REACH
+    np.testing.assert_array_equal(second.data[far], edited[far])
+    assert (new[far] != edited[far]).any()  # the stroke, learnt everywhere, would have changed them
 
 
 def test_overlapping_boxes_the_later_one_counts_and_the_status_says_so(viewer_widget, qtbot, sample):

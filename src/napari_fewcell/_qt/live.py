@@ -35,6 +35,16 @@ class ResultRecord:
     foreground: int | None  #: instance results: the class of every object (corrections map to it)
     images: object  #: the image (2D) or stack the result is of (corrections are keys from it)
     corrections: np.ndarray | None = None
+    boxes: tuple = ()  #: the prompt boxes (and their planes) that made it: strokes stay local only under the same
+
+    def corrected(self, boxes: tuple, plane: tuple, stack: bool, target) -> list | None:
+        """``SegmentRequest.corrected`` for a new result of ``target`` (a plane or a stack) from the prompt ``boxes``:
+        this result and its corrections, if it is of the same plane or stack and the boxes did not change (a new
+        box makes a new result everywhere); else None."""
+        if self.corrections is None or self.foreground is not None or self.boxes != boxes or self.plane != plane \
+                or self.stack != stack or tuple(np.shape(target)[: self.produced.ndim]) != self.produced.shape:
+            return None
+        return [(self.produced.copy(), self.corrections.copy())]
 
     def harvest(self, viewer, boxes=()) -> np.ndarray | None:
         """Merge the user's edits of the layer since it was written into ``corrections``; None if the layer is

@@ -30,6 +30,7 @@ class PromptJob:
     corrections: list | None = None  #: the edits of the latest result: (plane, corrections) pairs
     plane_note: str = ""  #: what the status says of the planes the corrections were read from
     lazy: list = dataclasses.field(default_factory=list)  #: the LazyTarget written block by block (one or none)
+    corrected: list | None = None  #: the result the corrections were painted on (ResultRecord.corrected)
 
     @property
     def name(self) -> str:
@@ -41,7 +42,8 @@ def request_of(seg: Segmenter, job: PromptJob) -> SegmentRequest:
     or lazy image is opened here, on the worker thread (only the boxes, with context, are read of a prompt)."""
     source, target = (x.open() if isinstance(x, LazyTarget) else x for x in (job.prompt, job.target))
     return SegmentRequest(source, job.labels, job.boxes, [target], [job.name], seg.params,
-                          corrections=job.corrections, more=job.more, stack=job.stack, instances=job.instances)
+                          corrections=job.corrections, more=job.more, stack=job.stack, instances=job.instances,
+                          corrected=job.corrected or ())
 
 
 def segment_gen(seg: Segmenter, job: PromptJob):

@@ -52,6 +52,14 @@ ADD_BOX = "press 'Add prompt box', paint inside it, then Segment."
 NO_BOX = f"No prompt box yet: {ADD_BOX}"
 
 
+def boxes_key(boxes, planes, more) -> tuple:
+    """The prompt boxes (those of other planes too, and the plane of each) as a result remembers them: a correction
+    stays local only while they are the same."""
+    def key(bxs):
+        return tuple(sorted(tuple(int(v) for v in b) for b in bxs))
+    return key(boxes), repr(planes), tuple(key(bxs) for _, _, bxs in more)
+
+
 class PromptSegmentationWidget(QWidget):
     """Segment an image from a small painted box of a prompt image."""
 
@@ -227,9 +235,11 @@ class PromptSegmentationWidget(QWidget):
         if groups:  # boxes on planes of a stack: the plane shown (else the first) and the others
             prompt, prompt_lab, boxes, more, planes = planes_prompt(groups, prompt_image, labels, point)
         corrections, plane_note = self._corrections(target, prompt_image, boxes, idx) if corrections else (None, "")
+        corrected = self.record.corrected(boxes_key(boxes, planes, more), idx, stack, plane) \
+            if corrections and lazy is None and not self.output.value else None
         return PromptJob(target, plane, prompt, prompt_lab, boxes, self._params_key(), prompt_image is target, idx,
                          stack, self.output.value, more, planes, corrections, plane_note,
-                         [lazy] if lazy else [])
+                         [lazy] if lazy else [], corrected)
 
     def _corrections(self, target, prompt_image, boxes, idx) -> tuple[list | None, str]:
         """The edits of the latest result layer of this image (if still there) as (plane, corrections) pairs, and
@@ -302,7 +312,8 @@ class PromptSegmentationWidget(QWidget):
             classes = [int(c) for c in prompt.classes if c]
             self.record = ResultRecord(layer, np.array(labels, copy=True), job.name, job.idx, job.stack,
                                        classes[0] if job.instances and len(classes) == 1 else None,
-                                       job.target, rec.corrections if rec is not None else None)
+                                       job.target, rec.corrections if rec is not None else None,
+                                       boxes_key(job.boxes, job.box_planes, job.more))
             values = [int(c) for c in np.unique(labels) if c]
             if not job.instances and values == [1]:  # one class: a colour that stands out on the image
                 layer.colormap = result_colormap(job.target)

@@ -19,6 +19,7 @@ from ..core.lazy import LazyImage
 from ..core.options import INSTANCE_METHODS
 from ..core.progress import Progress, run
 from .colour import colour_plan
+from .corrections import local_changes
 from .params import PromptParams
 from .segmenter import Prompt, Segmenter
 
@@ -39,9 +40,15 @@ class SegmentRequest:
     more: Sequence = ()  #: boxes on other planes of a stack: (image, labels, boxes) triples
     stack: bool = False  #: every image is a stack (Z×H×W), segmented plane by plane into one labels stack
     instances: str | None = None  #: None (class labels), "components" or "watershed" (one label per object)
+    #: per image, None or (the labels the strokes were painted on, the corrections array on that image): with
+    #: ``params.stroke_reach`` "local" the new result changes only near the strokes (:func:`local_changes`)
+    corrected: Sequence = ()
 
     def check(self) -> None:
         self.params.check()
+        if self.corrected and len(self.corrected) != len(self.images):
+            raise FewcellError(f"The request gives {len(self.corrected)} corrected results for {len(self.images)} "
+                               "images; give one per image (None where there is none).")
         if self.instances not in (None, *INSTANCE_METHODS):
             raise FewcellError(f"Unknown instance method '{self.instances}': choose {' or '.join(INSTANCE_METHODS)}.")
         if self.names and len(self.names) != len(self.images):
@@ -95,9 +102,12 @@ def segment_job(request: SegmentRequest, segmenter: Segmenter | None = None
     objects when ``instances`` asks; yields Progress (Cancel between two tiles), returns a :class:`SegmentResult`."""
     seg, prompt, sentence = yield from prompt_job(request, segmenter)
     out = []
-    for image in request.images:
+    corrected = list(request.corrected) or [None] * len(request.images)
+    for image, fixed in zip(request.images, corrected):
         step = seg.segment_stack_iter if request.stack else seg.segment_iter
         labels = yield from step(image, prompt)
+        if fixed is not None and seg.params.stroke_reach == "local":
+            labels = local_changes(fixed[0], labels, fixed[1]).astype(labels.dtype, copy=False)
         if request.instances:
             yield Progress(0, 0, "numbering the objects")
             labels = instance_labels(labels, request.instances)
