@@ -151,3 +151,24 @@ def test_live_a_correction_on_the_live_layer_stays_and_joins_the_prompt(viewer_w
     assert (layer.data[painted] == 1).mean() > 0.9
     assert "corrected pixels" in widget.status.text()
     np.testing.assert_array_equal(viewer.layers["cells prompt labels"].data, painted_before)  # other layers kept
+
+
+def test_live_a_correction_changes_the_result_only_near_it(viewer_widget, qtbot):
+    """A wide stroke saying "this background is an object": learnt for the whole image it would turn background
+    far away into objects too (checked on the engine); Live keeps the change near the stroke (stroke_reach)."""
+    viewer, widget = viewer_widget
+    img, layer = live_setup(viewer, widget, qtbot, adapt="fuse")  # the fused path's forest learns the stroke
+    live = widget.live
+    y, x = np.argwhere(layer.data[8:-8, 8:64] == 0)[0] + (8, 8)
+    layer.brush_size = 16
+    layer.paint((y, x), 1)
+    before = layer.data.copy()
+    qtbot.waitUntil(lambda: live.finished == 2, timeout=TIMEOUT)
+    corr = live.corrections
+    far = ndi.distance_transform_edt(corr < 0) > REACH
+    np.testing.assert_array_equal(layer.data[far], before[far])
+    seg = form_segmenter(widget)
+    boxes = [tuple(b) for b in layer.metadata["fewcell"]["boxes"]]
+    everywhere = seg.segment(img, seg.prepare_prompt_boxes(img, viewer.layers["cells prompt labels"].data, boxes,
+                                                          corr))
+    assert (everywhere[far] != before[far]).any()  # what "everywhere" would have changed

@@ -16,7 +16,7 @@ from napari.qt.threading import thread_worker
 from qtpy.QtCore import QTimer
 
 from ..engine import FewcellError, Progress
-from ..engine.prompt import apply_corrections, corrections_from_edit, merge_corrections
+from ..engine.prompt import apply_corrections, corrections_from_edit, local_changes, merge_corrections
 from ..engine.prompt.live import VIEW_DONE, VIEW_FINAL, LiveSession, Patch
 from .layers import RESULT_KEY
 
@@ -104,6 +104,10 @@ class LiveMode:
         self.worker = None
         self.pending = self.hold = False
         self.boxes: list = []
+        #: the prompt (its labels or boxes) changed since the last run that ran to the end: the next run changes the
+        #: whole result; else only corrections changed it, which change it only near them (stroke_reach "local")
+        self.everywhere = True
+        self.local = False  #: the running run keeps its labels only near the corrections
         self.watched: list = []  #: (event emitter, handler) pairs connected
         self.record: ResultRecord | None = None  #: the live result layer, what was written there, the corrections
         self.notes: dict = {}  #: the last prompt's notes (boxes, corrections), for the status line
@@ -155,6 +159,7 @@ class LiveMode:
 
     # ---------------------------------------------------------------- events
     def on_edit(self, event=None) -> None:
+        self.everywhere = True
         self.schedule()
 
     def on_correction(self, event=None) -> None:
@@ -187,8 +192,9 @@ class LiveMode:
         self.boxes = job.boxes
         if self.session is None or self.session_key != session_key:
             self.session, self.session_key = LiveSession(seg, job.target), session_key
-            self.record = None
+            self.record, self.everywhere = None, True
         self.ensure_layer(job)
+        self.local = not self.everywhere and seg.params.stroke_reach == "local" and self.corrections is not None
         session, same = self.session, job.same_image
         corrections = self.corrections if same else [(job.target, self.corrections)]
         corrections = None if self.corrections is None else corrections
@@ -223,7 +229,10 @@ class LiveMode:
             return
         if isinstance(item, Patch):
             rec, labels = self.record, item.labels
-            if rec.corrections is not None:  # what the user painted stays
+            if rec.corrections is not None and self.local:  # a correction changes the result only near it
+                labels = local_changes(rec.produced[item.rows, item.cols], labels,
+                                       rec.corrections[item.rows, item.cols]).astype(labels.dtype, copy=False)
+            elif rec.corrections is not None:  # what the user painted stays
                 labels = apply_corrections(labels, rec.corrections[item.rows, item.cols])
             if labels.max(initial=0) > np.iinfo(rec.layer.data.dtype).max:
                 rec.layer.data = rec.layer.data.astype(np.uint16)
@@ -261,6 +270,7 @@ class LiveMode:
             self.stopped += 1
         else:
             self.finished += 1
+            self.everywhere = False
             if self.layer is not None and self.prompt is not None:
                 seg, prompt, boxes = self.prompt
                 self.layer.metadata["fewcell"] = {**seg.provenance(prompt, boxes), "live": True}
