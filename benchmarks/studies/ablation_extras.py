@@ -44,9 +44,10 @@ def main() -> None:
     set_threads(args.threads)
     ds = Dataset(args.data, args.dataset)
     pool, val = ds.train[: len(ds.train) * 2 // 3], ds.train[len(ds.train) * 2 // 3 :]
-    shipped = F.extras
+    shipped, shipped_batch = F.extras, F.extras_batch
     for label, fn in (("input + Gaussians σ 1–8", first_extras), ("input + multiscale basic σ 1–16", shipped)):
-        F.extras = fn  # Extractors.region() calls the module's extras()
+        # Extractors.region() and region_batch() call the module's extras_batch()
+        F.extras_batch = shipped_batch if fn is shipped else (lambda x, fn=fn: np.stack([fn(xi) for xi in x]))
         fx = F.Extractors(loco_names(args.dataset), device="cpu", cache_bytes=8 << 30)
         n_extras = fn(np.zeros((3, 8, 8), np.float32)).shape[0]  # the tiled path sizes its output by the names
         fx.feature_names = fx.feature_names[: -len(F.EXTRAS)] + [f"extra:{i}" for i in range(n_extras)]

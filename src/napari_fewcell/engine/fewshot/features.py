@@ -82,13 +82,9 @@ class Extractors:
         xp = np.pad(x, ((0, 0), (0, ph), (0, pw)), mode="symmetric") if ph or pw else x
         return torch.from_numpy(np.ascontiguousarray(xp))[None].to(self.device)
 
-    @torch.inference_mode()
     def region(self, x: np.ndarray) -> np.ndarray:
         """Features of a normalised (3, h, w) region: (F, h, w) float32 (channels first: no transposes)."""
-        h, w = x.shape[1:]
-        t = self._tensor(x)
-        maps = torch.cat([net.features(t)[0, :, :h, :w] for net in self.nets], 0).float().cpu().numpy()
-        return np.concatenate([maps, extras(x)], axis=0)
+        return self.region_batch(x[None])[0]
 
     def project_region(self, x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
         """``weight @ region(x) + bias``, (K, h, w) float32, one extractor's maps at a time: the (F, h, w) stack is
