@@ -65,10 +65,8 @@ class PerceptronScorer(Scorer):
         self._std = torch.as_tensor(model.std, dtype=torch.float32)[:, None, None]
 
     def maps(self, x):
-        if self.fx.keeps_tiles:
-            feats = torch.from_numpy(np.stack(self.fx.tile_features(x.cpu().numpy())).astype(np.float32, copy=False))
-        else:
-            feats = torch.stack([torch.from_numpy(self.fx.region(t.cpu().numpy())) for t in x])
+        # the kept features when the extractors keep them (the suggest loop), else computed for the batch
+        feats = torch.from_numpy(np.stack(self.fx.tile_features(x.cpu().numpy())).astype(np.float32, copy=False))
         return (feats - self._mean) / self._std
 
     def head(self, m):
