@@ -5,8 +5,8 @@ What the widget does after Accept (``_qt/suggest_widget.py``): refit the percept
 rescore the tiles left (the user waits for these two), then, in the background while the user paints on, predict the
 image (the prediction layer) and prepare the next rescore's tile features. A simulated annotator accepts
 the top suggestion each round with its true labels. The image is a 2×2 mosaic of the top-left 1024² of four Coelho
-NIH3T3 test images (fluorescent nuclei); the default session (perceptron, consistency at 1/2 resolution, 256²
-tiles). Every step is timed apart; the first suggestion (the shipped network, before any accept) is timed too.
+NIH3T3 test images (fluorescent nuclei); the default session (perceptron, consistency at its own resolution, 1/3;
+256² tiles). Every step is timed apart; the first suggestion (the shipped network, before any accept) is timed too.
 
     python bench_loop.py --data ../../shared/data --rounds 4 --out results/loop_speed.md
 """
@@ -89,8 +89,9 @@ def main() -> None:
     fmt = lambda v: "—" if v is None or v != v else f"{v:.2f}"  # noqa: E731
     rep = report_header("napari-fewcell: one round of the annotate-next loop, 2048²", False) + [
         f"- image: 2×2 mosaic of the top-left 1024² of Coelho test images {', '.join(ids)} (2048², gray)",
-        "- session defaults: perceptron refitted on the accepted tiles (true labels), consistency at 1/2 "
-        "resolution, 256² tiles; round 0 = the first suggestion by the shipped network",
+        "- session defaults: perceptron refitted on the accepted tiles (true labels), consistency at the "
+        "perceptron's own resolution (1/3; the shipped network's 1/2), 256² tiles; round 0 = the first suggestion by "
+        "the shipped network",
         "- tile features kept between rounds: " + ("no (`--no-prepare`)" if args.no_prepare else
         "yes — after each round's suggestions the session prepares the next rescore (`Session.prepare_iter`: the "
         "perceptron's features of every tile left, the widget runs it in the background while the user paints the "

@@ -60,7 +60,7 @@ def evaluate(ds: Dataset, fx, chosen, test_ids, seed: int) -> tuple:
     return float(np.mean(perceptron_dice(model, fx, ds, test_ids))), model
 
 
-def loop(ds, pool_ids, fx, first_scorer, score: str, test_ids, budget: int, scale: int = 2,
+def loop(ds, pool_ids, fx, first_scorer, score: str, test_ids, budget: int, scale: int | None = None,
          diverse: bool = False) -> tuple[dict, list]:
     from napari_fewcell.engine.core.progress import run
     from napari_fewcell.engine.suggest import PerceptronScorer, SuggestParams, candidates, suggest_iter
@@ -83,7 +83,7 @@ def loop(ds, pool_ids, fx, first_scorer, score: str, test_ids, budget: int, scal
     return out, chosen
 
 
-def once(ds, pool_ids, fx, scorer, score: str, test_ids, budget: int, scale: int = 2) -> tuple[dict, list]:
+def once(ds, pool_ids, fx, scorer, score: str, test_ids, budget: int, scale: int | None = None) -> tuple[dict, list]:
     from napari_fewcell.engine.core.progress import run
     from napari_fewcell.engine.suggest import SuggestParams, suggest_iter
 
@@ -152,6 +152,7 @@ def timing(data: str, repeats: int, full_res: bool) -> list[str]:
         shipped_network,
         suggest_iter,
     )
+    from napari_fewcell.engine.suggest.tiles import scoring_scale
 
     ds = Dataset(data, "isbi2012_membrane")
     ids = sorted(ds.images)[:25]
@@ -168,10 +169,11 @@ def timing(data: str, repeats: int, full_res: bool) -> list[str]:
         "prompt segmenter (shipped embedding U-Net)": PromptScorer(seg, prompt),
     }
     rows = [f"## Time to score 100 tiles of 256² ({torch.get_num_threads()} CPU threads; median of "
-            f"{repeats} runs at 1/2 resolution, one run at full resolution; seconds)", "",
+            f"{repeats} runs at each model's own resolution, one run at full resolution; seconds)", "",
             "| model | scale | consistency | entropy | mc-dropout | random |", "|---|---|---|---|---|---|"]
     for label, scorer in models.items():
-        for scale in ([1, 2] if full_res and label.startswith("shipped") else [2]):
+        own = scoring_scale(SuggestParams(), scorer)  # the model's own resolution (Scorer.scale)
+        for scale in ([1, own] if full_res and label.startswith("shipped") else [own]):
             cells = []
             for score in ["consistency", "entropy", "mc-dropout", "random"]:
                 ts = []
@@ -247,7 +249,8 @@ def main() -> None:
     ap.add_argument("--split", choices=["test", "val"], default="test",
                     help="val: pool = the first 2/3 of the train split, scored on the rest of it (for choosing "
                     "settings without the test images)")
-    ap.add_argument("--scale", type=int, default=2, help="score tiles at 1/SCALE resolution")
+    ap.add_argument("--scale", type=int, default=None,
+                    help="score tiles at 1/SCALE resolution (default: each model's own, Scorer.scale)")
     ap.add_argument("--scores", nargs="+", default=SCORES)
     ap.add_argument("--no-diverse", dest="diverse", action="store_false",
                     help="loop: SuggestParams.diverse off (the plain score, as before 2026-12-05)")
@@ -259,8 +262,10 @@ def main() -> None:
     set_threads(args.threads)
     rep = [
         *report_header("napari-fewcell: what to annotate next", args.quick),
-        f"- tiles 256², scored at 1/{args.scale} resolution; model refitted = perceptron (logistic + BFGS) on "
-        "leave-one-class-out extractors; foreground Dice %, mean over the "
+        "- tiles 256², scored at " + (f"1/{args.scale} resolution" if args.scale else "each model's own resolution "
+                                      "(Scorer.scale: the network 1/2, the perceptron 1/3)")
+        + "; model refitted = perceptron (logistic + BFGS) on leave-one-class-out extractors; foreground Dice %, mean "
+        "over the "
         + ("test images" if args.split == "test" else "VALIDATION images (the last third of the train split; "
            "pool = its first two thirds)"), "",
     ]

@@ -70,7 +70,8 @@ def test_suggest_with_a_perceptron_model(images, tmp_path, score):
 def test_suggest_coverage_needs_no_model(images, tmp_path):
     out = tmp_path / "c.json"
     paths = [str(p) for p in images]
-    assert main(["suggest", *paths, "--tile", "32", "--top", "4", "--score", "coverage", "--json", str(out)]) == 0
+    assert main(["suggest", *paths, "--tile", "32", "--top", "4", "--score", "coverage", "--scale", "2",
+                 "--json", str(out)]) == 0
     rows = json.loads(out.read_text())
     _valid(rows, paths, 32, 4, {p: (96, 128) for p in paths})
     assert rows[0]["score_name"] == "coverage" and 0 < rows[0]["score"] <= 1

@@ -27,8 +27,9 @@ def add_parser(sub) -> None:
     g.add_argument("--pretext", action="store_true", help="first adapt the shipped network to the images on "
                    "pseudo-labels (histogram equalisation + Otsu threshold + 3×3 dilation; paper 001 §3.2)")
     field_option(g, "--pretext-steps", SessionParams, "pretext_steps")
-    field_option(g, "--scale", SuggestDefaults, "scale",
-                 help="score tiles at 1/SCALE resolution (1 = full resolution, about 4× slower than 2)")
+    field_option(g, "--scale", SuggestDefaults, "scale", type=int,
+                 help="score tiles at 1/SCALE resolution (default: 2, or 3 with a perceptron as --model; 1 = full "
+                 "resolution, about 4× slower than 2)")
     field_option(g, "--magnitude", SuggestDefaults, "magnitude",
                  help="brightness and sharpness factor of the consistency score")
     add_run_options(g, cmd_suggest, "replace an existing OUT.json")

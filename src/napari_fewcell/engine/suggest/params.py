@@ -19,7 +19,9 @@ class SuggestParams:
     score: str = option("consistency", "Score", "consistency: predictions change under auto-contrast, brightness and "
                         "sharpness (paper 001); entropy; MC-dropout; random; coverage: one tile per kind of texture in "
                         "the images, no model needed (a cold start).", SCORES)
-    scale: int = 2  #: tiles are scored at 1/scale resolution (1 = full resolution; never below 16 px a side)
+    #: tiles are scored at 1/scale resolution (1 = full resolution; never below 16 px a side). None: the model's own
+    #: (``Scorer.scale``: 1/2, a perceptron 1/3)
+    scale: int | None = None
     magnitude: float = 1.3  #: brightness and sharpness factor of the consistency score (paper: 1.3)
     passes: int = 10  #: MC-dropout forward passes
     dropout: float = 0.5  #: MC-dropout probability
@@ -39,7 +41,7 @@ class SuggestParams:
             raise FewcellError(f"A tile of {self.tile} pixels is too small; use tiles of 16 pixels or more.")
         if self.top < 1:
             raise FewcellError("Ask for at least one suggestion (top 1 or more).")
-        if self.scale < 1:
+        if self.scale is not None and self.scale < 1:
             raise FewcellError(f"The scale must be 1 (full resolution) or more, not {self.scale}.")
         if not self.magnitude > 0:
             raise FewcellError(f"The augmentation magnitude must be a positive number, not {self.magnitude}.")
@@ -85,8 +87,9 @@ class SessionParams:
                              "(default) or still by the first network.", SCORER_CHOICES)
     device: str = option("auto", "Device", "Where the networks run.", DEVICES)
     #: MiB for the perceptron's features of the tiles being scored (float16), kept between rounds so that a rescore
-    #: after a refit is one projection (Session.prepare_iter fills it while the user paints); about 1 GiB for the
-    #: four versions of every tile of a 2048² image scored at 1/2 resolution. 0: nothing kept
+    #: after a refit is one projection (Session.prepare_iter fills it while the user paints); the four versions of
+    #: every tile of a 2048² image take about 0.43 GiB at the perceptron's 1/3 resolution (1 GiB at 1/2). 0: nothing
+    #: kept
     tile_memory: int = 1024
 
     def check(self) -> None:

@@ -25,6 +25,7 @@ class Scorer:
 
     exclusive = False
     name = "model"
+    scale = 2  #: tiles are scored at 1/scale resolution unless ``SuggestParams.scale`` says otherwise
 
     def maps(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -53,6 +54,11 @@ class MSDScorer(Scorer):
 
 class PerceptronScorer(Scorer):
     """A fitted perceptron: its extractors' features, standardised, then its linear layer."""
+
+    #: its three MSD extractors and filters cost about 4× a network per pixel: at 1/3, consistency over 100 tiles of
+    #: 256² takes 4.1 s instead of 8.0 s at 1/2, and the loop's suggestions at 3 and 5 tiles moved by −0.1 to +2.2
+    #: (ISBI and DSB, validation and test; docs/benchmarks/suggest.md)
+    scale = 3
 
     def __init__(self, model):
         self.model = model

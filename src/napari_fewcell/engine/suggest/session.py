@@ -90,7 +90,7 @@ class Session:
             return 0
         fx = self._extractors()
         _, cands = candidates(self.arrs, p.suggest.tile, self.exclude())
-        norm, scale, what = {}, scoring_scale(p.suggest), "features for the next rounds"
+        norm, scale, what = {}, scoring_scale(p.suggest, PerceptronScorer), "features for the next rounds"
         yield Progress(0, len(cands), what)
         for s in range(0, len(cands), p.suggest.batch):
             x = scoring_tiles(self.arrs, cands[s : s + p.suggest.batch], norm, scale)

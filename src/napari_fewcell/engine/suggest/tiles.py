@@ -3,9 +3,9 @@
 Every image is cut into square tiles; each tile is scored (:mod:`.scores`) by the current model
 (:mod:`.scorers`); the highest scores are the suggestions.
 
-Tiles are scored at ``1/scale`` resolution (default ``scale = 2``, area-averaged): consistency
-costs four forward passes per tile, and at full resolution the shipped network needs about 11 s
-for 100 tiles of 256² on two CPU cores, at half resolution about 3 s (docs/benchmarks/).
+Tiles are scored at ``1/scale`` resolution (area-averaged; by default the model's own, ``Scorer.scale``: 1/2, a
+perceptron 1/3): consistency costs four forward passes per tile, and at full resolution the shipped network needs
+about 10 s for 100 tiles of 256² on two CPU cores, at half resolution about 2 s (docs/benchmarks/).
 Image intensities are normalised once per image, so an augmented tile reaches the model as it is
 (a per-tile stretch would undo auto-contrast and brightness).
 
@@ -75,7 +75,7 @@ def suggest_iter(images: Sequence, scorer: Scorer | None, params: SuggestParams 
     if p.top > len(cands):
         raise FewcellError(f"Asked for the top {p.top} tiles but there are only {len(cands)} tiles to choose "
                            f"from; ask for at most {len(cands)} (or use smaller tiles).")
-    scale = scoring_scale(p)
+    scale = scoring_scale(p, scorer)
     if p.score == "coverage":
         return (yield from coverage_iter(arrs, cands, exclude or {}, p, scale))
     score = Scoring(scorer, arrs, cands, p, scale)
@@ -96,9 +96,11 @@ def suggest_iter(images: Sequence, scorer: Scorer | None, params: SuggestParams 
     return suggestions(cands, picked, score.values)
 
 
-def scoring_scale(p: SuggestParams) -> int:
-    """The factor tiles are shrunk by before scoring: ``p.scale``, but never below 16 px a side."""
-    return max(1, min(p.scale, p.tile // 16))
+def scoring_scale(p: SuggestParams, scorer: Scorer | None = None) -> int:
+    """The factor tiles are shrunk by before scoring: ``p.scale``, or the scorer's own when it is None (the class's
+    for ``scorer`` a Scorer class; the default :attr:`Scorer.scale` without a model), but never below 16 px a side."""
+    scale = p.scale if p.scale is not None else (scorer or Scorer).scale
+    return max(1, min(scale, p.tile // 16))
 
 
 class Scoring:
