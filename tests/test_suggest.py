@@ -283,6 +283,25 @@ def test_mc_dropout_is_reproducible_and_leaves_global_rng_alone():
     after = torch.rand(1)
     assert torch.equal(before, after)
     assert a == run(sg.suggest_iter([img], Threshold(), p))
+    seen = {"maps": [], "head": []}
+
+    class Recording(Threshold):
+        def maps(self, x):
+            seen["maps"].append(super().maps(x))
+            return seen["maps"][-1]
+
+        def head(self, m):
+            seen["head"].append(m)
+            return super().head(m)
+
+    run(sg.suggest_iter([img], Recording(), p))  # both tiles in one batch: the maps once, then a head per pass
+    (maps,), heads = seen["maps"], seen["head"]
+    assert len(heads) == p.passes
+    live = maps != 0
+    for m in heads:  # each pass drops about half the values and doubles the others
+        kept = (m != 0) & live
+        assert torch.allclose(m[kept], 2 * maps[kept]) and abs(kept.sum().item() / live.sum().item() - 0.5) < 0.02
+    assert not torch.equal(heads[0] != 0, heads[1] != 0)  # a new mask each pass
 
 
 def test_pretext_labels_bright_objects_and_dark_membranes():

@@ -95,9 +95,11 @@ def score_batch(scorer: Scorer, x: torch.Tensor, p: SuggestParams,
         return entropy(scorer.head(m), scorer.exclusive).float().cpu().numpy()
     mean = 0
     m = m / (1 - p.dropout)  # once, not per pass: with a 0/1 mask (m·k)/(1−p) and (m/(1−p))·k are the same floats
-    if p.dropout == 0.5:  # one random byte per value is 2–5× cheaper than a float draw
-        def keep():
-            return torch.randint(0, 2, m.shape, generator=generator, dtype=torch.uint8).to(m.device, m.dtype)
+    if p.dropout == 0.5:  # a fair coin per value: the bits of random bytes, eight per byte (a float draw each: 2–5×
+        def keep():      # slower; a random byte each: 2× slower)
+            n = m.numel()
+            byte = torch.empty((n + 7) // 8, dtype=torch.uint8).random_(generator=generator)
+            return torch.from_numpy(np.unpackbits(byte.numpy(), count=n)).view(m.shape).to(m.device, m.dtype)
     else:
         def keep():
             return (torch.rand(m.shape, generator=generator) >= p.dropout).to(m.device, m.dtype)
