@@ -108,6 +108,22 @@ def test_stage2_can_start_from_the_embedding_weights(tmp_path):
         TrainParams(init="imagenet").check()
 
 
+def test_stage2_can_keep_the_moving_average_of_its_weights():
+    """TrainParams.ema: the network kept is the exponential moving average of the weights after each step, its
+    BatchNorm statistics included. With a decay near 1 the average stays at the first step's weights."""
+    img, mask = blobs((64, 64), seed=5)
+
+    def trained(steps, ema):
+        p = TrainParams(steps=steps, batch=2, crop=32, base=8, init="scratch", device="cpu", ema=ema)
+        return run(train_iter([img], [mask], params=p)).net.state_dict()
+
+    first, last, average = trained(1, 0.0), trained(4, 0.0), trained(4, 1 - 1e-9)
+    assert any(not torch.equal(first[k], last[k]) for k in first)  # training moved the weights
+    assert all(torch.allclose(first[k].float(), average[k].float(), atol=1e-6) for k in first if "num_batches" not in k)
+    with pytest.raises(FewcellError, match="moving-average decay must be at least 0 and below 1"):
+        TrainParams(ema=1.0).check()
+
+
 def test_stage2_ignores_unknown_pixels_and_keeps_label_values():
     img, mask = blobs((96, 96), seed=4)
     lab = mask * 3  # class value 3, not 1

@@ -10,7 +10,8 @@ images, with one-shot and the RF on the same boxes beside.
         --weights benchmarks/weights/lodo_isbi_episodic.pt --out benchmarks/results/stage2_lodo_isbi.md \\
         scratch:1500 pretrained:1500 pretrained:500 pretrained:1500:0.8
 
-A variant is INIT:STEPS[:MIN_CONFIDENCE] (pixels whose pseudo-label confidence is below it are left out). With
+A variant is INIT:STEPS[:MIN_CONFIDENCE][:ema=DECAY] (pixels whose pseudo-label confidence is below MIN_CONFIDENCE
+are left out; the network kept is the moving average of its weights with DECAY). With
 ``--seeds 0 1 2`` each variant is trained once per seed (``TrainParams.seed``: the network's new head, the crops and
 their order) on the same pseudo-labels, and a last row per variant gives the mean and spread over the seeds.
 """
@@ -38,7 +39,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0], help="train each variant once per seed")
     ap.add_argument("--out", required=True)
-    ap.add_argument("variants", nargs="+", metavar="INIT:STEPS[:MIN_CONFIDENCE]")
+    ap.add_argument("variants", nargs="+", metavar="INIT:STEPS[:MIN_CONFIDENCE][:ema=DECAY]")
     a = ap.parse_args()
     from napari_fewcell.engine import PseudoParams, annotate, pseudolabel_iter, run
 
@@ -67,11 +68,13 @@ def stage2_rows(v: str, a, img, lab, train, test, res) -> list[str]:
     """The report's rows of one variant: one per seed, and with several seeds their mean ± sd (over seeds)."""
     from napari_fewcell.engine import TrainParams, run, train_iter
 
-    init, steps, *conf = v.split(":")
+    init, steps, *more = v.split(":")
+    conf = [m for m in more if not m.startswith("ema=")]
+    ema = float(next((m[4:] for m in more if m.startswith("ema=")), 0.0))
     rows, means = [], []
     for seed in a.seeds:
         tp = TrainParams(steps=int(steps), device="cpu", init=init, weights=a.weights, seed=seed,
-                         min_confidence=float(conf[0]) if conf else 0.0)
+                         min_confidence=float(conf[0]) if conf else 0.0, ema=ema)
         log(f"stage 2: {v}, seed {seed}")
         t0 = time.perf_counter()
         model = run(train_iter([img[i] for i in train], res.labels, params=tp, confidence=res.confidence))
@@ -79,11 +82,12 @@ def stage2_rows(v: str, a, img, lab, train, test, res) -> list[str]:
         d = [dice_pct(model.predict(img[i]), lab[i]) for i in test]
         means.append(float(np.mean(d)))
         share = model.card["known_pixels"] / sum(lab[i].size for i in train)
-        kept = f", pixels with confidence ≥ {conf[0]} ({share:.0%})" if conf else ""
+        kept = (f", pixels with confidence ≥ {conf[0]} ({share:.0%})" if conf else "") + \
+            (f", weights' moving average (decay {ema})" if ema else "")
         tag = f", seed {seed}" if len(a.seeds) > 1 else ""
         rows.append(f"| stage 2 from {init}, {steps} steps{kept}{tag} | {ms(d)} | {secs / 60:.1f} min |")
     if len(a.seeds) > 1:
-        rows.append(f"| **stage 2 from {init}, {steps} steps: mean ± sd over seeds {', '.join(map(str, a.seeds))}** "
+        rows.append(f"| **stage 2 `{v}`: mean ± sd over seeds {', '.join(map(str, a.seeds))}** "
                     f"| **{np.mean(means):.2f} ± {np.std(means, ddof=1):.2f}** (min {min(means):.2f}, max "
                     f"{max(means):.2f}) | |")
     return rows

@@ -79,13 +79,20 @@ class TrainParams:
                        INITS)
     weights: str | None = None  #: "pretrained": the embedding weights file (None: the shipped weights)
     #: with stage 1's confidence (``train_iter(confidence=...)``), pixels labelled with a lower probability are left
-    #: out of the loss (annotated pixels have confidence 1). 0 = every pixel. 0.8 kept 70 % of ISBI's pixels and gave
-    #: 83.61 against 83.46 (weights that never saw ISBI; within the noise), so it is not the default
+    #: out of the loss (annotated pixels have confidence 1). 0 = every pixel. On ISBI with weights that never saw it,
+    #: over 3 seeds, 0.8 (68 % of the pixels) gave 81.47 and 0.9 80.06 against 82.64 for every pixel: it drops
+    #: 56 % of the membrane pixels, 25 % of the rest (benchmarks/results/stage2_conf_seeds_lodo_isbi.md); not default
     min_confidence: float = 0.0
+    #: the network kept is the exponential moving average of the weights over the steps with this decay (torch's
+    #: swa_utils, BatchNorm statistics averaged too); 0 keeps the last step's weights. 0.99 gave 82.43 against 82.64
+    #: (ISBI, weights that never saw it, mean of 3 seeds; benchmarks/results/stage2_ema_lodo_isbi.md): not the default
+    ema: float = 0.0
     device: str = option("auto", "Device", "Where the networks run.", DEVICES)
     seed: int = 0
 
     def check(self) -> None:
+        if not 0.0 <= self.ema < 1.0:
+            raise FewcellError(f"The weights' moving-average decay must be at least 0 and below 1, not {self.ema}.")
         if self.steps < 1 or self.batch < 1 or self.crop < 16:
             raise FewcellError("Training needs at least one step, one crop per batch and crops of 16 pixels or more.")
         if not (self.lr > 0 and math.isfinite(self.lr)):

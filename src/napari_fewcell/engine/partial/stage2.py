@@ -20,6 +20,7 @@ from typing import Generator, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ..core import modelfile
 from ..core.annotation import class_index, require_two_classes
@@ -195,6 +196,7 @@ def train_iter(images: Sequence, labels: Sequence, known: Sequence | None = None
         opt, lambda t: min(1.0, (t + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(t, p.steps) / p.steps))
     )
     sizes = np.array([(idx >= 0).sum() for idx in index], float)
+    avg = AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(p.ema), use_buffers=True) if p.ema else None
     net.train()
     running = None
     yield Progress(0, p.steps, "training")
@@ -205,9 +207,11 @@ def train_iter(images: Sequence, labels: Sequence, known: Sequence | None = None
         loss.backward()
         opt.step()
         sched.step()
+        if avg is not None:
+            avg.update_parameters(net)
         running = loss.item() if running is None else 0.95 * running + 0.05 * loss.item()
         yield Progress(step + 1, p.steps, f"loss {running:.4f}")
-    net.eval()
+    net = (net if avg is None else avg.module).eval()
     full_card = {
         "kind": "segmentation network (U-Net trained " + ("from scratch)" if p.init == "scratch" else
                                                            "from the embedding weights)"),
