@@ -10,8 +10,9 @@ images, with one-shot and the RF on the same boxes beside.
         --weights benchmarks/weights/lodo_isbi_episodic.pt --out benchmarks/results/stage2_lodo_isbi.md \\
         scratch:1500 pretrained:1500 pretrained:500 pretrained:1500:0.8
 
-A variant is INIT:STEPS[:MIN_CONFIDENCE][:ema=DECAY] (pixels whose pseudo-label confidence is below MIN_CONFIDENCE
-are left out; the network kept is the moving average of its weights with DECAY). With
+A variant is INIT:STEPS[:MIN_CONFIDENCE][:ema=DECAY][:share=SHARE] (pixels whose pseudo-label confidence is below
+MIN_CONFIDENCE are left out; the network kept is the moving average of its weights with DECAY; only the most
+confident SHARE of each class's pixels are learnt from). With
 ``--seeds 0 1 2`` each variant is trained once per seed (``TrainParams.seed``: the network's new head, the crops and
 their order) on the same pseudo-labels, and a last row per variant gives the mean and spread over the seeds.
 """
@@ -39,7 +40,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0], help="train each variant once per seed")
     ap.add_argument("--out", required=True)
-    ap.add_argument("variants", nargs="+", metavar="INIT:STEPS[:MIN_CONFIDENCE][:ema=DECAY]")
+    ap.add_argument("variants", nargs="+", metavar="INIT:STEPS[:MIN_CONFIDENCE][:ema=DECAY][:share=SHARE]")
     a = ap.parse_args()
     from napari_fewcell.engine import PseudoParams, annotate, pseudolabel_iter, run
 
@@ -64,26 +65,42 @@ def main() -> None:
     finish_report(lines, a.out)
 
 
+def confident_share(labels, confidence, share: float) -> list[np.ndarray]:
+    """Per image, the pixels to learn from: of each label value, the ``share`` most confident over all the images
+    (a class stage 1 is unsure of keeps as large a share as the others; a threshold would drop most of it)."""
+    conf = [np.asarray(c, np.float32) for c in confidence]
+    labs = [np.asarray(lab) for lab in labels]
+    keep = [np.ones(c.shape, bool) for c in conf]
+    for v in np.unique(np.concatenate([lab.ravel() for lab in labs])):
+        cut = np.quantile(np.concatenate([c[lab == v] for c, lab in zip(conf, labs)]), 1 - share)
+        for k, c, lab in zip(keep, conf, labs):
+            k &= (lab != v) | (c >= cut)
+    return keep
+
+
 def stage2_rows(v: str, a, img, lab, train, test, res) -> list[str]:
     """The report's rows of one variant: one per seed, and with several seeds their mean ± sd (over seeds)."""
     from napari_fewcell.engine import TrainParams, run, train_iter
 
     init, steps, *more = v.split(":")
-    conf = [m for m in more if not m.startswith("ema=")]
+    conf = [m for m in more if "=" not in m]
     ema = float(next((m[4:] for m in more if m.startswith("ema=")), 0.0))
+    share = float(next((m[6:] for m in more if m.startswith("share=")), 1.0))
     rows, means = [], []
     for seed in a.seeds:
         tp = TrainParams(steps=int(steps), device="cpu", init=init, weights=a.weights, seed=seed,
                          min_confidence=float(conf[0]) if conf else 0.0, ema=ema)
         log(f"stage 2: {v}, seed {seed}")
         t0 = time.perf_counter()
-        model = run(train_iter([img[i] for i in train], res.labels, params=tp, confidence=res.confidence))
+        known = confident_share(res.labels, res.confidence, share) if share < 1 else None
+        model = run(train_iter([img[i] for i in train], res.labels, known=known, params=tp, confidence=res.confidence))
         secs = time.perf_counter() - t0
         d = [dice_pct(model.predict(img[i]), lab[i]) for i in test]
         means.append(float(np.mean(d)))
-        share = model.card["known_pixels"] / sum(lab[i].size for i in train)
-        kept = (f", pixels with confidence ≥ {conf[0]} ({share:.0%})" if conf else "") + \
-            (f", weights' moving average (decay {ema})" if ema else "")
+        share_all = model.card["known_pixels"] / sum(lab[i].size for i in train)
+        kept = (f", pixels with confidence ≥ {conf[0]} ({share_all:.0%})" if conf else "") + \
+            (f", weights' moving average (decay {ema})" if ema else "") + \
+            (f", the most confident {share:.0%} of each class's pixels ({share_all:.0%})" if share < 1 else "")
         tag = f", seed {seed}" if len(a.seeds) > 1 else ""
         rows.append(f"| stage 2 from {init}, {steps} steps{kept}{tag} | {ms(d)} | {secs / 60:.1f} min |")
     if len(a.seeds) > 1:
