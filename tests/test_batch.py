@@ -50,11 +50,17 @@ def test_zarr_input_gives_the_in_memory_labels(big, tmp_path, chunks):
     np.testing.assert_array_equal(lazy_labels(big["seg"], big["prompt"], tmp_path / "in.zarr"), big["ref"])
 
 
-def test_dask_tiff_and_ome_zarr_inputs(big, tmp_path):
+def test_dask_tiff_and_ome_zarr_inputs(big, tmp_path, monkeypatch):
+    from napari_fewcell.engine.core import lazy
+
     da = pytest.importorskip("dask.array")
     np.testing.assert_array_equal(lazy_labels(big["seg"], big["prompt"], da.from_array(big["img"], chunks=512)),
                                   big["ref"])
     tifffile.imwrite(tmp_path / "tiled.tif", big["img"], tile=(256, 256))
+    assert isinstance(lazy.open_array(tmp_path / "tiled.tif"), np.ndarray)  # a small TIFF is read whole, no zarr
+    np.testing.assert_array_equal(lazy_labels(big["seg"], big["prompt"], tmp_path / "tiled.tif"), big["ref"])
+    monkeypatch.setattr(lazy, "SMALL_TIFF", 0)  # a big one: its tiles on demand through tifffile's zarr store
+    assert not isinstance(lazy.open_array(tmp_path / "tiled.tif"), np.ndarray)
     np.testing.assert_array_equal(lazy_labels(big["seg"], big["prompt"], tmp_path / "tiled.tif"), big["ref"])
     group = zarr.open_group(str(tmp_path / "ome.zarr"), mode="w")
     group.attrs["multiscales"] = [{"version": "0.4", "datasets": [{"path": "0"}, {"path": "1"}]}]

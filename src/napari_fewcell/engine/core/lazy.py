@@ -205,20 +205,33 @@ def open_array(path) -> object:
     if not path.is_file():
         raise FewcellError(f"The image {path} does not exist.")
     if path.suffix.lower() in (".tif", ".tiff"):
-        import tifffile
-        import zarr
-
-        try:
-            store = tifffile.imread(path, aszarr=True)
-            arr = zarr.open(store, mode="r")
-            if not hasattr(arr, "shape"):  # a multi-resolution TIFF: a group of levels
-                arr = arr[sorted(arr.array_keys())[0]]
-        except Exception:  # noqa: BLE001
-            raise FewcellError(f"Could not read the image {path}: it is not a TIFF file this tool can read.") from None
-        return arr
+        return open_tiff(path)
     from .files import read_image
 
     return read_image(path)
+
+
+SMALL_TIFF = 64 << 20  #: a TIFF of at most this many bytes (its first series, level 0) is read whole, without zarr
+
+
+def open_tiff(path: Path):
+    """A TIFF's pixels (level 0 of its first series): read whole when small (:data:`SMALL_TIFF`; zarr's import alone
+    costs a fresh command 0.1–0.2 s), else through tifffile's zarr store, tiles and strips on demand."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tf:
+            series = tf.series[0]
+            if int(np.prod(series.shape)) * series.dtype.itemsize <= SMALL_TIFF:
+                return series.asarray()
+        import zarr
+
+        arr = zarr.open(tifffile.imread(path, aszarr=True), mode="r")
+        if not hasattr(arr, "shape"):  # a multi-resolution TIFF: a group of levels
+            arr = arr[sorted(arr.array_keys())[0]]
+    except Exception:  # noqa: BLE001
+        raise FewcellError(f"Could not read the image {path}: it is not a TIFF file this tool can read.") from None
+    return arr
 
 
 def open_zarr(path: Path):
