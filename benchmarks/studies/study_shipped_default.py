@@ -1,0 +1,78 @@
+#!/usr/bin/env python
+"""The shipped weights on the default path (issue 20's in-domain row: ISBI ≥ 86.5, DSB fluorescence ≥ 95), beside
+prompt attention alone (bench_prompt.py's figures) and the RF on the same boxes: bench_prompt.py's protocol (6 seeded
+64×64 boxes from the train images, every test image; Dice % = mean of foreground and background Dice).
+
+    python studies/study_shipped_default.py --data ../shared/data --out results/shipped_default.md
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: common.py and the benchmarks it reuses
+
+import argparse
+
+import numpy as np
+from bench_prompt import BOX, one_shot, pick_box
+from common import Dataset, RFBaseline, finish_report, log, report_header, set_threads
+
+SETS = {"isbi2012_membrane": (1 / BOX**2, 1 - 1 / BOX**2), "dsb2018_fluo": (0.05, 0.60)}  #: bench_prompt's boxes
+
+
+HANDICAPS = (0.0, 0.01, 0.02, 0.03, 0.05)
+TIE = 0.005  #: engine/prompt/adapt.py's TIE
+
+
+def chosen(seg, ds: Dataset, box) -> dict:
+    """The default path's self-check estimates for a box ({path: estimate})."""
+    src, y, x = box
+    prompt = seg.prepare_prompt(ds.images[src], ds.labels[src], (y, x, BOX, BOX))
+    seg.adapt(prompt)
+    return dict(prompt.check)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default="../shared/data")
+    ap.add_argument("--boxes", type=int, default=6)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out", default="results/shipped_default.md")
+    a = ap.parse_args()
+    from napari_fewcell.engine.prompt import PromptParams, Segmenter
+    from napari_fewcell.engine.prompt.adapt import choose
+
+    set_threads(a.threads)
+    plain = Segmenter(PromptParams(device="cpu", adapt="none"))
+    segs = {"attention alone": plain, "default path": Segmenter(PromptParams(device="cpu"), model=plain.model),
+            "fused path": Segmenter(PromptParams(device="cpu", adapt="fuse"), model=plain.model)}
+    rows, replays = [], []
+    for name, (lo, hi) in SETS.items():
+        ds = Dataset(a.data, name)
+        boxes = [pick_box(s, ds, lo, hi) for s in range(a.boxes)]
+        res = one_shot(ds, boxes, segs, RFBaseline(a.threads), ds.test)
+        checks = [chosen(segs["default path"], ds, box) for box in boxes]
+        paths = [choose(c) for c in checks]
+        means = {m: [float(np.mean(r[m][0])) for r in res] for m in [*segs, "RF baseline"]}
+        log(f"{name}: " + ", ".join(f"{m} {np.mean(v):.2f}" for m, v in means.items()) + f"; checks {checks}")
+        rows.append(f"| {name} | " + " | ".join(f"{np.mean(v):.2f} ± {np.std(v, ddof=1):.2f}" for v in means.values())
+                    + f" | {', '.join(paths)} |")
+        got = {"none": means["attention alone"], "fuse": means["fused path"]}
+        for h in HANDICAPS:  # auto with the fused path's estimate lowered by h (ties to attention, as choose())
+            pick = ["fuse" if c["fuse"] - h > c["none"] + TIE else "none" for c in checks]
+            replays.append(f"| {name} | {h:g} | {np.mean([got[p][b] for b, p in enumerate(pick)]):.2f} | "
+                           f"{', '.join(pick)} |")
+        replays.append(f"| {name} | checks (none / fuse) | | "
+                       + ", ".join(f"{c['none']:.3f} / {c['fuse']:.3f}" for c in checks) + " |")
+    rep = report_header("The shipped weights on the default path (issue 20, in-domain)", False) + [
+        f"- {a.boxes} seeded 64×64 boxes per set (bench_prompt.py's), every test image; Dice % mean ± sd over boxes",
+        "", "| set | attention alone | default path | fused path | RF baseline | default path's choice per box |",
+        "|---|---|---|---|---|---|", *rows, "",
+        "Replayed: auto with the fused path's estimate lowered by a handicap (mean Dice % over the boxes)", "",
+        "| set | handicap | Dice % | choice per box |", "|---|---|---|---|", *replays, ""]
+    finish_report(rep, a.out)
+
+
+if __name__ == "__main__":
+    main()
