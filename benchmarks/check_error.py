@@ -35,6 +35,18 @@ def pairs(path: str) -> list[dict]:
     return out
 
 
+def replayed(rows: list[dict]) -> list[dict]:
+    """Per box, the row of the path the engine's ``choose`` takes today among auto's candidates (the report's own
+    choice may predate a change of the rule)."""
+    from napari_fewcell.engine.prompt.adapt import AUTO_PATHS, choose
+
+    boxes: dict = {}
+    for r in rows:
+        if r["path"] in AUTO_PATHS:
+            boxes.setdefault((r["fold"], r["weights"], r["box"]), {})[r["path"]] = r
+    return [b[choose({p: r["estimate"] for p, r in b.items()})] for b in boxes.values()]
+
+
 def stats(rows: list[dict]) -> str:
     e = np.array([r["estimate"] - r["got"] for r in rows])
     folds = len({r["fold"] for r in rows})
@@ -54,7 +66,8 @@ def main() -> None:
         rows = pairs(report)
         lines += [f"## `{report}`", "", "| estimate of | boxes × weights | folds | mean \\|error\\| | max \\|error\\| "
                   "| mean error (+: optimistic) | share > 0.15 |", "|---|---|---|---|---|---|---|"]
-        groups = {"the path auto chose (what a user is shown)": [r for r in rows if r["chosen"]]}
+        groups = {"the path auto chose (what a user is shown)": [r for r in rows if r["chosen"]],
+                  "the path today's auto chooses (replayed: engine/prompt/adapt.py, choose)": replayed(rows)}
         paths = dict.fromkeys(r["path"] for r in rows)
         groups.update({f"path {p}": [r for r in rows if r["path"] == p] for p in paths})
         for name, g in groups.items():
