@@ -112,6 +112,7 @@ def test_choice_prefers_the_cheaper_path_on_ties():
     assert choose({"none": 0.70, "fuse": 0.88, "finetune": 0.852}) == "fuse"  # 0.85 after its handicap: a tie
     assert choose({"none": 0.90, "fuse": 0.92}) == "none"  # the fused path must beat attention by the handicap
     assert choose({"none": 0.80, "fuse": 0.84}) == "fuse"
+    assert choose({"none": 0.90, "fuse": 0.92}, handicap={}) == "fuse"  # a handicap given replaces the default
     assert choose({"none": 0.70, "fuse": 0.75, "finetune": 0.90}) == "finetune"
 
 

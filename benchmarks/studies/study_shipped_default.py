@@ -19,13 +19,10 @@ from bench_prompt import BOX, one_shot, pick_box
 from common import Dataset, RFBaseline, finish_report, log, report_header, set_threads
 
 SETS = {"isbi2012_membrane": (1 / BOX**2, 1 - 1 / BOX**2), "dsb2018_fluo": (0.05, 0.60)}  #: bench_prompt's boxes
-
-
 HANDICAPS = (0.0, 0.01, 0.02, 0.03, 0.05)
-TIE = 0.005  #: engine/prompt/adapt.py's TIE
 
 
-def chosen(seg, ds: Dataset, box) -> dict:
+def estimates(seg, ds: Dataset, box) -> dict:
     """The default path's self-check estimates for a box ({path: estimate})."""
     src, y, x = box
     prompt = seg.prepare_prompt(ds.images[src], ds.labels[src], (y, x, BOX, BOX))
@@ -52,7 +49,7 @@ def main() -> None:
         ds = Dataset(a.data, name)
         boxes = [pick_box(s, ds, lo, hi) for s in range(a.boxes)]
         res = one_shot(ds, boxes, segs, RFBaseline(a.threads), ds.test)
-        checks = [chosen(segs["default path"], ds, box) for box in boxes]
+        checks = [estimates(segs["default path"], ds, box) for box in boxes]
         paths = [choose(c) for c in checks]
         means = {m: [float(np.mean(r[m][0])) for r in res] for m in [*segs, "RF baseline"]}
         log(f"{name}: " + ", ".join(f"{m} {np.mean(v):.2f}" for m, v in means.items()) + f"; checks {checks}")
@@ -60,7 +57,7 @@ def main() -> None:
                     + f" | {', '.join(paths)} |")
         got = {"none": means["attention alone"], "fuse": means["fused path"]}
         for h in HANDICAPS:  # auto with the fused path's estimate lowered by h (ties to attention, as choose())
-            pick = ["fuse" if c["fuse"] - h > c["none"] + TIE else "none" for c in checks]
+            pick = [choose(c, {"fuse": h}) for c in checks]
             replays.append(f"| {name} | {h:g} | {np.mean([got[p][b] for b, p in enumerate(pick)]):.2f} | "
                            f"{', '.join(pick)} |")
         replays.append(f"| {name} | checks (none / fuse) | | "

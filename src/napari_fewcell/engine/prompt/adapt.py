@@ -323,9 +323,11 @@ def self_check(model: EmbedNet, box: BoxData, params, paths) -> Generator[Progre
     return check, reuse
 
 
-def choose(check: dict) -> str:
-    """The path with the best estimate less its :data:`HANDICAP`; within :data:`TIE` of the best, the cheapest."""
-    score = {p: v - HANDICAP.get(p, 0.0) for p, v in check.items()}
+def choose(check: dict, handicap: dict | None = None) -> str:
+    """The path with the best estimate less its handicap (default :data:`HANDICAP`); within :data:`TIE` of the best,
+    the cheapest."""
+    handicap = HANDICAP if handicap is None else handicap
+    score = {p: v - handicap.get(p, 0.0) for p, v in check.items()}
     best = max(score.values())
     return next(p for p in PATHS if p in score and score[p] >= best - TIE)
 
