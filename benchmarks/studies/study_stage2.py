@@ -39,6 +39,7 @@ def main() -> None:
     ap.add_argument("--weights", required=True)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0], help="train each variant once per seed")
+    ap.add_argument("--tta", action="store_true", help="also score each trained network with its 8-view TTA")
     ap.add_argument("--out", required=True)
     ap.add_argument("variants", nargs="+", metavar="INIT:STEPS[:MIN_CONFIDENCE][:ema=DECAY][:share=SHARE]")
     a = ap.parse_args()
@@ -86,7 +87,7 @@ def stage2_rows(v: str, a, img, lab, train, test, res) -> list[str]:
     conf = [m for m in more if "=" not in m]
     ema = float(next((m[4:] for m in more if m.startswith("ema=")), 0.0))
     share = float(next((m[6:] for m in more if m.startswith("share=")), 1.0))
-    rows, means = [], []
+    rows, means, means_tta = [], [], []
     for seed in a.seeds:
         tp = TrainParams(steps=int(steps), device="cpu", init=init, weights=a.weights, seed=seed,
                          min_confidence=float(conf[0]) if conf else 0.0, ema=ema)
@@ -103,10 +104,20 @@ def stage2_rows(v: str, a, img, lab, train, test, res) -> list[str]:
             (f", the most confident {share:.0%} of each class's pixels ({share_all:.0%})" if share < 1 else "")
         tag = f", seed {seed}" if len(a.seeds) > 1 else ""
         rows.append(f"| stage 2 from {init}, {steps} steps{kept}{tag} | {ms(d)} | {secs / 60:.1f} min |")
+        if a.tta:  # the same network, its predictions averaged over the 8 flips and rotations
+            model.tta = True
+            t0 = time.perf_counter()
+            d = [dice_pct(model.predict(img[i]), lab[i]) for i in test]
+            means_tta.append(float(np.mean(d)))
+            per = (time.perf_counter() - t0) / len(test)
+            rows.append(f"| the same, predicted with 8-view TTA{tag} | {ms(d)} | {per:.2f} s per test image |")
     if len(a.seeds) > 1:
         rows.append(f"| **stage 2 `{v}`: mean ± sd over seeds {', '.join(map(str, a.seeds))}** "
                     f"| **{np.mean(means):.2f} ± {np.std(means, ddof=1):.2f}** (min {min(means):.2f}, max "
                     f"{max(means):.2f}) | |")
+        if means_tta:
+            rows.append(f"| **the same with TTA: mean ± sd over seeds** | **{np.mean(means_tta):.2f} ± "
+                        f"{np.std(means_tta, ddof=1):.2f}** (min {min(means_tta):.2f}, max {max(means_tta):.2f}) | |")
     return rows
 
 
