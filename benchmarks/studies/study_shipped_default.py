@@ -30,13 +30,18 @@ def estimates(seg, ds: Dataset, box) -> dict:
     return dict(prompt.check)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def study_args(doc: str, out: str) -> argparse.Namespace:
+    """The command line of a study on bench_prompt.py's boxes: --data, --boxes, --threads, --out (default ``out``)."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default="../shared/data")
     ap.add_argument("--boxes", type=int, default=6)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--out", default="results/shipped_default.md")
-    a = ap.parse_args()
+    ap.add_argument("--out", default=out)
+    return ap.parse_args()
+
+
+def main() -> None:
+    a = study_args(__doc__, "results/shipped_default.md")
     from napari_fewcell.engine.prompt import PromptParams, Segmenter
     from napari_fewcell.engine.prompt.adapt import choose
 

@@ -112,13 +112,16 @@ def stage2_rows(v: str, a, img, lab, train, test, res) -> list[str]:
             per = (time.perf_counter() - t0) / len(test)
             rows.append(f"| the same, predicted with 8-view TTA{tag} | {ms(d)} | {per:.2f} s per test image |")
     if len(a.seeds) > 1:
-        rows.append(f"| **stage 2 `{v}`: mean ± sd over seeds {', '.join(map(str, a.seeds))}** "
-                    f"| **{np.mean(means):.2f} ± {np.std(means, ddof=1):.2f}** (min {min(means):.2f}, max "
-                    f"{max(means):.2f}) | |")
+        rows.append(seeds_row(f"stage 2 `{v}`: mean ± sd over seeds {', '.join(map(str, a.seeds))}", means))
         if means_tta:
-            rows.append(f"| **the same with TTA: mean ± sd over seeds** | **{np.mean(means_tta):.2f} ± "
-                        f"{np.std(means_tta, ddof=1):.2f}** (min {min(means_tta):.2f}, max {max(means_tta):.2f}) | |")
+            rows.append(seeds_row("the same with TTA: mean ± sd over seeds", means_tta))
     return rows
+
+
+def seeds_row(label: str, means: list[float]) -> str:
+    """A report row: the mean ± sd of one variant's test Dice over seeds, with the lowest and highest."""
+    return (f"| **{label}** | **{np.mean(means):.2f} ± {np.std(means, ddof=1):.2f}** (min {min(means):.2f}, max "
+            f"{max(means):.2f}) | |")
 
 
 if __name__ == "__main__":

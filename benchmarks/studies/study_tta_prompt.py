@@ -13,15 +13,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: common.py and the benchmarks it reuses
 
-import argparse
 import time
 
 import numpy as np
 import torch
 from bench_prompt import BOX, pick_box
 from common import Dataset, dice_pct, finish_report, log, report_header, set_threads
+from studies.study_shipped_default import SETS, study_args
 
-SETS = {"isbi2012_membrane": (1 / BOX**2, 1 - 1 / BOX**2), "dsb2018_fluo": (0.05, 0.60)}  #: bench_prompt's boxes
 #: (k rotations by 90°, flip left-right) of each view; the first n are used for n views
 VIEWS = ((0, False), (0, True), (2, False), (2, True), (1, False), (1, True), (3, False), (3, True))
 COUNTS = (1, 2, 4, 8)
@@ -51,12 +50,7 @@ def probs_per_view(seg, keys, img) -> list[torch.Tensor]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", default="../shared/data")
-    ap.add_argument("--boxes", type=int, default=6)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--out", default="results/tta_prompt.md")
-    a = ap.parse_args()
+    a = study_args(__doc__, "results/tta_prompt.md")
     from napari_fewcell.engine.prompt import PromptParams, Segmenter
 
     set_threads(a.threads)
