@@ -1,0 +1,73 @@
+#!/usr/bin/env python
+"""Which of the generic filters the forest and fused paths should read (issue 20): bench_generalise.py run with
+``prompt/filters.forest_features`` replaced by a variant of the filter bank, so that the forest and fused paths
+(and the self-check that chooses between attention and the fused path) read the variant; the RF baseline keeps the
+full ilastik bank (common.RFBaseline calls skimage itself). Per Gaussian scale σ ∈ {1, 2, 4, 8, 16} the bank has
+four maps: the smoothed intensity, its gradient magnitude and the two Hessian eigenvalues.
+
+Variants (--variant):
+  all       the full bank (the forests' bank until 2026-12-06)
+  fine      the smoothed intensity kept at σ 1 and 2, zeroed at σ 4, 8, 16 (the coarse brightness of the surroundings)
+  nosmooth  the smoothed-intensity maps zeroed at every scale (edges and Hessians only)
+  dog       each smoothed map minus the σ 16 one (differences of Gaussians: brightness against the surroundings,
+            blind to an offset of the whole image), σ 16's own map zeroed
+  sigma1    the smoothed intensity kept at σ 1 only
+  mid       the smoothed intensity kept at σ 1, 2 and 4 (the bank the forests read since 2026-12-06, the maps
+            dropped instead of zeroed: prompt/filters.SMOOTH_SIGMA_MAX)
+
+A zeroed map is a constant: the forest never splits on it. Every other argument is bench_generalise.py's:
+
+    python benchmarks/studies/study_filter_set.py --variant dog --data ../shared/data --folds ... --weights ... \
+        --split val --boxes 4 --max-test 3 --paths none fuse auto --no-end-to-end --out results/filters_dog_val.md
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: bench_generalise and common.py
+
+import bench_generalise as bg
+import numpy as np
+
+from napari_fewcell.engine.prompt import adapt, filters
+
+KEEP_SMOOTH = {"all": (0, 1, 2, 3, 4), "nosmooth": (), "fine": (0, 1), "sigma1": (0,), "dog": (0, 1, 2, 3),
+               "mid": (0, 1, 2)}
+
+
+def variant_features(name: str):
+    """A ``forest_features`` that returns the bank of variant ``name`` (the full bank, some maps zeroed)."""
+
+    def features(x: np.ndarray) -> np.ndarray:
+        f = filters.luminance_features(x)
+        smooth = f[..., 0::4]  # a view: (h, w, scales)
+        if name == "dog":
+            smooth -= smooth[..., -1:].copy()
+        for i in range(smooth.shape[-1]):
+            if i not in KEEP_SMOOTH[name]:
+                smooth[..., i] = 0
+        return f
+
+    return features
+
+
+def main() -> None:
+    argv = sys.argv[1:]
+    name = "all"
+    if "--variant" in argv:
+        i = argv.index("--variant")
+        name = argv[i + 1]
+        del argv[i : i + 2]
+    if name not in KEEP_SMOOTH:
+        sys.exit(f"study_filter_set: error: --variant must be one of {', '.join(KEEP_SMOOTH)}")
+    features = variant_features(name)
+    filters.forest_features = features  # window_features (segmenting) reads the module's name
+    adapt.forest_features = features  # box_features (fitting and the self-check) imported it
+    sys.argv = [sys.argv[0], *argv, "--note", f"study_filter_set.py --variant {name}: the forest and fused paths "
+                f"read the filter bank '{name}' (the RF baseline keeps the full bank)"]
+    bg.main()
+
+
+if __name__ == "__main__":
+    main()
