@@ -134,8 +134,15 @@ def test_the_forest_path_runs_no_network(case):
 
 
 # ---- auto picks the better path -------------------------------------------------------------
-def test_auto_picks_the_filters_where_the_network_cannot_separate_the_classes(case):
-    img, mask, box = case
+@pytest.mark.parametrize("seed", [
+    pytest.param(0, marks=pytest.mark.xfail(strict=True, reason=(
+        "a known miss since the forests read no smoothed intensity above σ 4 (prompt/filters.SMOOTH_SIGMA_MAX): on "
+        "this image the fused path's self-check learns the σ 16 Hessian of three quadrants, which the fourth does "
+        "not share, and estimates 0.17 (the forest alone gets 0.97 on the whole image)"))),
+    1, 2, 3])
+def test_auto_picks_the_filters_where_the_network_cannot_separate_the_classes(seed):
+    img, mask = noisy_disks(seed=seed)
+    box = balanced_box(mask)
     net = tiny_net()
     plain = Segmenter(PromptParams(adapt="none", **FAST), model=net)
     auto = Segmenter(PromptParams(adapt="auto", **FAST), model=net)
@@ -143,7 +150,7 @@ def test_auto_picks_the_filters_where_the_network_cannot_separate_the_classes(ca
     out = auto.segment(img, prompt)
     assert prompt.path in ("forest", "fuse"), prompt.check  # the two filter paths (a tie goes to the forest)
     assert prompt.check[prompt.path] > prompt.check["none"] + 0.2
-    other, other_mask = noisy_disks(seed=1)
+    other, other_mask = noisy_disks(seed=seed + 10)
     assert dice_mean(out, mask) > dice_mean(plain.segment(img, prompt), mask) + 0.2
     assert dice_mean(auto.segment(other, prompt), other_mask) > dice_mean(plain.segment(other, prompt), other_mask)
 

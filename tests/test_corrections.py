@@ -143,8 +143,13 @@ def test_one_box_a_correction_fixes_what_the_box_never_showed():
     assert fixed.notes["strokes"] == 1 and fixed.notes["stroke_pixels"] == 64 == fixed.notes["stroke_keys"]
     assert [s.kind for s in fixed.sources] == ["box", "stroke"]
     after = seg.segment(img, fixed)
-    assert (after[others] == 1).mean() > 0.9
-    assert dice_mean(after, truth) > dice_mean(before, truth) + 0.1 and dice_mean(after, truth) > 0.9
+    # every square's inside follows; the forests read no coarse brightness (prompt/filters.SMOOTH_SIGMA_MAX), so a
+    # square's outermost corner pixels, unlike anything the stroke across its middle showed, may not (with the
+    # coarse maps 100 % followed; without them 88 %)
+    inner = np.array([after[cy - 6 : cy + 6, cx - 6 : cx + 6] for cy, cx in [(30, 180), (90, 220), (135, 190),
+                                                                              (40, 235)]])
+    assert (inner == 1).all() and (after[others] == 1).mean() > 0.85
+    assert dice_mean(after, truth) > dice_mean(before, truth) + 0.1 and dice_mean(after, truth) > 0.95
 
 
 def test_a_correction_alone_may_bring_the_second_class(seg):
@@ -201,11 +206,13 @@ def test_a_stroke_changes_the_result_near_it_or_everywhere(reach):
     painted[82:98, 152:168] = True
     for cy, cx in [(30, 180), (135, 190), (40, 235)]:  # squares more than 64 px from the stroke
         others[cy - 8 : cy + 8, cx - 8 : cx + 8] = True
-    assert (after[painted] == 1).mean() > 0.9 > (before[painted] == 1).mean()
+    # > 0.85, not all: a square's outermost corners may stay background (see the test above)
+    assert (after[painted] == 1).mean() > 0.85 and (after[84:96, 154:166] == 1).all()
+    assert (before[painted] == 1).mean() < 0.2
     if reach == "local":
         assert np.array_equal(after[others], before[others]) and (after[others] == 1).mean() < 0.2
     else:
-        assert (after[others] == 1).mean() > 0.9
+        assert (after[others] == 1).mean() > 0.85
     assert np.array_equal(after[:, :100], before[:, :100])  # the discs' side: far from the stroke either way
     with pytest.raises(FewcellError, match="one per image"):
         run(segment_job(SegmentRequest(img, truth, box, [img, img], params=p, corrections=corr,

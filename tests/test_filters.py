@@ -37,3 +37,17 @@ def test_a_batch_of_regions_gets_each_regions_extras():
     batch = extras_batch(x)
     for xi, got in zip(x, batch):
         np.testing.assert_array_equal(got, extras(xi))
+
+
+def test_the_forests_read_the_bank_without_its_coarse_smoothing():
+    from napari_fewcell.engine.prompt.filters import SMOOTH_SIGMA_MAX, forest_features
+
+    x = np.random.default_rng(7).random((3, 48, 40)).astype(np.float32)
+    full = skimage_maps(x.mean(0), 16)  # per scale σ 1, 2, 4, 8, 16: smoothed, edges, Hessian ×2
+    kept = [i for i in range(20) if i % 4 or 2 ** (i // 4) <= SMOOTH_SIGMA_MAX]
+    assert SMOOTH_SIGMA_MAX == 4 and len(kept) == 18
+    np.testing.assert_array_equal(forest_features(x), full[..., kept])
+    # an offset of the whole image's brightness reaches only the fine smoothed maps (the first of σ 1, 2 and 4)
+    shifted = forest_features(x + 0.25) - forest_features(x)
+    fine = np.isin(np.arange(18), [0, 4, 8])
+    assert np.abs(shifted[..., ~fine]).max() < 1e-4 and np.abs(shifted[..., fine] - 0.25).max() < 1e-4

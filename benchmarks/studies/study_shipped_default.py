@@ -30,20 +30,28 @@ def estimates(seg, ds: Dataset, box) -> dict:
     return dict(prompt.check)
 
 
-def study_args(doc: str, out: str) -> argparse.Namespace:
-    """The command line of a study on bench_prompt.py's boxes: --data, --boxes, --threads, --out (default ``out``)."""
+def study_args(doc: str, out: str, extra=()) -> argparse.Namespace:
+    """The command line of a study on bench_prompt.py's boxes: --data, --boxes, --threads, --out (default ``out``),
+    and the ``extra`` options ((args, kwargs) of ``add_argument``)."""
     ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default="../shared/data")
     ap.add_argument("--boxes", type=int, default=6)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default=out)
+    for args, kw in extra:
+        ap.add_argument(*args, **kw)
     return ap.parse_args()
 
 
 def main() -> None:
-    a = study_args(__doc__, "results/shipped_default.md")
-    from napari_fewcell.engine.prompt import PromptParams, Segmenter
+    a = study_args(__doc__, "results/shipped_default.md", [(("--smooth-sigma-max",), dict(
+        type=int, help="the forests read the smoothed intensity up to this scale (default: the engine's, "
+        "prompt/filters.SMOOTH_SIGMA_MAX; 16: every scale, the bank before 2026-12-06)"))])
+    from napari_fewcell.engine.prompt import PromptParams, Segmenter, filters
     from napari_fewcell.engine.prompt.adapt import choose
+
+    if a.smooth_sigma_max is not None:
+        filters.SMOOTH_SIGMA_MAX = a.smooth_sigma_max
 
     set_threads(a.threads)
     plain = Segmenter(PromptParams(device="cpu", adapt="none"))
@@ -67,8 +75,12 @@ def main() -> None:
                            f"{', '.join(pick)} |")
         replays.append(f"| {name} | checks (none / fuse) | | "
                        + ", ".join(f"{c['none']:.3f} / {c['fuse']:.3f}" for c in checks) + " |")
+        replays.append(f"| {name} | Dice per box (none / fuse) | | "
+                       + ", ".join(f"{n:.1f} / {f:.1f}" for n, f in zip(got["none"], got["fuse"])) + " |")
     rep = report_header("The shipped weights on the default path (issue 20, in-domain)", False) + [
         f"- {a.boxes} seeded 64×64 boxes per set (bench_prompt.py's), every test image; Dice % mean ± sd over boxes",
+        f"- the forests read the smoothed intensity up to σ {filters.SMOOTH_SIGMA_MAX} "
+        "(prompt/filters.SMOOTH_SIGMA_MAX)",
         "", "| set | attention alone | default path | fused path | RF baseline | default path's choice per box |",
         "|---|---|---|---|---|---|", *rows, "",
         "Replayed: auto with the fused path's estimate lowered by a handicap (mean Dice % over the boxes)", "",
