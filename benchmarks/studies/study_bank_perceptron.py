@@ -11,7 +11,9 @@ beside it. Feature sets:
 * ``msd+net``: the same + the prompt network's per-pixel embedding (32, L2-normalised) and the maps its head reads
   (16): the weights must never have seen the fold (checked on their card);
 * ``net``: the extras + the network's 48 maps, no MSD extractor (the network alone is 3–4× cheaper than three MSD
-  extractors).
+  extractors);
+* ``msd-fine``: ``msd`` without the extras' smoothed intensity above σ 2 (what the prompt's forests read since
+  2026-12-06: prompt/filters.SMOOTH_SIGMA_MAX); ``--sets msd msd-fine`` compares it with today's alone.
 
     python studies/study_bank_perceptron.py --data ../shared/data --out results/bank_perceptron_val.md
 """
@@ -33,7 +35,9 @@ SHIPPED = "../src/napari_fewcell/weights/fewcell_embed_v1.pt"
 FOLDS = {"isbi2012_membrane": "weights/lodo_isbi_episodic.pt", "dsb2018_he": "weights/lodo_dsb2018he_episodic.pt",
          "usiigaci_phase_contrast_cells": SHIPPED, "tem_myelinated_axons": SHIPPED,
          "coelho2009_nih3t3_nuclei": SHIPPED, "isbi2014_cervical_synth_cells": SHIPPED}
-SETS = ("msd", "msd+net", "net")
+SETS = ("msd", "msd+net", "net")  #: the sets of the report (--sets picks among ALL_SETS)
+ALL_SETS = (*SETS, "msd-fine")
+COARSE = ("smooth:4", "smooth:8", "smooth:16")  #: the extras "msd-fine" leaves out
 CROP, SHOTS = 256, 5
 NORMS = {"image": "each image by its own range (the product)",
          "support": "every image (support crops and scored images) by the support crops' pooled range"}
@@ -42,7 +46,7 @@ NORMS = {"image": "each image by its own range (the product)",
 class Features:
     """Per-pixel features of whole images, (F, H, W) float32, for the three feature sets."""
 
-    def __init__(self, fold: str, weights: str):
+    def __init__(self, fold: str, weights: str, sets=SETS):
         import torch
 
         from napari_fewcell.engine.fewshot.features import Extractors
@@ -51,7 +55,7 @@ class Features:
         self.torch = torch
         self.fx = Extractors(loco_names(fold), device="cpu", cache_bytes=0)  # each image's features are used once
         self.net = load_model(weights)
-        self.spec, self.n_features = self.fx.spec, 0  # what fit_iter records
+        self.spec, self.n_features, self.sets = self.fx.spec, 0, sets  # what fit_iter records; the sets to compute
 
     def net_maps(self, image, rng=None) -> np.ndarray:
         from napari_fewcell.engine.core.image import as_image2d, intensity_range, normalize
@@ -72,9 +76,12 @@ class Features:
             msd = self.fx.features(image)
         else:
             msd = self.fx.region(normalize(as_image2d(image), rng))
-        net = self.net_maps(image, rng)
-        extras = msd[-len(EXTRAS):]
-        return {"msd": msd, "msd+net": np.concatenate([msd, net]), "net": np.concatenate([extras, net])}
+        coarse = [len(msd) - len(EXTRAS) + i for i, n in enumerate(EXTRAS) if n in COARSE]
+        out = {"msd": msd, "msd-fine": np.delete(msd, coarse, axis=0)}
+        if set(self.sets) & {"msd+net", "net"}:
+            net = self.net_maps(image, rng)
+            out |= {"msd+net": np.concatenate([msd, net]), "net": np.concatenate([msd[-len(EXTRAS):], net])}
+        return out
 
 
 class Fixed:
@@ -165,10 +172,11 @@ def run_fold(fold: str, weights: str, a) -> list[str]:
     if not ok:
         raise SystemExit(f"{weights} saw {fold}: {checked}")
     pool, val = split(ds, a)
-    q, cell = quartiles(score_draws(ds, pool, val, Features(fold, weights), SETS, a))
+    sets = a.sets
+    q, cell = quartiles(score_draws(ds, pool, val, Features(fold, weights, sets), sets, a))
     return [f"| {fold} | `{weights.split('/')[-1]}` ({sha12(weights)}) | {', '.join(loco_names(fold))} | "
-            f"{len(pool)} / {len(val)} | " + " | ".join(cell(k) for k in (*SETS, "RF")) +
-            f" | {q['msd+net'][1] - q['msd'][1]:+.1f} | {q['net'][1] - q['msd'][1]:+.1f} |"]
+            f"{len(pool)} / {len(val)} | " + " | ".join(cell(k) for k in (*sets, "RF")) + " | "
+            + " | ".join(f"{q[k][1] - q['msd'][1]:+.1f}" for k in sets if k != "msd") + " |"]
 
 
 def study_parser(doc: str, out: str) -> argparse.ArgumentParser:
@@ -195,7 +203,11 @@ def main() -> None:
     ap.add_argument("--range", choices=("image", "support"), default="image",
                     help="normalise each image by its own intensity range (the product), or every image (support "
                          "crops and scored images) by the support crops' pooled range")
+    ap.add_argument("--sets", nargs="+", choices=ALL_SETS, default=list(SETS),
+                    help="feature sets to compare (the first must be msd, today's)")
     a = ap.parse_args()
+    if a.sets[0] != "msd":
+        ap.error("--sets must start with msd (today's set, the one the others are compared with)")
     set_threads(a.threads)
     t0 = time.perf_counter()
     rows = []
@@ -205,7 +217,8 @@ def main() -> None:
         protocol_line(a), "- intensity normalisation: " + NORMS[a.range],
         f"- wall time {time.perf_counter() - t0:.0f} s", "",
         "| fold | network weights (never saw the fold) | MSD extractors | pool / scored images | msd (today) | "
-        "msd+net | net | RF | msd+net − msd | net − msd |", "|---" * 11 + "|", *rows, ""]
+        + "".join(f"{k} | " for k in a.sets[1:]) + "RF | " + "".join(f"{k} − msd | " for k in a.sets[1:]),
+        "|---" * (4 + 2 * len(a.sets)) + "|", *rows, ""]
     finish_report(rep, a.out)
 
 
