@@ -12,8 +12,8 @@ beside it. Feature sets:
   (16): the weights must never have seen the fold (checked on their card);
 * ``net``: the extras + the network's 48 maps, no MSD extractor (the network alone is 3–4× cheaper than three MSD
   extractors);
-* ``msd-fine``: ``msd`` without the extras' smoothed intensity above σ 2 (what the prompt's forests read since
-  2026-12-06: prompt/filters.SMOOTH_SIGMA_MAX); ``--sets msd msd-fine`` compares it with today's alone.
+* ``msd-fine``: ``msd`` without the extras' smoothed intensity above prompt/filters.SMOOTH_SIGMA_MAX (σ 4: what the
+  prompt's forests read since 2026-12-06); ``--sets msd msd-fine`` compares it with today's alone.
 
     python studies/study_bank_perceptron.py --data ../shared/data --out results/bank_perceptron_val.md
 """
@@ -31,13 +31,15 @@ import numpy as np
 from cards import unseen, weights_card
 from common import Dataset, RFBaseline, fg_dice, finish_report, loco_names, log, report_header, set_threads, sha12
 
+from napari_fewcell.engine.prompt.filters import SMOOTH_SIGMA_MAX
+
 SHIPPED = "../src/napari_fewcell/weights/fewcell_embed_v1.pt"
 FOLDS = {"isbi2012_membrane": "weights/lodo_isbi_episodic.pt", "dsb2018_he": "weights/lodo_dsb2018he_episodic.pt",
          "usiigaci_phase_contrast_cells": SHIPPED, "tem_myelinated_axons": SHIPPED,
          "coelho2009_nih3t3_nuclei": SHIPPED, "isbi2014_cervical_synth_cells": SHIPPED}
 SETS = ("msd", "msd+net", "net")  #: the sets of the report (--sets picks among ALL_SETS)
 ALL_SETS = (*SETS, "msd-fine")
-COARSE = ("smooth:4", "smooth:8", "smooth:16")  #: the extras "msd-fine" leaves out
+COARSE = tuple(f"smooth:{s}" for s in (1, 2, 4, 8, 16) if s > SMOOTH_SIGMA_MAX)  #: the extras "msd-fine" leaves out
 CROP, SHOTS = 256, 5
 NORMS = {"image": "each image by its own range (the product)",
          "support": "every image (support crops and scored images) by the support crops' pooled range"}
