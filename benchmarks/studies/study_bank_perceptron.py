@@ -31,6 +31,7 @@ import numpy as np
 from cards import unseen, weights_card
 from common import Dataset, RFBaseline, fg_dice, finish_report, loco_names, log, report_header, set_threads, sha12
 
+from napari_fewcell.engine.fewshot.features import SIGMAS
 from napari_fewcell.engine.prompt.filters import SMOOTH_SIGMA_MAX
 
 SHIPPED = "../src/napari_fewcell/weights/fewcell_embed_v1.pt"
@@ -39,7 +40,7 @@ FOLDS = {"isbi2012_membrane": "weights/lodo_isbi_episodic.pt", "dsb2018_he": "we
          "coelho2009_nih3t3_nuclei": SHIPPED, "isbi2014_cervical_synth_cells": SHIPPED}
 SETS = ("msd", "msd+net", "net")  #: the sets of the report (--sets picks among ALL_SETS)
 ALL_SETS = (*SETS, "msd-fine")
-COARSE = tuple(f"smooth:{s}" for s in (1, 2, 4, 8, 16) if s > SMOOTH_SIGMA_MAX)  #: the extras "msd-fine" leaves out
+COARSE = tuple(f"smooth:{s}" for s in SIGMAS if s > SMOOTH_SIGMA_MAX)  #: the extras "msd-fine" leaves out
 CROP, SHOTS = 256, 5
 NORMS = {"image": "each image by its own range (the product)",
          "support": "every image (support crops and scored images) by the support crops' pooled range"}

@@ -31,8 +31,8 @@ def luminance_features(x: np.ndarray, sigma_max: int = SIGMA_MAX) -> np.ndarray:
 def forest_features(x: np.ndarray) -> np.ndarray:
     """(h, w, F) filters the forest and fused paths read: :func:`luminance_features` without the smoothed intensity
     above SMOOTH_SIGMA_MAX."""
-    sigmas = scales(SIGMA_MIN, SIGMA_MAX)
-    keep = [i for i in range(len(KINDS) * len(sigmas)) if i % len(KINDS) or sigmas[i // len(KINDS)] <= SMOOTH_SIGMA_MAX]
+    maps = [(kind, sigma) for sigma in scales(SIGMA_MIN, SIGMA_MAX) for kind in KINDS]  # luminance_features' order
+    keep = [i for i, (kind, sigma) in enumerate(maps) if kind != "smooth" or sigma <= SMOOTH_SIGMA_MAX]
     return luminance_features(x)[..., keep]
 
 
