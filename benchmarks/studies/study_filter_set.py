@@ -15,7 +15,9 @@ Variants (--variant):
   mid       the smoothed intensity kept at σ 1, 2 and 4 (the bank the forests read since 2026-12-06, the maps
             dropped instead of zeroed: prompt/filters.SMOOTH_SIGMA_MAX)
 
-A zeroed map is a constant: the forest never splits on it. Every other argument is bench_generalise.py's:
+A zeroed map is a constant: the forest never splits on it. ``--bench partial`` runs bench_partial.py instead of
+bench_generalise.py (workflow 2: one-shot from every train image's box, the pseudo-labels and stage 2 read the
+variant). Every other argument is the benchmark's:
 
     python benchmarks/studies/study_filter_set.py --variant dog --data ../shared/data --folds ... --weights ... \
         --split val --boxes 4 --max-test 3 --paths none fuse auto --no-end-to-end --out results/filters_dog_val.md
@@ -28,6 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: bench_generalise and common.py
 
 import bench_generalise as bg
+import bench_partial as bp
 import numpy as np
 
 from napari_fewcell.engine.prompt import adapt, filters
@@ -52,13 +55,22 @@ def variant_features(name: str):
     return features
 
 
+def take_option(argv: list[str], option: str, default: str) -> str:
+    """The value of ``option`` in ``argv`` (removed from it), or ``default``."""
+    if option not in argv:
+        return default
+    i = argv.index(option)
+    value = argv[i + 1]
+    del argv[i : i + 2]
+    return value
+
+
 def main() -> None:
     argv = sys.argv[1:]
-    name = "all"
-    if "--variant" in argv:
-        i = argv.index("--variant")
-        name = argv[i + 1]
-        del argv[i : i + 2]
+    name = take_option(argv, "--variant", "all")
+    bench = take_option(argv, "--bench", "generalise")
+    if bench not in ("generalise", "partial"):
+        sys.exit("study_filter_set: error: --bench must be generalise or partial")
     if name not in KEEP_SMOOTH:
         sys.exit(f"study_filter_set: error: --variant must be one of {', '.join(KEEP_SMOOTH)}")
     features = variant_features(name)
@@ -66,7 +78,7 @@ def main() -> None:
     adapt.forest_features = features  # box_features (fitting and the self-check) imported it
     sys.argv = [sys.argv[0], *argv, "--note", f"study_filter_set.py --variant {name}: the forest and fused paths "
                 f"read the filter bank '{name}' (the RF baseline keeps the full bank)"]
-    bg.main()
+    (bg if bench == "generalise" else bp).main()
 
 
 if __name__ == "__main__":
