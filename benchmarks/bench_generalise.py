@@ -239,6 +239,10 @@ def self_check(f: Fold, w: Weights, paths) -> list[str]:
         chosen = f.scores[key(w, "auto")].info[b]["path"] if "auto" in paths else None
         if chosen is not None and len(got) > 1:  # what auto got, against the best of the other paths scored
             regret.append(max(got[p][b] for p in got if p != "auto") - got["auto"][b])
+        if not est and chosen is not None:  # no part of the box could be scored (engine: BoxData.fair)
+            auto = got["auto"][b]
+            out.append(f"| {b} | {chosen} | no estimate | {got.get(chosen, got['auto'])[b]:.2f} | | "
+                       f"chose it, got {auto:.2f} |")
         for p, e in est.items():
             if p in got:
                 errors.setdefault(p, []).append(e * scale - got[p][b])

@@ -17,6 +17,12 @@ from common import write_report
 
 FOLD = re.compile(r"#+ (\S+): self-check, (.+)$")
 ROW = re.compile(r"\| (\d+) \| (\w+) \| ([\d.]+) \| ([\d.]+) \| [-+\d.]+ \| (.*)\|$")
+UNCHECKED = re.compile(r"\| \d+ \| \w+ \| no estimate \|")  #: a box the self-check could not score
+
+
+def unchecked(path: str) -> int:
+    """How many boxes of a report's self-check tables got no estimate (the user is told so instead of a number)."""
+    return sum(bool(UNCHECKED.match(line)) for line in open(path, encoding="utf-8"))
 
 
 def pairs(path: str) -> list[dict]:
@@ -73,6 +79,9 @@ def main() -> None:
         for name, g in groups.items():
             if g:
                 lines.append(f"| {name} " + stats(g))
+        if n := unchecked(report):
+            lines.append(f"\n{n} box(es) without an estimate (the check could score no part of the box; the user "
+                         "is told so) are not in the rows above.")
         lines.append("")
     write_report(lines, args.out)
 

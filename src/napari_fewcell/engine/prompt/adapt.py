@@ -24,15 +24,16 @@ A prompt may hold several boxes and correction strokes (:class:`PromptSource` pa
 their pixels. With one box the self-check is leave-one-quadrant-out inside the box; with several, each box is
 held out in turn (:func:`pixel_groups`); strokes are learnt from, never scored.
 
-The self-check is leave-one-quadrant-out inside the box: each path predicts each quadrant from the
-other three and is scored by the mean over quadrants of the mean per-class Dice (quadrants holding
-one class only are skipped; if every quadrant holds one class, the Dice of the whole box's held-out
-predictions is used). Fine-tuning four times would cost four budgets, so ``finetune`` is estimated on
-ONE held-out quadrant (the one with the most balanced classes) as a paired difference: the attention's
-four-quadrant estimate plus (fine-tuned − attention) Dice on that quadrant, clipped to [0, 1]. One
-quadrant of 32×32 pixels is a noisy witness, and a network tuned on three quadrants of a box carries
-over to the fourth more easily than to another image: the fine-tuned path's estimate is the least
-reliable of the three, and "auto" may pick it where it is worse on the whole image.
+The self-check is leave-one-quadrant-out inside the box: each path predicts each quadrant from the other three and
+is scored by the mean over quadrants of the mean per-class Dice (quadrants holding one class only are skipped; if
+every quadrant holds one class, the Dice of the whole box's held-out predictions is used). A quadrant holding a
+class that the other three lack is not scored (no path can predict it there); when no quadrant is left there is no
+estimate, and "auto" takes :data:`UNCHECKED`. Fine-tuning four times would cost four budgets, so ``finetune`` is
+estimated on ONE held-out quadrant (the one with the most balanced classes) as a paired difference: the attention's
+four-quadrant estimate plus (fine-tuned − attention) Dice on that quadrant, clipped to [0, 1]. One quadrant of
+32×32 pixels is a noisy witness, and a network tuned on three quadrants of a box carries over to the fourth more
+easily than to another image: the fine-tuned path's estimate is the least reliable of the three, and "auto" may
+pick it where it is worse on the whole image.
 """
 from __future__ import annotations
 
@@ -66,6 +67,11 @@ TIE = 0.005  #: estimates closer than this are a tie (the cheaper path wins)
 #: (studies/choice_rules.py: +0.2 to +0.4 on validation), and the shipped weights' default path rose on their own sets
 #: (ISBI 86.05 → 86.34, DSB fluorescence 87.28 → 91.88; studies/study_shipped_default.py; docs/benchmarks/)
 HANDICAP = {"fuse": 0.03}
+#: what "auto" takes when the self-check can score no part of the prompt (a class lies in one quadrant of the box,
+#: or in one box, only): the fused path, the better one on average on image types the network never saw (always
+#: fused 77.17 against attention alone 71.29 on validation images; 76.49 against 70.68 on the test split;
+#: benchmarks/results/generalise_val_filters4.md, generalise_test_filters4.md)
+UNCHECKED = "fuse"
 TUNE_CONTEXT = 32  #: context of the views the network is fine-tuned on
 TUNE_PIXELS = 1024  #: at most this many queries and keys per fine-tuning step
 
@@ -74,7 +80,7 @@ class Adaptation:
     """The chosen path of a prompt and what it needs at inference."""
 
     path: str
-    check: dict  #: {path: estimated mean per-class Dice on the box}
+    check: dict  #: {path: estimated mean per-class Dice on the box}; {} when not checked
     forest: object | None = None  #: "forest" and "fuse": the fitted random forest
     model: EmbedNet | None = None  #: "finetune": the fine-tuned copy of the network
     #: "finetune": the prompt's keys by the fine-tuned copy; "forest": exact keys, only for their classes
@@ -99,9 +105,13 @@ def estimate_text(path: str | None, check: dict | None, boxes: int = 1, labels: 
     image may differ and by how much it did on image types the network never saw, and, for one box or a sparse
     class (``labels``: the prompt's class per pixel), a suggestion to add a box. Empty when there is no estimate
     (adapt="none", or a prompt of boxes of several images: prompt_from_boxes)."""
+    where = "your boxes" if boxes > 1 else "your box"
+    if check == {} and path in ("forest", "fuse", "finetune"):
+        return (f"No self-check: a class of {where} lies in one {'box' if boxes > 1 else 'corner'} only, so no part "
+                f"can be predicted from the others ({PATH_NAMES[path]} was used). Add a box where every class is "
+                "common for a checked result")
     if not check or path not in check:
         return ""
-    where = "your boxes" if boxes > 1 else "your box"
     e = CHECK_ERROR
     text = (f"Self-check inside {where}: Dice ≈ {check[path]:.2f} ({PATH_NAMES[path]}); the whole image may differ "
             f"(on {e['types']} image types the network never saw, by {e['mean']:.2f} on average, up to {e['max']:.2f})")
@@ -154,7 +164,7 @@ def forest_check(box: BoxData, feats: np.ndarray, loqo: np.ndarray | None,
     ``loqo`` (the fused path) the attention feature is itself out-of-sample (nested: keys from the two
     quadrants left); without it (the forest path) the forest sees the filters only."""
     pred = np.zeros(len(box.y), np.int64)
-    quads = box.held_groups
+    quads = np.unique(box.quad[box.fair])  # the groups the check scores
     for i, q in enumerate(quads):
         train, test = box.train_mask(q) & box.taught, box.quad == q
         if loqo is None:
@@ -304,15 +314,17 @@ def finetune_check(model: EmbedNet, box: BoxData, params, loqo: np.ndarray,
 
 # ----------------------------------------------------------------------------- the check and the choice
 def self_check(model: EmbedNet, box: BoxData, params, paths) -> Generator[Progress, None, tuple[dict, dict]]:
-    """{path: estimated Dice in [0, 1]} for ``paths`` (and "none", which the others build on), plus
+    """{path: estimated Dice in [0, 1]} for ``paths`` (and "none", which the others build on; ``{}`` when no part of
+    the prompt can be scored: :attr:`BoxData.fair`), plus
     what the final fit reuses (held-out attention probabilities, the box's filters)."""
     loqo = held_out_probs(box)
-    check = {"none": box.score(loqo.argmax(1))}
-    reuse = {"loqo": loqo}
+    reuse = {"loqo": loqo, "extra": box.emb.float().numpy() if params.fuse_embedding else None}
     yield Progress(0, 0, "checking the prompt")
     if "fuse" in paths or "forest" in paths:
         reuse["feats"] = box_features(box.sources)
-    reuse["extra"] = box.emb.float().numpy() if params.fuse_embedding else None
+    check = {"none": box.score(loqo.argmax(1))}
+    if check["none"] is None:  # no part the check can score (BoxData.fair): no estimate, for any path
+        return {}, reuse
     for path in ("forest", "fuse"):
         if path in paths:
             fused = path == "fuse"
@@ -344,7 +356,7 @@ def adapt_iter(model: EmbedNet, box: BoxData | None, params) -> Generator[Progre
                            "prepare_prompt_boxes (boxes of one image).")
     paths = AUTO_PATHS if params.adapt == "auto" else ("none", params.adapt)
     check, reuse = yield from self_check(model, box, params, paths)
-    path = choose(check) if params.adapt == "auto" else params.adapt
+    path = params.adapt if params.adapt != "auto" else choose(check) if check else UNCHECKED
     if path in ("fuse", "forest"):
         yield Progress(0, 0, "fitting the forest")
         x = np.hstack([reuse["feats"], reuse["loqo"]]) if path == "fuse" else reuse["feats"]
