@@ -2,7 +2,7 @@
 
 No other quadrant holds that class, so no path can predict it where it is held out, and every path used to get the
 same low estimate (a TEM box with its background in one corner: 0.40 for every path, 0.75–0.79 on the images).
-Now there is no estimate, *auto* takes the fused path, and the user is told why and what to do.
+Now there is no estimate, *auto* takes attention alone (as a tie did), and the user is told why and what to do.
 """
 from __future__ import annotations
 
@@ -47,18 +47,21 @@ def test_a_class_in_one_quadrant_only_leaves_nothing_to_score():
     assert three.score(np.zeros(64, np.int64)) < 1.0  # a wrong prediction of the scored quadrants still counts
 
 
-def test_auto_takes_the_fused_path_and_says_there_is_no_check():
+def test_auto_takes_attention_alone_and_says_there_is_no_check():
     img, mask = square_in_one_corner()
     torch.manual_seed(0)
     seg = Segmenter(PromptParams(adapt="auto", device="cpu"), model=EmbedNet(NetConfig(base=4, embed_dim=8)))
     prompt = seg.prepare_prompt(img, mask, BOX)
     labels = seg.segment(img, prompt)
-    assert prompt.path == UNCHECKED == "fuse" and prompt.check == {}
-    assert (labels[40:58, 42:60] == 1).mean() > 0.9 and (labels[mask == 0] == 0).mean() > 0.9
-    text = estimate_text(prompt.path, prompt.check, 1, prompt.labels)
+    assert prompt.path == UNCHECKED == "none" and prompt.check == {}
+    assert labels.shape == img.shape and set(np.unique(labels)) <= {0, 1}
+    assert prompt.unchecked and seg.provenance(prompt)["unchecked"] is True
+    text = estimate_text(prompt.path, prompt.check, 1, prompt.labels, prompt.unchecked)
     assert text.startswith("No self-check: a class of your box lies in one corner only") and "Add a box" in text
-    assert "lies in one box only" in estimate_text("fuse", {}, 3)
-    assert estimate_text("none", {}) == ""  # attention alone, never checked (adapt="none"): nothing to say
+    assert "(prompt attention only was used)" in text
+    assert "lies in one box only" in estimate_text("fuse", {}, 3, unchecked=True)
+    assert "(fused with filters was used)" in estimate_text("fuse", {}, 1, unchecked=True)
+    assert estimate_text("none", {}) == ""  # adapt="none" (never checked): nothing to say
 
 
 def test_the_cli_tells_the_user(tmp_path, capsys):
@@ -72,3 +75,25 @@ def test_the_cli_tells_the_user(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "No self-check: a class of your box lies in one corner only" in err and "Self-check inside" not in err
     assert tifffile.imread(tmp_path / "o" / "a.tif").shape == img.shape
+
+
+def test_the_widget_tells_the_user(make_napari_viewer, qtbot):
+    """A user paints one small cell in a corner of the box and clicks Segment: the status says there is no check."""
+    from napari_fewcell._qt.prompt_widget import PromptSegmentationWidget
+
+    from .conftest import click_and_wait
+    from .test_widget import BOX_LAYER
+
+    viewer = make_napari_viewer()
+    widget = PromptSegmentationWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Prompt segmentation")
+    viewer.add_image(square_in_one_corner(2)[0], name="cells")
+    widget.add_box_button.click()
+    rect = np.asarray(viewer.layers[BOX_LAYER].data[-1])[:, -2:]
+    y0, x0 = rect.min(0).astype(int)
+    labels = viewer.layers["cells prompt labels"]
+    labels.data[y0 + 4 : y0 + 16, x0 + 4 : x0 + 16] = 1  # the top-left corner of the box only
+    labels.refresh()
+    click_and_wait(qtbot, widget, widget.segment_button)
+    assert "cells fewcell" in viewer.layers, widget.status.text()
+    assert "No self-check: a class of your box lies in one corner only" in widget.status.text()

@@ -106,7 +106,7 @@ def print_estimate(prompt) -> None:
     """The self-check on stderr, one line: the chosen path's estimate and every path's."""
     from ..engine.prompt import estimate_text
 
-    text = estimate_text(prompt.path, prompt.check, len(prompt.boxes), prompt.labels)
+    text = estimate_text(prompt.path, prompt.check, len(prompt.boxes), prompt.labels, prompt.unchecked)
     if text:
         each = ", ".join(f"{path} {dice:.2f}" for path, dice in prompt.check.items())
-        print(f"fewcell: {text}. Every path's self-check: {each}.", file=sys.stderr)
+        print(f"fewcell: {text}." + (f" Every path's self-check: {each}." if each else ""), file=sys.stderr)

@@ -68,10 +68,11 @@ TIE = 0.005  #: estimates closer than this are a tie (the cheaper path wins)
 #: (ISBI 86.05 → 86.34, DSB fluorescence 87.28 → 91.88; studies/study_shipped_default.py; docs/benchmarks/)
 HANDICAP = {"fuse": 0.03}
 #: what "auto" takes when the self-check can score no part of the prompt (a class lies in one quadrant of the box,
-#: or in one box, only): the fused path, the better one on average on image types the network never saw (always
-#: fused 77.17 against attention alone 71.29 on validation images; 76.49 against 70.68 on the test split;
-#: benchmarks/results/generalise_val_filters4.md, generalise_test_filters4.md)
-UNCHECKED = "fuse"
+#: or in one box, only): attention alone, the cheapest, as a tie went before. The fused path was better on such
+#: boxes of the leave-one-out folds (TEM axons 78.59 against 74.62, Coelho 44.91 against 44.58;
+#: results/generalise_test_filters4.md), attention alone in-domain (a DSB fluorescence box with the shipped weights:
+#: 94.2 against 88.0; results/shipped_default_filters4_12.md), so neither is a safe default
+UNCHECKED = "none"
 TUNE_CONTEXT = 32  #: context of the views the network is fine-tuned on
 TUNE_PIXELS = 1024  #: at most this many queries and keys per fine-tuning step
 
@@ -86,6 +87,7 @@ class Adaptation:
     #: "finetune": the prompt's keys by the fine-tuned copy; "forest": exact keys, only for their classes
     keys: attention.PromptKeys | None = None
     embedding: bool = False  #: "fuse": the forest also reads each pixel's embedding (PromptParams.fuse_embedding)
+    unchecked: bool = False  #: the self-check ran but could score no part of the prompt (BoxData.fair): no estimate
 
     @property
     def estimate(self) -> float | None:
@@ -100,13 +102,15 @@ CHECK_ERROR = {"mean": 0.10, "max": 0.35, "boxes": 28, "types": 7}
 SPARSE = 0.10  #: a class under this share of the boxes' pixels makes the estimate unreliable: the sentence says so
 
 
-def estimate_text(path: str | None, check: dict | None, boxes: int = 1, labels: np.ndarray | None = None) -> str:
+def estimate_text(path: str | None, check: dict | None, boxes: int = 1, labels: np.ndarray | None = None,
+                  unchecked: bool = False) -> str:
     """The sentence the widget and the CLI show: what the self-check measured inside the box(es), that the whole
     image may differ and by how much it did on image types the network never saw, and, for one box or a sparse
-    class (``labels``: the prompt's class per pixel), a suggestion to add a box. Empty when there is no estimate
-    (adapt="none", or a prompt of boxes of several images: prompt_from_boxes)."""
+    class (``labels``: the prompt's class per pixel), a suggestion to add a box. ``unchecked``: the check could
+    score no part of the prompt (:attr:`Adaptation.unchecked`): the sentence says why and what to do. Empty when
+    there is no estimate otherwise (adapt="none", or a prompt of boxes of several images: prompt_from_boxes)."""
     where = "your boxes" if boxes > 1 else "your box"
-    if check == {} and path in ("forest", "fuse", "finetune"):
+    if unchecked and path in PATH_NAMES:
         return (f"No self-check: a class of {where} lies in one {'box' if boxes > 1 else 'corner'} only, so no part "
                 f"can be predicted from the others ({PATH_NAMES[path]} was used). Add a box where every class is "
                 "common for a checked result")
@@ -357,14 +361,21 @@ def adapt_iter(model: EmbedNet, box: BoxData | None, params) -> Generator[Progre
     paths = AUTO_PATHS if params.adapt == "auto" else ("none", params.adapt)
     check, reuse = yield from self_check(model, box, params, paths)
     path = params.adapt if params.adapt != "auto" else choose(check) if check else UNCHECKED
+    ad = yield from fit_path(model, box, params, path, reuse)
+    ad.check, ad.unchecked = check, not check
+    return ad
+
+
+def fit_path(model: EmbedNet, box: BoxData, params, path: str, reuse: dict) -> Generator[Progress, None, Adaptation]:
+    """Fit the chosen path on the prompt's pixels (the check's filters and held-out attention reused)."""
     if path in ("fuse", "forest"):
         yield Progress(0, 0, "fitting the forest")
         x = np.hstack([reuse["feats"], reuse["loqo"]]) if path == "fuse" else reuse["feats"]
         embedding = path == "fuse" and reuse["extra"] is not None
         x = np.hstack([x, reuse["extra"]]) if embedding else x
-        return Adaptation(path, check, forest=fit_forest(params.trees, x[box.taught], box.y[box.taught]),
+        return Adaptation(path, {}, forest=fit_forest(params.trees, x[box.taught], box.y[box.taught]),
                           embedding=embedding)
     if path == "finetune":
         net = yield from finetune(model, box, params)
-        return Adaptation(path, check, model=net)
-    return Adaptation(path, check)
+        return Adaptation(path, {}, model=net)
+    return Adaptation(path, {})

@@ -57,6 +57,7 @@ class Prompt:
     weights: np.ndarray | None = dataclasses.field(default=None, repr=False)
     path: str | None = None  #: the adaptation path chosen (after the first segmentation or ``adapt_iter``)
     check: dict = dataclasses.field(default_factory=dict)  #: the self-check: {path: estimated Dice on the box}
+    unchecked: bool = False  #: the self-check could score no part of the prompt (Adaptation.unchecked)
     colour: bool = False  #: the prompt's image is colour (False: gray, or read as its luminance)
     _adapted: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
@@ -218,6 +219,7 @@ class Segmenter:
             "weights_sha256": getattr(self.model, "weights_sha256", None),
             "tau": self.tau, "attention": p.attention, "prototypes": p.prototypes, "adapt": p.adapt,
             "adapt_path": prompt.path, "check": {k: round(float(v), 4) for k, v in prompt.check.items()},
+            "unchecked": prompt.unchecked,
             "prompt_pixels": {str(int(c)): int((prompt.labels == c).sum()) for c in np.unique(prompt.labels)},
         }
 
@@ -258,7 +260,7 @@ class Segmenter:
                 ad.keys = attention.exact_keys(prompt.embeddings, prompt.labels)
             prompt._adapted[key] = ad
         ad = prompt._adapted[key]
-        prompt.path, prompt.check = ad.path, dict(ad.check)
+        prompt.path, prompt.check, prompt.unchecked = ad.path, dict(ad.check), ad.unchecked
         return ad
 
     def adapt_key(self) -> tuple:
