@@ -13,7 +13,7 @@ import torch
 from napari_fewcell.cli import main
 from napari_fewcell.engine import PromptParams, Segmenter, estimate_text
 from napari_fewcell.engine.nets.unet import EmbedNet, NetConfig
-from napari_fewcell.engine.prompt.adapt import UNCHECKED
+from napari_fewcell.engine.prompt.adapt import UNCHECKED, choose
 from napari_fewcell.engine.prompt.annotated import BoxData, PromptSource
 
 BOX = (36, 36, 64, 64)
@@ -53,7 +53,7 @@ def test_auto_takes_attention_alone_and_says_there_is_no_check():
     seg = Segmenter(PromptParams(adapt="auto", device="cpu"), model=EmbedNet(NetConfig(base=4, embed_dim=8)))
     prompt = seg.prepare_prompt(img, mask, BOX)
     labels = seg.segment(img, prompt)
-    assert prompt.path == UNCHECKED == "none" and prompt.check == {}
+    assert prompt.path == UNCHECKED == choose({}) == "none" and prompt.check == {}
     assert labels.shape == img.shape and set(np.unique(labels)) <= {0, 1}
     assert prompt.unchecked and seg.provenance(prompt)["unchecked"] is True
     text = estimate_text(prompt.path, prompt.check, 1, prompt.labels, prompt.unchecked)

@@ -74,7 +74,7 @@ def main() -> None:
             replays.append(f"| {name} | {h:g} | {np.mean([got[p][b] for b, p in enumerate(pick)]):.2f} | "
                            f"{', '.join(pick)} |")
         replays.append(f"| {name} | checks (none / fuse) | | "
-                       + ", ".join(f"{c['none']:.3f} / {c['fuse']:.3f}" for c in checks) + " |")
+                       + ", ".join(f"{c['none']:.3f} / {c['fuse']:.3f}" if c else "no estimate" for c in checks) + " |")
         replays.append(f"| {name} | Dice per box (none / fuse) | | "
                        + ", ".join(f"{n:.1f} / {f:.1f}" for n, f in zip(got["none"], got["fuse"])) + " |")
     rep = report_header("The shipped weights on the default path (issue 20, in-domain)", False) + [
