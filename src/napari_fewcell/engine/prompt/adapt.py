@@ -70,8 +70,8 @@ HANDICAP = {"fuse": 0.03}
 #: what "auto" takes when the self-check can score no part of the prompt (a class lies in one quadrant of the box,
 #: or in one box, only): attention alone, the cheapest, as a tie went before. The fused path was better on such
 #: boxes of the leave-one-out folds (TEM axons 78.59 against 74.62, Coelho 44.91 against 44.58;
-#: results/generalise_test_filters4.md), attention alone in-domain (a DSB fluorescence box with the shipped weights:
-#: 94.2 against 88.0; results/shipped_default_filters4_12.md), so neither is a safe default
+#: results/generalise_test_filters4.md), attention alone in-domain (the DSB fluorescence box 036 at y 354 with the
+#: shipped weights: 94.2 against 88.0; results/shipped_default_filters4_12.md), so neither is a safe default
 UNCHECKED = "none"
 TUNE_CONTEXT = 32  #: context of the views the network is fine-tuned on
 TUNE_PIXELS = 1024  #: at most this many queries and keys per fine-tuning step
