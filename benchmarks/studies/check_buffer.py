@@ -53,6 +53,9 @@ def main() -> None:
                 check = dict(seg.adapt(prompt).check)
                 seg.params.adapt = "fuse"
                 check.update(seg.adapt(prompt).check)
+                if not check:  # no part of the box can be scored (BoxData.fair)
+                    cells.append("no estimate")
+                    continue
                 auto = "fuse" if check["fuse"] > check["none"] + 0.005 else "none"
                 cells.append(" / ".join(f"{100 * check[p]:.1f}" for p in ("none", "forest", "fuse")) + f" → {auto}")
             print(f"| {fold} | {b} | " + " | ".join(cells) + " |", flush=True)

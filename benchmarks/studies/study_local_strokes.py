@@ -67,7 +67,8 @@ def one_box(ds: Dataset, seed: int, model, weights: str, radii, others: int) -> 
         loc = local(pred, after, stroke["mask"], r or None, value)
         out[f"local {r or '∞'}, stroke's class"] = dice_pct(loc[keep], lab[keep])
     # the box's own held-out check with and without the stroke (the stroke is learnt from, never scored)
-    drop = prompt.check[prompt.path] - prompt2.check[prompt2.path]
+    est, est2 = prompt.check.get(prompt.path), prompt2.check.get(prompt2.path)
+    drop = 0.0 if est is None or est2 is None else est - est2  # no estimate (BoxData.fair): the check holds
     r0 = radii[1] if len(radii) > 1 else radii[0]
     loc = out[f"local {r0 or '∞'}"]
     out["local if the check holds"] = loc if drop <= CHECK_DROP else out["one box"]
