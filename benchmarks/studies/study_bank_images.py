@@ -24,24 +24,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: com
 import numpy as np
 from bench_partial import centre_box, forest_on_boxes
 from common import Dataset, dice_pct, finish_report, log, report_header, set_threads
-from study_filter_set import variant_features
+from study_filter_set import use_features, variant_features
 
 from napari_fewcell.engine import PromptParams, Segmenter
 from napari_fewcell.engine.nets.unet import default_weights_path
-from napari_fewcell.engine.prompt import adapt, filters
+from napari_fewcell.engine.prompt import filters
 
 BANKS = {"σ ≤ 4 (the default)": filters.forest_features, "every σ (the bank before)": variant_features("all")}
 
 
-def use_bank(features) -> None:
-    filters.forest_features = features  # window_features (segmenting) reads the module's name
-    adapt.forest_features = features  # box_features (fitting and the self-check) imported it
-
-
-def fused(weights: str, ds: Dataset, train: list, ids: list, path: str) -> tuple[float, str]:
-    """Mean Dice over ``ids`` of one prompt made of the centre box of every image in ``train``, on ``path``."""
+def fused(weights: str, ds: Dataset, boxes: dict, ids: list, path: str) -> tuple[float, str]:
+    """Mean Dice over ``ids`` of one prompt made of ``boxes`` ({image id: box}, in order), on ``path``."""
     seg = Segmenter(PromptParams(weights=weights, device="cpu", adapt=path))
-    boxes = {i: centre_box(ds.images[i].shape) for i in train}
+    train = list(boxes)
     first, rest = train[0], train[1:]
     prompt = seg.prepare_prompt_boxes(ds.images[first], ds.labels[first], [boxes[first]],
                                       more=[(ds.images[i], ds.labels[i], [boxes[i]]) for i in rest])
@@ -65,9 +60,9 @@ def fold_rows(name: str, weights: str, counts: list[int], args) -> list[str]:
         rf = forest_on_boxes(ds.images, ds.labels, boxes, train, ids, args.threads)
         cells = [f"{np.mean([dice_pct(rf[i], ds.labels[i]) for i in ids]):.2f}"]
         for bank in BANKS.values():
-            use_bank(bank)
+            use_features(bank)
             for path in args.paths:
-                d, chosen = fused(weights, ds, train, ids, path)
+                d, chosen = fused(weights, ds, boxes, ids, path)
                 cells.append(f"{d:.2f}" + (f" ({chosen})" if path == "auto" else ""))
         log(f"{name} k={k}: {cells}")
         rows.append(f"| {name} | {k} | " + " | ".join(cells) + " |")

@@ -55,6 +55,12 @@ def variant_features(name: str):
     return features
 
 
+def use_features(features) -> None:
+    """Make the forest and fused paths (fitting, the self-check and segmenting) read ``features``'s bank."""
+    filters.forest_features = features  # window_features (segmenting) reads the module's name
+    adapt.forest_features = features  # box_features (fitting and the self-check) imported it
+
+
 def take_option(argv: list[str], option: str, default: str) -> str:
     """The value of ``option`` in ``argv`` (removed from it), or ``default``."""
     if option not in argv:
@@ -73,9 +79,7 @@ def main() -> None:
         sys.exit("study_filter_set: error: --bench must be generalise or partial")
     if name not in KEEP_SMOOTH:
         sys.exit(f"study_filter_set: error: --variant must be one of {', '.join(KEEP_SMOOTH)}")
-    features = variant_features(name)
-    filters.forest_features = features  # window_features (segmenting) reads the module's name
-    adapt.forest_features = features  # box_features (fitting and the self-check) imported it
+    use_features(variant_features(name))
     sys.argv = [sys.argv[0], *argv, "--note", f"study_filter_set.py --variant {name}: the forest and fused paths "
                 f"read the filter bank '{name}' (the RF baseline keeps the full bank)"]
     (bg if bench == "generalise" else bp).main()

@@ -363,21 +363,19 @@ def adapt_iter(model: EmbedNet, box: BoxData | None, params) -> Generator[Progre
     paths = AUTO_PATHS if params.adapt == "auto" else ("none", params.adapt)
     check, reuse = yield from self_check(model, box, params, paths)
     path = choose(check) if params.adapt == "auto" else params.adapt
-    ad = yield from fit_path(model, box, params, path, reuse)
-    ad.check, ad.unchecked = check, not check
-    return ad
+    fitted = yield from fit_path(model, box, params, path, reuse)
+    return Adaptation(path, check, unchecked=not check, **fitted)
 
 
-def fit_path(model: EmbedNet, box: BoxData, params, path: str, reuse: dict) -> Generator[Progress, None, Adaptation]:
-    """Fit the chosen path on the prompt's pixels (the check's filters and held-out attention reused)."""
+def fit_path(model: EmbedNet, box: BoxData, params, path: str, reuse: dict) -> Generator[Progress, None, dict]:
+    """What the chosen path needs at inference (:class:`Adaptation`'s fields), fitted on the prompt's pixels (the
+    check's filters and held-out attention reused)."""
     if path in ("fuse", "forest"):
         yield Progress(0, 0, "fitting the forest")
         x = np.hstack([reuse["feats"], reuse["loqo"]]) if path == "fuse" else reuse["feats"]
         embedding = path == "fuse" and reuse["extra"] is not None
         x = np.hstack([x, reuse["extra"]]) if embedding else x
-        return Adaptation(path, {}, forest=fit_forest(params.trees, x[box.taught], box.y[box.taught]),
-                          embedding=embedding)
+        return {"forest": fit_forest(params.trees, x[box.taught], box.y[box.taught]), "embedding": embedding}
     if path == "finetune":
-        net = yield from finetune(model, box, params)
-        return Adaptation(path, {}, model=net)
-    return Adaptation(path, {})
+        return {"model": (yield from finetune(model, box, params))}
+    return {}
