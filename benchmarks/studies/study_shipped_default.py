@@ -46,7 +46,8 @@ def study_args(doc: str, out: str, extra=()) -> argparse.Namespace:
 def main() -> None:
     a = study_args(__doc__, "results/shipped_default.md", [(("--smooth-sigma-max",), dict(
         type=int, help="the forests read the smoothed intensity up to this scale (default: the engine's, "
-        "prompt/filters.SMOOTH_SIGMA_MAX; 16: every scale, the bank before 2026-12-06)"))])
+        "prompt/filters.SMOOTH_SIGMA_MAX; 16: every scale, the bank before 2026-12-06)")),
+        (("--note",), dict(default="", help="a line for the report (what a study that runs this one changed)"))])
     from napari_fewcell.engine.prompt import PromptParams, Segmenter, filters
     from napari_fewcell.engine.prompt.adapt import choose
 
@@ -80,7 +81,7 @@ def main() -> None:
     rep = report_header("The shipped weights on the default path (issue 20, in-domain)", False) + [
         f"- {a.boxes} seeded 64×64 boxes per set (bench_prompt.py's), every test image; Dice % mean ± sd over boxes",
         f"- the forests read the smoothed intensity up to σ {filters.SMOOTH_SIGMA_MAX} "
-        "(prompt/filters.SMOOTH_SIGMA_MAX)",
+        "(prompt/filters.SMOOTH_SIGMA_MAX)", *([f"- note: {a.note}"] if a.note else []),
         "", "| set | attention alone | default path | fused path | RF baseline | default path's choice per box |",
         "|---|---|---|---|---|---|", *rows, "",
         "Replayed: auto with the fused path's estimate lowered by a handicap (mean Dice % over the boxes)", "",
