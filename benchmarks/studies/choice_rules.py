@@ -29,8 +29,9 @@ def read(report: str) -> tuple[dict, dict]:
     data = collections.defaultdict(dict)
     parts = re.split(r"### (\S+): self-check, (\S+)", report)[1:]
     for i in range(0, len(parts), 3):
-        for m in re.finditer(r"^\| (\d+) \| (\w+) \| ([\d.]+) \| ([\d.]+) \|", parts[i + 2], re.M):
-            data[(f"{parts[i]} · {parts[i + 1]}", int(m[1]))][m[2]] = (float(m[3]), float(m[4]))
+        for m in re.finditer(r"^\| (\d+) \| (\w+) \| ([\d.]+|no estimate) \| ([\d.]+) \|", parts[i + 2], re.M):
+            estimate = None if m[3] == "no estimate" else float(m[3])  # the check scored nothing: auto takes none
+            data[(f"{parts[i]} · {parts[i + 1]}", int(m[1]))][m[2]] = (estimate, float(m[4]))
     rf = {f"{m[1]} · {m[2]}": float(m[3]) for m in
           re.finditer(r"^\| (\S+) \| (\S+) \|.*\| ([\d.]+) ± [\d.]+ \| [+-][\d.]+ \|$", report, re.M)}
     return data, rf
@@ -43,7 +44,11 @@ HANDICAPS = (1.0, 2.0, 3.0, 5.0)
 def replay(data: dict, paths, tie: float = 0.5, handicap: float = 0.0) -> dict[str, float]:
     got = collections.defaultdict(list)
     for (fold, _), d in data.items():
-        est = {p: d[p][0] - (handicap if p == "fuse" else 0.0) for p in ORDER if p in paths and p in d}
+        est = {p: d[p][0] - (handicap if p == "fuse" else 0.0) for p in ORDER
+               if p in paths and p in d and d[p][0] is not None}
+        if not est:  # no estimate: auto takes attention alone (adapt.UNCHECKED)
+            got[fold].append(d["none"][1])
+            continue
         best = max(est.values())
         got[fold].append(d[next(p for p in est if est[p] >= best - tie)][1])
     return {f: sum(v) / len(v) for f, v in got.items()}
@@ -57,7 +62,7 @@ def main() -> None:
     rules = [(name, paths, 0.0) for name, paths in RULES.items()]
     rules += [(f"auto: none / fuse − {h:g}", ("none", "fuse"), h) for h in HANDICAPS]
     for name, paths, h in rules:
-        if any(not set(paths) & set(d) for d in data.values()):
+        if not any(set(paths) & set(d) for d in data.values()):
             continue  # a path the report did not measure
         r = replay(data, paths, handicap=h)
         diff = [r[f] - rf[f] for f in folds]
