@@ -73,6 +73,23 @@ def test_self_check_gives_a_dice_in_0_1_for_every_path(case):
     assert all(0.0 <= v <= 1.0 for v in prompt.check.values())
 
 
+def test_the_estimate_is_the_held_out_dice_less_the_measured_optimism(case, monkeypatch):
+    """Every path's estimate is its held-out Dice less adapt.CHECK_BIAS (clipped at 0), so the choice between
+    paths is the one their held-out Dice makes."""
+    from napari_fewcell.engine.prompt import adapt
+
+    img, mask, box = case
+    held_out = {"none": 0.90, "fuse": 0.02}
+    calls = iter(["none", "fuse"])  # self_check scores attention first, then the fused path
+    monkeypatch.setattr(BoxData, "score", lambda self, pred: held_out[next(calls)])
+    seg = Segmenter(PromptParams(adapt="auto", **FAST), model=tiny_net())
+    prompt = seg.prepare_prompt(img, mask, box)
+    seg.adapt(prompt)
+    assert 0.0 < adapt.CHECK_BIAS < 0.2
+    assert prompt.check == {"none": pytest.approx(0.90 - adapt.CHECK_BIAS), "fuse": 0.0}
+    assert prompt.path == "none"
+
+
 def test_the_self_check_forests_have_their_own_number_of_trees(case, monkeypatch):
     """The self-check's forests only estimate: PromptParams.check_trees of them, fewer than the forest that
     segments (PromptParams.trees); they are the first trees of a forest of ``trees`` with the same seed."""
