@@ -76,7 +76,8 @@ def run_fold(args, fold: str, w, rf: RFBaseline) -> Fold:
     ds = Dataset(args.data, set_name, folder=folder or "labels")
     ids = ds.test[: args.max_test]
     model = load_model(w.path)
-    few = {k: Fewcell(model, w.path, args.adapt, k, args.stroke_reach) for k in (F1, F3, FC)}
+    few = {k: Fewcell(model, w.path, args.adapt, k, args.stroke_reach, args.check_strokes == "learn")
+           for k in (F1, F3, FC)}
     triples = [make_triple(s, ds, few[F1], rf) for s in range(args.triples)]
     log(f"fold {fold}: {len(triples)} triples; scoring test images {ids}")
     shared = ForestPrompt(rf)
@@ -207,7 +208,7 @@ def fold_section(f: Fold) -> list[str]:
     return out + [""]
 
 
-def engine_line(adapt: str, reach: str = "local") -> str:
+def engine_line(adapt: str, reach: str = "local", check_strokes: bool = True) -> str:
     """The engine this run imported: git HEAD, uncommitted changes under src/ (others edit it while benchmarks
     run), and the PromptParams every fewcell prompt used."""
     import hashlib
@@ -223,7 +224,7 @@ def engine_line(adapt: str, reach: str = "local") -> str:
 
     head, changed = git("rev-parse", "--short", "HEAD"), git("status", "--porcelain", "--", "src").splitlines()
     diff = hashlib.sha256(git("diff", "HEAD", "--", "src").encode()).hexdigest()[:12]
-    used = PromptParams(adapt=adapt, stroke_reach=reach)
+    used = PromptParams(adapt=adapt, stroke_reach=reach, check_strokes=check_strokes)
     params = {k: v for k, v in dataclasses.asdict(used).items() if k not in ("weights", "device")}
     return (f"- engine: `{napari_fewcell.__file__}`, git HEAD {head or '?'}"
             + (f", with uncommitted changes under src/ (diff sha256 {diff}: {', '.join(c[3:] for c in changed)})"
@@ -242,6 +243,9 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--stroke-reach", default="local", choices=("local", "everywhere"),
                     help="PromptParams.stroke_reach: local (the default) changes the corrected image near the stroke "
                     "only and no other image; everywhere, the stroke is learnt for every image")
+    ap.add_argument("--check-strokes", default="learn", choices=("learn", "ignore"),
+                    help="PromptParams.check_strokes: whether the self-check's fits learn from the stroke (learn) or "
+                    "read the boxes alone (ignore: the stroke never changes auto's path)")
     ap.add_argument("--out", help="default benchmarks/results/boxes[_quick].md")
     ap.add_argument("--quick", action="store_true", help="smoke test: 1 triple, 2 test images, the first 2 folds")
     ap.add_argument("--note", action="append", default=[], help="a line for the report header (repeatable)")
@@ -264,7 +268,7 @@ def main() -> None:
     if several:
         sys.exit(f"bench_boxes: error: give exactly one --weights per fold ({', '.join(several)} have several)")
     set_threads(args.threads)
-    engine = engine_line(args.adapt, args.stroke_reach)  # at the start: what this process imported
+    engine = engine_line(args.adapt, args.stroke_reach, args.check_strokes == "learn")  # what this process imported
     log(engine)
     rf, load = RFBaseline(args.threads), [os.getloadavg()[0]]
     folds = []

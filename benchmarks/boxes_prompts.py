@@ -71,9 +71,10 @@ class Triple:
 class Fewcell:
     """fewcell prompted with a triple's first box, its three boxes, or its first box + the stroke."""
 
-    def __init__(self, model, weights: str, adapt: str, kind: str, reach: str = "local"):
+    def __init__(self, model, weights: str, adapt: str, kind: str, reach: str = "local", check_strokes: bool = True):
         self.model, self.kind = model, kind
-        self.params = {"weights": weights, "device": "cpu", "adapt": adapt, "stroke_reach": reach}
+        self.params = {"weights": weights, "device": "cpu", "adapt": adapt, "stroke_reach": reach,
+                       "check_strokes": check_strokes}
 
     def new(self) -> Segmenter:
         """A segmenter with a fresh copy of the network (as bench_generalise): no prompt alters another's."""

@@ -5,6 +5,7 @@ import torch
 
 from napari_fewcell.engine import FewcellError, PromptParams, Segmenter
 from napari_fewcell.engine.prompt import apply_corrections, corrections_from_edit, merge_corrections
+from napari_fewcell.engine.prompt.adapt import choose
 from napari_fewcell.engine.prompt.annotated import BoxData, PromptSource, pixel_groups
 from napari_fewcell.engine.prompt.corrections import PART_PIXELS, correction_parts
 
@@ -236,3 +237,24 @@ def test_local_changes_keep_what_is_far_or_unconnected():
         local_changes(before[0], after[0, :20], corr[0])
     with pytest.raises(FewcellError, match="reach of strokes"):
         PromptParams(stroke_reach="far").check()
+
+
+@pytest.mark.parametrize("check_strokes", [False, True])
+def test_a_self_check_that_ignores_strokes_keeps_the_boxes_estimates(check_strokes):
+    """check_strokes=False: the self-check reads the box alone, so a stroke leaves every path's estimate (and so the
+    path "auto" takes) exactly as without it, while the fitted path still learns the stroke; True: the stroke's
+    pixels join the check's fits and move the estimates."""
+    seg = Segmenter(PromptParams(device="cpu", adapt="fuse", trees=20, check_strokes=check_strokes))
+    img, truth = squares_and_discs()
+    box = (16, 16, 96, 96)  # a disc in each quarter, no square
+    alone = seg.prepare_prompt_boxes(img, truth, [box])
+    seg.adapt(alone)
+    corr = np.full(img.shape, -1, np.int32)
+    corr[88:92, 152:168] = 1  # one stroke across one square (class 1, which looks unlike the box's discs)
+    fixed = seg.prepare_prompt_boxes(img, truth, [box], corrections=corr)
+    seg.adapt(fixed)
+    assert set(alone.check) == set(fixed.check) == {"none", "fuse"}
+    same = all(abs(alone.check[p] - fixed.check[p]) < 1e-9 for p in alone.check)
+    assert same != check_strokes
+    assert choose(fixed.check) == choose(alone.check) or check_strokes
+    assert (seg.segment(img, fixed)[84:96, 154:166] == 1).mean() > 0.9  # the fused path still learnt the stroke

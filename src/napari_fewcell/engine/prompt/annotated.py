@@ -125,6 +125,7 @@ class BoxData:
     #: pixels of the other quadrants this close (Chebyshev) to the held-out one are not trained on in the self-check
     buffer: int = 0
     stroke_use: str = "both"  #: PromptParams.stroke_use: whether strokes are attention keys, forest pixels or both
+    check_strokes: bool = True  #: PromptParams.check_strokes: whether the self-check's fits learn from strokes
 
     def __post_init__(self):
         self.sources = as_sources(self.source)
@@ -162,8 +163,8 @@ class BoxData:
     def train_mask(self, q: int) -> np.ndarray:
         """(M,) the pixels a path checked on group ``q`` may learn from: the other groups, minus a band of
         ``buffer`` pixels around ``q`` in its part (neighbours of the held-out pixels share their filters and
-        objects)."""
-        other = self.quad != q
+        objects). Correction strokes are among them unless ``check_strokes`` is False."""
+        other = (self.quad != q) & (self.scored | self.check_strokes)
         if self.buffer <= 0:
             return other
         i = next(i for i, span in enumerate(self.spans) if (self.quad[span] == q).any())

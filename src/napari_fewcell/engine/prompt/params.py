@@ -55,6 +55,10 @@ class PromptParams:
     #: what learns from correction strokes: "both" (the attention's keys and the forests), "attention" (keys only:
     #: the forests learn from the boxes) or "forest" (the forests only: the keys are the boxes' pixels)
     stroke_use: str = "both"
+    #: whether the self-check learns from correction strokes too when it predicts each held-out part of the boxes
+    #: (False: it reads the boxes alone, so a stroke never changes the estimate or the path "auto" takes; the chosen
+    #: path still learns from the strokes)
+    check_strokes: bool = True
     #: where a correction stroke changes the result it corrects (``SegmentRequest.corrected``): "local" (only the
     #: changed labels 8-connected to a stroke, within :data:`~.corrections.REACH` px; the rest stays as it was) or
     #: "everywhere" (the whole new result). Chosen on train images of the 7 LODO folds

@@ -252,7 +252,8 @@ class Segmenter:
             box = None
             if prompt.sources and p.adapt != "none":
                 y = np.unique(prompt.labels, return_inverse=True)[1].reshape(-1)
-                box = BoxData(prompt.embeddings, y, prompt.sources, self.tau, p.check_buffer, p.stroke_use)
+                box = BoxData(prompt.embeddings, y, prompt.sources, self.tau, p.check_buffer, p.stroke_use,
+                              p.check_strokes)
             ad = yield from adapt_iter(self.model, box, p)
             if ad.model is not None:
                 ad.keys = self.make_keys(box_embeddings(ad.model, prompt.sources), prompt.labels, prompt.weights)
@@ -269,7 +270,8 @@ class Segmenter:
         p = self.params
         net = (p.weights or "shipped") if self.own_weights else id(self.model)
         return (net, str(self.device), self.tau, p.adapt, p.attention, p.prototypes, p.trees, p.check_trees,
-                p.finetune_steps, p.finetune_seconds, p.finetune_lr, p.check_buffer, p.fuse_embedding, p.stroke_use)
+                p.finetune_steps, p.finetune_seconds, p.finetune_lr, p.check_buffer, p.fuse_embedding, p.stroke_use,
+                p.check_strokes)
 
     def adapt(self, prompt: Prompt, progress: Callable[[Progress], None] | None = None) -> Adaptation:
         return run(self.adapt_iter(prompt), progress)
