@@ -243,7 +243,8 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--stroke-reach", default="local", choices=("local", "everywhere"),
                     help="PromptParams.stroke_reach: local (the default) changes the corrected image near the stroke "
                     "only and no other image; everywhere, the stroke is learnt for every image")
-    ap.add_argument("--check-strokes", default="learn", choices=("learn", "ignore"),
+    ap.add_argument("--check-strokes", choices=("learn", "ignore"),
+                    default="learn" if PromptParams().check_strokes else "ignore",
                     help="PromptParams.check_strokes: whether the self-check's fits learn from the stroke (learn) or "
                     "read the boxes alone (ignore: the stroke never changes auto's path)")
     ap.add_argument("--out", help="default benchmarks/results/boxes[_quick].md")

@@ -71,7 +71,8 @@ class Triple:
 class Fewcell:
     """fewcell prompted with a triple's first box, its three boxes, or its first box + the stroke."""
 
-    def __init__(self, model, weights: str, adapt: str, kind: str, reach: str = "local", check_strokes: bool = True):
+    def __init__(self, model, weights: str, adapt: str, kind: str, reach: str = "local",
+                 check_strokes: bool = PromptParams.check_strokes):
         self.model, self.kind = model, kind
         self.params = {"weights": weights, "device": "cpu", "adapt": adapt, "stroke_reach": reach,
                        "check_strokes": check_strokes}

@@ -44,7 +44,8 @@ OTHERS = ("others: both", "others: both if the check holds")
 CHECK_DROP = 0.01  #: the box's self-check may fall by this much with the stroke
 
 
-def one_box(ds: Dataset, seed: int, model, weights: str, radii, others: int) -> dict | None:
+def one_box(ds: Dataset, seed: int, model, weights: str, radii, others: int,
+            check_strokes: bool = True) -> dict | None:
     src, y, x = seeded_box(seed, ds, 0.05, 0.95)
     box = (y, x, BOX, BOX)
     img, lab = ds.images[src], ds.labels[src]
@@ -55,7 +56,8 @@ def one_box(ds: Dataset, seed: int, model, weights: str, radii, others: int) -> 
     if stroke["mask"] is None:
         return None
     keep = ~stroke["mask"]
-    seg2 = Segmenter(PromptParams(weights=weights, device="cpu"), model=copy.deepcopy(model))
+    seg2 = Segmenter(PromptParams(weights=weights, device="cpu", check_strokes=check_strokes),
+                     model=copy.deepcopy(model))
     prompt2 = seg2.prepare_prompt_boxes(img, lab, [box], corrections=stroke["corrections"])
     after = seg2.segment(img, prompt2)
     out = {"one box": dice_pct(pred[keep], lab[keep]), "both": dice_pct(after[keep], lab[keep])}
@@ -80,7 +82,9 @@ def one_box(ds: Dataset, seed: int, model, weights: str, radii, others: int) -> 
         glob = np.mean([dice_pct(seg2.segment(ds.images[i], prompt2), ds.labels[i]) for i in scored])
         out["others: both"] = glob - base
         out["others: both if the check holds"] = (glob - base) if drop <= CHECK_DROP else 0.0
-    log(f"{ds.name} box {seed} ({src}): " + ", ".join(f"{k} {v:.2f}" for k, v in out.items()))
+    out["path switched"] = float(prompt.path != prompt2.path)
+    log(f"{ds.name} box {seed} ({src}), {prompt.path} → {prompt2.path}: "
+        + ", ".join(f"{k} {v:.2f}" for k, v in out.items()))
     return out
 
 
@@ -92,6 +96,9 @@ def main() -> None:
     ap.add_argument("--radii", type=int, nargs="+", default=[0, 64, 32], help="0: no limit")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--images", type=int, default=0, help="other train images scored per box (0: none)")
+    ap.add_argument("--check-strokes", choices=("learn", "ignore"),
+                    default="learn" if PromptParams().check_strokes else "ignore",
+                    help="PromptParams.check_strokes of the prompt with the stroke (ignore: auto's path is the box's)")
     ap.add_argument("--out", default="results/local_strokes_val.md")
     a = ap.parse_args()
     set_threads(a.threads)
@@ -105,19 +112,24 @@ def main() -> None:
         name, _, folder = fold.partition(":")
         ds = Dataset(a.data, name, folder=folder or "labels")
         model = load_model(FOLDS[fold])
-        runs = [r for r in (one_box(ds, s, model, FOLDS[fold], a.radii, a.images) for s in range(a.boxes)) if r]
+        runs = [r for r in (one_box(ds, s, model, FOLDS[fold], a.radii, a.images, a.check_strokes == "learn")
+                                  for s in range(a.boxes)) if r]
         d = {k: np.array([r[k] - r["one box"] for r in runs]) for k in names}
         d.update({k: np.array([r[k] for r in runs]) for k in OTHERS if a.images})
-        rows.append(f"| {fold} | {len(runs)} | {np.mean([r['one box'] for r in runs]):.2f} | "
+        rows.append(f"| {fold} | {len(runs)} | {sum(r['path switched'] for r in runs):.0f} | "
+                    f"{np.mean([r['one box'] for r in runs]):.2f} | "
                     + " | ".join(f"{d[k].mean():+.2f} (min {d[k].min():+.2f})" for k in names + cols) + " |")
     rep = report_header("A correction stroke kept local (train images only)", False) + [
         f"- per fold {a.boxes} seeded boxes on train images, bench_boxes.py's stroke rule; the corrected image "
         "scored with the stroke's pixels left out; default path (auto); Dice % = mean of fg and bg Dice; change "
         "against the one-box result, mean over boxes (and the worst box)",
+        f"- the prompt with the stroke: PromptParams(check_strokes={a.check_strokes == 'learn'}) (the self-check's "
+        "fits " + ("learn from the stroke too)" if a.check_strokes == "learn" else "read the box alone)"),
         f"- wall time {time.perf_counter() - t0:.0f} s", "",
-        "| fold | boxes with a stroke | one box | " + " | ".join(f"+ stroke ({k}) − one box" for k in names)
+        "| fold | boxes with a stroke | auto's path switched by the stroke | one box | "
+        + " | ".join(f"+ stroke ({k}) − one box" for k in names)
         + "".join(f" | {k} − one box ({a.images} other images)" for k in cols) + " |",
-        "|---" * (3 + len(names) + len(cols)) + "|", *rows, ""]
+        "|---" * (4 + len(names) + len(cols)) + "|", *rows, ""]
     finish_report(rep, a.out)
 
 

@@ -22,7 +22,8 @@ ilastik-style random forest on image types it never saw. Four paths, chosen by `
 
 A prompt may hold several boxes and correction strokes (:class:`PromptSource` parts): every path learns from all
 their pixels. With one box the self-check is leave-one-quadrant-out inside the box; with several, each box is
-held out in turn (:func:`pixel_groups`); strokes are learnt from, never scored.
+held out in turn (:func:`pixel_groups`); strokes are never scored, and the check's fits learn from them only with
+``PromptParams.check_strokes`` (by default they read the boxes alone, so a stroke never changes the path).
 
 The self-check is leave-one-quadrant-out inside the box: each path predicts each quadrant from the other three and
 is scored by the mean per-class Dice of the held-out predictions of the four quadrants together, less
