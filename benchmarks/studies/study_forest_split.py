@@ -1,0 +1,77 @@
+#!/usr/bin/env python
+"""How many features each split of the prompt's forests may weigh (issue 20: auto against the best single path).
+
+The fused path's forest reads 18 filters and the attention's per-class probability (2 columns for two classes). With
+scikit-learn's default ``max_features="sqrt"`` each split weighs 4 features drawn at random, so the attention is
+among them at about one split in three: where attention alone is the best path (TEM myelin: 82.5 against the fused
+path's 77.1), the forest may dilute it with filters. Variants (--max-features, for every forest of the forest and
+fused paths and of their self-check):
+
+  sqrt   scikit-learn's default (the engine today)
+  0.5    half the features at each split
+  1.0    every feature at each split (bagging alone decorrelates the trees)
+  0.1    2 of 20 features at each split (more random trees)
+  extra  extremely randomised trees (scikit-learn's ExtraTreesClassifier, "sqrt" features, a random threshold per
+         feature, bootstrap samples as the random forest's)
+
+``--bench generalise`` (default) runs bench_generalise.py with every other argument; ``--bench shipped`` runs
+studies/study_shipped_default.py (the shipped weights on bench_prompt's boxes, in-domain):
+
+    python studies/study_forest_split.py --max-features 0.5 --data ../shared/data --folds ... --weights ... \
+        --split val --boxes 4 --max-test 3 --paths none forest fuse auto --no-end-to-end \
+        --out results/forest_split_05_val.md
+    python studies/study_forest_split.py --max-features 0.5 --bench shipped --out results/shipped_default_split05.md
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: bench_generalise and common.py
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the other studies
+
+from study_filter_set import take_option
+
+from napari_fewcell.engine.prompt import adapt, filters
+
+VARIANTS = {"sqrt": "sqrt", "0.5": 0.5, "1.0": 1.0, "0.1": 0.1, "extra": "extra"}
+
+
+def fit_with(max_features):
+    """filters.fit_forest with ``max_features`` for the forest's splits."""
+
+    def fit_forest(trees, x, y):
+        import torch
+        from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
+
+        i = filters.pixel_sample(y)
+        common = {"n_estimators": trees, "n_jobs": max(1, torch.get_num_threads()), "random_state": 0}
+        if max_features == "extra":
+            forest = ExtraTreesClassifier(bootstrap=True, **common)
+        else:
+            forest = RandomForestClassifier(max_features=max_features, **common)
+        return forest.fit(x[i], y[i])
+
+    return fit_forest
+
+
+def main() -> None:
+    argv = sys.argv[1:]
+    name = take_option(argv, "--max-features", "sqrt")
+    bench = take_option(argv, "--bench", "generalise")
+    if name not in VARIANTS or bench not in ("generalise", "shipped"):
+        sys.exit(f"study_forest_split: error: --max-features must be one of {', '.join(VARIANTS)}; --bench "
+                 "generalise or shipped")
+    adapt.fit_forest = filters.fit_forest = fit_with(VARIANTS[name])
+    if bench == "generalise":
+        import bench_generalise as runner
+    else:
+        import study_shipped_default as runner
+
+    sys.argv = [sys.argv[0], *argv, "--note", f"study_forest_split.py --max-features {name}: every forest of the "
+                "forest and fused paths (and their self-check) weighs this share of the features at each split"]
+    runner.main()
+
+
+if __name__ == "__main__":
+    main()
