@@ -258,3 +258,26 @@ def test_a_self_check_that_ignores_strokes_keeps_the_boxes_estimates(check_strok
     assert same != check_strokes
     assert choose(fixed.check) == choose(alone.check) or check_strokes
     assert (seg.segment(img, fixed)[84:96, 154:166] == 1).mean() > 0.9  # the fused path still learnt the stroke
+
+
+def test_a_correction_round_reuses_the_boxes_self_check():
+    """The self-check reads the boxes alone, so after a stroke the segmenter reuses the boxes' estimates instead of
+    fitting the check's forests again (the progress shows no check of the fused path), and gives the same path; other
+    boxes are checked anew (a check that learns from strokes moves with them: the test above)."""
+    img, truth = squares_and_discs()
+    box = (16, 16, 96, 96)
+    corr = np.full(img.shape, -1, np.int32)
+    corr[88:92, 152:168] = 1
+
+    def adapt(seg, boxes, corrections=None):
+        steps = []
+        prompt = seg.prepare_prompt_boxes(img, truth, boxes, corrections=corrections)
+        seg.adapt(prompt, steps.append)
+        return prompt, any("fused" in s.message for s in steps)
+
+    seg = Segmenter(PromptParams(device="cpu", adapt="auto", trees=10, check_trees=4))
+    alone, checked = adapt(seg, [box])
+    fixed, checked_again = adapt(seg, [box], corr)
+    assert checked and not checked_again and fixed.check == alone.check and fixed.path == alone.path
+    assert fixed.notes["strokes"] == 1  # the stroke is still in the prompt the path learns from
+    assert adapt(seg, [(20, 16, 96, 96)], corr)[1]  # another box: checked anew

@@ -324,15 +324,19 @@ def finetune_check(model: EmbedNet, box: BoxData, params, loqo: np.ndarray,
 
 
 # ----------------------------------------------------------------------------- the check and the choice
-def self_check(model: EmbedNet, box: BoxData, params, paths) -> Generator[Progress, None, tuple[dict, dict]]:
+def self_check(model: EmbedNet, box: BoxData, params, paths,
+               known: dict | None = None) -> Generator[Progress, None, tuple[dict, dict]]:
     """{path: estimated Dice in [0, 1]} for ``paths`` (and "none", which the others build on; ``{}`` when no part of
     the prompt can be scored: :attr:`BoxData.fair`): the held-out Dice less :data:`CHECK_BIAS`. Plus what the final
-    fit reuses (held-out attention probabilities, the box's filters)."""
+    fit reuses (held-out attention probabilities, the box's filters). ``known``: the estimates of the same boxes
+    made before (the check read the boxes alone: ``BoxData.check_strokes`` False), returned as they are."""
     loqo = held_out_probs(box)
     reuse = {"loqo": loqo, "extra": box.emb.float().numpy() if params.fuse_embedding else None}
     yield Progress(0, 0, "checking the prompt")
     if "fuse" in paths or "forest" in paths:
         reuse["feats"] = box_features(box.sources)
+    if known is not None:
+        return dict(known), reuse
     check = {"none": box.score(loqo.argmax(1))}
     if check["none"] is None:  # no part the check can score (BoxData.fair): no estimate, for any path
         return {}, reuse
@@ -358,8 +362,10 @@ def choose(check: dict, handicap: dict | None = None) -> str:
     return next(p for p in PATHS if p in score and score[p] >= best - TIE)
 
 
-def adapt_iter(model: EmbedNet, box: BoxData | None, params) -> Generator[Progress, None, Adaptation]:
-    """Check the paths ``params.adapt`` asks for and fit the chosen one, once per prompt."""
+def adapt_iter(model: EmbedNet, box: BoxData | None, params,
+               known: dict | None = None) -> Generator[Progress, None, Adaptation]:
+    """Check the paths ``params.adapt`` asks for (``known``: their estimates, made before on the same boxes) and fit
+    the chosen one, once per prompt."""
     if params.adapt == "none":
         return Adaptation("none", {})
     if box is None:
@@ -368,7 +374,7 @@ def adapt_iter(model: EmbedNet, box: BoxData | None, params) -> Generator[Progre
         raise FewcellError(f"Adapting with '{params.adapt}' needs a prompt made by prepare_prompt or "
                            "prepare_prompt_boxes (boxes of one image).")
     paths = AUTO_PATHS if params.adapt == "auto" else ("none", params.adapt)
-    check, reuse = yield from self_check(model, box, params, paths)
+    check, reuse = yield from self_check(model, box, params, paths, known)
     path = choose(check) if params.adapt == "auto" else params.adapt
     fitted = yield from fit_path(model, box, params, path, reuse)
     return Adaptation(path, check, unchecked=not check, **fitted)

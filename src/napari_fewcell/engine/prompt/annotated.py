@@ -3,6 +3,7 @@ groups and scores their pixels (see :mod:`.adapt`)."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from typing import Sequence
 
 import numpy as np
@@ -145,6 +146,19 @@ class BoxData:
         #: the pixels attention may take as keys and those the forests may learn from (strokes: ``stroke_use``)
         self.keyed = self.scored | (self.stroke_use in ("both", "attention"))
         self.taught = self.scored | (self.stroke_use in ("both", "forest"))
+
+    def boxes_key(self) -> str | None:
+        """A digest of everything a self-check that reads the boxes alone depends on (the boxes' regions, places and
+        classes); None when the check learns from the strokes too (``check_strokes``)."""
+        if self.check_strokes:
+            return None
+        digest = hashlib.sha1(self.y[self.scored].astype(np.int64).tobytes())
+        for s in self.sources:
+            if s.kind == "box":
+                digest.update(np.ascontiguousarray(s.region).tobytes())
+                digest.update(repr((s.region.shape, s.offset, s.shape)).encode())
+                digest.update(b"" if s.mask is None else np.packbits(s.mask).tobytes())
+        return digest.hexdigest()
 
     def learnable(self, q: int) -> bool:
         """Whether every class of group ``q``'s box pixels is among the pixels a path checked on it learns from."""

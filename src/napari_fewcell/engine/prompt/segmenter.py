@@ -37,6 +37,8 @@ from .corrections import correction_parts, correction_sets
 from .filters import forest_proba, window_features
 from .params import PromptParams
 
+CHECKS_KEPT = 16  #: the self-check estimates a segmenter keeps (those of the most recent boxes; a few floats each)
+
 
 @dataclasses.dataclass
 class Prompt:
@@ -75,6 +77,9 @@ class Segmenter:
         self.device = select_device(self.params.device)
         self.own_weights = model is None  #: the weights came from params.weights (or are the shipped ones)
         self.model = model.to(self.device).eval() if model is not None else load_model(self.params.weights, self.device)
+        #: the self-check's estimates of recent boxes ({(adapt_key, BoxData.boxes_key): check}): a correction stroke
+        #: leaves them as they were (``check_strokes`` False), so the next prompt of the same boxes reuses them
+        self.checks: dict = {}
 
     @property
     def tau(self) -> float:
@@ -254,7 +259,12 @@ class Segmenter:
                 y = np.unique(prompt.labels, return_inverse=True)[1].reshape(-1)
                 box = BoxData(prompt.embeddings, y, prompt.sources, self.tau, p.check_buffer, p.stroke_use,
                               p.check_strokes)
-            ad = yield from adapt_iter(self.model, box, p)
+            known = None if box is None or box.boxes_key() is None else (key, box.boxes_key())
+            ad = yield from adapt_iter(self.model, box, p, self.checks.get(known))
+            if known is not None:
+                if len(self.checks) >= CHECKS_KEPT:
+                    self.checks.pop(next(iter(self.checks)))
+                self.checks[known] = dict(ad.check)
             if ad.model is not None:
                 ad.keys = self.make_keys(box_embeddings(ad.model, prompt.sources), prompt.labels, prompt.weights)
             elif ad.path == "forest":  # no attention on this path: its keys only name the classes (no k-means)
