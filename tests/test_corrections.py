@@ -281,3 +281,26 @@ def test_a_correction_round_reuses_the_boxes_self_check():
     assert checked and not checked_again and fixed.check == alone.check and fixed.path == alone.path
     assert fixed.notes["strokes"] == 1  # the stroke is still in the prompt the path learns from
     assert adapt(seg, [(20, 16, 96, 96)], corr)[1]  # another box: checked anew
+
+
+def test_a_correction_round_reuses_the_check_when_the_request_plans_other_settings():
+    """The widget keeps one segmenter per form settings; a request whose parameters differ from it (here: a colour
+    prompt with a gray image, read as luminance) gets a segmenter of its own with the same network, and the self-check
+    estimates it keeps are shared, so the second round with a stroke skips the check as the first did not."""
+    from napari_fewcell.engine.core.progress import run
+    from napari_fewcell.engine.prompt import SegmentRequest, segment_job
+
+    img, truth = squares_and_discs()
+    colour = np.stack([img, img * 0.5, 1 - img], axis=2)  # a colour prompt; the image is gray
+    box = (16, 16, 96, 96)
+    corr = np.full(img.shape, -1, np.int32)
+    corr[88:92, 152:168] = 1
+    params = PromptParams(device="cpu", trees=10, check_trees=4)
+    widget_seg = Segmenter(params)
+    checked = []
+    for corrections in (None, corr):
+        steps = []
+        request = SegmentRequest(colour, truth, [box], [img], params=params, corrections=corrections)
+        run(segment_job(request, widget_seg), steps.append)
+        checked.append(any("fused" in s.message for s in steps))
+    assert checked == [True, False]

@@ -90,6 +90,8 @@ def prompt_job(request: SegmentRequest, segmenter: Segmenter | None = None
     seg = segmenter if segmenter is not None and segmenter.params == params else None
     if seg is None:
         seg = Segmenter(params, model=segmenter.model if segmenter is not None else None)
+        if segmenter is not None:  # the self-check estimates it keeps are keyed by the settings: safe to share
+            seg.checks = segmenter.checks
     prompt = seg.prepare_prompt_boxes(request.prompt_image, request.prompt_labels, request.boxes,
                                       request.corrections, more=request.more)
     yield from seg.adapt_iter(prompt)
