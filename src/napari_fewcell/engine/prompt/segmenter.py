@@ -37,7 +37,7 @@ from .corrections import correction_parts, correction_sets
 from .filters import forest_proba, window_features
 from .params import PromptParams
 
-CHECKS_KEPT = 16  #: the self-check estimates a segmenter keeps (those of the most recent boxes; a few floats each)
+CHECKS_KEPT = 16  #: at most this many boxes' self-check estimates kept by a segmenter (a few floats each)
 
 
 @dataclasses.dataclass
@@ -262,8 +262,8 @@ class Segmenter:
             known = None if box is None or box.boxes_key() is None else (key, box.boxes_key())
             ad = yield from adapt_iter(self.model, box, p, self.checks.get(known))
             if known is not None:
-                if len(self.checks) >= CHECKS_KEPT:
-                    self.checks.pop(next(iter(self.checks)))
+                if len(self.checks) >= CHECKS_KEPT:  # cleared, not trimmed: Live and Segment may share it
+                    self.checks.clear()
                 self.checks[known] = dict(ad.check)
             if ad.model is not None:
                 ad.keys = self.make_keys(box_embeddings(ad.model, prompt.sources), prompt.labels, prompt.weights)
