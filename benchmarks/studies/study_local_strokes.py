@@ -45,7 +45,7 @@ CHECK_DROP = 0.01  #: the box's self-check may fall by this much with the stroke
 
 
 def one_box(ds: Dataset, seed: int, model, weights: str, radii, others: int,
-            check_strokes: bool = True) -> dict | None:
+            check_strokes: bool = True, stroke_use: str = "both") -> dict | None:
     src, y, x = seeded_box(seed, ds, 0.05, 0.95)
     box = (y, x, BOX, BOX)
     img, lab = ds.images[src], ds.labels[src]
@@ -56,8 +56,8 @@ def one_box(ds: Dataset, seed: int, model, weights: str, radii, others: int,
     if stroke["mask"] is None:
         return None
     keep = ~stroke["mask"]
-    seg2 = Segmenter(PromptParams(weights=weights, device="cpu", check_strokes=check_strokes),
-                     model=copy.deepcopy(model))
+    seg2 = Segmenter(PromptParams(weights=weights, device="cpu", check_strokes=check_strokes,
+                                  stroke_use=stroke_use), model=copy.deepcopy(model))
     prompt2 = seg2.prepare_prompt_boxes(img, lab, [box], corrections=stroke["corrections"])
     after = seg2.segment(img, prompt2)
     out = {"one box": dice_pct(pred[keep], lab[keep]), "both": dice_pct(after[keep], lab[keep])}
@@ -99,6 +99,8 @@ def main() -> None:
     ap.add_argument("--check-strokes", choices=("learn", "ignore"),
                     default="learn" if PromptParams().check_strokes else "ignore",
                     help="PromptParams.check_strokes of the prompt with the stroke (ignore: auto's path is the box's)")
+    ap.add_argument("--stroke-use", default=PromptParams.stroke_use, choices=("both", "attention", "forest"),
+                    help="PromptParams.stroke_use of the prompt with the stroke")
     ap.add_argument("--out", default="results/local_strokes_val.md")
     a = ap.parse_args()
     set_threads(a.threads)
@@ -112,7 +114,8 @@ def main() -> None:
         name, _, folder = fold.partition(":")
         ds = Dataset(a.data, name, folder=folder or "labels")
         model = load_model(FOLDS[fold])
-        runs = [r for r in (one_box(ds, s, model, FOLDS[fold], a.radii, a.images, a.check_strokes == "learn")
+        runs = [r for r in (one_box(ds, s, model, FOLDS[fold], a.radii, a.images, a.check_strokes == "learn",
+                                          a.stroke_use)
                                   for s in range(a.boxes)) if r]
         d = {k: np.array([r[k] - r["one box"] for r in runs]) for k in names}
         d.update({k: np.array([r[k] for r in runs]) for k in OTHERS if a.images})
@@ -123,7 +126,8 @@ def main() -> None:
         f"- per fold {a.boxes} seeded boxes on train images, bench_boxes.py's stroke rule; the corrected image "
         "scored with the stroke's pixels left out; default path (auto); Dice % = mean of fg and bg Dice; change "
         "against the one-box result, mean over boxes (and the worst box)",
-        f"- the prompt with the stroke: PromptParams(check_strokes={a.check_strokes == 'learn'}) (the self-check's "
+        f"- the prompt with the stroke: PromptParams(check_strokes={a.check_strokes == 'learn'}, "
+        f"stroke_use={a.stroke_use!r}) (the self-check's "
         "fits " + ("learn from the stroke too)" if a.check_strokes == "learn" else "read the box alone)"),
         f"- wall time {time.perf_counter() - t0:.0f} s", "",
         "| fold | boxes with a stroke | auto's path switched by the stroke | one box | "
