@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: ben
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the other studies
 
 import numpy as np
-from study_filter_set import take_option
+from study_filter_set import run_bench, take_option
 
 from napari_fewcell.engine.prompt import annotated
 
@@ -69,16 +69,7 @@ def main() -> None:
     note = f"study_check_score.py --score {name}: the self-check scores " + (
         "each held-out group and averages" if name == "quadrants" else
         "all held-out predictions together")
-    if bench == "generalise":
-        import bench_generalise as bg
-
-        sys.argv = [sys.argv[0], *argv, "--note", note]
-        bg.main()
-    else:
-        import study_shipped_default as sd
-
-        sys.argv = [sys.argv[0], *argv, "--note", note]
-        sd.main()
+    run_bench(bench, argv, note)
 
 
 if __name__ == "__main__":

@@ -29,8 +29,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: bench_generalise and common.py
 
-import bench_generalise as bg
-import bench_partial as bp
 import numpy as np
 
 from napari_fewcell.engine.prompt import adapt, filters
@@ -71,6 +69,19 @@ def take_option(argv: list[str], option: str, default: str) -> str:
     return value
 
 
+#: the benchmarks a study may run with its change in place (the module of each)
+BENCHES = {"generalise": "bench_generalise", "partial": "bench_partial", "shipped": "study_shipped_default"}
+
+
+def run_bench(bench: str, argv: list[str], note: str) -> None:
+    """Run the benchmark ``bench`` (a key of :data:`BENCHES`) with the arguments ``argv`` and a line for its report
+    saying what the study changed."""
+    import importlib
+
+    sys.argv = [sys.argv[0], *argv, "--note", note]
+    importlib.import_module(BENCHES[bench]).main()
+
+
 def main() -> None:
     argv = sys.argv[1:]
     name = take_option(argv, "--variant", "all")
@@ -80,9 +91,8 @@ def main() -> None:
     if name not in KEEP_SMOOTH:
         sys.exit(f"study_filter_set: error: --variant must be one of {', '.join(KEEP_SMOOTH)}")
     use_features(variant_features(name))
-    sys.argv = [sys.argv[0], *argv, "--note", f"study_filter_set.py --variant {name}: the forest and fused paths "
-                f"read the filter bank '{name}' (the RF baseline keeps the full bank)"]
-    (bg if bench == "generalise" else bp).main()
+    run_bench(bench, argv, f"study_filter_set.py --variant {name}: the forest and fused paths read the filter bank "
+              f"'{name}' (the RF baseline keeps the full bank)")
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: bench_generalise and common.py
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the other studies
 
-from study_filter_set import take_option
+from study_filter_set import run_bench, take_option
 
 from napari_fewcell.engine.prompt import adapt, filters
 
@@ -63,14 +63,8 @@ def main() -> None:
         sys.exit(f"study_forest_split: error: --max-features must be one of {', '.join(VARIANTS)}; --bench "
                  "generalise or shipped")
     adapt.fit_forest = filters.fit_forest = fit_with(VARIANTS[name])
-    if bench == "generalise":
-        import bench_generalise as runner
-    else:
-        import study_shipped_default as runner
-
-    sys.argv = [sys.argv[0], *argv, "--note", f"study_forest_split.py --max-features {name}: every forest of the "
-                "forest and fused paths (and their self-check) weighs this share of the features at each split"]
-    runner.main()
+    run_bench(bench, argv, f"study_forest_split.py --max-features {name}: every forest of the forest and fused paths "
+              "(and their self-check) weighs this share of the features at each split")
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: bench_generalise and common.py
 
 import bench_generalise as bg
-from study_filter_set import take_option
+from study_filter_set import run_bench, take_option
 
 from napari_fewcell.engine.core import lazy
 
@@ -63,9 +63,8 @@ def main() -> None:
         sys.exit(f"study_norm: error: --range must be one of {', '.join(RANGES)}")
     if name == "prompt":
         patch_prompt_range()
-    sys.argv = [sys.argv[0], *argv, "--note", f"study_norm.py --range {name}: every scored image stretched by "
-                + ("its own percentiles (the engine's default)" if name == "own" else "the prompt image's percentiles")]
-    bg.main()
+    run_bench("generalise", argv, f"study_norm.py --range {name}: every scored image stretched by "
+              + ("its own percentiles (the engine's default)" if name == "own" else "the prompt image's percentiles"))
 
 
 if __name__ == "__main__":
