@@ -259,7 +259,8 @@ class Segmenter:
                 y = np.unique(prompt.labels, return_inverse=True)[1].reshape(-1)
                 box = BoxData(prompt.embeddings, y, prompt.sources, self.tau, p.check_buffer, p.stroke_use,
                               p.check_strokes)
-            known = None if box is None or box.boxes_key() is None else (key, box.boxes_key())
+            digest = None if box is None else box.boxes_key()  # hashes the boxes' regions: once
+            known = None if digest is None else (key, digest)
             ad = yield from adapt_iter(self.model, box, p, self.checks.get(known))
             if known is not None:
                 if len(self.checks) >= CHECKS_KEPT:  # cleared, not trimmed: Live and Segment may share it
