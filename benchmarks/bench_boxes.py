@@ -42,7 +42,7 @@ from common import (
     set_threads,
 )
 from lodo import parse_weights, weights_lines
-from strokes import RADIUS, SKELETON
+from strokes import RADIUS, SKELETON, add_check_strokes_option
 
 from napari_fewcell.engine.nets.unet import load_model
 from napari_fewcell.engine.prompt import PromptParams
@@ -243,10 +243,7 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--stroke-reach", default="local", choices=("local", "everywhere"),
                     help="PromptParams.stroke_reach: local (the default) changes the corrected image near the stroke "
                     "only and no other image; everywhere, the stroke is learnt for every image")
-    ap.add_argument("--check-strokes", choices=("learn", "ignore"),
-                    default="learn" if PromptParams().check_strokes else "ignore",
-                    help="PromptParams.check_strokes: whether the self-check's fits learn from the stroke (learn) or "
-                    "read the boxes alone (ignore: the stroke never changes auto's path)")
+    add_check_strokes_option(ap)
     ap.add_argument("--out", help="default benchmarks/results/boxes[_quick].md")
     ap.add_argument("--quick", action="store_true", help="smoke test: 1 triple, 2 test images, the first 2 folds")
     ap.add_argument("--note", action="append", default=[], help="a line for the report header (repeatable)")

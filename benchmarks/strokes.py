@@ -9,6 +9,18 @@ from scipy import ndimage as ndi
 RADIUS, SKELETON = 2, 150  #: the stroke: brush radius (px), at most this many skeleton pixels
 
 
+def add_check_strokes_option(ap) -> None:
+    """``--check-strokes learn|ignore`` (PromptParams.check_strokes; default the engine's): whether the self-check's
+    fits of the prompt with the stroke learn from it, or read the boxes alone (the stroke never changes auto's path).
+    ``args.check_strokes == "learn"`` is the parameter's value."""
+    from napari_fewcell.engine.prompt import PromptParams
+
+    ap.add_argument("--check-strokes", choices=("learn", "ignore"),
+                    default="learn" if PromptParams.check_strokes else "ignore",
+                    help="PromptParams.check_strokes of the prompt with the stroke: its self-check learns from the "
+                    "stroke (learn) or reads the boxes alone (ignore: the stroke never changes auto's path)")
+
+
 def correction_stroke(pred: np.ndarray, truth: np.ndarray, box: tuple[int, int]) -> dict:
     """The user's one correction of the one-box result on its own image: the largest 8-connected component of
     wrong pixels outside the box; the SKELETON skeleton pixels of it nearest its most interior point (the maximum

@@ -21,11 +21,12 @@ import time
 import numpy as np
 from common import BOX, Dataset, dice_pct, finish_report, log, report_header, seeded_box, set_threads
 from scipy import ndimage as ndi
-from strokes import correction_stroke
+from strokes import add_check_strokes_option, correction_stroke
 from study_strokes import FOLDS
 
 from napari_fewcell.engine.nets.unet import load_model
 from napari_fewcell.engine.prompt import PromptParams, Segmenter
+from napari_fewcell.engine.prompt.params import STROKE_USES
 
 
 def local(before: np.ndarray, after: np.ndarray, stroke: np.ndarray, radius: int | None,
@@ -96,10 +97,8 @@ def main() -> None:
     ap.add_argument("--radii", type=int, nargs="+", default=[0, 64, 32], help="0: no limit")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--images", type=int, default=0, help="other train images scored per box (0: none)")
-    ap.add_argument("--check-strokes", choices=("learn", "ignore"),
-                    default="learn" if PromptParams().check_strokes else "ignore",
-                    help="PromptParams.check_strokes of the prompt with the stroke (ignore: auto's path is the box's)")
-    ap.add_argument("--stroke-use", default=PromptParams.stroke_use, choices=("both", "attention", "forest"),
+    add_check_strokes_option(ap)
+    ap.add_argument("--stroke-use", default=PromptParams.stroke_use, choices=STROKE_USES,
                     help="PromptParams.stroke_use of the prompt with the stroke")
     ap.add_argument("--out", default="results/local_strokes_val.md")
     a = ap.parse_args()
