@@ -243,9 +243,9 @@ class CheckTrees(bg.Fewcell):
 
 
 class Embedding(bg.Fewcell):
-    def __init__(self, model, weights: str, path: str, has_adapt: bool, key: str = "fuse_embedding"):
+    def __init__(self, model, weights: str, path: str, has_adapt: bool):
         super().__init__(model, weights, path, has_adapt)
-        self.params[key] = True
+        self.params["fuse_embedding"] = True
 
 
 class AdaBN(bg.Fewcell):
@@ -279,9 +279,6 @@ def variant_methods(variant: str, model, w: str) -> dict:
     elif variant == "anchor":  # the ablation of "moco": the box anchor alone, the same steps
         methods = {"none": bg.Fewcell(model, w, "none", True)}
         methods.update({f"anchor {p}": MoCoAtPrompt(model, w, p, True, contrast=0.0) for p in ("none", "auto")})
-    elif variant == "coarse":  # the fused forest also reads the attention at half resolution
-        methods = {p: bg.Fewcell(model, w, p, True) for p in ("none", "fuse", "auto")}
-        methods.update({f"coarse {p}": Embedding(model, w, p, True, "fuse_coarse") for p in ("fuse", "auto")})
     elif variant == "checktrees":
         methods = {p: bg.Fewcell(model, w, p, True) for p in ("none", "fuse")}
         methods.update({f"auto, check {t} trees": CheckTrees(model, w, "auto", True, t)
@@ -298,7 +295,7 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     ap.add_argument("--boxes", type=int, default=3)
     ap.add_argument("--max-test", type=int, default=3)
-    ap.add_argument("--variant", choices=["adabn", "embedding", "tent", "checktrees", "moco", "anchor", "trees", "coarse"],
+    ap.add_argument("--variant", choices=["adabn", "embedding", "tent", "checktrees", "moco", "anchor", "trees"],
                     default="adabn")
     ap.add_argument("folds", nargs="+", metavar="FOLD=WEIGHTS")
     args = ap.parse_args()
@@ -318,7 +315,6 @@ def main() -> None:
         choices.append(choice_line(fold, sc))
     cols = list(rows[0][2])
     title = {"adabn": "AdaBN at prompt time", "embedding": "The fused forest with the embedding",
-             "coarse": "The fused forest with the attention at half resolution too",
              "tent": f"TENT at prompt time ({TENT_STEPS} steps, lr {TENT_LR}, crops of {TENT_CROP}²)",
              "checktrees": "The self-check's forests: 50 trees or fewer",
              "moco": f"MoCo at prompt time ({MOCO_STEPS} steps of {MOCO_BATCH} crops of {MOCO_CROP}², lr {MOCO_LR}, "

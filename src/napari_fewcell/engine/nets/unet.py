@@ -106,12 +106,6 @@ class EmbedNet(nn.Module):
         t, h, w = pad_to_multiple(x, self.multiple, mode)
         return (fn or self)(t)[..., :h, :w]
 
-    def coarse(self, x: torch.Tensor) -> torch.Tensor:
-        """Embeddings of ``x`` (any size) seen at half its resolution (the network's reach doubled in the image's
-        pixels), brought back to ``x``'s size (bilinear) and normalised again."""
-        emb = self.any_size(F.avg_pool2d(x, 2, ceil_mode=True))
-        return F.normalize(F.interpolate(emb, size=x.shape[-2:], mode="bilinear", align_corners=False), dim=1)
-
     def bottleneck(self, x: torch.Tensor) -> torch.Tensor:
         """The deepest encoder features (the U-Net's latent code), ``base·2**depth`` channels at 1/2**depth
         resolution; the same maps :meth:`body` computes before its first up-sampling."""

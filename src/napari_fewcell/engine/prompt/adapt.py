@@ -94,9 +94,6 @@ class Adaptation:
     #: "finetune": the prompt's keys by the fine-tuned copy; "forest": exact keys, only for their classes
     keys: attention.PromptKeys | None = None
     embedding: bool = False  #: "fuse": the forest also reads each pixel's embedding (PromptParams.fuse_embedding)
-    #: "fuse" with PromptParams.fuse_coarse: the prompt pixels' embeddings at half resolution (CPU), then their keys
-    coarse: torch.Tensor | None = None
-    coarse_keys: attention.PromptKeys | None = None
     unchecked: bool = False  #: the self-check ran but could score no part of the prompt (BoxData.fair): no estimate
 
     @property
@@ -172,12 +169,11 @@ def held_out_probs(box: BoxData, emb: torch.Tensor | None = None, exclude: tuple
 
 
 # ----------------------------------------------------------------------------- forest and fuse
-def forest_check(box: BoxData, feats: np.ndarray, loqo: np.ndarray | None, trees: int, extra: np.ndarray | None = None,
-                 coarse: tuple | None = None) -> Generator[Progress, None, np.ndarray]:
+def forest_check(box: BoxData, feats: np.ndarray, loqo: np.ndarray | None,
+                 trees: int, extra: np.ndarray | None = None) -> Generator[Progress, None, np.ndarray]:
     """Held-out predictions of a forest path: each quadrant by a forest fitted on the other three. With
     ``loqo`` (the fused path) the attention feature is itself out-of-sample (nested: keys from the two
-    quadrants left); without it (the forest path) the forest sees the filters only. ``coarse``: the half-resolution
-    embeddings and their held-out attention (PromptParams.fuse_coarse), nested alike."""
+    quadrants left); without it (the forest path) the forest sees the filters only."""
     pred = np.zeros(len(box.y), np.int64)
     quads = np.unique(box.quad[box.fair])  # the groups the check scores
     for i, q in enumerate(quads):
@@ -187,9 +183,6 @@ def forest_check(box: BoxData, feats: np.ndarray, loqo: np.ndarray | None, trees
         else:
             nested = held_out_probs(box, exclude=(q,))
             x_train, x_test = np.hstack([feats[train], nested[train]]), np.hstack([feats[test], loqo[test]])
-            if coarse is not None:
-                nested = held_out_probs(box, coarse[0], exclude=(q,))
-                x_train, x_test = np.hstack([x_train, nested[train]]), np.hstack([x_test, coarse[1][test]])
             if extra is not None:  # the network's own per-pixel features (PromptParams.fuse_embedding)
                 x_train, x_test = np.hstack([x_train, extra[train]]), np.hstack([x_test, extra[test]])
         forest = fit_forest(trees, x_train, box.y[train])
@@ -298,14 +291,12 @@ def finetune(model: EmbedNet, box: BoxData, params, held_out: int | None = None,
 
 
 @torch.inference_mode()
-def box_embeddings(net: EmbedNet, source: PromptSource | list[PromptSource], coarse: bool = False) -> torch.Tensor:
-    """(M, D) CPU embeddings of the labelled pixels of the part(s) by ``net``, each seen with its context
-    (``coarse``: at half resolution, :meth:`EmbedNet.coarse`)."""
+def box_embeddings(net: EmbedNet, source: PromptSource | list[PromptSource]) -> torch.Tensor:
+    """(M, D) CPU embeddings of the labelled pixels of the part(s) by ``net``, each seen with its context."""
     device = next(net.parameters()).device
     out = []
     for s in as_sources(source):
-        x = torch.from_numpy(s.region)[None].to(device)
-        emb = (net.coarse(x) if coarse else net.any_size(x))[(0, slice(None), *s.box)]
+        emb = net.any_size(torch.from_numpy(s.region)[None].to(device))[(0, slice(None), *s.box)]
         out.append(torch.from_numpy(s.take(emb.permute(1, 2, 0).float().cpu().numpy())))
     return torch.cat(out)
 
@@ -340,13 +331,10 @@ def self_check(model: EmbedNet, box: BoxData, params, paths,
     fit reuses (held-out attention probabilities, the box's filters). ``known``: the estimates of the same boxes
     made before (the check read the boxes alone: ``BoxData.check_strokes`` False), returned as they are."""
     loqo = held_out_probs(box)
-    reuse = {"loqo": loqo, "extra": box.emb.float().numpy() if params.fuse_embedding else None, "coarse": None}
+    reuse = {"loqo": loqo, "extra": box.emb.float().numpy() if params.fuse_embedding else None}
     yield Progress(0, 0, "checking the prompt")
     if "fuse" in paths or "forest" in paths:
         reuse["feats"] = box_features(box.sources)
-    if "fuse" in paths and params.fuse_coarse:
-        emb = box_embeddings(model, box.sources, coarse=True)
-        reuse["coarse"] = (emb, held_out_probs(box, emb))
     if known is not None:
         return dict(known), reuse
     check = {"none": box.score(loqo.argmax(1))}
@@ -356,7 +344,7 @@ def self_check(model: EmbedNet, box: BoxData, params, paths,
         if path in paths:
             fused = path == "fuse"
             pred = yield from forest_check(box, reuse["feats"], loqo if fused else None, params.check_trees,
-                                           reuse["extra"] if fused else None, reuse["coarse"] if fused else None)
+                                           reuse["extra"] if fused else None)
             check[path] = box.score(pred)
     if "finetune" in paths:
         check["finetune"] = yield from finetune_check(model, box, params, loqo, check["none"])
@@ -398,12 +386,9 @@ def fit_path(model: EmbedNet, box: BoxData, params, path: str, reuse: dict) -> G
     if path in ("fuse", "forest"):
         yield Progress(0, 0, "fitting the forest")
         x = np.hstack([reuse["feats"], reuse["loqo"]]) if path == "fuse" else reuse["feats"]
-        coarse = reuse["coarse"] if path == "fuse" else None
-        x = x if coarse is None else np.hstack([x, coarse[1]])
         embedding = path == "fuse" and reuse["extra"] is not None
         x = np.hstack([x, reuse["extra"]]) if embedding else x
-        return {"forest": fit_forest(params.trees, x[box.taught], box.y[box.taught]), "embedding": embedding,
-                "coarse": None if coarse is None else coarse[0]}
+        return {"forest": fit_forest(params.trees, x[box.taught], box.y[box.taught]), "embedding": embedding}
     if path == "finetune":
         return {"model": (yield from finetune(model, box, params))}
     return {}

@@ -71,9 +71,6 @@ class PromptParams:
     #: the fused path's forest also reads each pixel's embedding by the network (a feature bank: the network's
     #: knowledge as 32 features instead of one attention probability)
     fuse_embedding: bool = False
-    #: the fused path's forest also reads the attention of the image seen at half resolution (the network's reach
-    #: doubled: objects larger than those it was trained on)
-    fuse_coarse: bool = False
     #: read the prompt and every image as its luminance (gray): what the faces choose when a colour prompt meets
     #: a gray image or the reverse (colour_plan; benchmarks/results/colour.md: +8.8 Dice over keeping the colour)
     luminance: bool = False

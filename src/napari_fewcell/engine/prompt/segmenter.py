@@ -86,13 +86,11 @@ class Segmenter:
         return float(self.params.tau if self.params.tau is not None else self.model.config.tau)
 
     @torch.inference_mode()
-    def embed(self, arr: np.ndarray, rng, rows: slice, cols: slice, model: EmbedNet | None = None,
-              coarse: bool = False) -> torch.Tensor:
+    def embed(self, arr: np.ndarray, rng, rows: slice, cols: slice, model: EmbedNet | None = None) -> torch.Tensor:
         """Embeddings (D, h, w) of the region ``arr[rows, cols]`` of an (H, W, C) image normalised with ``rng``
-        (by ``model``, default the segmenter's; ``coarse``: seen at half resolution, :meth:`EmbedNet.coarse`)."""
+        (by ``model``, default the segmenter's)."""
         model = model or self.model
-        x = torch.from_numpy(normalize(arr[rows, cols], rng))[None].to(self.device)
-        return (model.coarse(x) if coarse else model.any_size(x))[0]
+        return model.any_size(torch.from_numpy(normalize(arr[rows, cols], rng))[None].to(self.device))[0]
 
     def embed_box(self, arr: np.ndarray, box: Box, rng=None) -> torch.Tensor:
         """(h·w, D) embeddings (CPU) of the pixels of ``box`` in an (H, W, C) image, seen with their context."""
@@ -270,9 +268,7 @@ class Segmenter:
                 self.checks[known] = dict(ad.check)
             if ad.model is not None:
                 ad.keys = self.make_keys(box_embeddings(ad.model, prompt.sources), prompt.labels, prompt.weights)
-            if ad.coarse is not None:
-                ad.coarse_keys = self.make_keys(ad.coarse, prompt.labels, prompt.weights)
-            if ad.path == "forest":  # no attention on this path: its keys only name the classes (no k-means)
+            elif ad.path == "forest":  # no attention on this path: its keys only name the classes (no k-means)
                 ad.keys = attention.exact_keys(prompt.embeddings, prompt.labels)
             prompt._adapted[key] = ad
         ad = prompt._adapted[key]
@@ -286,7 +282,7 @@ class Segmenter:
         net = (p.weights or "shipped") if self.own_weights else id(self.model)
         return (net, str(self.device), self.tau, p.adapt, p.attention, p.prototypes, p.trees, p.check_trees,
                 p.finetune_steps, p.finetune_seconds, p.finetune_lr, p.check_buffer, p.fuse_embedding, p.stroke_use,
-                p.check_strokes, p.fuse_coarse)
+                p.check_strokes)
 
     def adapt(self, prompt: Prompt, progress: Callable[[Progress], None] | None = None) -> Adaptation:
         return run(self.adapt_iter(prompt), progress)
@@ -308,15 +304,9 @@ class Segmenter:
             probs = attention.attend(emb, keys, self.tau)
         if ad.forest is not None:
             x = np.hstack([window_features(sub, rng, fwin), probs.float().cpu().numpy()]
-                          + ([self.coarse_probs(sub, rng, win, ad)] if ad.coarse_keys is not None else [])
                           + ([emb.cpu().numpy()] if ad.embedding else []))
             probs = torch.from_numpy(forest_proba(ad.forest, x, probs.shape[1])).to(self.device)
         return probs
-
-    def coarse_probs(self, sub: np.ndarray, rng, win, ad: Adaptation) -> np.ndarray:
-        """(h·w, C) attention probabilities of a tile seen at half resolution (PromptParams.fuse_coarse)."""
-        emb = self.embed(sub, rng, *win.region, model=ad.model, coarse=True)[(slice(None), *win.inner)]
-        return attention.attend(emb.reshape(emb.shape[0], -1).T.float(), ad.coarse_keys, self.tau).float().cpu().numpy()
 
     def blocks_for(self, prompt: Prompt, confidence: bool = False) -> PromptBlocks:
         """This segmenter and an adapted prompt as a :class:`~..core.blocks.BlockModel` (big images, clusters)."""
