@@ -84,15 +84,13 @@ def stage2_rows(v: str, a, img, lab, train, test, res) -> list[str]:
     from napari_fewcell.engine import TrainParams, run, train_iter
 
     init, steps, *more = v.split(":")
-    conf = [m for m in more if "=" not in m and m != "soft"]
-    boot = float(next((m[5:] for m in more if m.startswith("boot=")), 0.0))
+    conf = [m for m in more if "=" not in m]
     ema = float(next((m[4:] for m in more if m.startswith("ema=")), 0.0))
     share = float(next((m[6:] for m in more if m.startswith("share=")), 1.0))
     rows, means, means_tta = [], [], []
     for seed in a.seeds:
         tp = TrainParams(steps=int(steps), device="cpu", init=init, weights=a.weights, seed=seed,
-                         min_confidence=float(conf[0]) if conf else 0.0, ema=ema,
-                         soft="soft" in more, bootstrap=boot)
+                         min_confidence=float(conf[0]) if conf else 0.0, ema=ema)
         log(f"stage 2: {v}, seed {seed}")
         t0 = time.perf_counter()
         known = confident_share(res.labels, res.confidence, share) if share < 1 else None
@@ -103,8 +101,6 @@ def stage2_rows(v: str, a, img, lab, train, test, res) -> list[str]:
         share_all = model.card["known_pixels"] / sum(lab[i].size for i in train)
         kept = (f", pixels with confidence ≥ {conf[0]} ({share_all:.0%})" if conf else "") + \
             (f", weights' moving average (decay {ema})" if ema else "") + \
-            (", soft targets (stage 1's probability)" if "soft" in more else "") + \
-            (f", hard bootstrapping {boot}" if boot else "") + \
             (f", the most confident {share:.0%} of each class's pixels ({share_all:.0%})" if share < 1 else "")
         tag = f", seed {seed}" if len(a.seeds) > 1 else ""
         rows.append(f"| stage 2 from {init}, {steps} steps{kept}{tag} | {ms(d)} | {secs / 60:.1f} min |")

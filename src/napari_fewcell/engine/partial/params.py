@@ -87,16 +87,10 @@ class TrainParams:
     #: swa_utils, BatchNorm statistics averaged too); 0 keeps the last step's weights. 0.99 gave 82.43 against 82.64
     #: (ISBI, weights that never saw it, mean of 3 seeds; benchmarks/results/stage2_ema_lodo_isbi.md): not the default
     ema: float = 0.0
-    #: with stage 1's confidence, learn each pixel's label with its probability (the rest spread over the other
-    #: classes) instead of as certain
-    soft: bool = False
-    bootstrap: float = 0.0  #: this share of each pixel's target is the network's own arg-max (hard bootstrapping)
     device: str = option("auto", "Device", "Where the networks run.", DEVICES)
     seed: int = 0
 
     def check(self) -> None:
-        if not 0.0 <= self.bootstrap < 1.0:
-            raise FewcellError("The bootstrapping share must be at least 0 and below 1.")
         if not 0.0 <= self.ema < 1.0:
             raise FewcellError(f"The weights' moving-average decay must be at least 0 and below 1, not {self.ema}.")
         if self.steps < 1 or self.batch < 1 or self.crop < 16:

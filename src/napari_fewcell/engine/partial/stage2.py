@@ -132,11 +132,9 @@ def training_set(images: Sequence, labels: Sequence, known: Sequence | None = No
     return [normalize(a, intensity_range(a)) for a in arrs], index, classes
 
 
-def sample_batch(norm: list, index: list, pick: np.ndarray, crop: int, batch: int, rng: np.random.Generator,
-                 soft: list | None = None):
-    """``batch`` augmented crops (each with some known pixels where possible), images drawn with weights ``pick``;
-    with ``soft`` (per image, the label's probability per pixel) also those crops' probabilities."""
-    xs, ys, cs = [], [], []
+def sample_batch(norm: list, index: list, pick: np.ndarray, crop: int, batch: int, rng: np.random.Generator):
+    """``batch`` augmented crops (each with some known pixels where possible), images drawn with weights ``pick``."""
+    xs, ys = [], []
     for _ in range(batch):
         i = int(rng.choice(len(norm), p=pick))
         H, W = index[i].shape
@@ -144,35 +142,15 @@ def sample_batch(norm: list, index: list, pick: np.ndarray, crop: int, batch: in
             y, x = rng.integers(0, H - crop + 1), rng.integers(0, W - crop + 1)
             if (index[i][y : y + crop, x : x + crop] >= 0).any():
                 break
-        lab = index[i][y : y + crop, x : x + crop]
-        lab = lab if soft is None else np.stack([lab, soft[i][y : y + crop, x : x + crop]], -1)
-        xi, yi = augment(norm[i][:, y : y + crop, x : x + crop], lab, rng)
+        xi, yi = augment(norm[i][:, y : y + crop, x : x + crop], index[i][y : y + crop, x : x + crop], rng)
         xs.append(xi)
-        ys.append(yi if soft is None else yi[..., 0].astype(np.int64))
-        cs += [] if soft is None else [yi[..., 1].astype(np.float32)]
-    out = torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ys))
-    return out if soft is None else (*out, torch.from_numpy(np.stack(cs)))
+        ys.append(yi)
+    return torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ys))
 
 
-def seg_loss(logits: torch.Tensor, y: torch.Tensor, dice_weight: float, soft: torch.Tensor | None = None,
-             bootstrap: float = 0.0) -> torch.Tensor:
-    """Cross entropy over the known pixels (y ≥ 0), plus ``dice_weight`` × (1 − their soft Dice). ``soft``: the
-    label's probability per pixel (the rest spread over the other classes) instead of 1; ``bootstrap``: this share of
-    the target is the network's own arg-max (Reed et al. 2015, hard bootstrapping)."""
-    if soft is None and not bootstrap:
-        loss = F.cross_entropy(logits, y, ignore_index=-1)
-    else:
-        n = logits.shape[1]
-        onehot = F.one_hot(y.clamp_min(0), n).permute(0, 3, 1, 2).float()
-        target = onehot
-        if soft is not None:
-            c = soft.unsqueeze(1).clamp(1.0 / n, 1.0)
-            target = c * onehot + (1 - c) * (1 - onehot) / (n - 1)
-        if bootstrap:
-            own = F.one_hot(logits.detach().argmax(1), n).permute(0, 3, 1, 2).float()
-            target = (1 - bootstrap) * target + bootstrap * own
-        ce = -(target * logits.log_softmax(1)).sum(1)
-        loss = ce[y >= 0].mean()
+def seg_loss(logits: torch.Tensor, y: torch.Tensor, dice_weight: float) -> torch.Tensor:
+    """Cross entropy over the known pixels (y ≥ 0), plus ``dice_weight`` × (1 − their soft Dice)."""
+    loss = F.cross_entropy(logits, y, ignore_index=-1)
     if dice_weight:
         valid = (y >= 0).unsqueeze(1).float()
         prob = logits.softmax(1) * valid
@@ -204,7 +182,6 @@ def train_iter(images: Sequence, labels: Sequence, known: Sequence | None = None
         sure = [np.asarray(c, np.float32) >= p.min_confidence for c in confidence]
         known = sure if known is None else [np.asarray(k, bool) & c for k, c in zip(known, sure)]
     norm, index, classes = training_set(images, labels, known)
-    soft = None if confidence is None or not p.soft else [np.asarray(c, np.float32) for c in confidence]
     crop = min(p.crop, *(min(idx.shape) for idx in index))
     crop -= crop % 8 if crop >= 16 else 0
 
@@ -224,8 +201,8 @@ def train_iter(images: Sequence, labels: Sequence, known: Sequence | None = None
     running = None
     yield Progress(0, p.steps, "training")
     for step in range(p.steps):
-        x, y, *c = sample_batch(norm, index, sizes / sizes.sum(), crop, p.batch, rng, soft)
-        loss = seg_loss(net(x.to(device)), y.to(device), p.dice_weight, c[0].to(device) if c else None, p.bootstrap)
+        x, y = sample_batch(norm, index, sizes / sizes.sum(), crop, p.batch, rng)
+        loss = seg_loss(net(x.to(device)), y.to(device), p.dice_weight)
         opt.zero_grad()
         loss.backward()
         opt.step()
