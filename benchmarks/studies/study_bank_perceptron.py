@@ -42,8 +42,10 @@ SETS = ("msd", "msd+net", "net")  #: the sets of the report (--sets picks among 
 ALL_SETS = (*SETS, "msd-fine")
 COARSE = tuple(f"smooth:{s}" for s in SIGMAS if s > SMOOTH_SIGMA_MAX)  #: the extras "msd-fine" leaves out
 CROP, SHOTS = 256, 5
-NORMS = {"image": "each image by its own range (the product)",
-         "support": "every image (support crops and scored images) by the support crops' pooled range"}
+NORMS = {"image": "each image by its own range (a support crop given as an image of its own)",
+         "support": "every image (support crops and scored images) by the support crops' pooled range",
+         "parent": "each support crop by the range of the image it was cut from, each scored image by its own (the "
+                   "product, when the support is a box in an image: fewshot.support(image, labels, boxes))"}
 
 
 class Features:
@@ -103,8 +105,10 @@ class Fixed:
         return 1
 
 
-def crops(ds: Dataset, pool: list[str], rng: np.random.Generator) -> list[tuple[np.ndarray, np.ndarray]]:
-    """SHOTS seeded crops of CROP² (the whole image if smaller), each holding both classes."""
+def crops(ds: Dataset, pool: list[str], rng: np.random.Generator,
+          parent: bool = False) -> list[tuple[np.ndarray, np.ndarray]]:
+    """SHOTS seeded crops of CROP² (the whole image if smaller), each holding both classes (``parent``: each also
+    with the id of the image it was cut from)."""
     out = []
     while len(out) < SHOTS:
         i = pool[rng.integers(len(pool))]
@@ -113,7 +117,7 @@ def crops(ds: Dataset, pool: list[str], rng: np.random.Generator) -> list[tuple[
         y, x = rng.integers(0, max(1, h - CROP + 1)), rng.integers(0, max(1, w - CROP + 1))
         c = lab[y : y + CROP, x : x + CROP]
         if 0.02 < c.mean() < 0.98:
-            out.append((img[y : y + CROP, x : x + CROP], c))
+            out.append((img[y : y + CROP, x : x + CROP], c, *([i] if parent else [])))
     return out
 
 
@@ -132,13 +136,20 @@ def score_draws(ds: Dataset, pool: list[str], val: list[str], fe, sets, a) -> di
     from napari_fewcell.engine.core.progress import run
     from napari_fewcell.engine.fewshot import PerceptronParams, fit_iter, support
 
-    rf, pooled = RFBaseline(a.threads), getattr(a, "range", "image") == "support"
+    from napari_fewcell.engine.core.image import as_image2d, intensity_range
+
+    norm = getattr(a, "range", "image")
+    rf, pooled = RFBaseline(a.threads), norm == "support"
     val_feats = {} if pooled else {i: fe.all(ds.images[i]) for i in val}
     scores = {s: [] for s in (*sets, "RF")}
     for d in range(a.draws):
-        sup = crops(ds, pool, np.random.default_rng(d))
-        rng = pooled_range([img for img, _ in sup]) if pooled else None
-        feats = [fe.all(img, rng) for img, _ in sup]
+        sup = crops(ds, pool, np.random.default_rng(d), parent=norm == "parent")
+        rng = pooled_range([img for img, *_ in sup]) if pooled else None
+        if norm == "parent":
+            feats = [fe.all(img, intensity_range(as_image2d(ds.images[i]))) for img, _, i in sup]
+            sup = [(img, lab) for img, lab, _ in sup]
+        else:
+            feats = [fe.all(img, rng) for img, _ in sup]
         if pooled:
             val_feats = {i: fe.all(ds.images[i], rng) for i in val}
         for s in sets:
@@ -203,9 +214,10 @@ def protocol_line(a) -> str:
 
 def main() -> None:
     ap = study_parser(__doc__, "results/bank_perceptron_val.md")
-    ap.add_argument("--range", choices=("image", "support"), default="image",
-                    help="normalise each image by its own intensity range (the product), or every image (support "
-                         "crops and scored images) by the support crops' pooled range")
+    ap.add_argument("--range", choices=tuple(NORMS), default="image",
+                    help="normalise each image by its own intensity range, every image (support crops and scored "
+                         "images) by the support crops' pooled range, or each support crop by its parent image's "
+                         "range")
     ap.add_argument("--sets", nargs="+", choices=ALL_SETS, default=list(SETS),
                     help="feature sets to compare (the first must be msd, today's)")
     a = ap.parse_args()
