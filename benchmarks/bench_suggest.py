@@ -39,6 +39,16 @@ from common import (
 
 SETS = ["isbi2012_membrane", "dsb2018_fluo"]
 SOURCE = {"isbi2012_membrane": "fluo_nuclei", "dsb2018_fluo": "em_membrane"}  # a network of another class
+
+
+def first_scorer(name: str, ds: Dataset) -> str:
+    """The network that scores the first tile: :data:`SOURCE`'s, else the product's default for the set's images
+    (fluo_nuclei for gray, he_nuclei for colour) unless it was trained on the set, then fluo_nuclei."""
+    if name in SOURCE:
+        return SOURCE[name]
+    colour = np.asarray(ds.images[ds.train[0]]).ndim == 3
+    pick = "he_nuclei" if colour else "fluo_nuclei"
+    return pick if pick in loco_names(name) else "fluo_nuclei"
 BUDGETS = [1, 3, 5]
 SCORES = ["consistency", "entropy", "mc-dropout"]
 
@@ -214,7 +224,7 @@ def accuracy_rows(args) -> list[str]:
             pool, test_ids = pool[:6], test_ids[:3]
         fx = Extractors(loco_names(name), device="cpu", cache_bytes=12 << 30)
         t0 = time.perf_counter()
-        first = run(pretext_iter(shipped_network(SOURCE[name], device="cpu"), [ds.images[i] for i in pool],
+        first = run(pretext_iter(shipped_network(first_scorer(name, ds), device="cpu"), [ds.images[i] for i in pool],
                                  PretextParams(steps=20 if args.quick else PretextParams.steps)))
         log(f"{name}: pretext {time.perf_counter() - t0:.0f} s")
         rnd = {b: [np.nan] for b in BUDGETS} if args.no_random else random_draws(ds, pool, fx, test_ids, budget, draws)

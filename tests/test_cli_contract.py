@@ -75,7 +75,11 @@ def test_option_defaults_are_the_dataclasses():
     fit = parse(["fit", "--support", "a.tif", "b.tif", "--out", "m.npz"])
     assert (fit.lam, fit.max_pixels, fit.intensity) == (PerceptronParams().lam, PerceptronParams().max_pixels,
                                                         PerceptronParams().intensity)
+    from napari_fewcell.cli.suggest import score_of
+    from napari_fewcell.engine.suggest.params import MODEL_SCORE
+
     sug = parse(["suggest", "x.tif", "--json", "o.json"])
-    assert (sug.tile, sug.top, sug.score, sug.scale, sug.magnitude, sug.pretext_steps) == (
+    assert (sug.tile, sug.top, score_of(sug), sug.scale, sug.magnitude, sug.pretext_steps) == (
         *(getattr(SuggestParams(), n) for n in ("tile", "top", "score", "scale", "magnitude")),
         SessionParams().pretext_steps)
+    assert score_of(parse(["suggest", "x.tif", "--json", "o.json", "--model", "m.npz"])) == MODEL_SCORE

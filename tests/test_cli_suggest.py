@@ -42,7 +42,7 @@ def test_suggest_contract_shipped_network(images, tmp_path):
     out = tmp_path / "s.json"
     paths = [str(p) for p in images]
     cmd = [sys.executable, "-m", "napari_fewcell.cli", "suggest", *paths, "--tile", "32", "--top", "5",
-           "--json", str(out), "--device", "cpu"]
+           "--json", str(out), "--device", "cpu", "--score", "consistency"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     rows = json.loads(out.read_text())
@@ -65,16 +65,20 @@ def test_suggest_with_a_perceptron_model(images, tmp_path, score):
     rows = json.loads(out.read_text())
     _valid(rows, paths, 64, 3, {p: (96, 128) for p in paths})
     assert rows[0]["model"] == (None if score == "random" else str(model))  # what scored: random needs no model
+    if score == "entropy":  # --model without --score: the model's consistency (paper 001), as before coverage
+        assert main(["suggest", *paths, "--tile", "64", "--top", "3", "--model", str(model), "--json", str(out),
+                     "--overwrite"]) == 0
+        rows = json.loads(out.read_text())
+        assert rows[0]["score_name"] == "consistency" and rows[0]["model"] == str(model)
 
 
-def test_suggest_coverage_needs_no_model(images, tmp_path):
+def test_suggest_by_default_covers_the_kinds_of_tile_with_no_model(images, tmp_path):
     out = tmp_path / "c.json"
     paths = [str(p) for p in images]
-    assert main(["suggest", *paths, "--tile", "32", "--top", "4", "--score", "coverage", "--scale", "2",
-                 "--json", str(out)]) == 0
+    assert main(["suggest", *paths, "--tile", "32", "--top", "4", "--scale", "2", "--json", str(out)]) == 0
     rows = json.loads(out.read_text())
     _valid(rows, paths, 32, 4, {p: (96, 128) for p in paths})
-    assert rows[0]["score_name"] == "coverage" and 0 < rows[0]["score"] <= 1
+    assert rows[0]["score_name"] == "coverage" and rows[0]["model"] is None and 0 < rows[0]["score"] <= 1
 
 
 def test_suggest_stack_names_planes(tmp_path):

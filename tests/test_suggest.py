@@ -213,8 +213,8 @@ def test_tiles_cover_image_flush_with_edges():
 
 def test_excluded_tiles_are_never_suggested():
     img = _clean_and_ambiguous()
-    hits = run(sg.suggest_iter([img, img], Threshold(), sg.SuggestParams(tile=32, top=3, scale=1, diverse=False),
-                               exclude={0: [(5, 40, 10, 10)]}))
+    p = sg.SuggestParams(tile=32, top=3, scale=1, diverse=False, score="consistency")
+    hits = run(sg.suggest_iter([img, img], Threshold(), p, exclude={0: [(5, 40, 10, 10)]}))
     assert (0, (0, 32, 32, 32)) not in [(h.image, h.box) for h in hits]
     assert (hits[0].image, hits[0].box) == (1, (0, 32, 32, 32))
 
@@ -234,7 +234,7 @@ def test_bad_input_one_sentence():
     with pytest.raises(FewcellError, match="channel counts"):
         run(sg.suggest_iter([img, np.zeros((64, 64, 3), np.uint8)], Threshold(), sg.SuggestParams(tile=32)))
     with pytest.raises(FewcellError, match="needs a model"):
-        run(sg.suggest_iter([img], None, sg.SuggestParams(tile=32, top=1)))
+        run(sg.suggest_iter([img], None, sg.SuggestParams(tile=32, top=1, score="consistency")))
     with pytest.raises(FewcellError, match="nothing left"):
         run(sg.suggest_iter([img], Threshold(), sg.SuggestParams(tile=64, top=1), exclude={0: [(0, 0, 64, 64)]}))
     with pytest.raises(FewcellError, match="fit a model first"):

@@ -42,7 +42,8 @@ def test_session_can_keep_scoring_with_the_network():
     from napari_fewcell.engine.suggest import Session, SessionParams
 
     img, mask = blobs((128, 128), seed=11, n=20)
-    p = SessionParams(suggest=sg.SuggestParams(tile=64, top=3), device="cpu", score_with="network")
+    p = SessionParams(suggest=sg.SuggestParams(tile=64, top=3, score="consistency"), device="cpu",
+                      score_with="network")
     s = Session([img], ["cells"], p)
     first = run(s.suggest_iter())
     s.accept(0, first[0].box, mask)
@@ -89,9 +90,10 @@ def test_preparing_stops_when_its_memory_is_full():
     img, _ = blobs((192, 192), seed=12, n=30)
     # a 64² tile scored by the perceptron at 1/3, 21²: 116 features × 21² × 2 bytes ≈ 0.098 MiB per version, so 1 MiB
     # holds 10 (the 9 tiles' first versions, then one more)
-    s = Session([img], ["cells"], SessionParams(suggest=sg.SuggestParams(tile=64), device="cpu", tile_memory=1))
+    one = sg.SuggestParams(tile=64, score="consistency")
+    s = Session([img], ["cells"], SessionParams(suggest=one, device="cpu", tile_memory=1))
     assert run(s.prepare_iter()) == s.tiles_prepared == 10
-    prompt = SessionParams(model="prompt", suggest=sg.SuggestParams(tile=64), device="cpu")
+    prompt = SessionParams(model="prompt", suggest=one, device="cpu")
     assert run(Session([img], ["cells"], prompt).prepare_iter()) == 0
     with pytest.raises(FewcellError, match="memory for tile features must be 0 MiB or more"):
         SessionParams(tile_memory=-1).check()

@@ -36,6 +36,7 @@ def test_suggest_next_accept_refit_skip(viewer_widget, qtbot):
     viewer, widget = viewer_widget
     img, mask = blobs((128, 192), seed=7, n=24)
     viewer.add_image(img, name="cells")
+    widget.settings.score.value = "consistency"  # the model's score: its features are prepared between rounds
 
     click_and_wait(qtbot, widget, widget.suggest_button)
     sugg = viewer.layers[SUGGESTIONS]
@@ -153,7 +154,10 @@ def test_switching_the_model_keeps_the_accepted_tiles(viewer_widget, qtbot):
     img, mask = blobs((128, 128), seed=10, n=18)
     viewer.add_image(img, name="cells")
     viewer.add_labels(mask.copy(), name="cells labels")  # as if every tile were painted already
+    assert widget.settings.score.value == "coverage"  # the default: a tile of each kind, no network loaded
     click_and_wait(qtbot, widget, widget.suggest_button)
+    session = widget.session
+    assert session.params.suggest.score == "coverage" and session.tiles_prepared == 0, widget.status.text()
     qtbot.mouseClick(widget.next_button, LEFT)
     click_and_wait(qtbot, widget, widget.accept_button)
     accepted = dict(widget.session.accepted)

@@ -109,7 +109,8 @@ def test_suggest_job_ranks_as_suggest_iter(pairs):
 
 
 def test_suggest_job_scores_with_the_shipped_network(pairs):
-    result = run(suggest_job(SuggestRequest([pairs[0][0]], params=SuggestParams(tile=32, top=2, device="cpu"))))
+    params = SuggestParams(tile=32, top=2, device="cpu", score="consistency")
+    result = run(suggest_job(SuggestRequest([pairs[0][0]], params=params)))
     assert result.scored_by == "shipped:fluo_nuclei" and len(result.hits) == 2
 
 

@@ -48,7 +48,8 @@ def probe_fold(fold: str, weights: str, a, out) -> None:
     ids = bg.scored_ids(ds, boxes, a.split, a.max_test)
     model = load_model(weights)
     for b, (src, y, x) in enumerate(boxes):
-        segs = {p: Segmenter(PromptParams(adapt=p, weights=weights, device="cpu"), model=model) for p in ("none", "fuse")}
+        segs = {p: Segmenter(PromptParams(adapt=p, weights=weights, device="cpu"), model=model)
+                for p in ("none", "fuse")}
         prompt = segs["fuse"].prepare_prompt(ds.images[src], ds.labels[src], (y, x, BOX, BOX))
         segs["fuse"].adapt(prompt)
         check = dict(prompt.check)

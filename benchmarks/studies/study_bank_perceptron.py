@@ -133,10 +133,9 @@ def pooled_range(images) -> tuple[np.ndarray, np.ndarray]:
 def score_draws(ds: Dataset, pool: list[str], val: list[str], fe, sets, a) -> dict[str, list[float]]:
     """Per draw, the mean foreground Dice on ``val`` of a perceptron fitted on each feature set of ``sets``
     (``fe.all(image, rng)`` gives them; ``fe.spec`` is recorded) and of the RF on the same crops' pixels."""
+    from napari_fewcell.engine.core.image import as_image2d, intensity_range
     from napari_fewcell.engine.core.progress import run
     from napari_fewcell.engine.fewshot import PerceptronParams, fit_iter, support
-
-    from napari_fewcell.engine.core.image import as_image2d, intensity_range
 
     norm = getattr(a, "range", "image")
     rf, pooled = RFBaseline(a.threads), norm == "support"

@@ -93,4 +93,5 @@ def field_option(p: argparse.ArgumentParser, flag: str, cls, name: str, help: st
         kw["choices"] = choices
     elif field.default is not None and not isinstance(field.default, bool):
         kw.setdefault("type", type(field.default))
-    p.add_argument(flag, default=field.default, help=help, **kw)
+    kw.setdefault("default", field.default)
+    p.add_argument(flag, help=help, **kw)

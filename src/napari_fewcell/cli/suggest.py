@@ -10,7 +10,7 @@ from .bar import Bar
 
 
 def add_parser(sub) -> None:
-    from ..engine.suggest.params import SessionParams
+    from ..engine.suggest.params import MODEL_SCORE, SessionParams
     from ..engine.suggest.params import SuggestParams as SuggestDefaults
 
     g = sub.add_parser("suggest", help="rank tiles by what a model would learn from them (what to annotate next)",
@@ -18,12 +18,15 @@ def add_parser(sub) -> None:
     add_images(g, "images or stacks (every plane is a candidate)")
     field_option(g, "--tile", SuggestDefaults, "tile", "tile side in pixels")
     field_option(g, "--top", SuggestDefaults, "top", "how many tiles to suggest")
-    field_option(g, "--score", SuggestDefaults, "score")
+    field_option(g, "--score", SuggestDefaults, "score", default=None,
+                 help=f"how tiles are scored (default: {SuggestDefaults.score}; {MODEL_SCORE} with --model, --network "
+                 "or --pretext)")
     g.add_argument("--model", default=None, metavar="MODEL",
-                   help="a perceptron (.npz, `fewcell fit`) or stage-2 network (.pt); default: a shipped network")
+                   help="a perceptron (.npz, `fewcell fit`) or stage-2 network (.pt) that scores the tiles; a model "
+                   "score without it reads a shipped network")
     g.add_argument("--json", required=True, metavar="OUT.json")
-    g.add_argument("--network", default=None, help="shipped network scored without --model (default: fluo_nuclei "
-                   "for gray images, he_nuclei for colour; em_membrane for electron microscopy)")
+    g.add_argument("--network", default=None, help="shipped network a model score reads without --model (default: "
+                   "fluo_nuclei for gray images, he_nuclei for colour; em_membrane for electron microscopy)")
     g.add_argument("--pretext", action="store_true", help="first adapt the shipped network to the images on "
                    "pseudo-labels (histogram equalisation + Otsu threshold + 3×3 dilation; paper 001 §3.2)")
     field_option(g, "--pretext-steps", SessionParams, "pretext_steps")
@@ -36,8 +39,9 @@ def add_parser(sub) -> None:
 
 
 def cmd_suggest(a) -> int:
-    """Cut the images into square tiles, score each with a model and write the best, best first, as JSON: [{"rank",
-    "image", "box": [y, x, h, w], "score"}, ...]. Without --model the shipped network is scored (paper 001).
+    """Cut the images into square tiles, score each and write the best, best first, as JSON: [{"rank", "image", "box":
+    [y, x, h, w], "score"}, ...]. By default a tile of each kind of texture, no model needed (coverage); with --model
+    the fitted model's consistency (paper 001), and with a model score but no --model the shipped network's.
     """
     import json
 
@@ -45,7 +49,7 @@ def cmd_suggest(a) -> int:
     from ..engine.core.files import atomic_write
     from ..engine.core.progress import run
 
-    params = sg.SuggestParams(tile=a.tile, top=a.top, score=a.score, scale=a.scale, magnitude=a.magnitude,
+    params = sg.SuggestParams(tile=a.tile, top=a.top, score=score_of(a), scale=a.scale, magnitude=a.magnitude,
                               seed=a.seed, device=a.device)
     params.check()
     out = Path(a.json)
@@ -62,6 +66,14 @@ def cmd_suggest(a) -> int:
     atomic_write(out, lambda tmp: Path(tmp).write_text(text))
     print(out)
     return 0
+
+
+def score_of(a) -> str:
+    """The score asked for; else, when a model or a shipped network is named (``--model``, ``--network``,
+    ``--pretext``), the model's score, and otherwise the default one."""
+    from ..engine.suggest.params import MODEL_SCORE, SuggestParams
+
+    return a.score or (MODEL_SCORE if a.model or a.network or a.pretext else SuggestParams.score)
 
 
 def _read_planes(paths: list[str]):
