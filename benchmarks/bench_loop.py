@@ -5,8 +5,9 @@ What the widget does after Accept (``_qt/suggest_widget.py``): refit the percept
 rescore the tiles left (the user waits for these two), then, in the background while the user paints on, predict the
 image (the prediction layer) and prepare the next rescore's tile features. A simulated annotator accepts
 the top suggestion each round with its true labels. The image is a 2×2 mosaic of the top-left 1024² of four Coelho
-NIH3T3 test images (fluorescent nuclei); the default session (perceptron, consistency at its own resolution, 1/3;
-256² tiles). Every step is timed apart; the first suggestion (the shipped network, before any accept) is timed too.
+NIH3T3 test images (fluorescent nuclei); the default session (perceptron, the default score, 256² tiles), or
+``--score consistency`` (the default before 2026-12-06: the perceptron's consistency at its own resolution, 1/3).
+Every step is timed apart; the first suggestion (before any accept) is timed too.
 
     python bench_loop.py --data ../../shared/data --rounds 4 --out results/loop_speed.md
 """
@@ -40,12 +41,14 @@ def prepare(s, row: dict, on: bool) -> None:
         row["prepare"] = time.perf_counter() - t0
 
 
-def rounds(img: np.ndarray, lab: np.ndarray, n: int, prepared: bool = True) -> list[dict]:
+def rounds(img: np.ndarray, lab: np.ndarray, n: int, prepared: bool = True, score: str | None = None) -> list[dict]:
     from napari_fewcell.engine.core.progress import run
-    from napari_fewcell.engine.suggest.params import SessionParams
+    from napari_fewcell.engine.suggest.params import SessionParams, SuggestParams
     from napari_fewcell.engine.suggest.session import Session
 
-    s = Session([img], ["mosaic"], None if prepared else SessionParams(tile_memory=0))
+    suggest = SuggestParams() if score is None else SuggestParams(score=score)
+    s = Session([img], ["mosaic"], SessionParams(suggest=suggest, tile_memory=SessionParams.tile_memory if prepared
+                                                 else 0))
     t0 = time.perf_counter()
     hits = run(s.suggest_iter())
     out = [{"round": 0, "rescore": time.perf_counter() - t0}]
@@ -73,6 +76,14 @@ def rounds(img: np.ndarray, lab: np.ndarray, n: int, prepared: bool = True) -> l
     return out
 
 
+def score_name(score: str | None) -> str:
+    from napari_fewcell.engine.suggest.params import SuggestParams
+
+    name = score or f"{SuggestParams.score} (the default)"
+    return name + (" at the perceptron's own resolution (1/3; the shipped network's 1/2)" if
+                   (score or SuggestParams.score) not in ("coverage", "random") else "")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--data", required=True)
@@ -81,17 +92,17 @@ def main() -> None:
     ap.add_argument("--out", default="results/loop_speed.md")
     ap.add_argument("--no-prepare", action="store_true",
                     help="keep no tile features between rounds (SessionParams.tile_memory = 0), as before 2026-12-06")
+    ap.add_argument("--score", default=None, help="the score (default: SuggestParams')")
     args = ap.parse_args()
     set_threads(args.threads)
     img, lab, ids = mosaic(args.data)
     log(f"mosaic {img.shape} of Coelho test images {ids}")
-    rows = rounds(img, lab, args.rounds, not args.no_prepare)
+    rows = rounds(img, lab, args.rounds, not args.no_prepare, args.score)
     fmt = lambda v: "—" if v is None or v != v else f"{v:.2f}"  # noqa: E731
     rep = report_header("napari-fewcell: one round of the annotate-next loop, 2048²", False) + [
         f"- image: 2×2 mosaic of the top-left 1024² of Coelho test images {', '.join(ids)} (2048², gray)",
-        "- session defaults: perceptron refitted on the accepted tiles (true labels), consistency at the "
-        "perceptron's own resolution (1/3; the shipped network's 1/2), 256² tiles; round 0 = the first suggestion by "
-        "the shipped network",
+        f"- session: perceptron refitted on the accepted tiles (true labels), score {score_name(args.score)}, 256² "
+        "tiles; round 0 = the first suggestion (by the shipped network, for a model's score)",
         "- tile features kept between rounds: " + ("no (`--no-prepare`)" if args.no_prepare else
         "yes — after each round's suggestions the session prepares the next rescore (`Session.prepare_iter`: the "
         "perceptron's features of every tile left, the widget runs it in the background while the user paints the "

@@ -37,6 +37,7 @@ def test_suggest_next_accept_refit_skip(viewer_widget, qtbot):
     img, mask = blobs((128, 192), seed=7, n=24)
     viewer.add_image(img, name="cells")
     widget.settings.score.value = "consistency"  # the model's score: its features are prepared between rounds
+    assert widget.settings.network.enabled and widget.settings.score_with.enabled
 
     click_and_wait(qtbot, widget, widget.suggest_button)
     sugg = viewer.layers[SUGGESTIONS]
@@ -155,6 +156,7 @@ def test_switching_the_model_keeps_the_accepted_tiles(viewer_widget, qtbot):
     viewer.add_image(img, name="cells")
     viewer.add_labels(mask.copy(), name="cells labels")  # as if every tile were painted already
     assert widget.settings.score.value == "coverage"  # the default: a tile of each kind, no network loaded
+    assert not widget.settings.network.enabled and not widget.settings.pretext.enabled  # they serve a model's score
     click_and_wait(qtbot, widget, widget.suggest_button)
     session = widget.session
     assert session.params.suggest.score == "coverage" and session.tiles_prepared == 0, widget.status.text()

@@ -19,6 +19,7 @@ from qtpy.QtWidgets import (
 from ..engine.core.errors import FewcellError
 from ..engine.nets.msd import shipped_names
 from ..engine.suggest import Session, SessionParams, SuggestParams
+from ..engine.suggest.params import NO_MODEL
 from .forms import ParamsForm, hbox, vbox
 from .geometry import box_corners, camera_of, image_planes, image_shape, layer_data, to_world
 from .jobs import job_controls
@@ -83,6 +84,8 @@ class SuggestWidget(QWidget):
                      tooltip="Scores the tiles until the first Accept (em_membrane for electron microscopy)."),
             (SessionParams, "pretext"), (SessionParams, "device"),
         ])
+        self.settings.score.changed.connect(self._score_changed)
+        self._score_changed()
         buttons = {"suggest": ("Suggest tiles", self._suggest), "next": ("Next", self._next),
                    "accept": ("Accept", self._accept), "skip": ("Skip", self._skip)}
         self.list = QListWidget()
@@ -92,6 +95,13 @@ class SuggestWidget(QWidget):
              hbox(self.next_button, self.accept_button, self.skip_button), self.cancel_button, self.progress,
              self.status, stretch=False)
         watch_layers(self.viewer, self._refresh)
+
+    def _score_changed(self, *_) -> None:
+        """What scores the tiles (the first network, its pretext task, the refitted model or the network) matters only
+        to a model's score: greyed out for coverage and random."""
+        model = self.settings.score.value not in NO_MODEL
+        for name in ("score_with", "network", "pretext"):
+            self.settings[name].enabled = model
 
     def _refresh(self):
         # a session whose image layers were removed is stale
