@@ -36,8 +36,7 @@ def test_suggest_next_accept_refit_skip(viewer_widget, qtbot):
     viewer, widget = viewer_widget
     img, mask = blobs((128, 192), seed=7, n=24)
     viewer.add_image(img, name="cells")
-    widget.settings.score.value = "consistency"  # the model's score: its features are prepared between rounds
-    assert widget.settings.network.enabled and widget.settings.score_with.enabled
+    widget.settings.score.value = "consistency"  # a model's score: its features are prepared between rounds
 
     click_and_wait(qtbot, widget, widget.suggest_button)
     sugg = viewer.layers[SUGGESTIONS]
@@ -64,8 +63,7 @@ def test_suggest_next_accept_refit_skip(viewer_widget, qtbot):
     click_and_wait(qtbot, widget, widget.accept_button)
     session = widget.session
     assert list(session.accepted) == [(0, first.box)], widget.status.text()
-    # the new suggestions come first; the prediction layer follows in the background, and the status says so
-    assert "'fewcell prediction' is being updated" in widget.status.text()
+    # the new suggestions come first; the prediction layer follows in the background (not asserted: it may be done)
     qtbot.waitUntil(lambda: f"cells {PREDICTION}" in viewer.layers, timeout=TIMEOUT)
     assert "'fewcell prediction' updated" in widget.status.text()
     pred = viewer.layers[f"cells {PREDICTION}"]
@@ -157,6 +155,9 @@ def test_switching_the_model_keeps_the_accepted_tiles(viewer_widget, qtbot):
     viewer.add_labels(mask.copy(), name="cells labels")  # as if every tile were painted already
     assert widget.settings.score.value == "coverage"  # the default: a tile of each kind, no network loaded
     assert not widget.settings.network.enabled and not widget.settings.pretext.enabled  # they serve a model's score
+    widget.settings.score.value = "entropy"
+    assert widget.settings.network.enabled and widget.settings.score_with.enabled
+    widget.settings.score.value = "coverage"
     click_and_wait(qtbot, widget, widget.suggest_button)
     session = widget.session
     assert session.params.suggest.score == "coverage" and session.tiles_prepared == 0, widget.status.text()
