@@ -71,7 +71,7 @@ def evaluate(ds: Dataset, fx, chosen, test_ids, seed: int) -> tuple:
 
 
 def loop(ds, pool_ids, fx, first_scorer, score: str, test_ids, budget: int, scale: int | None = None,
-         diverse: bool = False) -> tuple[dict, list]:
+         diverse: bool = False, seed: int = 0) -> tuple[dict, list]:
     from napari_fewcell.engine.core.progress import run
     from napari_fewcell.engine.suggest import PerceptronScorer, SuggestParams, candidates, suggest_iter
 
@@ -81,7 +81,8 @@ def loop(ds, pool_ids, fx, first_scorer, score: str, test_ids, budget: int, scal
     for b in range(1, budget + 1):
         now = first if b == 1 or not later else later
         left = len(candidates(images, 256, exclude)[1])  # near the end fewer are left: the widget asks for fewer
-        params = SuggestParams(score=now, top=min(5, left) if diverse else 1, scale=scale, diverse=diverse)
+        top = min(5, left) if diverse else 1
+        params = SuggestParams(score=now, top=top, scale=scale, diverse=diverse, seed=seed)
         hit = run(suggest_iter(images, scorer, params, exclude=exclude))[0]
         chosen.append((pool_ids[hit.image], hit.box))
         exclude.setdefault(hit.image, []).append(hit.box)
@@ -234,7 +235,7 @@ def accuracy_rows(args) -> list[str]:
             if proto not in args.protocols:
                 continue
             for score in [sc for sc in args.scores if proto == "loop" or "+" not in sc]:
-                extra = {"diverse": args.diverse} if proto == "loop" else {}
+                extra = {"diverse": args.diverse, "seed": args.seed} if proto == "loop" else {}
                 res, chosen = fn(ds, pool, fx, first, score, test_ids, budget, args.scale, **extra)
                 label = score + (" (diverse)" if extra.get("diverse") else "")
                 rep.append(f"| {name} | {proto} | {label} | " + " | ".join(f"{res[b]:.1f}" for b in BUDGETS)
@@ -265,6 +266,8 @@ def main() -> None:
     ap.add_argument("--no-diverse", dest="diverse", action="store_false",
                     help="loop: SuggestParams.diverse off (the plain score, as before 2026-12-05)")
     ap.add_argument("--no-random", action="store_true", help="skip the random draws (compare with an earlier run's)")
+    ap.add_argument("--seed", type=int, default=0,
+                    help="SuggestParams.seed of the loop (the k-means of coverage and of new kinds first, MC-dropout)")
     ap.add_argument("--protocols", nargs="+", default=["loop", "once"])
     ap.add_argument("--out", default="benchmarks/results/suggest.md")
     args = ap.parse_args()

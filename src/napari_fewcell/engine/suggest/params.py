@@ -19,8 +19,8 @@ class SuggestParams:
     tile: int = option(256, "Tile size", "Side of the square tiles, in pixels.", min=16, max=4096)
     top: int = option(5, "Suggestions", "How many tiles to suggest at a time.", min=1, max=100)
     #: "coverage" since 2026-12-06: in the suggest → accept → refit loop on validation images of 7 leave-one-out folds
-    #: it was above random's mean by +1.21 on average at 3 and 5 tiles (at worst −1.6), the refitted model's consistency
-    #: by +0.65 (at worst −8.6, DSB H&E); on the test images the two were level (+0.66 / +0.62; at worst −2.9 / −5.1),
+    #: it was above random's mean by +1.00 on average at 3 and 5 tiles over 3 seeds, the refitted model's consistency by
+    #: +0.59 (at worst −8 to −9 for both); on the test images the two were level (+0.66 / +0.62; at worst −2.9 / −5.1),
     #: and on ISBI's and DSB fluorescence's coverage was the better at 3 and 5 tiles (benchmarks/bench_suggest.py;
     #: docs/benchmarks/suggest.md, "Coverage, the default")
     score: str = option("coverage", "Score", "coverage (default): one tile per kind of texture in the images, new "
