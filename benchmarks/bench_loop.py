@@ -77,11 +77,11 @@ def rounds(img: np.ndarray, lab: np.ndarray, n: int, prepared: bool = True, scor
 
 
 def score_name(score: str | None) -> str:
-    from napari_fewcell.engine.suggest.params import SuggestParams
+    from napari_fewcell.engine.suggest.params import NO_MODEL, SuggestParams
 
     name = score or f"{SuggestParams.score} (the default)"
     return name + (" at the perceptron's own resolution (1/3; the shipped network's 1/2)" if
-                   (score or SuggestParams.score) not in ("coverage", "random") else "")
+                   (score or SuggestParams.score) not in NO_MODEL else "")
 
 
 def main() -> None:

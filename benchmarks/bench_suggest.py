@@ -39,6 +39,8 @@ from common import (
 
 SETS = ["isbi2012_membrane", "dsb2018_fluo"]
 SOURCE = {"isbi2012_membrane": "fluo_nuclei", "dsb2018_fluo": "em_membrane"}  # a network of another class
+BUDGETS = [1, 3, 5]
+SCORES = ["consistency", "entropy", "mc-dropout"]
 
 
 def first_scorer(name: str, ds: Dataset) -> str:
@@ -49,8 +51,6 @@ def first_scorer(name: str, ds: Dataset) -> str:
     colour = np.asarray(ds.images[ds.train[0]]).ndim == 3
     pick = "he_nuclei" if colour else "fluo_nuclei"
     return pick if pick in loco_names(name) else "fluo_nuclei"
-BUDGETS = [1, 3, 5]
-SCORES = ["consistency", "entropy", "mc-dropout"]
 
 
 def evaluate(ds: Dataset, fx, chosen, test_ids, seed: int) -> tuple:

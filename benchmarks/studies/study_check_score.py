@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: ben
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the other studies
 
 import numpy as np
-from study_filter_set import run_bench, take_option
+from study_filter_set import run_bench, study_options
 
 from napari_fewcell.engine.prompt import annotated
 
@@ -59,12 +59,8 @@ def score_with(name: str):
 
 
 def main() -> None:
-    argv = sys.argv[1:]
-    name = take_option(argv, "--score", "quadrants")
-    bench = take_option(argv, "--bench", "generalise")
-    if name not in SCORES or bench not in ("generalise", "shipped"):
-        sys.exit(f"study_check_score: error: --score must be one of {', '.join(SCORES)}; --bench generalise or "
-                 "shipped")
+    argv, name, bench = study_options("study_check_score", "--score", SCORES, "quadrants",
+                                      ("generalise", "shipped"))
     annotated.BoxData.score = score_with(name)
     note = f"study_check_score.py --score {name}: the self-check scores " + (
         "each held-out group and averages" if name == "quadrants" else

@@ -73,6 +73,20 @@ def take_option(argv: list[str], option: str, default: str) -> str:
 BENCHES = {"generalise": "bench_generalise", "partial": "bench_partial", "shipped": "study_shipped_default"}
 
 
+def study_options(prog: str, option: str, choices, default: str,
+                  benches: tuple[str, ...] = ("generalise",)) -> tuple[list[str], str, str]:
+    """A study's command line: (the arguments left for the benchmark, the value of ``option``, the benchmark of
+    ``--bench``, default generalise); one sentence and exit 2 when either is not among its choices."""
+    argv = sys.argv[1:]
+    name = take_option(argv, option, default)
+    bench = take_option(argv, "--bench", "generalise") if len(benches) > 1 else benches[0]
+    if name not in choices:
+        sys.exit(f"{prog}: error: {option} must be one of {', '.join(choices)}")
+    if bench not in benches:
+        sys.exit(f"{prog}: error: --bench must be {' or '.join(benches)}")
+    return argv, name, bench
+
+
 def run_bench(bench: str, argv: list[str], note: str) -> None:
     """Run the benchmark ``bench`` (a key of :data:`BENCHES`) with the arguments ``argv`` and a line for its report
     saying what the study changed."""
@@ -83,13 +97,7 @@ def run_bench(bench: str, argv: list[str], note: str) -> None:
 
 
 def main() -> None:
-    argv = sys.argv[1:]
-    name = take_option(argv, "--variant", "all")
-    bench = take_option(argv, "--bench", "generalise")
-    if bench not in ("generalise", "partial"):
-        sys.exit("study_filter_set: error: --bench must be generalise or partial")
-    if name not in KEEP_SMOOTH:
-        sys.exit(f"study_filter_set: error: --variant must be one of {', '.join(KEEP_SMOOTH)}")
+    argv, name, bench = study_options("study_filter_set", "--variant", KEEP_SMOOTH, "all", ("generalise", "partial"))
     use_features(variant_features(name))
     run_bench(bench, argv, f"study_filter_set.py --variant {name}: the forest and fused paths read the filter bank "
               f"'{name}' (the RF baseline keeps the full bank)")

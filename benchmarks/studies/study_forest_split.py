@@ -30,7 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: bench_generalise and common.py
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the other studies
 
-from study_filter_set import run_bench, take_option
+from study_filter_set import run_bench, study_options
 
 from napari_fewcell.engine.prompt import adapt, filters
 
@@ -56,12 +56,8 @@ def fit_with(max_features):
 
 
 def main() -> None:
-    argv = sys.argv[1:]
-    name = take_option(argv, "--max-features", "sqrt")
-    bench = take_option(argv, "--bench", "generalise")
-    if name not in VARIANTS or bench not in ("generalise", "shipped"):
-        sys.exit(f"study_forest_split: error: --max-features must be one of {', '.join(VARIANTS)}; --bench "
-                 "generalise or shipped")
+    argv, name, bench = study_options("study_forest_split", "--max-features", VARIANTS, "sqrt",
+                                      ("generalise", "shipped"))
     adapt.fit_forest = filters.fit_forest = fit_with(VARIANTS[name])
     run_bench(bench, argv, f"study_forest_split.py --max-features {name}: every forest of the forest and fused paths "
               "(and their self-check) weighs this share of the features at each split")

@@ -26,7 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: bench_generalise and common.py
 
 import bench_generalise as bg
-from study_filter_set import run_bench, take_option
+from study_filter_set import run_bench, study_options
 
 from napari_fewcell.engine.core import lazy
 
@@ -57,10 +57,7 @@ def patch_prompt_range() -> None:
 
 
 def main() -> None:
-    argv = sys.argv[1:]
-    name = take_option(argv, "--range", "own")
-    if name not in RANGES:
-        sys.exit(f"study_norm: error: --range must be one of {', '.join(RANGES)}")
+    argv, name, _ = study_options("study_norm", "--range", RANGES, "own")
     if name == "prompt":
         patch_prompt_range()
     run_bench("generalise", argv, f"study_norm.py --range {name}: every scored image stretched by "
