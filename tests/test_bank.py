@@ -4,6 +4,8 @@ import dataclasses
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from napari_fewcell.cli import main
 from napari_fewcell.engine.core.progress import run
@@ -55,6 +57,56 @@ def test_torch_sampler_gives_episodes_that_match_their_labels(tmp_path):
         if 0 < y.float().mean() < 1:  # labels and image cut and turned together
             fg, bg = qi[k, 0][y].mean(), qi[k, 0][~y].mean()
             assert (fg - bg).abs() > 0.1
+
+
+def reference_cut(image: np.ndarray, labels: np.ndarray, y, x, r, size, rot, flip):
+    """One episode's crop as the sampler cut it episode by episode until 2026-12-06: uint8 pixels, F.interpolate
+    (bilinear, antialiased where the crop shrinks; nearest for labels), then torch.rot90 and flip."""
+    u8 = torch.from_numpy(np.round(np.clip(image, 0, 1) * 255).astype(np.uint8))
+    img = u8[:, y : y + r, x : x + r].float()[None] / 255
+    lab = torch.from_numpy(labels[y : y + r, x : x + r].astype(np.float32))[None, None]
+    if r != size:
+        img = F.interpolate(img, size=(size, size), mode="bilinear", align_corners=False, antialias=r > size)
+        lab = F.interpolate(lab, size=(size, size), mode="nearest")
+    img, lab = torch.rot90(img[0], rot, (1, 2)), torch.rot90(lab[0, 0], rot, (0, 1))
+    return (img.flip(2), lab.flip(1)) if flip else (img, lab)
+
+
+class OpCount(TorchDispatchMode):
+    def __init__(self):
+        super().__init__()
+        self.n = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.n += 1
+        return func(*args, **(kwargs or {}))
+
+
+def test_torch_sampler_cuts_a_batch_at_once_as_it_cut_each_episode(tmp_path):
+    """The whole batch is cut, rescaled and turned by a fixed number of tensor operations (on a shared GPU, cuts
+    made episode by episode were the bottleneck), and every crop equals the per-episode cut (F.interpolate,
+    antialiased where it shrinks, then rot90 and flip), growing or shrinking."""
+    bank, _ = bank_of(tmp_path, window=160, budget_mpx=0.1)
+    tasks = load_any(bank, ["toy", "small"])
+    p = PretrainParams(data=str(bank), datasets=("toy", "small"), sampler="torch", scale=(0.5, 2.0), crop=48)
+    s = TorchEpisodes(tasks, task_weights(tasks, p), p, np.random.default_rng(1), torch.device("cpu"))
+    draws = [s.draw() for _ in range(24)]
+    for which, image, turn, size in (("query", "b", 0, 48), ("prompt", "a", 1, 128)):
+        crops = np.array([[*s.where[d["s"]][d[image]], *d[which], d["rot"][turn] * 2 + d["flip"][turn]]
+                          for d in draws], np.int64)
+        img, lab = s.cut(crops, size)
+        assert {d[which][2] > size for d in draws} == {True, False}  # crops that shrink and crops that grow
+        for k, d in enumerate(draws):
+            t = tasks[d["s"]]
+            ref_img, ref_lab = reference_cut(t.images[d[image]], t.labels[d[image]], *d[which], size,
+                                             d["rot"][turn], d["flip"][turn])
+            assert torch.allclose(img[k], ref_img, atol=1e-5) and torch.equal(lab[k], ref_lab.to(torch.uint8))
+    counts = []
+    for n in (2, 16):
+        with OpCount() as c:
+            s.batch(n)
+        counts.append(c.n)
+    assert counts[0] == counts[1]
 
 
 def test_pretrain_from_a_bank_with_a_wall_budget(tmp_path):
