@@ -9,14 +9,17 @@ quadrant's filters and embeddings are computed on a shifted copy of the box's re
 while every path learns from the unshifted pixels, as it does from the prompt image. A path that leans on the prompt
 image's own intensities should lose more under the shift.
 
-It recomputes each box's check (the engine's, then each shift) and replays auto's choice with each box's whole-image
+A second variant (``prior``) reweighs attention's held-out class probabilities to the whole prompt's class balance
+(a class sparse in the box is rarer still among the three quadrants a held-out one is predicted from).
+
+It recomputes each box's check (the engine's, then each variant) and replays auto's choice with each box's whole-image
 Dice read from an earlier report of the same boxes and code: a bench_generalise.py report (``--generalise``) or a
 studies/study_shipped_default.py report (``--shipped``). Nothing in the engine changes.
 
     python studies/probe_check_shift.py --generalise results/check_pooled_val.md --data /work/shared/data \
-        --out results/check_shift_val.md
+        --out results/check_shift_prior_val.md
     python studies/probe_check_shift.py --shipped results/shipped_default_pooled12.md --data /work/shared/data \
-        --out results/check_shift_shipped.md
+        --out results/check_shift_prior_shipped.md
 """
 from __future__ import annotations
 
@@ -71,6 +74,25 @@ def shifted_probs(box, queries: torch.Tensor, exclude=()) -> np.ndarray:
     return out
 
 
+def prior_check(box) -> dict:
+    """{"none": held-out Dice} of attention with each quadrant's class probabilities reweighted by (the class's pixels
+    in the whole prompt / its pixels among the keys the quadrant was predicted from): the final prompt's class balance,
+    not that of three quadrants (a class sparse in the box is rarer still among three quadrants' keys)."""
+    full = np.bincount(box.y[box.keyed], minlength=box.n_classes).astype(np.float64)
+    pred = np.zeros(len(box.y), np.int64)
+    for q in np.unique(box.quad):
+        train = box.train_mask(q) & box.keyed
+        if not train.any():
+            continue
+        keys = attention.exact_keys(box.emb[train], box.y[train])
+        with torch.inference_mode():
+            p = attention.attend(box.emb[box.quad == q].float(), keys, box.tau).float().cpu().numpy()
+        seen = np.bincount(box.y[train], minlength=box.n_classes)[keys.classes]
+        p = p * (full[keys.classes] / np.maximum(seen, 1))
+        pred[box.quad == q] = np.asarray(keys.classes)[p.argmax(1)]
+    return {"none": box.score(pred), "fuse": None}
+
+
 def shifted_check(model, box, params, reuse, shift) -> dict:
     """{path: held-out Dice} of attention alone and the fused path with the held-out quadrants shifted."""
     rng = np.random.default_rng(0)
@@ -104,6 +126,7 @@ def recording_check(original):
         if est:
             for name, fn in SHIFTS.items():
                 row[name] = shifted_check(model, box, params, reuse, fn)
+            row["prior"] = prior_check(box)
         RECORD.append(row)
         return est, reuse
 
@@ -198,6 +221,8 @@ def rule_estimates(row: dict, rule: str) -> dict:
     eng = row["engine"]
     if not eng:
         return {}
+    if rule == "prior":  # attention's check at the final prompt's class balance; the fused path's as the engine's
+        return {"none": max(0.0, row["prior"]["none"] - adapt.CHECK_BIAS), "fuse": eng["fuse"]}
     names = list(SHIFTS) if rule in ("all shifts", "engine + all shifts") else [rule.removeprefix("engine + ")]
     names = [] if rule == "engine" else names
     out = {}
@@ -209,7 +234,7 @@ def rule_estimates(row: dict, rule: str) -> dict:
     return out
 
 
-RULES = ["engine", *SHIFTS, "all shifts", *(f"engine + {n}" for n in SHIFTS), "engine + all shifts"]
+RULES = ["engine", "prior", *SHIFTS, "all shifts", *(f"engine + {n}" for n in SHIFTS), "engine + all shifts"]
 
 
 def replay(cases: list[dict], rule: str, handicap: float) -> list[float]:
@@ -232,22 +257,24 @@ def table(cases: list[dict]) -> list[str]:
     lines.append("| the better path of each box (oracle) | | " + f"{np.mean(v):.2f} | "
                  + " | ".join(f"{x:.2f}" for x in v) + " |")
     for rule in RULES:
-        for h in (0.0, adapt.HANDICAP["fuse"]):
+        for h in (0.0, 0.01, 0.02, adapt.HANDICAP["fuse"], 0.05) if rule in ("engine", "prior") else (
+                0.0, adapt.HANDICAP["fuse"]):
             v = replay(cases, rule, h)
             lines.append(f"| {rule} | {h:g} | {np.mean(v):.2f} | " + " | ".join(f"{x:.2f}" for x in v) + " |")
     return lines
 
 
 def detail(cases: list[dict]) -> list[str]:
+    names = [*SHIFTS, "prior"]
     lines = ["| case | box | Dice none / fuse | engine none / fuse (report) | "
-             + " | ".join(f"{n} none / fuse" for n in SHIFTS) + " |", "|---|---|---|---|" + "---|" * len(SHIFTS)]
+             + " | ".join(f"{n} none / fuse" for n in names) + " |", "|---|---|---|---|" + "---|" * len(names)]
 
     def pair(d, scale=1.0):
         return " / ".join("–" if d.get(p) is None else f"{scale * d[p]:.1f}" for p in ("none", "fuse"))
 
     for c in cases:
         for b, (row, d, rep) in enumerate(zip(c["checks"], c["dice"], c["reported"])):
-            shifts = " | ".join(pair(row[n], 100) if row["engine"] else "–" for n in SHIFTS)
+            shifts = " | ".join(pair(row[n], 100) if row["engine"] else "–" for n in names)
             lines.append(f"| {c['name']} | {b} | {pair(d)} | {pair(row['engine'], 100)} ({pair(rep)}) | {shifts} |")
     return lines
 
