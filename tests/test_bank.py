@@ -101,6 +101,11 @@ def test_torch_sampler_cuts_a_batch_at_once_as_it_cut_each_episode(tmp_path):
             ref_img, ref_lab = reference_cut(t.images[d[image]], t.labels[d[image]], *d[which], size,
                                              d["rot"][turn], d["flip"][turn])
             assert torch.allclose(img[k], ref_img, atol=1e-5) and torch.equal(lab[k], ref_lab.to(torch.uint8))
+    crops = np.array([[*s.where[d["s"]][d["a"]], *d["prompt"], 3] for d in draws], np.int64)
+    plain = s.cut(crops, 128)[0]
+    with torch.autocast("cpu", torch.bfloat16):  # a bfloat16 training step does not lower the crops' precision
+        under = s.cut(crops, 128)[0]
+    assert under.dtype == torch.float32 and torch.equal(under, plain)
     counts = []
     for n in (2, 16):
         with OpCount() as c:

@@ -166,8 +166,9 @@ class Episodic:
         if self.sched is None:
             for group in self.opt.param_groups:
                 group["lr"] = self.lr_at(self.progress)
+        batch = self.batch()  # the episodes in float32: only the network's forward pass runs under autocast
         with torch.autocast(self.device.type, torch.bfloat16, enabled=self.p.bf16):
-            loss = episode_loss(self.model, self.batch(), self.p, self.gen)
+            loss = episode_loss(self.model, batch, self.p, self.gen)
         self.opt.zero_grad()
         loss.backward()
         self.opt.step()

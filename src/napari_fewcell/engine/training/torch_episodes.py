@@ -136,7 +136,8 @@ class TorchEpisodes:
         chan = torch.arange(3, device=self.device).view(1, 3, 1, 1)
         crop = torch.take(self.pixels, ((off + (y + rows) * width + x + cols) * 3)[:, None] + chan).float()
         w = resize_weights(r.view(-1), size, edge)  # (B, size, edge)
-        img = w[:, None] @ crop @ w[:, None].transpose(2, 3)  # (B, 3, size, size), then turned:
+        with torch.autocast(self.device.type, enabled=False):  # float32 even inside a bfloat16 training step
+            img = w[:, None] @ crop @ w[:, None].transpose(2, 3)  # (B, 3, size, size), then turned:
         img = img.flatten(2).gather(2, (g[:, 0] * size + g[:, 1]).flatten(1)[:, None].expand(-1, 3, -1))
         return img.view(-1, 3, size, size) / 255.0, lab
 
