@@ -12,6 +12,9 @@ image's own intensities should lose more under the shift.
 A second variant (``prior``) reweighs attention's held-out class probabilities to the whole prompt's class balance
 (a class sparse in the box is rarer still among the three quadrants a held-out one is predicted from).
 
+Each box's row also gives the prompt image's distance from the network's pre-training data, read from its BatchNorm
+statistics (:func:`bn_shift`): would it tell where attention alone can be trusted?
+
 It recomputes each box's check (the engine's, then each variant) and replays auto's choice with each box's whole-image
 Dice read from an earlier report of the same boxes and code: a bench_generalise.py report (``--generalise``) or a
 studies/study_shipped_default.py report (``--shipped``). Nothing in the engine changes.
@@ -133,6 +136,32 @@ def recording_check(original):
     return check
 
 
+@torch.inference_mode()
+def bn_shift(model, image) -> float:
+    """How far the prompt image is from the network's pre-training data: the mean over BatchNorm layers and channels
+    of KL(N(m, v) ‖ N(μ, σ²)), (m, v) the channel's mean and variance over the image, (μ, σ²) its running
+    statistics (the test-time adaptation literature's domain-shift measure)."""
+    from napari_fewcell.engine.core.image import as_image2d, intensity_range, normalize
+
+    arr = as_image2d(image)
+    x = torch.from_numpy(normalize(arr, intensity_range(arr)))[None]
+    kls = []
+
+    def hook(mod, inputs, _out):
+        t = inputs[0].float()
+        m, v = t.mean((0, 2, 3)), t.var((0, 2, 3)) + mod.eps
+        mu, var = mod.running_mean, mod.running_var + mod.eps
+        kls.append(float((0.5 * ((m - mu) ** 2 / var + v / var - 1 - torch.log(v / var))).mean()))
+
+    hooks = [mod.register_forward_hook(hook) for mod in model.modules() if isinstance(mod, torch.nn.BatchNorm2d)]
+    try:
+        model.eval().any_size(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    return float(np.mean(kls))
+
+
 def checks_of(model_path: str, ds: Dataset, boxes) -> list[dict]:
     from napari_fewcell.engine.nets.unet import load_model
     from napari_fewcell.engine.prompt import PromptParams, Segmenter
@@ -143,7 +172,7 @@ def checks_of(model_path: str, ds: Dataset, boxes) -> list[dict]:
         seg = Segmenter(PromptParams(weights=model_path, device="cpu", adapt="auto"), model=model)
         RECORD.clear()
         seg.adapt(seg.prepare_prompt(ds.images[src], ds.labels[src], (y, x, BOX, BOX)))
-        out.append(RECORD[-1])
+        out.append({**RECORD[-1], "bn_shift": bn_shift(model, ds.images[src])})
     return out
 
 
@@ -266,8 +295,8 @@ def table(cases: list[dict]) -> list[str]:
 
 def detail(cases: list[dict]) -> list[str]:
     names = [*SHIFTS, "prior"]
-    lines = ["| case | box | Dice none / fuse | engine none / fuse (report) | "
-             + " | ".join(f"{n} none / fuse" for n in names) + " |", "|---|---|---|---|" + "---|" * len(names)]
+    lines = ["| case | box | BatchNorm shift | Dice none / fuse | engine none / fuse (report) | "
+             + " | ".join(f"{n} none / fuse" for n in names) + " |", "|---|---|---|---|---|" + "---|" * len(names)]
 
     def pair(d, scale=1.0):
         return " / ".join("–" if d.get(p) is None else f"{scale * d[p]:.1f}" for p in ("none", "fuse"))
@@ -275,7 +304,8 @@ def detail(cases: list[dict]) -> list[str]:
     for c in cases:
         for b, (row, d, rep) in enumerate(zip(c["checks"], c["dice"], c["reported"])):
             shifts = " | ".join(pair(row[n], 100) if row["engine"] else "–" for n in names)
-            lines.append(f"| {c['name']} | {b} | {pair(d)} | {pair(row['engine'], 100)} ({pair(rep)}) | {shifts} |")
+            lines.append(f"| {c['name']} | {b} | {row['bn_shift']:.3f} | {pair(d)} | {pair(row['engine'], 100)} "
+                         f"({pair(rep)}) | {shifts} |")
     return lines
 
 
