@@ -9,8 +9,9 @@ quadrant's filters and embeddings are computed on a shifted copy of the box's re
 while every path learns from the unshifted pixels, as it does from the prompt image. A path that leans on the prompt
 image's own intensities should lose more under the shift.
 
-A second variant (``prior``) reweighs attention's held-out class probabilities to the whole prompt's class balance
-(a class sparse in the box is rarer still among the three quadrants a held-out one is predicted from).
+The variants ``edges 1`` and ``edges 2`` score the held-out pixels less those within 1 or 2 px of an edge between
+classes. A second variant (``prior``) reweighs attention's held-out class probabilities to the whole prompt's class
+balance (a class sparse in the box is rarer still among the three quadrants a held-out one is predicted from).
 
 Each box's row also gives the prompt image's distance from the network's pre-training data, read from its BatchNorm
 statistics (:func:`bn_shift`): would it tell where attention alone can be trusted?
@@ -96,6 +97,33 @@ def prior_check(box) -> dict:
     return {"none": box.score(pred), "fuse": None}
 
 
+def near_edges(box, r: int) -> np.ndarray:
+    """(M,) whether each labelled pixel lies within ``r`` px (Chebyshev) of a pixel of another class of its part."""
+    from scipy import ndimage as ndi
+
+    out = []
+    for src, span in zip(box.sources, box.spans):
+        lab = src.put(box.y[span].astype(np.int64), -1)
+        size = 2 * r + 1
+        hi, lo = ndi.maximum_filter(lab, size=size), ndi.minimum_filter(np.where(lab < 0, 10**6, lab), size=size)
+        out.append(src.take((hi != lab) | (lo != lab)))
+    return np.concatenate(out)
+
+
+def edge_free_check(box, params, reuse, r: int) -> dict:
+    """{path: held-out Dice} of attention and the fused path scored without the pixels within ``r`` px of an edge
+    between classes (where a box's dense structure weighs more than in a whole image)."""
+    from napari_fewcell.engine.core.progress import run
+    from napari_fewcell.engine.prompt.annotated import mean_dice
+
+    keep = box.fair & ~near_edges(box, r)
+    fused = run(adapt.forest_check(box, reuse["feats"], reuse["loqo"], params.check_trees, reuse["extra"]))
+    out = {}
+    for path, pred in (("none", reuse["loqo"].argmax(1)), ("fuse", fused)):
+        out[path] = mean_dice(pred[keep], box.y[keep]) if keep.any() else None
+    return out
+
+
 def shifted_check(model, box, params, reuse, shift) -> dict:
     """{path: held-out Dice} of attention alone and the fused path with the held-out quadrants shifted."""
     rng = np.random.default_rng(0)
@@ -130,6 +158,8 @@ def recording_check(original):
             for name, fn in SHIFTS.items():
                 row[name] = shifted_check(model, box, params, reuse, fn)
             row["prior"] = prior_check(box)
+            for r in EDGE_BANDS:
+                row[f"edges {r}"] = edge_free_check(box, params, reuse, r)
         RECORD.append(row)
         return est, reuse
 
@@ -252,6 +282,10 @@ def rule_estimates(row: dict, rule: str) -> dict:
         return {}
     if rule == "prior":  # attention's check at the final prompt's class balance; the fused path's as the engine's
         return {"none": max(0.0, row["prior"]["none"] - adapt.CHECK_BIAS), "fuse": eng["fuse"]}
+    if rule.startswith("edges") and None not in row[rule].values():
+        return dict(row[rule])
+    if rule.startswith("edges"):
+        return dict(eng)
     names = list(SHIFTS) if rule in ("all shifts", "engine + all shifts") else [rule.removeprefix("engine + ")]
     names = [] if rule == "engine" else names
     out = {}
@@ -263,7 +297,10 @@ def rule_estimates(row: dict, rule: str) -> dict:
     return out
 
 
-RULES = ["engine", "prior", *SHIFTS, "all shifts", *(f"engine + {n}" for n in SHIFTS), "engine + all shifts"]
+EDGE_BANDS = (1, 2)  #: px around edges between classes left out of the ``edges R`` checks
+RULES = ["engine", "prior", *(f"edges {r}" for r in EDGE_BANDS), *SHIFTS, "all shifts",
+         *(f"engine + {n}" for n in SHIFTS), "engine + all shifts"]
+FINE = ("engine", "prior", *(f"edges {r}" for r in EDGE_BANDS))  #: rules replayed at more handicaps
 
 
 def replay(cases: list[dict], rule: str, handicap: float) -> list[float]:
@@ -286,15 +323,14 @@ def table(cases: list[dict]) -> list[str]:
     lines.append("| the better path of each box (oracle) | | " + f"{np.mean(v):.2f} | "
                  + " | ".join(f"{x:.2f}" for x in v) + " |")
     for rule in RULES:
-        for h in (0.0, 0.01, 0.02, adapt.HANDICAP["fuse"], 0.05) if rule in ("engine", "prior") else (
-                0.0, adapt.HANDICAP["fuse"]):
+        for h in (0.0, 0.01, 0.02, adapt.HANDICAP["fuse"], 0.05) if rule in FINE else (0.0, adapt.HANDICAP["fuse"]):
             v = replay(cases, rule, h)
             lines.append(f"| {rule} | {h:g} | {np.mean(v):.2f} | " + " | ".join(f"{x:.2f}" for x in v) + " |")
     return lines
 
 
 def detail(cases: list[dict]) -> list[str]:
-    names = [*SHIFTS, "prior"]
+    names = [*SHIFTS, "prior", *(f"edges {r}" for r in EDGE_BANDS)]
     lines = ["| case | box | BatchNorm shift | Dice none / fuse | engine none / fuse (report) | "
              + " | ".join(f"{n} none / fuse" for n in names) + " |", "|---|---|---|---|---|" + "---|" * len(names)]
 
