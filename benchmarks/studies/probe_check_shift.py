@@ -43,9 +43,9 @@ import torch
 from choice_rules import read
 from common import BOX, Dataset, finish_report, log, report_header, seeded_box, set_threads
 
-from napari_fewcell.engine.nets import attention
+from napari_fewcell.engine.core.progress import run
 from napari_fewcell.engine.prompt import adapt
-from napari_fewcell.engine.prompt.filters import fit_forest, forest_proba, pixel_sample
+from napari_fewcell.engine.prompt.filters import fit_forest, forest_proba
 
 SHIFTS = {
     "gamma 0.67": lambda r, rng: np.clip(r, 0, 1) ** 0.67,
@@ -61,40 +61,17 @@ def _blur(c, s):
     return gaussian_filter(c, s)
 
 
-def shifted_probs(box, queries: torch.Tensor, exclude=()) -> np.ndarray:
-    """adapt.held_out_probs with the held-out quadrant's queries from ``queries`` (the shifted embeddings) and the
-    keys from the unshifted ones."""
-    out = np.zeros((len(box.y), box.n_classes), np.float32)
-    for q in np.unique(box.quad):
-        train = box.train_mask(q) & ~np.isin(box.quad, exclude) & box.keyed
-        if q in exclude or not train.any():
-            continue
-        train = np.flatnonzero(train)
-        train = train[pixel_sample(box.y[train])]
-        keys = attention.exact_keys(box.emb[train], box.y[train])
-        with torch.inference_mode():
-            p = attention.attend(queries[box.quad == q].float(), keys, box.tau)
-        out[np.ix_(box.quad == q, keys.classes)] = p.float().cpu().numpy()
-    return out
-
-
-def prior_check(box) -> dict:
-    """{"none": held-out Dice} of attention with each quadrant's class probabilities reweighted by (the class's pixels
-    in the whole prompt / its pixels among the keys the quadrant was predicted from): the final prompt's class balance,
-    not that of three quadrants (a class sparse in the box is rarer still among three quadrants' keys)."""
+def prior_check(box, loqo: np.ndarray) -> dict:
+    """{"none": held-out Dice} of attention with each quadrant's class probabilities (``loqo``: the engine's held-out
+    ones) reweighted by (the class's pixels in the whole prompt / its pixels among the keys the quadrant was predicted
+    from): the final prompt's class balance, not that of three quadrants (a class sparse in the box is rarer still
+    among three quadrants' keys)."""
     full = np.bincount(box.y[box.keyed], minlength=box.n_classes).astype(np.float64)
-    pred = np.zeros(len(box.y), np.int64)
+    probs = loqo.astype(np.float64)
     for q in np.unique(box.quad):
-        train = box.train_mask(q) & box.keyed
-        if not train.any():
-            continue
-        keys = attention.exact_keys(box.emb[train], box.y[train])
-        with torch.inference_mode():
-            p = attention.attend(box.emb[box.quad == q].float(), keys, box.tau).float().cpu().numpy()
-        seen = np.bincount(box.y[train], minlength=box.n_classes)[keys.classes]
-        p = p * (full[keys.classes] / np.maximum(seen, 1))
-        pred[box.quad == q] = np.asarray(keys.classes)[p.argmax(1)]
-    return {"none": box.score(pred), "fuse": None}
+        seen = np.bincount(box.y[box.train_mask(q) & box.keyed], minlength=box.n_classes)
+        probs[box.quad == q] *= full / np.maximum(seen, 1)
+    return {"none": box.score(probs.argmax(1)), "fuse": None}
 
 
 def near_edges(box, r: int) -> np.ndarray:
@@ -110,14 +87,13 @@ def near_edges(box, r: int) -> np.ndarray:
     return np.concatenate(out)
 
 
-def edge_free_check(box, params, reuse, r: int) -> dict:
-    """{path: held-out Dice} of attention and the fused path scored without the pixels within ``r`` px of an edge
-    between classes (where a box's dense structure weighs more than in a whole image)."""
-    from napari_fewcell.engine.core.progress import run
+def edge_free_check(box, reuse, fused: np.ndarray, r: int) -> dict:
+    """{path: held-out Dice} of attention and the fused path (``fused``: its held-out predictions) scored without the
+    pixels within ``r`` px of an edge between classes (where a box's dense structure weighs more than in a whole
+    image)."""
     from napari_fewcell.engine.prompt.annotated import mean_dice
 
     keep = box.fair & ~near_edges(box, r)
-    fused = run(adapt.forest_check(box, reuse["feats"], reuse["loqo"], params.check_trees, reuse["extra"]))
     out = {}
     for path, pred in (("none", reuse["loqo"].argmax(1)), ("fuse", fused)):
         out[path] = mean_dice(pred[keep], box.y[keep]) if keep.any() else None
@@ -130,7 +106,7 @@ def shifted_check(model, box, params, reuse, shift) -> dict:
     sources = [dataclasses.replace(s, region=shift(s.region, rng).astype(np.float32)) for s in box.sources]
     emb2 = adapt.box_embeddings(model, sources)
     feats2 = adapt.box_features(sources)
-    loqo2 = shifted_probs(box, emb2)
+    loqo2 = adapt.held_out_probs(box, queries=emb2)
     out = {"none": box.score(loqo2.argmax(1))}
     pred = np.zeros(len(box.y), np.int64)
     extra, extra2 = reuse["extra"], emb2.float().numpy() if reuse["extra"] is not None else None
@@ -157,9 +133,10 @@ def recording_check(original):
         if est:
             for name, fn in SHIFTS.items():
                 row[name] = shifted_check(model, box, params, reuse, fn)
-            row["prior"] = prior_check(box)
+            row["prior"] = prior_check(box, reuse["loqo"])
+            fused = run(adapt.forest_check(box, reuse["feats"], reuse["loqo"], params.check_trees, reuse["extra"]))
             for r in EDGE_BANDS:
-                row[f"edges {r}"] = edge_free_check(box, params, reuse, r)
+                row[f"edges {r}"] = edge_free_check(box, reuse, fused, r)
         RECORD.append(row)
         return est, reuse
 

@@ -144,9 +144,11 @@ def box_features(source: PromptSource | list[PromptSource]) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- scoring
-def held_out_probs(box: BoxData, emb: torch.Tensor | None = None, exclude: tuple = ()) -> np.ndarray:
+def held_out_probs(box: BoxData, emb: torch.Tensor | None = None, exclude: tuple = (),
+                   queries: torch.Tensor | None = None) -> np.ndarray:
     """(M, C) class probabilities of each box pixel by attention to the pixels of the OTHER quadrants
-    (never to those of ``exclude``, whose rows stay 0).
+    (never to those of ``exclude``, whose rows stay 0). ``queries``: the held-out pixels' embeddings when they are
+    not ``emb`` (a study's shifted copy of the box); the keys are always ``emb``'s.
 
     Exact attention (every key pixel, or a class-proportional sample of :data:`~.filters.SAMPLE_PIXELS` of
     them), whatever ``PromptParams.attention`` says: k-means prototypes for the 16 key sets of a self-check
@@ -154,6 +156,7 @@ def held_out_probs(box: BoxData, emb: torch.Tensor | None = None, exclude: tuple
     on ≥ 97 % of pixels).
     """
     emb = box.emb if emb is None else emb
+    queries = emb if queries is None else queries
     out = np.zeros((len(box.y), box.n_classes), np.float32)
     for q in np.unique(box.quad):
         train = box.train_mask(q) & ~np.isin(box.quad, exclude) & box.keyed
@@ -163,7 +166,7 @@ def held_out_probs(box: BoxData, emb: torch.Tensor | None = None, exclude: tuple
         train = train[pixel_sample(box.y[train])]
         keys = attention.exact_keys(emb[train], box.y[train])
         with torch.inference_mode():
-            p = attention.attend(emb[box.quad == q].float(), keys, box.tau)
+            p = attention.attend(queries[box.quad == q].float(), keys, box.tau)
         out[np.ix_(box.quad == q, keys.classes)] = p.float().cpu().numpy()
     return out
 
