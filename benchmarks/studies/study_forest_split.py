@@ -13,6 +13,10 @@ fused paths and of their self-check):
   0.1    2 of 20 features at each split (more random trees)
   extra  extremely randomised trees (scikit-learn's ExtraTreesClassifier, "sqrt" features, a random threshold per
          feature, bootstrap samples as the random forest's)
+  hgb    gradient-boosted trees instead of a forest (scikit-learn's HistGradientBoostingClassifier: 100 rounds of
+         31-leaf trees, learning rate 0.1, no early stopping; half the features per split)
+  balanced  the engine's forest with classes weighed inversely to their pixels in each tree's bootstrap sample
+         (``class_weight="balanced_subsample"``): a sparse class counts as much as the background
 
 ``--bench generalise`` (default) runs bench_generalise.py with every other argument; ``--bench shipped`` runs
 studies/study_shipped_default.py (the shipped weights on bench_prompt's boxes, in-domain):
@@ -34,7 +38,7 @@ from study_filter_set import run_bench, study_options
 
 from napari_fewcell.engine.prompt import adapt, filters
 
-VARIANTS = {"sqrt": "sqrt", "0.5": 0.5, "1.0": 1.0, "0.1": 0.1, "extra": "extra"}
+VARIANTS = {"sqrt": "sqrt", "0.5": 0.5, "1.0": 1.0, "0.1": 0.1, "extra": "extra", "hgb": "hgb", "balanced": "balanced"}
 
 
 def fit_with(max_features):
@@ -46,7 +50,14 @@ def fit_with(max_features):
 
         i = filters.pixel_sample(y)
         common = {"n_estimators": trees, "n_jobs": max(1, torch.get_num_threads()), "random_state": 0}
-        if max_features == "extra":
+        if max_features == "hgb":
+            from sklearn.ensemble import HistGradientBoostingClassifier
+
+            forest = HistGradientBoostingClassifier(max_iter=trees * 2, early_stopping=False, max_features=0.5,
+                                                    random_state=0)
+        elif max_features == "balanced":
+            forest = RandomForestClassifier(class_weight="balanced_subsample", **common)
+        elif max_features == "extra":
             forest = ExtraTreesClassifier(bootstrap=True, **common)
         else:
             forest = RandomForestClassifier(max_features=max_features, **common)
