@@ -19,21 +19,23 @@ import copy
 import time
 
 import numpy as np
+from boxes_prompts import seeded_triple
 from common import BOX, Dataset, dice_pct, finish_report, log, report_header, seeded_box, set_threads
 from scipy import ndimage as ndi
 from strokes import add_check_strokes_option, correction_stroke
 from study_strokes import FOLDS
 
+from napari_fewcell.engine.core.progress import run
 from napari_fewcell.engine.nets.unet import load_model
 from napari_fewcell.engine.prompt import PromptParams, Segmenter
 from napari_fewcell.engine.prompt.params import STROKE_USES
 
 
 def local(before: np.ndarray, after: np.ndarray, stroke: np.ndarray, radius: int | None,
-          value: int | None = None) -> np.ndarray:
+          value: int | None = None, allowed: np.ndarray | bool = True) -> np.ndarray:
     """``before`` with the pixels of ``after`` that changed and are 8-connected to the stroke (within ``radius``;
-    ``value``: only the changes to the stroke's class)."""
-    changed = ((before != after) & (True if value is None else after == value)) | stroke
+    ``value``: only the changes to the stroke's class; ``allowed``: only the changes where it is True)."""
+    changed = ((before != after) & (True if value is None else after == value) & allowed) | stroke
     if radius:
         changed &= ndi.distance_transform_edt(~stroke) <= radius
     lab, _ = ndi.label(changed, structure=np.ones((3, 3), bool))
@@ -42,17 +44,22 @@ def local(before: np.ndarray, after: np.ndarray, stroke: np.ndarray, radius: int
 
 
 OTHERS = ("others: both", "others: both if the check holds")
+UNSURE = (0.8, 0.9)  #: variants: a change is kept only where the one-box result's winning probability is below this
+SURE = (0.6, 0.8)  #: variants: a change is kept only where the new result's winning probability is at least this
 CHECK_DROP = 0.01  #: the box's self-check may fall by this much with the stroke
 
 
 def one_box(ds: Dataset, seed: int, model, weights: str, radii, others: int,
-            check_strokes: bool = True, stroke_use: str = "both") -> dict | None:
-    src, y, x = seeded_box(seed, ds, 0.05, 0.95)
+            check_strokes: bool = True, stroke_use: str = "both", triples: bool = False) -> dict | None:
+    if triples:  # bench_boxes.py's one-box prompt: the first box of its seeded triple
+        src, ((y, x), *_) = seeded_triple(seed, ds)
+    else:
+        src, y, x = seeded_box(seed, ds, 0.05, 0.95)
     box = (y, x, BOX, BOX)
     img, lab = ds.images[src], ds.labels[src]
     seg = Segmenter(PromptParams(weights=weights, device="cpu"), model=copy.deepcopy(model))
     prompt = seg.prepare_prompt_boxes(img, lab, [box])
-    pred = seg.segment(img, prompt)
+    pred, conf = run(seg.segment_iter(img, prompt, confidence=True))
     stroke = correction_stroke(pred, lab, (y, x))
     if stroke["mask"] is None:
         return None
@@ -60,11 +67,18 @@ def one_box(ds: Dataset, seed: int, model, weights: str, radii, others: int,
     seg2 = Segmenter(PromptParams(weights=weights, device="cpu", check_strokes=check_strokes,
                                   stroke_use=stroke_use), model=copy.deepcopy(model))
     prompt2 = seg2.prepare_prompt_boxes(img, lab, [box], corrections=stroke["corrections"])
-    after = seg2.segment(img, prompt2)
+    after, conf2 = run(seg2.segment_iter(img, prompt2, confidence=True))
     out = {"one box": dice_pct(pred[keep], lab[keep]), "both": dice_pct(after[keep], lab[keep])}
     for r in radii:
         loc = local(pred, after, stroke["mask"], r or None)
         out[f"local {r or '∞'}"] = dice_pct(loc[keep], lab[keep])
+    r0 = radii[1] if len(radii) > 1 else radii[0]
+    for c in UNSURE:  # only what the one-box result was unsure of may change
+        loc = local(pred, after, stroke["mask"], r0 or None, allowed=conf.astype(np.float32) < c)
+        out[f"local {r0 or '∞'}, one box's confidence < {c}"] = dice_pct(loc[keep], lab[keep])
+    for c in SURE:  # only what the result with the stroke is sure of may change
+        loc = local(pred, after, stroke["mask"], r0 or None, allowed=conf2.astype(np.float32) >= c)
+        out[f"local {r0 or '∞'}, new confidence ≥ {c}"] = dice_pct(loc[keep], lab[keep])
     value = int(stroke["corrections"][stroke["mask"]][0])
     for r in radii:
         loc = local(pred, after, stroke["mask"], r or None, value)
@@ -72,7 +86,6 @@ def one_box(ds: Dataset, seed: int, model, weights: str, radii, others: int,
     # the box's own held-out check with and without the stroke (the stroke is learnt from, never scored)
     est, est2 = prompt.check.get(prompt.path), prompt2.check.get(prompt2.path)
     drop = 0.0 if est is None or est2 is None else est - est2  # no estimate (BoxData.fair): the check holds
-    r0 = radii[1] if len(radii) > 1 else radii[0]
     loc = out[f"local {r0 or '∞'}"]
     out["local if the check holds"] = loc if drop <= CHECK_DROP else out["one box"]
     out["both if the check holds, else local"] = out["both"] if drop <= CHECK_DROP else loc
@@ -100,11 +113,18 @@ def main() -> None:
     add_check_strokes_option(ap)
     ap.add_argument("--stroke-use", default=PromptParams.stroke_use, choices=STROKE_USES,
                     help="PromptParams.stroke_use of the prompt with the stroke")
+    ap.add_argument("--first-seed", type=int, default=0,
+                    help="the boxes' seeds are FIRST_SEED .. FIRST_SEED + BOXES - 1")
+    ap.add_argument("--triples", action="store_true",
+                    help="the boxes of bench_boxes.py (the first of each seeded triple) instead of seeded boxes")
     ap.add_argument("--out", default="results/local_strokes_val.md")
     a = ap.parse_args()
     set_threads(a.threads)
     t0 = time.perf_counter()
+    r0 = a.radii[1] if len(a.radii) > 1 else a.radii[0]
     names = ["both", *[f"local {r or '∞'}" for r in a.radii], *[f"local {r or '∞'}, stroke's class" for r in a.radii],
+             *[f"local {r0 or '∞'}, one box's confidence < {c}" for c in UNSURE],
+             *[f"local {r0 or '∞'}, new confidence ≥ {c}" for c in SURE],
              "local if the check holds",
              "both if the check holds, else local"]
     cols = list(OTHERS) if a.images else []
@@ -114,15 +134,17 @@ def main() -> None:
         ds = Dataset(a.data, name, folder=folder or "labels")
         model = load_model(FOLDS[fold])
         runs = [r for r in (one_box(ds, s, model, FOLDS[fold], a.radii, a.images, a.check_strokes == "learn",
-                                          a.stroke_use)
-                                  for s in range(a.boxes)) if r]
+                                          a.stroke_use, a.triples)
+                                  for s in range(a.first_seed, a.first_seed + a.boxes)) if r]
         d = {k: np.array([r[k] - r["one box"] for r in runs]) for k in names}
         d.update({k: np.array([r[k] for r in runs]) for k in OTHERS if a.images})
         rows.append(f"| {fold} | {len(runs)} | {sum(r['path switched'] for r in runs):.0f} | "
                     f"{np.mean([r['one box'] for r in runs]):.2f} | "
                     + " | ".join(f"{d[k].mean():+.2f} (min {d[k].min():+.2f})" for k in names + cols) + " |")
     rep = report_header("A correction stroke kept local (train images only)", False) + [
-        f"- per fold {a.boxes} seeded boxes on train images, bench_boxes.py's stroke rule; the corrected image "
+        f"- per fold {a.boxes} seeded boxes on train images (seeds {a.first_seed}–{a.first_seed + a.boxes - 1})"
+        + (" (bench_boxes.py's: the first box of each seeded triple)" if a.triples else "")
+        + ", bench_boxes.py's stroke rule; the corrected image "
         "scored with the stroke's pixels left out; default path (auto); Dice % = mean of fg and bg Dice; change "
         "against the one-box result, mean over boxes (and the worst box)",
         f"- the prompt with the stroke: PromptParams(check_strokes={a.check_strokes == 'learn'}, "
