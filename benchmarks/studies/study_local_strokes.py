@@ -49,6 +49,12 @@ SURE = (0.6, 0.8)  #: variants: a change is kept only where the new result's win
 CHECK_DROP = 0.01  #: the box's self-check may fall by this much with the stroke
 
 
+def gated_reach(radii) -> int:
+    """The reach (0: no limit) of the confidence-gated variants and of the check-gated ones: the second radius given,
+    else the only one."""
+    return radii[1] if len(radii) > 1 else radii[0]
+
+
 def one_box(ds: Dataset, seed: int, model, weights: str, radii, others: int,
             check_strokes: bool = True, stroke_use: str = "both", triples: bool = False) -> dict | None:
     if triples:  # bench_boxes.py's one-box prompt: the first box of its seeded triple
@@ -72,7 +78,7 @@ def one_box(ds: Dataset, seed: int, model, weights: str, radii, others: int,
     for r in radii:
         loc = local(pred, after, stroke["mask"], r or None)
         out[f"local {r or '∞'}"] = dice_pct(loc[keep], lab[keep])
-    r0 = radii[1] if len(radii) > 1 else radii[0]
+    r0 = gated_reach(radii)
     for c in UNSURE:  # only what the one-box result was unsure of may change
         loc = local(pred, after, stroke["mask"], r0 or None, allowed=conf.astype(np.float32) < c)
         out[f"local {r0 or '∞'}, one box's confidence < {c}"] = dice_pct(loc[keep], lab[keep])
@@ -121,7 +127,7 @@ def main() -> None:
     a = ap.parse_args()
     set_threads(a.threads)
     t0 = time.perf_counter()
-    r0 = a.radii[1] if len(a.radii) > 1 else a.radii[0]
+    r0 = gated_reach(a.radii)
     names = ["both", *[f"local {r or '∞'}" for r in a.radii], *[f"local {r or '∞'}, stroke's class" for r in a.radii],
              *[f"local {r0 or '∞'}, one box's confidence < {c}" for c in UNSURE],
              *[f"local {r0 or '∞'}, new confidence ≥ {c}" for c in SURE],
