@@ -17,6 +17,9 @@ fused paths and of their self-check):
          31-leaf trees, learning rate 0.1, no early stopping; half the features per split)
   balanced  the engine's forest with classes weighed inversely to their pixels in each tree's bootstrap sample
          (``class_weight="balanced_subsample"``): a sparse class counts as much as the background
+  leaf5, leaf20  the engine's forest with at least 5 or 20 pixels in every leaf (``min_samples_leaf``): trees that
+         cannot memorise single pixels of the box
+  depth12  the engine's forest with trees at most 12 splits deep
 
 ``--bench generalise`` (default) runs bench_generalise.py with every other argument; ``--bench shipped`` runs
 studies/study_shipped_default.py (the shipped weights on bench_prompt's boxes, in-domain):
@@ -38,7 +41,8 @@ from study_filter_set import run_bench, study_options
 
 from napari_fewcell.engine.prompt import adapt, filters
 
-VARIANTS = {"sqrt": "sqrt", "0.5": 0.5, "1.0": 1.0, "0.1": 0.1, "extra": "extra", "hgb": "hgb", "balanced": "balanced"}
+VARIANTS = {"sqrt": "sqrt", "0.5": 0.5, "1.0": 1.0, "0.1": 0.1, "extra": "extra", "hgb": "hgb", "balanced": "balanced",
+            "leaf5": {"min_samples_leaf": 5}, "leaf20": {"min_samples_leaf": 20}, "depth12": {"max_depth": 12}}
 
 
 def fit_with(max_features):
@@ -57,6 +61,8 @@ def fit_with(max_features):
                                                     random_state=0)
         elif max_features == "balanced":
             forest = RandomForestClassifier(class_weight="balanced_subsample", **common)
+        elif isinstance(max_features, dict):
+            forest = RandomForestClassifier(**max_features, **common)
         elif max_features == "extra":
             forest = ExtraTreesClassifier(bootstrap=True, **common)
         else:

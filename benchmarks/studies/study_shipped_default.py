@@ -47,7 +47,9 @@ def main() -> None:
     a = study_args(__doc__, "results/shipped_default.md", [(("--smooth-sigma-max",), dict(
         type=int, help="the forests read the smoothed intensity up to this scale (default: the engine's, "
         "prompt/filters.SMOOTH_SIGMA_MAX; 16: every scale, the bank before 2026-12-06)")),
-        (("--note",), dict(default="", help="a line for the report (what a study that runs this one changed)"))])
+        (("--note",), dict(default="", help="a line for the report (what a study that runs this one changed)")),
+        (("--weights",), dict(default=None, help="an embedding weights file instead of the shipped one (a candidate "
+                              "to ship)"))])
     from napari_fewcell.engine.prompt import PromptParams, Segmenter, filters
     from napari_fewcell.engine.prompt.adapt import choose
 
@@ -55,7 +57,7 @@ def main() -> None:
         filters.SMOOTH_SIGMA_MAX = a.smooth_sigma_max
 
     set_threads(a.threads)
-    plain = Segmenter(PromptParams(device="cpu", adapt="none"))
+    plain = Segmenter(PromptParams(device="cpu", adapt="none", weights=a.weights))
     segs = {"attention alone": plain, "default path": Segmenter(PromptParams(device="cpu"), model=plain.model),
             "fused path": Segmenter(PromptParams(device="cpu", adapt="fuse"), model=plain.model)}
     rows, replays = [], []
@@ -80,6 +82,7 @@ def main() -> None:
                        + ", ".join(f"{n:.1f} / {f:.1f}" for n, f in zip(got["none"], got["fuse"])) + " |")
     rep = report_header("The shipped weights on the default path (issue 20, in-domain)", False) + [
         f"- {a.boxes} seeded 64×64 boxes per set (bench_prompt.py's), every test image; Dice % mean ± sd over boxes",
+        f"- weights: {a.weights or 'the shipped ones'}",
         f"- the forests read the smoothed intensity up to σ {filters.SMOOTH_SIGMA_MAX} "
         "(prompt/filters.SMOOTH_SIGMA_MAX)", *([f"- note: {a.note}"] if a.note else []),
         "", "| set | attention alone | default path | fused path | RF baseline | default path's choice per box |",
