@@ -61,13 +61,6 @@ def generic_features(image, tile: int = 512) -> np.ndarray:
 #: teaches as much
 SAMPLE_PIXELS = 16384
 SAMPLE_CLASS_MIN = 256  #: a sample keeps at least this many pixels of every class (all of a smaller class)
-#: every leaf of the prompt's forests holds at least this many pixels: a tree fitted on one image's box cannot
-#: memorise single pixels of it, which other images do not share. With adapt.HANDICAP 0.05 the default path's mean
-#: rose on validation images of 6 leave-one-out folds from 77.73 to 78.56, on the test split of 7 folds from 77.27 to
-#: 77.91 with no fold lower, and in-domain (shipped weights, 12 boxes) ISBI stayed 86.04 and DSB fluorescence rose from
-#: 93.97 to 94.26 (studies/study_forest_split.py --max-features leaf20; docs/benchmarks/generalisation.md, "Forests
-#: that cannot memorise a pixel"). 5 pixels a leaf lost on validation (76.24)
-MIN_LEAF = 20
 
 
 def pixel_sample(y: np.ndarray, cap: int = SAMPLE_PIXELS) -> np.ndarray:
@@ -89,8 +82,7 @@ def fit_forest(trees: int, x: np.ndarray, y: np.ndarray):
     from sklearn.ensemble import RandomForestClassifier
 
     i = pixel_sample(y)
-    forest = RandomForestClassifier(n_estimators=trees, min_samples_leaf=MIN_LEAF,
-                                    n_jobs=max(1, torch.get_num_threads()), random_state=0)
+    forest = RandomForestClassifier(n_estimators=trees, n_jobs=max(1, torch.get_num_threads()), random_state=0)
     return forest.fit(x[i], y[i])
 
 
