@@ -100,10 +100,15 @@ def edge_free_check(box, reuse, fused: np.ndarray, r: int) -> dict:
     return out
 
 
+def shifted_sources(box, shift) -> list:
+    """The box's parts with every region shifted by ``shift`` (a value of :data:`SHIFTS`; seeded noise)."""
+    rng = np.random.default_rng(0)
+    return [dataclasses.replace(s, region=shift(s.region, rng).astype(np.float32)) for s in box.sources]
+
+
 def shifted_check(model, box, params, reuse, shift) -> dict:
     """{path: held-out Dice} of attention alone and the fused path with the held-out quadrants shifted."""
-    rng = np.random.default_rng(0)
-    sources = [dataclasses.replace(s, region=shift(s.region, rng).astype(np.float32)) for s in box.sources]
+    sources = shifted_sources(box, shift)
     emb2 = adapt.box_embeddings(model, sources)
     feats2 = adapt.box_features(sources)
     loqo2 = adapt.held_out_probs(box, queries=emb2)

@@ -29,10 +29,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: bench_generalise and common.py
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the other studies
 
-import dataclasses
-
 import numpy as np
-from probe_check_shift import SHIFTS
+from probe_check_shift import SHIFTS, shifted_sources
 from study_filter_set import run_bench, study_options
 
 from napari_fewcell.engine.core.progress import Progress
@@ -43,8 +41,7 @@ VARIANTS = {"none": (), "gamma": ("gamma 0.67", "gamma 1.5"), "blur": ("blur 1",
 
 def shifted_rows(model, box, shift: str, fused: bool) -> np.ndarray:
     """(M, F) the forest's rows of the box's pixels with every region shifted by ``shift``."""
-    rng = np.random.default_rng(0)
-    sources = [dataclasses.replace(s, region=SHIFTS[shift](s.region, rng).astype(np.float32)) for s in box.sources]
+    sources = shifted_sources(box, SHIFTS[shift])
     feats = adapt.box_features(sources)
     if not fused:
         return feats
