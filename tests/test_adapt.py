@@ -17,7 +17,7 @@ from napari_fewcell.engine.core.progress import Progress
 from napari_fewcell.engine.nets import attention
 from napari_fewcell.engine.nets.unet import EmbedNet, NetConfig
 from napari_fewcell.engine.prompt import ADAPT_CHOICES, generic_features
-from napari_fewcell.engine.prompt.adapt import AUTO_PATHS, HANDICAP, choose
+from napari_fewcell.engine.prompt.adapt import AUTO_PATHS, choose
 from napari_fewcell.engine.prompt.annotated import BoxData, PromptSource, mean_dice, quadrants
 
 from .conftest import blobs, click_and_wait, dice_mean
@@ -97,7 +97,7 @@ def test_the_self_check_forests_have_their_own_number_of_trees(case, monkeypatch
 
     img, mask, box = case
     sizes, fit = [], adapt.fit_forest
-    monkeypatch.setattr(adapt, "fit_forest", lambda trees, x, y, *a: sizes.append(trees) or fit(trees, x, y, *a))
+    monkeypatch.setattr(adapt, "fit_forest", lambda trees, x, y: sizes.append(trees) or fit(trees, x, y))
     seg = Segmenter(PromptParams(adapt="fuse", trees=12, check_trees=3, **FAST), model=tiny_net())
     prompt = seg.prepare_prompt(img, mask, box)
     ad = seg.adapt(prompt)
@@ -132,52 +132,14 @@ def test_self_check_scores_the_held_out_pixels_together():
 
 
 def test_choice_prefers_the_cheaper_path_on_ties():
-    h = HANDICAP["quadrants"]["fuse"]  # one box: the fused path's estimate is lowered by this much before comparing
     assert choose({"none": 0.80, "fuse": 0.80, "finetune": 0.80}) == "none"
-    assert choose({"none": 0.70, "forest": 0.85, "fuse": 0.85 + h + 0.002}) == "forest"  # a tie after the handicap
-    assert choose({"none": 0.70, "forest": 0.80, "fuse": 0.82 + h}) == "fuse"
-    assert choose({"none": 0.70, "fuse": 0.85 + h, "finetune": 0.852}) == "fuse"  # 0.85 after its handicap: a tie
-    assert choose({"none": 0.90, "fuse": 0.90 + h - 0.01}) == "none"  # the fused path must beat attention by h
-    assert choose({"none": 0.80, "fuse": 0.81 + h}) == "fuse"
+    assert choose({"none": 0.70, "forest": 0.85, "fuse": 0.852}) == "forest"
+    assert choose({"none": 0.70, "forest": 0.80, "fuse": 0.85}) == "fuse"
+    assert choose({"none": 0.70, "fuse": 0.88, "finetune": 0.852}) == "fuse"  # 0.85 after its handicap: a tie
+    assert choose({"none": 0.90, "fuse": 0.92}) == "none"  # the fused path must beat attention by the handicap
+    assert choose({"none": 0.80, "fuse": 0.84}) == "fuse"
     assert choose({"none": 0.90, "fuse": 0.92}, handicap={}) == "fuse"  # a handicap given replaces the default
     assert choose({"none": 0.70, "fuse": 0.75, "finetune": 0.90}) == "finetune"
-
-
-def test_the_handicap_follows_what_the_check_held_out(case, monkeypatch):
-    """A check that held out whole boxes is less optimistic about the fused path than one that held out quadrants
-    of one box: a lead between the two handicaps takes the fused path from several boxes only."""
-    small, large = HANDICAP["boxes"]["fuse"], HANDICAP["quadrants"]["fuse"]
-    assert small < large
-    check = {"none": 0.80, "fuse": 0.80 + (small + large) / 2}
-    assert choose(check, groups="boxes") == "fuse" and choose(check, groups="quadrants") == "none"
-    # auto reads the handicap of what its check held out: forbid the fused path to one box, force it on two
-    monkeypatch.setitem(HANDICAP, "quadrants", {"fuse": 1.0})
-    monkeypatch.setitem(HANDICAP, "boxes", {"fuse": -1.0})
-    img, mask, box = case
-    other = (0, 0, 48, 48) if box[0] >= 48 or box[1] >= 48 else (112, 112, 48, 48)
-    seg = Segmenter(PromptParams(adapt="auto", **FAST), model=tiny_net())
-    one, two = seg.prepare_prompt(img, mask, box), seg.prepare_prompt_boxes(img, mask, [box, other])
-    seg.adapt(one)
-    seg.adapt(two)
-    assert one.check and two.check  # both were checked
-    assert (one.path, two.path) == ("none", "fuse")
-
-
-def test_the_prompt_forests_leaves_hold_min_leaf_pixels(case):
-    """A forest fitted on one box holds at least MIN_LEAF["quadrants"] pixels in every leaf (a tree cannot memorise
-    single pixels of the box); one fitted on several boxes grows full-depth trees."""
-    from napari_fewcell.engine.prompt.filters import MIN_LEAF
-
-    img, mask, box = case
-    other = (0, 0, 48, 48) if box[0] >= 48 or box[1] >= 48 else (112, 112, 48, 48)
-    seg = Segmenter(PromptParams(adapt="fuse", **FAST), model=tiny_net())
-    smallest = {}
-    for groups, prompt in (("quadrants", seg.prepare_prompt(img, mask, box)),
-                           ("boxes", seg.prepare_prompt_boxes(img, mask, [box, other]))):
-        forest = seg.adapt(prompt).forest
-        smallest[groups] = min(t.tree_.n_node_samples[t.tree_.children_left == -1].min() for t in forest.estimators_)
-    assert smallest["quadrants"] >= MIN_LEAF["quadrants"] > 1
-    assert smallest["boxes"] < MIN_LEAF["quadrants"] and MIN_LEAF["boxes"] == 1
 
 
 def test_the_forest_path_runs_no_network(case):

@@ -45,7 +45,7 @@ from common import BOX, Dataset, finish_report, log, report_header, seeded_box, 
 
 from napari_fewcell.engine.core.progress import run
 from napari_fewcell.engine.prompt import adapt
-from napari_fewcell.engine.prompt.filters import MIN_LEAF, fit_forest, forest_proba
+from napari_fewcell.engine.prompt.filters import fit_forest, forest_proba
 
 SHIFTS = {
     "gamma 0.67": lambda r, rng: np.clip(r, 0, 1) ** 0.67,
@@ -122,7 +122,7 @@ def shifted_check(model, box, params, reuse, shift) -> dict:
         x_test = np.hstack([feats2[test], loqo2[test]])
         if extra is not None:
             x_train, x_test = np.hstack([x_train, extra[train]]), np.hstack([x_test, extra2[test]])
-        forest = fit_forest(params.check_trees, x_train, box.y[train], MIN_LEAF[box.groups])
+        forest = fit_forest(params.check_trees, x_train, box.y[train])
         pred[test] = forest_proba(forest, x_test, box.n_classes).argmax(1)
     out["fuse"] = box.score(pred)
     return out

@@ -60,7 +60,7 @@ def fit_with(shifts: tuple[str, ...]):
         rows += [shifted_rows(model, box, s, fused) for s in shifts]
         x = np.concatenate([r[box.taught] for r in rows])
         y = np.tile(box.y[box.taught], len(rows))
-        return {"forest": adapt.fit_forest(params.trees, x, y, adapt.MIN_LEAF[box.groups]), "embedding": False}
+        return {"forest": adapt.fit_forest(params.trees, x, y), "embedding": False}
 
     return fit_path
 

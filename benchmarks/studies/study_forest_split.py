@@ -48,13 +48,12 @@ VARIANTS = {"sqrt": "sqrt", "0.5": 0.5, "1.0": 1.0, "0.1": 0.1, "extra": "extra"
 def fit_with(max_features):
     """filters.fit_forest with ``max_features`` for the forest's splits."""
 
-    def fit_forest(trees, x, y, min_leaf=1):
+    def fit_forest(trees, x, y):
         import torch
         from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
 
         i = filters.pixel_sample(y)
-        common = {"n_estimators": trees, "n_jobs": max(1, torch.get_num_threads()), "random_state": 0,
-                  "min_samples_leaf": min_leaf}  # the engine's leaf size (filters.MIN_LEAF) unless a variant sets one
+        common = {"n_estimators": trees, "n_jobs": max(1, torch.get_num_threads()), "random_state": 0}
         if max_features == "hgb":
             from sklearn.ensemble import HistGradientBoostingClassifier
 
@@ -63,7 +62,7 @@ def fit_with(max_features):
         elif max_features == "balanced":
             forest = RandomForestClassifier(class_weight="balanced_subsample", **common)
         elif isinstance(max_features, dict):
-            forest = RandomForestClassifier(**{**common, **max_features})
+            forest = RandomForestClassifier(**max_features, **common)
         elif max_features == "extra":
             forest = ExtraTreesClassifier(bootstrap=True, **common)
         else:

@@ -131,9 +131,6 @@ class BoxData:
     def __post_init__(self):
         self.sources = as_sources(self.source)
         self.quad = pixel_groups(self.sources)
-        #: what the self-check holds out: the quadrants of one box, or whole boxes (adapt.HANDICAP and
-        #: filters.MIN_LEAF depend on it)
-        self.groups = "quadrants" if sum(s.kind == "box" for s in self.sources) == 1 else "boxes"
         self.n_classes = int(self.y.max()) + 1
         ends = np.cumsum([s.size for s in self.sources])
         self.spans = [slice(int(e - s.size), int(e)) for e, s in zip(ends, self.sources)]

@@ -61,15 +61,6 @@ def generic_features(image, tile: int = 512) -> np.ndarray:
 #: teaches as much
 SAMPLE_PIXELS = 16384
 SAMPLE_CLASS_MIN = 256  #: a sample keeps at least this many pixels of every class (all of a smaller class)
-#: the fewest pixels in a leaf of the prompt's forests, by what the self-check holds out (``BoxData.groups``: the
-#: quadrants of one box, or whole boxes). One box: 20, so a tree fitted on one image's box cannot memorise single
-#: pixels of it, which other images do not share; with adapt.HANDICAP 0.05 the default path's mean rose on validation
-#: images of 6 leave-one-out folds from 77.73 to 78.56, on the test split of 7 folds from 77.27 to 77.91 with no fold
-#: lower, and in-domain (shipped weights, 12 boxes) DSB fluorescence from 93.97 to 94.26, ISBI level (5 a leaf lost on
-#: validation: 76.24). Several boxes: 1 (full-depth trees): with 20, workflow 2's stage 2 on the ISBI leave-one-out
-#: fold fell from 81.21 to 80.10 over 3 seeds, one-shot level (docs/benchmarks/generalisation.md, "Forests that
-#: cannot memorise a pixel")
-MIN_LEAF = {"quadrants": 20, "boxes": 1}
 
 
 def pixel_sample(y: np.ndarray, cap: int = SAMPLE_PIXELS) -> np.ndarray:
@@ -86,14 +77,12 @@ def pixel_sample(y: np.ndarray, cap: int = SAMPLE_PIXELS) -> np.ndarray:
     return np.sort(np.concatenate(keep))
 
 
-def fit_forest(trees: int, x: np.ndarray, y: np.ndarray, min_leaf: int = 1):
-    """A random forest of ``trees`` fitted on (a sample of) the pixels ``x`` with classes ``y``, at least ``min_leaf``
-    pixels in every leaf (the prompt's: :data:`MIN_LEAF`)."""
+def fit_forest(trees: int, x: np.ndarray, y: np.ndarray):
+    """A random forest of ``trees`` fitted on (a sample of) the pixels ``x`` with classes ``y``."""
     from sklearn.ensemble import RandomForestClassifier
 
     i = pixel_sample(y)
-    forest = RandomForestClassifier(n_estimators=trees, min_samples_leaf=min_leaf,
-                                    n_jobs=max(1, torch.get_num_threads()), random_state=0)
+    forest = RandomForestClassifier(n_estimators=trees, n_jobs=max(1, torch.get_num_threads()), random_state=0)
     return forest.fit(x[i], y[i])
 
 
