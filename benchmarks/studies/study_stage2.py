@@ -10,6 +10,10 @@ images, with one-shot and the RF on the same boxes beside.
         --weights benchmarks/weights/lodo_isbi_episodic.pt --out benchmarks/results/stage2_lodo_isbi.md \\
         scratch:1500 pretrained:1500 pretrained:500 pretrained:1500:0.8
 
+``--stage1 default`` runs stage 1 as the product does (fine-tuning, then its choice of labeller) instead; the init
+``finetuned`` then starts stage 2 from the fine-tuned embedding network (``PseudoResult.finetuned``) instead of the
+pre-trained one (``pretrained``), on the same pseudo-labels.
+
 A variant is INIT:STEPS[:MIN_CONFIDENCE][:ema=DECAY][:share=SHARE] (pixels whose pseudo-label confidence is below
 MIN_CONFIDENCE are left out; the network kept is the moving average of its weights with DECAY; only the most
 confident SHARE of each class's pixels are learnt from). With
@@ -24,6 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: common.py and the benchmarks it reuses
 
 import argparse
+import tempfile
 import time
 
 import numpy as np
@@ -39,11 +44,14 @@ def main() -> None:
     ap.add_argument("--weights", required=True)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0], help="train each variant once per seed")
+    ap.add_argument("--stage1", choices=["none", "default"], default="none",
+                    help="none: the pre-trained network's labels (no fine-tuning); default: stage 1 as the product")
     ap.add_argument("--tta", action="store_true", help="also score each trained network with its 8-view TTA")
     ap.add_argument("--out", required=True)
     ap.add_argument("variants", nargs="+", metavar="INIT:STEPS[:MIN_CONFIDENCE][:ema=DECAY][:share=SHARE]")
     a = ap.parse_args()
     from napari_fewcell.engine import PseudoParams, annotate, pseudolabel_iter, run
+    from napari_fewcell.engine.partial import describe_labeller
 
     set_threads(a.threads)
     ds = Dataset(a.data, a.dataset, train_limit=a.train_limit)
@@ -53,11 +61,13 @@ def main() -> None:
     forest = forest_on_boxes(img, lab, boxes, train, test, a.threads)
     rf = [dice_pct(forest[i], lab[i]) for i in test]
     data = [annotate(img[i], lab[i], [boxes[i]], name=i) for i in train]
-    res = run(pseudolabel_iter(data, PseudoParams(epochs=0, weights=a.weights, device="cpu")))
+    stage1 = {"epochs": 0} if a.stage1 == "none" else {}
+    res = run(pseudolabel_iter(data, PseudoParams(weights=a.weights, device="cpu", **stage1)))
+    log(f"stage 1: {describe_labeller(res.labeller)}")
     rows = [f"| one-shot from the same boxes (default path) | {ms([dice_pct(shot[i], lab[i]) for i in test])} | |",
             f"| RF on all the boxes | {ms(rf)} | |",
             f"| (pseudo-labels on the train images: {ms([dice_pct(p, lab[i]) for p, i in zip(res.labels, train)])}) "
-            "| | |"]
+            "| | |", f"| (stage 1: {describe_labeller(res.labeller)}) | | |"]
     for v in a.variants:
         rows += stage2_rows(v, a, img, lab, train, test, res)
     lines = report_header(f"Stage 2 variants on `{a.dataset}` (test images {test[0]}–{test[-1]})", False) + [
@@ -84,12 +94,21 @@ def stage2_rows(v: str, a, img, lab, train, test, res) -> list[str]:
     from napari_fewcell.engine import TrainParams, run, train_iter
 
     init, steps, *more = v.split(":")
+    weights = a.weights
+    if init == "finetuned":  # the fine-tuned embedding network, written where train_iter reads a weights file
+        if res.finetuned is None:
+            return ["| stage 2 from finetuned: stage 1 kept no fine-tuned network (`--stage1 default`?) | | |"]
+        from napari_fewcell.engine.nets.unet import save_weights
+
+        weights = str(Path(tempfile.mkdtemp()) / "finetuned.pt")
+        save_weights(res.finetuned, weights)
     conf = [m for m in more if "=" not in m]
     ema = float(next((m[4:] for m in more if m.startswith("ema=")), 0.0))
     share = float(next((m[6:] for m in more if m.startswith("share=")), 1.0))
     rows, means, means_tta = [], [], []
     for seed in a.seeds:
-        tp = TrainParams(steps=int(steps), device="cpu", init=init, weights=a.weights, seed=seed,
+        tp = TrainParams(steps=int(steps), device="cpu", init="pretrained" if init == "finetuned" else init,
+                         weights=weights, seed=seed,
                          min_confidence=float(conf[0]) if conf else 0.0, ema=ema)
         log(f"stage 2: {v}, seed {seed}")
         t0 = time.perf_counter()
