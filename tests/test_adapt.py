@@ -97,7 +97,7 @@ def test_the_self_check_forests_have_their_own_number_of_trees(case, monkeypatch
 
     img, mask, box = case
     sizes, fit = [], adapt.fit_forest
-    monkeypatch.setattr(adapt, "fit_forest", lambda trees, x, y: sizes.append(trees) or fit(trees, x, y))
+    monkeypatch.setattr(adapt, "fit_forest", lambda trees, x, y, *a: sizes.append(trees) or fit(trees, x, y, *a))
     seg = Segmenter(PromptParams(adapt="fuse", trees=12, check_trees=3, **FAST), model=tiny_net())
     prompt = seg.prepare_prompt(img, mask, box)
     ad = seg.adapt(prompt)
@@ -369,3 +369,27 @@ def test_a_forest_learns_from_a_proportional_sample_of_many_pixels():
     x = np.c_[y + np.random.default_rng(1).normal(0, 0.1, len(y))]
     forest = fit_forest(5, x, y)
     assert list(forest.classes_) == [0, 1, 2] and (forest.predict(x[::97]) == y[::97]).mean() > 0.99
+
+
+def test_the_final_forest_learns_from_more_pixels_than_the_checks(monkeypatch):
+    """A prompt of many boxes (a partial-labels run's): the self-check's forests, fitted once per held-out group,
+    learn from a sample of SAMPLE_PIXELS; the final forest, fitted once, from up to FIT_PIXELS."""
+    from napari_fewcell.engine.prompt import adapt
+    from napari_fewcell.engine.prompt.filters import FIT_PIXELS, SAMPLE_PIXELS
+
+    img, mask = noisy_disks(shape=(192, 128), seed=3)
+    boxes = [(y, x, 64, 64) for y in (0, 64, 128) for x in (0, 64)][:5]  # 5 boxes: 20,480 labelled pixels
+    seg = Segmenter(PromptParams(adapt="fuse", **FAST), model=tiny_net())
+    prompt = seg.prepare_prompt_boxes(img, mask, boxes)
+    fitted = []
+    plain = adapt.fit_forest
+
+    def spy(trees, x, y, *cap):
+        forest = plain(trees, x, y, *cap)
+        fitted.append(forest.estimators_[0].tree_.weighted_n_node_samples[0])  # bootstrap draws = pixels fitted
+        return forest
+
+    monkeypatch.setattr(adapt, "fit_forest", spy)
+    final = seg.adapt(prompt).forest
+    assert final.estimators_[0].tree_.weighted_n_node_samples[0] == 5 * 64 * 64 <= FIT_PIXELS
+    assert len(fitted) > 1 and max(fitted[:-1]) <= SAMPLE_PIXELS + 512  # the check's fits: sampled

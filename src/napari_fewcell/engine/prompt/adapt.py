@@ -53,7 +53,7 @@ from ..core.progress import Progress
 from ..nets import attention
 from ..nets.unet import EmbedNet
 from .annotated import BoxData, PromptSource, as_sources, mean_dice
-from .filters import fit_forest, forest_features, forest_proba, pixel_sample
+from .filters import FIT_PIXELS, fit_forest, forest_features, forest_proba, pixel_sample
 
 PATHS = ("none", "forest", "fuse", "finetune")  #: the paths, cheapest first (ties go to the earlier)
 #: what "auto" chooses between. Not the forest: with it as a third candidate, auto did worse on validation images
@@ -391,7 +391,8 @@ def fit_path(model: EmbedNet, box: BoxData, params, path: str, reuse: dict) -> G
         x = np.hstack([reuse["feats"], reuse["loqo"]]) if path == "fuse" else reuse["feats"]
         embedding = path == "fuse" and reuse["extra"] is not None
         x = np.hstack([x, reuse["extra"]]) if embedding else x
-        return {"forest": fit_forest(params.trees, x[box.taught], box.y[box.taught]), "embedding": embedding}
+        forest = fit_forest(params.trees, x[box.taught], box.y[box.taught], FIT_PIXELS)
+        return {"forest": forest, "embedding": embedding}
     if path == "finetune":
         return {"model": (yield from finetune(model, box, params))}
     return {}
