@@ -41,6 +41,13 @@ def centre_box(shape) -> tuple[int, int, int, int]:
     return (h - BOX) // 2, (w - BOX) // 2, BOX, BOX
 
 
+def boxes_prompt(seg, img: dict, lab: dict, boxes: dict, train: list):
+    """One prompt of every ``train`` image's box ({id: (y, x, h, w)}), in that order, as a user paints them."""
+    first = train[0]
+    return seg.prepare_prompt_boxes(img[first], lab[first], [boxes[first]],
+                                    more=[(img[i], lab[i], [boxes[i]]) for i in train[1:]])
+
+
 def one_shot(weights: str, img: dict, lab: dict, boxes: dict, train: list, ids: list) -> tuple[dict, float]:
     """Workflow 1 from the same boxes, as a user would run it on the same images: every train image's box is
     the prompt (one prompt: boxes of several images), default path (``auto``: the self-check holds each box out).
@@ -49,9 +56,7 @@ def one_shot(weights: str, img: dict, lab: dict, boxes: dict, train: list, ids: 
 
     seg = Segmenter(PromptParams(weights=weights, device="cpu"))
     t0 = time.perf_counter()
-    first, rest = train[0], train[1:]
-    prompt = seg.prepare_prompt_boxes(img[first], lab[first], [boxes[first]],
-                                      more=[(img[i], lab[i], [boxes[i]]) for i in rest])
+    prompt = boxes_prompt(seg, img, lab, boxes, train)
     seg.adapt(prompt)
     log(f"one-shot: path {prompt.path}, check {prompt.check}")
     return {i: seg.segment(img[i], prompt) for i in ids}, time.perf_counter() - t0

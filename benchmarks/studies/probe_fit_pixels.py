@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: com
 import argparse
 
 import numpy as np
-from bench_partial import centre_box
+from bench_partial import boxes_prompt, centre_box
 from common import Dataset, dice_pct, finish_report, log, report_header, set_threads
 
 from napari_fewcell.engine.prompt import adapt
@@ -27,19 +27,16 @@ def one_shot(weights: str, ds: Dataset, cap: int) -> tuple[str, dict, float, flo
     """(path, check, train Dice, test Dice) of one-shot from every train image's centre box, final forest on ``cap``."""
     from napari_fewcell.engine import PromptParams, Segmenter
 
-    plain = adapt.fit_forest
-    # the final fit is the only one given a cap (filters.FIT_PIXELS); the check's fits keep theirs
-    adapt.fit_forest = lambda trees, x, y, *final: plain(trees, x, y, *([cap] if final else []))
+    plain = adapt.FIT_PIXELS  # read by the final fit alone; the check's fits keep filters.SAMPLE_PIXELS
+    adapt.FIT_PIXELS = cap
     try:
         img, lab, train = ds.images, ds.labels, ds.train
-        boxes = {i: centre_box(img[i].shape) for i in train}
         seg = Segmenter(PromptParams(weights=weights, device="cpu"))
-        prompt = seg.prepare_prompt_boxes(img[train[0]], lab[train[0]], [boxes[train[0]]],
-                                          more=[(img[i], lab[i], [boxes[i]]) for i in train[1:]])
+        prompt = boxes_prompt(seg, img, lab, {i: centre_box(img[i].shape) for i in train}, train)
         seg.adapt(prompt)
         d = [np.mean([dice_pct(seg.segment(img[i], prompt), lab[i]) for i in ids]) for ids in (train, ds.test)]
     finally:
-        adapt.fit_forest = plain
+        adapt.FIT_PIXELS = plain
     return prompt.path, prompt.check, float(d[0]), float(d[1])
 
 

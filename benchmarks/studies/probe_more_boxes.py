@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: com
 import argparse
 
 import numpy as np
-from bench_partial import centre_box
+from bench_partial import boxes_prompt, centre_box
 from common import Dataset, dice_pct, finish_report, log, report_header, set_threads
 
 PATHS = ("none", "forest", "fuse", "auto")
@@ -33,9 +33,7 @@ def run_paths(ds: Dataset, weights: str, n: int) -> list[str]:
     rows = []
     for path in PATHS:
         seg = Segmenter(PromptParams(weights=weights, device="cpu", adapt=path))
-        first = train[0]
-        prompt = seg.prepare_prompt_boxes(ds.images[first], ds.labels[first], [boxes[first]],
-                                          more=[(ds.images[i], ds.labels[i], [boxes[i]]) for i in train[1:]])
+        prompt = boxes_prompt(seg, ds.images, ds.labels, boxes, train)
         seg.adapt(prompt)
         dice = float(np.mean([dice_pct(seg.segment(ds.images[i], prompt), ds.labels[i]) for i in ds.test]))
         check = ", ".join(f"{p} {v:.3f}" for p, v in (prompt.check or {}).items()) or "none made"

@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: common.py, bench_partial
 
 import numpy as np
-from bench_partial import centre_box, forest_on_boxes
+from bench_partial import boxes_prompt, centre_box, forest_on_boxes
 from common import Dataset, dice_pct, finish_report, log, report_header, set_threads
 from study_filter_set import use_features, variant_features
 
@@ -36,10 +36,7 @@ BANKS = {"σ ≤ 4 (the default)": filters.forest_features, "every σ (the bank 
 def fused(weights: str, ds: Dataset, boxes: dict, ids: list, path: str) -> tuple[float, str]:
     """Mean Dice over ``ids`` of one prompt made of ``boxes`` ({image id: box}, in order), on ``path``."""
     seg = Segmenter(PromptParams(weights=weights, device="cpu", adapt=path))
-    train = list(boxes)
-    first, rest = train[0], train[1:]
-    prompt = seg.prepare_prompt_boxes(ds.images[first], ds.labels[first], [boxes[first]],
-                                      more=[(ds.images[i], ds.labels[i], [boxes[i]]) for i in rest])
+    prompt = boxes_prompt(seg, ds.images, ds.labels, boxes, list(boxes))
     seg.adapt(prompt)
     return float(np.mean([dice_pct(seg.segment(ds.images[i], prompt), ds.labels[i]) for i in ids])), prompt.path
 
