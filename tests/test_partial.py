@@ -21,6 +21,7 @@ from napari_fewcell.engine import (
     run,
     train_iter,
 )
+from napari_fewcell.engine.core.augment import elastic
 from napari_fewcell.engine.core.files import export_labels, read_labels_meta, write_labels_tif
 from napari_fewcell.engine.nets.unet import EmbedNet, NetConfig, default_weights_path
 
@@ -122,6 +123,34 @@ def test_stage2_can_keep_the_moving_average_of_its_weights():
     assert all(torch.allclose(first[k].float(), average[k].float(), atol=1e-6) for k in first if "num_batches" not in k)
     with pytest.raises(FewcellError, match="moving-average decay must be at least 0 and below 1"):
         TrainParams(ema=1.0).check()
+
+
+def test_elastic_warp_moves_image_and_labels_together():
+    """core.augment.elastic: one smooth displacement warps a crop and its labels alike; sd 0 leaves them as they
+    are; the labels keep their values (unknown, −1, included) and the same generator state gives the same warp."""
+    yy, xx = np.mgrid[:96, :96]
+    img = (0.5 + 0.5 * np.sin(yy / 7.0) * np.cos(xx / 9.0)).astype(np.float32)[None].repeat(3, 0)
+    lab = (img[0] > 0.5).astype(np.int64)
+    lab[:10] = -1
+    same = elastic(img, lab, np.random.default_rng(0), 0.0)
+    assert same[0] is img and same[1] is lab
+    warped, wlab = elastic(img, lab, np.random.default_rng(1), 6.0)
+    again, alab = elastic(img, lab, np.random.default_rng(1), 6.0)
+    assert np.array_equal(warped, again) and np.array_equal(wlab, alab)
+    assert warped.shape == img.shape and wlab.shape == lab.shape and set(np.unique(wlab)) <= {-1, 0, 1}
+    assert (wlab != lab).mean() > 0.05  # it moved
+    known = wlab >= 0
+    assert ((warped[0] > 0.5) == (wlab == 1))[known].mean() > 0.97  # and the labels moved with the image
+    with pytest.raises(FewcellError, match="elastic deformation must be between 0 and 64 pixels"):
+        TrainParams(deform=-1).check()
+
+
+def test_stage2_learns_with_the_elastic_warp():
+    pairs = blob_set(3, (96, 96))
+    p = TrainParams(steps=60, batch=4, crop=64, base=8, init="scratch", device="cpu", deform=4.0)
+    model = run(train_iter([im for im, _ in pairs[:2]], [m for _, m in pairs[:2]], params=p))
+    assert model.card["params"]["deform"] == 4.0
+    assert dice_mean(model.predict(pairs[2][0]), pairs[2][1]) > max(0.8, chance(pairs[2][1]) + 0.2)
 
 
 def test_stage2_ignores_unknown_pixels_and_keeps_label_values():

@@ -14,9 +14,10 @@ images, with one-shot and the RF on the same boxes beside.
 ``finetuned`` then starts stage 2 from the fine-tuned embedding network (``PseudoResult.finetuned``) instead of the
 pre-trained one (``pretrained``), on the same pseudo-labels.
 
-A variant is INIT:STEPS[:MIN_CONFIDENCE][:ema=DECAY][:share=SHARE][:lr=LR] (pixels whose pseudo-label confidence
-is below MIN_CONFIDENCE are left out; the network kept is the moving average of its weights with DECAY; only the most
-confident SHARE of each class's pixels are learnt from; LR is the peak learning rate). With
+A variant is INIT:STEPS[:MIN_CONFIDENCE][:ema=DECAY][:share=SHARE][:lr=LR][:deform=SD] (pixels whose pseudo-label
+confidence is below MIN_CONFIDENCE are left out; the network kept is the moving average of its weights with DECAY; only
+the most confident SHARE of each class's pixels are learnt from; LR is the peak learning rate; SD is the elastic
+warp's, ``TrainParams.deform``). With
 ``--seeds 0 1 2`` each variant is trained once per seed (``TrainParams.seed``: the network's new head, the crops and
 their order) on the same pseudo-labels, and a last row per variant gives the mean and spread over the seeds.
 """
@@ -48,7 +49,8 @@ def main() -> None:
                     help="none: the pre-trained network's labels (no fine-tuning); default: stage 1 as the product")
     ap.add_argument("--tta", action="store_true", help="also score each trained network with its 8-view TTA")
     ap.add_argument("--out", required=True)
-    ap.add_argument("variants", nargs="+", metavar="INIT:STEPS[:MIN_CONFIDENCE][:ema=DECAY][:share=SHARE][:lr=LR]")
+    ap.add_argument("variants", nargs="+",
+                    metavar="INIT:STEPS[:MIN_CONFIDENCE][:ema=DECAY][:share=SHARE][:lr=LR][:deform=SD]")
     a = ap.parse_args()
     from napari_fewcell.engine import PseudoParams, annotate, pseudolabel_iter, run
     from napari_fewcell.engine.partial import describe_labeller
@@ -106,6 +108,7 @@ def stage2_rows(v: str, a, img, lab, train, test, res) -> list[str]:
     ema = float(next((m[4:] for m in more if m.startswith("ema=")), 0.0))
     share = float(next((m[6:] for m in more if m.startswith("share=")), 1.0))
     lr = {"lr": float(m[3:]) for m in more if m.startswith("lr=")}  # the peak learning rate (TrainParams.lr)
+    lr.update({"deform": float(m[7:]) for m in more if m.startswith("deform=")})  # TrainParams.deform
     rows, means, means_tta = [], [], []
     for seed in a.seeds:
         tp = TrainParams(steps=int(steps), device="cpu", init="pretrained" if init == "finetuned" else init,
@@ -122,7 +125,8 @@ def stage2_rows(v: str, a, img, lab, train, test, res) -> list[str]:
         kept = (f", pixels with confidence ≥ {conf[0]} ({share_all:.0%})" if conf else "") + \
             (f", weights' moving average (decay {ema})" if ema else "") + \
             (f", the most confident {share:.0%} of each class's pixels ({share_all:.0%})" if share < 1 else "") + \
-            (f", peak learning rate {lr['lr']:g}" if lr else "")
+            (f", peak learning rate {lr['lr']:g}" if "lr" in lr else "") + \
+            (f", elastic warp sd {lr['deform']:g} px" if "deform" in lr else "")
         tag = f", seed {seed}" if len(a.seeds) > 1 else ""
         rows.append(f"| stage 2 from {init}, {steps} steps{kept}{tag} | {ms(d)} | {secs / 60:.1f} min |")
         if a.tta:  # the same network, its predictions averaged over the 8 flips and rotations

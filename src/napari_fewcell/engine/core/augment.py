@@ -2,12 +2,15 @@
 
 Two strengths are used: :data:`MILD` when fine-tuning on a user's images (partial labels, stage-2
 networks) and :data:`STRONG` when pre-training on many data sets (and for the pretext task).
+:func:`elastic` warps a crop and its labels by a smooth random displacement (U-Net's augmentation for
+few training images), as an option of the stage-2 network's training.
 """
 from __future__ import annotations
 
 import dataclasses
 
 import numpy as np
+from scipy import ndimage
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,3 +37,20 @@ def augment(img: np.ndarray, lab: np.ndarray, rng: np.random.Generator, jitter: 
         if jitter.noise:
             img = img + rng.normal(0, rng.uniform(0, jitter.noise), img.shape)
     return np.ascontiguousarray(img, np.float32), np.ascontiguousarray(lab)
+
+
+def elastic(img: np.ndarray, lab: np.ndarray, rng: np.random.Generator, sd: float, grid: int = 3):
+    """Warp (C, h, w) ``img`` and (h, w) ``lab`` by one smooth displacement: a ``grid`` × ``grid`` lattice of
+    displacements drawn with standard deviation ``sd`` pixels, interpolated cubically over the crop (Ronneberger et
+    al. 2015). The image is interpolated linearly, the labels take the nearest pixel's value; both are mirrored at
+    the crop's edges."""
+    h, w = lab.shape
+    if sd <= 0:
+        return img, lab
+    coarse = rng.normal(0.0, sd, (2, grid, grid))
+    field = np.stack([ndimage.zoom(c, (h / grid, w / grid), order=3, mode="nearest", grid_mode=True) for c in coarse])
+    yy, xx = np.meshgrid(np.arange(h, dtype=np.float32), np.arange(w, dtype=np.float32), indexing="ij")
+    coords = np.stack([yy + field[0, :h, :w], xx + field[1, :h, :w]])
+    warped = np.stack([ndimage.map_coordinates(c, coords, order=1, mode="mirror") for c in img]).astype(np.float32)
+    out = ndimage.map_coordinates(lab, coords, order=0, mode="mirror")
+    return warped, out.astype(lab.dtype)

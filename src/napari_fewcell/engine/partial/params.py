@@ -87,10 +87,15 @@ class TrainParams:
     #: swa_utils, BatchNorm statistics averaged too); 0 keeps the last step's weights. 0.99 gave 82.43 against 82.64
     #: (ISBI, weights that never saw it, mean of 3 seeds; benchmarks/results/stage2_ema_lodo_isbi.md): not the default
     ema: float = 0.0
+    #: each training crop is also warped by a smooth random displacement (core.augment.elastic) whose lattice
+    #: displacements have this standard deviation in pixels; 0 = no warp
+    deform: float = 0.0
     device: str = option("auto", "Device", "Where the networks run.", DEVICES)
     seed: int = 0
 
     def check(self) -> None:
+        if not (0.0 <= self.deform <= 64.0):
+            raise FewcellError(f"The elastic deformation must be between 0 and 64 pixels, not {self.deform}.")
         if not 0.0 <= self.ema < 1.0:
             raise FewcellError(f"The weights' moving-average decay must be at least 0 and below 1, not {self.ema}.")
         if self.steps < 1 or self.batch < 1 or self.crop < 16:

@@ -24,7 +24,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ..core import modelfile
 from ..core.annotation import class_index, require_two_classes
-from ..core.augment import augment
+from ..core.augment import augment, elastic
 from ..core.blocks import TiledModel, label_blocks_iter
 from ..core.device import select_device
 from ..core.errors import FewcellError
@@ -132,8 +132,10 @@ def training_set(images: Sequence, labels: Sequence, known: Sequence | None = No
     return [normalize(a, intensity_range(a)) for a in arrs], index, classes
 
 
-def sample_batch(norm: list, index: list, pick: np.ndarray, crop: int, batch: int, rng: np.random.Generator):
-    """``batch`` augmented crops (each with some known pixels where possible), images drawn with weights ``pick``."""
+def sample_batch(norm: list, index: list, pick: np.ndarray, crop: int, batch: int, rng: np.random.Generator,
+                 deform: float = 0.0):
+    """``batch`` augmented crops (each with some known pixels where possible), images drawn with weights ``pick``;
+    with ``deform`` > 0 each is also warped elastically (displacements of that standard deviation, in pixels)."""
     xs, ys = [], []
     for _ in range(batch):
         i = int(rng.choice(len(norm), p=pick))
@@ -143,6 +145,8 @@ def sample_batch(norm: list, index: list, pick: np.ndarray, crop: int, batch: in
             if (index[i][y : y + crop, x : x + crop] >= 0).any():
                 break
         xi, yi = augment(norm[i][:, y : y + crop, x : x + crop], index[i][y : y + crop, x : x + crop], rng)
+        if deform > 0:
+            xi, yi = elastic(xi, yi, rng, deform)
         xs.append(xi)
         ys.append(yi)
     return torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ys))
@@ -201,7 +205,7 @@ def train_iter(images: Sequence, labels: Sequence, known: Sequence | None = None
     running = None
     yield Progress(0, p.steps, "training")
     for step in range(p.steps):
-        x, y = sample_batch(norm, index, sizes / sizes.sum(), crop, p.batch, rng)
+        x, y = sample_batch(norm, index, sizes / sizes.sum(), crop, p.batch, rng, p.deform)
         loss = seg_loss(net(x.to(device)), y.to(device), p.dice_weight)
         opt.zero_grad()
         loss.backward()
