@@ -14,10 +14,10 @@ images, with one-shot and the RF on the same boxes beside.
 ``finetuned`` then starts stage 2 from the fine-tuned embedding network (``PseudoResult.finetuned``) instead of the
 pre-trained one (``pretrained``), on the same pseudo-labels.
 
-A variant is INIT:STEPS[:MIN_CONFIDENCE][:ema=DECAY][:share=SHARE][:lr=LR][:deform=SD] (pixels whose pseudo-label
-confidence is below MIN_CONFIDENCE are left out; the network kept is the moving average of its weights with DECAY; only
-the most confident SHARE of each class's pixels are learnt from; LR is the peak learning rate; SD is the elastic
-warp's, ``TrainParams.deform``). With
+A variant is INIT:STEPS[:MIN_CONFIDENCE][:ema=DECAY][:share=SHARE][:lr=LR][:deform=SD][:order=K] (pixels whose
+pseudo-label confidence is below MIN_CONFIDENCE are left out; the network kept is the moving average of its weights
+with DECAY; only the most confident SHARE of each class's pixels are learnt from; LR is the peak learning rate; SD is
+the elastic warp's, ``TrainParams.deform``, whose image is interpolated by splines of order K, 1 by default). With
 ``--seeds 0 1 2`` each variant is trained once per seed (``TrainParams.seed``: the network's new head, the crops and
 their order) on the same pseudo-labels, and a last row per variant gives the mean and spread over the seeds.
 """
@@ -29,6 +29,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: common.py and the benchmarks it reuses
 
 import argparse
+import contextlib
+import functools
 import tempfile
 import time
 
@@ -50,7 +52,7 @@ def main() -> None:
     ap.add_argument("--tta", action="store_true", help="also score each trained network with its 8-view TTA")
     ap.add_argument("--out", required=True)
     ap.add_argument("variants", nargs="+",
-                    metavar="INIT:STEPS[:MIN_CONFIDENCE][:ema=DECAY][:share=SHARE][:lr=LR][:deform=SD]")
+                    metavar="INIT:STEPS[:MIN_CONFIDENCE][:ema=DECAY][:share=SHARE][:lr=LR][:deform=SD][:order=K]")
     a = ap.parse_args()
     from napari_fewcell.engine import PseudoParams, annotate, pseudolabel_iter, run
     from napari_fewcell.engine.partial import describe_labeller
@@ -109,6 +111,7 @@ def stage2_rows(v: str, a, img, lab, train, test, res) -> list[str]:
     share = float(next((m[6:] for m in more if m.startswith("share=")), 1.0))
     lr = {"lr": float(m[3:]) for m in more if m.startswith("lr=")}  # the peak learning rate (TrainParams.lr)
     lr.update({"deform": float(m[7:]) for m in more if m.startswith("deform=")})  # TrainParams.deform
+    order = int(next((m[6:] for m in more if m.startswith("order=")), 1))  # the warp's interpolation of the image
     rows, means, means_tta = [], [], []
     for seed in a.seeds:
         tp = TrainParams(steps=int(steps), device="cpu", init="pretrained" if init == "finetuned" else init,
@@ -117,7 +120,9 @@ def stage2_rows(v: str, a, img, lab, train, test, res) -> list[str]:
         log(f"stage 2: {v}, seed {seed}")
         t0 = time.perf_counter()
         known = confident_share(res.labels, res.confidence, share) if share < 1 else None
-        model = run(train_iter([img[i] for i in train], res.labels, known=known, params=tp, confidence=res.confidence))
+        with warp_order(order):
+            model = run(train_iter([img[i] for i in train], res.labels, known=known, params=tp,
+                                   confidence=res.confidence))
         secs = time.perf_counter() - t0
         d = [dice_pct(model.predict(img[i]), lab[i]) for i in test]
         means.append(float(np.mean(d)))
@@ -126,7 +131,8 @@ def stage2_rows(v: str, a, img, lab, train, test, res) -> list[str]:
             (f", weights' moving average (decay {ema})" if ema else "") + \
             (f", the most confident {share:.0%} of each class's pixels ({share_all:.0%})" if share < 1 else "") + \
             (f", peak learning rate {lr['lr']:g}" if "lr" in lr else "") + \
-            (f", elastic warp sd {lr['deform']:g} px" if "deform" in lr else "")
+            (f", elastic warp sd {lr['deform']:g} px" if "deform" in lr else "") + \
+            (f", the image interpolated by splines of order {order}" if order != 1 else "")
         tag = f", seed {seed}" if len(a.seeds) > 1 else ""
         rows.append(f"| stage 2 from {init}, {steps} steps{kept}{tag} | {ms(d)} | {secs / 60:.1f} min |")
         if a.tta:  # the same network, its predictions averaged over the 8 flips and rotations
@@ -141,6 +147,19 @@ def stage2_rows(v: str, a, img, lab, train, test, res) -> list[str]:
         if means_tta:
             rows.append(seeds_row("the same with TTA: mean ± sd over seeds", means_tta))
     return rows
+
+
+@contextlib.contextmanager
+def warp_order(order: int):
+    """Stage 2's elastic warp interpolating the image by splines of ``order`` for the duration (1: the engine's)."""
+    from napari_fewcell.engine.partial import stage2
+
+    engine = stage2.elastic
+    stage2.elastic = functools.partial(engine, order=order)
+    try:
+        yield
+    finally:
+        stage2.elastic = engine
 
 
 def seeds_row(label: str, means: list[float]) -> str:

@@ -51,6 +51,9 @@ def add_pseudolabel_parser(sub) -> None:
     field_option(q, "--train-min-confidence", TrainDefaults, "min_confidence", metavar="P",
                  help="stage 2 learns only pixels that stage 1 labelled with at least this probability (annotated "
                         "pixels always count; default 0: every pixel)")
+    field_option(q, "--train-deform", TrainDefaults, "deform", metavar="SD",
+                 help="stage 2 warps each training crop elastically, lattice displacements of this standard deviation "
+                      f"in pixels (0 = no warp; default {TrainDefaults.deform:g})")
     field_option(q, "--steps-per-epoch", PseudoDefaults, "steps_per_epoch", "0 = cover the unannotated pixels once")
     field_option(q, "--lr", PseudoDefaults, "lr", "stage-1 learning rate")
     field_option(q, "--patience", PseudoDefaults, "patience",
@@ -96,7 +99,7 @@ def cmd_pseudolabel(a) -> int:
                           device=a.device, seed=a.seed, tau=a.tau, adapt=a.adapt,
                           patience=a.patience)
     tp = TrainParams(steps=a.train_steps, device=a.device, seed=a.seed, tta=a.tta, init=a.train_init,
-                     weights=a.weights, min_confidence=a.train_min_confidence)
+                     weights=a.weights, min_confidence=a.train_min_confidence, deform=a.train_deform)
     source = {"trained_on": "pseudo-labels from `fewcell pseudolabel`", "images": [str(p) for p in a.images],
               "boxes": [list(map(int, b)) for b in a.box]}
     request = PseudoRequest(data, params, tp, parse_class_names(a.class_name), source)

@@ -39,11 +39,11 @@ def augment(img: np.ndarray, lab: np.ndarray, rng: np.random.Generator, jitter: 
     return np.ascontiguousarray(img, np.float32), np.ascontiguousarray(lab)
 
 
-def elastic(img: np.ndarray, lab: np.ndarray, rng: np.random.Generator, sd: float, grid: int = 3):
+def elastic(img: np.ndarray, lab: np.ndarray, rng: np.random.Generator, sd: float, grid: int = 3, order: int = 1):
     """Warp (C, h, w) ``img`` and (h, w) ``lab`` by one smooth displacement: a ``grid`` × ``grid`` lattice of
     displacements drawn with standard deviation ``sd`` pixels, interpolated cubically over the crop (Ronneberger et
-    al. 2015). The image is interpolated linearly, the labels take the nearest pixel's value; both are mirrored at
-    the crop's edges."""
+    al. 2015). The image is interpolated by splines of ``order`` (1: linearly), the labels take the nearest pixel's
+    value; both are mirrored at the crop's edges."""
     h, w = lab.shape
     if sd <= 0:
         return img, lab
@@ -51,6 +51,6 @@ def elastic(img: np.ndarray, lab: np.ndarray, rng: np.random.Generator, sd: floa
     field = np.stack([ndimage.zoom(c, (h / grid, w / grid), order=3, mode="nearest", grid_mode=True) for c in coarse])
     yy, xx = np.meshgrid(np.arange(h, dtype=np.float32), np.arange(w, dtype=np.float32), indexing="ij")
     coords = np.stack([yy + field[0, :h, :w], xx + field[1, :h, :w]])
-    warped = np.stack([ndimage.map_coordinates(c, coords, order=1, mode="mirror") for c in img]).astype(np.float32)
+    warped = np.stack([ndimage.map_coordinates(c, coords, order=order, mode="mirror") for c in img]).astype(np.float32)
     out = ndimage.map_coordinates(lab, coords, order=0, mode="mirror")
     return warped, out.astype(lab.dtype)
