@@ -73,7 +73,8 @@ def main() -> None:
             f"| (pseudo-labels on the train images: {ms([dice_pct(p, lab[i]) for p, i in zip(res.labels, train)])}) "
             "| | |", f"| (stage 1: {describe_labeller(res.labeller)}) | | |"]
     for v in a.variants:
-        rows += stage2_rows(v, a, img, lab, train, test, res)
+        with tempfile.TemporaryDirectory() as scratch:  # where a fine-tuned start is written, removed after
+            rows += stage2_rows(v, a, img, lab, train, test, res, Path(scratch))
     lines = report_header(f"Stage 2 variants on `{a.dataset}` (test images {test[0]}–{test[-1]})", False) + [
         f"- weights `{a.weights}`; train images {train[0]}–{train[-1]} ({len(train)}), one centre 64×64 box each", "",
         "| | Dice (%) on the test images, mean ± sd over images | training time |", "|---|---|---|", *rows, ""]
@@ -93,8 +94,9 @@ def confident_share(labels, confidence, share: float) -> list[np.ndarray]:
     return keep
 
 
-def stage2_rows(v: str, a, img, lab, train, test, res) -> list[str]:
-    """The report's rows of one variant: one per seed, and with several seeds their mean ± sd (over seeds)."""
+def stage2_rows(v: str, a, img, lab, train, test, res, scratch: Path) -> list[str]:
+    """The report's rows of one variant: one per seed, and with several seeds their mean ± sd (over seeds); a
+    fine-tuned start is written to the folder ``scratch``."""
     from napari_fewcell.engine import TrainParams, run, train_iter
 
     init, steps, *more = v.split(":")
@@ -104,7 +106,7 @@ def stage2_rows(v: str, a, img, lab, train, test, res) -> list[str]:
             return ["| stage 2 from finetuned: stage 1 kept no fine-tuned network (`--stage1 default`?) | | |"]
         from napari_fewcell.engine.nets.unet import save_weights
 
-        weights = str(Path(tempfile.mkdtemp()) / "finetuned.pt")
+        weights = str(scratch / "finetuned.pt")
         save_weights(res.finetuned, weights)
     conf = [m for m in more if "=" not in m]
     ema = float(next((m[4:] for m in more if m.startswith("ema=")), 0.0))
