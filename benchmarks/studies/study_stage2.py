@@ -17,9 +17,10 @@ pre-trained one (``pretrained``), on the same pseudo-labels.
 A variant is INIT:STEPS[:MIN_CONFIDENCE][:ema=DECAY][:share=SHARE][:lr=LR][:deform=SD][:order=K] (pixels whose
 pseudo-label confidence is below MIN_CONFIDENCE are left out; the network kept is the moving average of its weights
 with DECAY; only the most confident SHARE of each class's pixels are learnt from; LR is the peak learning rate; SD is
-the elastic warp's, ``TrainParams.deform``, whose image is interpolated by splines of order K, 1 by default). With
-``--seeds 0 1 2`` each variant is trained once per seed (``TrainParams.seed``: the network's new head, the crops and
-their order) on the same pseudo-labels, and a last row per variant gives the mean and spread over the seeds.
+the elastic warp's, ``TrainParams.deform``, whose image is interpolated by splines of order K, the engine's by
+default). With ``--seeds 0 1 2`` each variant is trained once per seed (``TrainParams.seed``: the network's new head,
+the crops and their order) on the same pseudo-labels, and a last row per variant gives the mean and spread over the
+seeds.
 """
 from __future__ import annotations
 
@@ -113,7 +114,7 @@ def stage2_rows(v: str, a, img, lab, train, test, res, scratch: Path) -> list[st
     share = float(next((m[6:] for m in more if m.startswith("share=")), 1.0))
     lr = {"lr": float(m[3:]) for m in more if m.startswith("lr=")}  # the peak learning rate (TrainParams.lr)
     lr.update({"deform": float(m[7:]) for m in more if m.startswith("deform=")})  # TrainParams.deform
-    order = int(next((m[6:] for m in more if m.startswith("order=")), 1))  # the warp's interpolation of the image
+    order = next((int(m[6:]) for m in more if m.startswith("order=")), None)  # the warp's interpolation of the image
     rows, means, means_tta = [], [], []
     for seed in a.seeds:
         tp = TrainParams(steps=int(steps), device="cpu", init="pretrained" if init == "finetuned" else init,
@@ -134,7 +135,7 @@ def stage2_rows(v: str, a, img, lab, train, test, res, scratch: Path) -> list[st
             (f", the most confident {share:.0%} of each class's pixels ({share_all:.0%})" if share < 1 else "") + \
             (f", peak learning rate {lr['lr']:g}" if "lr" in lr else "") + \
             (f", elastic warp sd {lr['deform']:g} px" if "deform" in lr else "") + \
-            (f", the image interpolated by splines of order {order}" if order != 1 else "")
+            (f", the image interpolated by splines of order {order}" if order is not None else "")
         tag = f", seed {seed}" if len(a.seeds) > 1 else ""
         rows.append(f"| stage 2 from {init}, {steps} steps{kept}{tag} | {ms(d)} | {secs / 60:.1f} min |")
         if a.tta:  # the same network, its predictions averaged over the 8 flips and rotations
@@ -152,10 +153,14 @@ def stage2_rows(v: str, a, img, lab, train, test, res, scratch: Path) -> list[st
 
 
 @contextlib.contextmanager
-def warp_order(order: int):
-    """Stage 2's elastic warp interpolating the image by splines of ``order`` for the duration (1: the engine's)."""
+def warp_order(order: int | None):
+    """Stage 2's elastic warp interpolating the image by splines of ``order`` for the duration (None: the engine's,
+    cubic since 2026-12-07; the reports of that day without ``order`` in their variants interpolated linearly)."""
     from napari_fewcell.engine.partial import stage2
 
+    if order is None:
+        yield
+        return
     engine = stage2.elastic
     stage2.elastic = functools.partial(engine, order=order)
     try:

@@ -88,8 +88,8 @@ class TrainParams:
     #: (ISBI, weights that never saw it, mean of 3 seeds; benchmarks/results/stage2_ema_lodo_isbi.md): not the default
     ema: float = 0.0
     #: each training crop is also warped by a smooth random displacement (core.augment.elastic) whose lattice
-    #: displacements have this standard deviation in pixels; 0 = no warp. Over 3 seeds, 8 px gave ISBI +0.61 and
-    #: usiigaci +0.55 but DSB H&E −0.56 and TEM axons −1.53 (weights that never saw them; docs/benchmarks/partial.md)
+    #: displacements have this standard deviation in pixels; 0 = no warp. Over 3 seeds, 8 px gave ISBI +0.50,
+    #: usiigaci +0.48, TEM axons −0.16, DSB H&E −0.74 (weights that never saw them; docs/benchmarks/partial.md)
     deform: float = 0.0
     device: str = option("auto", "Device", "Where the networks run.", DEVICES)
     seed: int = 0
