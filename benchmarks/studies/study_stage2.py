@@ -110,15 +110,14 @@ def stage2_rows(v: str, a, img, lab, train, test, res, scratch: Path) -> list[st
         weights = str(scratch / "finetuned.pt")
         save_weights(res.finetuned, weights)
     conf = [m for m in more if "=" not in m]
-    ema = float(next((m[4:] for m in more if m.startswith("ema=")), 0.0))
-    share = float(next((m[6:] for m in more if m.startswith("share=")), 1.0))
-    lr = {"lr": float(m[3:]) for m in more if m.startswith("lr=")}  # the peak learning rate (TrainParams.lr)
-    lr.update({"deform": float(m[7:]) for m in more if m.startswith("deform=")})  # TrainParams.deform
-    order = next((int(m[6:]) for m in more if m.startswith("order=")), None)  # the warp's interpolation of the image
+    named = dict(m.split("=", 1) for m in more if "=" in m)
+    ema, share = float(named.get("ema", 0.0)), float(named.get("share", 1.0))
+    given = {k: float(named[k]) for k in ("lr", "deform") if k in named}  # TrainParams.lr (peak), TrainParams.deform
+    order = int(named["order"]) if "order" in named else None  # the warp's interpolation of the image
     rows, means, means_tta = [], [], []
     for seed in a.seeds:
         tp = TrainParams(steps=int(steps), device="cpu", init="pretrained" if init == "finetuned" else init,
-                         weights=weights, seed=seed, **lr,
+                         weights=weights, seed=seed, **given,
                          min_confidence=float(conf[0]) if conf else 0.0, ema=ema)
         log(f"stage 2: {v}, seed {seed}")
         t0 = time.perf_counter()
@@ -133,8 +132,8 @@ def stage2_rows(v: str, a, img, lab, train, test, res, scratch: Path) -> list[st
         kept = (f", pixels with confidence ≥ {conf[0]} ({share_all:.0%})" if conf else "") + \
             (f", weights' moving average (decay {ema})" if ema else "") + \
             (f", the most confident {share:.0%} of each class's pixels ({share_all:.0%})" if share < 1 else "") + \
-            (f", peak learning rate {lr['lr']:g}" if "lr" in lr else "") + \
-            (f", elastic warp sd {lr['deform']:g} px" if "deform" in lr else "") + \
+            (f", peak learning rate {given['lr']:g}" if "lr" in given else "") + \
+            (f", elastic warp sd {given['deform']:g} px" if "deform" in given else "") + \
             (f", the image interpolated by splines of order {order}" if order is not None else "")
         tag = f", seed {seed}" if len(a.seeds) > 1 else ""
         rows.append(f"| stage 2 from {init}, {steps} steps{kept}{tag} | {ms(d)} | {secs / 60:.1f} min |")

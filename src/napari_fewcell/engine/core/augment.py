@@ -50,8 +50,7 @@ def elastic(img: np.ndarray, lab: np.ndarray, rng: np.random.Generator, sd: floa
         return img, lab
     coarse = rng.normal(0.0, sd, (2, grid, grid))
     field = np.stack([ndimage.zoom(c, (h / grid, w / grid), order=3, mode="nearest", grid_mode=True) for c in coarse])
-    yy, xx = np.meshgrid(np.arange(h, dtype=np.float32), np.arange(w, dtype=np.float32), indexing="ij")
-    coords = np.stack([yy + field[0, :h, :w], xx + field[1, :h, :w]])
+    coords = np.indices((h, w), dtype=np.float32) + field  # (2, h, w): where each output pixel is read from
     warped = np.stack([ndimage.map_coordinates(c, coords, order=order, mode="mirror") for c in img]).astype(np.float32)
     out = ndimage.map_coordinates(lab, coords, order=0, mode="mirror")
     return warped, out.astype(lab.dtype)
