@@ -14,13 +14,14 @@ images, with one-shot and the RF on the same boxes beside.
 ``finetuned`` then starts stage 2 from the fine-tuned embedding network (``PseudoResult.finetuned``) instead of the
 pre-trained one (``pretrained``), on the same pseudo-labels.
 
-A variant is INIT:STEPS[:MIN_CONFIDENCE][:ema=DECAY][:share=SHARE][:lr=LR][:deform=SD][:order=K] (pixels whose
-pseudo-label confidence is below MIN_CONFIDENCE are left out; the network kept is the moving average of its weights
-with DECAY; only the most confident SHARE of each class's pixels are learnt from; LR is the peak learning rate; SD is
-the elastic warp's, ``TrainParams.deform``, whose image is interpolated by splines of order K, the engine's by
-default). With ``--seeds 0 1 2`` each variant is trained once per seed (``TrainParams.seed``: the network's new head,
-the crops and their order) on the same pseudo-labels, and a last row per variant gives the mean and spread over the
-seeds.
+A variant is INIT:STEPS[:MIN_CONFIDENCE][:ema=DECAY][:share=SHARE][:lr=LR][:deform=SD][:order=K][:rounds=R]
+(pixels whose pseudo-label confidence is below MIN_CONFIDENCE are left out; the network kept is the moving average of
+its weights with DECAY; only the most confident SHARE of each class's pixels are learnt from; LR is the peak learning
+rate; SD is the elastic warp's, ``TrainParams.deform``, whose image is interpolated by splines of order K, the
+engine's by default; with R > 1, each round after the first trains a new network on the previous one's labels of the
+train images, the annotated box pixels kept: self-training). With ``--seeds 0 1 2`` each variant is trained once per
+seed (``TrainParams.seed``: the network's new head, the crops and their order) on the same pseudo-labels, and a last
+row per variant gives the mean and spread over the seeds.
 """
 from __future__ import annotations
 
@@ -52,8 +53,7 @@ def main() -> None:
                     help="none: the pre-trained network's labels (no fine-tuning); default: stage 1 as the product")
     ap.add_argument("--tta", action="store_true", help="also score each trained network with its 8-view TTA")
     ap.add_argument("--out", required=True)
-    ap.add_argument("variants", nargs="+",
-                    metavar="INIT:STEPS[:MIN_CONFIDENCE][:ema=DECAY][:share=SHARE][:lr=LR][:deform=SD][:order=K]")
+    ap.add_argument("variants", nargs="+", metavar="INIT:STEPS[:MIN_CONFIDENCE][:name=VALUE]...")
     a = ap.parse_args()
     from napari_fewcell.engine import PseudoParams, annotate, pseudolabel_iter, run
     from napari_fewcell.engine.partial import describe_labeller
@@ -73,6 +73,7 @@ def main() -> None:
             f"| RF on all the boxes | {ms(rf)} | |",
             f"| (pseudo-labels on the train images: {ms([dice_pct(p, lab[i]) for p, i in zip(res.labels, train)])}) "
             "| | |", f"| (stage 1: {describe_labeller(res.labeller)}) | | |"]
+    a.boxes = data  # the annotated pixels a self-training round keeps
     for v in a.variants:
         with tempfile.TemporaryDirectory() as scratch:  # where a fine-tuned start is written, removed after
             rows += stage2_rows(v, a, img, lab, train, test, res, Path(scratch))
@@ -98,7 +99,7 @@ def confident_share(labels, confidence, share: float) -> list[np.ndarray]:
 def stage2_rows(v: str, a, img, lab, train, test, res, scratch: Path) -> list[str]:
     """The report's rows of one variant: one per seed, and with several seeds their mean ± sd (over seeds); a
     fine-tuned start is written to the folder ``scratch``."""
-    from napari_fewcell.engine import TrainParams, run, train_iter
+    from napari_fewcell.engine import TrainParams
 
     init, steps, *more = v.split(":")
     weights = a.weights
@@ -114,6 +115,7 @@ def stage2_rows(v: str, a, img, lab, train, test, res, scratch: Path) -> list[st
     ema, share = float(named.get("ema", 0.0)), float(named.get("share", 1.0))
     given = {k: float(named[k]) for k in ("lr", "deform") if k in named}  # TrainParams.lr (peak), TrainParams.deform
     order = int(named["order"]) if "order" in named else None  # the warp's interpolation of the image
+    rounds = int(named.get("rounds", 1))  # self-training rounds
     rows, means, means_tta = [], [], []
     for seed in a.seeds:
         tp = TrainParams(steps=int(steps), device="cpu", init="pretrained" if init == "finetuned" else init,
@@ -123,8 +125,8 @@ def stage2_rows(v: str, a, img, lab, train, test, res, scratch: Path) -> list[st
         t0 = time.perf_counter()
         known = confident_share(res.labels, res.confidence, share) if share < 1 else None
         with warp_order(order):
-            model = run(train_iter([img[i] for i in train], res.labels, known=known, params=tp,
-                                   confidence=res.confidence))
+            model = train_rounds(rounds, tp, [img[i] for i in train], [lab[i] for i in train], res, known, a.boxes,
+                                 rows)
         secs = time.perf_counter() - t0
         d = [dice_pct(model.predict(img[i]), lab[i]) for i in test]
         means.append(float(np.mean(d)))
@@ -134,7 +136,8 @@ def stage2_rows(v: str, a, img, lab, train, test, res, scratch: Path) -> list[st
             (f", the most confident {share:.0%} of each class's pixels ({share_all:.0%})" if share < 1 else "") + \
             (f", peak learning rate {given['lr']:g}" if "lr" in given else "") + \
             (f", elastic warp sd {given['deform']:g} px" if "deform" in given else "") + \
-            (f", the image interpolated by splines of order {order}" if order is not None else "")
+            (f", the image interpolated by splines of order {order}" if order is not None else "") + \
+            (f", {rounds} self-training rounds" if rounds > 1 else "")
         tag = f", seed {seed}" if len(a.seeds) > 1 else ""
         rows.append(f"| stage 2 from {init}, {steps} steps{kept}{tag} | {ms(d)} | {secs / 60:.1f} min |")
         if a.tta:  # the same network, its predictions averaged over the 8 flips and rotations
@@ -149,6 +152,22 @@ def stage2_rows(v: str, a, img, lab, train, test, res, scratch: Path) -> list[st
         if means_tta:
             rows.append(seeds_row("the same with TTA: mean ± sd over seeds", means_tta))
     return rows
+
+
+def train_rounds(rounds: int, tp, images, truth, res, known, data, rows: list[str]):
+    """Stage 2 on stage 1's pseudo-labels; each further round (self-training) trains a new network on the previous
+    one's labels of the train images, their annotated pixels (``data``, AnnotatedImage) kept. Each round's labels
+    are scored against ``truth`` into ``rows``."""
+    from napari_fewcell.engine import run, train_iter
+
+    labels = res.labels
+    model = run(train_iter(images, labels, known=known, params=tp, confidence=res.confidence))
+    for r in range(1, rounds):
+        labels = [np.where(d.known, d.labels, model.predict(im)) for d, im in zip(data, images)]
+        rows.append(f"| (round {r} network's labels of the train images: "
+                    f"{ms([dice_pct(q, t) for q, t in zip(labels, truth)])}) | | |")
+        model = run(train_iter(images, labels, known=known, params=tp))
+    return model
 
 
 @contextlib.contextmanager
