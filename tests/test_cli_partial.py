@@ -39,7 +39,8 @@ def test_pseudolabel_contract_with_train_net_then_predict(files, tmp_path):
            "--labels", str(files["lab0"]), "none", "--box", "8", "8", "64", "64", "--box", "72", "40", "32", "64",
            "--box", "8", "76", "32", "32",
            "--out", str(out), "--epochs", "1", "--train-net", str(model),
-           "--steps-per-epoch", "2", "--train-steps", "10", "--train-deform", "3", "--device", "cpu",
+           "--steps-per-epoch", "2", "--train-steps", "10", "--train-deform", "3", "--train-rounds", "2",
+           "--device", "cpu",
            "--class-name", "1=nucleus"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
@@ -51,7 +52,8 @@ def test_pseudolabel_contract_with_train_net_then_predict(files, tmp_path):
     meta = read_labels_meta(out / "img1.tif")
     assert meta["source"] == str(files["img1"]) and meta["classes"] == {"1": "nucleus"}
     assert model.is_file() and model.with_suffix(".json").is_file()
-    assert json.loads(model.with_suffix(".json").read_text())["card"]["params"]["deform"] == 3.0
+    card = json.loads(model.with_suffix(".json").read_text())["card"]
+    assert card["params"]["deform"] == 3.0 and card["params"]["rounds"] == card["rounds"] == 2
 
     assert main(["predict", "--model", str(model), str(files["img2"]), "--out", str(tmp_path / "pred"),
                  "--device", "cpu"]) == 0
@@ -110,6 +112,8 @@ def test_bad_inputs_give_one_sentence(files, tmp_path, capsys):
                                                  "--train-net", str(tmp_path / "n.pt"), "--train-min-confidence", "1"])
     assert "elastic deformation" in _err(capsys, [*base, "--labels", str(files["lab0"]), "none", *box, *out,
                                                   "--train-net", str(tmp_path / "n.pt"), "--train-deform", "-2"])
+    assert "training rounds" in _err(capsys, [*base, "--labels", str(files["lab0"]), "none", *box, *out,
+                                              "--train-net", str(tmp_path / "n.pt"), "--train-rounds", "9"])
     assert not (tmp_path / "o").exists()  # bad input leaves nothing behind
 
     (tmp_path / "busy").mkdir()

@@ -153,6 +153,45 @@ def test_stage2_learns_with_the_elastic_warp():
     assert dice_mean(model.predict(pairs[2][0]), pairs[2][1]) > max(0.8, chance(pairs[2][1]) + 0.2)
 
 
+def test_self_training_rounds_learn_from_the_last_network_but_keep_the_kept_pixels():
+    """TrainParams.rounds: each round after the first trains a new network on the last one's labels of the images,
+    except where ``keep`` is true. Everything kept: round 2 trains on the same labels with the same seed, so it ends
+    with round 1's weights; nothing kept: it learns from round 1's labels, so its weights differ."""
+    from napari_fewcell.engine.partial.stage2 import relabel
+
+    img, mask = blobs((64, 64), seed=7)
+    noisy = mask.copy()
+    noisy[np.random.default_rng(0).random(mask.shape) < 0.1] ^= 1  # labels with mistakes a network smooths out
+
+    def trained(rounds, keep=None):
+        p = TrainParams(steps=15, batch=4, crop=32, base=8, init="scratch", device="cpu", rounds=rounds)
+        seen = []
+        model = run(train_iter([img], [noisy], params=p, keep=keep), progress=seen.append)
+        return model, seen
+
+    one, _ = trained(1)
+    kept, seen = trained(2, keep=[np.ones(mask.shape, bool)])
+    free, _ = trained(2)
+    assert kept.card["rounds"] == free.card["rounds"] == 2 and seen[-1].done == seen[-1].total == 30
+    assert any("round 2 of 2: labelling the images" in q.message for q in seen)
+    w1, wk, wf = (m.net.state_dict() for m in (one, kept, free))
+    assert all(torch.equal(w1[k], wk[k]) for k in w1)
+    assert any(not torch.equal(w1[k], wf[k]) for k in w1)
+    half = np.zeros(mask.shape, bool)
+    half[:, :32] = True
+    targets = relabel(one, img, noisy, half)
+    assert np.array_equal(targets[half], noisy[half]) and np.array_equal(targets[~half], one.predict(img)[~half])
+    rare = noisy.copy()
+    rare[30:32, 30:32] = 2  # a class of 4 pixels that 2 steps do not learn: no round on labels without it
+    lost = run(train_iter([img], [rare], params=TrainParams(steps=2, batch=2, crop=32, base=8, init="scratch",
+                                                               device="cpu", rounds=3)))
+    assert lost.card["rounds"] == 1 and list(lost.classes) == [0, 1, 2]
+    with pytest.raises(FewcellError, match="mask of kept labels of training image 1 is 8×8"):
+        run(train_iter([img], [noisy], params=TrainParams(steps=1, rounds=2), keep=[np.ones((8, 8), bool)]))
+    with pytest.raises(FewcellError, match="training rounds must be a whole number from 1 to 5"):
+        TrainParams(rounds=0).check()
+
+
 def test_stage2_ignores_unknown_pixels_and_keeps_label_values():
     img, mask = blobs((96, 96), seed=4)
     lab = mask * 3  # class value 3, not 1

@@ -162,15 +162,23 @@ def test_train_apply_save_load(viewer_widget, qtbot, tmp_path, monkeypatch):
     for name, mask in truth.items():  # pseudo-label layers as Generate makes them (the truth, to save time)
         viewer.add_labels(mask.copy(), name=f"{name} pseudo-labels",
                           metadata={"fewcell_result": True, "fewcell_pseudo_of": name, "fewcell_original": mask})
+    fixed = np.zeros((N, N), bool)
+    fixed[:6, :6] = True  # the user paints over a mistake: self-training keeps what they painted
+    viewer.layers["a pseudo-labels"].data[fixed] = 1
     widget.stage2.steps.value = 3
-    assert widget.stage2.init.value == TrainParams.init
+    assert widget.stage2.init.value == TrainParams.init and widget.stage2.rounds.value == TrainParams.rounds
     widget.stage2.init.value = "pretrained"  # the U-Net's body starts from the shipped embedding network
+    widget.stage2.rounds.value = 2
     qtbot.mouseClick(widget.apply_button, LEFT)
     assert "no network" in widget.status.text().lower()
+    requests, real = [], pw.TrainRequest
+    monkeypatch.setattr(pw, "TrainRequest", lambda *a, **k: requests.append(real(*a, **k)) or requests[-1])
     click_and_wait(qtbot, widget, widget.train_button)
     assert widget.model is not None, widget.status.text()
     assert list(widget.model.classes) == [0, 1] and widget.model.card["images"] == ["a", "b"]
-    assert widget.model.card["params"]["init"] == "pretrained"
+    assert widget.model.card["params"]["init"] == "pretrained" and widget.model.card["rounds"] == 2
+    kept = requests[0].keep
+    assert np.array_equal(kept[0], fixed & (truth["a"] != 1)) and not kept[1].any()
     viewer.layers.selection.active = viewer.layers["b"]
     click_and_wait(qtbot, widget, widget.apply_button)
     out = viewer.layers["b fewcell net"]

@@ -49,6 +49,19 @@ NONE = "(none)"
 PSEUDO_OF = "fewcell_pseudo_of"  # metadata: name of the image a pseudo-label layer belongs to
 ORIGINAL = "fewcell_original"  # metadata: the generated array (the user's edits of it = fixes)
 FIXES = "fewcell_fixes"  # metadata: pixels that were already fixes when the layer was generated
+KNOWN = "fewcell_known"  # metadata: the annotated pixels (boxes, fixes) the layer was generated from
+
+
+def kept_pixels(data, meta: dict, shape) -> np.ndarray:
+    """The pixels of a pseudo-label layer that self-training keeps: those annotated when it was generated and those
+    the user has painted since (where it differs from what was generated)."""
+    keep = np.zeros(shape, bool)
+    for mask in (meta.get(KNOWN), meta.get(FIXES)):
+        if np.shape(mask) == shape:
+            keep |= np.asarray(mask, bool)
+    if np.shape(meta.get(ORIGINAL)) == shape:
+        keep |= np.asarray(data) != meta[ORIGINAL]
+    return keep
 
 
 def _predict_planes(model: SegModel, planes: list):
@@ -81,7 +94,7 @@ class PartialLabelsWidget(QWidget):
         self.shapes_combo = LayerPicker(NONE)
         self.stage1 = ParamsForm([(PseudoParams, "epochs"), (PseudoParams, "steps_per_epoch"),
                                   (PseudoParams, "device")])
-        self.stage2 = ParamsForm([(TrainParams, "steps"), (TrainParams, "init")])
+        self.stage2 = ParamsForm([(TrainParams, "steps"), (TrainParams, "init"), (TrainParams, "rounds")])
         self.oneshot = CheckBox(name="oneshot", text="Annotated images are fully labelled (one-shot fine-tuning)",
                                 tooltip="Paper 000, Table 1: every pixel of an image with labels is known; its boxes "
                                 "are the prompts. Unannotated images get pseudo-labels.")
@@ -207,7 +220,8 @@ class PartialLabelsWidget(QWidget):
                 raise FewcellError("No checked image has annotation labels; choose its labels layer in the list.")
         request = PseudoRequest(data, PseudoParams(**self.stage1.values(PseudoParams)))
         request.check()  # said at once, before the network loads
-        return {"items": items, "fixes": carried, "epochs": {}, "done": self._pseudo_done,
+        return {"items": items, "fixes": carried, "known": [d.known for d in data], "epochs": {},
+                "done": self._pseudo_done,
                 "make": lambda: pseudo_job(request)}
 
     def _pseudo_done(self, done: PartialResult):
@@ -216,8 +230,9 @@ class PartialLabelsWidget(QWidget):
             n, stack = item["planes"], item["stack"]
             labels = np.stack(result.labels[i : i + n]) if stack else result.labels[i]
             fixes = np.stack(job["fixes"][i : i + n]) if stack else job["fixes"][i]
+            known = np.stack(job["known"][i : i + n]) if stack else job["known"][i]
             i += n
-            meta = {RESULT_KEY: True, PSEUDO_OF: item["name"], ORIGINAL: labels.copy()}
+            meta = {RESULT_KEY: True, PSEUDO_OF: item["name"], ORIGINAL: labels.copy(), KNOWN: known}
             if fixes.any():
                 meta[FIXES] = fixes
             added.append(self.viewer.add_labels(labels, name=f"{item['name']} pseudo-labels", scale=item["scale"],
@@ -232,18 +247,19 @@ class PartialLabelsWidget(QWidget):
         )
 
     def _collect_train(self) -> dict:
-        images, labels, names = [], [], []
+        images, labels, keep, names = [], [], [], []
         for row in self._checked():
-            pseudo = self._pseudo_layer(row.layer.name)
-            if pseudo is not None and pseudo.data.shape == image_shape(row.layer):
+            pseudo, shape, stack = self._pseudo_layer(row.layer.name), image_shape(row.layer), row.layer.ndim == 3
+            if pseudo is not None and pseudo.data.shape == shape:
                 images += image_planes(row.layer)
-                labels += list(as_planes(np.array(pseudo.data), row.layer.ndim == 3))
+                labels += list(as_planes(np.array(pseudo.data), stack))
+                keep += list(as_planes(kept_pixels(pseudo.data, pseudo.metadata, shape), stack))
                 names.append(row.layer.name)
         if not images:
             raise FewcellError("No checked image has pseudo-labels yet; press Generate pseudo-labels first.")
         params = TrainParams(**self.stage2.values(TrainParams), device=self.stage1.device.value)
         request = TrainRequest(images, labels, params, source={
-            "trained_on": "pseudo-labels from the napari-fewcell Partial labels widget", "images": names})
+            "trained_on": "pseudo-labels from the napari-fewcell Partial labels widget", "images": names}, keep=keep)
         return {"names": names, "done": self._train_done, "make": lambda: train_job(request)}
 
     def _train_done(self, model: SegModel):

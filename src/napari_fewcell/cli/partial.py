@@ -54,6 +54,9 @@ def add_pseudolabel_parser(sub) -> None:
     field_option(q, "--train-deform", TrainDefaults, "deform", metavar="SD",
                  help="stage 2 warps each training crop elastically, lattice displacements of this standard deviation "
                       f"in pixels (0 = no warp; default {TrainDefaults.deform:g})")
+    field_option(q, "--train-rounds", TrainDefaults, "rounds", metavar="R",
+                 help="stage-2 self-training rounds: each round after the first trains a new network on the last one's "
+                 f"labels of the images, the boxes' annotation kept (default {TrainDefaults.rounds})")
     field_option(q, "--steps-per-epoch", PseudoDefaults, "steps_per_epoch", "0 = cover the unannotated pixels once")
     field_option(q, "--lr", PseudoDefaults, "lr", "stage-1 learning rate")
     field_option(q, "--patience", PseudoDefaults, "patience",
@@ -99,7 +102,8 @@ def cmd_pseudolabel(a) -> int:
                           device=a.device, seed=a.seed, tau=a.tau, adapt=a.adapt,
                           patience=a.patience)
     tp = TrainParams(steps=a.train_steps, device=a.device, seed=a.seed, tta=a.tta, init=a.train_init,
-                     weights=a.weights, min_confidence=a.train_min_confidence, deform=a.train_deform)
+                     weights=a.weights, min_confidence=a.train_min_confidence, deform=a.train_deform,
+                     rounds=a.train_rounds)
     source = {"trained_on": "pseudo-labels from `fewcell pseudolabel`", "images": [str(p) for p in a.images],
               "boxes": [list(map(int, b)) for b in a.box]}
     request = PseudoRequest(data, params, tp, parse_class_names(a.class_name), source)

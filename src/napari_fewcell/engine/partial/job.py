@@ -17,7 +17,7 @@ from ..core.progress import Progress
 from .choice import describe_labeller
 from .params import PseudoParams, TrainParams
 from .pseudo import PseudoResult, describe_epoch, pseudolabel_iter, validate
-from .stage2 import SegModel, train_iter
+from .stage2 import SegModel, check_keep, train_iter
 
 
 @dataclasses.dataclass
@@ -31,6 +31,9 @@ class TrainRequest:
     #: per image, stage 1's probability of its label (pixels below ``params.min_confidence`` are left out)
     confidence: Sequence | None = None
     source: dict = dataclasses.field(default_factory=dict)  #: where the labels came from, for the network's card
+    #: per image, the pixels whose labels every self-training round keeps (``params.rounds`` > 1): the annotation,
+    #: the user's fixes; None keeps none
+    keep: Sequence | None = None
 
     def check(self) -> None:
         self.params.check()
@@ -44,6 +47,7 @@ class TrainRequest:
                 raise FewcellError(f"The labels of image {i + 1} are {'×'.join(map(str, np.shape(labels)))} but "
                                    f"the image is {'×'.join(map(str, np.shape(image)[:2]))}; give labels of its "
                                    "shape.")
+        check_keep(self.keep, self.labels)
 
 
 def train_job(request: TrainRequest) -> Generator[Progress, None, SegModel]:
@@ -52,7 +56,7 @@ def train_job(request: TrainRequest) -> Generator[Progress, None, SegModel]:
     request.check()
     return (yield from train_iter(request.images, request.labels, params=request.params,
                                   class_names=request.class_names, card=dict(request.source),
-                                  confidence=request.confidence))
+                                  confidence=request.confidence, keep=request.keep))
 
 
 @dataclasses.dataclass
@@ -78,7 +82,7 @@ class PseudoRequest:
         if self.train is None:
             raise FewcellError("The request names no stage-2 training; give it TrainParams.")
         return TrainRequest([d.image for d in self.data], result.labels, self.train, self.class_names,
-                            result.pseudo.confidence, result.provenance)
+                            result.pseudo.confidence, result.provenance, [d.known for d in self.data])
 
 
 @dataclasses.dataclass

@@ -91,10 +91,17 @@ class TrainParams:
     #: displacements have this standard deviation in pixels; 0 = no warp. Over 3 seeds, 8 px gave ISBI +0.50,
     #: usiigaci +0.48, TEM axons −0.16, DSB H&E −0.74 (weights that never saw them; docs/benchmarks/partial.md)
     deform: float = 0.0
+    #: self-training: each round after the first trains a new network on the last one's labels of the training images
+    #: (the annotated pixels and the user's fixes keep theirs; ``train_iter(keep=...)``); each round takes ``steps``
+    rounds: int = option(1, "Training rounds", "Self-training: each round after the first trains a new network on the "
+                         "last one's labels of the images (your annotation and fixes kept). Each round takes as long "
+                         "as the first.", min=1, max=5)
     device: str = option("auto", "Device", "Where the networks run.", DEVICES)
     seed: int = 0
 
     def check(self) -> None:
+        if not 1 <= self.rounds <= 5 or self.rounds != int(self.rounds):
+            raise FewcellError(f"The training rounds must be a whole number from 1 to 5, not {self.rounds}.")
         if not (0.0 <= self.deform <= 64.0):
             raise FewcellError(f"The elastic deformation must be between 0 and 64 pixels, not {self.deform}.")
         if not 0.0 <= self.ema < 1.0:

@@ -31,7 +31,7 @@ from ..core.errors import FewcellError
 from ..core.image import as_image2d, intensity_range, normalize
 from ..core.lazy import LazyImage, open_image
 from ..core.losses import soft_dice
-from ..core.progress import Progress, run
+from ..core.progress import Progress, relay, run
 from ..nets.unet import NetConfig, SegNet, load_model
 from .params import TrainParams
 
@@ -176,12 +176,54 @@ def new_segnet(p: TrainParams, n_classes: int) -> SegNet:
 
 
 def train_iter(images: Sequence, labels: Sequence, known: Sequence | None = None, params: TrainParams | None = None,
-               class_names: dict | None = None, card: dict | None = None,
-               confidence: Sequence | None = None) -> Generator[Progress, None, SegModel]:
+               class_names: dict | None = None, card: dict | None = None, confidence: Sequence | None = None,
+               keep: Sequence | None = None) -> Generator[Progress, None, SegModel]:
     """Train a SegNet (start: ``params.init``) on ``labels``, one per image (``known`` masks limit the loss; so do
-    ``confidence`` maps, stage 1's ``PseudoResult.confidence``, below ``params.min_confidence``)."""
+    ``confidence`` maps, stage 1's ``PseudoResult.confidence``, below ``params.min_confidence``). With
+    ``params.rounds`` > 1 (self-training) each further round trains a new network on the last one's labels of the
+    images, but where ``keep`` (one mask per image: the annotated pixels, the user's fixes) is true."""
     p = params or TrainParams()
     p.check()
+    check_keep(keep, labels)
+    model, total, done = None, p.steps * p.rounds, 0
+    for r in range(p.rounds):
+        if r:  # the last network's labels, the kept pixels' own
+            yield Progress(r * p.steps, total, f"round {r + 1} of {p.rounds}: labelling the images")
+            new = [relabel(model, im, lab, None if keep is None else keep[i])
+                   for i, (im, lab) in enumerate(zip(images, labels))]
+            if not set(model.classes) <= set().union(*(np.unique(n).tolist() for n in new)):
+                break  # the network lost a class: a round on its labels could not learn it back
+            labels, known, confidence = new, None, None
+        tag = f"round {r + 1} of {p.rounds}: " if p.rounds > 1 else ""
+        model = yield from relay(fit_iter(images, labels, known, p, class_names, card, confidence),
+                                 lambda q, r=r: Progress(r * p.steps + q.done, total, tag + q.message))
+        done = r + 1
+    model.card["rounds"] = done  # the rounds trained (fewer than asked where a network lost a class)
+    return model
+
+
+def relabel(model: SegModel, image, labels, keep) -> np.ndarray:
+    """``model``'s labels of ``image``, but ``labels``' where ``keep`` is true (a self-training round's targets)."""
+    out = model.predict(image)
+    return out if keep is None else np.where(np.asarray(keep, bool), np.asarray(labels).astype(out.dtype), out)
+
+
+def check_keep(keep: Sequence | None, labels: Sequence) -> None:
+    """One mask of kept labels per labels array, of its shape (said before any training)."""
+    if keep is None:
+        return
+    if len(keep) != len(labels):
+        raise FewcellError(f"Give one mask of kept labels per training image ({len(labels)}), not {len(keep)}.")
+    for i, (k, lab) in enumerate(zip(keep, labels)):
+        if np.shape(k) != np.shape(lab):
+            raise FewcellError(f"The mask of kept labels of training image {i + 1} is "
+                               f"{'×'.join(map(str, np.shape(k)))} but its labels are "
+                               f"{'×'.join(map(str, np.shape(lab)))}; give masks of their shape.")
+
+
+def fit_iter(images: Sequence, labels: Sequence, known: Sequence | None, p: TrainParams, class_names: dict | None,
+             card: dict | None, confidence: Sequence | None) -> Generator[Progress, None, SegModel]:
+    """One round of :func:`train_iter`: a new SegNet trained ``p.steps`` steps on ``labels``."""
     if confidence is not None and p.min_confidence > 0:
         sure = [np.asarray(c, np.float32) >= p.min_confidence for c in confidence]
         known = sure if known is None else [np.asarray(k, bool) & c for k, c in zip(known, sure)]
