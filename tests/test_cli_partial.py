@@ -38,7 +38,7 @@ def test_pseudolabel_contract_with_train_net_then_predict(files, tmp_path):
     cmd = [sys.executable, "-m", "napari_fewcell.cli", "pseudolabel", str(files["img0"]), str(files["img1"]),
            "--labels", str(files["lab0"]), "none", "--box", "8", "8", "64", "64", "--box", "72", "40", "32", "64",
            "--box", "8", "76", "32", "32",
-           "--out", str(out), "--epochs", "1", "--train-net", str(model),
+           "--out", str(out), "--epochs", "1", "--train-net", str(model), "--network-labels", str(tmp_path / "net"),
            "--steps-per-epoch", "2", "--train-steps", "10", "--train-deform", "3", "--train-rounds", "2",
            "--device", "cpu",
            "--class-name", "1=nucleus"]
@@ -52,6 +52,11 @@ def test_pseudolabel_contract_with_train_net_then_predict(files, tmp_path):
     meta = read_labels_meta(out / "img1.tif")
     assert meta["source"] == str(files["img1"]) and meta["classes"] == {"1": "nucleus"}
     assert model.is_file() and model.with_suffix(".json").is_file()
+    for i in (0, 1):  # the trained network's labels of every image, the boxes' annotation kept
+        lab = tifffile.imread(tmp_path / "net" / f"img{i}.tif")
+        assert lab.shape == (112, 112) and set(np.unique(lab)) <= {0, 1}
+        assert read_labels_meta(tmp_path / "net" / f"img{i}.tif")["source"] == str(files[f"img{i}"])
+    assert np.array_equal(tifffile.imread(tmp_path / "net" / "img0.tif")[8:72, 8:72], files["truth0"][8:72, 8:72])
     card = json.loads(model.with_suffix(".json").read_text())["card"]
     assert card["params"]["deform"] == 3.0 and card["params"]["rounds"] == card["rounds"] == 2
 
@@ -114,7 +119,11 @@ def test_bad_inputs_give_one_sentence(files, tmp_path, capsys):
                                                   "--train-net", str(tmp_path / "n.pt"), "--train-deform", "-2"])
     assert "training rounds" in _err(capsys, [*base, "--labels", str(files["lab0"]), "none", *box, *out,
                                               "--train-net", str(tmp_path / "n.pt"), "--train-rounds", "9"])
-    assert not (tmp_path / "o").exists()  # bad input leaves nothing behind
+    assert "give --train-net" in _err(capsys, [*base, "--labels", str(files["lab0"]), "none", *box, *out,
+                                               "--network-labels", str(tmp_path / "nl")])
+    assert "same folder" in _err(capsys, [*base, "--labels", str(files["lab0"]), "none", *box, *out, "--train-net",
+                                          str(tmp_path / "n.pt"), "--network-labels", str(tmp_path / "o")])
+    assert not (tmp_path / "o").exists() and not (tmp_path / "nl").exists()  # bad input leaves nothing behind
 
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "img0.tif").write_bytes(b"precious")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from ..engine.core.errors import FewcellError
 from ..engine.core.files import check_out_dir
 from .args import (
     add_box,
@@ -43,6 +44,10 @@ def add_pseudolabel_parser(sub) -> None:
     q.add_argument("--train-net", default=None, metavar="MODEL.pt",
                    help="also train a segmentation network on the pseudo-labels and save it here "
                         "(+ MODEL.json card)")
+    q.add_argument("--network-labels", default=None, metavar="DIR2",
+                   help="with --train-net, also write the trained network's labels of every IMAGE to "
+                        "DIR2/<IMAGE stem>.tif (the boxes' annotation kept): better than the pseudo-labels it learnt "
+                        "from on the image types measured")
     field_option(q, "--train-steps", TrainDefaults, "steps",
                  f"stage-2 optimiser steps (default {TrainDefaults.steps}; give 1500 with --train-init scratch)")
     field_option(q, "--train-init", TrainDefaults, "init",
@@ -95,7 +100,7 @@ def cmd_pseudolabel(a) -> int:
     unannotated.
     """
     from ..engine.core.progress import run
-    from ..engine.partial import PseudoParams, PseudoRequest, TrainParams, pseudo_job, train_job
+    from ..engine.partial import PseudoParams, PseudoRequest, TrainParams, network_labels_job, pseudo_job, train_job
 
     data, layout = read_set(a)
     params = PseudoParams(epochs=a.epochs, steps_per_epoch=a.steps_per_epoch, lr=a.lr, weights=a.weights,
@@ -109,16 +114,35 @@ def cmd_pseudolabel(a) -> int:
     request = PseudoRequest(data, params, tp, parse_class_names(a.class_name), source)
     request.check()  # stage 2's settings too, before stage 1 starts
     check_model_target(a.train_net, a.overwrite)
-    out = check_out_dir(a.out, overwrite=a.overwrite, stems=[Path(p).stem for p, _, _ in layout])
+    stems = [Path(p).stem for p, _, _ in layout]
+    relabelled = check_network_labels(a, stems)
+    out = check_out_dir(a.out, overwrite=a.overwrite, stems=stems)
     result = run(pseudo_job(request), Bar("pseudo-labels"))
     for line in result.report():
         print(line, file=sys.stderr)
     write_results(out, layout, result.labels, "pseudo-labels", request.class_names, a.instances)
     if a.train_net:
-        model = run(train_job(request.train_request(result)), Bar("train-net"))
+        train = request.train_request(result)
+        model = run(train_job(train), Bar("train-net"))
         model.save(a.train_net)
         print(a.train_net)
+        if relabelled is not None:
+            labels = run(network_labels_job(model, train), Bar("network-labels"))
+            relabelled = check_out_dir(relabelled, overwrite=a.overwrite, stems=stems)
+            write_results(relabelled, layout, labels, "network labels", request.class_names, a.instances)
     return 0
+
+
+def check_network_labels(a, stems: list[str]) -> Path | None:
+    """--network-labels: checked (and created) before any work; None when not asked for."""
+    if a.network_labels is None:
+        return None
+    if not a.train_net:
+        raise FewcellError("--network-labels writes the trained network's labels: give --train-net MODEL.pt too.")
+    if Path(a.network_labels).resolve() == Path(a.out).resolve():
+        raise FewcellError("--network-labels and --out are the same folder; give the network's labels a folder of "
+                           "their own so that neither overwrites the other.")
+    return check_out_dir(a.network_labels, overwrite=a.overwrite, stems=stems, create=False)  # made when written
 
 
 def cmd_predict(a) -> int:

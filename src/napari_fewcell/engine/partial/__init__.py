@@ -4,7 +4,7 @@ from ..core.exports import lazy_exports
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     ".choice": ("describe_labeller",),
-    ".job": ("PartialResult", "PseudoRequest", "TrainRequest", "pseudo_job", "train_job"),
+    ".job": ("PartialResult", "PseudoRequest", "TrainRequest", "network_labels_job", "pseudo_job", "train_job"),
     ".params": ("INITS", "PseudoParams", "TrainParams"),
     ".pseudo": ("PseudoResult", "describe_epoch", "pseudolabel", "pseudolabel_iter", "validate"),
     ".stage2": ("SegModel", "train_iter"),
