@@ -185,7 +185,7 @@ def train_iter(images: Sequence, labels: Sequence, known: Sequence | None = None
     p = params or TrainParams()
     p.check()
     check_keep(keep, labels)
-    model, total, done = None, p.steps * p.rounds, 0
+    model, total, done, t0 = None, p.steps * p.rounds, 0, time.time()
     for r in range(p.rounds):
         if r:  # the last network's labels, the kept pixels' own
             yield Progress(r * p.steps, total, f"round {r + 1} of {p.rounds}: labelling the images")
@@ -199,6 +199,7 @@ def train_iter(images: Sequence, labels: Sequence, known: Sequence | None = None
                                  lambda q, r=r: Progress(r * p.steps + q.done, total, tag + q.message))
         done = r + 1
     model.card["rounds"] = done  # the rounds trained (fewer than asked where a network lost a class)
+    model.card["wall_seconds"] = round(time.time() - t0, 1)  # every round's, and the labelling between them
     return model
 
 
