@@ -94,8 +94,8 @@ class TrainParams:
     #: self-training: each round after the first trains a new network on the last one's labels of the training images
     #: (the annotated pixels and the user's fixes keep theirs; ``train_iter(keep=...)``); each round takes ``steps``.
     #: Two rounds, over 3 seeds on 4 folds whose weights never saw them: ISBI +0.47, usiigaci +0.43, DSB H&E +0.27,
-    #: TEM axons +1.47 (docs/benchmarks/partial.md); not the default: twice stage 2's time (ISBI's 15 images ≈ 5 min
-    #: 20 s in all, over issue 24's 5 min), two rounds of 300 steps lost 0.28 on ISBI, and in-domain (shipped weights,
+    #: TEM axons +1.47 (docs/benchmarks/partial.md); not the default: twice stage 2's time (ISBI's 15 images: 5 min 24 s
+    #: in all, over issue 24's 5 min), two rounds of 300 steps lost 0.28 on ISBI, and in-domain (shipped weights,
     #: one seed) ISBI +0.13, DSB fluorescence −0.12
     rounds: int = option(1, "Training rounds", "Self-training: each round after the first trains a new network on the "
                          "last one's labels of the images (your annotation and fixes kept). Each round takes as long "
