@@ -73,10 +73,10 @@ def main() -> None:
             f"| RF on all the boxes | {ms(rf)} | |",
             f"| (pseudo-labels on the train images: {ms([dice_pct(p, lab[i]) for p, i in zip(res.labels, train)])}) "
             "| | |", f"| (stage 1: {describe_labeller(res.labeller)}) | | |"]
-    a.boxes = data  # the annotated pixels a self-training round keeps
+    keep = [d.known for d in data]  # the annotated pixels a self-training round keeps
     for v in a.variants:
         with tempfile.TemporaryDirectory() as scratch:  # where a fine-tuned start is written, removed after
-            rows += stage2_rows(v, a, img, lab, train, test, res, Path(scratch))
+            rows += stage2_rows(v, a, img, lab, train, test, res, keep, Path(scratch))
     lines = report_header(f"Stage 2 variants on `{a.dataset}` (test images {test[0]}–{test[-1]})", False) + [
         f"- weights `{a.weights}`; train images {train[0]}–{train[-1]} ({len(train)}), one centre 64×64 box each", "",
         "| | Dice (%) on the test images, mean ± sd over images | training time |", "|---|---|---|", *rows, ""]
@@ -96,9 +96,9 @@ def confident_share(labels, confidence, share: float) -> list[np.ndarray]:
     return keep
 
 
-def stage2_rows(v: str, a, img, lab, train, test, res, scratch: Path) -> list[str]:
-    """The report's rows of one variant: one per seed, and with several seeds their mean ± sd (over seeds); a
-    fine-tuned start is written to the folder ``scratch``."""
+def stage2_rows(v: str, a, img, lab, train, test, res, keep, scratch: Path) -> list[str]:
+    """The report's rows of one variant: one per seed, and with several seeds their mean ± sd (over seeds); ``keep``
+    are the annotated pixels of the train images, a fine-tuned start is written to the folder ``scratch``."""
     from napari_fewcell.engine import TrainParams
 
     init, steps, *more = v.split(":")
@@ -125,7 +125,7 @@ def stage2_rows(v: str, a, img, lab, train, test, res, scratch: Path) -> list[st
         t0 = time.perf_counter()
         known = confident_share(res.labels, res.confidence, share) if share < 1 else None
         with warp_order(order):
-            model = train_rounds(rounds, tp, [img[i] for i in train], [lab[i] for i in train], res, known, a.boxes,
+            model = train_rounds(rounds, tp, [img[i] for i in train], [lab[i] for i in train], res, known, keep,
                                  rows)
         secs = time.perf_counter() - t0
         d = [dice_pct(model.predict(img[i]), lab[i]) for i in test]
@@ -154,19 +154,20 @@ def stage2_rows(v: str, a, img, lab, train, test, res, scratch: Path) -> list[st
     return rows
 
 
-def train_rounds(rounds: int, tp, images, truth, res, known, data, rows: list[str]):
+def train_rounds(rounds: int, tp, images, truth, res, known, keep, rows: list[str]):
     """Stage 2 on stage 1's pseudo-labels; each further round (self-training) trains a new network on the previous
-    one's labels of the train images, their annotated pixels (``data``, AnnotatedImage) kept. Each round's labels
-    are scored against ``truth`` into ``rows``."""
+    one's labels of the train images (the engine's ``relabel``), the ``keep`` pixels keeping theirs, round by round
+    as ``TrainParams.rounds`` does, so that each round's labels can be scored against ``truth`` into ``rows``."""
     from napari_fewcell.engine import run, train_iter
+    from napari_fewcell.engine.partial.stage2 import relabel
 
     labels = res.labels
     model = run(train_iter(images, labels, known=known, params=tp, confidence=res.confidence))
     for r in range(1, rounds):
-        labels = [np.where(d.known, d.labels, model.predict(im)) for d, im in zip(data, images)]
+        labels = [relabel(model, im, q, k) for im, q, k in zip(images, labels, keep)]
         rows.append(f"| (round {r} network's labels of the train images: "
                     f"{ms([dice_pct(q, t) for q, t in zip(labels, truth)])}) | | |")
-        model = run(train_iter(images, labels, known=known, params=tp))
+        model = run(train_iter(images, labels, params=tp))  # every pixel now has a label, as in the engine
     return model
 
 

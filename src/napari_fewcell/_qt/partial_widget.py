@@ -53,12 +53,12 @@ KNOWN = "fewcell_known"  # metadata: the annotated pixels (boxes, fixes) the lay
 
 
 def kept_pixels(data, meta: dict, shape) -> np.ndarray:
-    """The pixels of a pseudo-label layer that self-training keeps: those annotated when it was generated and those
-    the user has painted since (where it differs from what was generated)."""
+    """The pixels of a pseudo-label layer that self-training keeps: those annotated when it was generated (its boxes
+    and the fixes it was generated from) and those the user has painted since (where it differs from what was
+    generated)."""
     keep = np.zeros(shape, bool)
-    for mask in (meta.get(KNOWN), meta.get(FIXES)):
-        if np.shape(mask) == shape:
-            keep |= np.asarray(mask, bool)
+    if np.shape(meta.get(KNOWN)) == shape:
+        keep |= np.asarray(meta[KNOWN], bool)
     if np.shape(meta.get(ORIGINAL)) == shape:
         keep |= np.asarray(data) != meta[ORIGINAL]
     return keep
