@@ -119,6 +119,9 @@ def test_bad_inputs_give_one_sentence(files, tmp_path, capsys):
                                                   "--train-net", str(tmp_path / "n.pt"), "--train-deform", "-2"])
     assert "training rounds" in _err(capsys, [*base, "--labels", str(files["lab0"]), "none", *box, *out,
                                               "--train-net", str(tmp_path / "n.pt"), "--train-rounds", "9"])
+    with pytest.raises(SystemExit) as exit_info:  # argparse's usage, then its one-line error
+        main([*base, "--labels", str(files["lab0"]), "none", *box, *out, "--train-precision", "fp8"])
+    assert exit_info.value.code == 2 and "invalid choice: 'fp8'" in capsys.readouterr().err.splitlines()[-1]
     assert "give --train-net" in _err(capsys, [*base, "--labels", str(files["lab0"]), "none", *box, *out,
                                                "--network-labels", str(tmp_path / "nl")])
     assert "same folder" in _err(capsys, [*base, "--labels", str(files["lab0"]), "none", *box, *out, "--train-net",

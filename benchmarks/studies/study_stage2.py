@@ -15,13 +15,13 @@ images, with one-shot and the RF on the same boxes beside.
 pre-trained one (``pretrained``), on the same pseudo-labels.
 
 A variant is INIT:STEPS[:MIN_CONFIDENCE][:ema=DECAY][:share=SHARE][:lr=LR][:deform=SD][:order=K][:rounds=R]
-(pixels whose pseudo-label confidence is below MIN_CONFIDENCE are left out; the network kept is the moving average of
-its weights with DECAY; only the most confident SHARE of each class's pixels are learnt from; LR is the peak learning
-rate; SD is the elastic warp's, ``TrainParams.deform``, whose image is interpolated by splines of order K, the
-engine's by default; with R > 1, each round after the first trains a new network on the previous one's labels of the
-train images, the annotated box pixels kept: self-training). With ``--seeds 0 1 2`` each variant is trained once per
-seed (``TrainParams.seed``: the network's new head, the crops and their order) on the same pseudo-labels, and a last
-row per variant gives the mean and spread over the seeds.
+[:precision=P] (pixels whose pseudo-label confidence is below MIN_CONFIDENCE are left out; the network kept is the
+moving average of its weights with DECAY; only the most confident SHARE of each class's pixels are learnt from; LR is
+the peak learning rate; SD is the elastic warp's, ``TrainParams.deform``, whose image is interpolated by splines of
+order K, the engine's by default; with R > 1, each round after the first trains a new network on the previous one's
+labels of the train images, the annotated box pixels kept: self-training; P is ``TrainParams.precision``). With
+``--seeds 0 1 2`` each variant is trained once per seed (``TrainParams.seed``: the network's new head, the crops and
+their order) on the same pseudo-labels, and a last row per variant gives the mean and spread over the seeds.
 """
 from __future__ import annotations
 
@@ -116,6 +116,7 @@ def stage2_rows(v: str, a, img, lab, train, test, res, keep, scratch: Path) -> l
     given = {k: float(named[k]) for k in ("lr", "deform") if k in named}  # TrainParams.lr (peak), TrainParams.deform
     order = int(named["order"]) if "order" in named else None  # the warp's interpolation of the image
     rounds = int(named.get("rounds", 1))  # self-training rounds
+    given.update({"precision": named["precision"]} if "precision" in named else {})  # TrainParams.precision
     rows, means, means_tta = [], [], []
     for seed in a.seeds:
         tp = TrainParams(steps=int(steps), device="cpu", init="pretrained" if init == "finetuned" else init,
@@ -137,7 +138,8 @@ def stage2_rows(v: str, a, img, lab, train, test, res, keep, scratch: Path) -> l
             (f", peak learning rate {given['lr']:g}" if "lr" in given else "") + \
             (f", elastic warp sd {given['deform']:g} px" if "deform" in given else "") + \
             (f", the image interpolated by splines of order {order}" if order is not None else "") + \
-            (f", {rounds} self-training rounds" if rounds > 1 else "")
+            (f", {rounds} self-training rounds" if rounds > 1 else "") + \
+            (f", {given['precision']} training" if "precision" in given else "")
         tag = f", seed {seed}" if len(a.seeds) > 1 else ""
         rows.append(f"| stage 2 from {init}, {steps} steps{kept}{tag} | {ms(d)} | {secs / 60:.1f} min |")
         if a.tta:  # the same network, its predictions averaged over the 8 flips and rotations

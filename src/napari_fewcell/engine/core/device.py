@@ -5,8 +5,7 @@ import torch
 
 from .allocator import tune_allocator
 from .errors import FewcellError
-
-DEVICES = ("auto", "cpu", "cuda", "mps")
+from .options import DEVICES, PRECISIONS
 
 
 def select_device(name: str = "auto") -> torch.device:
@@ -28,3 +27,25 @@ def select_device(name: str = "auto") -> torch.device:
     if name == "mps" and not mps:
         raise FewcellError("MPS was requested but is not available here; use --device cpu (or auto).")
     return torch.device(name)
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes bfloat16 natively: a CUDA GPU that supports it, or an x86 CPU with AVX512-BF16 or
+    AMX (elsewhere, a CPU would emulate it, slower than float32)."""
+    if device.type == "cuda":
+        return bool(torch.cuda.is_bf16_supported())
+    if device.type != "cpu":
+        return False
+    try:
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    except (AttributeError, RuntimeError):  # a torch without these probes: stay in float32
+        return False
+
+
+def training_autocast(device: torch.device, precision: str = "auto"):
+    """The context a training step's forward pass runs in: bfloat16 autocast (weights, optimiser and loss stay
+    float32) with ``precision`` "bfloat16", or "auto" where :func:`native_bf16`; otherwise plain float32."""
+    if precision not in PRECISIONS:
+        raise FewcellError(f"Unknown precision '{precision}': choose one of {', '.join(PRECISIONS)}.")
+    use = precision == "bfloat16" or (precision == "auto" and native_bf16(device))
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=use)

@@ -7,6 +7,7 @@ import dataclasses
 from typing import Any
 
 DEVICES = ("auto", "cpu", "cuda", "mps")  #: where torch runs: the first available of CUDA, MPS, CPU, or as named
+PRECISIONS = ("auto", "float32", "bfloat16")  #: a training's arithmetic: bfloat16 where native (auto), or as named
 #: how class labels become one label per object (core/instances.py): connected components, or a watershed that also
 #: splits touching round objects
 INSTANCE_METHODS = ("components", "watershed")

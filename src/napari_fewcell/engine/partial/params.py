@@ -7,7 +7,7 @@ import dataclasses
 import math
 
 from ..core.errors import FewcellError
-from ..core.options import DEVICES, option
+from ..core.options import DEVICES, PRECISIONS, option
 from ..prompt.params import ADAPT_CHOICES
 
 
@@ -100,10 +100,16 @@ class TrainParams:
     rounds: int = option(1, "Training rounds", "Self-training: each round after the first trains a new network on the "
                          "last one's labels of the images (your annotation and fixes kept). Each round takes as long "
                          "as the first.", min=1, max=5)
+    #: the forward passes of training: "auto" = bfloat16 autocast where the device computes it natively
+    #: (``core.device.native_bf16``), else float32
+    precision: str = option("float32", "Precision", "Training arithmetic: auto uses bfloat16 where this computer "
+                            "computes it natively (faster), else float32.", PRECISIONS)
     device: str = option("auto", "Device", "Where the networks run.", DEVICES)
     seed: int = 0
 
     def check(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise FewcellError(f"Unknown precision '{self.precision}': choose one of {', '.join(PRECISIONS)}.")
         if not 1 <= self.rounds <= 5 or self.rounds != int(self.rounds):
             raise FewcellError(f"The training rounds must be a whole number from 1 to 5, not {self.rounds}.")
         if not (0.0 <= self.deform <= 64.0):

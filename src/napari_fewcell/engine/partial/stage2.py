@@ -26,7 +26,7 @@ from ..core import modelfile
 from ..core.annotation import class_index, require_two_classes
 from ..core.augment import augment, elastic
 from ..core.blocks import TiledModel, label_blocks_iter
-from ..core.device import select_device
+from ..core.device import select_device, training_autocast
 from ..core.errors import FewcellError
 from ..core.image import as_image2d, intensity_range, normalize
 from ..core.lazy import LazyImage, open_image
@@ -249,7 +249,9 @@ def fit_iter(images: Sequence, labels: Sequence, known: Sequence | None, p: Trai
     yield Progress(0, p.steps, "training")
     for step in range(p.steps):
         x, y = sample_batch(norm, index, sizes / sizes.sum(), crop, p.batch, rng, p.deform)
-        loss = seg_loss(net(x.to(device)), y.to(device), p.dice_weight)
+        with training_autocast(device, p.precision):
+            logits = net(x.to(device))
+        loss = seg_loss(logits.float(), y.to(device), p.dice_weight)
         opt.zero_grad()
         loss.backward()
         opt.step()
