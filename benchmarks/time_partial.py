@@ -26,6 +26,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--train-rounds", type=int, default=None,
                     help="pass --train-rounds R to the command (default: the command's own default)")
+    ap.add_argument("--train-precision", default=None,
+                    help="pass --train-precision P to the command (default: the command's own default)")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
     ds = Dataset(a.data, a.dataset, train_limit=a.train_limit)
@@ -39,7 +41,8 @@ def main() -> None:
         cmd = [sys.executable, "-m", "napari_fewcell.cli", "pseudolabel", *images, "--labels",
                *(str(root / "labels" / f"{i}.tif") for i in ds.train), "--box", *box, "--out", f"{tmp}/out",
                "--train-net", f"{tmp}/net.pt", "--device", "cpu", *(["--weights", a.weights] if a.weights else []),
-               *(["--train-rounds", str(a.train_rounds)] if a.train_rounds else [])]
+               *(["--train-rounds", str(a.train_rounds)] if a.train_rounds else []),
+               *(["--train-precision", a.train_precision] if a.train_precision else [])]
         log(f"fewcell pseudolabel on {len(images)} images")
         secs, error = timed_command(cmd, a.threads)
         if error:
@@ -50,8 +53,8 @@ def main() -> None:
     lines = report_header(f"`fewcell pseudolabel --train-net` on `{a.dataset}`, {len(images)} train images", False)
     lines += [f"- weights `{a.weights or 'shipped'}`; one centre {box[2]}×{box[3]} box per image; image size "
               f"{ds.images[ds.train[0]].shape[0]}×{ds.images[ds.train[0]].shape[1]}; {a.threads} threads", "",
-              *([f"- `--train-rounds {a.train_rounds}` (rounds trained: {card.get('rounds', 1)})", ""]
-                if a.train_rounds else []),
+              f"- rounds trained: {card.get('rounds', 1)}; stage-2 precision: "
+              f"{card['params'].get('precision', 'float32')}", "",
               "| whole command (fresh process) | stage 2 (card) | the rest: start-up, stage 1, choice, labels, I/O |",
               "|---|---|---|", f"| {minutes} min {seconds:.0f} s | {stage2:.0f} s | {secs - stage2:.0f} s |", "",
               f"- stage 1 epochs run: {len(card['stage1_history']) - 1}; kept: {card['stage1_labeller']}", ""]
