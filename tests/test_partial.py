@@ -74,7 +74,7 @@ def test_pseudolabel_api_with_shipped_weights_and_mixed_images():
 
 def test_stage2_learns_saves_loads_and_predicts_the_same(tmp_path):
     pairs = blob_set(3, (96, 96))
-    p = TrainParams(steps=60, batch=4, crop=64, base=8, init="scratch", device="cpu")
+    p = TrainParams(steps=60, batch=4, crop=64, base=8, init="scratch", device="cpu", rounds=1)
     model = run(train_iter([im for im, _ in pairs[:2]], [m for _, m in pairs[:2]], params=p,
                            class_names={1: "nucleus"}))
     test_img, truth = pairs[2]
@@ -100,7 +100,7 @@ def test_stage2_can_start_from_the_embedding_weights(tmp_path):
     assert body and all(torch.equal(v, emb[k]) for k, v in body.items())
     assert net.head.out_channels == 2
     pairs = blob_set(3, (96, 96))
-    p = TrainParams(steps=30, batch=4, crop=64, init="pretrained", device="cpu")
+    p = TrainParams(steps=30, batch=4, crop=64, init="pretrained", device="cpu", rounds=1)
     model = run(train_iter([im for im, _ in pairs[:2]], [m for _, m in pairs[:2]], params=p))
     assert dice_mean(model.predict(pairs[2][0]), pairs[2][1]) > max(0.8, chance(pairs[2][1]) + 0.2)
     again = SegModel.load(model.save(tmp_path / "net.pt"), device="cpu")
@@ -115,7 +115,7 @@ def test_stage2_can_keep_the_moving_average_of_its_weights():
     img, mask = blobs((64, 64), seed=5)
 
     def trained(steps, ema):
-        p = TrainParams(steps=steps, batch=2, crop=32, base=8, init="scratch", device="cpu", ema=ema)
+        p = TrainParams(steps=steps, batch=2, crop=32, base=8, init="scratch", device="cpu", ema=ema, rounds=1)
         return run(train_iter([img], [mask], params=p)).net.state_dict()
 
     first, last, average = trained(1, 0.0), trained(4, 0.0), trained(4, 1 - 1e-9)
@@ -147,7 +147,7 @@ def test_elastic_warp_moves_image_and_labels_together():
 
 def test_stage2_learns_with_the_elastic_warp():
     pairs = blob_set(3, (96, 96))
-    p = TrainParams(steps=60, batch=4, crop=64, base=8, init="scratch", device="cpu", deform=4.0)
+    p = TrainParams(steps=60, batch=4, crop=64, base=8, init="scratch", device="cpu", deform=4.0, rounds=1)
     model = run(train_iter([im for im, _ in pairs[:2]], [m for _, m in pairs[:2]], params=p))
     assert model.card["params"]["deform"] == 4.0
     assert dice_mean(model.predict(pairs[2][0]), pairs[2][1]) > max(0.8, chance(pairs[2][1]) + 0.2)
@@ -183,9 +183,11 @@ def test_self_training_rounds_learn_from_the_last_network_but_keep_the_kept_pixe
     assert np.array_equal(targets[half], noisy[half]) and np.array_equal(targets[~half], one.predict(img)[~half])
     rare = noisy.copy()
     rare[30:32, 30:32] = 2  # a class of 4 pixels that 2 steps do not learn: no round on labels without it
+    seen = []
     lost = run(train_iter([img], [rare], params=TrainParams(steps=2, batch=2, crop=32, base=8, init="scratch",
-                                                               device="cpu", rounds=3)))
+                                                               device="cpu", rounds=3)), progress=seen.append)
     assert lost.card["rounds"] == 1 and list(lost.classes) == [0, 1, 2]
+    assert seen[-1].done == seen[-1].total == 6 and "stopped after round 1" in seen[-1].message  # a full bar
     with pytest.raises(FewcellError, match="mask of kept labels of training image 1 is 8×8"):
         run(train_iter([img], [noisy], params=TrainParams(steps=1, rounds=2), keep=[np.ones((8, 8), bool)]))
     with pytest.raises(FewcellError, match="training rounds must be a whole number from 1 to 5"):
@@ -199,7 +201,7 @@ def test_stage2_ignores_unknown_pixels_and_keeps_label_values():
     known[:, :48] = True
     confidence = np.ones(mask.shape, np.float16)
     confidence[48:] = 0.5  # stage 1 was unsure of the lower half: with min_confidence 0.8 it is left out too
-    p = TrainParams(steps=40, batch=4, crop=48, base=8, init="scratch", device="cpu", min_confidence=0.8)
+    p = TrainParams(steps=40, batch=4, crop=48, base=8, init="scratch", device="cpu", min_confidence=0.8, rounds=1)
     model = run(train_iter([img], [lab], known=[known], params=p, confidence=[confidence]))
     assert model.card["known_pixels"] == 48 * 48
     assert list(model.classes) == [0, 3]

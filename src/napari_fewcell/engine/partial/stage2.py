@@ -192,7 +192,9 @@ def train_iter(images: Sequence, labels: Sequence, known: Sequence | None = None
             new = [relabel(model, im, lab, None if keep is None else keep[i])
                    for i, (im, lab) in enumerate(zip(images, labels))]
             if not set(model.classes) <= set().union(*(np.unique(n).tolist() for n in new)):
-                break  # the network lost a class: a round on its labels could not learn it back
+                # the network lost a class: a round on its labels could not learn it back
+                yield Progress(total, total, f"stopped after round {r}: its network's labels lost a class")
+                break
             labels, known, confidence = new, None, None
         tag = f"round {r + 1} of {p.rounds}: " if p.rounds > 1 else ""
         model = yield from relay(fit_iter(images, labels, known, p, class_names, card, confidence),
