@@ -26,8 +26,11 @@ labels = [truth[y : y + 256, x : x + 256] if k < 2 else None for k, (y, x) in en
 stage1 = PseudoParams(epochs=1, steps_per_epoch=2) if quick else PseudoParams()
 pseudo = pseudolabel(images, labels, boxes=[box], params=stage1)
 
-stage2 = TrainParams(steps=10) if quick else TrainParams()  # 500 steps from the embedding weights
-model = run(train_iter(images, pseudo, params=stage2))
+stage2 = TrainParams(steps=10) if quick else TrainParams()  # 2 rounds of 500 steps from the embedding weights
+painted = [np.zeros((256, 256), bool) for _ in images]  # the pixels a self-training round keeps: your annotation
+for k in (0, 1):
+    painted[k][box[0] : box[0] + box[2], box[1] : box[1] + box[3]] = True
+model = run(train_iter(images, pseudo, params=stage2, keep=painted))
 out.mkdir(parents=True, exist_ok=True)
 model.save(out / "nuclei_net.pt")  # + nuclei_net.json, its card
 new = SegModel.load(out / "nuclei_net.pt").predict(full)

@@ -39,7 +39,7 @@ def test_pseudolabel_contract_with_train_net_then_predict(files, tmp_path):
            "--labels", str(files["lab0"]), "none", "--box", "8", "8", "64", "64", "--box", "72", "40", "32", "64",
            "--box", "8", "76", "32", "32",
            "--out", str(out), "--epochs", "1", "--train-net", str(model), "--network-labels", str(tmp_path / "net"),
-           "--steps-per-epoch", "2", "--train-steps", "10", "--train-deform", "3", "--train-rounds", "2",
+           "--steps-per-epoch", "2", "--train-steps", "10", "--train-deform", "3",
            "--device", "cpu",
            "--class-name", "1=nucleus"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
@@ -58,7 +58,8 @@ def test_pseudolabel_contract_with_train_net_then_predict(files, tmp_path):
         assert read_labels_meta(tmp_path / "net" / f"img{i}.tif")["source"] == str(files[f"img{i}"])
     assert np.array_equal(tifffile.imread(tmp_path / "net" / "img0.tif")[8:72, 8:72], files["truth0"][8:72, 8:72])
     card = json.loads(model.with_suffix(".json").read_text())["card"]
-    assert card["params"]["deform"] == 3.0 and card["params"]["rounds"] == card["rounds"] == 2
+    assert card["params"]["deform"] == 3.0 and card["params"]["rounds"] == card["rounds"] == 2  # the default
+    assert card["params"]["precision"] == "auto"
 
     assert main(["predict", "--model", str(model), str(files["img2"]), "--out", str(tmp_path / "pred"),
                  "--device", "cpu"]) == 0

@@ -168,7 +168,7 @@ def test_train_apply_save_load(viewer_widget, qtbot, tmp_path, monkeypatch):
     widget.stage2.steps.value = 3
     assert widget.stage2.init.value == TrainParams.init and widget.stage2.rounds.value == TrainParams.rounds
     widget.stage2.init.value = "pretrained"  # the U-Net's body starts from the shipped embedding network
-    widget.stage2.rounds.value = 2
+    widget.stage2.rounds.value = 2  # the default: self-training keeps the user's fixes
     qtbot.mouseClick(widget.apply_button, LEFT)
     assert "no network" in widget.status.text().lower()
     requests, real = [], pw.TrainRequest
@@ -177,6 +177,7 @@ def test_train_apply_save_load(viewer_widget, qtbot, tmp_path, monkeypatch):
     assert widget.model is not None, widget.status.text()
     assert list(widget.model.classes) == [0, 1] and widget.model.card["images"] == ["a", "b"]
     assert widget.model.card["params"]["init"] == "pretrained" and widget.model.card["rounds"] == 2
+    assert widget.model.card["params"]["steps"] == 3  # the form's value
     kept = requests[0].keep
     assert np.array_equal(kept[0], fixed & (truth["a"] != 1)) and not kept[1].any()
     viewer.layers.selection.active = viewer.layers["b"]

@@ -35,7 +35,8 @@ def test_native_bf16_is_false_where_torch_cannot_tell(monkeypatch):
 
 def test_stage2_learns_in_bfloat16_and_predicts_in_float32():
     pairs = [blobs((96, 96), seed=10 + i, n=14) for i in range(3)]
-    p = TrainParams(steps=60, batch=4, crop=64, base=8, init="scratch", device="cpu", precision="bfloat16")
+    p = TrainParams(steps=60, batch=4, crop=64, base=8, init="scratch", device="cpu", precision="bfloat16",
+                    rounds=1)
     model = run(train_iter([im for im, _ in pairs[:2]], [m for _, m in pairs[:2]], params=p))
     assert model.card["params"]["precision"] == "bfloat16"
     assert all(v.dtype == torch.float32 for v in model.net.state_dict().values() if v.is_floating_point())
@@ -46,3 +47,4 @@ def test_stage2_learns_in_bfloat16_and_predicts_in_float32():
 def test_a_bad_precision_gets_one_sentence():
     with pytest.raises(FewcellError, match="Unknown precision 'fp8': choose one of auto, float32, bfloat16"):
         TrainParams(precision="fp8").check()
+

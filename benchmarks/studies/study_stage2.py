@@ -19,9 +19,11 @@ A variant is INIT:STEPS[:MIN_CONFIDENCE][:ema=DECAY][:share=SHARE][:lr=LR][:defo
 moving average of its weights with DECAY; only the most confident SHARE of each class's pixels are learnt from; LR is
 the peak learning rate; SD is the elastic warp's, ``TrainParams.deform``, whose image is interpolated by splines of
 order K, the engine's by default; with R > 1, each round after the first trains a new network on the previous one's
-labels of the train images, the annotated box pixels kept: self-training; P is ``TrainParams.precision``). With
-``--seeds 0 1 2`` each variant is trained once per seed (``TrainParams.seed``: the network's new head, the crops and
-their order) on the same pseudo-labels, and a last row per variant gives the mean and spread over the seeds.
+labels of the train images, the annotated box pixels kept: self-training; R is 1 unless given, one round, as the
+engine did before 2026-12-07; P is ``TrainParams.precision``, the engine's default unless given: auto since
+2026-12-07, bfloat16 on this machine, earlier runs trained in float32). With ``--seeds 0 1 2`` each variant is trained
+once per seed (``TrainParams.seed``: the network's new head, the crops and their order) on the same pseudo-labels, and
+a last row per variant gives the mean and spread over the seeds.
 """
 from __future__ import annotations
 
@@ -120,7 +122,7 @@ def stage2_rows(v: str, a, img, lab, train, test, res, keep, scratch: Path) -> l
     rows, means, means_tta = [], [], []
     for seed in a.seeds:
         tp = TrainParams(steps=int(steps), device="cpu", init="pretrained" if init == "finetuned" else init,
-                         weights=weights, seed=seed, **given,
+                         rounds=1, weights=weights, seed=seed, **given,
                          min_confidence=float(conf[0]) if conf else 0.0, ema=ema)
         log(f"stage 2: {v}, seed {seed}")
         t0 = time.perf_counter()
@@ -139,7 +141,7 @@ def stage2_rows(v: str, a, img, lab, train, test, res, keep, scratch: Path) -> l
             (f", elastic warp sd {given['deform']:g} px" if "deform" in given else "") + \
             (f", the image interpolated by splines of order {order}" if order is not None else "") + \
             (f", {rounds} self-training rounds" if rounds > 1 else "") + \
-            (f", {given['precision']} training" if "precision" in given else "")
+            (f", {tp.precision} training" if tp.precision != "float32" else "")
         tag = f", seed {seed}" if len(a.seeds) > 1 else ""
         rows.append(f"| stage 2 from {init}, {steps} steps{kept}{tag} | {ms(d)} | {secs / 60:.1f} min |")
         if a.tta:  # the same network, its predictions averaged over the 8 flips and rotations

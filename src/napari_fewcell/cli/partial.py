@@ -64,7 +64,8 @@ def add_pseudolabel_parser(sub) -> None:
                  f"labels of the images, the boxes' annotation kept (default {TrainDefaults.rounds})")
     field_option(q, "--train-precision", TrainDefaults, "precision",
                  help="stage 2's training arithmetic: auto = bfloat16 where this computer computes it natively "
-                      f"(faster: AVX512-BF16/AMX CPUs, recent GPUs), else float32 (default {TrainDefaults.precision})")
+                      "(faster: CPUs with AVX512-BF16 or AMX, recent GPUs), else float32 (default "
+                      f"{TrainDefaults.precision})")
     field_option(q, "--steps-per-epoch", PseudoDefaults, "steps_per_epoch", "0 = cover the unannotated pixels once")
     field_option(q, "--lr", PseudoDefaults, "lr", "stage-1 learning rate")
     field_option(q, "--patience", PseudoDefaults, "patience",

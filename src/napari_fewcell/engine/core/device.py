@@ -5,7 +5,7 @@ import torch
 
 from .allocator import tune_allocator
 from .errors import FewcellError
-from .options import DEVICES, PRECISIONS
+from .options import DEVICES, check_precision
 
 
 def select_device(name: str = "auto") -> torch.device:
@@ -45,7 +45,6 @@ def native_bf16(device: torch.device) -> bool:
 def training_autocast(device: torch.device, precision: str = "auto"):
     """The context a training step's forward pass runs in: bfloat16 autocast (weights, optimiser and loss stay
     float32) with ``precision`` "bfloat16", or "auto" where :func:`native_bf16`; otherwise plain float32."""
-    if precision not in PRECISIONS:
-        raise FewcellError(f"Unknown precision '{precision}': choose one of {', '.join(PRECISIONS)}.")
+    check_precision(precision)
     use = precision == "bfloat16" or (precision == "auto" and native_bf16(device))
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=use)

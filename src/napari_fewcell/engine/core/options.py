@@ -6,6 +6,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from .errors import FewcellError
+
 DEVICES = ("auto", "cpu", "cuda", "mps")  #: where torch runs: the first available of CUDA, MPS, CPU, or as named
 PRECISIONS = ("auto", "float32", "bfloat16")  #: a training's arithmetic: bfloat16 where native (auto), or as named
 #: how class labels become one label per object (core/instances.py): connected components, or a watershed that also
@@ -31,3 +33,9 @@ def field_of(cls, name: str) -> dataclasses.Field:
 def choices_of(field: dataclasses.Field) -> list[tuple[Any, str]]:
     """The (value, words) pairs of a field's choices (words = the value when none are given); [] without choices."""
     return [c if isinstance(c, tuple) else (c, str(c)) for c in field.metadata.get("choices") or ()]
+
+
+def check_precision(precision: str) -> None:
+    """One sentence for a precision that is not one of :data:`PRECISIONS`."""
+    if precision not in PRECISIONS:
+        raise FewcellError(f"Unknown precision '{precision}': choose one of {', '.join(PRECISIONS)}.")

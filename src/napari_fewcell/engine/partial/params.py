@@ -7,7 +7,7 @@ import dataclasses
 import math
 
 from ..core.errors import FewcellError
-from ..core.options import DEVICES, PRECISIONS, option
+from ..core.options import DEVICES, PRECISIONS, check_precision, option
 from ..prompt.params import ADAPT_CHOICES
 
 
@@ -93,23 +93,25 @@ class TrainParams:
     deform: float = 0.0
     #: self-training: each round after the first trains a new network on the last one's labels of the training images
     #: (the annotated pixels and the user's fixes keep theirs; ``train_iter(keep=...)``); each round takes ``steps``.
-    #: Two rounds, over 3 seeds on 4 folds whose weights never saw them: ISBI +0.47, usiigaci +0.43, DSB H&E +0.27,
-    #: TEM axons +1.47 (docs/benchmarks/partial.md); not the default: twice stage 2's time (ISBI's 15 images: 5 min 24 s
-    #: in all, over issue 24's 5 min), two rounds of 300 steps lost 0.28 on ISBI, and in-domain (shipped weights,
-    #: one seed) ISBI +0.13, DSB fluorescence −0.12
-    rounds: int = option(1, "Training rounds", "Self-training: each round after the first trains a new network on the "
+    #: Two rounds against one, over 3 seeds on 4 folds whose weights never saw them: ISBI +0.46, usiigaci +0.40, DSB
+    #: H&E +0.44, TEM axons +1.44 (bfloat16; docs/benchmarks/partial.md); in-domain (shipped weights) ISBI +0.12 (one
+    #: seed), DSB fluorescence −0.13 (3 seeds, within their spread). ISBI's 15 images: 4 min 29 s in all with bfloat16
+    #: (5 min 24 s in float32, on CPUs without native bfloat16)
+    rounds: int = option(2, "Training rounds", "Self-training: each round after the first trains a new network on the "
                          "last one's labels of the images (your annotation and fixes kept). Each round takes as long "
                          "as the first.", min=1, max=5)
     #: the forward passes of training: "auto" = bfloat16 autocast where the device computes it natively
-    #: (``core.device.native_bf16``), else float32
-    precision: str = option("float32", "Precision", "Training arithmetic: auto uses bfloat16 where this computer "
+    #: (``core.device.native_bf16``), else float32. On this project's AVX512-BF16 CPU a step takes 126 ms instead of 210
+    #: (2 cores), with the same test Dice (ISBI LODO, 3 seeds: 82.16 against 82.17; two rounds 82.63 against 82.64).
+    #: Stage 1 stays float32: its fine-tuning in bfloat16 saved 5 s on ISBI and cost H&E's pseudo-labels 2.5 (89.17 →
+    #: 86.65; benchmarks/results/stage1_precision_lodo_*.md)
+    precision: str = option("auto", "Precision", "Training arithmetic: auto uses bfloat16 where this computer "
                             "computes it natively (faster), else float32.", PRECISIONS)
     device: str = option("auto", "Device", "Where the networks run.", DEVICES)
     seed: int = 0
 
     def check(self) -> None:
-        if self.precision not in PRECISIONS:
-            raise FewcellError(f"Unknown precision '{self.precision}': choose one of {', '.join(PRECISIONS)}.")
+        check_precision(self.precision)
         if not 1 <= self.rounds <= 5 or self.rounds != int(self.rounds):
             raise FewcellError(f"The training rounds must be a whole number from 1 to 5, not {self.rounds}.")
         if not (0.0 <= self.deform <= 64.0):
