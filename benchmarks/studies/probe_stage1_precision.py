@@ -28,6 +28,7 @@ from common import Dataset, dice_pct, finish_report, log, report_header, set_thr
 def bf16_training_passes(on: bool):
     """While on, stage 1's network passes that build a graph (the training steps') run under bfloat16 autocast."""
     import torch
+
     from napari_fewcell.engine.partial import pseudo
 
     engine = pseudo._Trainer._embed
