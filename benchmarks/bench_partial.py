@@ -37,6 +37,18 @@ def ms(values) -> str:
     return mean_sd(values, ddof=0)  # this report's sd is over the images themselves
 
 
+def fold_parser(doc: str) -> argparse.ArgumentParser:
+    """The command line of a study on one fold's train images (--data, --dataset, --train-limit, --weights,
+    --threads), ``doc`` its help."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--dataset", default="isbi2012_membrane")
+    ap.add_argument("--train-limit", type=int, default=15)
+    ap.add_argument("--weights", required=True)
+    ap.add_argument("--threads", type=int, default=2)
+    return ap
+
+
 def centre_box(shape) -> tuple[int, int, int, int]:
     h, w = shape[:2]
     return (h - BOX) // 2, (w - BOX) // 2, BOX, BOX

@@ -15,12 +15,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: common.py and the benchmarks it reuses
 
-import argparse
 import contextlib
 import time
 
 import numpy as np
-from bench_partial import centre_box
+from bench_partial import centre_box, fold_parser
 from common import Dataset, dice_pct, finish_report, log, report_header, set_threads
 
 
@@ -45,12 +44,7 @@ def bf16_training_passes(on: bool):
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", required=True)
-    ap.add_argument("--dataset", default="isbi2012_membrane")
-    ap.add_argument("--train-limit", type=int, default=15)
-    ap.add_argument("--weights", required=True)
-    ap.add_argument("--threads", type=int, default=2)
+    ap = fold_parser(__doc__)
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
     set_threads(a.threads)

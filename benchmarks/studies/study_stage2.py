@@ -32,24 +32,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: common.py and the benchmarks it reuses
 
-import argparse
 import contextlib
 import functools
 import tempfile
 import time
 
 import numpy as np
-from bench_partial import centre_box, forest_on_boxes, ms, one_shot
+from bench_partial import centre_box, fold_parser, forest_on_boxes, ms, one_shot
 from common import Dataset, dice_pct, finish_report, log, report_header, set_threads
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", required=True)
-    ap.add_argument("--dataset", default="isbi2012_membrane")
-    ap.add_argument("--train-limit", type=int, default=15)
-    ap.add_argument("--weights", required=True)
-    ap.add_argument("--threads", type=int, default=2)
+    ap = fold_parser(__doc__)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0], help="train each variant once per seed")
     ap.add_argument("--stage1", choices=["none", "default"], default="none",
                     help="none: the pre-trained network's labels (no fine-tuning); default: stage 1 as the product")
