@@ -29,6 +29,9 @@ def test_autocast_follows_the_precision_and_the_hardware(monkeypatch):
 
 def test_native_bf16_is_false_where_torch_cannot_tell(monkeypatch):
     assert devmod.native_bf16(torch.device("meta")) is False
+    asked = []
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda **kw: asked.append(kw) or False)
+    assert devmod.native_bf16(torch.device("cuda")) is False and asked == [{"including_emulation": False}]
     monkeypatch.delattr(torch.cpu, "_is_avx512_bf16_supported")
     assert devmod.native_bf16(torch.device("cpu")) is False
 

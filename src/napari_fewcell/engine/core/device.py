@@ -32,8 +32,8 @@ def select_device(name: str = "auto") -> torch.device:
 def native_bf16(device: torch.device) -> bool:
     """Whether ``device`` computes bfloat16 natively: a CUDA GPU that supports it, or an x86 CPU with AVX512-BF16 or
     AMX (elsewhere, a CPU would emulate it, slower than float32)."""
-    if device.type == "cuda":
-        return bool(torch.cuda.is_bf16_supported())
+    if device.type == "cuda":  # not emulated (before Ampere, bfloat16 is emulated and slower than float32)
+        return bool(torch.cuda.is_bf16_supported(including_emulation=False))
     if device.type != "cpu":
         return False
     try:
