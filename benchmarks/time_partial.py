@@ -54,7 +54,7 @@ def main() -> None:
     lines += [f"- weights `{a.weights or 'shipped'}`; one centre {box[2]}×{box[3]} box per image; image size "
               f"{ds.images[ds.train[0]].shape[0]}×{ds.images[ds.train[0]].shape[1]}; {a.threads} threads", "",
               f"- rounds trained: {card.get('rounds', 1)}; stage-2 precision: "
-              f"{card['params'].get('precision', 'float32')}", "",
+              f"{card.get('precision', card['params'].get('precision', 'float32'))}", "",
               "| whole command (fresh process) | stage 2 (card) | the rest: start-up, stage 1, choice, labels, I/O |",
               "|---|---|---|", f"| {minutes} min {seconds:.0f} s | {stage2:.0f} s | {secs - stage2:.0f} s |", "",
               f"- stage 1 epochs run: {len(card['stage1_history']) - 1}; kept: {card['stage1_labeller']}", ""]

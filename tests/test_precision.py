@@ -23,6 +23,8 @@ def test_autocast_follows_the_precision_and_the_hardware(monkeypatch):
     assert forward_dtype("auto") == torch.float32  # emulated bfloat16 would be slower: stay in float32
     monkeypatch.setattr(devmod, "native_bf16", lambda device: True)
     assert forward_dtype("auto") == torch.bfloat16
+    assert devmod.resolve_precision(torch.device("cpu"), "auto") == "bfloat16"
+    assert devmod.resolve_precision(torch.device("cpu"), "float32") == "float32"
     with pytest.raises(FewcellError, match="Unknown precision 'half'"):
         forward_dtype("half")
 
@@ -41,7 +43,7 @@ def test_stage2_learns_in_bfloat16_and_predicts_in_float32():
     p = TrainParams(steps=60, batch=4, crop=64, base=8, init="scratch", device="cpu", precision="bfloat16",
                     rounds=1)
     model = run(train_iter([im for im, _ in pairs[:2]], [m for _, m in pairs[:2]], params=p))
-    assert model.card["params"]["precision"] == "bfloat16"
+    assert model.card["params"]["precision"] == model.card["precision"] == "bfloat16"
     assert all(v.dtype == torch.float32 for v in model.net.state_dict().values() if v.is_floating_point())
     img, truth = pairs[2]
     assert dice_mean(model.predict(img), truth) > 0.8

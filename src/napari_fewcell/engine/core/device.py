@@ -42,9 +42,14 @@ def native_bf16(device: torch.device) -> bool:
         return False
 
 
+def resolve_precision(device: torch.device, precision: str = "auto") -> str:
+    """"bfloat16" or "float32": what a training under ``precision`` computes in on ``device``."""
+    check_precision(precision)
+    return "bfloat16" if precision == "bfloat16" or (precision == "auto" and native_bf16(device)) else "float32"
+
+
 def training_autocast(device: torch.device, precision: str = "auto"):
     """The context a training step's forward pass runs in: bfloat16 autocast (weights, optimiser and loss stay
-    float32) with ``precision`` "bfloat16", or "auto" where :func:`native_bf16`; otherwise plain float32."""
-    check_precision(precision)
-    use = precision == "bfloat16" or (precision == "auto" and native_bf16(device))
+    float32) where :func:`resolve_precision` says bfloat16; otherwise plain float32."""
+    use = resolve_precision(device, precision) == "bfloat16"
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=use)

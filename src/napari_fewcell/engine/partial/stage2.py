@@ -26,7 +26,7 @@ from ..core import modelfile
 from ..core.annotation import class_index, require_two_classes
 from ..core.augment import augment, elastic
 from ..core.blocks import TiledModel, label_blocks_iter
-from ..core.device import select_device, training_autocast
+from ..core.device import resolve_precision, select_device, training_autocast
 from ..core.errors import FewcellError
 from ..core.image import as_image2d, intensity_range, normalize
 from ..core.lazy import LazyImage, open_image
@@ -270,6 +270,7 @@ def fit_iter(images: Sequence, labels: Sequence, known: Sequence | None, p: Trai
         "training_images": len(norm),
         "known_pixels": int(sum((idx >= 0).sum() for idx in index)),  # what the loss saw (known, confident)
         "final_loss": running,
+        "precision": resolve_precision(device, p.precision),  # what "auto" computed in here
         "wall_seconds": round(time.time() - t0, 1),
         "torch": str(torch.__version__),
         **(card or {}),
