@@ -28,12 +28,13 @@ def bf16_training_passes(on: bool):
     """While on, stage 1's network passes that build a graph (the training steps') run under bfloat16 autocast."""
     import torch
 
+    from napari_fewcell.engine.core.device import training_autocast
     from napari_fewcell.engine.partial import pseudo
 
     engine = pseudo._Trainer._embed
 
     def embed(self, imgs):
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=torch.is_grad_enabled()):
+        with training_autocast(self.device, "bfloat16" if torch.is_grad_enabled() else "float32"):
             return engine(self, imgs).float()
 
     pseudo._Trainer._embed = embed if on else engine

@@ -112,7 +112,8 @@ def stage2_rows(v: str, a, img, lab, train, test, res, keep, scratch: Path) -> l
     given = {k: float(named[k]) for k in ("lr", "deform") if k in named}  # TrainParams.lr (peak), TrainParams.deform
     order = int(named["order"]) if "order" in named else None  # the warp's interpolation of the image
     rounds = int(named.get("rounds", 1))  # self-training rounds
-    given.update({"precision": named["precision"]} if "precision" in named else {})  # TrainParams.precision
+    if "precision" in named:  # TrainParams.precision
+        given["precision"] = named["precision"]
     rows, means, means_tta = [], [], []
     for seed in a.seeds:
         tp = TrainParams(steps=int(steps), device="cpu", init="pretrained" if init == "finetuned" else init,

@@ -236,6 +236,7 @@ def fit_iter(images: Sequence, labels: Sequence, known: Sequence | None, p: Trai
 
     t0 = time.time()
     device = select_device(p.device)
+    precision = resolve_precision(device, p.precision)  # what "auto" computes in here: resolved once, not per step
     torch.manual_seed(p.seed)
     rng = np.random.default_rng(p.seed)
     net = new_segnet(p, len(classes)).to(device)
@@ -251,7 +252,7 @@ def fit_iter(images: Sequence, labels: Sequence, known: Sequence | None, p: Trai
     yield Progress(0, p.steps, "training")
     for step in range(p.steps):
         x, y = sample_batch(norm, index, sizes / sizes.sum(), crop, p.batch, rng, p.deform)
-        with training_autocast(device, p.precision):
+        with training_autocast(device, precision):
             logits = net(x.to(device))
         loss = seg_loss(logits.float(), y.to(device), p.dice_weight)
         opt.zero_grad()
@@ -270,7 +271,7 @@ def fit_iter(images: Sequence, labels: Sequence, known: Sequence | None, p: Trai
         "training_images": len(norm),
         "known_pixels": int(sum((idx >= 0).sum() for idx in index)),  # what the loss saw (known, confident)
         "final_loss": running,
-        "precision": resolve_precision(device, p.precision),  # what "auto" computed in here
+        "precision": precision,
         "wall_seconds": round(time.time() - t0, 1),
         "torch": str(torch.__version__),
         **(card or {}),
