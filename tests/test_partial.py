@@ -334,7 +334,7 @@ def test_fine_tuning_stops_at_a_plateau_of_the_held_out_boxes():
     res = run(pseudolabel_iter(data, flat))
     assert [h["epoch"] for h in res.history] == [0, 1, 2] and res.history[0]["kept"]
     assert res.labeller == {"network": "pre-trained", "path": "auto", "check": {},  # nothing else to weigh
-                            "why": "no fine-tuning epoch bettered the held-out boxes"}
+                            "why": "no fine-tuning epoch bettered the held-out boxes", "estimates": {}}
     every = run(pseudolabel_iter(data, PseudoParams(**{**flat.__dict__, "patience": 0, "epochs": 3})))
     assert [h["epoch"] for h in every.history] == [0, 1, 2, 3]
 

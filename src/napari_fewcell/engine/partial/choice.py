@@ -53,11 +53,12 @@ def box_prompt(seg: Segmenter, data: Sequence[AnnotatedImage], boxes: Sequence[t
                                     more=[(data[i].image, data[i].labels, b) for i, b in rest])
 
 
-def held_out_score(seg: Segmenter, data, train, val) -> Generator[Progress, None, float]:
+def held_out_score(seg: Segmenter, data, train, val) -> Generator[Progress, None, tuple[float, dict]]:
     """Mean over the held-out boxes of the mean per-class Dice of their pixels, the image labelled from a prompt
-    of the training boxes on the segmenter's path (an image holding several held-out boxes is segmented once)."""
+    of the training boxes on the segmenter's path (an image holding several held-out boxes is segmented once); and
+    the self-check's estimates of the paths on the training boxes ({} on a path that is not checked)."""
     prompt = box_prompt(seg, data, train)
-    yield from seg.adapt_iter(prompt)
+    adaptation = yield from seg.adapt_iter(prompt)
     scores = []
     for i, boxes in by_image(val).items():
         labels = yield from relay(seg.segment_iter(data[i].image, prompt), Progress(0, 0, "checking a held-out box"))
@@ -65,12 +66,14 @@ def held_out_score(seg: Segmenter, data, train, val) -> Generator[Progress, None
             truth = data[i].labels[y : y + h, x : x + w]
             score = mean_dice(labels[y : y + h, x : x + w], truth)
             scores.append(float(np.mean(labels[y : y + h, x : x + w] == truth)) if score is None else score)
-    return float(np.mean(scores))
+    return float(np.mean(scores)), dict(adaptation.check)
 
 
-def decision(network: str, path: str, why: str, check: dict | None = None) -> dict:
-    """The record of which network and path label the images (``PseudoResult.labeller``, the model card)."""
-    return {"network": network, "path": path, "check": check or {}, "why": why}
+def decision(network: str, path: str, why: str, check: dict | None = None, estimates: dict | None = None) -> dict:
+    """The record of which network and path label the images (``PseudoResult.labeller``, the model card).
+    ``estimates``: the chosen candidate's self-check of its paths on the training boxes, which labelling all the
+    images reuses (the same path, no second check: 15–20 s on ISBI's 15 boxes)."""
+    return {"network": network, "path": path, "check": check or {}, "why": why, "estimates": estimates or {}}
 
 
 def choose_labeller(data, train, val, nets: dict, p, device) -> Generator[Progress, None, dict]:
@@ -83,14 +86,16 @@ def choose_labeller(data, train, val, nets: dict, p, device) -> Generator[Progre
     pairs = candidates(p.adapt, "fine-tuned" in nets)
     if len(pairs) == 1:
         return decision("pre-trained", p.adapt, "no fine-tuning epoch bettered the held-out boxes")
-    check = {}
+    check, estimates = {}, {}
     for n, (net, path) in enumerate(pairs):
         yield Progress(n, len(pairs), f"checking {NAMES[net]} ({path}) on held-out boxes")
-        check[(net, path)] = yield from held_out_score(make_segmenter(nets[net], p, device, path), data, train, val)
+        seg = make_segmenter(nets[net], p, device, path)
+        check[(net, path)], estimates[(net, path)] = yield from held_out_score(seg, data, train, val)
     first = check[pairs[0]]
     best = max(pairs, key=lambda k: check[k])
-    net, path = best if check[best] > first + TIE else pairs[0]
-    return decision(net, path, "held-out boxes", {f"{k[0]}/{k[1]}": round(v, 4) for k, v in check.items()})
+    chosen = best if check[best] > first + TIE else pairs[0]
+    return decision(*chosen, "held-out boxes", {f"{k[0]}/{k[1]}": round(v, 4) for k, v in check.items()},
+                    estimates[chosen])
 
 
 def describe_labeller(labeller: dict | None) -> str:

@@ -229,7 +229,7 @@ def pseudolabel_iter(data: Sequence[AnnotatedImage], params: PseudoParams | None
         nets = {"pre-trained": pretrained, **({"fine-tuned": tuned} if tuned is not None else {})}
         labeller = yield from choose_labeller(data, tr.boxes, tr.val, nets, p, device)
         model = nets[labeller["network"]]
-    out, confidence = yield from label_all(data, classes, p, model, device, labeller["path"])
+    out, confidence = yield from label_all(data, classes, p, model, device, labeller["path"], labeller["estimates"])
     return PseudoResult(out, classes, model, history, confidence, labeller, tuned)
 
 
@@ -245,7 +245,7 @@ def fine_tune(tr: _Trainer, model: EmbedNet, p: PseudoParams) -> Generator[Progr
     model.eval()  # BatchNorm statistics stay frozen: a few crops are too small a batch to re-estimate them
     for prm in model.parameters():
         prm.requires_grad_(True)
-    opt = torch.optim.Adam(model.parameters(), lr=p.lr)
+    opt = torch.optim.Adam(model.parameters(), lr=p.lr, fused=True)
     total = p.epochs * steps
     yield Progress(0, total, "fine-tuning")
     best_dice, best_epoch, good = tr.box_dice(), 0, snapshot(model)
@@ -284,10 +284,11 @@ def fine_tune(tr: _Trainer, model: EmbedNet, p: PseudoParams) -> Generator[Progr
     return history
 
 
-def label_all(data: Sequence[AnnotatedImage], classes, p: PseudoParams, model: EmbedNet, device, adapt: str
-              ) -> Generator[Progress, None, tuple[list, list]]:
+def label_all(data: Sequence[AnnotatedImage], classes, p: PseudoParams, model: EmbedNet, device, adapt: str,
+              estimates: dict | None = None) -> Generator[Progress, None, tuple[list, list]]:
     """Label every image with ``model`` on the path ``adapt``, every box its prompt; known pixels keep their labels
-    (confidence 1). Returns (labels, confidence) per image."""
+    (confidence 1). ``estimates``: the paths' self-check on some of the boxes, made before (the labeller's choice):
+    reused, not made again. Returns (labels, confidence) per image."""
     model.eval()
     for prm in model.parameters():
         prm.requires_grad_(False)
@@ -296,7 +297,7 @@ def label_all(data: Sequence[AnnotatedImage], classes, p: PseudoParams, model: E
     prompt = seg.prepare_prompt_boxes(boxed[0].image, boxed[0].labels, boxed[0].boxes,
                                       more=[(d.image, d.labels, d.boxes) for d in boxed[1:]])
     yield Progress(0, len(data), "adapting to the boxes")
-    yield from seg.adapt_iter(prompt)
+    yield from seg.adapt_iter(prompt, estimates or None)
     out, confidence = [], []
     for n, d in enumerate(data):
         step = Progress(n, len(data), f"labelling {d.name or n + 1}")

@@ -247,10 +247,12 @@ class Segmenter:
             prompt._keys[key] = self.make_keys(emb, lab, w)
         return prompt._keys[key]
 
-    def adapt_iter(self, prompt: Prompt) -> Generator[Progress, None, Adaptation]:
+    def adapt_iter(self, prompt: Prompt, known: dict | None = None) -> Generator[Progress, None, Adaptation]:
         """Adapt to the prompt as ``params.adapt`` says, once per prompt and settings (cached on the prompt);
         sets ``prompt.path`` and ``prompt.check``. A prompt of boxes of several images (``prompt_from_boxes``) is
-        not adapted under "auto"."""
+        not adapted under "auto". ``known``: the paths' estimates, made before on some of these boxes (workflow 2's
+        choice checked them on the boxes it did not hold out): the check is not run again, and "auto" takes the path
+        they name."""
         p = self.params
         key = self.adapt_key()
         if key not in prompt._adapted:
@@ -260,12 +262,12 @@ class Segmenter:
                 box = BoxData(prompt.embeddings, y, prompt.sources, self.tau, p.check_buffer, p.stroke_use,
                               p.check_strokes)
             digest = None if box is None else box.boxes_key()  # hashes the boxes' regions: once
-            known = None if digest is None else (key, digest)
-            ad = yield from adapt_iter(self.model, box, p, self.checks.get(known))
-            if known is not None:
+            made = None if digest is None else (key, digest)
+            ad = yield from adapt_iter(self.model, box, p, self.checks.get(made) if known is None else known)
+            if made is not None and known is None:
                 if len(self.checks) >= CHECKS_KEPT:  # cleared, not trimmed: Live and Segment may share it
                     self.checks.clear()
-                self.checks[known] = dict(ad.check)
+                self.checks[made] = dict(ad.check)
             if ad.model is not None:
                 ad.keys = self.make_keys(box_embeddings(ad.model, prompt.sources), prompt.labels, prompt.weights)
             elif ad.path == "forest":  # no attention on this path: its keys only name the classes (no k-means)
