@@ -1,7 +1,9 @@
-"""Stage 1's last step: the images are labelled on the path its held-out choice checked, without a second check."""
+"""Stage 1's last step: the images are labelled on the path its held-out choice checked, without a second check;
+the check of many boxes attends only where its forests learn."""
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from napari_fewcell.engine import PromptParams, PseudoParams, Segmenter, annotate, pseudolabel_iter, run
 from napari_fewcell.engine.partial.pseudo import label_all
@@ -60,3 +62,18 @@ def test_reused_estimates_choose_the_path_and_skip_the_check(monkeypatch):
     unknown = ~data[0].known
     assert np.array_equal(labels[0][unknown], plain[unknown])
     assert len(calls) == 1
+
+
+def test_the_nested_attention_runs_on_the_forests_pixels_alone():
+    """The fused path's check asks the nested attention only for the pixels its forest learns from (a sample of
+    many boxes' pixels): those rows are the ones every pixel would get, the others stay 0."""
+    from napari_fewcell.engine.prompt.annotated import BoxData, PromptSource
+
+    rng = np.random.default_rng(0)
+    y = (rng.random(256) < 0.4).astype(np.int64)
+    box = BoxData(torch.from_numpy(rng.normal(size=(256, 8)).astype(np.float32)), y,
+                  PromptSource(np.zeros((3, 16, 16), np.float32), (0, 0), (16, 16)), 0.1)
+    rows = rng.random(256) < 0.3
+    every, some = adapt.held_out_probs(box, exclude=(1,)), adapt.held_out_probs(box, exclude=(1,), rows=rows)
+    assert np.allclose(some[rows], every[rows], atol=1e-6) and not some[~rows].any()
+    assert every[rows & (box.quad != 1)].any()

@@ -49,6 +49,7 @@ import torch.nn.functional as F
 
 from ..core.augment import MILD, augment
 from ..core.errors import FewcellError
+from ..core.optim import Adam
 from ..core.progress import Progress
 from ..nets import attention
 from ..nets.unet import EmbedNet
@@ -145,10 +146,11 @@ def box_features(source: PromptSource | list[PromptSource]) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- scoring
 def held_out_probs(box: BoxData, emb: torch.Tensor | None = None, exclude: tuple = (),
-                   queries: torch.Tensor | None = None) -> np.ndarray:
+                   queries: torch.Tensor | None = None, rows: np.ndarray | None = None) -> np.ndarray:
     """(M, C) class probabilities of each box pixel by attention to the pixels of the OTHER quadrants
     (never to those of ``exclude``, whose rows stay 0). ``queries``: the held-out pixels' embeddings when they are
-    not ``emb`` (a study's shifted copy of the box); the keys are always ``emb``'s.
+    not ``emb`` (a study's shifted copy of the box); the keys are always ``emb``'s. ``rows``: a mask of the pixels
+    whose probabilities are wanted (the others' rows stay 0); every pixel by default.
 
     Exact attention (every key pixel, or a class-proportional sample of :data:`~.filters.SAMPLE_PIXELS` of
     them), whatever ``PromptParams.attention`` says: k-means prototypes for the 16 key sets of a self-check
@@ -160,14 +162,15 @@ def held_out_probs(box: BoxData, emb: torch.Tensor | None = None, exclude: tuple
     out = np.zeros((len(box.y), box.n_classes), np.float32)
     for q in np.unique(box.quad):
         train = box.train_mask(q) & ~np.isin(box.quad, exclude) & box.keyed
-        if q in exclude or not train.any():
+        held = (box.quad == q) & (True if rows is None else rows)
+        if q in exclude or not train.any() or not held.any():
             continue
         train = np.flatnonzero(train)
         train = train[pixel_sample(box.y[train])]
         keys = attention.exact_keys(emb[train], box.y[train])
         with torch.inference_mode():
-            p = attention.attend(queries[box.quad == q].float(), keys, box.tau)
-        out[np.ix_(box.quad == q, keys.classes)] = p.float().cpu().numpy()
+            p = attention.attend(queries[held].float(), keys, box.tau)
+        out[np.ix_(held, keys.classes)] = p.float().cpu().numpy()
     return out
 
 
@@ -180,15 +183,17 @@ def forest_check(box: BoxData, feats: np.ndarray, loqo: np.ndarray | None,
     pred = np.zeros(len(box.y), np.int64)
     quads = np.unique(box.quad[box.fair])  # the groups the check scores
     for i, q in enumerate(quads):
-        train, test = box.train_mask(q) & box.taught, box.quad == q
+        # the forest's pixels are sampled here, so that the nested attention runs on them alone
+        taught = np.flatnonzero(box.train_mask(q) & box.taught)
+        train, test = np.isin(np.arange(len(box.y)), taught[pixel_sample(box.y[taught])]), box.quad == q
         if loqo is None:
             x_train, x_test = feats[train], feats[test]
         else:
-            nested = held_out_probs(box, exclude=(q,))
+            nested = held_out_probs(box, exclude=(q,), rows=train)
             x_train, x_test = np.hstack([feats[train], nested[train]]), np.hstack([feats[test], loqo[test]])
             if extra is not None:  # the network's own per-pixel features (PromptParams.fuse_embedding)
                 x_train, x_test = np.hstack([x_train, extra[train]]), np.hstack([x_test, extra[test]])
-        forest = fit_forest(trees, x_train, box.y[train])
+        forest = fit_forest(trees, x_train, box.y[train], int(train.sum()))  # sampled already: every pixel
         pred[test] = forest_proba(forest, x_test, box.n_classes).argmax(1)
         yield Progress(i + 1, len(quads), "checking the forest" if loqo is None else "checking the fused path")
     return pred
@@ -216,29 +221,6 @@ def view_loss(net: EmbedNet, region: np.ndarray, packed: np.ndarray, n_classes: 
     v = F.one_hot(torch.from_numpy(lab[ki] // 4).to(device), n_classes).float()
     o = torch.softmax(x @ k.T / tau, dim=1) @ v
     return F.nll_loss(torch.log(o.clamp_min(1e-6)), torch.from_numpy(lab[qi] // 4).to(device))
-
-
-class Adam:
-    """Plain Adam (Kingma & Ba) in a few lines: ``torch.optim.Adam`` imports torch's compiler on first use,
-    seconds on a busy 2-core CPU, more than the whole fine-tuning budget."""
-
-    def __init__(self, params, lr: float, betas=(0.9, 0.999), eps: float = 1e-8):
-        self.params, self.lr, self.betas, self.eps, self.t = list(params), lr, betas, eps, 0
-        self.m = [torch.zeros_like(p) for p in self.params]
-        self.v = [torch.zeros_like(p) for p in self.params]
-
-    @torch.no_grad()
-    def step(self) -> None:
-        self.t += 1
-        (b1, b2), t = self.betas, self.t
-        for p, m, v in zip(self.params, self.m, self.v):
-            if p.grad is None:
-                continue
-            m.mul_(b1).add_(p.grad, alpha=1 - b1)
-            v.mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
-            denom = (v / (1 - b2**t)).sqrt_().add_(self.eps)
-            p.addcdiv_(m, denom, value=-self.lr / (1 - b1**t))
-            p.grad = None
 
 
 def tune_regions(box: BoxData, held_out: int | None) -> list[tuple[np.ndarray, np.ndarray]]:
