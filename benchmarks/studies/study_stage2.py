@@ -15,15 +15,16 @@ images, with one-shot and the RF on the same boxes beside.
 pre-trained one (``pretrained``), on the same pseudo-labels.
 
 A variant is INIT:STEPS[:MIN_CONFIDENCE][:ema=DECAY][:share=SHARE][:lr=LR][:deform=SD][:order=K][:rounds=R]
-[:precision=P] (pixels whose pseudo-label confidence is below MIN_CONFIDENCE are left out; the network kept is the
-moving average of its weights with DECAY; only the most confident SHARE of each class's pixels are learnt from; LR is
-the peak learning rate; SD is the elastic warp's, ``TrainParams.deform``, whose image is interpolated by splines of
-order K, the engine's by default; with R > 1, each round after the first trains a new network on the previous one's
-labels of the train images, the annotated box pixels kept: self-training; R is 1 unless given, one round, as the
-engine did before 2026-12-07; P is ``TrainParams.precision``, the engine's default unless given: auto since
-2026-12-07, bfloat16 on this machine, earlier runs trained in float32). With ``--seeds 0 1 2`` each variant is trained
-once per seed (``TrainParams.seed``: the network's new head, the crops and their order) on the same pseudo-labels, and
-a last row per variant gives the mean and spread over the seeds.
+[:precision=P][:colour_jitter=J] (pixels whose pseudo-label confidence is below MIN_CONFIDENCE are left out; the
+network kept is the moving average of its weights with DECAY; only the most confident SHARE of each class's pixels
+are learnt from; LR is the peak learning rate; SD is the elastic warp's, ``TrainParams.deform``, whose image is
+interpolated by splines of order K, the engine's by default; with R > 1, each round after the first trains a new
+network on the previous one's labels of the train images, the annotated box pixels kept: self-training; R is 1
+unless given, one round, as the engine did before 2026-12-07; P is ``TrainParams.precision``, the engine's default
+unless given: auto since 2026-12-07, bfloat16 on this machine, earlier runs trained in float32; J is
+``TrainParams.colour_jitter``). With ``--seeds 0 1 2`` each variant is trained once per seed (``TrainParams.seed``:
+the network's new head, the crops and their order) on the same pseudo-labels, and a last row per variant gives the
+mean and spread over the seeds.
 """
 from __future__ import annotations
 
@@ -109,7 +110,7 @@ def stage2_rows(v: str, a, img, lab, train, test, res, keep, scratch: Path) -> l
     conf = [m for m in more if "=" not in m]
     named = dict(m.split("=", 1) for m in more if "=" in m)
     ema, share = float(named.get("ema", 0.0)), float(named.get("share", 1.0))
-    given = {k: float(named[k]) for k in ("lr", "deform") if k in named}  # TrainParams.lr (peak), TrainParams.deform
+    given = {k: float(named[k]) for k in ("lr", "deform", "colour_jitter") if k in named}  # TrainParams' fields
     order = int(named["order"]) if "order" in named else None  # the warp's interpolation of the image
     rounds = int(named.get("rounds", 1))  # self-training rounds
     if "precision" in named:  # TrainParams.precision
@@ -134,6 +135,7 @@ def stage2_rows(v: str, a, img, lab, train, test, res, keep, scratch: Path) -> l
             (f", the most confident {share:.0%} of each class's pixels ({share_all:.0%})" if share < 1 else "") + \
             (f", peak learning rate {given['lr']:g}" if "lr" in given else "") + \
             (f", elastic warp sd {given['deform']:g} px" if "deform" in given else "") + \
+            (f", colour jitter {given['colour_jitter']:g}" if "colour_jitter" in given else "") + \
             (f", the image interpolated by splines of order {order}" if order is not None else "") + \
             (f", {rounds} self-training rounds" if rounds > 1 else "") + \
             (f", {tp.precision} training" if tp.precision != "float32" else "")

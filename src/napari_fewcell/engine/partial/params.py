@@ -91,6 +91,9 @@ class TrainParams:
     #: displacements have this standard deviation in pixels; 0 = no warp. Over 3 seeds, 8 px gave ISBI +0.50,
     #: usiigaci +0.48, TEM axons −0.16, DSB H&E −0.74 (weights that never saw them; docs/benchmarks/partial.md)
     deform: float = 0.0
+    #: per channel of a colour image (gray stored as RGB is not), each crop's gain is drawn from 1 ± this and its
+    #: shift from ± half of it, on top of the jitter of every channel: a stain's variation. 0 = none
+    colour_jitter: float = 0.0
     #: self-training: each round after the first trains a new network on the last one's labels of the training images
     #: (the annotated pixels and the user's fixes keep theirs; ``train_iter(keep=...)``); each round takes ``steps``.
     #: Two rounds against one, over 3 seeds on 4 folds whose weights never saw them: ISBI +0.46, usiigaci +0.40, DSB
@@ -116,6 +119,8 @@ class TrainParams:
             raise FewcellError(f"The training rounds must be a whole number from 1 to 5, not {self.rounds}.")
         if not (0.0 <= self.deform <= 64.0):
             raise FewcellError(f"The elastic deformation must be between 0 and 64 pixels, not {self.deform}.")
+        if not 0.0 <= self.colour_jitter <= 0.5:
+            raise FewcellError(f"The colour jitter must be between 0 and 0.5, not {self.colour_jitter}.")
         if not 0.0 <= self.ema < 1.0:
             raise FewcellError(f"The weights' moving-average decay must be at least 0 and below 1, not {self.ema}.")
         if self.steps < 1 or self.batch < 1 or self.crop < 16:

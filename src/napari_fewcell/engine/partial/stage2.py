@@ -133,9 +133,10 @@ def training_set(images: Sequence, labels: Sequence, known: Sequence | None = No
 
 
 def sample_batch(norm: list, index: list, pick: np.ndarray, crop: int, batch: int, rng: np.random.Generator,
-                 deform: float = 0.0):
+                 deform: float = 0.0, colour: float = 0.0):
     """``batch`` augmented crops (each with some known pixels where possible), images drawn with weights ``pick``;
-    with ``deform`` > 0 each is also warped elastically (displacements of that standard deviation, in pixels)."""
+    with ``deform`` > 0 each is also warped elastically (displacements of that standard deviation, in pixels); with
+    ``colour`` > 0 a colour image's channels are each jittered (:attr:`TrainParams.colour_jitter`)."""
     xs, ys = [], []
     for _ in range(batch):
         i = int(rng.choice(len(norm), p=pick))
@@ -147,6 +148,9 @@ def sample_batch(norm: list, index: list, pick: np.ndarray, crop: int, batch: in
         xi, yi = augment(norm[i][:, y : y + crop, x : x + crop], index[i][y : y + crop, x : x + crop], rng)
         if deform > 0:
             xi, yi = elastic(xi, yi, rng, deform)
+        if colour > 0 and not (np.array_equal(xi[0], xi[1]) and np.array_equal(xi[0], xi[2])):
+            xi = xi * rng.uniform(1 - colour, 1 + colour, (3, 1, 1)) + rng.uniform(-colour, colour, (3, 1, 1)) / 2
+            xi = xi.astype(np.float32)
         xs.append(xi)
         ys.append(yi)
     return torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ys))
@@ -252,7 +256,7 @@ def fit_iter(images: Sequence, labels: Sequence, known: Sequence | None, p: Trai
     running = None
     yield Progress(0, p.steps, "training")
     for step in range(p.steps):
-        x, y = sample_batch(norm, index, sizes / sizes.sum(), crop, p.batch, rng, p.deform)
+        x, y = sample_batch(norm, index, sizes / sizes.sum(), crop, p.batch, rng, p.deform, p.colour_jitter)
         with training_autocast(device, precision):
             logits = net(x.to(device))
         loss = seg_loss(logits.float(), y.to(device), p.dice_weight)
