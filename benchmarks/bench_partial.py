@@ -49,6 +49,19 @@ def fold_parser(doc: str) -> argparse.ArgumentParser:
     return ap
 
 
+def stage1_study(doc: str):
+    """A stage-1 study's start: its command line (:func:`fold_parser` and --out) parsed and its threads set, and the
+    fold's train images, each annotated with its centre 64×64 box. Returns (args, Dataset, annotated images)."""
+    ap = fold_parser(doc)
+    ap.add_argument("--out", required=True)
+    a = ap.parse_args()
+    set_threads(a.threads)
+    from napari_fewcell.engine import annotate
+
+    ds = Dataset(a.data, a.dataset, train_limit=a.train_limit)
+    return a, ds, [annotate(ds.images[i], ds.labels[i], [centre_box(ds.images[i].shape)], name=i) for i in ds.train]
+
+
 def centre_box(shape) -> tuple[int, int, int, int]:
     h, w = shape[:2]
     return (h - BOX) // 2, (w - BOX) // 2, BOX, BOX

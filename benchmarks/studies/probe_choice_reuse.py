@@ -19,8 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: com
 import time
 
 import numpy as np
-from bench_partial import centre_box, fold_parser
-from common import Dataset, dice_pct, finish_report, log, report_header, set_threads
+from bench_partial import stage1_study
+from common import dice_pct, finish_report, log, report_header
 
 
 def label_twice(res, data, params) -> list[tuple]:
@@ -50,15 +50,10 @@ def label_twice(res, data, params) -> list[tuple]:
 
 
 def main() -> None:
-    ap = fold_parser(__doc__)
-    ap.add_argument("--out", required=True)
-    a = ap.parse_args()
-    set_threads(a.threads)
-    from napari_fewcell.engine import PseudoParams, annotate, pseudolabel_iter, run
+    a, ds, data = stage1_study(__doc__)
+    from napari_fewcell.engine import PseudoParams, pseudolabel_iter, run
     from napari_fewcell.engine.partial import describe_labeller
 
-    ds = Dataset(a.data, a.dataset, train_limit=a.train_limit)
-    data = [annotate(ds.images[i], ds.labels[i], [centre_box(ds.images[i].shape)], name=i) for i in ds.train]
     params = PseudoParams(weights=a.weights, device="cpu")
     log("stage 1")
     t0 = time.perf_counter()

@@ -19,8 +19,8 @@ import contextlib
 import time
 
 import numpy as np
-from bench_partial import centre_box, fold_parser
-from common import Dataset, dice_pct, finish_report, log, report_header, set_threads
+from bench_partial import stage1_study
+from common import dice_pct, finish_report, log, report_header
 
 
 @contextlib.contextmanager
@@ -45,15 +45,10 @@ def bf16_training_passes(on: bool):
 
 
 def main() -> None:
-    ap = fold_parser(__doc__)
-    ap.add_argument("--out", required=True)
-    a = ap.parse_args()
-    set_threads(a.threads)
-    from napari_fewcell.engine import PseudoParams, annotate, pseudolabel_iter, run
+    a, ds, data = stage1_study(__doc__)
+    from napari_fewcell.engine import PseudoParams, pseudolabel_iter, run
     from napari_fewcell.engine.partial import describe_labeller
 
-    ds = Dataset(a.data, a.dataset, train_limit=a.train_limit)
-    data = [annotate(ds.images[i], ds.labels[i], [centre_box(ds.images[i].shape)], name=i) for i in ds.train]
     rows = []
     for name, on in (("float32", False), ("bfloat16 training passes", True)):
         log(f"stage 1, {name}")
