@@ -40,6 +40,7 @@ def test_pseudolabel_contract_with_train_net_then_predict(files, tmp_path):
            "--box", "8", "76", "32", "32",
            "--out", str(out), "--epochs", "1", "--train-net", str(model), "--network-labels", str(tmp_path / "net"),
            "--steps-per-epoch", "2", "--train-steps", "10", "--train-deform", "3",
+           "--train-colour-jitter", "0.05",
            "--device", "cpu",
            "--class-name", "1=nucleus"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
@@ -60,6 +61,7 @@ def test_pseudolabel_contract_with_train_net_then_predict(files, tmp_path):
     card = json.loads(model.with_suffix(".json").read_text())["card"]
     assert card["params"]["deform"] == 3.0 and card["params"]["rounds"] == card["rounds"] == 2  # the default
     assert card["params"]["precision"] == "auto" and card["precision"] in ("bfloat16", "float32")  # what it used
+    assert card["params"]["colour_jitter"] == 0.05
 
     assert main(["predict", "--model", str(model), str(files["img2"]), "--out", str(tmp_path / "pred"),
                  "--device", "cpu"]) == 0
@@ -118,6 +120,8 @@ def test_bad_inputs_give_one_sentence(files, tmp_path, capsys):
                                                  "--train-net", str(tmp_path / "n.pt"), "--train-min-confidence", "1"])
     assert "elastic deformation" in _err(capsys, [*base, "--labels", str(files["lab0"]), "none", *box, *out,
                                                   "--train-net", str(tmp_path / "n.pt"), "--train-deform", "-2"])
+    assert "colour jitter" in _err(capsys, [*base, "--labels", str(files["lab0"]), "none", *box, *out,
+                                            "--train-net", str(tmp_path / "n.pt"), "--train-colour-jitter", "0.7"])
     assert "training rounds" in _err(capsys, [*base, "--labels", str(files["lab0"]), "none", *box, *out,
                                               "--train-net", str(tmp_path / "n.pt"), "--train-rounds", "9"])
     with pytest.raises(SystemExit) as exit_info:  # argparse's usage, then its one-line error

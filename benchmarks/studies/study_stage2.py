@@ -22,9 +22,9 @@ interpolated by splines of order K, the engine's by default; with R > 1, each ro
 network on the previous one's labels of the train images, the annotated box pixels kept: self-training; R is 1
 unless given, one round, as the engine did before 2026-12-07; P is ``TrainParams.precision``, the engine's default
 unless given: auto since 2026-12-07, bfloat16 on this machine, earlier runs trained in float32; J is
-``TrainParams.colour_jitter``). With ``--seeds 0 1 2`` each variant is trained once per seed (``TrainParams.seed``:
-the network's new head, the crops and their order) on the same pseudo-labels, and a last row per variant gives the
-mean and spread over the seeds.
+``TrainParams.colour_jitter``, the engine's default unless given: 0.1 since 2026-12-07 afternoon, 0 before). With
+``--seeds 0 1 2`` each variant is trained once per seed (``TrainParams.seed``: the network's new head, the crops and
+their order) on the same pseudo-labels, and a last row per variant gives the mean and spread over the seeds.
 """
 from __future__ import annotations
 

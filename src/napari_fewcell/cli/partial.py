@@ -59,6 +59,10 @@ def add_pseudolabel_parser(sub) -> None:
     field_option(q, "--train-deform", TrainDefaults, "deform", metavar="SD",
                  help="stage 2 warps each training crop elastically, lattice displacements of this standard deviation "
                       f"in pixels (0 = no warp; default {TrainDefaults.deform:g})")
+    field_option(q, "--train-colour-jitter", TrainDefaults, "colour_jitter", metavar="J",
+                 help="stage 2 moves each channel of a colour image's training crops on its own, gain 1 ± J and "
+                      f"shift ± J/2: a stain's variation (gray images are left gray; default "
+                      f"{TrainDefaults.colour_jitter:g})")
     field_option(q, "--train-rounds", TrainDefaults, "rounds", metavar="R",
                  help="stage-2 self-training rounds: each round after the first trains a new network on the last one's "
                  f"labels of the images, the boxes' annotation kept (default {TrainDefaults.rounds})")
@@ -112,6 +116,7 @@ def cmd_pseudolabel(a) -> int:
                           patience=a.patience)
     tp = TrainParams(steps=a.train_steps, device=a.device, seed=a.seed, tta=a.tta, init=a.train_init,
                      weights=a.weights, min_confidence=a.train_min_confidence, deform=a.train_deform,
+                     colour_jitter=a.train_colour_jitter,
                      rounds=a.train_rounds, precision=a.train_precision)
     source = {"trained_on": "pseudo-labels from `fewcell pseudolabel`", "images": [str(p) for p in a.images],
               "boxes": [list(map(int, b)) for b in a.box]}
