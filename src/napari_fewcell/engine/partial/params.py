@@ -100,8 +100,8 @@ class TrainParams:
     #: (the annotated pixels and the user's fixes keep theirs; ``train_iter(keep=...)``); each round takes ``steps``.
     #: Two rounds against one, over 3 seeds on 4 folds whose weights never saw them: ISBI +0.46, usiigaci +0.40, DSB
     #: H&E +0.44, TEM axons +1.44 (bfloat16; docs/benchmarks/partial.md); in-domain (shipped weights, 3 seeds) ISBI
-    #: +0.21, DSB fluorescence −0.13 (within their spread). ISBI's 15 images: 4 min 29 s in all with bfloat16
-    #: (5 min 24 s in float32, on CPUs without native bfloat16)
+    #: +0.21, DSB fluorescence −0.13 (within their spread). ISBI's 15 images: 4 min 16–27 s in all with bfloat16
+    #: (5 min 12 s in float32, on CPUs without native bfloat16)
     rounds: int = option(2, "Training rounds", "Self-training: each round after the first trains a new network on the "
                          "last one's labels of the images (your annotation and fixes kept). Each round takes as long "
                          "as the first.", min=1, max=5)
