@@ -26,7 +26,6 @@ from .inputs import check_model_target, parse_class_names, read_set, write_resul
 
 def add_pseudolabel_parser(sub) -> None:
     from ..engine.partial import PseudoParams as PseudoDefaults
-    from ..engine.partial import TrainParams as TrainDefaults
     from ..engine.prompt.params import ADAPT_CHOICES
 
     q = sub.add_parser(
@@ -48,6 +47,30 @@ def add_pseudolabel_parser(sub) -> None:
                    help="with --train-net, also write the trained network's labels of every IMAGE to "
                         "DIR2/<IMAGE stem>.tif (the boxes' annotation kept): better than the pseudo-labels it learnt "
                         "from on the image types measured")
+    add_train_options(q)
+    field_option(q, "--steps-per-epoch", PseudoDefaults, "steps_per_epoch", "0 = cover the unannotated pixels once")
+    field_option(q, "--lr", PseudoDefaults, "lr", "stage-1 learning rate")
+    field_option(q, "--patience", PseudoDefaults, "patience",
+                 help="with 3+ boxes (one held out to check each epoch): stop after this many epochs without a "
+                        "better held-out box (0 = run every epoch)")
+    field_option(q, "--adapt", PseudoDefaults, "adapt", choices=ADAPT_CHOICES,
+                 help="how the images are labelled from all the boxes with the kept network, as in `fewcell "
+                        "segment` (default: auto, the better of attention and attention + filters by the "
+                        "self-check)")
+    q.add_argument("--oneshot", action="store_true",
+                   help="one-shot fine-tuning: images with labels are fully labelled; --box is their prompt")
+    add_instances(q)
+    add_class_name(q)
+    add_tau(q, "attention temperature (default: the weights' own)")
+    add_weights(q, "pre-trained embedding weights (default: shipped)")
+    add_tta(q, "the stage-2 model averages the 8 flips/rotations when predicting (8× slower)")
+    add_run_options(q, cmd_pseudolabel, "replace existing outputs")
+
+
+def add_train_options(q) -> None:
+    """``fewcell pseudolabel``'s options of stage 2, the network trained on the pseudo-labels (``--train-*``)."""
+    from ..engine.partial import TrainParams as TrainDefaults
+
     field_option(q, "--train-steps", TrainDefaults, "steps",
                  f"stage-2 optimiser steps (default {TrainDefaults.steps}; give 1500 with --train-init scratch)")
     field_option(q, "--train-init", TrainDefaults, "init",
@@ -70,23 +93,6 @@ def add_pseudolabel_parser(sub) -> None:
                  help="stage 2's training arithmetic: auto = bfloat16 where this computer computes it natively "
                       "(faster: CPUs with AVX512-BF16 or AMX, recent GPUs), else float32 (default "
                       f"{TrainDefaults.precision})")
-    field_option(q, "--steps-per-epoch", PseudoDefaults, "steps_per_epoch", "0 = cover the unannotated pixels once")
-    field_option(q, "--lr", PseudoDefaults, "lr", "stage-1 learning rate")
-    field_option(q, "--patience", PseudoDefaults, "patience",
-                 help="with 3+ boxes (one held out to check each epoch): stop after this many epochs without a "
-                        "better held-out box (0 = run every epoch)")
-    field_option(q, "--adapt", PseudoDefaults, "adapt", choices=ADAPT_CHOICES,
-                 help="how the images are labelled from all the boxes with the kept network, as in `fewcell "
-                        "segment` (default: auto, the better of attention and attention + filters by the "
-                        "self-check)")
-    q.add_argument("--oneshot", action="store_true",
-                   help="one-shot fine-tuning: images with labels are fully labelled; --box is their prompt")
-    add_instances(q)
-    add_class_name(q)
-    add_tau(q, "attention temperature (default: the weights' own)")
-    add_weights(q, "pre-trained embedding weights (default: shipped)")
-    add_tta(q, "the stage-2 model averages the 8 flips/rotations when predicting (8× slower)")
-    add_run_options(q, cmd_pseudolabel, "replace existing outputs")
 
 
 def add_predict_parser(sub) -> None:
