@@ -52,4 +52,3 @@ def test_stage2_learns_in_bfloat16_and_predicts_in_float32():
 def test_a_bad_precision_gets_one_sentence():
     with pytest.raises(FewcellError, match="Unknown precision 'fp8': choose one of auto, float32, bfloat16"):
         TrainParams(precision="fp8").check()
-

@@ -185,7 +185,8 @@ def forest_check(box: BoxData, feats: np.ndarray, loqo: np.ndarray | None,
     for i, q in enumerate(quads):
         # the forest's pixels are sampled here, so that the nested attention runs on them alone
         taught = np.flatnonzero(box.train_mask(q) & box.taught)
-        train, test = np.isin(np.arange(len(box.y)), taught[pixel_sample(box.y[taught])]), box.quad == q
+        train, test = np.zeros(len(box.y), bool), box.quad == q
+        train[taught[pixel_sample(box.y[taught])]] = True
         if loqo is None:
             x_train, x_test = feats[train], feats[test]
         else:
