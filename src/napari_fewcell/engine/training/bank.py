@@ -20,6 +20,7 @@ import numpy as np
 from ..core.errors import FewcellError
 from ..core.files import atomic_write
 from .datasets import ALL_SETS, DataSet, drop_excluded, load_set, load_tasks, split_name, task_name, wanted_folders
+from .synthetic import is_synthetic, synthetic_tasks
 
 BANK_FORMAT = "napari-fewcell/crop-bank"
 
@@ -107,9 +108,14 @@ def is_bank(path: str | Path) -> bool:
 
 
 def load_any(data: str | Path, names: Sequence[str] = ALL_SETS, exclude: Sequence[str] = ()) -> list[DataSet]:
-    """The tasks named, from a crop bank (``.npz``) or from the data sets' folders."""
+    """The tasks named, from a crop bank (``.npz``) or from the data sets' folders; ``synthetic`` names
+    (:mod:`.synthetic`) are generated."""
+    real = [n for n in names if not is_synthetic(n)]
+    made = synthetic_tasks([n for n in names if is_synthetic(n)], exclude)
+    if not real and made:
+        return made
     if not is_bank(data):
-        return load_tasks(data, names, exclude)
+        return load_tasks(data, real, exclude) + made
     if not Path(data).is_file():
         raise FewcellError(f"The crop bank {data} does not exist; make it with fewcell pretrain-bank.")
-    return drop_excluded(load_bank_tasks(data, wanted_folders(names, exclude)), exclude)
+    return drop_excluded(load_bank_tasks(data, wanted_folders(real, exclude)), exclude) + made
