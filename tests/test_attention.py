@@ -71,3 +71,28 @@ def test_bad_tau():
     x, p, labels = _rand(10, 10)
     with pytest.raises(FewcellError, match="positive"):
         attention.attend(x, attention.exact_keys(p, labels), 0.0)
+
+
+def test_rebalanced_output_is_attention_over_keys_weighted_per_class():
+    """Weighing each class's probability by n_c^-balance is attention whose keys of class c weigh n_c^-balance."""
+    x, p, labels = _rand(200, 60, c=3)
+    keys = attention.exact_keys(p, labels)
+    counts = attention.key_counts(keys)
+    torch.testing.assert_close(counts, torch.tensor([float((labels == c).sum()) for c in range(3)]))
+    for balance in (0.5, 1.0):
+        weighted = attention.exact_keys(p, labels, weights=np.bincount(labels).astype(float)[labels] ** -balance)
+        torch.testing.assert_close(attention.rebalance(attention.attend(x, keys, 0.2), counts, balance),
+                                   attention.attend(x, weighted, 0.2), atol=1e-5, rtol=1e-4)
+    assert attention.rebalance(attention.attend(x, keys, 0.2), counts, 0.0) is not None
+
+
+def test_balanced_attention_stops_a_big_class_from_outvoting_a_thin_one():
+    """A query as similar to every key: plain attention answers with the classes' shares, balanced with halves."""
+    keys = F.normalize(torch.ones(100, 4), dim=1)
+    labels = np.array([0] * 95 + [1] * 5)
+    for make in (attention.exact_keys, attention.prototype_keys):
+        k = make(keys, labels)
+        plain = attention.attend(keys[:1], k, 0.1)
+        torch.testing.assert_close(plain[0], torch.tensor([0.95, 0.05]))
+        fair = attention.rebalance(plain, attention.key_counts(k), 1.0)
+        torch.testing.assert_close(fair[0], torch.tensor([0.5, 0.5]))

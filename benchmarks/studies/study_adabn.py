@@ -12,6 +12,7 @@ segments) and at PromptParams' default (fewer: faster), with the paths auto chos
 --variant moco: a few MoCo steps on the prompt image's own crops at prompt time (item 2, paper 004), anchored by the
 box (:func:`moco`); --variant anchor: the same steps without the InfoNCE term (the ablation). --variant trees: the
 forest and fused paths with PromptParams.trees at its default and at the RF baseline's 100.
+--variant balance: attention's keys weighted per class (PromptParams.balance 0.5 and 1: a thin class is not outvoted).
 Boxes and scored images as bench_generalise.py --split val
 (seeded 64×64 boxes from train images, scored on other train images); the RF baseline beside.
 
@@ -279,6 +280,12 @@ def variant_methods(variant: str, model, w: str) -> dict:
     elif variant == "anchor":  # the ablation of "moco": the box anchor alone, the same steps
         methods = {"none": bg.Fewcell(model, w, "none", True)}
         methods.update({f"anchor {p}": MoCoAtPrompt(model, w, p, True, contrast=0.0) for p in ("none", "auto")})
+    elif variant == "balance":  # attention's keys weighted per class (PromptParams.balance)
+        methods = {p: bg.Fewcell(model, w, p, True) for p in ("none", "auto")}
+        for b in (0.5, 1.0):
+            for p in ("none", "auto"):
+                methods[f"balance {b:g} {p}"] = m = bg.Fewcell(model, w, p, True)
+                m.params["balance"] = b
     elif variant == "checktrees":
         methods = {p: bg.Fewcell(model, w, p, True) for p in ("none", "fuse")}
         methods.update({f"auto, check {t} trees": CheckTrees(model, w, "auto", True, t)
@@ -295,8 +302,10 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     ap.add_argument("--boxes", type=int, default=3)
     ap.add_argument("--max-test", type=int, default=3)
-    ap.add_argument("--variant", choices=["adabn", "embedding", "tent", "checktrees", "moco", "anchor", "trees"],
-                    default="adabn")
+    ap.add_argument("--variant", default="adabn",
+                    choices=["adabn", "embedding", "tent", "checktrees", "moco", "anchor", "trees", "balance"])
+    ap.add_argument("--split", choices=["val", "test"], default="val",
+                    help="score train images no box was cut from (val), or the test split")
     ap.add_argument("folds", nargs="+", metavar="FOLD=WEIGHTS")
     args = ap.parse_args()
     set_threads(2)
@@ -306,7 +315,7 @@ def main() -> None:
         set_name, folder = split_name(fold)
         ds = Dataset(args.data, set_name, folder=folder or "labels")
         boxes = [seeded_box(s, ds, 0.05, 0.95) for s in range(args.boxes)]
-        ids = bg.scored_ids(ds, boxes, "val", args.max_test)
+        ids = bg.scored_ids(ds, boxes, args.split, args.max_test)
         model = load_model(w)
         methods = variant_methods(args.variant, model, w)
         methods["RF"] = ForestPrompt(rf)
@@ -319,10 +328,12 @@ def main() -> None:
              "checktrees": "The self-check's forests: 50 trees or fewer",
              "moco": f"MoCo at prompt time ({MOCO_STEPS} steps of {MOCO_BATCH} crops of {MOCO_CROP}², lr {MOCO_LR}, "
                      "with the box anchor)",
+             "balance": "Attention's keys weighted per class: n_c^-balance each (PromptParams.balance)",
              "trees": f"The forest that segments: {PromptParams.trees} trees (the default) or 100 (the RF's)",
              "anchor": f"The box anchor alone at prompt time ({MOCO_STEPS} steps, lr {MOCO_LR}; the ablation of "
                        "MoCo at prompt time)"}[args.variant]
-    lines = report_header(f"{title} (validation images)", False) + [
+    scored = "validation images" if args.split == "val" else "test images"
+    lines = report_header(f"{title} ({scored})", False) + [
         "", "| fold | weights | " + " | ".join(cols) + " |", "|" + "---|" * (len(cols) + 2)]
     lines += [f"| {f} | `{w}` | " + " | ".join(t[m] for m in cols) + " |" for f, w, _, t in rows]
     mean = {m: np.mean([r[2][m] for r in rows]) for m in cols}

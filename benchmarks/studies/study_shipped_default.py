@@ -48,6 +48,8 @@ def main() -> None:
         type=int, help="the forests read the smoothed intensity up to this scale (default: the engine's, "
         "prompt/filters.SMOOTH_SIGMA_MAX; 16: every scale, the bank before 2026-12-06)")),
         (("--note",), dict(default="", help="a line for the report (what a study that runs this one changed)")),
+        (("--balance",), dict(type=float, default=None, help="PromptParams.balance for every path (default: the "
+                              "engine's)")),
         (("--weights",), dict(default=None, help="an embedding weights file instead of the shipped one (a candidate "
                               "to ship)"))])
     from napari_fewcell.engine.prompt import PromptParams, Segmenter, filters
@@ -57,9 +59,10 @@ def main() -> None:
         filters.SMOOTH_SIGMA_MAX = a.smooth_sigma_max
 
     set_threads(a.threads)
-    plain = Segmenter(PromptParams(device="cpu", adapt="none", weights=a.weights))
-    segs = {"attention alone": plain, "default path": Segmenter(PromptParams(device="cpu"), model=plain.model),
-            "fused path": Segmenter(PromptParams(device="cpu", adapt="fuse"), model=plain.model)}
+    more = {} if a.balance is None else {"balance": a.balance}
+    plain = Segmenter(PromptParams(device="cpu", adapt="none", weights=a.weights, **more))
+    segs = {"attention alone": plain, "default path": Segmenter(PromptParams(device="cpu", **more), model=plain.model),
+            "fused path": Segmenter(PromptParams(device="cpu", adapt="fuse", **more), model=plain.model)}
     rows, replays = [], []
     for name, (lo, hi) in SETS.items():
         ds = Dataset(a.data, name)
@@ -82,7 +85,8 @@ def main() -> None:
                        + ", ".join(f"{n:.1f} / {f:.1f}" for n, f in zip(got["none"], got["fuse"])) + " |")
     rep = report_header("The shipped weights on the default path (issue 20, in-domain)", False) + [
         f"- {a.boxes} seeded 64×64 boxes per set (bench_prompt.py's), every test image; Dice % mean ± sd over boxes",
-        f"- weights: {a.weights or 'the shipped ones'}",
+        f"- weights: {a.weights or 'the shipped ones'}; attention's class balance "
+        f"{segs['default path'].params.balance:g}",
         f"- the forests read the smoothed intensity up to σ {filters.SMOOTH_SIGMA_MAX} "
         "(prompt/filters.SMOOTH_SIGMA_MAX)", *([f"- note: {a.note}"] if a.note else []),
         "", "| set | attention alone | default path | fused path | RF baseline | default path's choice per box |",

@@ -88,6 +88,22 @@ def small_attend(x: torch.Tensor, prompt: PromptKeys, tau: float, chunk: int) ->
     return out
 
 
+def key_counts(keys: PromptKeys) -> torch.Tensor:
+    """(C,) how many prompt pixels each class's keys stand for (a prototype: its cluster's weight)."""
+    w = torch.ones(keys.values.shape[0], device=keys.values.device) if keys.bias is None else keys.bias.exp()
+    return w @ keys.values
+
+
+def rebalance(probs: torch.Tensor, counts: torch.Tensor, balance: float) -> torch.Tensor:
+    """Attention's class probabilities (N, C) as if each class's keys weighed n_c^−``balance`` each (``counts``: n_c):
+    0 leaves them as they are (a class of many prompt pixels outvotes a thin one), 1 weighs every class alike (a
+    prior of equal shares). The same as weighting the keys, computed on the output."""
+    if not balance:
+        return probs
+    p = probs * counts.to(probs.device, probs.dtype).clamp_min(1e-12) ** -balance
+    return p / p.sum(1, keepdim=True).clamp_min(1e-12)
+
+
 def one_hot_labels(labels: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
     """One-hot (M, C) float matrix for flat labels and the label value of each column."""
     classes, inverse = np.unique(labels, return_inverse=True)

@@ -146,7 +146,8 @@ def box_features(source: PromptSource | list[PromptSource]) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- scoring
 def held_out_probs(box: BoxData, emb: torch.Tensor | None = None, exclude: tuple = (),
-                   queries: torch.Tensor | None = None, rows: np.ndarray | None = None) -> np.ndarray:
+                   queries: torch.Tensor | None = None, rows: np.ndarray | None = None,
+                   balance: float = 0.0) -> np.ndarray:
     """(M, C) class probabilities of each box pixel by attention to the pixels of the OTHER quadrants
     (never to those of ``exclude``, whose rows stay 0). ``queries``: the held-out pixels' embeddings when they are
     not ``emb`` (a study's shifted copy of the box); the keys are always ``emb``'s. ``rows``: a mask of the pixels
@@ -169,7 +170,8 @@ def held_out_probs(box: BoxData, emb: torch.Tensor | None = None, exclude: tuple
         train = train[pixel_sample(box.y[train])]
         keys = attention.exact_keys(emb[train], box.y[train])
         with torch.inference_mode():
-            p = attention.attend(queries[held].float(), keys, box.tau)
+            p = attention.rebalance(attention.attend(queries[held].float(), keys, box.tau),
+                                    attention.key_counts(keys), balance)
         out[np.ix_(held, keys.classes)] = p.float().cpu().numpy()
     return out
 
@@ -323,7 +325,8 @@ def self_check(model: EmbedNet, box: BoxData, params, paths,
         reuse["feats"] = box_features(box.sources)
     if known is not None:
         return dict(known), reuse
-    check = {"none": box.score(loqo.argmax(1))}
+    alone = held_out_probs(box, balance=box.balance) if box.balance else loqo  # attention alone's classes weighed
+    check = {"none": box.score(alone.argmax(1))}
     if check["none"] is None:  # no part the check can score (BoxData.fair): no estimate, for any path
         return {}, reuse
     for path in ("forest", "fuse"):

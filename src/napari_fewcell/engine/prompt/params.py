@@ -25,6 +25,10 @@ class PromptParams:
     attention: str = option("prototypes", "Attention", "prototypes: fast (default); exact: every prompt pixel is a "
                             "key (slow on CPU).", (("prototypes", "prototypes (fast)"), ("exact", "exact")))
     prototypes: int = 64  #: k-means prototypes per class in the fast path
+    #: attention's keys of a class weigh n_c^−balance each (nets/attention.class_weights): 0 = every pixel alike, so
+    #: a class of few prompt pixels is outvoted; 1 = every class alike. It moves attention alone's threshold, and
+    #: the fused path's too: its forest learns from held-out attention whose keys' class shares differ by quadrant
+    balance: float = 0.0
     tile: int = 512  #: tile edge for bounded-memory inference
     margin: int = 32  #: context pixels around each tile
     weights: str | None = None  #: path of a weights file; None = shipped weights
@@ -85,6 +89,8 @@ class PromptParams:
                                f"{', '.join(STROKE_REACHES)}.")
         if self.stroke_use not in STROKE_USES:
             raise FewcellError(f"Unknown use of strokes '{self.stroke_use}': choose one of {', '.join(STROKE_USES)}.")
+        if not 0 <= self.balance <= 1:
+            raise FewcellError(f"The attention's class balance is a number from 0 to 1, not {self.balance}.")
         if self.check_buffer < 0:
             raise FewcellError("The self-check's buffer is a number of pixels, 0 or more.")
         if min(self.trees, self.check_trees) < 1 or self.finetune_steps < 0 or not self.finetune_lr > 0:

@@ -222,7 +222,8 @@ class Segmenter:
                             if k in prompt.notes},
             "weights": getattr(self.model, "weights_path", "an in-memory network"),
             "weights_sha256": getattr(self.model, "weights_sha256", None),
-            "tau": self.tau, "attention": p.attention, "prototypes": p.prototypes, "adapt": p.adapt,
+            "tau": self.tau, "attention": p.attention, "prototypes": p.prototypes, "balance": p.balance,
+            "adapt": p.adapt,
             "adapt_path": prompt.path, "check": {k: round(float(v), 4) for k, v in prompt.check.items()},
             "unchecked": prompt.unchecked,
             "prompt_pixels": {str(int(c)): int((prompt.labels == c).sum()) for c in np.unique(prompt.labels)},
@@ -260,7 +261,7 @@ class Segmenter:
             if prompt.sources and p.adapt != "none":
                 y = np.unique(prompt.labels, return_inverse=True)[1].reshape(-1)
                 box = BoxData(prompt.embeddings, y, prompt.sources, self.tau, p.check_buffer, p.stroke_use,
-                              p.check_strokes)
+                              p.check_strokes, p.balance)
             digest = None if box is None else box.boxes_key()  # hashes the boxes' regions: once
             made = None if digest is None else (key, digest)
             ad = yield from adapt_iter(self.model, box, p, self.checks.get(made) if known is None else known)
@@ -284,7 +285,7 @@ class Segmenter:
         net = (p.weights or "shipped") if self.own_weights else id(self.model)
         return (net, str(self.device), self.tau, p.adapt, p.attention, p.prototypes, p.trees, p.check_trees,
                 p.finetune_steps, p.finetune_seconds, p.finetune_lr, p.check_buffer, p.fuse_embedding, p.stroke_use,
-                p.check_strokes)
+                p.check_strokes, p.balance)
 
     def adapt(self, prompt: Prompt, progress: Callable[[Progress], None] | None = None) -> Adaptation:
         return run(self.adapt_iter(prompt), progress)
@@ -304,6 +305,8 @@ class Segmenter:
             emb = emb.reshape(emb.shape[0], -1).T.float()
         if probs is None:
             probs = attention.attend(emb, keys, self.tau)
+        if ad.path == "none":  # attention alone: its classes weighed as PromptParams.balance says
+            probs = attention.rebalance(probs, attention.key_counts(keys), self.params.balance)
         if ad.forest is not None:
             x = np.hstack([window_features(sub, rng, fwin), probs.float().cpu().numpy()]
                           + ([emb.cpu().numpy()] if ad.embedding else []))

@@ -1,0 +1,55 @@
+"""PromptParams.balance: attention's keys weighted per class, so that a thin class is not outvoted."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_fewcell.engine import FewcellError, PromptParams, Segmenter
+
+from .test_adapt import FAST, tiny_net
+
+
+def thin_lines(shape=(128, 128), seed=0):
+    """Thin bright lines (about 6 % of the pixels) on a noisy background."""
+    rng = np.random.default_rng(seed)
+    mask = np.zeros(shape, np.uint8)
+    mask[::16, :] = 1
+    mask[:, 5::20] = 1
+    img = 90 + 60 * mask + rng.normal(0, 25, shape)
+    return np.clip(img, 0, 255).astype(np.uint8), mask
+
+
+def labels(balance: float, adapt: str, img, mask, box=(32, 32, 64, 64)):
+    seg = Segmenter(PromptParams(adapt=adapt, balance=balance, attention="exact", trees=8, check_trees=3, **FAST),
+                    model=tiny_net())
+    prompt = seg.prepare_prompt(img, mask, box)
+    return seg.segment(img, prompt), prompt
+
+
+def test_balanced_attention_finds_more_of_a_thin_class():
+    img, mask = thin_lines()
+    plain, _ = labels(0.0, "none", img, mask)
+    fair, prompt = labels(1.0, "none", img, mask)
+    assert (fair == 1).sum() > (plain == 1).sum()
+    assert Segmenter(PromptParams(balance=1.0), model=tiny_net()).provenance(prompt)["balance"] == 1.0
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.5])
+def test_a_balance_outside_0_1_gets_one_sentence(bad):
+    with pytest.raises(FewcellError, match="from 0 to 1"):
+        PromptParams(balance=bad).check()
+
+
+def test_segment_command_takes_the_balance_and_records_it(sample, tmp_path, capsys):
+    from napari_fewcell.cli import main
+    from napari_fewcell.engine.core.files import read_labels_meta
+
+    from .test_cli import _args
+
+    assert main(_args(sample, tmp_path / "out", "--device", "cpu", "--adapt", "none", "--balance", "1")) == 0
+    meta = read_labels_meta(tmp_path / "out" / "nuclei.tif")
+    assert meta["balance"] == 1.0 and meta["adapt_path"] == "none"
+    assert main(_args(sample, tmp_path / "bad", "--balance", "2")) == 2
+    err = capsys.readouterr().err
+    assert "class balance is a number from 0 to 1" in err and "Traceback" not in err
+    assert not (tmp_path / "bad").exists()
