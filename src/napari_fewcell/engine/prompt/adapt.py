@@ -151,7 +151,8 @@ def held_out_probs(box: BoxData, emb: torch.Tensor | None = None, exclude: tuple
     """(M, C) class probabilities of each box pixel by attention to the pixels of the OTHER quadrants
     (never to those of ``exclude``, whose rows stay 0). ``queries``: the held-out pixels' embeddings when they are
     not ``emb`` (a study's shifted copy of the box); the keys are always ``emb``'s. ``rows``: a mask of the pixels
-    whose probabilities are wanted (the others' rows stay 0); every pixel by default.
+    whose probabilities are wanted (the others' rows stay 0); every pixel by default. ``balance``: each quadrant's
+    probabilities reweighed by its keys' class counts (``PromptParams.balance``, attention alone's).
 
     Exact attention (every key pixel, or a class-proportional sample of :data:`~.filters.SAMPLE_PIXELS` of
     them), whatever ``PromptParams.attention`` says: k-means prototypes for the 16 key sets of a self-check
@@ -325,7 +326,7 @@ def self_check(model: EmbedNet, box: BoxData, params, paths,
         reuse["feats"] = box_features(box.sources)
     if known is not None:
         return dict(known), reuse
-    alone = held_out_probs(box, balance=box.balance) if box.balance else loqo  # attention alone's classes weighed
+    alone = held_out_probs(box, balance=params.balance) if params.balance else loqo  # attention alone's classes weighed
     check = {"none": box.score(alone.argmax(1))}
     if check["none"] is None:  # no part the check can score (BoxData.fair): no estimate, for any path
         return {}, reuse

@@ -127,7 +127,6 @@ class BoxData:
     buffer: int = 0
     stroke_use: str = "both"  #: PromptParams.stroke_use: whether strokes are attention keys, forest pixels or both
     check_strokes: bool = True  #: PromptParams.check_strokes: whether the self-check's fits learn from strokes
-    balance: float = 0.0  #: PromptParams.balance: how attention alone weighs its classes
 
     def __post_init__(self):
         self.sources = as_sources(self.source)

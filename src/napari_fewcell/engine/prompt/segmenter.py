@@ -261,7 +261,7 @@ class Segmenter:
             if prompt.sources and p.adapt != "none":
                 y = np.unique(prompt.labels, return_inverse=True)[1].reshape(-1)
                 box = BoxData(prompt.embeddings, y, prompt.sources, self.tau, p.check_buffer, p.stroke_use,
-                              p.check_strokes, p.balance)
+                              p.check_strokes)
             digest = None if box is None else box.boxes_key()  # hashes the boxes' regions: once
             made = None if digest is None else (key, digest)
             ad = yield from adapt_iter(self.model, box, p, self.checks.get(made) if known is None else known)

@@ -25,7 +25,8 @@ from typing import Callable, Sequence
 import numpy as np
 from scipy import ndimage as ndi
 
-from .datasets import DataSet
+from ..core.errors import FewcellError
+from .datasets import DataSet, split_name
 
 SET = "synthetic"
 SIZE = 256  #: edge of a synthetic image
@@ -56,7 +57,7 @@ def boundaries(ids: np.ndarray, width: int) -> np.ndarray:
     edge = np.zeros(ids.shape, bool)
     edge[:-1] |= ids[:-1] != ids[1:]
     edge[:, :-1] |= ids[:, :-1] != ids[:, 1:]
-    return ndi.binary_dilation(edge, iterations=max(width // 2, 0)) if width > 1 else edge
+    return ndi.binary_dilation(edge, iterations=width // 2) if width > 1 else edge
 
 
 def ellipses(rng: np.random.Generator, size: int, n: int, radius: tuple[float, float], elong: float) -> np.ndarray:
@@ -178,20 +179,18 @@ def family_task(name: str, seed: int, n: int | None = None, size: int | None = N
 
 
 def is_synthetic(name: str) -> bool:
-    return name.split(":")[0] == SET
+    return split_name(name)[0] == SET
 
 
 def synthetic_tasks(names: Sequence[str], exclude: Sequence[str] = (), seed: int = 0) -> list[DataSet]:
     """The tasks of the synthetic names (``synthetic`` or ``synthetic:FAMILY``), less those excluded."""
-    from ..core.errors import FewcellError
-
     wanted: list[str] = []
     for name in names:
-        family = name.partition(":")[2]
+        family = split_name(name)[1]
         if family and family not in FAMILIES:
             raise FewcellError(f"There is no synthetic family {family!r}; choose one of {', '.join(FAMILIES)} "
                                f"(or {SET} for all).")
         wanted += [family] if family else list(FAMILIES)
-    dropped = {n.partition(":")[2] or "*" for n in exclude if is_synthetic(n)}
+    dropped = {split_name(n)[1] or "*" for n in exclude if is_synthetic(n)}
     keep = [f for f in dict.fromkeys(wanted) if "*" not in dropped and f not in dropped]
     return [family_task(f, seed) for f in keep]
