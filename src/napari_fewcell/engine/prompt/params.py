@@ -25,9 +25,9 @@ class PromptParams:
     attention: str = option("prototypes", "Attention", "prototypes: fast (default); exact: every prompt pixel is a "
                             "key (slow on CPU).", (("prototypes", "prototypes (fast)"), ("exact", "exact")))
     prototypes: int = 64  #: k-means prototypes per class in the fast path
-    #: attention's keys of a class weigh n_c^−balance each (nets/attention.class_weights): 0 = every pixel alike, so
-    #: a class of few prompt pixels is outvoted; 1 = every class alike. It moves attention alone's threshold, and
-    #: the fused path's too: its forest learns from held-out attention whose keys' class shares differ by quadrant
+    #: attention alone (the path "none" and its self-check) weighs each class's probability by n_c^−balance, n_c
+    #: its prompt pixels (nets/attention.rebalance, the same as weighting the keys): 0 = every pixel alike, so a
+    #: class of few prompt pixels is outvoted; 1 = every class alike. The fused path reads the plain probability
     balance: float = 0.0
     tile: int = 512  #: tile edge for bounded-memory inference
     margin: int = 32  #: context pixels around each tile
