@@ -53,3 +53,43 @@ def test_segment_command_takes_the_balance_and_records_it(sample, tmp_path, caps
     err = capsys.readouterr().err
     assert "class balance is a number from 0 to 1" in err and "Traceback" not in err
     assert not (tmp_path / "bad").exists()
+
+
+def forest_labels(forest_balance: float, adapt: str, img, mask, box=(32, 32, 64, 64)):
+    seg = Segmenter(PromptParams(adapt=adapt, forest_balance=forest_balance, trees=8, check_trees=3, **FAST),
+                    model=tiny_net())
+    prompt = seg.prepare_prompt(img, mask, box)
+    return seg.segment(img, prompt), seg.provenance(prompt)
+
+
+@pytest.mark.parametrize("adapt", ["forest", "fuse"])
+def test_balanced_forests_keep_every_thin_pixel_and_find_more(adapt):
+    img, mask = thin_lines(seed=1)
+    plain, meta = forest_labels(0.0, adapt, img, mask)
+    fair, fair_meta = forest_labels(1.0, adapt, img, mask)
+    assert meta["adapt_path"] == fair_meta["adapt_path"] == adapt and fair_meta["forest_balance"] == 1.0
+    # two classes: weighing the thin class up moves every pixel's odds one way, so nothing thin is lost
+    assert np.all(fair[plain == 1] == 1)
+    assert (fair == 1).sum() > (plain == 1).sum()
+
+
+def test_forest_balance_leaves_attention_alone_as_it_is():
+    img, mask = thin_lines()
+    plain, _ = forest_labels(0.0, "none", img, mask)
+    fair, _ = forest_labels(1.0, "none", img, mask)
+    assert np.array_equal(plain, fair)
+
+
+def test_segment_command_takes_the_forests_balance(sample, tmp_path, capsys):
+    from napari_fewcell.cli import main
+    from napari_fewcell.engine.core.files import read_labels_meta
+
+    from .test_cli import _args
+
+    assert main(_args(sample, tmp_path / "out", "--device", "cpu", "--adapt", "forest", "--forest-balance", "0.5")) == 0
+    meta = read_labels_meta(tmp_path / "out" / "nuclei.tif")
+    assert meta["forest_balance"] == 0.5 and meta["adapt_path"] == "forest"
+    assert main(_args(sample, tmp_path / "bad", "--forest-balance", "-1")) == 2
+    err = capsys.readouterr().err
+    assert "forests' class balance is a number from 0 to 1" in err and "Traceback" not in err
+    assert not (tmp_path / "bad").exists()

@@ -62,6 +62,10 @@ def add_parser(sub) -> None:
                  help="attention alone weighs each class's prompt pixels as n^-B: 0 = as they are (default), 1 = "
                       "every class alike, so a thin class (membranes, sparse objects) is not outvoted (on validation "
                       "images of unseen types +5.6 Dice for attention alone, but lower in-domain)")
+    field_option(s, "--forest-balance", PromptParams, "forest_balance",
+                 help="the fused and forest paths weigh each class's probability as n^-B, n its pixels in the "
+                      "boxes: 0 = the boxes' class shares as the prior, 1 = every class alike, so a class the box "
+                      "holds little of is not outvoted elsewhere in the image")
     add_instances(s)
     add_overwrite(s, "replace existing <stem>.tif files in --out")
     add_batch_options(s)
@@ -78,7 +82,7 @@ def cmd_segment(a) -> int:
     check_batch_args(a)
     params = PromptParams(tau=a.tau, attention=a.attention, prototypes=a.prototypes, weights=a.weights, device=a.device,
                           adapt=a.adapt, stroke_weight=a.stroke_weight, fuse_embedding=a.fuse_embedding,
-                          balance=a.balance)
+                          balance=a.balance, forest_balance=a.forest_balance)
     params.check()
     sources = expand_inputs(a.images)
     firsts = check_before_work(a, sources)  # a bad input or an existing output is said before the prompt is checked

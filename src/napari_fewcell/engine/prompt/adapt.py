@@ -96,6 +96,7 @@ class Adaptation:
     keys: attention.PromptKeys | None = None
     embedding: bool = False  #: "fuse": the forest also reads each pixel's embedding (PromptParams.fuse_embedding)
     unchecked: bool = False  #: the self-check ran but could score no part of the prompt (BoxData.fair): no estimate
+    counts: np.ndarray | None = None  #: "forest" and "fuse": the pixels of each class the forest learnt from
 
     @property
     def estimate(self) -> float | None:
@@ -379,7 +380,8 @@ def fit_path(model: EmbedNet, box: BoxData, params, path: str, reuse: dict) -> G
         embedding = path == "fuse" and reuse["extra"] is not None
         x = np.hstack([x, reuse["extra"]]) if embedding else x
         forest = fit_forest(params.trees, x[box.taught], box.y[box.taught], FIT_PIXELS)
-        return {"forest": forest, "embedding": embedding}
+        counts = np.bincount(box.y[box.taught], minlength=box.n_classes)  # the shares of the forest's sample
+        return {"forest": forest, "embedding": embedding, "counts": counts}
     if path == "finetune":
         return {"model": (yield from finetune(model, box, params))}
     return {}

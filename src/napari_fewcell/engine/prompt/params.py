@@ -29,6 +29,10 @@ class PromptParams:
     #: its prompt pixels (nets/attention.rebalance, the same as weighting the keys): 0 = every pixel alike, so a
     #: class of few prompt pixels is outvoted; 1 = every class alike. The fused path reads the plain probability
     balance: float = 0.0
+    #: the forests' (paths "fuse" and "forest") class probabilities, each class's weighed by n_c^−forest_balance, n_c
+    #: the box pixels of class c they learnt from: a 64×64 box seldom holds its image's class shares, and where the
+    #: filters are ambiguous a forest answers with the box's majority class. 0 = the box's shares (a prior)
+    forest_balance: float = 0.0
     tile: int = 512  #: tile edge for bounded-memory inference
     margin: int = 32  #: context pixels around each tile
     weights: str | None = None  #: path of a weights file; None = shipped weights
@@ -91,6 +95,8 @@ class PromptParams:
             raise FewcellError(f"Unknown use of strokes '{self.stroke_use}': choose one of {', '.join(STROKE_USES)}.")
         if not 0 <= self.balance <= 1:
             raise FewcellError(f"The attention's class balance is a number from 0 to 1, not {self.balance}.")
+        if not 0 <= self.forest_balance <= 1:
+            raise FewcellError(f"The forests' class balance is a number from 0 to 1, not {self.forest_balance}.")
         if self.check_buffer < 0:
             raise FewcellError("The self-check's buffer is a number of pixels, 0 or more.")
         if min(self.trees, self.check_trees) < 1 or self.finetune_steps < 0 or not self.finetune_lr > 0:

@@ -223,7 +223,7 @@ class Segmenter:
             "weights": getattr(self.model, "weights_path", "an in-memory network"),
             "weights_sha256": getattr(self.model, "weights_sha256", None),
             "tau": self.tau, "attention": p.attention, "prototypes": p.prototypes, "balance": p.balance,
-            "adapt": p.adapt,
+            "forest_balance": p.forest_balance, "adapt": p.adapt,
             "adapt_path": prompt.path, "check": {k: round(float(v), 4) for k, v in prompt.check.items()},
             "unchecked": prompt.unchecked,
             "prompt_pixels": {str(int(c)): int((prompt.labels == c).sum()) for c in np.unique(prompt.labels)},
@@ -285,7 +285,7 @@ class Segmenter:
         net = (p.weights or "shipped") if self.own_weights else id(self.model)
         return (net, str(self.device), self.tau, p.adapt, p.attention, p.prototypes, p.trees, p.check_trees,
                 p.finetune_steps, p.finetune_seconds, p.finetune_lr, p.check_buffer, p.fuse_embedding, p.stroke_use,
-                p.check_strokes, p.balance)
+                p.check_strokes, p.balance, p.forest_balance)
 
     def adapt(self, prompt: Prompt, progress: Callable[[Progress], None] | None = None) -> Adaptation:
         return run(self.adapt_iter(prompt), progress)
@@ -298,7 +298,7 @@ class Segmenter:
         probabilities when they are already known (live update's cached embeddings), instead of the network."""
         if ad.path == "forest":
             probs = forest_proba(ad.forest, window_features(sub, rng, fwin), len(keys.classes))
-            return torch.from_numpy(probs).to(self.device)
+            return self.forest_balanced(probs, ad)
         probs, emb = attended, None
         if probs is None or ad.embedding:
             emb = self.embed(sub, rng, *win.region, model=ad.model)[(slice(None), *win.inner)]
@@ -310,8 +310,15 @@ class Segmenter:
         if ad.forest is not None:
             x = np.hstack([window_features(sub, rng, fwin), probs.float().cpu().numpy()]
                           + ([emb.cpu().numpy()] if ad.embedding else []))
-            probs = torch.from_numpy(forest_proba(ad.forest, x, probs.shape[1])).to(self.device)
+            probs = self.forest_balanced(forest_proba(ad.forest, x, probs.shape[1]), ad)
         return probs
+
+    def forest_balanced(self, probs: np.ndarray, ad: Adaptation) -> torch.Tensor:
+        """A forest's class probabilities, each class's weighed as PromptParams.forest_balance says."""
+        probs = torch.from_numpy(probs).to(self.device)
+        if not self.params.forest_balance or ad.counts is None:
+            return probs
+        return attention.rebalance(probs, torch.from_numpy(ad.counts).float(), self.params.forest_balance)
 
     def blocks_for(self, prompt: Prompt, confidence: bool = False) -> PromptBlocks:
         """This segmenter and an adapted prompt as a :class:`~..core.blocks.BlockModel` (big images, clusters)."""
