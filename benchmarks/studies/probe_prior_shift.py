@@ -27,6 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: common.py and the benchmarks it reuses
 
 import argparse
+import re
 
 import bench_generalise as bg
 import numpy as np
@@ -101,6 +102,32 @@ def one_fold(data: str, item: str, split: str, n_boxes: int, max_test: int) -> t
     return {k: float(np.mean(v)) for k, v in dice.items()}, lines
 
 
+#: (attention alone's prior, the forests' prior), auto's choice as it is. forest_balance leaves the choice alone, so
+#: its rows are what the engine gives; balance > 0 also moves attention alone's self-check, so those rows are not
+MIXES = {"plain / plain (the default)": ("plain", "plain"),
+         "plain / B = 0.5 (forest_balance 0.5)": ("plain", "B = 0.5"),
+         "B = 0.5 / B = 0.5": ("B = 0.5", "B = 0.5"), "B = 1 / B = 0.5": ("B = 1", "B = 0.5")}
+
+
+def replay(report: str) -> list[str]:
+    """A table of :data:`MIXES` from a report's per-box lines: each box's Dice on the path auto chose, attention
+    alone under one prior and the forests' paths under another (what PromptParams.balance and forest_balance do)."""
+    folds: dict[str, list[tuple[str, dict]]] = {}
+    for line in Path(report).read_text().splitlines():
+        m = re.match(r"- (\S+), box \d+ .*auto chose (\w+); (.*)", line)
+        if m:
+            cells = dict(part.rsplit(" ", 1) for part in m.group(3).split(", "))
+            folds.setdefault(m.group(1), []).append((m.group(2), {k: float(v) for k, v in cells.items()}))
+    out = [f"Replayed from `{report}`: auto's choice as it is, attention alone (none) under one prior and the "
+           "forests' paths under another; Dice % mean over boxes.", "",
+           "| prior: attention alone / the forests | " + " | ".join(folds) + " | mean |",
+           "|" + "---|" * (len(folds) + 2)]
+    for name, (alone, forests) in MIXES.items():
+        per = [np.mean([v[f"{c} {alone if c == 'none' else forests}"] for c, v in boxes]) for boxes in folds.values()]
+        out.append(f"| {name} | " + " | ".join(f"{d:.2f}" for d in per) + f" | **{np.mean(per):.2f}** |")
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", required=True)
@@ -108,8 +135,12 @@ def main() -> None:
     ap.add_argument("--boxes", type=int, default=4)
     ap.add_argument("--max-test", type=int, default=3)
     ap.add_argument("--split", choices=["val", "test"], default="val")
-    ap.add_argument("folds", nargs="+", metavar="FOLD=WEIGHTS")
+    ap.add_argument("--replay", metavar="REPORT", help="no run: the options' table from this report's per-box lines")
+    ap.add_argument("folds", nargs="*", metavar="FOLD=WEIGHTS")
     args = ap.parse_args()
+    if args.replay:
+        return finish_report(report_header("What the prompt options would give, replayed", False)
+                             + ["", *replay(args.replay)], args.out)
     set_threads(2)
     rows, per_box = [], []
     for item in args.folds:
