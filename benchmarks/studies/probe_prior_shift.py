@@ -11,7 +11,9 @@ confidence=True)``; two classes) and re-labels it under another prior:
 - ``B = 0.5`` / ``B = 1``: the odds divided by (box share ratio)^B: 1 is a prior of equal shares, the same as
   ``PromptParams.balance`` on attention alone, here on every path;
 - ``EM``: the image's own shares estimated by Saerens et al.'s EM (2002) on the path's posteriors, all scored images
-  pooled (the classic unsupervised correction for a shift of the prior).
+  pooled (the classic unsupervised correction for a shift of the prior);
+- ``share`` / ``½ share``: each image's share as attention alone labels it with its classes weighed alike (B = 1, a
+  prior-free estimate), all the way or half of it in log-odds.
 
 Boxes and images as bench_generalise.py (seeded 64×64 boxes from train images; ``--split val``: other train
 images, ``test``: the test split); the default path ``auto`` re-labelled on the path it chose.
@@ -38,7 +40,7 @@ from napari_fewcell.engine.nets.unet import load_model
 from napari_fewcell.engine.training.datasets import split_name
 
 PATHS = ("none", "fuse", "forest", "auto")
-PRIORS = ("plain", "B = 0.5", "B = 1", "EM")
+PRIORS = ("plain", "B = 0.5", "B = 1", "EM", "share", "½ share")
 
 
 def reprior(p: np.ndarray, odds: float) -> np.ndarray:
@@ -58,13 +60,19 @@ def em_prior(p: np.ndarray, source: float, iters: int = 200) -> float:
     return target
 
 
-def relabelled(probs: list[np.ndarray], source: float) -> dict[str, list[np.ndarray]]:
-    """Each prior's foreground masks of the scored images."""
+def relabelled(probs: list[np.ndarray], source: float, refs: list[float]) -> dict[str, list[np.ndarray]]:
+    """Each prior's foreground masks of the scored images. ``refs``: each image's foreground share by attention alone
+    with its classes weighed alike (a prior-free estimate: the priors "share" and "½ share" move the path's odds to it,
+    all the way or half of it in log-odds)."""
     ratio = source / (1 - source)
     pooled = np.concatenate([p.ravel()[::7] for p in probs])
     em = em_prior(pooled, source)
     odds = {"plain": 1.0, "B = 0.5": ratio ** -0.5, "B = 1": 1 / ratio, "EM": em / (1 - em) / ratio}
-    return {k: [reprior(p, o) > 0.5 for p in probs] for k, o in odds.items()}
+    out = {k: [reprior(p, o) > 0.5 for p in probs] for k, o in odds.items()}
+    to_ref = [np.clip(r, 0.01, 0.99) / (1 - np.clip(r, 0.01, 0.99)) / ratio for r in refs]
+    out["share"] = [reprior(p, o) > 0.5 for p, o in zip(probs, to_ref)]
+    out["½ share"] = [reprior(p, o ** 0.5) > 0.5 for p, o in zip(probs, to_ref)]
+    return out
 
 
 def fg_probs(seg, prompt, images) -> list[np.ndarray]:
@@ -88,10 +96,13 @@ def one_fold(data: str, item: str, split: str, n_boxes: int, max_test: int) -> t
     model, dice, lines = load_model(w), {}, []
     for b, (src, y, x) in enumerate(boxes):
         share = float(np.clip(np.mean(np.asarray(ds.labels[src])[y : y + BOX, x : x + BOX] > 0), 0.01, 0.99))
-        cells = []
+        cells, refs = [], None
         for path in PATHS:
             (seg, prompt), _, info = bg.Fewcell(model, w, path, True).prepare(ds, (src, y, x))
-            for prior, masks in relabelled(fg_probs(seg, prompt, images), share).items():
+            probs = fg_probs(seg, prompt, images)
+            if refs is None:  # PATHS[0], attention alone: each image's share with its classes weighed alike
+                refs = [float(np.mean(reprior(p, (1 - share) / share) > 0.5)) for p in probs]
+            for prior, masks in relabelled(probs, share, refs).items():
                 d = float(np.mean([dice_pct(m, t) for m, t in zip(masks, truth)]))
                 dice.setdefault((path, prior), []).append(d)
                 cells.append(f"{path} {prior} {d:.1f}")
@@ -106,7 +117,8 @@ def one_fold(data: str, item: str, split: str, n_boxes: int, max_test: int) -> t
 #: its rows are what the engine gives; balance > 0 also moves attention alone's self-check, so those rows are not
 MIXES = {"plain / plain (the default)": ("plain", "plain"),
          "plain / B = 0.5 (forest_balance 0.5)": ("plain", "B = 0.5"),
-         "B = 0.5 / B = 0.5": ("B = 0.5", "B = 0.5"), "B = 1 / B = 0.5": ("B = 1", "B = 0.5")}
+         "B = 0.5 / B = 0.5": ("B = 0.5", "B = 0.5"), "B = 1 / B = 0.5": ("B = 1", "B = 0.5"),
+         "plain / share": ("plain", "share"), "plain / ½ share": ("plain", "½ share")}
 
 
 def replay(report: str) -> list[str]:
@@ -151,7 +163,8 @@ def main() -> None:
     scored = "validation images" if args.split == "val" else "test images"
     rep = report_header(f"Each path's posterior under another prior ({scored})", False) + [
         "", "Dice % (mean over boxes); each path under the box's prior (plain), the odds divided by the box's "
-        "share ratio to the power B, or the images' share by EM.", "",
+        "share ratio to the power B, the images' share by EM, or each image's share by balanced attention alone "
+        "(share; ½ share: half of it in log-odds).", "",
         "| fold | " + " | ".join(f"{p} {q}" for p, q in cols) + " |", "|" + "---|" * (len(cols) + 1)]
     rep += [f"| {f} | " + " | ".join(f"{d[c]:.2f}" for c in cols) + " |" for f, d in rows]
     rep += ["| **mean** | " + " | ".join(f"**{np.mean([d[c] for _, d in rows]):.2f}**" for c in cols) + " |",
