@@ -40,18 +40,23 @@ def test_a_balance_outside_0_1_gets_one_sentence(bad):
         PromptParams(balance=bad).check()
 
 
-def test_segment_command_takes_the_balance_and_records_it(sample, tmp_path, capsys):
+@pytest.mark.parametrize("option, adapt, value, bad, says", [
+    ("balance", "none", 1.0, "2", "attention's class balance is a number from 0 to 1"),
+    ("forest_balance", "forest", 0.5, "-1", "forests' class balance is a number from 0 to 1"),
+])
+def test_segment_command_takes_a_balance_and_records_it(sample, tmp_path, capsys, option, adapt, value, bad, says):
     from napari_fewcell.cli import main
     from napari_fewcell.engine.core.files import read_labels_meta
 
     from .test_cli import _args
 
-    assert main(_args(sample, tmp_path / "out", "--device", "cpu", "--adapt", "none", "--balance", "1")) == 0
+    flag = "--" + option.replace("_", "-")
+    assert main(_args(sample, tmp_path / "out", "--device", "cpu", "--adapt", adapt, flag, str(value))) == 0
     meta = read_labels_meta(tmp_path / "out" / "nuclei.tif")
-    assert meta["balance"] == 1.0 and meta["adapt_path"] == "none"
-    assert main(_args(sample, tmp_path / "bad", "--balance", "2")) == 2
+    assert meta[option] == value and meta["adapt_path"] == adapt
+    assert main(_args(sample, tmp_path / "bad", flag, bad)) == 2
     err = capsys.readouterr().err
-    assert "class balance is a number from 0 to 1" in err and "Traceback" not in err
+    assert says in err and "Traceback" not in err
     assert not (tmp_path / "bad").exists()
 
 
@@ -79,17 +84,3 @@ def test_forest_balance_leaves_attention_alone_as_it_is():
     fair, _ = forest_labels(1.0, "none", img, mask)
     assert np.array_equal(plain, fair)
 
-
-def test_segment_command_takes_the_forests_balance(sample, tmp_path, capsys):
-    from napari_fewcell.cli import main
-    from napari_fewcell.engine.core.files import read_labels_meta
-
-    from .test_cli import _args
-
-    assert main(_args(sample, tmp_path / "out", "--device", "cpu", "--adapt", "forest", "--forest-balance", "0.5")) == 0
-    meta = read_labels_meta(tmp_path / "out" / "nuclei.tif")
-    assert meta["forest_balance"] == 0.5 and meta["adapt_path"] == "forest"
-    assert main(_args(sample, tmp_path / "bad", "--forest-balance", "-1")) == 2
-    err = capsys.readouterr().err
-    assert "forests' class balance is a number from 0 to 1" in err and "Traceback" not in err
-    assert not (tmp_path / "bad").exists()
