@@ -13,6 +13,7 @@ segments) and at PromptParams' default (fewer: faster), with the paths auto chos
 box (:func:`moco`); --variant anchor: the same steps without the InfoNCE term (the ablation). --variant trees: the
 forest and fused paths with PromptParams.trees at its default and at the RF baseline's 100.
 --variant balance: attention's keys weighted per class (PromptParams.balance 0.5 and 1: a thin class is not outvoted).
+--variant tau: the attention's temperature at prompt time (PromptParams.tau: TAUS beside the weights' own).
 --variant forestbalance: the fused and forest paths' class probabilities weighed per class (forest_balance).
 Boxes and scored images as bench_generalise.py --split val
 (seeded 64×64 boxes from train images, scored on other train images); the RF baseline beside.
@@ -76,6 +77,7 @@ def adapt_batchnorm(model: EmbedNet, image: torch.Tensor, size: int = 256, crops
 
 
 TENT_STEPS, TENT_LR, TENT_CROP, TENT_QUERIES = 10, 1e-2, 192, 4096
+TAUS = (0.05, 0.2)  #: --variant tau: temperatures beside the weights' own (0.1 for every network here)
 
 
 def tent_loss(net: EmbedNet, crop: torch.Tensor, by: int, bx: int, lab: torch.Tensor, tau: float,
@@ -293,6 +295,12 @@ def variant_methods(variant: str, model, w: str) -> dict:
             for p in ("fuse", "auto"):
                 methods[f"forest balance {b:g} {p}"] = m = bg.Fewcell(model, w, p, True)
                 m.params["forest_balance"] = b
+    elif variant == "tau":  # the attention's temperature at prompt time (PromptParams.tau; None: the weights')
+        methods = {p: bg.Fewcell(model, w, p, True) for p in ("none", "auto")}
+        for t in TAUS:
+            for p in ("none", "auto"):
+                methods[f"tau {t:g} {p}"] = m = bg.Fewcell(model, w, p, True)
+                m.params["tau"] = t
     elif variant == "checktrees":
         methods = {p: bg.Fewcell(model, w, p, True) for p in ("none", "fuse")}
         methods.update({f"auto, check {t} trees": CheckTrees(model, w, "auto", True, t)
@@ -311,7 +319,7 @@ def main() -> None:
     ap.add_argument("--max-test", type=int, default=3)
     ap.add_argument("--variant", default="adabn",
                     choices=["adabn", "embedding", "tent", "checktrees", "moco", "anchor", "trees", "balance",
-                             "forestbalance"])
+                             "forestbalance", "tau"])
     ap.add_argument("--split", choices=["val", "test"], default="val",
                     help="score train images no box was cut from (val), or the test split")
     ap.add_argument("folds", nargs="+", metavar="FOLD=WEIGHTS")
@@ -339,6 +347,8 @@ def main() -> None:
              "balance": "Attention's keys weighted per class: n_c^-balance each (PromptParams.balance)",
              "forestbalance": "The forests' classes weighed alike: n_c^-forest_balance each "
                               "(PromptParams.forest_balance)",
+             "tau": f"The attention's temperature at prompt time: the weights' own (0.1) and "
+                    f"{', '.join(map(str, TAUS))}",
              "trees": f"The forest that segments: {PromptParams.trees} trees (the default) or 100 (the RF's)",
              "anchor": f"The box anchor alone at prompt time ({MOCO_STEPS} steps, lr {MOCO_LR}; the ablation of "
                        "MoCo at prompt time)"}[args.variant]
