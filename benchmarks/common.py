@@ -319,6 +319,22 @@ def command_line() -> str:
     return shlex.join([Path(sys.executable).name] + sys.argv)
 
 
+def fold_study_parser(doc: str, boxes: int):
+    """An argument parser with what the leave-one-out studies share: --data, --out, --boxes, --max-test, --split and
+    the folds (FOLD=WEIGHTS ...); a study adds its own options."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--boxes", type=int, default=boxes)
+    ap.add_argument("--max-test", type=int, default=3)
+    ap.add_argument("--split", choices=["val", "test"], default="val",
+                    help="score train images no box was cut from (val), or the test split")
+    ap.add_argument("folds", nargs="*", metavar="FOLD=WEIGHTS")
+    return ap
+
+
 def report_header(title: str, quick: bool, libs: tuple[str, ...] = ()) -> list[str]:
     """Title, then date, `nproc`, torch version and threads, other libraries' versions, command line."""
     import torch

@@ -28,12 +28,21 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: common.py and the benchmarks it reuses
 
-import argparse
 import re
 
 import bench_generalise as bg
 import numpy as np
-from common import BOX, Dataset, dice_pct, finish_report, log, report_header, seeded_box, set_threads
+from common import (
+    BOX,
+    Dataset,
+    dice_pct,
+    finish_report,
+    fold_study_parser,
+    log,
+    report_header,
+    seeded_box,
+    set_threads,
+)
 
 from napari_fewcell.engine.core.progress import run
 from napari_fewcell.engine.nets.unet import load_model
@@ -141,14 +150,8 @@ def replay(report: str) -> list[str]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", required=True)
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--boxes", type=int, default=4)
-    ap.add_argument("--max-test", type=int, default=3)
-    ap.add_argument("--split", choices=["val", "test"], default="val")
+    ap = fold_study_parser(__doc__, boxes=4)
     ap.add_argument("--replay", metavar="REPORT", help="no run: the options' table from this report's per-box lines")
-    ap.add_argument("folds", nargs="*", metavar="FOLD=WEIGHTS")
     args = ap.parse_args()
     if args.replay:
         return finish_report(report_header("What the prompt options would give, replayed", False)

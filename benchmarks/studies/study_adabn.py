@@ -30,7 +30,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: common.py and the benchmarks it reuses
 
-import argparse
 import copy
 
 import bench_generalise as bg
@@ -42,6 +41,7 @@ from common import (
     ForestPrompt,
     RFBaseline,
     finish_report,
+    fold_study_parser,
     mean_sd,
     report_header,
     score_prompts,
@@ -312,18 +312,13 @@ def variant_methods(variant: str, model, w: str) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", required=True)
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--boxes", type=int, default=3)
-    ap.add_argument("--max-test", type=int, default=3)
+    ap = fold_study_parser(__doc__, boxes=3)
     ap.add_argument("--variant", default="adabn",
                     choices=["adabn", "embedding", "tent", "checktrees", "moco", "anchor", "trees", "balance",
                              "forestbalance", "tau"])
-    ap.add_argument("--split", choices=["val", "test"], default="val",
-                    help="score train images no box was cut from (val), or the test split")
-    ap.add_argument("folds", nargs="+", metavar="FOLD=WEIGHTS")
     args = ap.parse_args()
+    if not args.folds:
+        ap.error("give at least one FOLD=WEIGHTS")
     set_threads(2)
     rf, rows, choices = RFBaseline(2), [], []
     for item in args.folds:
