@@ -5,16 +5,17 @@ import numpy as np
 import pytest
 
 from napari_fewcell.engine import FewcellError, PromptParams, Segmenter
+from napari_fewcell.engine.prompt import adapt
 
 from .test_adapt import FAST, tiny_net
 
 
-def thin_lines(shape=(128, 128), seed=0):
-    """Thin bright lines (about 6 % of the pixels) on a noisy background."""
+def thin_lines(shape=(128, 128), seed=0, rows=16, cols=20):
+    """Thin bright lines (about 10 % of the pixels at the default spacing) on a noisy background."""
     rng = np.random.default_rng(seed)
     mask = np.zeros(shape, np.uint8)
-    mask[::16, :] = 1
-    mask[:, 5::20] = 1
+    mask[::rows, :] = 1
+    mask[:, 5::cols] = 1
     img = 90 + 60 * mask + rng.normal(0, 25, shape)
     return np.clip(img, 0, 255).astype(np.uint8), mask
 
@@ -84,3 +85,33 @@ def test_forest_balance_leaves_attention_alone_as_it_is():
     fair, _ = forest_labels(1.0, "none", img, mask)
     assert np.array_equal(plain, fair)
 
+
+
+def sparse_labels(img, mask, box=(32, 32, 64, 64), **kw):
+    seg = Segmenter(PromptParams(trees=8, check_trees=3, attention="exact", **FAST, **kw), model=tiny_net())
+    prompt = seg.prepare_prompt(img, mask, box)
+    return seg.segment(img, prompt), seg.provenance(prompt)
+
+
+def test_auto_takes_balanced_attention_for_a_box_with_a_sparse_class():
+    img, mask = thin_lines(rows=32, cols=40)
+    assert adapt.sparse_share(mask[32:96, 32:96].ravel()) < adapt.SPARSE  # the lines: about 6 % of the box
+    got, meta = sparse_labels(img, mask, adapt="auto", sparse_balance=1.0)
+    want, _ = sparse_labels(img, mask, adapt="none", balance=1.0)
+    assert meta["adapt_path"] == "none" and meta["sparse_balance"] == 1.0
+    assert np.array_equal(got, want)
+
+
+def test_sparse_balance_leaves_a_box_of_common_classes_to_the_check():
+    rng = np.random.default_rng(0)
+    mask = np.zeros((128, 128), np.uint8)
+    mask[:, 64:] = 1  # half and half
+    img = np.clip(90 + 60 * mask + rng.normal(0, 25, mask.shape), 0, 255).astype(np.uint8)
+    plain, meta = sparse_labels(img, mask, adapt="auto")
+    same, same_meta = sparse_labels(img, mask, adapt="auto", sparse_balance=1.0)
+    assert meta["adapt_path"] == same_meta["adapt_path"] and np.array_equal(plain, same)
+
+
+def test_a_sparse_balance_outside_0_1_gets_one_sentence():
+    with pytest.raises(FewcellError, match="sparse boxes' class balance is a number from 0 to 1"):
+        PromptParams(sparse_balance=1.5).check()

@@ -13,6 +13,7 @@ segments) and at PromptParams' default (fewer: faster), with the paths auto chos
 box (:func:`moco`); --variant anchor: the same steps without the InfoNCE term (the ablation). --variant trees: the
 forest and fused paths with PromptParams.trees at its default and at the RF baseline's 100.
 --variant balance: attention's keys weighted per class (PromptParams.balance 0.5 and 1: a thin class is not outvoted).
+--variant sparse: auto takes attention alone, classes weighed alike, for a box with a sparse class (sparse_balance).
 --variant tau: the attention's temperature at prompt time (PromptParams.tau: TAUS beside the weights' own).
 --variant forestbalance: the fused and forest paths' class probabilities weighed per class (forest_balance).
 Boxes and scored images as bench_generalise.py --split val
@@ -295,6 +296,10 @@ def variant_methods(variant: str, model, w: str) -> dict:
             for p in ("fuse", "auto"):
                 methods[f"forest balance {b:g} {p}"] = m = bg.Fewcell(model, w, p, True)
                 m.params["forest_balance"] = b
+    elif variant == "sparse":  # auto: attention alone, balanced, for a box with a sparse class (sparse_balance)
+        methods = {p: bg.Fewcell(model, w, p, True) for p in ("none", "auto")}
+        methods["auto, sparse boxes balanced"] = m = bg.Fewcell(model, w, "auto", True)
+        m.params["sparse_balance"] = 1.0
     elif variant == "tau":  # the attention's temperature at prompt time (PromptParams.tau; None: the weights')
         methods = {p: bg.Fewcell(model, w, p, True) for p in ("none", "auto")}
         for t in TAUS:
@@ -315,7 +320,7 @@ def main() -> None:
     ap = fold_study_parser(__doc__, boxes=3)
     ap.add_argument("--variant", default="adabn",
                     choices=["adabn", "embedding", "tent", "checktrees", "moco", "anchor", "trees", "balance",
-                             "forestbalance", "tau"])
+                             "forestbalance", "tau", "sparse"])
     args = ap.parse_args()
     if not args.folds:
         ap.error("give at least one FOLD=WEIGHTS")
@@ -342,6 +347,8 @@ def main() -> None:
              "balance": "Attention's keys weighted per class: n_c^-balance each (PromptParams.balance)",
              "forestbalance": "The forests' classes weighed alike: n_c^-forest_balance each "
                               "(PromptParams.forest_balance)",
+             "sparse": "Auto with attention alone, its classes weighed alike, for a box with a class under 10 % "
+                       "(PromptParams.sparse_balance 1)",
              "tau": f"The attention's temperature at prompt time: the weights' own (0.1) and "
                     f"{', '.join(map(str, TAUS))}",
              "trees": f"The forest that segments: {PromptParams.trees} trees (the default) or 100 (the RF's)",

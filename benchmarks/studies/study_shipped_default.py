@@ -50,6 +50,8 @@ def main() -> None:
         (("--note",), dict(default="", help="a line for the report (what a study that runs this one changed)")),
         (("--balance",), dict(type=float, default=None, help="PromptParams.balance for every path (default: the "
                               "engine's)")),
+        (("--sparse-balance",), dict(type=float, default=None, help="PromptParams.sparse_balance (default: the "
+                                     "engine's)")),
         (("--forest-balance",), dict(type=float, default=None, help="PromptParams.forest_balance (default: the "
                                      "engine's)")),
         (("--weights",), dict(default=None, help="an embedding weights file instead of the shipped one (a candidate "
@@ -61,7 +63,8 @@ def main() -> None:
         filters.SMOOTH_SIGMA_MAX = a.smooth_sigma_max
 
     set_threads(a.threads)
-    more = {k: v for k, v in (("balance", a.balance), ("forest_balance", a.forest_balance)) if v is not None}
+    more = {k: v for k, v in (("balance", a.balance), ("forest_balance", a.forest_balance),
+                                                 ("sparse_balance", a.sparse_balance)) if v is not None}
     plain = Segmenter(PromptParams(device="cpu", adapt="none", weights=a.weights, **more))
     segs = {"attention alone": plain, "default path": Segmenter(PromptParams(device="cpu", **more), model=plain.model),
             "fused path": Segmenter(PromptParams(device="cpu", adapt="fuse", **more), model=plain.model)}
@@ -88,7 +91,8 @@ def main() -> None:
     rep = report_header("The shipped weights on the default path (issue 20, in-domain)", False) + [
         f"- {a.boxes} seeded 64×64 boxes per set (bench_prompt.py's), every test image; Dice % mean ± sd over boxes",
         f"- weights: {a.weights or 'the shipped ones'}; attention's class balance "
-        f"{segs['default path'].params.balance:g}, the forests' {segs['default path'].params.forest_balance:g}",
+        f"{segs['default path'].params.balance:g}, the forests' {segs['default path'].params.forest_balance:g}, "
+        f"sparse boxes' {segs['default path'].params.sparse_balance:g}",
         f"- the forests read the smoothed intensity up to σ {filters.SMOOTH_SIGMA_MAX} "
         "(prompt/filters.SMOOTH_SIGMA_MAX)", *([f"- note: {a.note}"] if a.note else []),
         "", "| set | attention alone | default path | fused path | RF baseline | default path's choice per box |",

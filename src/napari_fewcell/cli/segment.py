@@ -66,6 +66,9 @@ def add_parser(sub) -> None:
                  help="the fused and forest paths weigh each class's probability as n^-B, n its pixels in the "
                       "boxes: 0 = the boxes' class shares as the prior, 1 = every class alike, so a class the box "
                       "holds little of is not outvoted elsewhere in the image")
+    field_option(s, "--sparse-balance", PromptParams, "sparse_balance",
+                 help="with --adapt auto, a box where a class covers under 10 %% takes attention alone with its "
+                      "classes weighed as n^-B, whatever the self-check says: 0 = off (default), 1 = every class alike")
     add_instances(s)
     add_overwrite(s, "replace existing <stem>.tif files in --out")
     add_batch_options(s)
@@ -82,7 +85,7 @@ def cmd_segment(a) -> int:
     check_batch_args(a)
     params = PromptParams(tau=a.tau, attention=a.attention, prototypes=a.prototypes, weights=a.weights, device=a.device,
                           adapt=a.adapt, stroke_weight=a.stroke_weight, fuse_embedding=a.fuse_embedding,
-                          balance=a.balance, forest_balance=a.forest_balance)
+                          balance=a.balance, forest_balance=a.forest_balance, sparse_balance=a.sparse_balance)
     params.check()
     sources = expand_inputs(a.images)
     firsts = check_before_work(a, sources)  # a bad input or an existing output is said before the prompt is checked

@@ -97,6 +97,7 @@ class Adaptation:
     embedding: bool = False  #: "fuse": the forest also reads each pixel's embedding (PromptParams.fuse_embedding)
     unchecked: bool = False  #: the self-check ran but could score no part of the prompt (BoxData.fair): no estimate
     counts: np.ndarray | None = None  #: "forest" and "fuse": the pixels of each class the forest learnt from
+    balance: float | None = None  #: "none": attention alone's class balance when not PromptParams.balance's
 
     @property
     def estimate(self) -> float | None:
@@ -367,8 +368,17 @@ def adapt_iter(model: EmbedNet, box: BoxData | None, params,
     paths = AUTO_PATHS if params.adapt == "auto" else ("none", params.adapt)
     check, reuse = yield from self_check(model, box, params, paths, known)
     path = choose(check) if params.adapt == "auto" else params.adapt
+    if params.adapt == "auto" and params.sparse_balance and sparse_share(box.y) < SPARSE:
+        return Adaptation("none", check, unchecked=not check, balance=params.sparse_balance)
     fitted = yield from fit_path(model, box, params, path, reuse)
     return Adaptation(path, check, unchecked=not check, **fitted)
+
+
+def sparse_share(y: np.ndarray) -> float:
+    """The share of the prompt's pixels ``y`` (class indices) held by its thinnest class (0 for one class)."""
+    counts = np.bincount(np.asarray(y, np.int64))
+    counts = counts[counts > 0]
+    return float(counts.min() / counts.sum()) if len(counts) > 1 else 0.0
 
 
 def fit_path(model: EmbedNet, box: BoxData, params, path: str, reuse: dict) -> Generator[Progress, None, dict]:

@@ -33,6 +33,10 @@ class PromptParams:
     #: the box pixels of class c they learnt from: a 64×64 box seldom holds its image's class shares, and where the
     #: filters are ambiguous a forest answers with the box's majority class. 0 = the box's shares (a prior)
     forest_balance: float = 0.0
+    #: under "auto", when a class covers less than adapt.SPARSE of the boxes: attention alone with its classes weighed
+    #: by this balance, whatever the self-check says (such a box's shares are no guide to its image's, and its check
+    #: holds few pixels of the class). 0 = off: the check chooses as for any box
+    sparse_balance: float = 0.0
     tile: int = 512  #: tile edge for bounded-memory inference
     margin: int = 32  #: context pixels around each tile
     weights: str | None = None  #: path of a weights file; None = shipped weights
@@ -95,6 +99,8 @@ class PromptParams:
             raise FewcellError(f"Unknown use of strokes '{self.stroke_use}': choose one of {', '.join(STROKE_USES)}.")
         if not 0 <= self.balance <= 1:
             raise FewcellError(f"The attention's class balance is a number from 0 to 1, not {self.balance}.")
+        if not 0 <= self.sparse_balance <= 1:
+            raise FewcellError(f"The sparse boxes' class balance is a number from 0 to 1, not {self.sparse_balance}.")
         if not 0 <= self.forest_balance <= 1:
             raise FewcellError(f"The forests' class balance is a number from 0 to 1, not {self.forest_balance}.")
         if self.check_buffer < 0:

@@ -223,7 +223,7 @@ class Segmenter:
             "weights": getattr(self.model, "weights_path", "an in-memory network"),
             "weights_sha256": getattr(self.model, "weights_sha256", None),
             "tau": self.tau, "attention": p.attention, "prototypes": p.prototypes, "balance": p.balance,
-            "forest_balance": p.forest_balance, "adapt": p.adapt,
+            "forest_balance": p.forest_balance, "sparse_balance": p.sparse_balance, "adapt": p.adapt,
             "adapt_path": prompt.path, "check": {k: round(float(v), 4) for k, v in prompt.check.items()},
             "unchecked": prompt.unchecked,
             "prompt_pixels": {str(int(c)): int((prompt.labels == c).sum()) for c in np.unique(prompt.labels)},
@@ -285,7 +285,7 @@ class Segmenter:
         net = (p.weights or "shipped") if self.own_weights else id(self.model)
         return (net, str(self.device), self.tau, p.adapt, p.attention, p.prototypes, p.trees, p.check_trees,
                 p.finetune_steps, p.finetune_seconds, p.finetune_lr, p.check_buffer, p.fuse_embedding, p.stroke_use,
-                p.check_strokes, p.balance, p.forest_balance)
+                p.check_strokes, p.balance, p.forest_balance, p.sparse_balance)
 
     def adapt(self, prompt: Prompt, progress: Callable[[Progress], None] | None = None) -> Adaptation:
         return run(self.adapt_iter(prompt), progress)
@@ -305,8 +305,9 @@ class Segmenter:
             emb = emb.reshape(emb.shape[0], -1).T.float()
         if probs is None:
             probs = attention.attend(emb, keys, self.tau)
-        if ad.path == "none":  # attention alone: its classes weighed as PromptParams.balance says
-            probs = attention.rebalance(probs, attention.key_counts(keys), self.params.balance)
+        if ad.path == "none":  # attention alone: its classes weighed as PromptParams.balance (or auto) says
+            balance = self.params.balance if ad.balance is None else ad.balance
+            probs = attention.rebalance(probs, attention.key_counts(keys), balance)
         if ad.forest is not None:
             x = np.hstack([window_features(sub, rng, fwin), probs.float().cpu().numpy()]
                           + ([emb.cpu().numpy()] if ad.embedding else []))
