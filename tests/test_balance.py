@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from napari_fewcell.engine import FewcellError, PromptParams, Segmenter
-from napari_fewcell.engine.prompt import adapt
+from napari_fewcell.engine.prompt import adapt, annotated
 
 from .test_adapt import FAST, tiny_net
 
@@ -95,7 +95,7 @@ def sparse_labels(img, mask, box=(32, 32, 64, 64), **kw):
 
 def test_auto_takes_balanced_attention_for_a_box_with_a_sparse_class():
     img, mask = thin_lines(rows=32, cols=40)
-    assert adapt.sparse_share(mask[32:96, 32:96].ravel()) < adapt.SPARSE  # the lines: about 6 % of the box
+    assert annotated.sparse_share(mask[32:96, 32:96].ravel()) < adapt.SPARSE  # the lines: about 6 % of the box
     got, meta = sparse_labels(img, mask, adapt="auto", sparse_balance=1.0)
     want, _ = sparse_labels(img, mask, adapt="none", balance=1.0)
     assert meta["adapt_path"] == "none" and meta["sparse_balance"] == 1.0

@@ -68,7 +68,8 @@ def add_parser(sub) -> None:
                       "holds little of is not outvoted elsewhere in the image")
     field_option(s, "--sparse-balance", PromptParams, "sparse_balance",
                  help="with --adapt auto, a box where a class covers under 10 %% takes attention alone with its "
-                      "classes weighed as n^-B, whatever the self-check says: 0 = off (default), 1 = every class alike")
+                      "classes weighed as n^-B, whatever the self-check says: 0 = off, 1 = every class alike "
+                      f"(default: {DEFAULTS.sparse_balance:g})")
     add_instances(s)
     add_overwrite(s, "replace existing <stem>.tif files in --out")
     add_batch_options(s)

@@ -35,7 +35,10 @@ def candidates(adapt: str, tuned: bool) -> list[tuple[str, str]]:
 
 
 def make_segmenter(net: EmbedNet, p, device, adapt: str) -> Segmenter:
-    return Segmenter(PromptParams(tau=p.tau, prototypes=p.prototypes, device=str(device), adapt=adapt), model=net)
+    """Stage 1's one-shot segmenter. Sparse boxes are left to the self-check (PromptParams.sparse_balance 0): the
+    rule was measured on one-box prompts, not on workflow 2, whose figures were made without it."""
+    return Segmenter(PromptParams(tau=p.tau, prototypes=p.prototypes, device=str(device), adapt=adapt,
+                                  sparse_balance=0.0), model=net)
 
 
 def by_image(boxes: Sequence[tuple[int, tuple]]) -> dict[int, list]:

@@ -30,11 +30,8 @@ is scored by the mean per-class Dice of the held-out predictions of the four qua
 :data:`CHECK_BIAS` (the check's measured optimism on image types the network never saw). A quadrant holding a
 class that the other three lack is not scored (no path can predict it there); when no quadrant is left there is no
 estimate, and "auto" takes :data:`UNCHECKED`. Fine-tuning four times would cost four budgets, so ``finetune`` is
-estimated on ONE held-out quadrant (the one with the most balanced classes) as a paired difference: the attention's
-four-quadrant estimate plus (fine-tuned − attention) Dice on that quadrant, clipped to [0, 1]. One quadrant of
-32×32 pixels is a noisy witness, and a network tuned on three quadrants of a box carries over to the fourth more
-easily than to another image: the fine-tuned path's estimate is the least reliable of the three, and "auto" may
-pick it where it is worse on the whole image.
+estimated on ONE held-out quadrant (the one with the most balanced classes) as a paired difference (the attention's
+estimate plus fine-tuned − attention Dice there, clipped to [0, 1]): the least reliable of the three estimates.
 """
 from __future__ import annotations
 
@@ -53,7 +50,7 @@ from ..core.optim import Adam
 from ..core.progress import Progress
 from ..nets import attention
 from ..nets.unet import EmbedNet
-from .annotated import BoxData, PromptSource, as_sources, mean_dice
+from .annotated import BoxData, PromptSource, as_sources, mean_dice, sparse_share
 from .filters import FIT_PIXELS, fit_forest, forest_features, forest_proba, pixel_sample
 
 PATHS = ("none", "forest", "fuse", "finetune")  #: the paths, cheapest first (ties go to the earlier)
@@ -369,16 +366,18 @@ def adapt_iter(model: EmbedNet, box: BoxData | None, params,
     check, reuse = yield from self_check(model, box, params, paths, known)
     path = choose(check) if params.adapt == "auto" else params.adapt
     if params.adapt == "auto" and params.sparse_balance and sparse_share(box.y) < SPARSE:
-        return Adaptation("none", check, unchecked=not check, balance=params.sparse_balance)
+        return sparse_adaptation(box, params, check)
     fitted = yield from fit_path(model, box, params, path, reuse)
     return Adaptation(path, check, unchecked=not check, **fitted)
 
 
-def sparse_share(y: np.ndarray) -> float:
-    """The share of the prompt's pixels ``y`` (class indices) held by its thinnest class (0 for one class)."""
-    counts = np.bincount(np.asarray(y, np.int64))
-    counts = counts[counts > 0]
-    return float(counts.min() / counts.sum()) if len(counts) > 1 else 0.0
+
+def sparse_adaptation(box: BoxData, params, check: dict) -> Adaptation:
+    """Auto's path for a box with a sparse class: attention alone, its classes weighed by PromptParams.sparse_balance,
+    with that attention's estimate."""
+    score = box.score(held_out_probs(box, balance=params.sparse_balance).argmax(1)) if check else None
+    check = check if score is None else dict(check, none=max(0.0, score - CHECK_BIAS))
+    return Adaptation("none", check, unchecked=not check, balance=params.sparse_balance)
 
 
 def fit_path(model: EmbedNet, box: BoxData, params, path: str, reuse: dict) -> Generator[Progress, None, dict]:

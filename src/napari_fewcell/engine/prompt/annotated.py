@@ -223,3 +223,10 @@ def later_boxes_mask(box: Box, later: Sequence[Box]) -> np.ndarray:
     for ly, lx, lh, lw in later:
         keep[max(0, ly - y) : max(0, ly + lh - y), max(0, lx - x) : max(0, lx + lw - x)] = False
     return keep
+
+
+def sparse_share(y: np.ndarray) -> float:
+    """The share of the prompt's pixels ``y`` (class indices) held by its thinnest class (0 for one class)."""
+    counts = np.bincount(np.asarray(y, np.int64))
+    counts = counts[counts > 0]
+    return float(counts.min() / counts.sum()) if len(counts) > 1 else 0.0
