@@ -126,10 +126,7 @@ def estimate_text(path: str | None, check: dict | None, boxes: int = 1, labels: 
     e = CHECK_ERROR
     text = (f"Self-check inside {where}: Dice ≈ {check[path]:.2f} ({PATH_NAMES[path]}); the whole image may differ "
             f"(on {e['types']} image types the network never saw, by {e['mean']:.2f} on average, up to {e['max']:.2f})")
-    share = None
-    if labels is not None and len(labels):
-        share = np.bincount(np.asarray(labels, int)).astype(float) / len(labels)
-        share = share[share > 0].min() if (share > 0).sum() > 1 else 0.0
+    share = sparse_share(labels) if labels is not None and len(labels) else None
     if share is not None and share < SPARSE:
         return text + f". A class covers only {share:.0%} of {where}: add a box where it is common for a surer result"
     if boxes == 1:
@@ -369,7 +366,6 @@ def adapt_iter(model: EmbedNet, box: BoxData | None, params,
         return sparse_adaptation(box, params, check)
     fitted = yield from fit_path(model, box, params, path, reuse)
     return Adaptation(path, check, unchecked=not check, **fitted)
-
 
 
 def sparse_adaptation(box: BoxData, params, check: dict) -> Adaptation:
