@@ -87,9 +87,9 @@ def test_forest_balance_leaves_attention_alone_as_it_is():
 
 
 
-def sparse_labels(img, mask, box=(32, 32, 64, 64), **kw):
+def sparse_labels(img, mask, box=(32, 32, 64, 64), corrections=None, **kw):
     seg = Segmenter(PromptParams(trees=8, check_trees=3, attention="exact", **FAST, **kw), model=tiny_net())
-    prompt = seg.prepare_prompt(img, mask, box)
+    prompt = seg.prepare_prompt_boxes(img, mask, [box], corrections=corrections)
     return seg.segment(img, prompt), seg.provenance(prompt)
 
 
@@ -99,6 +99,18 @@ def test_auto_takes_balanced_attention_for_a_box_with_a_sparse_class():
     got, meta = sparse_labels(img, mask, adapt="auto", sparse_balance=1.0)
     want, _ = sparse_labels(img, mask, adapt="none", balance=1.0)
     assert meta["adapt_path"] == "none" and meta["sparse_balance"] == 1.0
+    assert np.array_equal(got, want)
+
+
+def test_a_stroke_never_lifts_a_sparse_box_out_of_the_rule():
+    img, mask = thin_lines(rows=32, cols=40)
+    corr = np.full(mask.shape, -1, np.int32)
+    for y, x in [(0, 0), (0, 118), (118, 0), (118, 118)]:  # four strokes of the thin class, far from the box and
+        corr[y : y + 10, x : x + 10] = 1  # each other: with them the thin class is over 10 % of the prompt
+    assert mask[32:96, 32:96].sum() + (corr == 1).sum() > 0.12 * (64 * 64 + (corr == 1).sum())
+    got, meta = sparse_labels(img, mask, corrections=corr, adapt="auto")
+    want, _ = sparse_labels(img, mask, corrections=corr, adapt="none", balance=1.0)
+    assert meta["adapt_path"] == "none" and set(meta["check"]) == {"none"}  # the forests' checks are not made
     assert np.array_equal(got, want)
 
 

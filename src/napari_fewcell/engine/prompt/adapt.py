@@ -16,9 +16,10 @@ ilastik-style random forest on image types it never saw. Four paths, chosen by `
   seconds (a fixed number of Adam steps) on augmented views of the prompt region (queries: one quadrant
   of the box; keys: the other quadrants; cross entropy of the attention output), BatchNorm in eval mode;
 * ``"auto"`` — of attention alone and the fused path, the one with the better self-check estimate, the fused
-  path's lowered by :data:`HANDICAP` (ties within :data:`TIE` go to the cheaper). The fine-tuned path is left to an
-  explicit choice: its estimate (below) was too optimistic too often to pick by it (a TEM axon prompt estimated at
-  0.94 scored 0.79 on the whole image).
+  path's lowered by :data:`HANDICAP` (ties within :data:`TIE` go to the cheaper); a box with a class under
+  :data:`SPARSE` takes attention alone with its classes weighed alike (:func:`sparse_adaptation`). The fine-tuned
+  path is left to an explicit choice: its estimate (below) was too optimistic too often to pick by it (a TEM axon
+  prompt estimated at 0.94 scored 0.79 on the whole image).
 
 A prompt may hold several boxes and correction strokes (:class:`PromptSource` parts): every path learns from all
 their pixels. With one box the self-check is leave-one-quadrant-out inside the box; with several, each box is
@@ -359,20 +360,22 @@ def adapt_iter(model: EmbedNet, box: BoxData | None, params,
             return Adaptation("none", {})
         raise FewcellError(f"Adapting with '{params.adapt}' needs a prompt made by prepare_prompt or "
                            "prepare_prompt_boxes (boxes of one image).")
+    if params.adapt == "auto" and params.sparse_balance and sparse_share(box.y[box.scored]) < SPARSE:
+        return (yield from sparse_adaptation(model, box, params, known))
     paths = AUTO_PATHS if params.adapt == "auto" else ("none", params.adapt)
     check, reuse = yield from self_check(model, box, params, paths, known)
     path = choose(check) if params.adapt == "auto" else params.adapt
-    if params.adapt == "auto" and params.sparse_balance and sparse_share(box.y) < SPARSE:
-        return sparse_adaptation(box, params, check)
     fitted = yield from fit_path(model, box, params, path, reuse)
     return Adaptation(path, check, unchecked=not check, **fitted)
 
 
-def sparse_adaptation(box: BoxData, params, check: dict) -> Adaptation:
+def sparse_adaptation(model: EmbedNet, box: BoxData, params,
+                      known: dict | None) -> Generator[Progress, None, Adaptation]:
     """Auto's path for a box with a sparse class: attention alone, its classes weighed by PromptParams.sparse_balance,
-    with that attention's estimate."""
-    score = box.score(held_out_probs(box, balance=params.sparse_balance).argmax(1)) if check else None
-    check = check if score is None else dict(check, none=max(0.0, score - CHECK_BIAS))
+    with that attention's estimate; the forests' checks are not made (their result could not change the path). The
+    share is the boxes' pixels' (a correction stroke never switches the path)."""
+    balanced = dataclasses.replace(params, balance=params.sparse_balance)
+    check, _ = yield from self_check(model, box, balanced, ("none",), known)
     return Adaptation("none", check, unchecked=not check, balance=params.sparse_balance)
 
 
