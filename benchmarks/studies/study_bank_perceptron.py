@@ -12,6 +12,9 @@ beside it. Feature sets:
   (16): the weights must never have seen the fold (checked on their card);
 * ``net``: the extras + the network's 48 maps, no MSD extractor (the network alone is 3–4× cheaper than three MSD
   extractors);
+* ``msd+attn``: ``msd`` + the prompt network's attention over the support's pixels (64 k-means prototypes per class,
+  as the prompt path): the foreground probability and its clipped log-odds. A support crop's own maps attend to the
+  OTHER crops only (leave one crop out, as the fused forest learns from held-out attention), a scored image's to all;
 * ``msd-fine``: ``msd`` without the extras' smoothed intensity above prompt/filters.SMOOTH_SIGMA_MAX (σ 4: what the
   prompt's forests read since 2026-12-06); ``--sets msd msd-fine`` compares it with today's alone.
 
@@ -39,7 +42,7 @@ FOLDS = {"isbi2012_membrane": "weights/lodo_isbi_episodic.pt", "dsb2018_he": "we
          "usiigaci_phase_contrast_cells": SHIPPED, "tem_myelinated_axons": SHIPPED,
          "coelho2009_nih3t3_nuclei": SHIPPED, "isbi2014_cervical_synth_cells": SHIPPED}
 SETS = ("msd", "msd+net", "net")  #: the sets of the report (--sets picks among ALL_SETS)
-ALL_SETS = (*SETS, "msd-fine")
+ALL_SETS = (*SETS, "msd-fine", "msd+attn")
 COARSE = tuple(f"smooth:{s}" for s in SIGMAS if s > SMOOTH_SIGMA_MAX)  #: the extras "msd-fine" leaves out
 CROP, SHOTS = 256, 5
 NORMS = {"image": "each image by its own range (a support crop given as an image of its own)",
@@ -83,10 +86,25 @@ class Features:
             msd = self.fx.region(normalize(as_image2d(image), rng))
         coarse = [len(msd) - len(EXTRAS) + i for i, n in enumerate(EXTRAS) if n in COARSE]
         out = {"msd": msd, "msd-fine": np.delete(msd, coarse, axis=0)}
-        if set(self.sets) & {"msd+net", "net"}:
+        if set(self.sets) & {"msd+net", "net", "msd+attn"}:
             net = self.net_maps(image, rng)
-            out |= {"msd+net": np.concatenate([msd, net]), "net": np.concatenate([msd[-len(EXTRAS):], net])}
+            out |= {"msd+net": np.concatenate([msd, net]), "net": np.concatenate([msd[-len(EXTRAS):], net]),
+                    "emb": net[: self.net.config.embed_dim]}
         return out
+
+    def attention_maps(self, query: np.ndarray, embs: list[np.ndarray], labels: list[np.ndarray]) -> np.ndarray:
+        """(2, H, W): the foreground probability of attention from ``query``'s embedding (D, H, W) to the pixels of
+        ``embs`` (each (D, h, w)) labelled ``labels``, and its log-odds clipped to ±6."""
+        from napari_fewcell.engine.nets import attention
+
+        torch = self.torch
+        keys = torch.cat([torch.from_numpy(e.reshape(e.shape[0], -1).T) for e in embs])
+        keys = attention.prototype_keys(keys, np.concatenate([lab.ravel() for lab in labels]).astype(np.int64), 64)
+        d, h, w = query.shape
+        with torch.inference_mode():
+            p = attention.attend(torch.from_numpy(query.reshape(d, -1).T.copy()), keys, float(self.net.config.tau))
+        fg = p[:, -1].numpy().clip(1e-6, 1 - 1e-6).reshape(h, w).astype(np.float32)
+        return np.stack([fg, np.clip(np.log(fg / (1 - fg)), -6, 6)])
 
 
 class Fixed:
@@ -151,6 +169,8 @@ def score_draws(ds: Dataset, pool: list[str], val: list[str], fe, sets, a) -> di
             feats = [fe.all(img, rng) for img, _ in sup]
         if pooled:
             val_feats = {i: fe.all(ds.images[i], rng) for i in val}
+        if "msd+attn" in sets:
+            with_attention(fe, sup, feats, val_feats)
         for s in sets:
             data = [support(img, lab, name=f"crop {k}") for k, (img, lab) in enumerate(sup)]
             model = run(fit_iter(data, PerceptronParams(seed=d), extractors=Fixed([f[s] for f in feats], fe.spec)))
@@ -164,6 +184,17 @@ def score_draws(ds: Dataset, pool: list[str], val: list[str], fe, sets, a) -> di
                                      for i in val]))
         log(f"{ds.name} draw {d}: " + ", ".join(f"{k} {v[-1]:.1f}" for k, v in scores.items()))
     return scores
+
+
+def with_attention(fe, sup, feats: list[dict], val_feats: dict) -> None:
+    """Adds "msd+attn" to each support crop's and scored image's feature sets (support crops: leave one crop out)."""
+    embs, labs = [f["emb"] for f in feats], [lab for _, lab, *_ in sup]
+    for k, f in enumerate(feats):
+        others = [i for i in range(len(feats)) if i != k]
+        maps = fe.attention_maps(f["emb"], [embs[i] for i in others], [labs[i] for i in others])
+        f["msd+attn"] = np.concatenate([f["msd"], maps])
+    for f in val_feats.values():
+        f["msd+attn"] = np.concatenate([f["msd"], fe.attention_maps(f["emb"], embs, labs)])
 
 
 def quartiles(scores: dict[str, list[float]]) -> tuple[dict, callable]:
