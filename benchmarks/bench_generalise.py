@@ -102,7 +102,8 @@ class Fewcell:
             return p
 
         prompt, secs = timed(prep)
-        info = {"check": dict(getattr(prompt, "check", None) or {}), "path": getattr(prompt, "path", None)}
+        info = {"check": dict(getattr(prompt, "check", None) or {}), "path": getattr(prompt, "path", None),
+                "shown": figure_shown(prompt)}
         return (seg, prompt), secs, info
 
     @staticmethod
@@ -222,32 +223,53 @@ def strategies(folds: list[Fold], default: str) -> list[str]:
     return out
 
 
+def figure_shown(prompt) -> bool | None:
+    """Whether the user is shown a self-check figure for this prompt (engine: prompt.estimate.estimate_shown); None
+    with a checkout that has no such rule."""
+    try:
+        from napari_fewcell.engine.prompt.estimate import estimate_shown
+    except ImportError:
+        return None
+    return estimate_shown(prompt.path, prompt.check, prompt.box_labels, prompt.unchecked) is not None
+
+
 def self_check(f: Fold, w: Weights, paths) -> list[str]:
-    """Per box: each path's estimate (prompt.check) beside the Dice it got; how often auto chose the best."""
+    """Per box: each path's estimate (prompt.check of the runs on a fixed path) beside the Dice it got, and the
+    estimate of the path auto chose beside what auto got: on that path's row when they are the same, else on a row
+    of its own (path `auto`: e.g. a sparse box's balanced attention); how often auto chose the best."""
     got = {p: f.scores[key(w, p)].per_box() for p in paths}
     infos = [{} for _ in f.boxes]
-    for p in [p for p in paths if p != "auto"] + ["auto"] * ("auto" in paths):  # auto's estimates win
+    for p in [p for p in paths if p != "auto"]:
         for b, info in enumerate(f.scores[key(w, p)].info):
             infos[b].update(info["check"])
-    if not any(infos):
+    autos = f.scores[key(w, "auto")].info if "auto" in paths else [None] * len(f.boxes)
+    if not any(infos) and not any(a and a["check"] for a in autos):
         return ["No self-check estimates: this checkout's prompts carry no `check`."]
-    scale = 100.0 if max(v for i in infos for v in i.values()) <= 1.0 else 1.0
-    out = [f"Estimates {'× 100 (the engine gives fractions)' if scale > 1 else 'as the engine gives them'}.", "",
+    scale = 100.0 if max(v for i in [*infos, *(a["check"] for a in autos if a)] for v in i.values()) <= 1.0 else 1.0
+    out = [f"Estimates {'× 100 (the engine gives fractions)' if scale > 1 else 'as the engine gives them'}; "
+           "*no figure shown*: the user is told why instead of a number (engine: estimate_shown).", "",
            "| box | path | estimate | Dice got | estimate − got | auto |", "|---|---|---|---|---|---|"]
     errors, regret = {}, []
     for b, est in enumerate(infos):
-        chosen = f.scores[key(w, "auto")].info[b]["path"] if "auto" in paths else None
-        if chosen is not None and len(got) > 1:  # what auto got, against the best of the other paths scored
+        auto = autos[b]
+        if auto is not None and len(got) > 1:  # what auto got, against the best of the other paths scored
             regret.append(max(got[p][b] for p in got if p != "auto") - got["auto"][b])
-        if not est and chosen is not None:  # no part of the box could be scored (engine: BoxData.fair)
-            auto = got["auto"][b]
-            out.append(f"| {b} | {chosen} | no estimate | {got.get(chosen, got['auto'])[b]:.2f} | | "
-                       f"chose it, got {auto:.2f} |")
+        mark = "" if auto is None else f"chose {auto['path']}, got {got['auto'][b]:.2f}" + (
+            "; no figure shown" if auto.get("shown") is False else "")
+        if auto is not None and not auto["check"]:  # no part of the box could be scored (engine: BoxData.fair)
+            out.append(f"| {b} | {auto['path']} | no estimate | {got['auto'][b]:.2f} | | {mark} |")
+        own = auto is not None and auto["path"] in auto["check"] and (auto["path"] not in est or not np.isclose(
+            est[auto["path"]], auto["check"][auto["path"]]) or got[auto["path"]][b] != got["auto"][b])
         for p, e in est.items():
             if p in got:
                 errors.setdefault(p, []).append(e * scale - got[p][b])
-                mark = f"chose it, got {got['auto'][b]:.2f}" if p == chosen else ""
-                out.append(f"| {b} | {p} | {e * scale:.2f} | {got[p][b]:.2f} | {e * scale - got[p][b]:+.2f} | {mark} |")
+                here = auto is not None and p == auto["path"] and p in auto["check"] and not own
+                out.append(f"| {b} | {p} | {e * scale:.2f} | {got[p][b]:.2f} | {e * scale - got[p][b]:+.2f} | "
+                           f"{mark if here else ''} |")
+        if own:
+            e = auto["check"][auto["path"]] * scale
+            errors.setdefault("auto", []).append(e - got["auto"][b])
+            out.append(f"| {b} | auto | {e:.2f} | {got['auto'][b]:.2f} | {e - got['auto'][b]:+.2f} | {mark} |")
     out += ["", "- mean |estimate − got| per path: "
             + ", ".join(f"{p} {np.mean(np.abs(e)):.2f}" for p, e in errors.items())]
     if regret:

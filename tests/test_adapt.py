@@ -258,8 +258,8 @@ def _cli_args(tmp_path, *extra):
     tifffile.imwrite(tmp_path / "a.tif", img)
     tifffile.imwrite(tmp_path / "lab.tif", mask)
     return ["segment", str(tmp_path / "a.tif"), "--prompt-image", str(tmp_path / "a.tif"), "--prompt-labels",
-            str(tmp_path / "lab.tif"), "--box", "30", "40", "64", "64", "--out", str(tmp_path / "o"),
-            "--device", "cpu", *extra]
+            str(tmp_path / "lab.tif"), "--box", "8", "52", "64", "64", "--out", str(tmp_path / "o"),
+            "--device", "cpu", *extra]  # a box with 17 % blobs (under 10 % no figure would be shown)
 
 
 @pytest.mark.parametrize("adapt", ["fuse", "none"])
@@ -326,8 +326,9 @@ def test_widget_shows_the_estimate(make_napari_viewer, qtbot):
 
 def test_estimate_sentence_says_what_it_is_and_when_to_add_a_box():
     """Issue 20 item 4 / issue 22 item 6: the number is the box's, the whole image may differ by the measured error;
-    one box or a sparse class asks for another box; several boxes are 'your boxes'."""
-    from napari_fewcell.engine.prompt.adapt import CHECK_ERROR
+    one box asks for another box; a sparse class gets no number (it is unreliable) and asks for another box; several
+    boxes are 'your boxes'."""
+    from napari_fewcell.engine.prompt.estimate import CHECK_ERROR, estimate_shown
 
     check = {"none": 0.71, "fuse": 0.9}
     one = estimate_text("fuse", check, 1, np.array([0] * 700 + [1] * 300))
@@ -337,7 +338,10 @@ def test_estimate_sentence_says_what_it_is_and_when_to_add_a_box():
     three = estimate_text("none", check, 3, np.array([0] * 700 + [1] * 300))
     assert three.startswith("Self-check inside your boxes: Dice ≈ 0.71") and "Add a box" not in three
     sparse = estimate_text("fuse", check, 3, np.array([0] * 950 + [1] * 50))
-    assert sparse.endswith("A class covers only 5% of your boxes: add a box where it is common for a surer result")
+    assert sparse.startswith("No self-check figure: a class covers only 5% of your boxes") and "0.9" not in sparse
+    assert sparse.endswith("(fused with filters was used). Add a box where it is common for a checked result")
+    assert estimate_shown("fuse", check, np.array([0] * 950 + [1] * 50)) is None
+    assert estimate_shown("fuse", check, np.array([0] * 700 + [1] * 300)) == 0.9
     assert estimate_text("fuse", None) == "" and estimate_text(None, check) == ""
 
 

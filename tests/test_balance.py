@@ -127,3 +127,22 @@ def test_sparse_balance_leaves_a_box_of_common_classes_to_the_check():
 def test_a_sparse_balance_outside_0_1_gets_one_sentence():
     with pytest.raises(FewcellError, match="sparse boxes' class balance is a number from 0 to 1"):
         PromptParams(sparse_balance=1.5).check()
+
+
+def test_the_cli_shows_no_figure_for_a_sparse_box(tmp_path, capsys):
+    """A user's box where the lines cover 6 %: the estimate is unreliable there, so stderr says why and asks for a
+    box where the class is common, with no number."""
+    import tifffile
+
+    from napari_fewcell.cli import main
+
+    img, mask = thin_lines(rows=32, cols=40)
+    tifffile.imwrite(tmp_path / "a.tif", img)
+    tifffile.imwrite(tmp_path / "lab.tif", mask)
+    assert main(["segment", str(tmp_path / "a.tif"), "--prompt-image", str(tmp_path / "a.tif"), "--prompt-labels",
+                 str(tmp_path / "lab.tif"), "--box", "32", "32", "64", "64", "--out", str(tmp_path / "o"),
+                 "--device", "cpu"]) == 0
+    err = capsys.readouterr().err
+    assert "No self-check figure: a class covers only 6% of your box" in err, err
+    assert "Dice ≈" not in err and "Every path's self-check" not in err, err
+    assert tifffile.imread(tmp_path / "o" / "a.tif").shape == img.shape

@@ -330,7 +330,7 @@ class PromptSegmentationWidget(QWidget):
         text += f" {capitalised(notes)}." if notes else ""
         colour = provenance.get("colour")
         text += f" {capitalised(colour)}." if colour else ""
-        estimate = estimate_text(prompt.path, prompt.check, len(prompt.boxes), prompt.labels, prompt.unchecked)
+        estimate = estimate_text(prompt.path, prompt.check, len(prompt.boxes), prompt.box_labels, prompt.unchecked)
         self.status.setText(f"{text} {estimate}." if estimate else text)
 
     def _fail(self, message: str):

@@ -116,10 +116,13 @@ def read_corrections(corrected, boxes):
 
 
 def print_estimate(prompt) -> None:
-    """The self-check on stderr, one line: the chosen path's estimate and every path's."""
-    from ..engine.prompt import estimate_text
+    """The self-check on stderr, one line: the chosen path's estimate and every path's (not where no figure is shown:
+    ``estimate_shown``)."""
+    from ..engine.prompt import estimate_shown, estimate_text
 
-    text = estimate_text(prompt.path, prompt.check, len(prompt.boxes), prompt.labels, prompt.unchecked)
+    labels = prompt.box_labels
+    text = estimate_text(prompt.path, prompt.check, len(prompt.boxes), labels, prompt.unchecked)
     if text:
-        each = ", ".join(f"{path} {dice:.2f}" for path, dice in prompt.check.items())
+        shown = estimate_shown(prompt.path, prompt.check, labels, prompt.unchecked) is not None
+        each = ", ".join(f"{path} {dice:.2f}" for path, dice in prompt.check.items()) if shown else ""
         print(f"fewcell: {text}." + (f" Every path's self-check: {each}." if each else ""), file=sys.stderr)

@@ -3,7 +3,8 @@ names are imported on first use (:mod:`..core.exports`): the parameters need no 
 from ..core.exports import lazy_exports
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, {
-    ".adapt": ("PATH_NAMES", "Adaptation", "estimate_text"),
+    ".adapt": ("PATH_NAMES", "Adaptation"),
+    ".estimate": ("estimate_shown", "estimate_text"),
     ".annotated": ("crop_prompt_labels",),
     ".colour": ("colour_plan",),
     ".corrections": ("REACH", "apply_corrections", "corrections_from_edit", "empty_corrections", "local_changes",

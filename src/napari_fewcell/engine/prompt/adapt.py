@@ -102,37 +102,7 @@ class Adaptation:
         return self.check.get(self.path)
 
 
-#: how far the self-check's estimate (inside the boxes) was from the whole image's Dice, for the path "auto" chose,
-#: over the leave-one-out folds' boxes (7 image types the weights never saw, test split; 26 boxes with an estimate,
-#: 2 without: BoxData.fair): benchmarks/check_error.py → benchmarks/results/check_error_sparse.md, 0.073 / 0.162 since
-#: sparse boxes take balanced attention (0.077 / 0.162 before, check_error_pooled.md). The sentence quotes it.
-CHECK_ERROR = {"mean": 0.07, "max": 0.16, "boxes": 26, "types": 7}
-SPARSE = 0.10  #: a class under this share of the boxes' pixels makes the estimate unreliable: the sentence says so
-
-
-def estimate_text(path: str | None, check: dict | None, boxes: int = 1, labels: np.ndarray | None = None,
-                  unchecked: bool = False) -> str:
-    """The sentence the widget and the CLI show: what the self-check measured inside the box(es), that the whole
-    image may differ and by how much it did on image types the network never saw, and, for one box or a sparse
-    class (``labels``: the prompt's class per pixel), a suggestion to add a box. ``unchecked``: the check could
-    score no part of the prompt (:attr:`Adaptation.unchecked`): the sentence says why and what to do. Empty when
-    there is no estimate otherwise (adapt="none", or a prompt of boxes of several images: prompt_from_boxes)."""
-    where = "your boxes" if boxes > 1 else "your box"
-    if unchecked and path in PATH_NAMES:
-        return (f"No self-check: a class of {where} lies in one {'box' if boxes > 1 else 'corner'} only, so no part "
-                f"can be predicted from the others ({PATH_NAMES[path]} was used). Add a box where every class is "
-                "common for a checked result")
-    if not check or path not in check:
-        return ""
-    e = CHECK_ERROR
-    text = (f"Self-check inside {where}: Dice ≈ {check[path]:.2f} ({PATH_NAMES[path]}); the whole image may differ "
-            f"(on {e['types']} image types the network never saw, by {e['mean']:.2f} on average, up to {e['max']:.2f})")
-    share = sparse_share(labels) if labels is not None and len(labels) else None
-    if share is not None and share < SPARSE:
-        return text + f". A class covers only {share:.0%} of {where}: add a box where it is common for a surer result"
-    if boxes == 1:
-        return text + ". Add a box elsewhere in the image for a surer result"
-    return text
+SPARSE = 0.10  #: a class under this share of the boxes' pixels: auto's sparse rule, and no figure is shown (estimate)
 
 
 # ----------------------------------------------------------------------------- filters of the box

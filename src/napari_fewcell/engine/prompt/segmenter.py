@@ -64,6 +64,12 @@ class Prompt:
     _adapted: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
     @property
+    def box_labels(self) -> np.ndarray:
+        """(M',) the label values of the boxes' pixels alone (correction strokes left out): what the self-check
+        scores, and what the sentence about it reads (``estimate_text``)."""
+        return self.labels[box_pixels(self.sources)] if self.sources else self.labels
+
+    @property
     def classes(self) -> np.ndarray:
         return np.unique(self.labels)
 
