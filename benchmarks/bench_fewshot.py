@@ -100,7 +100,7 @@ def upper_bound(ds: Dataset, name: str, test_ids) -> float:
     return float(np.mean(out))
 
 
-def timing(data_root: str, repeats: int) -> list[str]:
+def timing(data_root: str, repeats: int, precision: str = "float32") -> list[str]:
     """Fit time for 5 support images of 256² (features, fit, total) and apply time per 512² image."""
     import torch
 
@@ -120,7 +120,7 @@ def timing(data_root: str, repeats: int) -> list[str]:
     feat_s, fit_s, total_s, apply_s, load_s, big_s = [], [], [], [], [], []
     for r in range(repeats):
         t0 = time.perf_counter()
-        fx = Extractors(device="cpu")  # fresh: no cached features
+        fx = Extractors(device="cpu", precision=precision)  # fresh: no cached features
         load_s.append(time.perf_counter() - t0)
         data = [support(im, lab, name=i) for im, lab, i in crops]
         t0 = time.perf_counter()
@@ -140,7 +140,7 @@ def timing(data_root: str, repeats: int) -> list[str]:
             big_s.append(time.perf_counter() - t0)
     med = lambda v: f"{np.median(v):.2f} s (min {np.min(v):.2f}, max {np.max(v):.2f})"  # noqa: E731
     return [
-        f"## Speed ({torch.get_num_threads()} CPU threads, all shipped extractors)", "",
+        f"## Speed ({torch.get_num_threads()} CPU threads, all shipped extractors, {precision})", "",
         "Extractors: " + ", ".join(f"`{s['name']}` ({s['sha256'][:12]})" for s in Extractors(device="cpu").spec), "",
         f"5 support images of 256² (crops of DSB fluo train images {', '.join(i for *_, i in crops)}), "
         f"{repeats} repeats, median:", "",
@@ -164,6 +164,8 @@ def main() -> None:
     ap.add_argument("--no-rf", action="store_true", help="skip the random-forest baseline")
     ap.add_argument("--intensity", choices=("image", "support"), default="image",
                     help="PerceptronParams.intensity of the accuracy runs")
+    ap.add_argument("--precision", choices=("float32", "bfloat16", "auto"), default="float32",
+                    help="the extractors' arithmetic (PerceptronParams.precision)")
     ap.add_argument("--timing-only", action="store_true")
     ap.add_argument("--no-timing", action="store_true")
     ap.add_argument("--repeats", type=int, default=5, help="timing repeats")
@@ -197,7 +199,7 @@ def main() -> None:
             test_ids = ds.test[:2] if args.quick else ds.test
             loco = [n for n in shipped_names() if source[n] != name]
             own = [n for n in shipped_names() if source[n] == name]
-            fx = Extractors(loco, device="cpu", cache_bytes=12 << 30)
+            fx = Extractors(loco, device="cpu", cache_bytes=12 << 30, precision=args.precision)
             rf = None if args.no_rf else RFBaseline(args.threads)
             res = run_set(ds, fx, shots, draws, rf, test_ids, args.intensity)
             ub = f"{upper_bound(ds, own[0], test_ids):.1f}" if own else "—"
@@ -210,7 +212,7 @@ def main() -> None:
         rep.append("")
     if not args.no_timing:
         log("timing")
-        rep += timing(args.data, 2 if args.quick else args.repeats)
+        rep += timing(args.data, 2 if args.quick else args.repeats, args.precision)
     finish_report(rep, args.out)
 
 

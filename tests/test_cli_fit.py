@@ -51,10 +51,12 @@ def test_fit_with_boxes_and_a_stack(files, tmp_path, capsys):
     model = tmp_path / "boxes.npz"
     assert main(["fit", "--support", str(tmp_path / "stack.tif"), str(tmp_path / "stack_labels.tif"),
                  "--box", "0", "0", "64", "64", "--box", "64", "0", "32", "104", "--out", str(model),
-                 "--class-name", "1=blob", "--device", "cpu", "--intensity", "support"]) == 0
+                 "--class-name", "1=blob", "--device", "cpu", "--intensity", "support", "--precision", "bfloat16"]) == 0
     from napari_fewcell.engine.fewshot import Perceptron
 
-    assert Perceptron.load(model).intensity_range is not None  # the support's range is kept in the model
+    fitted = Perceptron.load(model)
+    assert fitted.intensity_range is not None  # the support's range is kept in the model
+    assert fitted.meta["feature_precision"] == "bfloat16" and fitted.meta["params"]["precision"] == "bfloat16"
     out = tmp_path / "pred"
     assert main(["predict", "--model", str(model), str(tmp_path / "stack.tif"), "--out", str(out)]) == 0
     pred = tifffile.imread(out / "stack.tif")
@@ -80,6 +82,8 @@ def test_fit_bad_inputs(files, tmp_path, capsys):
     assert "same number of channels" in err(["fit", "--support", str(files["img0"]), str(files["lab0"]),
                                              "--support", str(rgb), str(files["lab1"]), "--out", model])
     assert ".npz" in err(["fit", "--support", str(files["img0"]), str(files["lab0"]), "--out", str(tmp_path / "m.pt")])
+    with pytest.raises(SystemExit):  # argparse: the choices are listed
+        main(["fit", "--support", str(files["img0"]), str(files["lab0"]), "--out", model, "--precision", "half"])
     assert not (tmp_path / "m.npz").exists() and not (tmp_path / "m.pt").exists()
     assert main(["fit", "--support", str(files["img0"]), str(files["lab0"]), "--out", model]) == 0
     assert "already exists" in err(["fit", "--support", str(files["img0"]), str(files["lab0"]), "--out", model])

@@ -329,3 +329,23 @@ def test_support_intensity_block_by_block_uses_the_models_range(fx, monkeypatch)
     assert (model.predict(bright) == whole).mean() > 0.97
     with pytest.raises(FewcellError, match="intensity mapping"):
         PerceptronParams(intensity="own").check()
+
+
+def test_bfloat16_features_are_recorded_and_give_the_same_labels(tmp_path):
+    """PerceptronParams.precision: the extractors in bfloat16 label as float32 does (up to rounding), the model says
+    what its features were computed in, and a saved model is applied so where this CPU computes bfloat16 natively
+    (models from before, float32, stay float32)."""
+    from napari_fewcell.engine.core.device import resolve_precision
+
+    data = [support(*blobs((96, 96), seed=s, n=10)) for s in (1, 2)]
+    img, truth = blobs((120, 100), seed=7, n=12)
+    half = run(fit_iter(data, PerceptronParams(precision="bfloat16", device="cpu")))
+    full = run(fit_iter(data, PerceptronParams(precision="float32", device="cpu")))
+    assert half.meta["feature_precision"] == "bfloat16" and full.meta["feature_precision"] == "float32"
+    a, b = half.predict(img), full.predict(img)
+    assert np.mean(a == b) > 0.99 and dice_mean(a, truth) > 0.9
+    back = open_model(half.save(tmp_path / "h.npz"), device="cpu")
+    assert back.extractors.precision == resolve_precision(torch.device("cpu"), "auto")
+    assert open_model(full.save(tmp_path / "f.npz"), device="cpu").extractors.precision == "float32"
+    with pytest.raises(FewcellError, match="Unknown precision 'half'"):
+        PerceptronParams(precision="half").check()

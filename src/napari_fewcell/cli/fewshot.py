@@ -28,6 +28,9 @@ def add_parser(sub) -> None:
     field_option(f, "--intensity", FitDefaults, "intensity", choices=INTENSITIES,
                  help="map every image's intensities with the support images' pooled range ('support', kept in "
                         "the model) or with its own ('image')")
+    field_option(f, "--precision", FitDefaults, "precision",
+                 help="the feature extractors' arithmetic: auto = bfloat16 where this computer computes it natively, "
+                      "else float32 (recorded in the model, which is applied the same way)")
     add_class_name(f)
     add_run_options(f, cmd_fit, "replace an existing MODEL.npz")
 
@@ -41,7 +44,8 @@ def cmd_fit(a) -> int:
     from ..engine.fewshot import FitRequest, PerceptronParams, fit_job, fit_report
 
     params = PerceptronParams(lam=a.lam, bfgs=not a.no_bfgs, max_pixels=a.max_pixels, device=a.device, seed=a.seed,
-                              extractors=tuple(a.extractors) if a.extractors else None, intensity=a.intensity)
+                              extractors=tuple(a.extractors) if a.extractors else None, intensity=a.intensity,
+                              precision=a.precision)
     params.check()
     names = parse_class_names(a.class_name)
     request = FitRequest(read_support(a), params, names)

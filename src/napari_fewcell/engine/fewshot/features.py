@@ -22,13 +22,14 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
-from ..core.device import select_device
+from ..core.device import resolve_precision, select_device
 from ..core.errors import FewcellError
 from ..core.files import file_sha256
 from ..core.filters import KINDS, basic_features_many
 from ..core.image import as_image2d, intensity_range, normalize
 from ..core.tiling import n_windows, windows
 from ..nets.msd import MSDNet, load_msd, shipped_names, shipped_path
+from .params import PerceptronParams
 
 SIGMAS = (1, 2, 4, 8, 16)  #: scales of the multiscale basic features (skimage's powers of 2 from 1 to 16)
 EXTRAS = [f"input:{c}" for c in "rgb"] + [f"{kind}:{s}" for s in SIGMAS for kind in KINDS]
@@ -43,7 +44,8 @@ class Extractors:
     and sha256, so it is only ever applied with the very extractors it was fitted on.
     """
 
-    def __init__(self, names: Sequence[str] | None = None, device: str = "auto", cache_bytes: int = 1 << 30):
+    def __init__(self, names: Sequence[str] | None = None, device: str = "auto", cache_bytes: int = 1 << 30,
+                 precision: str | None = None):
         available = shipped_names()
         names = available if names is None else list(names)
         unknown = [n for n in names if n not in available]
@@ -56,11 +58,15 @@ class Extractors:
         if not files:
             raise FewcellError("No feature extractor was chosen; use at least one.")
         self.device = select_device(device)
+        #: the MSD networks' arithmetic, resolved ("float32" or "bfloat16"; None: PerceptronParams.precision's default);
+        #: the extras and every feature handed out stay float32
+        self.precision = resolve_precision(self.device, precision or PerceptronParams.precision)
+        self.dtype = torch.bfloat16 if self.precision == "bfloat16" else torch.float32
         self.nets: list[MSDNet] = []
         self.spec: list[dict] = []
         for f in files:
             net, name, card = load_msd(f)
-            self.nets.append(net.to(self.device))
+            self.nets.append(net.to(self.device, self.dtype))
             self.spec.append({"name": name, "sha256": file_sha256(f), "layers": net.config.n_maps,
                               "trained_on": card.get("trained_on", "")})
         self.feature_names = [f"{s['name']}:{i}" for s in self.spec for i in [*range(s["layers"]), "out"]] + EXTRAS
@@ -80,7 +86,7 @@ class Extractors:
         h, w = x.shape[1:]
         ph, pw = max(0, MIN_SIDE - h), max(0, MIN_SIDE - w)
         xp = np.pad(x, ((0, 0), (0, ph), (0, pw)), mode="symmetric") if ph or pw else x
-        return torch.from_numpy(np.ascontiguousarray(xp))[None].to(self.device)
+        return torch.from_numpy(np.ascontiguousarray(xp))[None].to(self.device, self.dtype)
 
     def region(self, x: np.ndarray) -> np.ndarray:
         """Features of a normalised (3, h, w) region: (F, h, w) float32 (channels first: no transposes)."""

@@ -58,7 +58,7 @@ def fit_job(request: FitRequest, extractors: Extractors | None = None) -> Genera
     values = request.check()
     data, p = request.support, request.params
     t0 = time.perf_counter()
-    fx = extractors or Extractors(p.extractors, device=p.device)
+    fx = extractors or Extractors(p.extractors, device=p.device, precision=p.precision)
     rng = support_range(data) if p.intensity == "support" else None
     chosen = sample_pixels(data, p.max_pixels, np.random.default_rng(p.seed))
     xs, ys = [], []
@@ -84,7 +84,7 @@ def fit_job(request: FitRequest, extractors: Extractors | None = None) -> Genera
     thetas = np.array(thetas)
     meta = {
         **modelfile.PERCEPTRON.header, "kind": "perceptron over MSD feature maps (paper 002)",
-        "extractors": fx.spec, "extras": EXTRAS,
+        "extractors": fx.spec, "extras": EXTRAS, "feature_precision": fx.precision,
         "n_features": fx.n_features, "channels": kind_of(data[0].image), "multiclass": "one-vs-rest",
         "params": dataclasses.asdict(p), "support": [{"name": d.name, "shape": list(d.shape),
                                                        "annotated_pixels": int(d.known.sum())} for d in data],

@@ -230,7 +230,11 @@ def _extractors_for(meta: dict, what: str, device: str) -> Extractors:
     """The shipped extractors a model was fitted with; a clear sentence when they are not here."""
     wanted = meta.get("extractors", [])
     have = shipped_names()
-    fx = Extractors([e["name"] for e in wanted], device=device) if all(e.get("name") in have for e in wanted) else None
+    # the arithmetic its features were computed in, where this device computes it natively (else float32: the same
+    # features to bfloat16's rounding); models from before were float32
+    precision = "auto" if meta.get("feature_precision") == "bfloat16" else "float32"
+    fx = Extractors([e["name"] for e in wanted], device=device, precision=precision) \
+        if all(e.get("name") in have for e in wanted) else None
     for i, e in enumerate(wanted):
         if fx is None or fx.spec[i]["sha256"] != e.get("sha256"):
             raise FewcellError(

@@ -100,6 +100,18 @@ def tap_weights(conv: nn.Conv2d, start: int, stop: int) -> torch.Tensor:
     return conv.weight[:, start:stop].permute(0, 2, 3, 1).reshape(conv.out_channels * 9, stop - start)
 
 
+def mixed_float(mixer: torch.Tensor, flat: torch.Tensor, chunk: int = 8) -> torch.Tensor:
+    """``mixer @ flat`` in float32 for low-precision maps ``flat`` (C, P), ``chunk`` maps at a time (a float32 copy of
+    a few maps, never of all): the projection's many-term sum keeps float32's precision, so a perceptron reads the
+    same logits from its folded weights as from the features themselves."""
+    if flat.dtype == torch.float32:
+        return torch.mm(mixer, flat)
+    out = torch.zeros(len(mixer), flat.shape[1], dtype=torch.float32, device=flat.device)
+    for a in range(0, flat.shape[0], chunk):
+        out.addmm_(mixer[:, a : a + chunk].float(), flat[a : a + chunk].float())
+    return out
+
+
 class MSDNet(nn.Module):
     """Mixed-scale dense network; ``forward`` gives logits, ``maps`` the layers' feature maps."""
 
@@ -141,10 +153,11 @@ class MSDNet(nn.Module):
         c, w, pad = self.config.in_channels, self.config.width, self.config.max_dilation
         if min(x.shape[2:]) <= pad:  # reflect padding needs more pixels than its width
             maps = self._all_maps_train(x).transpose(0, 1)
-            return maps, 0, None if mixer is None else torch.mm(mixer, maps.reshape(len(maps), -1))
+            return maps, 0, None if mixer is None else mixed_float(mixer, maps.reshape(len(maps), -1))
         buf = x.new_empty(c + self.config.n_maps, x.shape[0], *(s + 2 * pad for s in x.shape[2:]))
         buf[:c] = F.pad(x, (pad,) * 4, mode="reflect").transpose(0, 1)
-        flat, extra = buf.view(buf.shape[0], -1), 0 if mixer is None else len(mixer)
+        low = buf.dtype != torch.float32  # bfloat16 maps: the projection is summed in float32 (mixed_float)
+        flat, extra = buf.view(buf.shape[0], -1), 0 if mixer is None or low else len(mixer)
         mixes = buf.new_empty(GROUP * w * 9 + extra, flat.shape[1])  # reused by every group
         for first in range(0, self.config.depth, GROUP):
             layers = range(first, min(first + GROUP, self.config.depth))
@@ -159,8 +172,11 @@ class MSDNet(nn.Module):
                     mix[n].addmm_(tap_weights(self.layers[i], k0, k), flat[k0:k])
                 out = shifted_sum(mix[n].view(w, 9, *buf.shape[1:]), self.layers[i].bias, self.config.dilation(i), pad)
                 buf[k : k + w] = F.pad(F.relu_(out), (pad,) * 4, mode="reflect")
-        mixed = None if mixer is None else both[len(layers) * w * 9 :].addmm_(mixer[:, k0:], flat[k0:])
-        return buf, pad, mixed
+        if mixer is None:
+            return buf, pad, None
+        if low:
+            return buf, pad, mixed_float(mixer, flat)
+        return buf, pad, both[len(layers) * w * 9 :].addmm_(mixer[:, k0:], flat[k0:])
 
     def _all_maps_infer(self, x: torch.Tensor) -> torch.Tensor:
         buf, pad, _ = self._padded_maps(x)
@@ -179,22 +195,25 @@ class MSDNet(nn.Module):
     @torch.inference_mode()
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """(N, depth·width + out_channels, H, W): the layers' maps and the output logits."""
-        maps = self._all_maps_infer(x)
-        return torch.cat([maps[:, self.config.in_channels :], self.head(maps)], 1)
+        maps = self._all_maps_infer(x)  # in the network's dtype; the head and what is handed out in float32
+        out = F.conv2d(maps.float(), self.head.weight.float(), self.head.bias.float())
+        return torch.cat([maps[:, self.config.in_channels :].float(), out], 1)
 
     @torch.inference_mode()
     def project(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         """``weight @ features(x)`` per pixel, (N, K, H, W) for a (K, depth·width + out_channels) weight, without
         building the features: the head is folded into the weight, which mixes the padded maps where they are."""
         c, n = self.config.in_channels, self.config.n_maps
+        weight = weight.float()  # folded and summed in float32 whatever the maps' dtype (mixed_float)
         full = weight.new_zeros(weight.shape[0], c + n)
         full[:, c:] = weight[:, :n]
         head = weight[:, n:]
-        full += head @ self.head.weight.flatten(1)
+        full += head @ self.head.weight.flatten(1).float()
         buf, pad, z = self._padded_maps(x, full)
         z = z.view(-1, *buf.shape[1:])
         h, w = x.shape[2:]
-        return (z[:, :, pad : pad + h, pad : pad + w] + (head @ self.head.bias)[:, None, None, None]).transpose(0, 1)
+        bias = (head @ self.head.bias.float())[:, None, None, None]
+        return (z[:, :, pad : pad + h, pad : pad + w] + bias).transpose(0, 1)
 
 
 def save_msd(net: MSDNet, path: str | Path, name: str, card: dict | None = None) -> None:
