@@ -110,8 +110,9 @@ class Features:
 class Fixed:
     """An extractor stand-in for fit_iter: the features of each support image, computed beforehand."""
 
-    def __init__(self, feats: list[np.ndarray], spec):
+    def __init__(self, feats: list[np.ndarray], spec, precision: str = "float32"):
         self.feats, self.spec, self.n_features, self.i = feats, spec, feats[0].shape[0], 0
+        self.precision = precision  #: what the features were computed in (fit_iter records it)
 
     def features(self, image, rng=None):
         self.i += 1
@@ -173,7 +174,8 @@ def score_draws(ds: Dataset, pool: list[str], val: list[str], fe, sets, a) -> di
             with_attention(fe, sup, feats, val_feats)
         for s in sets:
             data = [support(img, lab, name=f"crop {k}") for k, (img, lab) in enumerate(sup)]
-            model = run(fit_iter(data, PerceptronParams(seed=d), extractors=Fixed([f[s] for f in feats], fe.spec)))
+            model = run(fit_iter(data, PerceptronParams(seed=d), extractors=Fixed([f[s] for f in feats], fe.spec,
+                                                                                  fe.fx.precision)))
             scores[s].append(np.mean([fg_dice(model.labels_from(model.probabilities(val_feats[i][s])), ds.labels[i])
                                       for i in val]))
         X = np.concatenate([(f := rf.features(img)).reshape(-1, f.shape[-1]) for img, _ in sup])
