@@ -28,6 +28,8 @@ from common import (
     trained_on,
 )
 
+from napari_fewcell.engine.core.options import PRECISIONS
+
 SETS = ["dsb2018_fluo", "dsb2018_he", "isbi2012_membrane"]
 SHOTS = [1, 5, 10]
 
@@ -100,7 +102,7 @@ def upper_bound(ds: Dataset, name: str, test_ids) -> float:
     return float(np.mean(out))
 
 
-def timing(data_root: str, repeats: int, precision: str = "float32") -> list[str]:
+def timing(data_root: str, repeats: int, precision: str | None = None) -> list[str]:
     """Fit time for 5 support images of 256² (features, fit, total) and apply time per 512² image."""
     import torch
 
@@ -140,8 +142,8 @@ def timing(data_root: str, repeats: int, precision: str = "float32") -> list[str
             big_s.append(time.perf_counter() - t0)
     med = lambda v: f"{np.median(v):.2f} s (min {np.min(v):.2f}, max {np.max(v):.2f})"  # noqa: E731
     return [
-        f"## Speed ({torch.get_num_threads()} CPU threads, all shipped extractors, {precision})", "",
-        "Extractors: " + ", ".join(f"`{s['name']}` ({s['sha256'][:12]})" for s in Extractors(device="cpu").spec), "",
+        f"## Speed ({torch.get_num_threads()} CPU threads, all shipped extractors, {fx.precision})", "",
+        "Extractors: " + ", ".join(f"`{s['name']}` ({s['sha256'][:12]})" for s in fx.spec), "",
         f"5 support images of 256² (crops of DSB fluo train images {', '.join(i for *_, i in crops)}), "
         f"{repeats} repeats, median:", "",
         "| step | time |", "|---|---|",
@@ -164,8 +166,7 @@ def main() -> None:
     ap.add_argument("--no-rf", action="store_true", help="skip the random-forest baseline")
     ap.add_argument("--intensity", choices=("image", "support"), default="image",
                     help="PerceptronParams.intensity of the accuracy runs")
-    ap.add_argument("--precision", choices=("float32", "bfloat16", "auto"), default="float32",
-                    help="the extractors' arithmetic (PerceptronParams.precision)")
+    ap.add_argument("--precision", choices=PRECISIONS, help="the extractors' arithmetic (default: the product's)")
     ap.add_argument("--timing-only", action="store_true")
     ap.add_argument("--no-timing", action="store_true")
     ap.add_argument("--repeats", type=int, default=5, help="timing repeats")
@@ -188,7 +189,8 @@ def main() -> None:
             "Support images are drawn from the train split; test images are only scored. The features come only "
             "from extractors not trained on the target data set. *Own extractor* is the target's own MSD network "
             "(trained on its train split's labels) applied directly: the paper's upper-bound line. "
-            "*BFGS kept*: fits whose BFGS result had a lower Dice loss than the logistic start.", "",
+            "*BFGS kept*: fits whose BFGS result had a lower Dice loss than the logistic start. The extractors "
+            f"run in {Extractors(device='cpu', precision=args.precision).precision}.", "",
             "| target | extractors used | shots | logistic | logistic + BFGS | RF baseline | BFGS kept | "
             "fit s (median) | own extractor |",
             "|---|---|---|---|---|---|---|---|---|",

@@ -286,7 +286,9 @@ def self_check(model: EmbedNet, box: BoxData, params, paths,
     the prompt can be scored: :attr:`BoxData.fair`): the held-out Dice less :data:`CHECK_BIAS`. Plus what the final
     fit reuses (held-out attention probabilities, the box's filters). ``known``: the estimates of the same boxes
     made before (the check read the boxes alone: ``BoxData.check_strokes`` False), returned as they are."""
-    loqo = held_out_probs(box)
+    # attention's plain held-out probabilities: the fused and fine-tuned paths build on them, and attention alone is
+    # them unless its classes are weighed (then they are not computed for a check of attention alone: a sparse box)
+    loqo = held_out_probs(box) if not params.balance or {"fuse", "finetune"} & set(paths) else None
     reuse = {"loqo": loqo, "extra": box.emb.float().numpy() if params.fuse_embedding else None}
     yield Progress(0, 0, "checking the prompt")
     if "fuse" in paths or "forest" in paths:
