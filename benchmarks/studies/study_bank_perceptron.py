@@ -238,6 +238,17 @@ def study_parser(doc: str, out: str) -> argparse.ArgumentParser:
     return ap
 
 
+def fold_rows(a, run_fold) -> tuple[list[str], float]:
+    """Every fold's rows of a study's table, ``run_fold(fold, a)`` each (torch's threads set first), and the wall
+    seconds they took."""
+    set_threads(a.threads)
+    t0 = time.perf_counter()
+    rows = []
+    for fold in a.folds:
+        rows += run_fold(fold, a)
+    return rows, time.perf_counter() - t0
+
+
 def protocol_line(a) -> str:
     """The report's line that says what was drawn and scored."""
     return (f"- {a.draws} draws of {SHOTS} support crops of {CROP}² from the first two thirds of each train split; "
@@ -255,14 +266,9 @@ def main() -> None:
     a = ap.parse_args()
     if a.sets[0] != "msd":
         ap.error("--sets must start with msd (today's set, the one the others are compared with)")
-    set_threads(a.threads)
-    t0 = time.perf_counter()
-    rows = []
-    for fold in a.folds:
-        rows += run_fold(fold, FOLDS[fold], a)
+    rows, secs = fold_rows(a, lambda fold, a: run_fold(fold, FOLDS[fold], a))
     rep = report_header("Perceptron features, leave one data set out (train images only)", False) + [
-        protocol_line(a), "- intensity normalisation: " + NORMS[a.range],
-        f"- wall time {time.perf_counter() - t0:.0f} s", "",
+        protocol_line(a), "- intensity normalisation: " + NORMS[a.range], f"- wall time {secs:.0f} s", "",
         "| fold | network weights (never saw the fold) | MSD extractors | pool / scored images | msd (today) | "
         + "".join(f"{k} | " for k in a.sets[1:]) + "RF | " + "".join(f"{k} − msd | " for k in a.sets[1:]),
         "|---" * (4 + 2 * len(a.sets)) + "|", *rows, ""]

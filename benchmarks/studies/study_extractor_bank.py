@@ -20,11 +20,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: common.py and the benchmarks it reuses
 
-import time
 
 import numpy as np
-from common import Dataset, finish_report, loco_names, report_header, set_threads
-from study_bank_perceptron import protocol_line, quartiles, score_draws, split, study_parser
+from common import Dataset, finish_report, loco_names, report_header
+from study_bank_perceptron import fold_rows, protocol_line, quartiles, score_draws, split, study_parser
 
 SETS = ("shipped", "bank")
 
@@ -82,13 +81,9 @@ def main() -> None:
     ap = study_parser(__doc__, "results/extractor_bank_val.md")
     ap.add_argument("--bank", required=True, help="folder of msd_<name>.pt extractors (fewcell train-extractor)")
     a = ap.parse_args()
-    set_threads(a.threads)
-    t0 = time.perf_counter()
-    rows = []
-    for fold in a.folds:
-        rows += run_fold(fold, a)
+    rows, secs = fold_rows(a, run_fold)
     rep = report_header("More known classes for the perceptron, leave one data set out (train images only)", False)
-    rep += [protocol_line(a), f"- wall time {time.perf_counter() - t0:.0f} s", "",
+    rep += [protocol_line(a), f"- wall time {secs:.0f} s", "",
             "| fold | shipped extractors (not the fold's) | bank extractors added (not the fold's) | pool / scored | "
             "shipped | bank | RF | bank − shipped | bank − RF |", "|---" * 9 + "|", *rows, ""]
     finish_report(rep, a.out)

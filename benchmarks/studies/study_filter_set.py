@@ -96,6 +96,15 @@ def run_bench(bench: str, argv: list[str], note: str) -> None:
     importlib.import_module(BENCHES[bench]).main()
 
 
+def run_fit_study(prog: str, option: str, variants: dict, default: str, fit_with, note) -> None:
+    """A study of the final forest's fit: ``adapt.fit_path`` replaced by ``fit_with(variants[name])`` for the variant
+    ``name`` of ``option``, then the benchmark of ``--bench`` (bench_generalise, or the shipped weights in-domain) run
+    with a line ``note(name)`` in its report."""
+    argv, name, bench = study_options(prog, option, variants, default, ("generalise", "shipped"))
+    adapt.fit_path = fit_with(variants[name])
+    run_bench(bench, argv, note(name))
+
+
 def main() -> None:
     argv, name, bench = study_options("study_filter_set", "--variant", KEEP_SMOOTH, "all", ("generalise", "partial"))
     use_features(variant_features(name))

@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the other studies
 
 import numpy as np
 from probe_check_shift import SHIFTS, shifted_sources
-from study_filter_set import run_bench, study_options
+from study_filter_set import run_fit_study
 
 from napari_fewcell.engine.core.progress import Progress
 from napari_fewcell.engine.prompt import adapt
@@ -66,10 +66,10 @@ def fit_with(shifts: tuple[str, ...]):
 
 
 def main() -> None:
-    argv, name, bench = study_options("study_forest_augment", "--shifts", VARIANTS, "none", ("generalise", "shipped"))
-    adapt.fit_path = fit_with(VARIANTS[name])
-    run_bench(bench, argv, f"study_forest_augment.py --shifts {name}: the final forest of the forest and fused "
-              f"paths also learns from the box regions shifted by {', '.join(VARIANTS[name]) or 'nothing'}")
+    run_fit_study("study_forest_augment", "--shifts", VARIANTS, "none", fit_with,
+                  lambda name: f"study_forest_augment.py --shifts {name}: the final forest of the forest and fused "
+                               "paths also learns from the box regions shifted by "
+                               f"{', '.join(VARIANTS[name]) or 'nothing'}")
 
 
 if __name__ == "__main__":

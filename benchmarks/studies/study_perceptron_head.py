@@ -27,8 +27,19 @@ import time
 
 import numpy as np
 import torch
-from common import RFBaseline, fg_dice, finish_report, log, report_header, set_threads
-from study_bank_perceptron import FOLDS, NORMS, Features, Fixed, crops, protocol_line, quartiles, split, study_parser
+from common import RFBaseline, fg_dice, finish_report, log, report_header
+from study_bank_perceptron import (
+    FOLDS,
+    NORMS,
+    Features,
+    Fixed,
+    crops,
+    fold_rows,
+    protocol_line,
+    quartiles,
+    split,
+    study_parser,
+)
 
 HEADS = ("linear", "mlp32", "mlp64", "forest")
 
@@ -132,15 +143,10 @@ def main() -> None:
     ap.add_argument("--range", choices=tuple(NORMS), default="parent")
     ap.add_argument("--heads", nargs="+", choices=HEADS, default=list(HEADS))
     a = ap.parse_args()
-    set_threads(a.threads)
-    t0 = time.perf_counter()
-    rows = []
-    for fold in a.folds:
-        rows += run_fold(fold, a)
+    rows, secs = fold_rows(a, run_fold)
     rep = report_header("The perceptron's read-out, leave one data set out (train images only)", False) + [
-        protocol_line(a), "- intensity normalisation: " + NORMS[a.range],
-        f"- wall time {time.perf_counter() - t0:.0f} s",
-        "", "| fold | pool / scored images | " + " | ".join(a.heads) + " | RF (filters) | "
+        protocol_line(a), "- intensity normalisation: " + NORMS[a.range], f"- wall time {secs:.0f} s", "",
+        "| fold | pool / scored images | " + " | ".join(a.heads) + " | RF (filters) | "
         + " | ".join(f"{h} − RF" for h in a.heads) + " | fit s (median): " + " / ".join(a.heads) + " |",
         "|---" * (4 + 2 * len(a.heads)) + "|", *rows, ""]
     finish_report(rep, a.out)

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the other studies
 
 import numpy as np
 import torch
-from study_filter_set import run_bench, study_options
+from study_filter_set import run_fit_study
 
 from napari_fewcell.engine.nets import attention
 from napari_fewcell.engine.prompt import adapt, filters
@@ -87,10 +87,10 @@ def fit_with(thr: float | None):
 
 
 def main() -> None:
-    argv, name, bench = study_options("study_self_train", "--variant", VARIANTS, "none", ("generalise", "shipped"))
-    adapt.fit_path = fit_with(VARIANTS[name])
-    run_bench(bench, argv, f"study_self_train.py --variant {name}: the forest of the fused and forest paths is fitted "
-              f"again on the box and its context's pixels it labels with probability ≥ {VARIANTS[name]}")
+    run_fit_study("study_self_train", "--variant", VARIANTS, "none", fit_with,
+                  lambda name: f"study_self_train.py --variant {name}: the forest of the fused and forest paths is "
+                               f"fitted again on the box and its context's pixels it labels with probability ≥ "
+                               f"{VARIANTS[name]}")
 
 
 if __name__ == "__main__":
