@@ -80,6 +80,17 @@ def test_cli_single_class_box(sample, tmp_path, capsys):
     assert not (tmp_path / "o").exists()  # a bad prompt leaves no empty output folder behind
 
 
+def test_cli_uniform_prompt_box(sample, tmp_path, capsys):
+    y, x, h, w = sample["box"]
+    blank = tifffile.imread(sample["paths"]["image"])
+    blank[y : y + h, x : x + w] = 0
+    tifffile.imwrite(tmp_path / "blank.tif", blank)
+    argv = _args(sample, tmp_path / "o")
+    argv[argv.index("--prompt-image") + 1] = str(tmp_path / "blank.tif")
+    assert "uniform" in _bad(capsys, argv)
+    assert not (tmp_path / "o").exists()
+
+
 def test_cli_labels_of_another_size(sample, tmp_path, capsys):
     tifffile.imwrite(tmp_path / "small.tif", np.zeros((10, 10), np.uint8))
     argv = _args(sample, tmp_path / "o")

@@ -112,6 +112,23 @@ def test_single_class_box(seg, blob_image):
         seg.prepare_prompt(img, np.ones_like(img), (0, 0, 64, 64))
 
 
+def test_uniform_box_with_two_classes_is_refused(seg, blob_image):
+    """A blank box (one grey value) labelled with two classes: nothing tells them apart, so one sentence. A blank box
+    of one class beside a box with contrast is a fine background box."""
+    img, mask = blob_image
+    img = img.copy()
+    img[:64, :64] = img.min()
+    flat_labels = np.zeros_like(mask)
+    flat_labels[20:40, 20:40] = 1
+    with pytest.raises(FewcellError, match="uniform .* nothing tells its classes apart"):
+        seg.prepare_prompt(img, flat_labels, (0, 0, 64, 64))
+    ys, xs = np.nonzero(mask)
+    y, x = max(64, int(ys.mean()) - 32), max(64, int(xs.mean()) - 32)
+    both = np.where(np.arange(img.shape[0])[:, None] < 64, 0, mask)
+    prompt = seg.prepare_prompt_boxes(img, both, [(0, 0, 64, 64), (y, x, 64, 64)])
+    assert len(prompt.sources) == 2
+
+
 def test_labels_of_another_size(seg, blob_image):
     img, mask = blob_image
     with pytest.raises(FewcellError, match="size of the prompt image"):

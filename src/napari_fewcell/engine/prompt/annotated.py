@@ -196,6 +196,18 @@ ONE_CLASS_HINT = ("one class cannot be segmented against nothing — paint at le
                   "paint) some background in the box")
 
 
+def require_contrast(parts) -> None:
+    """One sentence for a box whose pixels all have one value but which holds two classes or more: nothing can tell
+    them apart (a blank frame, the wrong channel). ``parts``: (embeddings, :class:`PromptSource`, labels) triples."""
+    boxes = [(s, values) for _, s, values in parts if s.kind == "box"]
+    for s, values in boxes:
+        if len(np.unique(values)) > 1 and np.ptp(s.region[(slice(None), *s.box)]) == 0:
+            which = "The prompt box is" if len(boxes) == 1 else "A prompt box is"
+            raise FewcellError(f"{which} uniform (every pixel has the same value), so nothing tells its classes "
+                               "apart; put it where the structures are visible, or check that the right image (or "
+                               "channel) is open.")
+
+
 def crop_prompt_labels(labels, box: Box, image_shape: tuple[int, int], require: bool = True,
                        several: bool = False) -> np.ndarray:
     """Labels of the box, from labels the size of the prompt image (a numpy, dask or zarr array: only the box is

@@ -31,7 +31,16 @@ from ..core.progress import Progress, relay, run
 from ..nets import attention
 from ..nets.unet import EmbedNet, load_model
 from .adapt import Adaptation, adapt_iter, box_embeddings
-from .annotated import CONTEXT, ONE_CLASS_HINT, BoxData, PromptSource, box_pixels, crop_prompt_labels, later_boxes_mask
+from .annotated import (
+    CONTEXT,
+    ONE_CLASS_HINT,
+    BoxData,
+    PromptSource,
+    box_pixels,
+    crop_prompt_labels,
+    later_boxes_mask,
+    require_contrast,
+)
 from .blocks import PromptBlocks
 from .corrections import correction_parts, correction_sets
 from .filters import forest_proba, window_features
@@ -159,6 +168,7 @@ class Segmenter:
         lab = np.concatenate([v for _, _, v in parts])
         require_two_classes(lab, "prompt box holds" if len(parts) == 1 else "prompt boxes and corrections hold",
                             ONE_CLASS_HINT)
+        require_contrast(parts)
         weights = np.concatenate([np.full(s.size, 1.0 if s.kind == "box" else self.params.stroke_weight)
                                   for _, s, _ in parts])
         return Prompt(torch.cat([e for e, _, _ in parts]), lab, checked[0], checked[0][2:],
