@@ -1,3 +1,4 @@
+import os
 import subprocess
 import sys
 
@@ -29,6 +30,7 @@ def test_cli_end_to_end_on_sample_data(sample, tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert "labels [" in proc.stderr and "1/1 done (nuclei" in proc.stderr  # one progress bar on stderr
+    assert str(tmp_path / "out" / "nuclei.tif") in proc.stdout  # printed before the process ends without teardown
     out = tifffile.imread(tmp_path / "out" / "nuclei.tif")
     assert out.dtype == np.uint8 and out.shape == sample["image"].shape
     assert dice_mean(out, sample["truth"]) > 0.8
@@ -38,6 +40,20 @@ def test_cli_end_to_end_on_sample_data(sample, tmp_path):
     meta = read_labels_meta(tmp_path / "out" / "nuclei.tif")  # provenance in the label file
     assert meta["boxes"] == [list(sample["box"])] and meta["weights_sha256"] == file_sha256(default_weights_path())
     assert meta["kind"] == "segmentation" and meta["adapt"] == "auto" and meta["adapt_path"] in ("none", "fuse")
+
+
+@pytest.mark.parametrize("slow", [False, True])
+def test_cli_process_exit_code_and_sentence(sample, tmp_path, slow):
+    """A bad input through the real process: exit status 2 and the sentence on stderr, whether the process ends
+    without the interpreter's teardown (the default) or the usual way (FEWCELL_SLOW_EXIT)."""
+    argv = _args(sample, tmp_path / "o")
+    argv[argv.index("--box") + 3] = "0"  # an empty box
+    env = dict(os.environ, **({"FEWCELL_SLOW_EXIT": "1"} if slow else {}))
+    proc = subprocess.run([sys.executable, "-m", "napari_fewcell.cli", *argv], capture_output=True, text=True,
+                          timeout=120, env=env)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1].startswith("fewcell: error: The box")
+    assert not (tmp_path / "o").exists()
 
 
 def test_cli_box_sized_labels_and_several_images(tmp_path, capsys):

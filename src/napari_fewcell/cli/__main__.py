@@ -1,4 +1,4 @@
 """`python -m napari_fewcell.cli` runs the `fewcell` command."""
-from . import main
+from . import run
 
-raise SystemExit(main())
+run()
