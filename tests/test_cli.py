@@ -56,6 +56,17 @@ def test_cli_process_exit_code_and_sentence(sample, tmp_path, slow):
     assert not (tmp_path / "o").exists()
 
 
+def test_cli_output_list_to_a_reader_that_went_away(sample, tmp_path):
+    """`fewcell segment … | head -0`: the labels are written, and the closed pipe gives no traceback."""
+    proc = subprocess.Popen([sys.executable, "-m", "napari_fewcell.cli", *_args(sample, tmp_path / "o")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc.stdout.close()  # before the command lists what it wrote
+    err = proc.stderr.read()
+    assert proc.wait(timeout=300) == 1
+    assert "Traceback" not in err and "Error" not in err
+    assert (tmp_path / "o" / "nuclei.tif").exists()
+
+
 def test_cli_box_sized_labels_and_several_images(tmp_path, capsys):
     img, mask = blobs((140, 150), seed=7)
     img2, _ = blobs((100, 120), seed=8)

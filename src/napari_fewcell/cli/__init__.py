@@ -48,6 +48,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("fewcell: cancelled.", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader of the output list went away (`fewcell … | head`): every file is written
+        with contextlib.suppress(OSError):  # nothing more reaches the closed pipe, at exit either
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 def run() -> None:
