@@ -56,10 +56,14 @@ def test_cli_process_exit_code_and_sentence(sample, tmp_path, slow):
     assert not (tmp_path / "o").exists()
 
 
-def test_cli_output_list_to_a_reader_that_went_away(sample, tmp_path):
-    """`fewcell segment … | head -0`: the labels are written, and the closed pipe gives no traceback."""
+@pytest.mark.parametrize("unbuffered", [False, True])
+def test_cli_output_list_to_a_reader_that_went_away(sample, tmp_path, unbuffered):
+    """`fewcell segment … | head -0`: the labels are written, and the closed pipe gives status 1 and no traceback,
+    whether Python buffers the standard output or not."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"} | ({"PYTHONUNBUFFERED": "1"} if unbuffered
+                                                                               else {})
     proc = subprocess.Popen([sys.executable, "-m", "napari_fewcell.cli", *_args(sample, tmp_path / "o")],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     proc.stdout.close()  # before the command lists what it wrote
     err = proc.stderr.read()
     assert proc.wait(timeout=300) == 1

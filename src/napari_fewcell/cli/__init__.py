@@ -41,7 +41,9 @@ def main(argv: list[str] | None = None) -> int:
 
         torch.set_num_threads(args.threads)
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # the output list, buffered or not: a reader that went away is found here
+        return code
     except FewcellError as err:
         print(f"fewcell: error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
