@@ -67,6 +67,10 @@ open(sys.argv[2], "w").write(json.dumps({"code": code, "import": t1 - t0, "main"
 """
 
 
+def med(values) -> float:
+    return float(np.median(values))
+
+
 def run(cmd: list[str], env: dict) -> float:
     t = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
@@ -75,7 +79,7 @@ def run(cmd: list[str], env: dict) -> float:
     return time.perf_counter() - t
 
 
-def exit_rows(a, common: list[str], env: dict, tmp: str, med) -> list[str]:
+def exit_rows(a, common: list[str], env: dict, tmp: str) -> list[str]:
     """The report's rows of ``--exit``: the command with either exit and the RF command, median seconds."""
     times = {"usual exit (FEWCELL_SLOW_EXIT=1)": [], "without the teardown (the default)": [], "RF command": []}
     base = [sys.executable, "-m", "napari_fewcell.cli", "segment", *common, "--weights", a.weights, "--device", "cpu"]
@@ -118,7 +122,7 @@ def main() -> None:
                   str(d / "images" / f"{a.source}.tif"), "--prompt-labels", f"{tmp}/lab.tif", "--box", str(y), str(x),
                   str(BOX), str(BOX)]
         if a.exit:
-            rows = exit_rows(a, common, env, tmp, lambda v: float(np.median(v)))
+            rows = exit_rows(a, common, env, tmp)
             finish_report(report_header("A fresh `fewcell segment`: the usual exit or none", False) + [
                 f"- {a.set}: prompt box ({y}, {x}) of {a.source}, {len(a.images)} images; weights `{a.weights}`; "
                 f"default path; {a.threads} threads; {a.repeats} repeats, each a fresh process", "", *rows], a.out)
@@ -130,7 +134,6 @@ def main() -> None:
             rf.append(run([sys.executable, str(Path(__file__).parents[1] / "rf_cli.py"), *common, "--out",
                            f"{tmp}/r{r}", "--threads", str(a.threads)], env))
             log(f"repeat {r}: fewcell {wall:.2f} s, RF command {rf[-1]:.2f} s")
-    med = lambda v: float(np.median(v))  # noqa: E731
     labels = [label for *_, label in STEPS]
     steps = {k: med([r["steps"].get(k, 0.0) for r in rows]) for k in labels}
     fc, imp, main_s = med([r["wall"] for r in rows]), med([r["import"] for r in rows]), med([r["main"] for r in rows])
