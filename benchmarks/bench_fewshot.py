@@ -174,7 +174,11 @@ def main() -> None:
     ap.add_argument("--out", default="benchmarks/results/fewshot.md")
     args = ap.parse_args()
 
+    import torch
+
+    from napari_fewcell.engine.core.device import resolve_precision
     from napari_fewcell.engine.fewshot.features import Extractors
+    from napari_fewcell.engine.fewshot.params import PerceptronParams
     from napari_fewcell.engine.nets.msd import shipped_names, shipped_path
 
     set_threads(args.threads)
@@ -190,7 +194,7 @@ def main() -> None:
             "from extractors not trained on the target data set. *Own extractor* is the target's own MSD network "
             "(trained on its train split's labels) applied directly: the paper's upper-bound line. "
             "*BFGS kept*: fits whose BFGS result had a lower Dice loss than the logistic start. The extractors "
-            f"run in {Extractors(device='cpu', precision=args.precision).precision}.", "",
+            f"run in {resolve_precision(torch.device('cpu'), args.precision or PerceptronParams.precision)}.", "",
             "| target | extractors used | shots | logistic | logistic + BFGS | RF baseline | BFGS kept | "
             "fit s (median) | own extractor |",
             "|---|---|---|---|---|---|---|---|---|",

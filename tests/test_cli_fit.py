@@ -77,6 +77,10 @@ def test_fit_bad_inputs(files, tmp_path, capsys):
     empty = tmp_path / "empty.tif"
     tifffile.imwrite(empty, np.zeros_like(files["truth0"]))
     assert "only background" in err(["fit", "--support", str(files["img0"]), str(empty), "--out", model])
+    blank = tmp_path / "blank.tif"
+    tifffile.imwrite(blank, np.zeros_like(tifffile.imread(files["img1"])))
+    assert "uniform" in err(["fit", "--support", str(files["img0"]), str(files["lab0"]),
+                             "--support", str(blank), str(files["lab1"]), "--out", model])
     rgb = tmp_path / "rgb.tif"
     tifffile.imwrite(rgb, np.repeat(tifffile.imread(files["img1"])[..., None], 3, -1))
     assert "same number of channels" in err(["fit", "--support", str(files["img0"]), str(files["lab0"]),

@@ -191,6 +191,24 @@ def test_bad_support_inputs(fx):
         fit([img, img], [mask])
 
 
+def test_uniform_support_with_two_classes_is_refused(fx):
+    """A blank support image (or box) labelled with two classes: one sentence, before any feature is computed. A
+    blank box of background beside a box with contrast is fine."""
+    img, mask = blobs((96, 96))
+    blank = np.full_like(img, img.min())
+    with pytest.raises(FewcellError, match="^Support image 2 is uniform .* nothing tells its classes apart"):
+        run(fit_iter([support(img, mask), support(blank, mask, name="support image 2")], extractors=fx))
+    flat = img.copy()
+    flat[:32, :32] = img.min()
+    lab = mask.copy()
+    lab[8:16, 8:16] = 1
+    with pytest.raises(FewcellError, match="^An annotated box of s is uniform"):
+        run(fit_iter([support(flat, lab, [(0, 0, 32, 32), (32, 32, 64, 64)], name="s")], extractors=fx))
+    model = run(fit_iter([support(flat, np.where(np.arange(96)[:, None] < 32, 0, mask),
+                                  [(0, 0, 32, 32), (32, 32, 64, 64)])], extractors=fx))
+    assert model.predict(img).shape == img.shape
+
+
 def _resave(path, tmp_path, **changes):
     with np.load(path, allow_pickle=False) as z:
         arrays = {k: z[k] for k in z.files}

@@ -122,6 +122,16 @@ def check_annotations(data: Sequence[AnnotatedImage], need_unknown: bool = True)
     return classes
 
 
+def uniform_with_classes(pixels, labels) -> bool:
+    """True for a region whose pixels all have one value (every channel) but whose labels hold two classes or more:
+    nothing can tell its classes apart (a blank frame, the wrong channel). A blank region of one class is fine."""
+    return len(np.unique(labels)) > 1 and np.ptp(np.asarray(pixels)) == 0
+
+
+UNIFORM_HINT = ("so nothing tells its classes apart; put it where the structures are visible, or check that the "
+                "right image (or channel) is open")
+
+
 def require_two_classes(values, subject: str, advice: str = "paint at least one structure and some background") -> None:
     """The one sentence for labels that hold fewer than two classes: "The {subject} only class 1; {advice}."
 

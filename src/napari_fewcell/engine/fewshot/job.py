@@ -13,7 +13,7 @@ from typing import Generator, Sequence
 import numpy as np
 
 from ..core import modelfile
-from ..core.annotation import AnnotatedImage, require_two_classes
+from ..core.annotation import UNIFORM_HINT, AnnotatedImage, require_two_classes, uniform_with_classes
 from ..core.errors import FewcellError
 from ..core.progress import Progress, run
 from .features import EXTRAS, Extractors
@@ -47,6 +47,11 @@ class FitRequest:
                 )
             if not d.known.any():
                 raise FewcellError(f"{d.name} has no annotated pixel; give its labels (or a box inside it).")
+            for y, x, h, w in d.boxes or [(0, 0, *d.shape)]:
+                if uniform_with_classes(d.image[y : y + h, x : x + w], d.labels[y : y + h, x : x + w]):
+                    what = f"{'an annotated box of ' if d.boxes else ''}{d.name}"
+                    raise FewcellError(f"{what[0].upper()}{what[1:]} is uniform (every pixel has the same value) but "
+                                       f"labelled with two classes, {UNIFORM_HINT}.")
         values = np.unique(np.concatenate([d.labels[d.known] for d in data]))
         require_two_classes(values, "support labels hold", "label at least one structure and some background")
         return values

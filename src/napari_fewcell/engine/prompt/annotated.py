@@ -9,7 +9,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ..core.annotation import label_values, require_two_classes
+from ..core.annotation import UNIFORM_HINT, label_values, require_two_classes, uniform_with_classes
 from ..core.errors import FewcellError
 from ..core.geometry import Box, with_context
 from ..core.image import normalize
@@ -197,15 +197,13 @@ ONE_CLASS_HINT = ("one class cannot be segmented against nothing — paint at le
 
 
 def require_contrast(parts) -> None:
-    """One sentence for a box whose pixels all have one value but which holds two classes or more: nothing can tell
-    them apart (a blank frame, the wrong channel). ``parts``: (embeddings, :class:`PromptSource`, labels) triples."""
+    """One sentence for a box whose pixels all have one value but which holds two classes or more
+    (:func:`uniform_with_classes`). ``parts``: (embeddings, :class:`PromptSource`, labels) triples."""
     boxes = [(s, values) for _, s, values in parts if s.kind == "box"]
     for s, values in boxes:
-        if len(np.unique(values)) > 1 and np.ptp(s.region[(slice(None), *s.box)]) == 0:
+        if uniform_with_classes(s.region[(slice(None), *s.box)], values):
             which = "The prompt box is" if len(boxes) == 1 else "A prompt box is"
-            raise FewcellError(f"{which} uniform (every pixel has the same value), so nothing tells its classes "
-                               "apart; put it where the structures are visible, or check that the right image (or "
-                               "channel) is open.")
+            raise FewcellError(f"{which} uniform (every pixel has the same value), {UNIFORM_HINT}.")
 
 
 def crop_prompt_labels(labels, box: Box, image_shape: tuple[int, int], require: bool = True,

@@ -20,13 +20,23 @@ from .annotated import sparse_share
 CHECK_ERROR = {"mean": 0.08, "max": 0.16, "boxes": 23, "types": 7}
 
 
+def withheld(path: str | None, check: dict | None, labels: np.ndarray | None = None,
+             unchecked: bool = False) -> tuple[str, float | None]:
+    """Why no number is shown, as (reason, share): ("unchecked", None) when the check could score no part of the
+    prompt, ("none", None) without an estimate for ``path``, ("sparse", share) when a class covers under
+    :data:`SPARSE` of ``labels`` (the boxes' pixels' classes), and ("", None) when the number is shown."""
+    if unchecked:
+        return "unchecked", None
+    if not check or path not in check:
+        return "none", None
+    share = sparse(labels)
+    return ("sparse", share) if share is not None else ("", None)
+
+
 def estimate_shown(path: str | None, check: dict | None, labels: np.ndarray | None = None,
                    unchecked: bool = False) -> float | None:
-    """The estimate the sentence quotes (``check[path]``), or None where it shows none: no estimate, no check of
-    any part of the prompt, or a class under :data:`SPARSE` of ``labels`` (the boxes' pixels' classes)."""
-    if unchecked or not check or path not in check or sparse(labels) is not None:
-        return None
-    return float(check[path])
+    """The estimate the sentence quotes (``check[path]``), or None where it shows none (:func:`withheld`)."""
+    return None if withheld(path, check, labels, unchecked)[0] else float(check[path])
 
 
 def sparse(labels: np.ndarray | None) -> float | None:
@@ -40,19 +50,19 @@ def estimate_text(path: str | None, check: dict | None, boxes: int = 1, labels: 
     """The sentence the widget and the CLI show: what the self-check measured inside the box(es), that the whole
     image may differ and by how much it did on image types the network never saw, and for one box a suggestion to add
     another. ``labels``: the class of each of the boxes' pixels (``Prompt.box_labels``). Where no number is shown
-    (:func:`estimate_shown`) the sentence says why and what to do. Empty when there is no estimate otherwise
+    (:func:`withheld`) the sentence says why and what to do. Empty when there is no estimate otherwise
     (adapt="none", or a prompt of boxes of several images: prompt_from_boxes)."""
     where = "your boxes" if boxes > 1 else "your box"
     used = f"({PATH_NAMES[path]} was used)" if path in PATH_NAMES else ""
-    if unchecked and path in PATH_NAMES:
+    reason, share = withheld(path, check, labels, unchecked)
+    if reason == "unchecked" and used:
         return (f"No self-check: a class of {where} lies in one {'box' if boxes > 1 else 'corner'} only, so no part "
                 f"can be predicted from the others {used}. Add a box where every class is common for a checked result")
-    if not check or path not in check:
-        return ""
-    share = sparse(labels)
-    if share is not None:
+    if reason == "sparse":
         return (f"No self-check figure: a class covers only {share:.0%} of {where}, too few pixels to judge the result "
                 f"by {used}. Add a box where it is common for a checked result")
+    if reason:
+        return ""
     e = CHECK_ERROR
     text = (f"Self-check inside {where}: Dice ≈ {check[path]:.2f} ({PATH_NAMES[path]}); the whole image may differ "
             f"(on {e['types']} image types the network never saw, by {e['mean']:.2f} on average, up to {e['max']:.2f})")
