@@ -102,6 +102,16 @@ def upper_bound(ds: Dataset, name: str, test_ids) -> float:
     return float(np.mean(out))
 
 
+def cpu_precision(precision: str | None) -> str:
+    """The arithmetic the extractors run in on this CPU for ``precision`` (None: the product's default)."""
+    import torch
+
+    from napari_fewcell.engine.core.device import resolve_precision
+    from napari_fewcell.engine.fewshot.params import PerceptronParams
+
+    return resolve_precision(torch.device("cpu"), precision or PerceptronParams.precision)
+
+
 def timing(data_root: str, repeats: int, precision: str | None = None) -> list[str]:
     """Fit time for 5 support images of 256² (features, fit, total) and apply time per 512² image."""
     import torch
@@ -174,11 +184,7 @@ def main() -> None:
     ap.add_argument("--out", default="benchmarks/results/fewshot.md")
     args = ap.parse_args()
 
-    import torch
-
-    from napari_fewcell.engine.core.device import resolve_precision
     from napari_fewcell.engine.fewshot.features import Extractors
-    from napari_fewcell.engine.fewshot.params import PerceptronParams
     from napari_fewcell.engine.nets.msd import shipped_names, shipped_path
 
     set_threads(args.threads)
@@ -194,7 +200,7 @@ def main() -> None:
             "from extractors not trained on the target data set. *Own extractor* is the target's own MSD network "
             "(trained on its train split's labels) applied directly: the paper's upper-bound line. "
             "*BFGS kept*: fits whose BFGS result had a lower Dice loss than the logistic start. The extractors "
-            f"run in {resolve_precision(torch.device('cpu'), args.precision or PerceptronParams.precision)}.", "",
+            f"run in {cpu_precision(args.precision)}.", "",
             "| target | extractors used | shots | logistic | logistic + BFGS | RF baseline | BFGS kept | "
             "fit s (median) | own extractor |",
             "|---|---|---|---|---|---|---|---|---|",
