@@ -66,7 +66,24 @@ def check_before_work(a, sources: list[str]) -> list:
 
     firsts = [open_planes(src)[0] for src in sources]
     targets(sources, a.out, a.out_format, a.resume, a.overwrite, create=False)
+    for src, first in zip(sources, firsts):
+        require_finite(src, first)
     return firsts
+
+
+def require_finite(source: str, first) -> None:
+    """One sentence for a float image (not a big one: that is checked block by block as it is read) holding NaN or
+    infinite pixels, before any of the images is labelled."""
+    import numpy as np
+
+    from ..engine.batch.units import is_big_source
+    from ..engine.core.lazy import open_array
+
+    if not np.issubdtype(np.dtype(first.dtype), np.floating) or is_big_source(source):
+        return
+    if not np.isfinite(np.asarray(open_array(source))).all():
+        raise FewcellError(f"The image {Path(source).name} contains NaN or infinite pixels; replace them (e.g. "
+                           "with 0) before segmenting.")
 
 
 def check_batch_args(a) -> None:
@@ -78,17 +95,13 @@ def check_batch_args(a) -> None:
 
 def run_batch(a, model, spec, sources: list[str], meta: dict, instances: str | None = None) -> int:
     """Plan the outputs of ``sources`` in ``a.out`` and do the work with ``model`` here, or on a cluster where each
-    worker builds its own from ``spec``; prints each output written."""
-    from ..engine.batch import finish, plan, run_unit
+    worker builds its own from ``spec``; prints each output written. The output folder is made only once the work can
+    start (the cluster reached)."""
+    from ..engine.batch import finish, run_unit
     from ..engine.core.progress import run
 
-    outputs, units = plan(sources, a.out, model, a.out_format, a.resume, a.overwrite, meta)
-    if instances and any(o.big for o in outputs):
-        raise FewcellError("--instances needs each image whole; big images are labelled block by block, so number "
-                           "their objects afterwards, or leave out --instances.")
-    if a.resume and not units:
-        print("fewcell: every output is already complete; nothing to do.", file=sys.stderr)
     if a.scheduler is None:
+        outputs, units = planned(a, model, sources, meta, instances)
         images: dict = {}
         overall = Overall("labels", len(units))  # one bar over every image and block, with the time left
         for k, unit in enumerate(units):
@@ -99,8 +112,23 @@ def run_batch(a, model, spec, sources: list[str], meta: dict, instances: str | N
         from ..engine.batch.cluster import run_on_cluster, session
 
         with session(a.scheduler, a.workers) as client:
+            outputs, units = planned(a, model, sources, meta, instances)
             run_on_cluster(client, spec, units, outputs, instances)
     for o in outputs:
         if Path(o.target).exists():
             print(o.target)
     return 0
+
+
+def planned(a, model, sources: list[str], meta: dict, instances: str | None):
+    """The outputs and units of work of ``sources`` (:func:`engine.batch.plan`, which makes the output folder)."""
+    from ..engine.batch import plan
+    from ..engine.batch.units import is_big_source
+
+    if instances and any(is_big_source(s) for s in sources):
+        raise FewcellError("--instances needs each image whole; big images are labelled block by block, so number "
+                           "their objects afterwards, or leave out --instances.")
+    outputs, units = plan(sources, a.out, model, a.out_format, a.resume, a.overwrite, meta)
+    if a.resume and not units:
+        print("fewcell: every output is already complete; nothing to do.", file=sys.stderr)
+    return outputs, units

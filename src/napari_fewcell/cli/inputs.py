@@ -141,11 +141,9 @@ def read_support(a) -> list:
 
 
 def check_model_target(path: str | None, overwrite: bool) -> None:
-    """Fail before any work if a model file would silently replace another or land in a missing folder."""
-    if path is None:
-        return
-    p = Path(path)
-    if p.exists() and not overwrite:
-        raise FewcellError(f"{p} already exists; pass --overwrite to replace it or choose another name.")
-    if not p.parent.is_dir():
-        raise FewcellError(f"The folder {p.parent} for {p.name} does not exist; create it first.")
+    """Fail before any work if a model file would silently replace another, something that is not a file, or land
+    in a missing folder."""
+    from ..engine.core.files import check_file_target
+
+    if path is not None:
+        check_file_target(path, overwrite)

@@ -131,10 +131,11 @@ def cmd_pseudolabel(a) -> int:
     check_model_target(a.train_net, a.overwrite)
     stems = [Path(p).stem for p, _, _ in layout]
     relabelled = check_network_labels(a, stems)
-    out = check_out_dir(a.out, overwrite=a.overwrite, stems=stems)
+    check_out_dir(a.out, overwrite=a.overwrite, stems=stems, create=False)  # made when written
     result = run(pseudo_job(request), Bar("pseudo-labels"))
     for line in result.report():
         print(line, file=sys.stderr)
+    out = check_out_dir(a.out, overwrite=a.overwrite, stems=stems)
     write_results(out, layout, result.labels, "pseudo-labels", request.class_names, a.instances)
     if a.train_net:
         train = request.train_request(result)

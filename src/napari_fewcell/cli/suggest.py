@@ -4,7 +4,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ..engine.core.errors import FewcellError
 from .args import add_images, add_run_options, field_option
 from .bar import Bar
 
@@ -46,17 +45,13 @@ def cmd_suggest(a) -> int:
     import json
 
     from ..engine import suggest as sg
-    from ..engine.core.files import atomic_write
+    from ..engine.core.files import atomic_write, check_file_target
     from ..engine.core.progress import run
 
     params = sg.SuggestParams(tile=a.tile, top=a.top, score=score_of(a), scale=a.scale, magnitude=a.magnitude,
                               seed=a.seed, device=a.device)
     params.check()
-    out = Path(a.json)
-    if out.exists() and not a.overwrite:
-        raise FewcellError(f"{out} already exists; pass --overwrite to replace it or choose another name.")
-    if not out.parent.is_dir():
-        raise FewcellError(f"The folder of --json {out} does not exist; create it first.")
+    out = check_file_target(a.json, a.overwrite, f"--json {a.json}")
     planes, where, names = _read_planes(a.images)
     request = sg.SuggestRequest(planes, names, params, a.model, a.network, a.pretext, a.pretext_steps)
     result = run(sg.suggest_job(request), Bar("suggest"))  # the job checks the request before any model loads

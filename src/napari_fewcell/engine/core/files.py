@@ -18,7 +18,8 @@ def read_image(path: str | Path, what: str = "image") -> np.ndarray:
     """Read an image file into a numpy array; one-sentence FewcellError on failure."""
     path = Path(path)
     if not path.is_file():
-        raise FewcellError(f"The {what} file {path} does not exist.")
+        raise FewcellError(f"The {what} {path} is a folder; give an image file." if path.is_dir()
+                           else f"The {what} file {path} does not exist.")
     try:
         if path.suffix.lower() in (".tif", ".tiff"):
             return tifffile.imread(path)
@@ -76,6 +77,25 @@ def _umask() -> int:
     return mask
 
 
+def require_file_target(path: Path) -> None:
+    """One sentence where ``path``, a file to write, exists as something else: a folder, a device, a pipe."""
+    if path.exists() and not path.is_file():
+        kind = "a folder" if path.is_dir() else "not a regular file (a device or a pipe)"
+        raise FewcellError(f"{path} is {kind}; give the name of a file to write.")
+
+
+def check_file_target(path: str | Path, overwrite: bool | None, what: str = "") -> Path:
+    """Fail before any work where a file to write would land in a missing folder, replace something that is not a
+    file, or (``overwrite`` False) replace a file; None: replacing a file is the verb's way (a resumed run)."""
+    p = Path(path)
+    require_file_target(p)
+    if p.exists() and overwrite is False:
+        raise FewcellError(f"{p} already exists; pass --overwrite to replace it or choose another name.")
+    if not p.parent.is_dir():
+        raise FewcellError(f"The folder {p.parent} for {what or p.name} does not exist; create it first.")
+    return p
+
+
 def atomic_write(path: Path, write) -> None:
     """Call ``write(tmp)`` on a temporary file beside ``path``, then move it into place.
 
@@ -83,14 +103,17 @@ def atomic_write(path: Path, write) -> None:
     failure leaves neither a half-written file under ``path`` nor the temporary file.
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+    require_file_target(path)  # never replace a folder or a device (/dev/null) by a file
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
         os.chmod(tmp, 0o666 & ~_umask())
         write(tmp)
         os.replace(tmp, path)
     except OSError:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
         raise FewcellError(f"Could not write {path}; check the folder's permissions and free space.") from None
 
 
