@@ -13,6 +13,7 @@ import os
 import sys
 
 from ..engine.core.errors import FewcellError
+from ..engine.core.options import check_threads
 from . import fewshot, partial, segment, suggest, training
 
 EXIT_BAD_INPUT = 2
@@ -36,11 +37,12 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     args.argv = argv  # recorded in the cards of trained models
-    if getattr(args, "threads", 0):  # every verb's --threads
-        import torch
-
-        torch.set_num_threads(args.threads)
     try:
+        if getattr(args, "threads", 0):  # every verb's --threads
+            check_threads(args.threads)
+            import torch
+
+            torch.set_num_threads(args.threads)
         code = args.func(args)
         sys.stdout.flush()  # the output list, buffered or not: a reader that went away is found here
         return code

@@ -79,6 +79,7 @@ def add_parser(sub) -> None:
 def cmd_segment(a) -> int:
     from ..engine.batch.specs import PromptSpec
     from ..engine.core.files import read_image
+    from ..engine.core.geometry import box_values
     from ..engine.core.progress import run
     from ..engine.prompt import SegmentRequest, plan_colour, prompt_job
     from .inputs import read_labels
@@ -90,10 +91,11 @@ def cmd_segment(a) -> int:
     params.check()
     sources = expand_inputs(a.images)
     firsts = check_before_work(a, sources)  # a bad input or an existing output is said before the prompt is checked
-    boxes = [[round(float(v)) for v in b] for b in a.box]
-    request = SegmentRequest(read_image(a.prompt_image), read_labels(a.prompt_labels, "prompt labels"), boxes,
+    boxes = [list(box_values(b)) for b in a.box]
+    prompt_labels = read_labels(a.prompt_labels, "prompt labels")
+    request = SegmentRequest(read_image(a.prompt_image, "prompt image"), prompt_labels, boxes,
                              firsts, [Path(s).name for s in sources], params,
-                             corrections=read_corrections(a.corrected, boxes))
+                             corrections=read_corrections(a.corrected, boxes, prompt_labels))
     request.params, sentence = plan_colour(request)  # said before the work; the job's own plan then changes nothing
     if sentence:
         print(f"fewcell: {sentence}.", file=sys.stderr)
@@ -104,15 +106,30 @@ def cmd_segment(a) -> int:
     return run_batch(a, seg.blocks_for(prompt), PromptSpec(seg.params, prompt), sources, meta, a.instances)
 
 
-def read_corrections(corrected, boxes):
-    """The corrections of ``--corrected RESULT EDITED`` (None without it)."""
+def read_corrections(corrected, boxes, prompt_labels):
+    """The corrections of ``--corrected RESULT EDITED`` (None without it): the edited copy's values are classes of
+    the prompt (``prompt_labels``); a result of instances (one id per object) is read as its one foreground class."""
     if not corrected:
         return None
-    from ..engine.core.files import read_image
+    import numpy as np
+
+    from ..engine.core.annotation import label_values
+    from ..engine.core.errors import FewcellError
+    from ..engine.core.files import read_image, read_labels_meta
     from ..engine.prompt import corrections_from_edit
 
     result, edited = (read_image(path, what) for path, what in zip(corrected, ("result", "edited result")))
-    return corrections_from_edit(result, edited, [tuple(b) for b in boxes])
+    edited, top = label_values(edited, "edited result"), int(np.max(prompt_labels, initial=0))
+    foreground, tif = None, str(corrected[0]).lower().endswith((".tif", ".tiff"))
+    if tif and read_labels_meta(corrected[0]).get("kind") == "instances":
+        if top != 1:
+            raise FewcellError(f"{corrected[0]} holds instances (one id per object) of a prompt with {top} classes, "
+                               "so an edited id cannot say which class; correct a result made without --instances.")
+        foreground = 1
+    elif edited.size and edited.max() > top:
+        raise FewcellError(f"The edited result holds the value {edited.max()}, but the prompt's classes are 0 to "
+                           f"{top}; paint corrections with the prompt's class values (0 = background).")
+    return corrections_from_edit(result, edited, [tuple(b) for b in boxes], foreground)
 
 
 def print_estimate(prompt) -> None:

@@ -142,15 +142,12 @@ def cmd_pretrain(a) -> int:
     checkpoint is written at least every --checkpoint-minutes; --resume CKPT continues a run from it.
     """
     from ..engine.core.errors import Cancelled
+    from ..engine.core.files import check_file_target
     from ..engine.core.progress import run
     from ..engine.training.params import PretrainParams
     from ..engine.training.pretrain import checkpoint_path, pretrain_iter
 
-    names, weights = [], []
-    for item in a.datasets:
-        name, _, weight = item.partition("=")
-        names.append(name)
-        weights.append(float(weight) if weight else None)
+    names, weights = dataset_weights(a.datasets)
     given = any(w is not None for w in weights)
     chosen = tuple(1.0 if w is None else w for w in weights) if given else None  # a weight of 0 stays 0
     p = PretrainParams(
@@ -164,6 +161,7 @@ def cmd_pretrain(a) -> int:
         device=a.device, sampler=a.sampler, scale=tuple(a.scale), query_pixels=a.query_pixels,
         key_pixels=a.key_pixels, bf16=a.bf16,
     )
+    check_file_target(a.out, None)  # before the data is read and any step runs
     ckpt = a.checkpoint or str(checkpoint_path(a.out))
     stop = stop_on_signals()
     try:
@@ -174,6 +172,27 @@ def cmd_pretrain(a) -> int:
         return 130
     print(a.out)
     return 0
+
+
+def dataset_weights(items) -> tuple[list[str], list[float | None]]:
+    """``--datasets NAME[=WEIGHT] …`` as names and weights (None where none is given)."""
+    import math
+
+    from ..engine.core.errors import FewcellError
+
+    names, weights = [], []
+    for item in items:
+        name, _, weight = item.partition("=")
+        try:
+            value = float(weight) if weight else None
+        except ValueError:
+            value = math.nan
+        if value is not None and not (math.isfinite(value) and value >= 0):
+            raise FewcellError(f"The weight of {name} in --datasets {item} is not a number of 0 or more; write "
+                               "NAME=WEIGHT, e.g. isbi2012_membrane=2.")
+        names.append(name)
+        weights.append(value)
+    return names, weights
 
 
 def stop_on_signals():

@@ -2,6 +2,7 @@
 padding a tensor to the multiple a network needs."""
 from __future__ import annotations
 
+import math
 from typing import Iterable, Sequence
 
 import torch
@@ -12,12 +13,24 @@ from .errors import FewcellError
 Box = tuple[int, int, int, int]  # y, x, h, w
 
 
-def check_box(box: Iterable[int], shape: tuple[int, int], name: str = "prompt image") -> Box:
-    """Validate a (y, x, h, w) box against an image shape."""
+def box_values(box: Iterable[float]) -> Box:
+    """A (y, x, h, w) box as four whole numbers (rounded), or one sentence for anything else."""
     try:
-        y, x, h, w = (int(round(float(v))) for v in box)
+        values = [float(v) for v in box]
     except (TypeError, ValueError):
         raise FewcellError("A box is four numbers: Y X H W (top, left, height, width).") from None
+    if len(values) != 4:
+        raise FewcellError(f"A box is four numbers: Y X H W (top, left, height, width), not {len(values)}.")
+    if not all(math.isfinite(v) for v in values):
+        raise FewcellError(f"The box {' '.join(f'{v:g}' for v in values)} holds a value that is not a finite number; "
+                           "give Y X H W (top, left, height, width) in pixels.")
+    y, x, h, w = (int(round(v)) for v in values)
+    return y, x, h, w
+
+
+def check_box(box: Iterable[int], shape: tuple[int, int], name: str = "prompt image") -> Box:
+    """Validate a (y, x, h, w) box against an image shape."""
+    y, x, h, w = box_values(box)
     if h <= 0 or w <= 0:
         raise FewcellError(f"The box {y} {x} {h} {w} is empty; give it a positive height and width.")
     if y < 0 or x < 0 or y + h > shape[0] or x + w > shape[1]:

@@ -118,7 +118,8 @@ def read(path, kind: Kind, reader: Callable[[Path], object] = torch_reader) -> d
     """The payload dict of a model file of ``kind``, checked: exists, readable, format, version."""
     path = Path(path)
     if not path.is_file():
-        raise kind.error(kind.missing, path)
+        raise kind.error(kind.missing.replace("does not exist", "is a folder, not a file") if path.is_dir()
+                         else kind.missing, path)
     try:
         payload = reader(path)
     except Exception:  # noqa: BLE001 - any failure to read means "not our file"

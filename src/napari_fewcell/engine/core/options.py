@@ -35,6 +35,26 @@ def choices_of(field: dataclasses.Field) -> list[tuple[Any, str]]:
     return [c if isinstance(c, tuple) else (c, str(c)) for c in field.metadata.get("choices") or ()]
 
 
+SEED_MAX = 2**32 - 1  #: the largest seed every generator here takes (numpy's, sklearn's and torch's)
+
+
+def check_seed(seed) -> None:
+    """One sentence for a seed that is not a whole number from 0 to :data:`SEED_MAX`."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= SEED_MAX:
+        raise FewcellError(f"The seed must be a whole number from 0 to {SEED_MAX}, not {seed}.")
+
+
+def check_threads(threads) -> None:
+    """One sentence for a CPU thread count that is not 0 (torch's default) or a whole number from 1 to four times this
+    machine's cores (more only slows a computation down, and a huge count exhausts the process limit)."""
+    import os
+
+    most = 4 * (os.cpu_count() or 1)
+    if isinstance(threads, bool) or not isinstance(threads, int) or not 0 <= threads <= most:
+        raise FewcellError(f"The number of threads must be 0 (the default) or a whole number from 1 to {most} on this "
+                           f"machine, not {threads}.")
+
+
 def check_precision(precision: str) -> None:
     """One sentence for a precision that is not one of :data:`PRECISIONS`."""
     if precision not in PRECISIONS:

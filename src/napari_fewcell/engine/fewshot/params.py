@@ -6,7 +6,7 @@ import dataclasses
 import math
 
 from ..core.errors import FewcellError
-from ..core.options import DEVICES, PRECISIONS, check_precision, option
+from ..core.options import DEVICES, PRECISIONS, check_precision, check_seed, option
 
 INTENSITIES = ("support", "image")  #: values of ``PerceptronParams.intensity``
 
@@ -40,10 +40,13 @@ class PerceptronParams:
     seed: int = 0
 
     def check(self) -> None:
+        check_seed(self.seed)
         if not (self.lam >= 0 and math.isfinite(self.lam)):
             raise FewcellError(f"λ must be a non-negative number, not {self.lam}.")
         check_precision(self.precision)
         if self.intensity not in INTENSITIES:
             raise FewcellError(f"Unknown intensity mapping '{self.intensity}': choose {' or '.join(INTENSITIES)}.")
-        if not (self.gtol > 0 and self.maxiter >= 0 and self.max_pixels >= 100):
-            raise FewcellError("The BFGS tolerance must be positive and at least 100 support pixels must be used.")
+        if not self.max_pixels >= 100:
+            raise FewcellError(f"At least 100 support pixels must be used (--max-pixels), not {self.max_pixels}.")
+        if not (self.gtol > 0 and self.maxiter >= 0):
+            raise FewcellError("The BFGS tolerance must be positive and its iterations 0 or more.")

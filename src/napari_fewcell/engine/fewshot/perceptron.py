@@ -211,7 +211,10 @@ class Perceptron(TiledModel):
             W, b, mean, std = arrays["W"], arrays["b"], arrays["mean"], arrays["std"]
             classes, fg = arrays["classes"], arrays["fg"]
             ok = W.ndim == 2 and W.shape == (len(b), len(mean)) == (len(fg), len(std))
-        except KeyError:
+            ok = ok and all(np.isfinite(a).all() for a in (W, b, mean, std))
+            wanted = meta.get("extractors")
+            ok = ok and isinstance(wanted, list) and all(isinstance(e, dict) for e in wanted)
+        except (KeyError, TypeError, ValueError):
             ok = False
         if not ok or meta.get("n_features") != W.shape[1]:
             raise modelfile.PERCEPTRON.error(modelfile.PERCEPTRON.damaged, path)

@@ -7,7 +7,7 @@ import dataclasses
 import math
 
 from ..core.errors import FewcellError
-from ..core.options import DEVICES, PRECISIONS, check_precision, option
+from ..core.options import DEVICES, PRECISIONS, check_precision, check_seed, option
 from ..prompt.params import ADAPT_CHOICES
 
 
@@ -43,6 +43,7 @@ class PseudoParams:
     seed: int = 0
 
     def check(self) -> None:
+        check_seed(self.seed)
         if self.epochs < 0 or self.steps_per_epoch < 0 or self.patience < 0:
             raise FewcellError("The number of epochs, of steps per epoch and the patience cannot be negative.")
         if self.batch < 1 or self.crop < 16:
@@ -116,6 +117,7 @@ class TrainParams:
     seed: int = 0
 
     def check(self) -> None:
+        check_seed(self.seed)
         check_precision(self.precision)
         if not 1 <= self.rounds <= 5 or self.rounds != int(self.rounds):
             raise FewcellError(f"The training rounds must be a whole number from 1 to 5, not {self.rounds}.")

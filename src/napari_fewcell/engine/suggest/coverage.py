@@ -11,6 +11,8 @@ passed over while others are left (its tile then scores 0).
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from ..prompt.filters import luminance_features
@@ -32,11 +34,14 @@ def groups(desc: np.ndarray, k: int, covered: np.ndarray | None = None, seed: in
     """k-means of the standardised tile descriptors into ``k`` groups: (fitted k-means, standardised descriptors,
     the groups holding an annotated tile of ``covered``)."""
     from sklearn.cluster import KMeans
+    from sklearn.exceptions import ConvergenceWarning
 
     allx = desc if covered is None or not len(covered) else np.vstack([desc, covered])
     mu, sd = allx.mean(0), allx.std(0) + 1e-6
     z = (desc - mu) / sd
-    km = KMeans(n_clusters=min(len(desc), k), n_init=4, random_state=seed).fit(z)
+    with warnings.catch_warnings():  # tiles alike (a blank image) make fewer distinct groups than asked: fine here
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        km = KMeans(n_clusters=min(len(desc), k), n_init=4, random_state=seed).fit(z)
     taken = set() if covered is None or not len(covered) else set(km.predict((covered - mu) / sd).tolist())
     return km, z, taken
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 
 from ..core.errors import FewcellError
-from ..core.options import DEVICES, option
+from ..core.options import DEVICES, check_seed, option
 
 SCORES = ("consistency", "entropy", "mc-dropout", "random", "coverage")
 NO_MODEL = ("random", "coverage")  #: scores that need no model
@@ -42,6 +42,7 @@ class SuggestParams:
     device: str = option("auto", "Device", "Where the networks run.", DEVICES)
 
     def check(self) -> None:
+        check_seed(self.seed)
         if self.score not in SCORES:
             raise FewcellError(f"There is no score named {self.score!r}; choose one of {', '.join(SCORES)}.")
         if self.tile < 16:
@@ -68,6 +69,7 @@ class PretextParams:
     seed: int = 0
 
     def check(self) -> None:
+        check_seed(self.seed)
         if self.steps < 1 or self.batch < 1 or self.crop < 16 or not self.lr > 0:
             raise FewcellError("Pretext training needs steps ≥ 1, batch ≥ 1, crops of 16 px or more and a "
                                "positive learning rate.")

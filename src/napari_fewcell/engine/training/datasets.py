@@ -140,8 +140,8 @@ def load_tasks(root: str | Path, names: Sequence[str] = ALL_SETS, exclude: Seque
     """Every task named (``SET`` or ``SET:FOLDER``) less those excluded, each set read once."""
     root = Path(root)
     if not root.is_dir():
-        raise FewcellError(f"The data folder {root} does not exist; give --data the folder holding the data sets "
-                           "(or a crop bank .npz).")
+        raise FewcellError(f"The data folder {root} {'is a file' if root.exists() else 'does not exist'}; give --data "
+                           "the folder holding the data sets (or a crop bank .npz).")
     tasks = []
     for set_name, folders in wanted_folders(names, exclude).items():
         tasks += load_set(root, set_name, folders)

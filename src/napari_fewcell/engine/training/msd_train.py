@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from ..core.augment import STRONG, augment
 from ..core.losses import soft_dice_loss
+from ..core.options import check_seed, check_threads
 from ..core.progress import Progress
 from ..nets.msd import MSDConfig, MSDNet
 from .datasets import load_training_sets
@@ -56,6 +57,8 @@ def crop_batch(images: list, labels: list, sizes: np.ndarray, p: MSDTrainParams,
 
 def train_msd_iter(p: MSDTrainParams) -> Generator[Progress, None, tuple[MSDNet, dict]]:
     """Train; yields progress per step; returns (best network in eval mode, card)."""
+    check_seed(p.seed)
+    check_threads(p.threads)
     if p.threads:
         torch.set_num_threads(p.threads)
     (ds,) = load_training_sets(p.data, [p.dataset])

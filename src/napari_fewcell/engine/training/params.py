@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from ..core.errors import FewcellError
+from ..core.options import check_seed, check_threads
 from .datasets import ALL_SETS
 
 STRATEGIES = ("episodic", "reptile", "moco")
@@ -65,6 +66,8 @@ class PretrainParams:
     bf16: bool = False
 
     def check(self) -> None:
+        check_seed(self.seed)
+        check_threads(self.threads)
         if self.strategy not in STRATEGIES:
             raise FewcellError(f"There is no pre-training strategy {self.strategy!r}; choose one of "
                                f"{', '.join(STRATEGIES)}.")
