@@ -30,7 +30,9 @@ The self-check is leave-one-quadrant-out inside the box: each path predicts each
 is scored by the mean per-class Dice of the held-out predictions of the four quadrants together, less
 :data:`CHECK_BIAS` (the check's measured optimism on image types the network never saw). A quadrant holding a
 class that the other three lack is not scored (no path can predict it there); when no quadrant is left there is no
-estimate, and "auto" takes :data:`UNCHECKED`. Fine-tuning four times would cost four budgets, so ``finetune`` is
+estimate, and "auto" takes :data:`UNCHECKED`. A part bigger than :data:`~.annotated.PART_PIXELS` (a box of the whole
+image) is checked, and its forest fitted, on a sample of its pixels (:meth:`BoxData.sampled`): the work grows with
+the number of parts, not with their area. Fine-tuning four times would cost four budgets, so ``finetune`` is
 estimated on ONE held-out quadrant (the one with the most balanced classes) as a paired difference (the attention's
 estimate plus fine-tuned − attention Dice there, clipped to [0, 1]): the least reliable of the three estimates.
 """
@@ -286,11 +288,11 @@ def self_check(model: EmbedNet, box: BoxData, params, paths,
     the prompt can be scored: :attr:`BoxData.fair`): the held-out Dice less :data:`CHECK_BIAS`. Plus what the final
     fit reuses (held-out attention probabilities, the box's filters). ``known``: the estimates of the same boxes
     made before (the check read the boxes alone: ``BoxData.check_strokes`` False), returned as they are."""
+    yield Progress(0, 0, "checking the prompt")  # before the held-out attention: the check's first seconds
     # attention's plain held-out probabilities: the fused and fine-tuned paths build on them, and attention alone is
     # them unless its classes are weighed (then they are not computed for a check of attention alone: a sparse box)
     loqo = held_out_probs(box) if not params.balance or {"fuse", "finetune"} & set(paths) else None
     reuse = {"loqo": loqo, "extra": box.emb.float().numpy() if params.fuse_embedding else None}
-    yield Progress(0, 0, "checking the prompt")
     if "fuse" in paths or "forest" in paths:
         reuse["feats"] = box_features(box.sources)
     if known is not None:
@@ -332,7 +334,9 @@ def adapt_iter(model: EmbedNet, box: BoxData | None, params,
             return Adaptation("none", {})
         raise FewcellError(f"Adapting with '{params.adapt}' needs a prompt made by prepare_prompt or "
                            "prepare_prompt_boxes (boxes of one image).")
-    if params.adapt == "auto" and params.sparse_balance and sparse_share(box.y[box.scored]) < SPARSE:
+    sparse = params.adapt == "auto" and params.sparse_balance and sparse_share(box.y[box.scored]) < SPARSE
+    box = box.sampled()  # the check and the fit read a sample of a big part (annotated.PART_PIXELS)
+    if sparse:
         return (yield from sparse_adaptation(model, box, params, known))
     paths = AUTO_PATHS if params.adapt == "auto" else ("none", params.adapt)
     check, reuse = yield from self_check(model, box, params, paths, known)
