@@ -144,3 +144,15 @@ def test_blank_image_suggestions_warn_nothing(tmp_path, capsys, recwarn):
     assert main(["suggest", str(tmp_path / "zeros.tif"), "--json", str(tmp_path / "s.json"), "--tile", "32"]) == 0
     assert not [w for w in recwarn if "cluster" in str(w.message)]
     assert json.loads((tmp_path / "s.json").read_text())
+
+
+def test_prompt_image_is_named_in_its_sentence(files, tmp_path, capsys):
+    bad = files["image"].astype(np.float32)
+    bad[5, 5] = np.inf
+    tifffile.imwrite(tmp_path / "inf.tif", bad)
+    argv = _segment(files, tmp_path / "o")
+    argv[argv.index("--prompt-image") + 1] = str(tmp_path / "inf.tif")
+    assert "The prompt image contains NaN or infinite pixels" in _bad(capsys, argv)
+    argv[argv.index("--prompt-image") + 1] = str(tmp_path / "missing.tif")
+    assert "The prompt image file" in _bad(capsys, argv)
+    assert not (tmp_path / "o").exists()

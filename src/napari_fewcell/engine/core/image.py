@@ -59,12 +59,12 @@ def is_colour_sample(sample: np.ndarray) -> bool:
                                           and np.array_equal(sample[:, 0], sample[:, 2]))
 
 
-def is_colour(image) -> bool:
+def is_colour(image, name: str = "image") -> bool:
     """Whether a 2D image (H, W) or (H, W, 3|4) is colour, from the strided sample the intensity range reads (a
-    LazyImage answers itself; a stack by its first plane)."""
+    LazyImage answers itself; a stack by its first plane). ``name``: the image in a sentence about it."""
     if hasattr(image, "is_colour"):
         return image.is_colour()
-    return is_colour_sample(strided_sample(as_image2d(planes_of(image)[0][0])))
+    return is_colour_sample(strided_sample(as_image2d(planes_of(image)[0][0], name)))
 
 
 def sample_step(shape: tuple[int, int], max_samples: int = 1_000_000) -> int:

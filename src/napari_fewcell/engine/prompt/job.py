@@ -67,15 +67,16 @@ class SegmentResult:
     colour: str | None  #: the sentence of the colour plan (a colour prompt with gray images, or the reverse)
 
 
-def colour_of(image) -> bool:
-    return image.is_colour() if isinstance(image, LazyImage) else is_colour(image)
+def colour_of(image, name: str = "image") -> bool:
+    return image.is_colour() if isinstance(image, LazyImage) else is_colour(image, name)
 
 
 def plan_colour(request: SegmentRequest) -> tuple[PromptParams, str | None]:
     """The request's parameters with ``luminance`` set when the prompt and the images are not all of one kind
     (colour or gray), and the sentence saying so (None when they are)."""
-    luminance, sentence = colour_plan(colour_of(request.prompt_image), [colour_of(i) for i in request.images],
-                                      request.image_names())
+    names = request.image_names()
+    luminance, sentence = colour_plan(colour_of(request.prompt_image, "prompt image"),
+                                      [colour_of(i, n) for i, n in zip(request.images, names)], names)
     params = dataclasses.replace(request.params, luminance=True) if luminance else request.params
     return params, sentence
 
