@@ -65,6 +65,16 @@ def as_planes(arr, stack: bool) -> np.ndarray:
     return np.asarray(arr) if stack else np.asarray(arr)[None]
 
 
+def require_rectangles(shapes) -> None:
+    """One sentence for a box layer holding another shape than a rectangle (an ellipse, a line, a polygon, a path):
+    it would be read as its bounding box, which the user did not draw."""
+    kinds = list(getattr(shapes, "shape_type", []))
+    other = next((i for i, kind in enumerate(kinds) if kind != "rectangle"), None)
+    if other is not None:
+        raise FewcellError(f"Shape {other + 1} of the layer '{shapes.name}' is a {kinds[other]}, not a rectangle; "
+                           "draw boxes with the rectangle tool (or the Add box button), or delete that shape.")
+
+
 def rect_of(shapes, verts, image, point) -> tuple[int | None, tuple[int, int, int, int]]:
     """(plane index or None, (y, x, h, w)) in ``image``'s data of one shape (its bounding box)."""
     world = np.array([np.asarray(shapes.data_to_world(v), float) for v in np.asarray(verts, float)])
@@ -82,6 +92,7 @@ def boxes_by_plane(shapes, image, point) -> dict[int, list[tuple[int, int, int, 
     order; None when the shapes (or the image) are 2D: the rectangles then lie on whatever plane is shown."""
     if shapes.ndim < 3 or image.ndim - (3 if getattr(image, "rgb", False) else 2) != 1:
         return None
+    require_rectangles(shapes)
     n = layer_data(image).shape[0]
     out: dict[int, list] = {}
     for verts in shapes.data:

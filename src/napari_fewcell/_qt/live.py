@@ -112,6 +112,8 @@ class LiveMode:
         self.record: ResultRecord | None = None  #: the live result layer, what was written there, the corrections
         self.notes: dict = {}  #: the last prompt's notes (boxes, corrections), for the status line
         self.prompt = None  #: (segmenter, prompt, boxes) of the last run, for the layer's provenance
+        self.error: str | None = None  #: the sentence the running run ended with, if it failed
+        self.fresh = False  #: the live layer was made for the running run (removed if it fails unwritten)
         self.started = self.finished = self.stopped = 0  #: runs started, run to the end, stopped by a newer one
         #: perf_counter of the last stroke, of the last view update (attention) and of its final labels
         self.stroke_at = self.view_at = self.final_at = None
@@ -206,7 +208,7 @@ class LiveMode:
             self.notes, self.prompt = prompt.notes, (seg, prompt, job.boxes)
             yield from session.run(prompt, view)
 
-        self.view_shown, self.unshown = False, 0
+        self.view_shown, self.unshown, self.error = False, 0, None
         self.worker = worker = _live_run(make)
         worker.yielded.connect(lambda item: self.on_item(worker, item))
         worker.returned.connect(lambda error: self.on_returned(worker, error))
@@ -217,6 +219,7 @@ class LiveMode:
     def ensure_layer(self, job) -> None:
         if self.layer is not None and self.layer in self.widget.viewer.layers:
             return
+        self.fresh = True  #: made for the coming run: removed if that run fails before writing to it
         produced = np.zeros(job.target.shape[:2], np.uint8)
         layer = self.widget.viewer.add_labels(
             produced.copy(), name=f"{job.name} fewcell live", scale=job.target_layer.scale[-2:],
@@ -252,12 +255,23 @@ class LiveMode:
             self.final_at = time.perf_counter()
             self.widget.status.setText("Live: the view is up to date; segmenting the rest…")
 
+    def drop_unwritten_layer(self) -> None:
+        """Remove the live layer made for a run that failed, when nothing was written to it (no empty result)."""
+        layer = self.layer
+        if self.fresh and layer is not None and not self.record.produced.any():
+            self.record = None
+            self.watch()  # no longer its paint events
+            if layer in self.widget.viewer.layers:
+                self.widget.viewer.layers.remove(layer)
+
     def show(self) -> None:
         if self.unshown:
             self.layer.refresh()
             self.unshown = 0
 
     def on_returned(self, worker, error) -> None:
+        if worker is self.worker:
+            self.error = error
         if worker is self.worker and error:
             self.widget.status.setText(error)
 
@@ -268,13 +282,15 @@ class LiveMode:
             self.show()
         if self.pending:
             self.stopped += 1
+        elif self.error:  # the sentence stays; a result layer made for this run and never written goes
+            self.drop_unwritten_layer()
         else:
             self.finished += 1
             self.everywhere = False
             if self.layer is not None and self.prompt is not None:
                 seg, prompt, boxes = self.prompt
                 self.layer.metadata["fewcell"] = {**seg.provenance(prompt, boxes), "live": True}
-            notes = corrections_text(self.notes)
+            notes, self.fresh = corrections_text(self.notes), False
             self.widget.status.setText("Live: up to date." + (f" {notes}." if notes else ""))
         self.worker = None
         if self.pending:

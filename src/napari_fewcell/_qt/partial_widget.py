@@ -29,7 +29,17 @@ from ..engine.partial import (
     train_job,
 )
 from .forms import LABEL_OUTPUTS, ParamsForm, form_rows, hbox, vbox
-from .geometry import as_planes, box_corners, box_in_view, image_planes, image_shape, layer_data, plane_at, rect_of
+from .geometry import (
+    as_planes,
+    box_corners,
+    box_in_view,
+    image_planes,
+    image_shape,
+    layer_data,
+    plane_at,
+    rect_of,
+    require_rectangles,
+)
 from .jobs import default_progress_text, job_controls
 from .layers import (
     BOX_COLOR,
@@ -120,7 +130,8 @@ class PartialLabelsWidget(QWidget):
     # ----------------------------------------------------------------- layer choices
     def _refresh(self):
         shapes = [lay for lay in self.viewer.layers if isinstance(lay, Shapes)]
-        self.shapes_combo.refill(shapes, [lay for lay in shapes if lay.name.startswith(BOX_LAYER)] + shapes)
+        # only the plugin's own box layer is chosen unasked: a user's Shapes layer would get our boxes (or pick it)
+        self.shapes_combo.refill(shapes, [lay for lay in shapes if lay.name.startswith(BOX_LAYER)])
         # the output folder matters only for big or lazy images: shown while one is open
         self.big_folder.show_for_any(self.form, self.viewer.layers)
 
@@ -187,6 +198,8 @@ class PartialLabelsWidget(QWidget):
                     f"The labels '{labels.name}' are {'×'.join(map(str, layer_data(labels).shape))} but the image "
                     f"'{image.name}' is {'×'.join(map(str, shape))}; choose labels of the image's shape."
                 )
+            if shapes is not None:
+                require_rectangles(shapes)
             rects = [rect_of(shapes, v, image, point) for v in shapes.data] if shapes is not None else []
             lab_planes = None if labels is None else as_planes(layer_data(labels), stack)
             fixed = values = None

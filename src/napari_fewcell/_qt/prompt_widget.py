@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, FloatSpinBox
-from napari.layers import Image, Shapes
+from napari.layers import Image, Labels, Shapes
 from qtpy.QtWidgets import QPushButton, QWidget
 
 from ..engine import FewcellError, PromptParams, Segmenter, estimate_text
@@ -19,6 +19,7 @@ from .geometry import (
     from_world,
     plane_at,
     planes_prompt,
+    require_rectangles,
     shape2d,
     to_world,
     whole_stack,
@@ -31,6 +32,7 @@ from .layers import (
     LayerPicker,
     annotation_labels,
     box_edge,
+    named_layer,
     result_colormap,
     watch_layers,
 )
@@ -125,8 +127,10 @@ class PromptSegmentationWidget(QWidget):
         shapes = [lay for lay in layers if isinstance(lay, Shapes)]
         self.image_combo.refill(images, images[:1])
         self.prompt_image_combo.refill(images, [])
-        self.labels_combo.refill(labels, [lay for lay in labels if lay.name.endswith("prompt labels")] + labels)
-        self.shapes_combo.refill(shapes, [lay for lay in shapes if lay.name.startswith(BOX_LAYER)] + shapes)
+        # only the plugin's own layers are chosen unasked: a user's other Labels (ground truth) or Shapes layer would
+        # be painted in, or its shapes read as the prompt; the user may still pick it
+        self.labels_combo.refill(labels, [lay for lay in labels if lay.name.endswith("prompt labels")])
+        self.shapes_combo.refill(shapes, [lay for lay in shapes if lay.name.startswith(BOX_LAYER)])
 
     def _layer(self, picker: LayerPicker, what: str):
         """The layer a picker shows, still in the viewer; one sentence if none is chosen."""
@@ -147,14 +151,7 @@ class PromptSegmentationWidget(QWidget):
         except FewcellError as err:
             return self._fail(str(err))
         point, (y0, x0, h, w) = self.viewer.dims.point, box_in_view(self.viewer, image, BOX_SIZE)
-        place = {"scale": image.scale[-2:], "translate": image.translate[-2:]}
-        labels = self.labels_combo.layer
-        if labels is None:
-            labels = self.viewer.add_labels(np.zeros(shape2d(image), np.uint8), name=f"{image.name} prompt labels",
-                                            **place)
-        shapes = self.shapes_combo.layer
-        if shapes is None:
-            shapes = self.viewer.add_shapes(ndim=2, name=BOX_LAYER, **place)
+        labels, shapes = self._box_layers(image)
         rect = box_corners(shapes, image, (y0, x0, h, w), point)
         shapes.add_rectangles(rect, edge_color=BOX_COLOR, face_color="transparent", edge_width=box_edge(image))
         shapes.selected_data = {len(shapes.data) - 1}
@@ -167,6 +164,24 @@ class PromptSegmentationWidget(QWidget):
             f"inside the {BOX_COLOR} box, keep some background, then press Segment."
         )
 
+    def _box_layers(self, image):
+        """The prompt labels and box layers a new box of ``image`` goes into: the chosen ones, unless the labels are
+        of another image's size (a second image: its own "<image> prompt labels" and box layer, found or made, so
+        that the first image's box and paint stay out of its prompt)."""
+        place = {"scale": image.scale[-2:], "translate": image.translate[-2:]}
+        labels, shapes, name = self.labels_combo.layer, self.shapes_combo.layer, f"{image.name} prompt labels"
+        another = labels is not None and labels.name.endswith("prompt labels") and labels.name != name
+        if labels is not None and shape2d(labels) == shape2d(image) and not another:
+            return labels, shapes or self.viewer.add_shapes(ndim=2, name=BOX_LAYER, **place)
+        own = named_layer(self.viewer, name, Labels)
+        if own is None or shape2d(own) != shape2d(image):
+            own = self.viewer.add_labels(np.zeros(shape2d(image), np.uint8), name=name, **place)
+        if labels is not None or shapes is None:  # another image's labels were chosen: its boxes are not this one's
+            box_name = BOX_LAYER if labels is None else f"{BOX_LAYER} ({image.name})"
+            shapes = named_layer(self.viewer, box_name, Shapes) or self.viewer.add_shapes(ndim=2, name=box_name,
+                                                                                          **place)
+        return own, shapes
+
     def _box(self, shapes, image, point) -> tuple[int, int, int, int]:
         """(y, x, h, w) in the prompt image's data of the selected (else last) shape."""
         selected = sorted(shapes.selected_data)
@@ -176,6 +191,7 @@ class PromptSegmentationWidget(QWidget):
         """Every rectangle of the prompt-box layer, in drawing order: all of them are the prompt."""
         if len(shapes.data) == 0:
             raise FewcellError(f"The layer '{shapes.name}' holds no box: {ADD_BOX}")
+        require_rectangles(shapes)
         return [self._shape_box(shapes, i, image, point) for i in range(len(shapes.data))]
 
     @staticmethod
