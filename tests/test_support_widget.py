@@ -118,3 +118,87 @@ def test_sample_from_its_one_painted_box(viewer_widget, qtbot, sample):
     click_and_wait(qtbot, widget, widget.apply_button)
     pred = np.asarray(viewer.layers[f"nuclei {RESULT_SUFFIX}"].data)
     assert dice_mean(pred, sample["truth"] > 0) > 0.85
+
+
+def test_add_labels_when_the_name_is_taken_by_labels_of_another_shape(viewer_widget, qtbot):
+    viewer, widget = viewer_widget
+    img, mask = blobs((64, 64))
+    viewer.add_image(img, name="a")
+    viewer.add_labels(np.zeros((32, 32), np.uint8), name="a labels")  # another image's size
+    viewer.layers.selection.active = viewer.layers["a"]
+    with qtbot.captureExceptions() as exc:
+        qtbot.mouseClick(widget.add_labels_button, LEFT)
+    assert not exc, exc
+    painted = viewer.layers.selection.active
+    assert painted.name == "a labels [2]" and painted.data.shape == (64, 64) and painted.mode == "paint"
+    assert viewer.layers["a labels"].data.shape == (32, 32)  # left alone
+    assert widget.rows["a"].labels.text == "a labels [2]" and widget.rows["a"].check.value
+    assert "'a labels [2]'" in widget.status.text()
+    painted.data = mask  # the user paints
+    click_and_wait(qtbot, widget, widget.fit_button)
+    assert widget.model is not None, widget.status.text()
+    assert widget.model.meta["support"][0]["annotated_pixels"] == 64 * 64
+
+
+def test_boxes_that_hold_no_pixel_of_the_image_are_refused(viewer_widget, qtbot):
+    """A box outside the image, or a line (no height): one sentence, not the whole image read as annotated."""
+    viewer, widget = viewer_widget
+    img, mask = blobs((64, 64))
+    viewer.add_image(img, name="a")
+    viewer.add_labels(mask.copy(), name="a labels")
+    boxes = viewer.add_shapes([np.array([[100, 100], [100, 150], [150, 150], [150, 100]], float)],
+                              shape_type="rectangle", name="boxes")
+    widget.shapes_combo.pick("boxes")
+    names = [lay.name for lay in viewer.layers]
+    with qtbot.captureExceptions() as exc:
+        click_and_wait(qtbot, widget, widget.fit_button)
+    assert not exc, exc
+    assert widget.model is None and [lay.name for lay in viewer.layers] == names
+    assert widget.status.text().startswith("The box Y=100 X=100 H=50 W=50 in 'boxes' lies outside the image 'a'")
+    assert "set Boxes to (none)" in widget.status.text()
+
+    boxes.data = []
+    boxes.add_lines(np.array([[20, 5], [20, 60]], float))  # a horizontal line: a box of height 0
+    with qtbot.captureExceptions() as exc:
+        click_and_wait(qtbot, widget, widget.fit_button)
+    assert not exc, exc
+    assert widget.model is None and "has no height or width" in widget.status.text()
+
+    boxes.data = []
+    boxes.add_rectangles(np.array([[0, 0], [0, 64], [40, 64], [40, 0]], float))
+    click_and_wait(qtbot, widget, widget.fit_button)
+    assert widget.model is not None, widget.status.text()
+    assert widget.model.meta["support"][0]["annotated_pixels"] == 40 * 64
+
+    # a second, smaller support image the box misses is read whole, as before: the box is the first image's
+    small, small_mask = blobs((40, 40), seed=9)
+    viewer.add_image(small, name="b")
+    viewer.add_labels(small_mask.copy(), name="b labels")
+    boxes.data = []
+    boxes.add_rectangles(np.array([[44, 0], [44, 64], [64, 64], [64, 0]], float))  # below b's 40 rows
+    click_and_wait(qtbot, widget, widget.fit_button)
+    assert widget.model is not None, widget.status.text()
+    assert sorted(sp["annotated_pixels"] for sp in widget.model.meta["support"]) == [20 * 64, 40 * 40]
+
+    # the engine's sentences name the layer as "the image 'c'"
+    viewer.add_image(np.stack([img] * 3, -1), name="c", rgb=True)
+    viewer.layers.selection.active = viewer.layers["c"]
+    click_and_wait(qtbot, widget, widget.apply_button)
+    assert widget.status.text().startswith("The image 'c' is colour (RGB) but the perceptron was fitted on gray")
+
+
+def test_engine_sentences_name_the_image(viewer_widget, qtbot):
+    viewer, widget = viewer_widget
+    tiny = np.zeros((6, 6), np.uint8)
+    tiny[2:4, 2:4] = 200
+    viewer.add_image(tiny, name="a")
+    viewer.add_labels((tiny > 0).astype(np.uint8), name="a labels")
+    click_and_wait(qtbot, widget, widget.fit_button)
+    assert widget.status.text() == "The image 'a' is only 6×6 pixels; it must be at least 8×8."
+    viewer.layers.clear()
+    img, mask = blobs((64, 64))
+    viewer.add_image(np.zeros_like(img), name="b")
+    viewer.add_labels(mask, name="b labels")
+    click_and_wait(qtbot, widget, widget.fit_button)
+    assert widget.status.text().startswith("Image 'b' is uniform (every pixel has the same value)")
+    assert widget.model is None

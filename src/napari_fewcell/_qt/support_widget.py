@@ -17,7 +17,7 @@ from ..engine.fewshot import FitRequest, Perceptron, PerceptronParams, fit_job, 
 from ..engine.fewshot.features import Extractors
 from .forms import ParamsForm, form_rows, hbox, vbox
 from .geometry import as_planes, image_planes, image_shape, layer_data, plane_at, rect_of
-from .jobs import job_controls
+from .jobs import capitalised, job_controls
 from .layers import OWN_SUFFIXES, RESULT_KEY, ImageRows, LayerPicker, named_layer, watch_layers
 from .lazy import CancelNote, OutputFolder, lazy_target, named, predict_lazy, written_text
 
@@ -32,6 +32,57 @@ def _clip(box, shape):
     y, x, h, w = box
     y0, x0, y1, x1 = max(0, y), max(0, x), min(shape[0], y + h), min(shape[1], x + w)
     return (y0, x0, y1 - y0, x1 - x0) if y1 > y0 and x1 > x0 else None
+
+
+def _what(name: str, plane: int | None = None) -> str:
+    """How the engine's sentences name an image layer (or one plane of a stack): "image 'a'", "image 's' (plane 2)";
+    they read "The image 'a' is only 6×6 pixels…" (the widget capitalises a sentence that starts with it)."""
+    return f"image '{name}'" + (f" (plane {plane})" if plane is not None else "")
+
+
+def _missed(shapes, plane: int | None, rect, where: str) -> FewcellError:
+    """The sentence for boxes that all clip to nothing on ``where`` (rather than reading it whole unasked)."""
+    y, x, h, w = rect
+    box = f"The box Y={y} X={x} H={h} W={w}" + (f" on plane {plane}" if plane is not None else "")
+    what = f"has no height or width, so nothing of {where}" if h <= 0 or w <= 0 else f"lies outside {where}, so " \
+        "nothing of it"
+    return FewcellError(f"{box} in '{shapes.name}' {what} is marked as annotated; draw a rectangle over the labels you "
+                        f"painted there, or set Boxes to {NONE} to read the whole image.")
+
+
+def _plane_boxes(shapes, rects: list, z: int, shape, where: str) -> list:
+    """The boxes of plane ``z`` (rects on it or on every plane, clipped to ``shape``); a sentence when rects lie on
+    it but none holds a pixel of it."""
+    mine = [(p, r) for p, r in rects if p is None or p == z]
+    boxes = [b for b in (_clip(r, shape) for _, r in mine) if b]
+    if mine and not boxes:
+        raise _missed(shapes, *mine[0], where)
+    return boxes
+
+
+def _support_planes(image, labels, shapes, point) -> tuple[list, FewcellError | None]:
+    """The support (AnnotatedImage) of each annotated plane of ``image`` with ``labels``, read inside the boxes of
+    ``shapes`` on it (whole where it has none), and the sentence for boxes that all miss it (then it is read whole: the
+    boxes may be another image's; the caller refuses when they miss every image); one sentence for labels of another
+    shape."""
+    stack, shape = image.ndim == 3, image_shape(image)
+    if layer_data(labels).shape != shape:
+        raise FewcellError(f"The labels '{labels.name}' are {'×'.join(map(str, layer_data(labels).shape))} but "
+                           f"'{image.name}' is {'×'.join(map(str, shape))}; choose labels of its shape.")
+    planes = image_planes(image)
+    rects = [rect_of(shapes, v, image, point) for v in shapes.data] if shapes is not None else []
+    hw, where = shape[-2:], f"the image '{image.name}' ({'×'.join(map(str, shape))})"
+    missed = None
+    if rects and not any(_clip(r, hw) for p, r in rects if p is None or 0 <= p < len(planes)):
+        missed, rects = _missed(shapes, *rects[0], where), []  # every box lies outside the image (or is a line)
+    data, lab_planes = [], as_planes(layer_data(labels), stack)
+    for z, plane in enumerate(planes):
+        lab = np.asarray(lab_planes[z])
+        if stack and not lab.any():
+            continue  # an all-0 plane of a stack is unannotated
+        boxes = _plane_boxes(shapes, rects, z, hw, f"plane {z} of {where}" if stack else where)
+        data.append(support(plane, lab, boxes, name=_what(image.name, z if stack else None)))
+    return data, missed
 
 
 def _own_labels(image, options: list[str], owners: dict) -> str | None:
@@ -51,7 +102,8 @@ def _predict_all(model: Perceptron, items: list[dict]):
             continue
         planes = []
         for z, plane in enumerate(it["planes"]):
-            planes.append(run(model.predict_iter(plane, it["name"])))  # progress is reported per plane
+            where = (z if it["index"] is None else it["index"]) if it["stack"] else None
+            planes.append(run(model.predict_iter(plane, _what(it["name"], where))))  # progress is reported per plane
             done += 1
             where = f" plane {z + 1}/{len(it['planes'])}" if len(it["planes"]) > 1 else ""
             yield Progress(done, total, f"predicted {it['name']}{where}")
@@ -71,15 +123,17 @@ class SupportWidget(QWidget):
         self.images = ImageRows(self.viewer, "Support images (checked) and their labels", NONE, _own_labels,
                                 follow_labels=True)
         self.rows = self.images.rows  # the same dict, refilled by every refresh
-        self.shapes_combo = LayerPicker(NONE, tooltip="Optional. A box annotates the image it lies on: only the "
-                                        "inside of boxes is read there. Images without a box are read whole.")
+        self.shapes_combo = LayerPicker(NONE, tooltip="Optional. A box annotates the image (plane) it lies on: only "
+                                        "the inside of boxes is read there. Images without a box are read whole.")
         self.settings = ParamsForm([(PerceptronParams, "lam"), (PerceptronParams, "bfgs"),
                                     (PerceptronParams, "device")])
         self.apply_to = ComboBox(name="apply_to", label="Apply to", choices=APPLY_MODES)
         buttons = {"add_labels": ("Add labels to the selected image", self._add_labels), "fit": ("Fit", self._fit),
                    "apply": ("Apply", self._apply), "save": ("Save perceptron…", self._save),
                    "load": ("Load perceptron…", self._load)}
-        self.jobs = job_controls(self, buttons, "Check support images, choose their labels layers, then press Fit.")
+        # engine sentences may start with an image's name ("image 'a' is colour…"): shown capitalised
+        self.jobs = job_controls(self, buttons, "Check support images, choose their labels layers, then press Fit.",
+                                 fail=lambda message: self.jobs.show_failure(capitalised(message)))
         self.cancel_note, self.big_folder = CancelNote(self.jobs), OutputFolder()
 
         self.form = form = form_rows(
@@ -114,22 +168,31 @@ class SupportWidget(QWidget):
             raise FewcellError("Open an image first.")
         return images[0]
 
+    def _labels_of(self, image) -> Labels:
+        """The labels to paint for ``image``: "<image> labels" when it is an annotation Labels layer of the image's
+        shape, else a new empty one (under a free name, "<image> labels [2]", when that name is taken)."""
+        shape, name = image_shape(image), f"{image.name} labels"
+        layer = named_layer(self.viewer, name, Labels)
+        if layer is not None and layer_data(layer).shape == shape and not layer.metadata.get(RESULT_KEY):
+            return layer
+        free, k = name, 2
+        while free in self.viewer.layers:
+            free, k = f"{name} [{k}]", k + 1
+        return self.viewer.add_labels(np.zeros(shape, np.uint8), name=free, scale=image.scale,
+                                      translate=image.translate)
+
     def _add_labels(self):
         try:
             image = self._target()
         except FewcellError as err:
             return self.jobs.fail(str(err))
-        name = f"{image.name} labels"
-        layer = named_layer(self.viewer, name, Labels)
-        if layer is None:
-            layer = self.viewer.add_labels(np.zeros(image_shape(image), np.uint8), name=name, scale=image.scale,
-                                           translate=image.translate)
+        layer = self._labels_of(image)
         row = self.rows.get(image.name)
-        if row is not None:
+        if row is not None and any(layer is o for o in row.labels.layers):
             row.labels.value = layer
         self.viewer.layers.selection.active = layer
         layer.mode, layer.selected_label = "paint", 1
-        self.status.setText(f"Paint structures (1, 2, … for several classes) and background (0) in '{name}'. "
+        self.status.setText(f"Paint structures (1, 2, … for several classes) and background (0) in '{layer.name}'. "
                             "Everything is read unless you draw boxes; then press Fit.")
 
     # ----------------------------------------------------------------- fit
@@ -143,24 +206,15 @@ class SupportWidget(QWidget):
         checked = self.images.checked()
         if not checked:
             raise FewcellError("No support image is checked; check an image and choose its labels layer.")
-        data = []
+        data, missed = [], []
         for row in checked:
-            image, labels = row.layer, row.labels.layer
-            if labels is None:
-                raise FewcellError(f"The support image '{image.name}' has no labels layer; choose one in its row "
+            if row.labels.layer is None:
+                raise FewcellError(f"The support image '{row.layer.name}' has no labels layer; choose one in its row "
                                    "or uncheck it.")
-            stack, shape = image.ndim == 3, image_shape(image)
-            if layer_data(labels).shape != shape:
-                raise FewcellError(f"The labels '{labels.name}' are {'×'.join(map(str, layer_data(labels).shape))} but "
-                                   f"'{image.name}' is {'×'.join(map(str, shape))}; choose labels of its shape.")
-            rects = [rect_of(shapes, v, image, point) for v in shapes.data] if shapes is not None else []
-            lab_planes = as_planes(layer_data(labels), stack)
-            for z, plane in enumerate(image_planes(image)):
-                lab = np.asarray(lab_planes[z])
-                if stack and not lab.any():
-                    continue  # an all-0 plane of a stack is unannotated
-                boxes = [b for b in (_clip(r, plane.shape[:2]) for p, r in rects if p is None or p == z) if b]
-                data.append(support(plane, lab, boxes, name=f"{image.name} plane {z}" if stack else image.name))
+            planes, miss = _support_planes(row.layer, row.labels.layer, shapes, point)
+            data, missed = data + planes, missed + [miss]
+        if missed and all(missed):  # boxes drawn, none on any support image: nothing the user marked would be read
+            raise missed[0]
         if not data:
             raise FewcellError("The checked images' labels are empty; paint some structures and background first.")
         request = FitRequest(data, PerceptronParams(**self.settings.values(PerceptronParams)))
@@ -196,11 +250,12 @@ class SupportWidget(QWidget):
         for image in images:
             if mode == "plane" and image.ndim == 3:
                 plane, idx = plane_at(image, self.viewer.dims.point)
-                items.append({"name": image.name, "planes": [plane], "layer": image, "index": idx[0]})
+                items.append({"name": image.name, "planes": [plane], "layer": image, "index": idx[0], "stack": True})
             elif (target := lazy_target(image, folder)) is not None:
                 items.append({"name": image.name, "planes": [], "layer": image, "index": None, "target": target})
             else:
-                items.append({"name": image.name, "planes": image_planes(image), "layer": image, "index": None})
+                items.append({"name": image.name, "planes": image_planes(image), "layer": image, "index": None,
+                              "stack": image.ndim == 3})
         model = self.model
         return {"items": items, "make": lambda: _predict_all(model, items), "done": self._apply_done,
                 "lazy": [it["target"] for it in items if it.get("target")]}
