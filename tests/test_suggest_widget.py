@@ -185,3 +185,104 @@ def test_new_kinds_first_is_a_choice_of_the_form(viewer_widget, qtbot):
     widget.settings.diverse.value = False
     click_and_wait(qtbot, widget, widget.suggest_button)
     assert not widget.session.params.suggest.diverse and widget.list.count() == 3, widget.status.text()
+
+
+def _paint_current(viewer, widget, mask):
+    """Paint the truth inside the current suggestion's box in the layer Next made active, as a user would."""
+    h = widget.suggestions[widget.current]
+    y, x, hh, ww = h.box
+    labels = viewer.layers.selection.active
+    data = np.asarray(labels.data)
+    if data.ndim == 3:
+        z = widget.items[h.image][1]
+        data[z, y : y + hh, x : x + ww] = mask[z, y : y + hh, x : x + ww]
+    else:
+        data[y : y + hh, x : x + ww] = mask[y : y + hh, x : x + ww]
+    labels.data = data
+    return labels
+
+
+def test_image_closed_while_suggesting(viewer_widget, qtbot):
+    """The image is closed while its tiles are scored: one sentence, no suggestions left behind, Next does nothing."""
+    viewer, widget = viewer_widget
+    viewer.add_image(blobs((128, 128), seed=3)[0], name="cells")
+    widget.settings.score.value = "random"
+    with qtbot.captureExceptions() as exc:
+        qtbot.mouseClick(widget.suggest_button, LEFT)
+        viewer.layers.remove("cells")  # before the job's result reaches the widget
+        qtbot.waitUntil(lambda: not widget.jobs.busy, timeout=TIMEOUT)
+        told = widget.status.text()
+        qtbot.mouseClick(widget.next_button, LEFT)
+    assert not exc, exc
+    assert told == "The image was closed while suggesting; press Suggest tiles again."
+    assert widget.list.count() == 0 and SUGGESTIONS not in viewer.layers
+    assert "press Suggest tiles first" in widget.status.text()
+    assert len(viewer.layers) == 0
+    # with an image again, suggesting works
+    viewer.add_image(blobs((128, 128), seed=3)[0], name="cells")
+    click_and_wait(qtbot, widget, widget.suggest_button)
+    assert widget.list.count() == 3, widget.status.text()
+
+
+def test_image_closed_while_refitting(viewer_widget, qtbot):
+    """The image is closed while Accept refits: one sentence, the session is dropped, nothing half done."""
+    viewer, widget = viewer_widget
+    img, mask = blobs((128, 128), seed=4)
+    viewer.add_image(img, name="cells")
+    widget.settings.score.value = "random"
+    click_and_wait(qtbot, widget, widget.suggest_button)
+    qtbot.mouseClick(widget.next_button, LEFT)
+    _paint_current(viewer, widget, mask)
+    with qtbot.captureExceptions() as exc:
+        qtbot.mouseClick(widget.accept_button, LEFT)
+        viewer.layers.remove("cells")
+        qtbot.waitUntil(lambda: not widget.jobs.busy, timeout=TIMEOUT)
+        qtbot.waitUntil(lambda: widget.background is None, timeout=TIMEOUT)
+    assert not exc, exc
+    assert widget.status.text() == "The image was closed while refitting; press Suggest tiles again."
+    assert widget.list.count() == 0 and not any(PREDICTION in lay.name for lay in viewer.layers)
+    qtbot.mouseClick(widget.next_button, LEFT)
+    assert "press Suggest tiles first" in widget.status.text()
+
+
+def _labels_of_other_shape(viewer):
+    img, mask = blobs((128, 128), seed=5)
+    viewer.add_image(img, name="cells")
+    return viewer.add_labels(np.zeros((40, 40), np.uint8), name="cells labels"), mask
+
+
+def _points_named_labels(viewer):
+    img, mask = blobs((128, 128), seed=6)
+    viewer.add_image(img, name="cells")
+    return viewer.add_points(np.zeros((0, 2)), name="cells labels"), mask
+
+
+def _2d_labels_for_a_stack(viewer):
+    pairs = [blobs((96, 128), seed=s, n=10) for s in range(2)]
+    viewer.add_image(np.stack([p[0] for p in pairs]), name="cells")
+    return viewer.add_labels(np.zeros((96, 128), np.uint8), name="cells labels"), np.stack([p[1] for p in pairs])
+
+
+@pytest.mark.parametrize("setup", [_labels_of_other_shape, _points_named_labels, _2d_labels_for_a_stack])
+def test_accept_reads_the_layer_next_chose(viewer_widget, qtbot, setup):
+    """'cells labels' is there but cannot hold the image's annotation: Next makes 'cells fewcell labels', and
+    Accept takes what was painted there; the user's layer is left alone."""
+    viewer, widget = viewer_widget
+    theirs, mask = setup(viewer)
+    before = np.array(theirs.data)
+    viewer.layers.selection.active = viewer.layers["cells"]
+    widget.settings.score.value = "random"
+    click_and_wait(qtbot, widget, widget.suggest_button)
+    qtbot.mouseClick(widget.next_button, LEFT)
+    assert "in 'cells fewcell labels'" in widget.status.text()
+    assert _paint_current(viewer, widget, mask).name == "cells fewcell labels"
+    click_and_wait(qtbot, widget, widget.accept_button)
+    assert len(widget.session.accepted) == 1 and "Refitted on 1 accepted tile" in widget.status.text()
+    assert viewer.layers["cells labels"] is theirs and np.array_equal(np.asarray(theirs.data), before)
+    # the next tile is painted in the same layer; if the user removes it, Accept says so
+    qtbot.mouseClick(widget.next_button, LEFT)
+    assert viewer.layers.selection.active is viewer.layers["cells fewcell labels"]
+    viewer.layers.remove("cells fewcell labels")
+    click_and_wait(qtbot, widget, widget.accept_button)
+    assert "The labels layer of 'cells' was removed; press Next" in widget.status.text()
+    assert len(widget.session.accepted) == 1

@@ -75,6 +75,7 @@ class SuggestWidget(QWidget):
         #: the background worker of the last round (its prediction, then the next rescore's features; None: idle)
         self.background = None
         self.prediction_due = False  # the model was refitted but its prediction has not reached the layer yet
+        self.painted: dict[Image, Labels] = {}  # image → the labels layer Next chose for it (what Accept reads)
 
         self.settings = ParamsForm([
             ComboBox(name="scope", label="Images", choices=[(text, key) for key, text in SCOPES], value="image"),
@@ -104,12 +105,17 @@ class SuggestWidget(QWidget):
             self.settings[name].enabled = model
 
     def _refresh(self):
+        self.painted = {image: labels for image, labels in self.painted.items() if image in self.viewer.layers}
         # a session whose image layers were removed is stale
-        if self.items and any(layer not in self.viewer.layers for layer, _ in self.items):
+        if self._closed(self.items):
             self.stop_background()
             self.prediction_due = False
             self.session, self._key, self.items, self.suggestions, self.current = None, None, [], [], None
             self.list.clear()
+
+    def _closed(self, items: list) -> bool:
+        """Whether an image of ``items`` (a session's planes) is no longer in the viewer."""
+        return any(layer not in self.viewer.layers for layer, _ in items)
 
     # ----------------------------------------------------------------- session
     def _images(self) -> list[Image]:
@@ -153,6 +159,8 @@ class SuggestWidget(QWidget):
         session, key, items = self._session()
 
         def done(result):
+            if self._closed(items):  # the suggestions would point into a closed image: keep nothing of them
+                return self.jobs.fail("The image was closed while suggesting; press Suggest tiles again.")
             self.session, self._key, self.items = session, key, items
             self._loop_done(result)
 
@@ -279,7 +287,7 @@ class SuggestWidget(QWidget):
         rect = self._world_rect(boxes, layer, z, h.box)
         if not any(np.allclose(np.asarray(r, float), rect) for r in boxes.data if np.shape(r) == rect.shape):
             boxes.add_rectangles(rect, edge_color="yellow", face_color="transparent", edge_width=2)
-        labels = self._labels_layer(layer, create=True)
+        labels = self._labels_layer(layer)
         self.viewer.layers.selection.active = labels
         labels.mode, labels.selected_label = "paint", 1
         self.list.setCurrentRow(self.current)
@@ -287,17 +295,22 @@ class SuggestWidget(QWidget):
         self.status.setText(f"Suggestion {h.rank}: paint structures (1, 2, …) and background (0) inside the yellow "
                             f"box on '{layer.name}'{where} in '{labels.name}', then press Accept (or Skip).")
 
-    def _labels_layer(self, image: Image, create: bool = False) -> Labels | None:
-        name = f"{image.name} labels"
-        layer = self.viewer.layers[name] if name in self.viewer.layers else None
-        if isinstance(layer, Labels) and layer_data(layer).shape == image_shape(image):
-            return layer
-        if not create:
-            return None
-        if layer is not None:
-            name = f"{image.name} fewcell labels"
-        return self.viewer.add_labels(np.zeros(image_shape(image), np.uint8), name=name, scale=image.scale,
-                                      translate=image.translate)
+    def _labels_layer(self, image: Image) -> Labels:
+        """The layer to paint ``image``'s tiles in, remembered for Accept: the one chosen before, else '<image>
+        labels', else '<image> fewcell labels' (while a Labels layer of the image's shape), else a new one."""
+        shape, layers = image_shape(image), self.viewer.layers
+        names = [f"{image.name} labels", f"{image.name} fewcell labels"]
+        candidates = [self.painted.get(image)] + [layers[n] for n in names if n in layers]
+        fits = [lay for lay in candidates if isinstance(lay, Labels) and lay in layers]
+        fits = [lay for lay in fits if layer_data(lay).shape == shape]
+        if fits:
+            labels = fits[0]
+        else:
+            name = names[0] if names[0] not in layers else names[1]
+            labels = self.viewer.add_labels(np.zeros(shape, np.uint8), name=name, scale=image.scale,
+                                            translate=image.translate)
+        self.painted[image] = labels
+        return labels
 
     def _skip(self):
         if self.current is None:
@@ -319,15 +332,25 @@ class SuggestWidget(QWidget):
             raise FewcellError("There is no tile to accept; press Suggest tiles, then Next, and paint the tile.")
         h = self.suggestions[self.current]
         layer, z = self.items[h.image]
-        labels = self._labels_layer(layer)
-        if labels is None:
-            raise FewcellError(f"There is no '{layer.name} labels' layer; press Next to make one and paint in it.")
+        labels = self.painted.get(layer)  # the layer Next told the user to paint in
+        if labels is None or labels not in self.viewer.layers:
+            raise FewcellError(f"The labels layer of '{layer.name}' was removed; press Next to make a new one and "
+                               "paint in it.")
+        if layer_data(labels).shape != image_shape(layer):
+            raise FewcellError(f"'{labels.name}' no longer has the shape of '{layer.name}'; press Next to get a "
+                               "layer to paint in.")
         plane = np.asarray(layer_data(labels)[z] if z is not None else layer_data(labels))
         self.session.accept(h.image, h.box, plane)
         self.state[self.current] = "accepted"
         self._mark()
-        session = self.session
-        return {"make": lambda: _loop_iter(session, refit=True), "done": self._loop_done}
+        session, items = self.session, self.items
+
+        def done(result):
+            if self.session is not session or self._closed(items):  # the image was closed: the session is gone
+                return self.jobs.fail("The image was closed while refitting; press Suggest tiles again.")
+            self._loop_done(result)
+
+        return {"make": lambda: _loop_iter(session, refit=True), "done": done}
 
     def _accept(self):
         self.stop_background()
