@@ -11,6 +11,7 @@ from typing import Generator, Protocol, Sequence
 
 import numpy as np
 
+from .errors import FewcellError
 from .geometry import Box
 from .image import normalize
 from .lazy import LazyImage
@@ -57,8 +58,10 @@ class BlockModel(Protocol):
 
 
 def label_dtype_for(classes) -> np.dtype:
-    """The labels' type for these class values: uint8 up to 255, else uint16."""
-    return np.dtype(np.uint8 if np.max(classes) <= 255 else np.uint16)
+    """The labels' type for these class values: uint8 up to 255, uint16 up to 65,535, else uint32 (a class value is
+    never wrapped around)."""
+    top = int(np.max(classes))
+    return np.dtype(np.uint8 if top <= 255 else np.uint16 if top <= 65535 else np.uint32)
 
 
 class TiledModel:
@@ -97,6 +100,15 @@ def label_blocks_iter(model: BlockModel, image: LazyImage, out, todo: Sequence[B
     one Progress per tile; ``todo`` limits the work to some blocks; ``on_block(block)`` is called after each
     block is written (e.g. to record it as done). Returns ``out``."""
     message = message or getattr(model, "verb", "labelling")
+    for o in out if isinstance(out, tuple) else (out,):  # an array (a writer of its own, e.g. a plane view: as is)
+        if hasattr(o, "shape") and tuple(o.shape[:2]) != tuple(image.shape) or not hasattr(o, "__setitem__"):
+            raise FewcellError(f"The output array must be {image.shape[0]}×{image.shape[1]} like the image, not "
+                               f"{'×'.join(map(str, getattr(o, 'shape', ()))) or type(o).__name__}.")
+    if not isinstance(out, tuple) and hasattr(model, "label_dtype") and hasattr(out, "dtype") and \
+            np.dtype(out.dtype).kind in "ui" and \
+            np.iinfo(out.dtype).max < np.iinfo(model.label_dtype()).max:
+        raise FewcellError(f"The output array's type {out.dtype} cannot hold every class value; make it "
+                           f"{model.label_dtype()}.")
     edge = image.block_edge(model.tile)
     todo = blocks(image.shape, edge) if todo is None else list(todo)
     plan = model.plan(image)

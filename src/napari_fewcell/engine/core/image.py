@@ -36,6 +36,9 @@ def as_image2d(image, name: str = "image") -> np.ndarray:
         raise FewcellError(
             f"The {name} contains NaN or infinite pixels; replace them (e.g. with 0) before segmenting."
         )
+    if arr.dtype.itemsize > 4 and np.issubdtype(arr.dtype, np.floating) and arr.size \
+            and np.abs(arr).max() > np.finfo(np.float32).max:  # read as float32: they would become infinite
+        raise FewcellError(f"The {name} holds values beyond ±3.4e38, more than 32-bit floats hold; rescale it first.")
     if min(arr.shape[:2]) < 8:
         raise FewcellError(f"The {name} is only {arr.shape[0]}×{arr.shape[1]} pixels; it must be at least 8×8.")
     return arr

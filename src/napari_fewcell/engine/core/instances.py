@@ -1,6 +1,8 @@
 """Class labels → instance labels (one id per object), plane by plane."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from scipy import ndimage as ndi
 
@@ -66,6 +68,12 @@ def instance_labels(labels, method: str = "components", split_depth: float = 1.0
                            "(Segmenter.segment_iter(image, prompt, confidence=True)).")
     if confidence is not None and np.shape(confidence) != lab.shape:
         raise FewcellError(f"The confidence map's shape {np.shape(confidence)} is not the labels' {lab.shape}.")
+    if confidence is not None and not np.isfinite(np.asarray(confidence, np.float64)).all():
+        raise FewcellError("The confidence map holds NaN or infinite values; give the probabilities the segmentation "
+                           "returned (from 0 to 1).")
+    if isinstance(split_depth, bool) or not isinstance(split_depth, (int, float, np.number)) \
+            or not (math.isfinite(split_depth) and split_depth >= 0):
+        raise FewcellError(f"The watershed's split depth must be a number of 0 or more, not {split_depth!r}.")
     planes = lab[None] if lab.ndim == 2 else lab.reshape(-1, *lab.shape[-2:])
     confs = [None] * len(planes) if confidence is None else np.asarray(confidence).reshape(planes.shape)
     out = np.zeros(planes.shape, np.int64)

@@ -38,6 +38,25 @@ def choices_of(field: dataclasses.Field) -> list[tuple[Any, str]]:
 SEED_MAX = 2**32 - 1  #: the largest seed every generator here takes (numpy's, sklearn's and torch's)
 
 
+def check_numbers(params) -> None:
+    """One sentence for a numeric field of a parameter dataclass (annotated ``int`` or ``float``, or either ``| None``)
+    that holds something else: a string, a bool, NaN or infinity, or a fraction where a whole number is meant. Each
+    ``check()`` calls it first, so that its own range checks compare numbers."""
+    import math
+    import numbers
+
+    for f in dataclasses.fields(params):
+        kinds = str(f.type).replace(" ", "").split("|")
+        value = getattr(params, f.name)
+        if kinds[0] not in ("int", "float") or (value is None and "None" in kinds):
+            continue
+        whole = kinds[0] == "int"
+        ok = isinstance(value, numbers.Integral if whole else numbers.Real) and not isinstance(value, bool)
+        if not ok or not math.isfinite(value):
+            raise FewcellError(f"The parameter '{f.name}' must be {'a whole number' if whole else 'a finite number'}, "
+                               f"not {value!r}.")
+
+
 def check_seed(seed) -> None:
     """One sentence for a seed that is not a whole number from 0 to :data:`SEED_MAX`."""
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= SEED_MAX:

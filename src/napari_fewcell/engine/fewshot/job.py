@@ -128,6 +128,9 @@ def fit(images: Sequence, labels: Sequence, boxes: Sequence | None = None,
     if len(images) != len(labels):
         raise FewcellError(f"{len(images)} support images but {len(labels)} labels; give one labels per image.")
     boxes = boxes or [()] * len(images)
+    if len(boxes) != len(images):
+        raise FewcellError(f"{len(images)} support images but {len(boxes)} lists of boxes; give one list per image "
+                           "(an empty one where the image is annotated whole).")
     data = [support(im, lab, bx, name=f"support image {i + 1}")
             for i, (im, lab, bx) in enumerate(zip(images, labels, boxes))]
     return run(fit_iter(data, params))

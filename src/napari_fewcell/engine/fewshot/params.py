@@ -6,7 +6,7 @@ import dataclasses
 import math
 
 from ..core.errors import FewcellError
-from ..core.options import DEVICES, PRECISIONS, check_precision, check_seed, option
+from ..core.options import DEVICES, PRECISIONS, check_numbers, check_precision, check_seed, option
 
 INTENSITIES = ("support", "image")  #: values of ``PerceptronParams.intensity``
 
@@ -40,6 +40,7 @@ class PerceptronParams:
     seed: int = 0
 
     def check(self) -> None:
+        check_numbers(self)
         check_seed(self.seed)
         if not (self.lam >= 0 and math.isfinite(self.lam)):
             raise FewcellError(f"λ must be a non-negative number, not {self.lam}.")

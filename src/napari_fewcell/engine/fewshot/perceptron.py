@@ -202,6 +202,10 @@ class Perceptron(TiledModel):
                   "fg": self.fg}
         return modelfile.save_npz(path, modelfile.PERCEPTRON, arrays, self.meta)
 
+    def check_kind(self, arr: np.ndarray, name: str = "image") -> None:
+        """One sentence when the (H, W, C) ``arr`` is not of the kind (gray or colour) the perceptron was fitted on."""
+        _check_channels(arr, self.meta.get("channels"), name)
+
     @classmethod
     def load(cls, path: str | Path, device: str = "auto") -> "Perceptron":
         path = Path(path)

@@ -7,7 +7,7 @@ import dataclasses
 import math
 
 from ..core.errors import FewcellError
-from ..core.options import DEVICES, PRECISIONS, check_precision, check_seed, option
+from ..core.options import DEVICES, PRECISIONS, check_numbers, check_precision, check_seed, option
 from ..prompt.params import ADAPT_CHOICES
 
 
@@ -43,13 +43,19 @@ class PseudoParams:
     seed: int = 0
 
     def check(self) -> None:
+        check_numbers(self)
         check_seed(self.seed)
         if self.epochs < 0 or self.steps_per_epoch < 0 or self.patience < 0:
             raise FewcellError("The number of epochs, of steps per epoch and the patience cannot be negative.")
         if self.batch < 1 or self.crop < 16:
             raise FewcellError("The batch must hold at least one crop and crops must be at least 16 pixels.")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
+        if not (self.lr > 0 and math.isfinite(self.lr)):  # one too high is caught as the loss diverges
             raise FewcellError(f"The learning rate must be a positive number, not {self.lr}.")
+        if self.context < 0 or self.query_pixels < 1 or self.key_pixels < 1 or self.prototypes < 1:
+            raise FewcellError("The prompt's context must be 0 or more pixels, and the query pixels, key pixels and "
+                               "prototypes 1 or more.")
+        if self.prompt_weight < 0 or self.dice_weight < 0:
+            raise FewcellError("The weights of the prompt loss and of the Dice term must be 0 or more.")
         if self.adapt not in ADAPT_CHOICES:
             raise FewcellError(f"Unknown adaptation '{self.adapt}': choose one of {', '.join(ADAPT_CHOICES)}.")
 
@@ -117,6 +123,7 @@ class TrainParams:
     seed: int = 0
 
     def check(self) -> None:
+        check_numbers(self)
         check_seed(self.seed)
         check_precision(self.precision)
         if not 1 <= self.rounds <= 5 or self.rounds != int(self.rounds):
@@ -129,8 +136,13 @@ class TrainParams:
             raise FewcellError(f"The weights' moving-average decay must be at least 0 and below 1, not {self.ema}.")
         if self.steps < 1 or self.batch < 1 or self.crop < 16:
             raise FewcellError("Training needs at least one step, one crop per batch and crops of 16 pixels or more.")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise FewcellError(f"The learning rate must be a positive number, not {self.lr}.")
+        if not (0 < self.lr <= 1):
+            raise FewcellError(f"The learning rate must be a positive number up to 1, not {self.lr}.")
+        if self.dice_weight < 0:
+            raise FewcellError(f"The weight of the Dice term must be 0 or more, not {self.dice_weight}.")
+        if not (1 <= self.base <= 256 and 1 <= self.depth and 2 ** (self.depth + 1) <= self.crop):
+            raise FewcellError(f"The U-Net needs 1 to 256 channels in its first level and 1 or more levels, at most "
+                               f"{max(1, int(math.log2(self.crop)) - 1)} for crops of {self.crop} pixels.")
         if not 0.0 <= self.min_confidence < 1.0:
             raise FewcellError(f"The minimum confidence must be at least 0 and below 1, not {self.min_confidence}.")
         if self.init not in INITS:

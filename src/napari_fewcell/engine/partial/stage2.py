@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ..core import modelfile
-from ..core.annotation import class_index, require_two_classes
+from ..core.annotation import class_index, label_values, require_two_classes
 from ..core.augment import augment, elastic
 from ..core.blocks import TiledModel, label_blocks_iter
 from ..core.device import resolve_precision, select_device, training_autocast
@@ -124,7 +124,9 @@ def training_set(images: Sequence, labels: Sequence, known: Sequence | None = No
                 f"The labels of training image {i + 1} are {'×'.join(map(str, lab.shape))} but the image is "
                 f"{a.shape[0]}×{a.shape[1]}; give labels of the image's height and width."
             )
-        labs.append(lab.astype(np.int64))
+        labs.append(label_values(lab, f"labels of training image {i + 1}"))
+    if known is not None and (len(known) != len(labs) or any(np.shape(k) != lab.shape for k, lab in zip(known, labs))):
+        raise FewcellError("Give one known-pixels mask per training image, of the image's height and width.")
     masks = [np.ones(lab.shape, bool) for lab in labs] if known is None else [np.asarray(k, bool) for k in known]
     classes = np.unique(np.concatenate([lab[m] for lab, m in zip(labs, masks)]))
     require_two_classes(classes, "training labels hold", "a network needs a structure and background")
@@ -266,6 +268,9 @@ def fit_iter(images: Sequence, labels: Sequence, known: Sequence | None, p: Trai
         sched.step()
         if avg is not None:
             avg.update_parameters(net)
+        if not math.isfinite(loss.item()):
+            raise FewcellError(f"Training diverged at step {step + 1} (its loss is not a number); lower the learning "
+                               "rate and train again.")
         running = loss.item() if running is None else 0.95 * running + 0.05 * loss.item()
         yield Progress(step + 1, p.steps, f"loss {running:.4f}")
     net = (net if avg is None else avg.module).eval()

@@ -13,6 +13,7 @@ from typing import Sequence
 import numpy as np
 from scipy import ndimage as ndi
 
+from ..core.annotation import label_values
 from ..core.errors import FewcellError
 from ..core.geometry import Box
 from ..core.image import as_image2d
@@ -44,9 +45,7 @@ def corrections_from_edit(produced, edited, boxes: Sequence[Box] = (), foregroun
                            "another size.")
     changed = edited != produced
     out = empty_corrections(edited.shape)
-    values = edited[changed].astype(np.int64)
-    if values.size and values.min() < 0:
-        raise FewcellError("The edited result holds negative values; labels are 0 (background) or a class 1, 2, …")
+    values = label_values(edited[changed], "edited result's labels")
     out[changed] = values if foreground is None else np.where(values > 0, foreground, 0)
     for y, x, h, w in boxes:
         out[..., y : y + h, x : x + w] = NONE
@@ -62,8 +61,15 @@ def apply_corrections(labels: np.ndarray, corrections: np.ndarray | None) -> np.
     """``labels`` with the corrected pixels set to the user's values (a copy)."""
     out = np.array(labels, copy=True)
     if corrections is not None:
+        corrections = np.asarray(corrections)
+        if corrections.shape != out.shape:
+            raise FewcellError(f"The corrections are {'×'.join(map(str, corrections.shape))} but the labels are "
+                               f"{'×'.join(map(str, out.shape))}; give corrections of the labels' shape.")
         marked = corrections != NONE
-        out[marked] = corrections[marked].astype(out.dtype)
+        values = label_values(corrections[marked], "corrections")
+        if out.dtype.kind in "ui" and values.size and values.max() > np.iinfo(out.dtype).max:
+            out = out.astype(np.uint32)  # a class value above the labels' type: never wrapped around
+        out[marked] = values.astype(out.dtype)
     return out
 
 

@@ -3,11 +3,10 @@ CLI and the API."""
 from __future__ import annotations
 
 import dataclasses
-
-import numpy as np
+import math
 
 from ..core.errors import FewcellError
-from ..core.options import DEVICES, option
+from ..core.options import DEVICES, check_numbers, option
 
 #: the values of ``PromptParams.adapt``, each with the few words the widget shows beside it
 ADAPT_PATHS = {"auto": "best by the self-check", "none": "attention only, fastest",
@@ -90,6 +89,7 @@ class PromptParams:
     luminance: bool = False
 
     def check(self) -> None:
+        check_numbers(self)
         if self.attention not in ("prototypes", "exact"):
             raise FewcellError(f"Unknown attention '{self.attention}': choose 'prototypes' or 'exact'.")
         if self.adapt not in ADAPT_CHOICES:
@@ -111,11 +111,17 @@ class PromptParams:
             raise FewcellError("The forest needs at least one tree, and fine-tuning a positive learning rate.")
         if self.finetune_seconds is not None and not self.finetune_seconds >= 0:
             raise FewcellError("The fine-tuning time must be zero or more seconds.")
-        if self.tau is not None and not (np.isfinite(self.tau) and self.tau > 0):
+        if self.tau is not None and not (math.isfinite(self.tau) and 1e-6 <= self.tau <= 1e6):
             raise FewcellError(f"The temperature τ must be a positive number, not {self.tau}.")
-        if not (np.isfinite(self.stroke_weight) and self.stroke_weight >= 1):
-            raise FewcellError("A correction pixel's weight must be 1 or more.")
+        if not (math.isfinite(self.stroke_weight) and 1 <= self.stroke_weight <= 1e6):
+            raise FewcellError("A correction pixel's weight must be a number from 1 to 1,000,000.")
         if self.prototypes < 1:
             raise FewcellError("The number of prototypes per class must be at least 1.")
         if self.tile < 64:
             raise FewcellError("The tile size must be at least 64 pixels.")
+        if not 0 <= self.margin <= self.tile:
+            raise FewcellError(f"The tiles' context margin must be from 0 to a tile's {self.tile} pixels, not "
+                               f"{self.margin}.")
+        if not self.finetune_lr <= 1:
+            raise FewcellError(f"The fine-tuning learning rate must be a positive number up to 1, not "
+                               f"{self.finetune_lr}.")

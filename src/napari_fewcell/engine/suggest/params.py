@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 
 from ..core.errors import FewcellError
-from ..core.options import DEVICES, check_seed, option
+from ..core.options import DEVICES, check_numbers, check_seed, option
 
 SCORES = ("consistency", "entropy", "mc-dropout", "random", "coverage")
 NO_MODEL = ("random", "coverage")  #: scores that need no model
@@ -42,6 +42,7 @@ class SuggestParams:
     device: str = option("auto", "Device", "Where the networks run.", DEVICES)
 
     def check(self) -> None:
+        check_numbers(self)
         check_seed(self.seed)
         if self.score not in SCORES:
             raise FewcellError(f"There is no score named {self.score!r}; choose one of {', '.join(SCORES)}.")
@@ -69,6 +70,7 @@ class PretextParams:
     seed: int = 0
 
     def check(self) -> None:
+        check_numbers(self)
         check_seed(self.seed)
         if self.steps < 1 or self.batch < 1 or self.crop < 16 or not self.lr > 0:
             raise FewcellError("Pretext training needs steps ≥ 1, batch ≥ 1, crops of 16 px or more and a "
@@ -102,6 +104,7 @@ class SessionParams:
     tile_memory: int = 1024
 
     def check(self) -> None:
+        check_numbers(self)
         if self.tile_memory < 0:
             raise FewcellError(f"The memory for tile features must be 0 MiB or more, not {self.tile_memory}.")
         if self.model not in MODELS:

@@ -70,6 +70,11 @@ class PerceptronScorer(Scorer):
         self._mean = torch.as_tensor(model.mean, dtype=torch.float32)[:, None, None]
         self._std = torch.as_tensor(model.std, dtype=torch.float32)[:, None, None]
 
+    def check_images(self, arrs, names=None) -> None:
+        """One sentence for an image of another kind (gray or colour) than the perceptron was fitted on."""
+        for i, arr in enumerate(arrs):
+            self.model.check_kind(arr, names[i] if names else f"image {i + 1}")
+
     def maps(self, x):
         # the kept features when the extractors keep them (the suggest loop), else computed for the batch
         feats = torch.from_numpy(np.stack(self.fx.tile_features(x.cpu().numpy())).astype(np.float32, copy=False))

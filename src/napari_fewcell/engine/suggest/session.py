@@ -20,7 +20,7 @@ import numpy as np
 
 from ..core.annotation import annotate, require_two_classes
 from ..core.errors import FewcellError
-from ..core.geometry import Box
+from ..core.geometry import Box, check_box
 from ..core.progress import Progress, run
 from ..fewshot.features import Extractors
 from ..fewshot.job import fit_iter
@@ -117,16 +117,23 @@ class Session:
     def accept(self, image: int, box: Box, labels: np.ndarray) -> None:
         """Record the tile ``box`` of plane ``image`` as annotated by ``labels`` (the plane's labels,
         read inside the box; 0 = background). Accepting a tile again replaces its labels."""
-        y, x, h, w = box
+        y, x, h, w = box = self.tile_of(image, box)
         lab = np.asarray(labels)
         if lab.shape != self.arrs[image].shape[:2]:
             raise FewcellError(f"The labels are {'×'.join(map(str, lab.shape))} but {self.names[image]} is "
                                f"{self.arrs[image].shape[0]}×{self.arrs[image].shape[1]}; paint in a labels layer "
                                "of the image's shape.")
-        self.accepted[(image, tuple(int(v) for v in box))] = lab[y : y + h, x : x + w].copy()
+        self.accepted[(image, box)] = lab[y : y + h, x : x + w].copy()
 
     def skip(self, image: int, box: Box) -> None:
-        self.skipped.setdefault(image, []).append(tuple(int(v) for v in box))
+        self.skipped.setdefault(image, []).append(self.tile_of(image, box))
+
+    def tile_of(self, image: int, box) -> Box:
+        """``box`` checked to lie in plane ``image`` (an index of the session's planes); one sentence otherwise."""
+        if isinstance(image, bool) or not isinstance(image, (int, np.integer)) or not 0 <= image < len(self.arrs):
+            raise FewcellError(f"There is no image {image!r} in this session; give an index from 0 to "
+                               f"{len(self.arrs) - 1}.")
+        return check_box(box, self.arrs[image].shape[:2], self.names[image])
 
     def _annotated(self):
         by_plane: dict[int, list] = {}

@@ -70,6 +70,8 @@ def suggest_iter(images: Sequence, scorer: Scorer | None, params: SuggestParams 
     if scorer is None and p.score not in NO_MODEL:
         raise FewcellError(f"The {p.score} score needs a model; fit one (or use the shipped network) first.")
     arrs, cands = candidates(images, p.tile, exclude, names)
+    if scorer is not None and hasattr(scorer, "check_images"):  # a perceptron scores images of its own kind only
+        scorer.check_images(arrs, names)
     if not cands:
         raise FewcellError("Every tile is already annotated or skipped; there is nothing left to suggest.")
     if p.top > len(cands):

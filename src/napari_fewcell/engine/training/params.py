@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from ..core.errors import FewcellError
-from ..core.options import check_seed, check_threads
+from ..core.options import check_numbers, check_seed, check_threads
 from .datasets import ALL_SETS
 
 STRATEGIES = ("episodic", "reptile", "moco")
@@ -66,6 +66,7 @@ class PretrainParams:
     bf16: bool = False
 
     def check(self) -> None:
+        check_numbers(self)
         check_seed(self.seed)
         check_threads(self.threads)
         if self.strategy not in STRATEGIES:
