@@ -98,3 +98,13 @@ def test_a_gray_perceptron_does_not_score_colour_tiles_and_tiles_must_be_in_the_
         session.accept(-1, (0, 0, 64, 64), mask)
     with pytest.raises(FewcellError, match="not inside"):
         session.skip(0, (100, 100, 64, 64))
+
+
+def test_a_prompt_and_parameters_of_the_right_kind(seg):
+    img, _ = blobs((96, 96))
+    with pytest.raises(FewcellError, match="prepare the prompt first"):
+        seg.segment(img, None)
+    with pytest.raises(FewcellError, match="must be a PromptParams"):
+        Segmenter({"tau": 1})
+    with pytest.raises(FewcellError, match="must be a SuggestParams"):
+        sg.SuggestRequest([img], params=None).check()

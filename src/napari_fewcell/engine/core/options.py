@@ -57,6 +57,14 @@ def check_numbers(params) -> None:
                                f"not {value!r}.")
 
 
+def check_params(params, cls) -> None:
+    """``params.check()`` for a ``cls`` (a workflow's parameter dataclass); one sentence for anything else."""
+    if not isinstance(params, cls):
+        raise FewcellError(f"The parameters must be a {cls.__name__} (e.g. {cls.__name__}()), not "
+                           f"{type(params).__name__}.")
+    params.check()
+
+
 def check_seed(seed) -> None:
     """One sentence for a seed that is not a whole number from 0 to :data:`SEED_MAX`."""
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= SEED_MAX:

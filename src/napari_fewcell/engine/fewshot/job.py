@@ -15,6 +15,7 @@ import numpy as np
 from ..core import modelfile
 from ..core.annotation import UNIFORM_HINT, AnnotatedImage, require_two_classes, uniform_with_classes
 from ..core.errors import FewcellError
+from ..core.options import check_params
 from ..core.progress import Progress, run
 from .features import EXTRAS, Extractors
 from .params import PerceptronParams
@@ -34,7 +35,7 @@ class FitRequest:
 
     def check(self) -> np.ndarray:
         """Every check that can fail before any work starts; returns the class values of the support."""
-        self.params.check()
+        check_params(self.params, PerceptronParams)
         data = self.support
         if not data:
             raise FewcellError("No support image was given; add at least one image with its labels.")

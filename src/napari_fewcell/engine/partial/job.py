@@ -13,6 +13,7 @@ import numpy as np
 
 from ..core.annotation import AnnotatedImage
 from ..core.errors import FewcellError
+from ..core.options import check_params
 from ..core.progress import Progress
 from .choice import describe_labeller
 from .params import PseudoParams, TrainParams
@@ -36,7 +37,7 @@ class TrainRequest:
     keep: Sequence | None = None
 
     def check(self) -> None:
-        self.params.check()
+        check_params(self.params, TrainParams)
         if not len(self.images):
             raise FewcellError("There is no image to train on; generate pseudo-labels for at least one image first.")
         if len(self.labels) != len(self.images):
@@ -84,9 +85,9 @@ class PseudoRequest:
 
     def check(self) -> np.ndarray:
         """Every check that can fail before any work starts; returns the class values."""
-        self.params.check()
+        check_params(self.params, PseudoParams)
         if self.train is not None:
-            self.train.check()
+            check_params(self.train, TrainParams)
         return validate(self.data)
 
     def train_request(self, result: "PartialResult") -> TrainRequest:

@@ -224,6 +224,14 @@ def part_sample(s: PromptSource, y: np.ndarray, cap: int = PART_PIXELS) -> np.nd
     return pixel_sample(np.asarray(y, np.int64) * 4 + s.quadrants(), cap)
 
 
+def require_prompt(prompt, kind):
+    """``prompt`` when it is a ``kind`` (a :class:`~.segmenter.Prompt`), else one sentence."""
+    if not isinstance(prompt, kind):
+        raise FewcellError(f"Expected a prompt made by Segmenter.prepare_prompt (or prepare_prompt_boxes), not "
+                           f"{type(prompt).__name__}; prepare the prompt first.")
+    return prompt
+
+
 # ----------------------------------------------------------------------------- the labels of a box
 ONE_CLASS_HINT = ("one class cannot be segmented against nothing — paint at least one structure and leave (or "
                   "paint) some background in the box")

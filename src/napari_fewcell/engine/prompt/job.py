@@ -16,7 +16,7 @@ from ..core.geometry import Box
 from ..core.image import is_colour
 from ..core.instances import instance_labels
 from ..core.lazy import LazyImage
-from ..core.options import INSTANCE_METHODS
+from ..core.options import INSTANCE_METHODS, check_params
 from ..core.progress import Progress, run
 from .colour import colour_plan
 from .corrections import local_changes
@@ -45,7 +45,7 @@ class SegmentRequest:
     corrected: Sequence = ()
 
     def check(self) -> None:
-        self.params.check()
+        check_params(self.params, PromptParams)
         if self.corrected and len(self.corrected) != len(self.images):
             raise FewcellError(f"The request gives {len(self.corrected)} corrected results for {len(self.images)} "
                                "images; give one per image (None where there is none).")

@@ -27,6 +27,7 @@ from ..core.errors import FewcellError
 from ..core.geometry import Box, check_box, with_context
 from ..core.image import as_image2d, intensity_range, luminance, normalize, planes_of
 from ..core.lazy import LazyImage, LuminanceImage, open_image
+from ..core.options import check_params
 from ..core.progress import Progress, relay, run
 from ..nets import attention
 from ..nets.unet import EmbedNet, load_model
@@ -40,6 +41,7 @@ from .annotated import (
     crop_prompt_labels,
     later_boxes_mask,
     require_contrast,
+    require_prompt,
 )
 from .blocks import PromptBlocks
 from .corrections import correction_parts, correction_sets
@@ -88,7 +90,7 @@ class Segmenter:
 
     def __init__(self, params: PromptParams | None = None, model: EmbedNet | None = None):
         self.params = params or PromptParams()
-        self.params.check()
+        check_params(self.params, PromptParams)
         self.device = select_device(self.params.device)
         self.own_weights = model is None  #: the weights came from params.weights (or are the shipped ones)
         self.model = model.to(self.device).eval() if model is not None else load_model(self.params.weights, self.device)
@@ -256,7 +258,7 @@ class Segmenter:
     def keys(self, prompt: Prompt) -> attention.PromptKeys:
         """The prompt's attention keys for this segmenter's settings (computed once per prompt)."""
         key = (self.params.attention, self.params.prototypes, str(self.device), self.params.stroke_use)
-        if key not in prompt._keys:
+        if key not in require_prompt(prompt, Prompt)._keys:
             emb, lab, w = prompt.embeddings, prompt.labels, prompt.weights
             if self.params.stroke_use == "forest" and prompt.sources:  # strokes teach the forests only
                 boxes = box_pixels(prompt.sources)
@@ -270,9 +272,8 @@ class Segmenter:
         not adapted under "auto". ``known``: the paths' estimates, made before on some of these boxes (workflow 2's
         choice checked them on the boxes it did not hold out): the check is not run again, and "auto" takes the path
         they name."""
-        p = self.params
-        key = self.adapt_key()
-        if key not in prompt._adapted:
+        p, key = self.params, self.adapt_key()
+        if key not in require_prompt(prompt, Prompt)._adapted:
             box = None
             if prompt.sources and p.adapt != "none":
                 y = np.unique(prompt.labels, return_inverse=True)[1].reshape(-1)

@@ -11,6 +11,7 @@ from typing import Generator, Sequence
 import numpy as np
 
 from ..core.errors import FewcellError
+from ..core.options import check_params
 from ..core.progress import Progress
 from ..models import open_model
 from .params import NO_MODEL, PretextParams, SuggestParams
@@ -44,7 +45,7 @@ class SuggestRequest:
 
     def check(self) -> list[np.ndarray]:
         """Every check that can fail before a model loads; returns the planes as (H, W, C) arrays."""
-        self.params.check()
+        check_params(self.params, SuggestParams)
         if not len(self.planes):
             raise FewcellError("There is no image to suggest tiles in; open or give at least one image.")
         if self.names and len(self.names) != len(self.planes):

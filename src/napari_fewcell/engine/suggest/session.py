@@ -21,6 +21,7 @@ import numpy as np
 from ..core.annotation import annotate, require_two_classes
 from ..core.errors import FewcellError
 from ..core.geometry import Box, check_box
+from ..core.options import check_params
 from ..core.progress import Progress, run
 from ..fewshot.features import Extractors
 from ..fewshot.job import fit_iter
@@ -37,7 +38,7 @@ from .tiles import Suggestion, candidates, scoring_scale, scoring_tiles, suggest
 class Session:
     def __init__(self, planes: Sequence[np.ndarray], names: Sequence[str], params: SessionParams | None = None):
         self.params = params or SessionParams()
-        self.params.check()
+        check_params(self.params, SessionParams)
         self.arrs, _ = candidates(planes, self.params.suggest.tile, names=names)
         self.names = list(names)
         self.accepted: dict[tuple[int, Box], np.ndarray] = {}  # (plane, box) → labels of the box (h, w)
