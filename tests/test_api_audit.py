@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_fewcell.engine import FewcellError, PromptParams, Segmenter
+from napari_fewcell.engine import FewcellError, PromptParams, Segmenter, segment
 from napari_fewcell.engine import suggest as sg
 from napari_fewcell.engine.core.instances import instance_labels
 from napari_fewcell.engine.core.lazy import LazyImage
@@ -108,3 +108,18 @@ def test_a_prompt_and_parameters_of_the_right_kind(seg):
         Segmenter({"tau": 1})
     with pytest.raises(FewcellError, match="must be a SuggestParams"):
         sg.SuggestRequest([img], params=None).check()
+
+
+def test_sentences_that_say_what_is_wrong():
+    from napari_fewcell.engine.core.annotation import label_values
+    from napari_fewcell.engine.fewshot import support
+
+    img, mask = blobs((64, 64))
+    with pytest.raises(FewcellError, match="has 2 channels"):
+        segment(np.stack([img, img], -1), img, mask, BOX, PromptParams(device="cpu", adapt="none"))
+    with pytest.raises(FewcellError, match="hold values up to 1e"):
+        label_values(np.full((4, 4), 1e20), "labels")
+    with pytest.raises(FewcellError, match="support image 1 has no labels"):
+        support(img, None, name="support image 1")
+    with pytest.raises(FewcellError, match="No image was given"):
+        run(sg.suggest_iter([], None, sg.SuggestParams(score="random")))

@@ -37,6 +37,9 @@ def label_values(lab, what: str) -> np.ndarray:
     if not np.issubdtype(lab.dtype, np.integer):
         if lab.dtype == bool or (np.issubdtype(lab.dtype, np.floating) and np.isfinite(lab).all()
                                  and (lab == np.round(lab)).all()):
+            if lab.size and np.abs(lab).max() > 2**31:
+                raise FewcellError(f"The {what} hold values up to {np.abs(lab).max():g}; class values must be "
+                                   "0 (background) and 1..K for K classes.")
             lab = lab.astype(np.int64)
         else:
             raise FewcellError(f"The {what} must be whole numbers (0 = background, 1..K = classes).")

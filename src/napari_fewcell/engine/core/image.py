@@ -116,6 +116,9 @@ def planes_of(arr, name: str = "image") -> tuple[list[np.ndarray], bool]:
     a = np.asarray(arr)
     if a.ndim == 2 or (a.ndim == 3 and a.shape[-1] in (1, 3, 4)):
         return [a], False
+    if a.ndim == 3 and a.shape[-1] == 2 and min(a.shape[:2]) >= 8:  # not a stack of 2-pixel-wide planes
+        raise FewcellError(f"The {name} has 2 channels ({'×'.join(map(str, a.shape))}); keep one channel, or make "
+                           "it a colour (RGB) image.")
     if a.ndim == 3 or (a.ndim == 4 and a.shape[-1] in (3, 4)):
         return [a[z] for z in range(a.shape[0])], True
     raise FewcellError(

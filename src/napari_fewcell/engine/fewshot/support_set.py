@@ -7,6 +7,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from ..core.annotation import AnnotatedImage, annotate
+from ..core.errors import FewcellError
 from ..core.image import as_image2d, intensity_range, range_of_sample, strided_sample
 from . import features
 from .features import Extractors
@@ -14,6 +15,8 @@ from .features import Extractors
 
 def support(image, labels, boxes: Sequence = (), name: str = "support image") -> AnnotatedImage:
     """One support pair: labels known inside ``boxes``, or everywhere when there are no boxes."""
+    if labels is None:
+        raise FewcellError(f"{name} has no labels; give a label image of its size (0 = background, 1..K = classes).")
     return annotate(image, labels, boxes, name=name, full=not len(boxes))
 
 

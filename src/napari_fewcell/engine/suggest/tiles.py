@@ -39,6 +39,8 @@ class Suggestion(NamedTuple):
 
 def candidates(images: Sequence, tile: int, exclude: dict | None = None, names: Sequence[str] | None = None):
     """(arrays, [(image index, box)]) of the tiles that may be suggested; checks the images."""
+    if images is None or not len(images):
+        raise FewcellError("No image was given; give at least one image to suggest tiles of.")
     arrs = []
     for i, img in enumerate(images):
         name = names[i] if names else f"image {i + 1}"
