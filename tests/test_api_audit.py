@@ -123,3 +123,19 @@ def test_sentences_that_say_what_is_wrong():
         support(img, None, name="support image 1")
     with pytest.raises(FewcellError, match="No image was given"):
         run(sg.suggest_iter([], None, sg.SuggestParams(score="random")))
+
+
+def test_containers_of_the_wrong_kind():
+    from napari_fewcell.engine.partial import pseudolabel
+
+    img, mask = blobs((64, 64))
+    with pytest.raises(FewcellError, match="A box is four numbers"):
+        segment(img, img, mask, None, PromptParams(device="cpu", adapt="none"))
+    with pytest.raises(FewcellError, match="support images must be a list"):
+        fit(None, None)
+    with pytest.raises(FewcellError, match="images must be a list"):
+        pseudolabel(img, [mask], [(0, 0, 32, 32)])
+    with pytest.raises(FewcellError, match="training images must be a list"):
+        training_set(None, None)
+    with pytest.raises(FewcellError, match="2 images but 1 names"):
+        sg.Session([img, img], ["a"])

@@ -31,6 +31,13 @@ class AnnotatedImage:
         return self.image.shape[:2]
 
 
+def as_list(items, what: str) -> list:
+    """``items`` (one entry per image) as a list; one sentence for None, a bare array or anything not a sequence."""
+    if items is None or isinstance(items, (str, bytes, np.ndarray, dict)) or not hasattr(items, "__len__"):
+        raise FewcellError(f"The {what} must be a list with one entry per image, not {type(items).__name__}.")
+    return list(items)
+
+
 def label_values(lab, what: str) -> np.ndarray:
     """Labels as int64 values: whole numbers (bool or whole floats are converted), none negative."""
     lab = np.asarray(lab)

@@ -13,7 +13,13 @@ from typing import Generator, Sequence
 import numpy as np
 
 from ..core import modelfile
-from ..core.annotation import UNIFORM_HINT, AnnotatedImage, require_two_classes, uniform_with_classes
+from ..core.annotation import (
+    UNIFORM_HINT,
+    AnnotatedImage,
+    as_list,
+    require_two_classes,
+    uniform_with_classes,
+)
 from ..core.errors import FewcellError
 from ..core.options import check_params
 from ..core.progress import Progress, run
@@ -126,9 +132,10 @@ def fit_iter(data: Sequence[AnnotatedImage], params: PerceptronParams | None = N
 def fit(images: Sequence, labels: Sequence, boxes: Sequence | None = None,
         params: PerceptronParams | None = None) -> Perceptron:
     """Fit on ``images`` with ``labels`` (one per image); ``boxes`` (per image, or None) limit what is known."""
+    images, labels = as_list(images, "support images"), as_list(labels, "support labels")
     if len(images) != len(labels):
         raise FewcellError(f"{len(images)} support images but {len(labels)} labels; give one labels per image.")
-    boxes = boxes or [()] * len(images)
+    boxes = (as_list(boxes, "boxes") if boxes is not None else []) or [()] * len(images)
     if len(boxes) != len(images):
         raise FewcellError(f"{len(images)} support images but {len(boxes)} lists of boxes; give one list per image "
                            "(an empty one where the image is annotated whole).")

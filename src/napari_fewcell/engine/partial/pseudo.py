@@ -29,7 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..core.annotation import AnnotatedImage, annotate, check_annotations, class_index
+from ..core.annotation import AnnotatedImage, annotate, as_list, check_annotations, class_index
 from ..core.augment import MILD, augment
 from ..core.blocks import label_dtype_for
 from ..core.device import select_device
@@ -336,6 +336,7 @@ def pseudolabel(images: Sequence, labels: Sequence, boxes: Sequence, params: Pse
     ``labels[i]`` is None for an unannotated image, else an array of image i's height and
     width of which only the pixels inside every box in ``boxes`` are read (value v = class v).
     """
+    images, labels, boxes = as_list(images, "images"), as_list(labels, "labels"), as_list(boxes, "boxes")
     if len(labels) != len(images):
         raise FewcellError("Give one labels entry per image (None for an unannotated image).")
     data = [annotate(im, lab, boxes if lab is not None else (), name=f"image {i + 1}")

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ..core import modelfile
-from ..core.annotation import class_index, label_values, require_two_classes
+from ..core.annotation import as_list, class_index, label_values, require_two_classes
 from ..core.augment import augment, elastic
 from ..core.blocks import TiledModel, label_blocks_iter
 from ..core.device import resolve_precision, select_device, training_autocast
@@ -113,6 +113,7 @@ class SegModel(TiledModel):
 
 def training_set(images: Sequence, labels: Sequence, known: Sequence | None = None):
     """Checked training data: (normalised images (3, H, W), class-index maps (−1 = unknown), class values)."""
+    images, labels = as_list(images, "training images"), as_list(labels, "training labels")
     if len(images) != len(labels) or not images:
         raise FewcellError("Give one label image per training image (and at least one).")
     arrs = [as_image2d(im, f"training image {i + 1}") for i, im in enumerate(images)]

@@ -12,7 +12,7 @@ from typing import Generator, Sequence
 import numpy as np
 
 from ..core.errors import FewcellError
-from ..core.geometry import Box
+from ..core.geometry import Box, box_values
 from ..core.image import is_colour
 from ..core.instances import instance_labels
 from ..core.lazy import LazyImage
@@ -131,5 +131,5 @@ def segment(image, prompt_image, prompt_labels, box: Sequence[int], params: Prom
     the box's size; value v inside the box is class v (0 = background). Returns labels of
     ``image``'s height and width with the same values. A colour image with a gray one is read as gray (both).
     """
-    request = SegmentRequest(prompt_image, prompt_labels, [tuple(box)], [image], params=params or PromptParams())
+    request = SegmentRequest(prompt_image, prompt_labels, [box_values(box)], [image], params=params or PromptParams())
     return run(segment_job(request)).labels[0]

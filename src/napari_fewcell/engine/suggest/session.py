@@ -18,7 +18,7 @@ from typing import Generator, Sequence
 
 import numpy as np
 
-from ..core.annotation import annotate, require_two_classes
+from ..core.annotation import annotate, as_list, require_two_classes
 from ..core.errors import FewcellError
 from ..core.geometry import Box, check_box
 from ..core.options import check_params
@@ -39,8 +39,11 @@ class Session:
     def __init__(self, planes: Sequence[np.ndarray], names: Sequence[str], params: SessionParams | None = None):
         self.params = params or SessionParams()
         check_params(self.params, SessionParams)
+        planes, names = as_list(planes, "images"), as_list(names, "image names")
+        if len(names) != len(planes):
+            raise FewcellError(f"{len(planes)} images but {len(names)} names; give one name per image.")
         self.arrs, _ = candidates(planes, self.params.suggest.tile, names=names)
-        self.names = list(names)
+        self.names = names
         self.accepted: dict[tuple[int, Box], np.ndarray] = {}  # (plane, box) → labels of the box (h, w)
         self.skipped: dict[int, list[Box]] = {}
         self.model = None  # a Perceptron, or (Segmenter, Prompt)
