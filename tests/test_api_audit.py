@@ -139,3 +139,17 @@ def test_containers_of_the_wrong_kind():
         training_set(None, None)
     with pytest.raises(FewcellError, match="2 images but 1 names"):
         sg.Session([img, img], ["a"])
+
+
+def test_excluded_tiles_and_correction_boxes_are_checked():
+    from napari_fewcell.engine.prompt import corrections_from_edit
+
+    img, mask = blobs((128, 128))
+    params = sg.SuggestParams(score="random", tile=64, top=1)
+    for exclude, words in [({0: [(1, 2, 3)]}, "A box is four numbers"), ({5: []}, "numbered 0 to 0"),
+                           ("x", "exclude maps an image index")]:
+        with pytest.raises(FewcellError, match=words):
+            run(sg.suggest_iter([img], None, params, exclude))
+    assert run(sg.suggest_iter([img], None, params, {0: [(0, 0, 64.0, 64)]}))
+    with pytest.raises(FewcellError, match="A box is four numbers"):
+        corrections_from_edit(mask, mask, [(1, 2, 3)])

@@ -15,7 +15,7 @@ from scipy import ndimage as ndi
 
 from ..core.annotation import label_values
 from ..core.errors import FewcellError
-from ..core.geometry import Box
+from ..core.geometry import Box, box_values
 from ..core.image import as_image2d
 from ..core.lazy import LazyImage
 
@@ -47,7 +47,7 @@ def corrections_from_edit(produced, edited, boxes: Sequence[Box] = (), foregroun
     out = empty_corrections(edited.shape)
     values = label_values(edited[changed], "edited result's labels")
     out[changed] = values if foreground is None else np.where(values > 0, foreground, 0)
-    for y, x, h, w in boxes:
+    for y, x, h, w in (box_values(b) for b in boxes):
         out[..., y : y + h, x : x + w] = NONE
     return out
 

@@ -20,8 +20,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..core.annotation import as_list
 from ..core.errors import FewcellError
-from ..core.geometry import Box, overlaps, tile_boxes
+from ..core.geometry import Box, box_values, overlaps, tile_boxes
 from ..core.image import as_image2d, intensity_range, normalize
 from ..core.progress import Progress
 from . import coverage
@@ -59,6 +60,21 @@ def candidates(images: Sequence, tile: int, exclude: dict | None = None, names: 
     return arrs, cands
 
 
+def checked_exclude(exclude, n: int) -> dict:
+    """``exclude`` ({image index: [(y, x, h, w), …]}) checked and as whole numbers; one sentence otherwise."""
+    if exclude is None:
+        return {}
+    if not isinstance(exclude, dict):
+        raise FewcellError("exclude maps an image index to a list of (y, x, h, w) boxes, e.g. {0: [(0, 0, 256, 256)]}, "
+                           f"not {type(exclude).__name__}.")
+    out = {}
+    for i, boxes in exclude.items():
+        if isinstance(i, bool) or not isinstance(i, (int, np.integer)) or not 0 <= i < n:
+            raise FewcellError(f"exclude names image {i!r}, but the images are numbered 0 to {n - 1}.")
+        out[int(i)] = [box_values(b) for b in as_list(boxes, "excluded boxes")]
+    return out
+
+
 def suggest_iter(images: Sequence, scorer: Scorer | None, params: SuggestParams | None = None,
                  exclude: dict | None = None, names: Sequence[str] | None = None
                  ) -> Generator[Progress, None, list[Suggestion]]:
@@ -71,6 +87,7 @@ def suggest_iter(images: Sequence, scorer: Scorer | None, params: SuggestParams 
     p.check()
     if scorer is None and p.score not in NO_MODEL:
         raise FewcellError(f"The {p.score} score needs a model; fit one (or use the shipped network) first.")
+    exclude = checked_exclude(exclude, 0 if images is None else len(images))
     arrs, cands = candidates(images, p.tile, exclude, names)
     if scorer is not None and hasattr(scorer, "check_images"):  # a perceptron scores images of its own kind only
         scorer.check_images(arrs, names)
