@@ -77,13 +77,11 @@ def require_finite(source: str, first) -> None:
     import numpy as np
 
     from ..engine.batch.units import is_big_source
+    from ..engine.core.image import require_finite as finite
     from ..engine.core.lazy import open_array
 
-    if not np.issubdtype(np.dtype(first.dtype), np.floating) or is_big_source(source):
-        return
-    if not np.isfinite(np.asarray(open_array(source))).all():
-        raise FewcellError(f"The image {Path(source).name} contains NaN or infinite pixels; replace them (e.g. "
-                           "with 0) before segmenting.")
+    if np.issubdtype(np.dtype(first.dtype), np.floating) and not is_big_source(source):
+        finite(np.asarray(open_array(source)), f"image {Path(source).name}")
 
 
 def check_batch_args(a) -> None:

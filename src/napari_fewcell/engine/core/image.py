@@ -32,16 +32,21 @@ def as_image2d(image, name: str = "image") -> np.ndarray:
             f"The {name} has shape {arr.shape} but a 2D image (gray H×W or RGB H×W×3) is expected; "
             "stacks are not supported yet — segment the current plane instead."
         )
-    if np.issubdtype(arr.dtype, np.floating) and not np.isfinite(arr).all():
-        raise FewcellError(
-            f"The {name} contains NaN or infinite pixels; replace them (e.g. with 0) before segmenting."
-        )
+    require_finite(arr, name)
     if arr.dtype.itemsize > 4 and np.issubdtype(arr.dtype, np.floating) and arr.size \
             and np.abs(arr).max() > np.finfo(np.float32).max:  # read as float32: they would become infinite
         raise FewcellError(f"The {name} holds values beyond ±3.4e38, more than 32-bit floats hold; rescale it first.")
     if min(arr.shape[:2]) < 8:
         raise FewcellError(f"The {name} is only {arr.shape[0]}×{arr.shape[1]} pixels; it must be at least 8×8.")
     return arr
+
+
+def require_finite(arr: np.ndarray, name: str = "image") -> None:
+    """One sentence for a float image holding NaN or infinite pixels."""
+    if np.issubdtype(arr.dtype, np.floating) and not np.isfinite(arr).all():
+        raise FewcellError(
+            f"The {name} contains NaN or infinite pixels; replace them (e.g. with 0) before segmenting."
+        )
 
 
 #: luminance weights of linear RGB (ITU-R BT.709, as skimage's rgb2gray): a colour image seen as gray

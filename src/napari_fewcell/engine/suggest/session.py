@@ -32,7 +32,7 @@ from .job import first_scorer_iter
 from .params import NO_MODEL, SessionParams
 from .scorers import PerceptronScorer, PromptScorer, Scorer
 from .scores import versions
-from .tiles import Suggestion, candidates, scoring_scale, scoring_tiles, suggest_iter
+from .tiles import Suggestion, candidates, image_index, scoring_scale, scoring_tiles, suggest_iter
 
 
 class Session:
@@ -134,9 +134,7 @@ class Session:
 
     def tile_of(self, image: int, box) -> Box:
         """``box`` checked to lie in plane ``image`` (an index of the session's planes); one sentence otherwise."""
-        if isinstance(image, bool) or not isinstance(image, (int, np.integer)) or not 0 <= image < len(self.arrs):
-            raise FewcellError(f"There is no image {image!r} in this session; give an index from 0 to "
-                               f"{len(self.arrs) - 1}.")
+        image = image_index(image, len(self.arrs), "in this session")
         return check_box(box, self.arrs[image].shape[:2], self.names[image])
 
     def _annotated(self):

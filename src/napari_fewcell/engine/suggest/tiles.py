@@ -67,12 +67,15 @@ def checked_exclude(exclude, n: int) -> dict:
     if not isinstance(exclude, dict):
         raise FewcellError("exclude maps an image index to a list of (y, x, h, w) boxes, e.g. {0: [(0, 0, 256, 256)]}, "
                            f"not {type(exclude).__name__}.")
-    out = {}
-    for i, boxes in exclude.items():
-        if isinstance(i, bool) or not isinstance(i, (int, np.integer)) or not 0 <= i < n:
-            raise FewcellError(f"exclude names image {i!r}, but the images are numbered 0 to {n - 1}.")
-        out[int(i)] = [box_values(b) for b in as_list(boxes, "excluded boxes")]
-    return out
+    return {image_index(i, n, "in exclude"): [box_values(b) for b in as_list(boxes, "excluded boxes")]
+            for i, boxes in exclude.items()}
+
+
+def image_index(i, n: int, where: str) -> int:
+    """``i`` as the index of one of ``n`` images; one sentence (saying ``where`` it was given) otherwise."""
+    if isinstance(i, bool) or not isinstance(i, (int, np.integer)) or not 0 <= i < n:
+        raise FewcellError(f"There is no image {i!r} {where}; the images are numbered 0 to {n - 1}.")
+    return int(i)
 
 
 def suggest_iter(images: Sequence, scorer: Scorer | None, params: SuggestParams | None = None,
